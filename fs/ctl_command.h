@@ -1,0 +1,83 @@
+// The command grammar shared by ctl writes and manifests (SPEC §6, §8): one
+// grammar, one parser, one executor.
+#ifndef TASKFS_FS_CTL_COMMAND_H_
+#define TASKFS_FS_CTL_COMMAND_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "vmcore/kern_return.h"
+#include "vmcore/task.h"
+#include "vmcore/vm_system.h"
+#include "vmcore/vm_types.h"
+
+namespace taskfs::fs {
+
+// One parsed line.
+struct Command {
+  enum class Op {
+    kAllocate,          // allocate ADDR SIZE
+    kAllocateAnywhere,  // allocate anywhere SIZE
+    kDeallocate,        // deallocate ADDR SIZE
+    kProtect,           // protect ADDR SIZE [max] PROT
+    kInherit,           // inherit ADDR SIZE share|copy|none
+    kCopy,              // copy SRC SIZE DST
+    kCopyFrom,          // copy-from TASK SRC SIZE DST [alloc] [destroy]
+    kFork,              // fork CHILD
+    // Manifest only:
+    kTask,  // task NAME
+    kFill,  // fill ADDR SIZE BYTE
+    kLoad,  // load ADDR FILE
+  };
+  Op op = Op::kAllocate;
+  vm::vm_address_t address = 0;  // ADDR, SRC
+  vm::vm_size_t size = 0;        // SIZE
+  vm::vm_address_t dest = 0;     // DST
+  vm::vm_prot_t prot = 0;        // PROT
+  bool set_maximum = false;      // protect ... max PROT
+  vm::vm_inherit_t inheritance = 0;
+  bool dst_alloc = false;    // copy-from ... alloc
+  bool src_destroy = false;  // copy-from ... destroy
+  unsigned char byte = 0;    // fill BYTE
+  std::string name;          // TASK, CHILD, NAME, or FILE for load
+};
+
+enum class Grammar { kCtl, kManifest };
+
+struct ParseResult {
+  // False: the line is malformed; error says why in one line.
+  bool ok = false;
+  // True for a blank or comment-only line: nothing to run.
+  bool empty = false;
+  Command command;
+  std::string error;
+};
+
+// Parses one line (no trailing newline). Numbers are decimal or 0x hex,
+// sizes also take K, M, G (x1024); a number that does not fit in 64 bits is
+// an error. Manifest-only commands are errors in the ctl grammar.
+ParseResult ParseCommand(std::string_view line, Grammar grammar);
+
+// What a command needs from the file system around it.
+struct ExecContext {
+  vm::VmSystem* system = nullptr;
+  // May the caller reach `other` (read access; write access if want_write)?
+  // KERN_SUCCESS, or the code to fail with. Null: everything is allowed.
+  std::function<vm::KernReturn(vm::Task& other, bool want_write)> may_access;
+  // Called for a task a command created (fork), so the file system can give
+  // it an owner and inodes. May be null.
+  std::function<void(const std::shared_ptr<vm::Task>&)> on_task_created;
+};
+
+// Runs a ctl-grammar command on task. *result gets the line a read of ctl
+// returns afterwards, without newline: the address as 0x... for
+// `allocate anywhere`, "ok" for other successes, else "error KERN_...".
+vm::KernReturn ExecuteCommand(const Command& command, vm::Task& task,
+                              ExecContext& context, std::string* result);
+
+}  // namespace taskfs::fs
+
+#endif  // TASKFS_FS_CTL_COMMAND_H_

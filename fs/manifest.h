@@ -1,0 +1,38 @@
+// Manifests: tasks declared at mount time (SPEC §8).
+#ifndef TASKFS_FS_MANIFEST_H_
+#define TASKFS_FS_MANIFEST_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "vmcore/task.h"
+#include "vmcore/vm_system.h"
+
+namespace taskfs::fs {
+
+// The demo used when no manifest is given: a task with text (r-x), data
+// (rw-) holding a greeting, a guard page (---), and a region inherited
+// `share` by a forked child task.
+std::string_view EmbeddedDemoManifest();
+
+// Parses text (the contents of the file at path; path names it in errors
+// and anchors relative `load` paths) and creates its tasks in system,
+// calling on_task_created (may be null) for each. Returns "" on success,
+// else one line "PATH:LINE: message". Stops at the first error.
+std::string ApplyManifest(
+    vm::VmSystem& system, std::string_view path, std::string_view text,
+    const std::function<void(const std::shared_ptr<vm::Task>&)>&
+        on_task_created);
+
+// Reads the file at path and applies it; errors as ApplyManifest (an
+// unreadable file is "PATH: reason").
+std::string LoadManifestFile(
+    vm::VmSystem& system, const std::string& path,
+    const std::function<void(const std::shared_ptr<vm::Task>&)>&
+        on_task_created);
+
+}  // namespace taskfs::fs
+
+#endif  // TASKFS_FS_MANIFEST_H_

@@ -1,0 +1,126 @@
+// A task's map: page-aligned entries with attributes, each backed by a range
+// of a VmObject.
+#ifndef TASKFS_VMCORE_ADDRESS_MAP_H_
+#define TASKFS_VMCORE_ADDRESS_MAP_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "vmcore/kern_return.h"
+#include "vmcore/page_range.h"
+#include "vmcore/vm_object.h"
+#include "vmcore/vm_types.h"
+
+namespace taskfs::vm {
+
+struct MapEntry {
+  vm_address_t start = 0;
+  vm_address_t end = 0;
+  vm_prot_t protection = VM_PROT_DEFAULT;
+  vm_prot_t max_protection = VM_PROT_ALL;
+  vm_inherit_t inheritance = VM_INHERIT_DEFAULT;
+  std::shared_ptr<VmObject> object;
+  std::uint64_t offset = 0;  // object page index backing `start`
+
+  bool SameAttributes(const MapEntry& other) const {
+    return protection == other.protection &&
+           max_protection == other.max_protection &&
+           inheritance == other.inheritance;
+  }
+};
+
+// The engine below the facade: it assumes valid input (ranges built by
+// PageRange, values checked) and states its preconditions instead of checking.
+//
+// Thread-safety: none of its own; guarded by the owning Task's mu_ (shared to
+// read, exclusive to change). Methods that change coverage lock the objects
+// involved one at a time, so the caller must hold no object lock.
+class AddressMap {
+ public:
+  using Entries = std::map<vm_address_t, MapEntry>;
+
+  explicit AddressMap(const Geometry& geometry) : geometry_(geometry) {}
+  ~AddressMap();
+  AddressMap(const AddressMap&) = delete;
+  AddressMap& operator=(const AddressMap&) = delete;
+
+  const Geometry& geometry() const { return geometry_; }
+  const Entries& entries() const { return entries_; }
+
+  // The first entry whose end is above address: the one holding it, or else
+  // the next one up.
+  Entries::const_iterator EntryFrom(vm_address_t address) const;
+  Entries::iterator EntryFrom(vm_address_t address);
+
+  // Walks range ascending and returns the verdict of the lowest offending
+  // page: KERN_INVALID_ADDRESS for a page no entry holds, else what
+  // check(entry) returns for the first entry it does not accept.
+  template <typename Check>
+  KernReturn CheckRange(const PageRange& range, Check&& check) const;
+  // CheckRange requiring `needed` in the current protection.
+  KernReturn CheckAccess(const PageRange& range, vm_prot_t needed) const;
+  // True if no page of range is allocated.
+  bool IsFree(const PageRange& range) const;
+
+  // Maps fresh zero-fill memory at range, which must be free, with Mach's
+  // default attributes. Extends the entry just below when that entry is the
+  // sole user of its object, so allocating page after page makes one entry.
+  void AllocateRange(const PageRange& range);
+  // Inserts entry, whose range must be free and whose object range
+  // [offset, offset + pages) the caller has not covered yet.
+  void Insert(MapEntry entry);
+  // Removes every entry part inside range.
+  void Remove(const PageRange& range);
+  // Splits entries so that range's ends fall on entry boundaries, then calls
+  // fn(entry) for each entry inside it, then merges equal neighbors again.
+  void ForEachClipped(const PageRange& range,
+                      const std::function<void(MapEntry&)>& fn);
+
+  // Lowest address of a free hole of size bytes (page multiple, > 0).
+  KernReturn FindSpace(vm_size_t size, vm_address_t* address);
+
+  // The maximal run of equal attributes holding address or else the first
+  // above it; false if none.
+  bool RegionFrom(vm_address_t address, RegionInfo* info) const;
+  // Calls fn for each maximal run, ascending.
+  void ForEachRegion(const std::function<void(const RegionInfo&)>& fn) const;
+
+  vm_size_t virtual_bytes() const;
+
+ private:
+  // Splits the entry holding address so that one starts there.
+  void Clip(vm_address_t address);
+  // Merges the entry after it into it when the two are contiguous in both
+  // address and object and have equal attributes.
+  bool MergeWithNext(Entries::iterator it);
+  // Merges every mergeable pair from the entry below range to the one at its
+  // end.
+  void MergeAround(const PageRange& range);
+  std::uint64_t Pages(vm_size_t bytes) const {
+    return bytes >> geometry_.page_shift;
+  }
+
+  const Geometry geometry_;
+  Entries entries_;  // keyed by start; entries never overlap
+  // No hole starts below free_hint_: FindSpace starts its search there.
+  vm_address_t free_hint_ = 0;
+};
+
+template <typename Check>
+KernReturn AddressMap::CheckRange(const PageRange& range, Check&& check) const {
+  vm_address_t address = range.start();
+  for (auto it = EntryFrom(address); address < range.end(); ++it) {
+    if (it == entries_.end() || it->second.start > address) {
+      return KERN_INVALID_ADDRESS;
+    }
+    if (KernReturn kr = check(it->second); kr != KERN_SUCCESS) return kr;
+    address = it->second.end;
+  }
+  return KERN_SUCCESS;
+}
+
+}  // namespace taskfs::vm
+
+#endif  // TASKFS_VMCORE_ADDRESS_MAP_H_

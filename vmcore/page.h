@@ -1,0 +1,52 @@
+// A physical page: page_size bytes and a reference count.
+#ifndef TASKFS_VMCORE_PAGE_H_
+#define TASKFS_VMCORE_PAGE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace taskfs::vm {
+
+class Slab;
+
+// Counts two kinds of reference in one atomic word, so that whoever drops the
+// last one of either kind frees the page exactly once:
+//   low 32 bits:  mappings, one per VmObject slot that holds the page;
+//   high 32 bits: pins, one per PinnedPages that shows it.
+// A page may be written in place only when it has exactly one mapping and no
+// pin; otherwise a writer copies it first (copy-on-write). The check is stable
+// under the lock of the one object mapping it: new references to a page are
+// made only by threads holding the lock of an object that maps it.
+class Page {
+ public:
+  std::byte* data() const { return data_; }
+
+  void AddMapping() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Pin() { refs_.fetch_add(kPin, std::memory_order_relaxed); }
+  // These free the page when they drop the last reference.
+  void DropMapping() { Drop(1); }
+  void Unpin() { Drop(kPin); }
+
+  bool Exclusive() const {
+    return refs_.load(std::memory_order_acquire) == 1;
+  }
+  std::uint32_t mappings() const {
+    return static_cast<std::uint32_t>(refs_.load(std::memory_order_acquire));
+  }
+
+ private:
+  friend class PageAllocator;
+  static constexpr std::uint64_t kPin = std::uint64_t{1} << 32;
+
+  void Drop(std::uint64_t n);
+
+  std::atomic<std::uint64_t> refs_{0};
+  std::byte* data_ = nullptr;  // constant after the slab is made
+  Slab* slab_ = nullptr;       // constant after the slab is made
+  Page* next_free_ = nullptr;  // guarded by PageAllocator::mu_
+};
+
+}  // namespace taskfs::vm
+
+#endif  // TASKFS_VMCORE_PAGE_H_

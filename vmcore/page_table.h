@@ -1,0 +1,117 @@
+// The sparse map from page index to physical page inside one VmObject.
+#ifndef TASKFS_VMCORE_PAGE_TABLE_H_
+#define TASKFS_VMCORE_PAGE_TABLE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+
+namespace taskfs::vm {
+
+class Page;
+
+// Chunks of kChunkPages slots in an ordered map: a dense run of pages costs
+// one pointer each, an unwritten range costs nothing, and walking a range
+// touches each chunk once. A null slot is an unwritten (zero) page.
+//
+// Not thread-safe: guarded by the owning VmObject's lock.
+class PageTable {
+ public:
+  static constexpr std::uint64_t kChunkPages = 512;
+
+  PageTable() = default;
+  PageTable(const PageTable&) = delete;
+  PageTable& operator=(const PageTable&) = delete;
+
+  Page* Get(std::uint64_t index) const;
+
+  // Creates the chunks holding [lo, hi) so that Slot() on that range cannot
+  // fail. May throw std::bad_alloc; creating chunks changes no content.
+  void Reserve(std::uint64_t lo, std::uint64_t hi);
+  // The slot of index, whose chunk must exist (Reserve). Remembers the last
+  // chunk, so walking a range costs one map lookup per chunk.
+  Page*& Slot(std::uint64_t index);
+
+  // Calls fn(index, page) for each non-null slot in [lo, hi), ascending.
+  template <typename Fn>
+  void ForEach(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const;
+
+  // Calls fn(page) for every index in [lo, hi), ascending, with nullptr for
+  // an unwritten index.
+  template <typename Fn>
+  void Visit(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const;
+
+  // Empties every slot in [lo, hi), calling fn(page) for each page removed.
+  // Keeps the chunks (a Reserve of the range stays good); Trim drops them.
+  template <typename Fn>
+  void Clear(std::uint64_t lo, std::uint64_t hi, Fn&& fn);
+  // Drops the empty chunks that overlap [lo, hi).
+  void Trim(std::uint64_t lo, std::uint64_t hi);
+
+  bool empty() const { return chunks_.empty(); }
+
+ private:
+  struct Chunk {
+    Page* slots[kChunkPages] = {};
+  };
+  std::map<std::uint64_t, std::unique_ptr<Chunk>> chunks_;  // by index / 512
+  std::uint64_t cached_key_ = ~std::uint64_t{0};  // Slot()'s last chunk
+  Chunk* cached_chunk_ = nullptr;
+};
+
+template <typename Fn>
+void PageTable::ForEach(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
+  if (lo >= hi) return;
+  for (auto it = chunks_.lower_bound(lo / kChunkPages);
+       it != chunks_.end() && it->first * kChunkPages < hi; ++it) {
+    const std::uint64_t base = it->first * kChunkPages;
+    const std::uint64_t from = lo > base ? lo - base : 0;
+    const std::uint64_t to = hi - base < kChunkPages ? hi - base : kChunkPages;
+    for (std::uint64_t i = from; i < to; ++i) {
+      if (Page* page = it->second->slots[i]) fn(base + i, page);
+    }
+  }
+}
+
+template <typename Fn>
+void PageTable::Visit(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
+  std::uint64_t index = lo;
+  auto it = chunks_.lower_bound(lo / kChunkPages);
+  while (index < hi) {
+    const std::uint64_t key = index / kChunkPages;
+    const std::uint64_t chunk_end = (key + 1) * kChunkPages;
+    const std::uint64_t stop = chunk_end < hi ? chunk_end : hi;
+    if (it != chunks_.end() && it->first == key) {
+      Page* const* slots = it->second->slots;
+      for (; index < stop; ++index) fn(slots[index % kChunkPages]);
+      ++it;
+    } else {
+      // No chunk: unwritten up to the next chunk or the end.
+      std::uint64_t next = it == chunks_.end() ? hi : it->first * kChunkPages;
+      if (next > hi) next = hi;
+      for (; index < next; ++index) fn(nullptr);
+    }
+  }
+}
+
+template <typename Fn>
+void PageTable::Clear(std::uint64_t lo, std::uint64_t hi, Fn&& fn) {
+  if (lo >= hi) return;
+  for (auto it = chunks_.lower_bound(lo / kChunkPages);
+       it != chunks_.end() && it->first * kChunkPages < hi; ++it) {
+    const std::uint64_t base = it->first * kChunkPages;
+    const std::uint64_t from = lo > base ? lo - base : 0;
+    const std::uint64_t to = hi - base < kChunkPages ? hi - base : kChunkPages;
+    Page** slots = it->second->slots;
+    for (std::uint64_t i = from; i < to; ++i) {
+      if (Page* page = slots[i]) {
+        slots[i] = nullptr;
+        fn(page);
+      }
+    }
+  }
+}
+
+}  // namespace taskfs::vm
+
+#endif  // TASKFS_VMCORE_PAGE_TABLE_H_

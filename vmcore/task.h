@@ -1,0 +1,56 @@
+// An emulated Mach task: a name, an id and an address map.
+#ifndef TASKFS_VMCORE_TASK_H_
+#define TASKFS_VMCORE_TASK_H_
+
+#include <cstdint>
+#include <shared_mutex>
+#include <string>
+
+#include "vmcore/address_map.h"
+#include "vmcore/page_range.h"
+
+namespace taskfs::vm {
+
+class VmSystem;
+
+// Tasks are made by task_create/task_fork (vm_user.h) and shared by
+// std::shared_ptr: whoever holds one may call into it even after
+// task_terminate, and then gets KERN_INVALID_TASK.
+//
+// Thread-safety: id, name and system are constant. mu_ guards the map and
+// the terminated flag: shared for calls that leave the map as it is (read,
+// write, copy, statistics: they lock the objects they touch), exclusive for
+// calls that change it. See lock_order.h.
+class Task {
+ public:
+  Task(VmSystem& system, std::uint64_t id, std::string name);
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+
+  std::uint64_t id() const { return id_; }
+  const std::string& name() const { return name_; }
+  VmSystem& system() const { return system_; }
+  const Geometry& geometry() const { return map_.geometry(); }
+
+  std::shared_mutex& mu() const { return mu_; }
+  // Require mu_.
+  AddressMap& map() { return map_; }
+  const AddressMap& map() const { return map_; }
+  bool terminated() const { return terminated_; }
+  // Requires mu_ exclusive: empties the map (freeing its memory) and makes
+  // every later call fail with KERN_INVALID_TASK.
+  void Terminate();
+
+ private:
+  VmSystem& system_;
+  const std::uint64_t id_;
+  const std::string name_;
+
+  mutable std::shared_mutex mu_;
+  AddressMap map_;          // guarded by mu_
+  bool terminated_ = false;  // guarded by mu_
+};
+
+}  // namespace taskfs::vm
+
+#endif  // TASKFS_VMCORE_TASK_H_

@@ -1,0 +1,96 @@
+#include "vmcore/vm_system.h"
+
+#include <string>
+
+#include "vmcore/task.h"
+
+namespace taskfs::vm {
+
+VmSystem::VmSystem(const VmConfig& config)
+    : config_(config), pages_(config.page_size, config.memory_limit) {}
+
+VmSystem::~VmSystem() {
+  // Tasks still held elsewhere must not keep memory of a dead system.
+  for (auto& [id, task] : tasks_by_id_) {
+    std::unique_lock lock(task->mu());
+    task->Terminate();
+  }
+}
+
+std::string VmSystem::ValidateConfig(const VmConfig& config) {
+  const std::uint64_t ps = config.page_size;
+  if (ps < 4096 || ps > 65536 || (ps & (ps - 1)) != 0) {
+    return "page_size must be a power of two from 4096 to 65536, not " +
+           std::to_string(ps);
+  }
+  if (config.address_bits < 24 || config.address_bits > 62) {
+    return "address_bits must be from 24 to 62, not " +
+           std::to_string(config.address_bits);
+  }
+  if (config.max_tasks == 0) return "max_tasks must be at least 1";
+  return "";
+}
+
+bool VmSystem::ValidTaskName(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name.front() == '.' ||
+      name == "host_page_size") {
+    return false;
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::shared_ptr<Task> VmSystem::FindTask(std::string_view name) const {
+  std::lock_guard lock(tasks_mu_);
+  auto it = ids_by_name_.find(name);
+  return it == ids_by_name_.end() ? nullptr : tasks_by_id_.at(it->second);
+}
+
+std::shared_ptr<Task> VmSystem::FindTask(std::uint64_t id) const {
+  std::lock_guard lock(tasks_mu_);
+  auto it = tasks_by_id_.find(id);
+  return it == tasks_by_id_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Task>> VmSystem::Tasks() const {
+  std::lock_guard lock(tasks_mu_);
+  std::vector<std::shared_ptr<Task>> tasks;
+  tasks.reserve(tasks_by_id_.size());
+  for (const auto& [id, task] : tasks_by_id_) tasks.push_back(task);
+  return tasks;
+}
+
+KernReturn VmSystem::AddTask(std::string_view name,
+                             std::shared_ptr<Task>* task_out,
+                             std::unique_lock<std::shared_mutex>* lock_out) {
+  std::lock_guard lock(tasks_mu_);
+  if (ids_by_name_.find(name) != ids_by_name_.end()) return KERN_NAME_EXISTS;
+  if (tasks_by_id_.size() >= config_.max_tasks) return KERN_RESOURCE_SHORTAGE;
+  const std::uint64_t id = next_task_id_;
+  auto task = std::make_shared<Task>(*this, id, std::string(name));
+  tasks_by_id_.emplace(id, task);
+  try {
+    ids_by_name_.emplace(std::string(name), id);
+  } catch (...) {
+    tasks_by_id_.erase(id);
+    throw;
+  }
+  ++next_task_id_;
+  if (lock_out != nullptr) *lock_out = std::unique_lock(task->mu());
+  *task_out = std::move(task);
+  return KERN_SUCCESS;
+}
+
+void VmSystem::RemoveTask(const Task& task) {
+  std::lock_guard lock(tasks_mu_);
+  auto it = tasks_by_id_.find(task.id());
+  if (it == tasks_by_id_.end() || it->second.get() != &task) return;
+  ids_by_name_.erase(task.name());
+  tasks_by_id_.erase(it);
+}
+
+}  // namespace taskfs::vm

@@ -1,0 +1,85 @@
+// One VM instance: the configuration, the physical pages and the tasks that
+// share them. A mount of taskfs owns exactly one VmSystem.
+#ifndef TASKFS_VMCORE_VM_SYSTEM_H_
+#define TASKFS_VMCORE_VM_SYSTEM_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vmcore/kern_return.h"
+#include "vmcore/page_allocator.h"
+
+namespace taskfs::vm {
+
+class Task;
+
+struct VmConfig {
+  std::uint64_t page_size = 4096;     // power of two, 4096..65536
+  unsigned address_bits = 47;         // 24..62
+  std::uint64_t memory_limit = 0;     // bytes of resident pages; 0 = no limit
+  std::uint64_t max_tasks = 1024;     // live tasks
+};
+
+// Thread-safety: all methods may be called concurrently. The task registry is
+// guarded by tasks_mu_, a leaf below every task lock (see lock_order.h).
+class VmSystem {
+ public:
+  // config must be valid (ValidConfig()); the caller checks it first.
+  explicit VmSystem(const VmConfig& config);
+  ~VmSystem();
+  VmSystem(const VmSystem&) = delete;
+  VmSystem& operator=(const VmSystem&) = delete;
+
+  // Empty string if config is usable, else a one-line reason.
+  static std::string ValidateConfig(const VmConfig& config);
+  // 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.', not
+  // "host_page_size".
+  static bool ValidTaskName(std::string_view name);
+
+  const VmConfig& config() const { return config_; }
+  std::uint64_t page_size() const { return config_.page_size; }
+  unsigned address_bits() const { return config_.address_bits; }
+  // 2^address_bits: the first address past the address space.
+  std::uint64_t address_limit() const { return std::uint64_t{1} << config_.address_bits; }
+
+  PageAllocator& pages() { return pages_; }
+
+  // Live tasks. Null when there is none of that name or id.
+  std::shared_ptr<Task> FindTask(std::string_view name) const;
+  std::shared_ptr<Task> FindTask(std::uint64_t id) const;
+  // Live tasks in creation order.
+  std::vector<std::shared_ptr<Task>> Tasks() const;
+
+  // The registry under the facade (task_create, task_fork, task_terminate
+  // call these; use those). AddTask makes an empty task named name (which
+  // must be valid): KERN_NAME_EXISTS, or KERN_RESOURCE_SHORTAGE at
+  // max_tasks. If lock_out is given, the new task is returned locked
+  // exclusive, so that nobody sees it before its creator has filled it (this
+  // lock never waits: the task is not visible before it is taken).
+  // RemoveTask forgets task; its name becomes free.
+  KernReturn AddTask(std::string_view name, std::shared_ptr<Task>* task_out,
+                     std::unique_lock<std::shared_mutex>* lock_out = nullptr);
+  void RemoveTask(const Task& task);
+
+ private:
+
+  // Constant after construction.
+  const VmConfig config_;
+
+  PageAllocator pages_;  // thread-safe on its own
+
+  mutable std::mutex tasks_mu_;
+  std::uint64_t next_task_id_ = 1;                     // guarded by tasks_mu_
+  std::map<std::uint64_t, std::shared_ptr<Task>> tasks_by_id_;  // guarded
+  std::map<std::string, std::uint64_t, std::less<>> ids_by_name_;  // guarded
+};
+
+}  // namespace taskfs::vm
+
+#endif  // TASKFS_VMCORE_VM_SYSTEM_H_

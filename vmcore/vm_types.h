@@ -1,0 +1,50 @@
+// Plain Mach VM value types shared by the whole core.
+#ifndef TASKFS_VMCORE_VM_TYPES_H_
+#define TASKFS_VMCORE_VM_TYPES_H_
+
+#include <cstdint>
+
+namespace taskfs::vm {
+
+using vm_address_t = std::uint64_t;
+using vm_size_t = std::uint64_t;
+// Raw integers, not enums: the facade receives whatever a caller passed and
+// rejects values outside the defined sets with KERN_INVALID_ARGUMENT.
+using vm_prot_t = std::uint32_t;
+using vm_inherit_t = std::uint32_t;
+
+inline constexpr vm_prot_t VM_PROT_NONE = 0;
+inline constexpr vm_prot_t VM_PROT_READ = 1;
+inline constexpr vm_prot_t VM_PROT_WRITE = 2;
+inline constexpr vm_prot_t VM_PROT_EXECUTE = 4;
+inline constexpr vm_prot_t VM_PROT_ALL = 7;
+inline constexpr vm_prot_t VM_PROT_DEFAULT = VM_PROT_READ | VM_PROT_WRITE;
+
+inline constexpr vm_inherit_t VM_INHERIT_SHARE = 0;
+inline constexpr vm_inherit_t VM_INHERIT_COPY = 1;
+inline constexpr vm_inherit_t VM_INHERIT_NONE = 2;
+inline constexpr vm_inherit_t VM_INHERIT_DEFAULT = VM_INHERIT_COPY;
+
+// Attributes of one region: a maximal run of pages with equal attributes, as
+// vm_region returns it and as the maps file lists it.
+struct RegionInfo {
+  vm_address_t start = 0;
+  vm_size_t size = 0;
+  vm_prot_t protection = VM_PROT_NONE;
+  vm_prot_t max_protection = VM_PROT_NONE;
+  vm_inherit_t inheritance = VM_INHERIT_DEFAULT;
+
+  friend bool operator==(const RegionInfo&, const RegionInfo&) = default;
+};
+
+// Per-task figures as the status file shows them.
+struct TaskStatistics {
+  std::uint64_t regions = 0;         // maximal runs, as in RegionInfo
+  std::uint64_t virtual_bytes = 0;   // allocated bytes
+  std::uint64_t resident_bytes = 0;  // bytes of distinct written pages
+  std::uint64_t shared_bytes = 0;    // part of resident also mapped elsewhere
+};
+
+}  // namespace taskfs::vm
+
+#endif  // TASKFS_VMCORE_VM_TYPES_H_

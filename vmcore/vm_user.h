@@ -1,0 +1,136 @@
+// The Mach VM interface of the core: the one place where arguments are checked.
+//
+// Each call validates its arguments in Mach's order (SPEC §2) and then makes
+// one call into the engine below (AddressMap, VmObject, PageAllocator), which
+// assumes valid input. Order of checks:
+//   1. arguments: alignment, flags, protection and inheritance values
+//      -> KERN_INVALID_ARGUMENT;
+//   2. bounds: address + size wrapping past 2^64, or a range not inside
+//      [0, 2^address_bits) -> KERN_INVALID_ADDRESS;
+//   3. the source range, ascending: the lowest offending page decides between
+//      KERN_INVALID_ADDRESS (not allocated) and KERN_PROTECTION_FAILURE;
+//   4. the destination range, the same way.
+// A zero-size call that passes step 1 succeeds and changes nothing. A call that
+// fails changes nothing. Every call is atomic with respect to every other call
+// on the same task. Calls on a terminated task return KERN_INVALID_TASK.
+// bad_alloc never escapes: it becomes KERN_RESOURCE_SHORTAGE.
+//
+// Thread-safety: every function may be called from any number of threads.
+#ifndef TASKFS_VMCORE_VM_USER_H_
+#define TASKFS_VMCORE_VM_USER_H_
+
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "vmcore/kern_return.h"
+#include "vmcore/pinned_pages.h"
+#include "vmcore/task.h"
+#include "vmcore/vm_system.h"
+#include "vmcore/vm_types.h"
+
+namespace taskfs::vm {
+
+// --- tasks -----------------------------------------------------------------
+
+// Creates an empty task. KERN_INVALID_ARGUMENT for a bad name (see
+// VmSystem::ValidTaskName), KERN_NAME_EXISTS if the name is taken,
+// KERN_RESOURCE_SHORTAGE when max_tasks tasks are alive.
+KernReturn task_create(VmSystem& system, std::string_view name,
+                       std::shared_ptr<Task>* task_out);
+
+// task_create(inherit_memory=TRUE): a new task whose map is built from
+// parent's by each region's inheritance: share regions are the same memory in
+// both, copy regions are copy-on-write copies, none regions are absent.
+// Errors as task_create, plus KERN_INVALID_TASK if parent is terminated.
+KernReturn task_fork(VmSystem& system, Task& parent, std::string_view name,
+                     std::shared_ptr<Task>* child_out);
+
+// Removes the task from the system and frees its memory. Holders of the
+// Task object get KERN_INVALID_TASK from then on.
+KernReturn task_terminate(VmSystem& system, Task& task);
+
+KernReturn task_statistics(Task& task, TaskStatistics* stats);
+
+// --- memory ----------------------------------------------------------------
+
+// vm_allocate. Fixed (anywhere == false): [trunc(*address),
+// round(*address + size)) must be free (else KERN_NO_SPACE) and inside the
+// address space (else KERN_INVALID_ADDRESS). Anywhere: *address is ignored and
+// set to the lowest address with a free hole of round(size) bytes
+// (KERN_NO_SPACE if none). Size 0: success, nothing allocated, and with
+// anywhere *address is set to 0. New regions are rw-/rwx, inheritance copy.
+KernReturn vm_allocate(Task& task, vm_address_t* address, vm_size_t size,
+                       bool anywhere);
+
+// vm_deallocate of [trunc(address), round(address + size)); unallocated parts
+// are fine.
+KernReturn vm_deallocate(Task& task, vm_address_t address, vm_size_t size);
+
+// vm_protect of the rounded range. Every page must be allocated
+// (KERN_INVALID_ADDRESS). Without set_maximum, new_prot must lie within each
+// page's maximum (KERN_PROTECTION_FAILURE). With set_maximum, new_prot must not
+// raise any page's maximum (KERN_PROTECTION_FAILURE); the maximum becomes
+// new_prot and the current protection current & new_prot.
+KernReturn vm_protect(Task& task, vm_address_t address, vm_size_t size,
+                      bool set_maximum, vm_prot_t new_prot);
+
+// vm_inherit of the rounded range; every page must be allocated.
+KernReturn vm_inherit(Task& task, vm_address_t address, vm_size_t size,
+                      vm_inherit_t inheritance);
+
+// vm_region: the region holding *address or else the first one above it, as a
+// maximal run of pages with equal attributes. Sets *address to its start.
+// KERN_NO_SPACE if there is none.
+KernReturn vm_region(Task& task, vm_address_t* address, RegionInfo* info);
+
+// Every region of the task, as vm_region would return them, ascending.
+KernReturn vm_region_list(Task& task, std::vector<RegionInfo>* regions);
+
+// vm_read without a copy: pins the pages of the page-aligned range so that
+// *out describes a snapshot of it (later writes to the task do not change the
+// pinned bytes) until out->Release() or its destruction. *out is cleared first.
+KernReturn vm_read(Task& task, vm_address_t address, vm_size_t size,
+                   PinnedPages* out);
+
+// vm_read into a caller's buffer of size bytes.
+KernReturn vm_read(Task& task, vm_address_t address, vm_size_t size,
+                   void* buffer);
+
+// vm_write: every page of the page-aligned range must be allocated and
+// writable. KERN_RESOURCE_SHORTAGE if the memory limit would be passed.
+KernReturn vm_write(Task& task, vm_address_t address, const void* data,
+                    vm_size_t size);
+
+// vm_copy within one task: page-aligned, source readable, destination
+// allocated and writable, overlap allowed (as if the source were read whole
+// first). A virtual copy: pages are shared copy-on-write.
+KernReturn vm_copy(Task& task, vm_address_t source, vm_size_t size,
+                   vm_address_t dest);
+
+// vm_map_copy from src_task into dst_task (they may be the same task).
+// Without dst_alloc the destination must be allocated and writable; with it
+// the destination must be wholly unallocated (KERN_NO_SPACE at its lowest
+// allocated page) and becomes regions with the source's protections and
+// inheritance. With src_destroy the source range is deallocated afterwards.
+KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
+                       vm_address_t source, vm_size_t size, bool dst_alloc,
+                       bool src_destroy);
+
+// Initial contents, as a manifest sets them: writes bytes at any alignment
+// regardless of protection. Every page touched must be allocated
+// (KERN_INVALID_ADDRESS). The fill variant writes size copies of byte.
+KernReturn vm_load(Task& task, vm_address_t address, const void* data,
+                   vm_size_t size);
+KernReturn vm_fill(Task& task, vm_address_t address, vm_size_t size,
+                   unsigned char byte);
+
+// SEEK_DATA / SEEK_HOLE: the lowest allocated (resp. unallocated) address at
+// or above `from`. vm_find_data returns KERN_NO_SPACE if there is none;
+// vm_find_hole returns 2^address_bits if the rest of the space is allocated.
+KernReturn vm_find_data(Task& task, vm_address_t from, vm_address_t* found);
+KernReturn vm_find_hole(Task& task, vm_address_t from, vm_address_t* found);
+
+}  // namespace taskfs::vm
+
+#endif  // TASKFS_VMCORE_VM_USER_H_
