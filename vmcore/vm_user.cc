@@ -341,29 +341,41 @@ KernReturn task_fork(VmSystem& system, Task& parent, std::string_view name,
     std::shared_lock parent_lock(parent.mu());
     if (parent.terminated()) return KERN_INVALID_TASK;
     // Build the child's map before the child is published, so nobody sees a
-    // half-forked task.
+    // half-forked task. All the parent's objects stay locked while the
+    // pages are taken, so the child is one snapshot: no write to the parent
+    // lands in it halfway.
     std::vector<MapEntry> entries;
-    const unsigned shift = parent.geometry().page_shift;
-    for (const auto& [start, entry] : parent.map().entries()) {
-      if (entry.inheritance == VM_INHERIT_NONE) continue;
-      MapEntry child = entry;
-      if (entry.inheritance == VM_INHERIT_COPY) {
-        // A new object holding the same pages: copy-on-write both ways.
-        const std::uint64_t lo = entry.offset;
-        const std::uint64_t hi = lo + ((entry.end - entry.start) >> shift);
-        child.object = std::make_shared<VmObject>();
-        child.offset = 0;
-        std::shared_lock object_lock(entry.object->mu());
-        PageTable& copy = child.object->pages();
-        entry.object->pages().ForEach(lo, hi, [&](std::uint64_t index,
-                                                  Page* page) {
-          copy.Reserve(index - lo, index - lo + 1);
-          page->AddMapping();
-          copy.Slot(index - lo) = page;
-        });
+    {
+      const AddressMap& map = parent.map();
+      PageRange all;
+      PageRange::Exact(map.geometry(), 0, map.geometry().limit, &all);
+      ObjectLocks locks;
+      locks.Add(map, all, /*exclusive=*/false);
+      locks.LockAll();
+      const unsigned shift = map.geometry().page_shift;
+      for (const auto& [start, entry] : map.entries()) {
+        if (entry.inheritance == VM_INHERIT_NONE) continue;
+        MapEntry child = entry;
+        if (entry.inheritance == VM_INHERIT_COPY) {
+          // A new object holding the same pages: copy-on-write both ways.
+          const std::uint64_t lo = entry.offset;
+          const std::uint64_t hi = lo + ((entry.end - entry.start) >> shift);
+          child.object = std::make_shared<VmObject>();
+          child.offset = 0;
+          PageTable& copy = child.object->pages();
+          entry.object->pages().ForEach(lo, hi, [&](std::uint64_t index,
+                                                    Page* page) {
+            copy.Reserve(index - lo, index - lo + 1);
+            page->AddMapping();
+            copy.Slot(index - lo) = page;
+          });
+        }
+        entries.push_back(std::move(child));
       }
-      entries.push_back(std::move(child));
     }
+    // The share entries are covered (Insert) only now, with no object
+    // locked: the parent's shared task lock keeps their objects covered
+    // meanwhile, so none of their pages can be freed.
     std::shared_ptr<Task> child;
     std::unique_lock<std::shared_mutex> child_lock;
     if (KernReturn kr = system.AddTask(name, &child, &child_lock);
