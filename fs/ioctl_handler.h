@@ -17,6 +17,10 @@ struct IoctlResult {
   std::size_t out_size = 0;
 };
 
+// True for the commands that change memory (all but VM_REGION): the file
+// must be open for writing, as for pwrite.
+bool IoctlChangesMemory(unsigned int cmd);
+
 // cmd: the ioctl number; in/in_size: the argument the kernel copied in;
 // out: room for out_capacity bytes to copy back. Runs the Mach call on task.
 IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,

@@ -12,10 +12,17 @@
 
 namespace taskfs::fs {
 
-// The demo used when no manifest is given: a task with text (r-x), data
+// The demo used when no manifest is given (examples/demo.tasks is a copy): a task with text (r-x), data
 // (rw-) holding a greeting, a guard page (---), and a region inherited
 // `share` by a forked child task.
 std::string_view EmbeddedDemoManifest();
+
+// Creates the embedded demo's tasks (its `load` lines read files embedded
+// in the daemon). Returns "" on success, else as ApplyManifest.
+std::string ApplyEmbeddedDemo(
+    vm::VmSystem& system,
+    const std::function<void(const std::shared_ptr<vm::Task>&)>&
+        on_task_created);
 
 // Parses text (the contents of the file at path; path names it in errors
 // and anchors relative `load` paths) and creates its tasks in system,

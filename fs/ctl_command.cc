@@ -1,0 +1,346 @@
+#include "fs/ctl_command.h"
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "vmcore/vm_user.h"
+
+namespace taskfs::fs {
+namespace {
+
+using vm::KernReturn;
+
+// Splits a line into whitespace-separated tokens, dropping a `#` comment.
+// Returns false with *error set for a byte that has no business in a
+// command (control characters, NUL, non-ASCII).
+bool Tokenize(std::string_view line, std::vector<std::string_view>* tokens,
+              std::string* error) {
+  std::size_t i = 0;
+  while (i < line.size()) {
+    const unsigned char c = static_cast<unsigned char>(line[i]);
+    if (c == '#') break;
+    if (c == ' ' || c == '\t' || c == '\r') {
+      ++i;
+      continue;
+    }
+    if (c < 0x20 || c >= 0x7f) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "unexpected byte 0x%02x in command", c);
+      *error = buf;
+      return false;
+    }
+    const std::size_t start = i;
+    while (i < line.size()) {
+      const unsigned char d = static_cast<unsigned char>(line[i]);
+      if (d == ' ' || d == '\t' || d == '\r' || d == '#' || d < 0x20 ||
+          d >= 0x7f) {
+        break;
+      }
+      ++i;
+    }
+    tokens->push_back(line.substr(start, i - start));
+  }
+  return true;
+}
+
+std::string Quoted(std::string_view s) {
+  constexpr std::size_t kMax = 40;
+  std::string out = "'";
+  out.append(s.substr(0, kMax));
+  if (s.size() > kMax) out.append("...");
+  out.push_back('\'');
+  return out;
+}
+
+// Decimal or 0x hex; with allow_suffix, a trailing K, M or G multiplies by
+// 1024^n. No sign, no overflow past 64 bits.
+bool ParseNumber(std::string_view text, bool allow_suffix, std::uint64_t* out,
+                 std::string* error) {
+  std::string_view digits = text;
+  unsigned shift = 0;
+  if (allow_suffix && !digits.empty()) {
+    switch (digits.back()) {
+      case 'K': case 'k': shift = 10; break;
+      case 'M': case 'm': shift = 20; break;
+      case 'G': case 'g': shift = 30; break;
+      default: break;
+    }
+    if (shift != 0) digits.remove_suffix(1);
+  }
+  unsigned base = 10;
+  if (digits.size() > 2 && digits[0] == '0' &&
+      (digits[1] == 'x' || digits[1] == 'X')) {
+    base = 16;
+    digits.remove_prefix(2);
+  }
+  if (digits.empty()) {
+    *error = "bad number " + Quoted(text);
+    return false;
+  }
+  std::uint64_t value = 0;
+  for (char c : digits) {
+    unsigned d;
+    if (c >= '0' && c <= '9') {
+      d = static_cast<unsigned>(c - '0');
+    } else if (base == 16 && c >= 'a' && c <= 'f') {
+      d = static_cast<unsigned>(c - 'a' + 10);
+    } else if (base == 16 && c >= 'A' && c <= 'F') {
+      d = static_cast<unsigned>(c - 'A' + 10);
+    } else {
+      *error = "bad number " + Quoted(text);
+      return false;
+    }
+    if (value > (UINT64_MAX - d) / base) {
+      *error = "number too large " + Quoted(text);
+      return false;
+    }
+    value = value * base + d;
+  }
+  if (shift != 0 && value > (UINT64_MAX >> shift)) {
+    *error = "number too large " + Quoted(text);
+    return false;
+  }
+  *out = value << shift;
+  return true;
+}
+
+// "rwx", "r--", "---": the form maps shows.
+bool ParseProt(std::string_view text, vm::vm_prot_t* out, std::string* error) {
+  constexpr char kLetters[] = {'r', 'w', 'x'};
+  constexpr vm::vm_prot_t kBits[] = {vm::VM_PROT_READ, vm::VM_PROT_WRITE,
+                                     vm::VM_PROT_EXECUTE};
+  if (text.size() != 3) {
+    *error = "bad protection " + Quoted(text) + " (want e.g. rw- or r-x)";
+    return false;
+  }
+  vm::vm_prot_t prot = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (text[i] == kLetters[i]) {
+      prot |= kBits[i];
+    } else if (text[i] != '-') {
+      *error = "bad protection " + Quoted(text) + " (want e.g. rw- or r-x)";
+      return false;
+    }
+  }
+  *out = prot;
+  return true;
+}
+
+bool ParseInheritance(std::string_view text, vm::vm_inherit_t* out,
+                      std::string* error) {
+  if (text == "share") {
+    *out = vm::VM_INHERIT_SHARE;
+  } else if (text == "copy") {
+    *out = vm::VM_INHERIT_COPY;
+  } else if (text == "none") {
+    *out = vm::VM_INHERIT_NONE;
+  } else {
+    *error = "bad inheritance " + Quoted(text) + " (want share, copy or none)";
+    return false;
+  }
+  return true;
+}
+
+// Checks the argument count: usage is what the error shows.
+bool Arity(const std::vector<std::string_view>& t, std::size_t min,
+           std::size_t max, const char* usage, std::string* error) {
+  const std::size_t args = t.size() - 1;
+  if (args < min || args > max) {
+    *error = std::string("usage: ") + usage;
+    return false;
+  }
+  return true;
+}
+
+bool ParseTokens(const std::vector<std::string_view>& t, Grammar grammar,
+                 Command* c, std::string* error) {
+  using Op = Command::Op;
+  const std::string_view verb = t[0];
+  if (verb == "allocate") {
+    if (t.size() >= 2 && t[1] == "anywhere") {
+      c->op = Op::kAllocateAnywhere;
+      return Arity(t, 2, 2, "allocate anywhere SIZE", error) &&
+             ParseNumber(t[2], true, &c->size, error);
+    }
+    c->op = Op::kAllocate;
+    return Arity(t, 2, 2, "allocate ADDR SIZE | allocate anywhere SIZE",
+                 error) &&
+           ParseNumber(t[1], false, &c->address, error) &&
+           ParseNumber(t[2], true, &c->size, error);
+  }
+  if (verb == "deallocate") {
+    c->op = Op::kDeallocate;
+    return Arity(t, 2, 2, "deallocate ADDR SIZE", error) &&
+           ParseNumber(t[1], false, &c->address, error) &&
+           ParseNumber(t[2], true, &c->size, error);
+  }
+  if (verb == "protect") {
+    c->op = Op::kProtect;
+    if (!Arity(t, 3, 4, "protect ADDR SIZE [max] PROT", error)) return false;
+    if (t.size() == 5) {
+      if (t[3] != "max") {
+        *error = "usage: protect ADDR SIZE [max] PROT";
+        return false;
+      }
+      c->set_maximum = true;
+    }
+    return ParseNumber(t[1], false, &c->address, error) &&
+           ParseNumber(t[2], true, &c->size, error) &&
+           ParseProt(t.back(), &c->prot, error);
+  }
+  if (verb == "inherit") {
+    c->op = Op::kInherit;
+    return Arity(t, 3, 3, "inherit ADDR SIZE share|copy|none", error) &&
+           ParseNumber(t[1], false, &c->address, error) &&
+           ParseNumber(t[2], true, &c->size, error) &&
+           ParseInheritance(t[3], &c->inheritance, error);
+  }
+  if (verb == "copy") {
+    c->op = Op::kCopy;
+    return Arity(t, 3, 3, "copy SRC SIZE DST", error) &&
+           ParseNumber(t[1], false, &c->address, error) &&
+           ParseNumber(t[2], true, &c->size, error) &&
+           ParseNumber(t[3], false, &c->dest, error);
+  }
+  if (verb == "copy-from") {
+    c->op = Op::kCopyFrom;
+    constexpr const char* kUsage =
+        "copy-from TASK SRC SIZE DST [alloc] [destroy]";
+    if (!Arity(t, 4, 6, kUsage, error)) return false;
+    for (std::size_t i = 5; i < t.size(); ++i) {
+      bool* flag = t[i] == "alloc"     ? &c->dst_alloc
+                   : t[i] == "destroy" ? &c->src_destroy
+                                       : nullptr;
+      if (flag == nullptr || *flag) {
+        *error = std::string("usage: ") + kUsage;
+        return false;
+      }
+      *flag = true;
+    }
+    c->name = std::string(t[1]);
+    return ParseNumber(t[2], false, &c->address, error) &&
+           ParseNumber(t[3], true, &c->size, error) &&
+           ParseNumber(t[4], false, &c->dest, error);
+  }
+  if (verb == "fork") {
+    c->op = Op::kFork;
+    if (!Arity(t, 1, 1, "fork CHILD", error)) return false;
+    c->name = std::string(t[1]);
+    return true;
+  }
+  if (grammar == Grammar::kManifest) {
+    if (verb == "task") {
+      c->op = Op::kTask;
+      if (!Arity(t, 1, 1, "task NAME", error)) return false;
+      c->name = std::string(t[1]);
+      return true;
+    }
+    if (verb == "fill") {
+      c->op = Op::kFill;
+      std::uint64_t byte = 0;
+      if (!Arity(t, 3, 3, "fill ADDR SIZE BYTE", error) ||
+          !ParseNumber(t[1], false, &c->address, error) ||
+          !ParseNumber(t[2], true, &c->size, error) ||
+          !ParseNumber(t[3], false, &byte, error)) {
+        return false;
+      }
+      if (byte > 0xff) {
+        *error = "fill: BYTE must be 0 to 255, not " + Quoted(t[3]);
+        return false;
+      }
+      c->byte = static_cast<unsigned char>(byte);
+      return true;
+    }
+    if (verb == "load") {
+      c->op = Op::kLoad;
+      if (!Arity(t, 2, 2, "load ADDR FILE", error)) return false;
+      c->name = std::string(t[2]);
+      return ParseNumber(t[1], false, &c->address, error);
+    }
+  }
+  *error = "unknown command " + Quoted(verb);
+  return false;
+}
+
+std::string ResultLine(KernReturn kr) {
+  return "error " + std::string(vm::KernReturnName(kr));
+}
+
+KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
+               vm::vm_address_t* anywhere_address) {
+  using Op = Command::Op;
+  switch (c.op) {
+    case Op::kAllocate: {
+      vm::vm_address_t address = c.address;
+      return vm::vm_allocate(task, &address, c.size, false);
+    }
+    case Op::kAllocateAnywhere:
+      return vm::vm_allocate(task, anywhere_address, c.size, true);
+    case Op::kDeallocate:
+      return vm::vm_deallocate(task, c.address, c.size);
+    case Op::kProtect:
+      return vm::vm_protect(task, c.address, c.size, c.set_maximum, c.prot);
+    case Op::kInherit:
+      return vm::vm_inherit(task, c.address, c.size, c.inheritance);
+    case Op::kCopy:
+      return vm::vm_copy(task, c.address, c.size, c.dest);
+    case Op::kCopyFrom: {
+      std::shared_ptr<vm::Task> source = context.system->FindTask(c.name);
+      if (source == nullptr) return vm::KERN_INVALID_TASK;
+      if (context.may_access) {
+        const KernReturn kr = context.may_access(*source, c.src_destroy);
+        if (kr != vm::KERN_SUCCESS) return kr;
+      }
+      return vm::vm_map_copy(task, c.dest, *source, c.address, c.size,
+                             c.dst_alloc, c.src_destroy);
+    }
+    case Op::kFork: {
+      std::shared_ptr<vm::Task> child;
+      const KernReturn kr = vm::task_fork(*context.system, task, c.name, &child);
+      if (kr == vm::KERN_SUCCESS && context.on_task_created) {
+        context.on_task_created(child);
+      }
+      return kr;
+    }
+    case Op::kTask:
+    case Op::kFill:
+    case Op::kLoad:
+      break;
+  }
+  return vm::KERN_INVALID_ARGUMENT;
+}
+
+}  // namespace
+
+ParseResult ParseCommand(std::string_view line, Grammar grammar) {
+  ParseResult result;
+  std::vector<std::string_view> tokens;
+  if (!Tokenize(line, &tokens, &result.error)) return result;
+  if (tokens.empty()) {
+    result.ok = true;
+    result.empty = true;
+    return result;
+  }
+  result.ok = ParseTokens(tokens, grammar, &result.command, &result.error);
+  return result;
+}
+
+KernReturn ExecuteCommand(const Command& command, vm::Task& task,
+                          ExecContext& context, std::string* result) {
+  vm::vm_address_t address = 0;
+  const KernReturn kr = Run(command, task, context, &address);
+  if (kr != vm::KERN_SUCCESS) {
+    *result = ResultLine(kr);
+  } else if (command.op == Command::Op::kAllocateAnywhere) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "0x%llx",
+                  static_cast<unsigned long long>(address));
+    *result = buf;
+  } else {
+    *result = "ok";
+  }
+  return kr;
+}
+
+}  // namespace taskfs::fs

@@ -1,0 +1,138 @@
+#include "fs/ioctl_handler.h"
+
+#include <cerrno>
+#include <cstring>
+
+#include "fs/errno_map.h"
+#include "fs/taskfs_ioctl.h"
+#include "vmcore/vm_user.h"
+
+namespace taskfs::fs {
+namespace {
+
+static_assert(sizeof(taskfs_vm_copy) == 24);
+static_assert(sizeof(taskfs_vm_allocate) == 24);
+static_assert(sizeof(taskfs_vm_deallocate) == 16);
+static_assert(sizeof(taskfs_vm_protect) == 24);
+static_assert(sizeof(taskfs_vm_inherit) == 24);
+static_assert(sizeof(taskfs_vm_region) == 32);
+static_assert(sizeof(taskfs_vm_map_copy) == 40);
+
+// Copies the argument in; false if the kernel passed fewer bytes than the
+// command's struct (it passes exactly _IOC_SIZE(cmd) for these numbers).
+template <typename T>
+bool Decode(const void* in, std::size_t in_size, T* arg) {
+  if (in == nullptr || in_size < sizeof(T)) return false;
+  std::memcpy(arg, in, sizeof(T));
+  return true;
+}
+
+template <typename T>
+IoctlResult Reply(const T& arg, void* out, std::size_t out_capacity) {
+  if (out == nullptr || out_capacity < sizeof(T)) return {EINVAL, 0};
+  std::memcpy(out, &arg, sizeof(T));
+  return {0, sizeof(T)};
+}
+
+IoctlResult FromKern(vm::KernReturn kr) { return {ErrnoFromKern(kr), 0}; }
+
+IoctlResult MapCopy(const taskfs_vm_map_copy& a, vm::Task& task,
+                    ExecContext& context) {
+  if ((a.flags & ~(TASKFS_VM_MAP_COPY_DST_ALLOC |
+                   TASKFS_VM_MAP_COPY_SRC_DESTROY)) != 0) {
+    return FromKern(vm::KERN_INVALID_ARGUMENT);
+  }
+  const bool destroy = (a.flags & TASKFS_VM_MAP_COPY_SRC_DESTROY) != 0;
+  std::shared_ptr<vm::Task> source = context.system->FindTask(a.src_task_id);
+  if (source == nullptr) return FromKern(vm::KERN_INVALID_TASK);
+  if (context.may_access) {
+    const vm::KernReturn kr = context.may_access(*source, destroy);
+    if (kr != vm::KERN_SUCCESS) return FromKern(kr);
+  }
+  return FromKern(vm::vm_map_copy(
+      task, a.dst, *source, a.src, a.size,
+      (a.flags & TASKFS_VM_MAP_COPY_DST_ALLOC) != 0, destroy));
+}
+
+}  // namespace
+
+bool IoctlChangesMemory(unsigned int cmd) {
+  switch (cmd) {
+    case TASKFS_IOC_VM_COPY:
+    case TASKFS_IOC_VM_ALLOCATE:
+    case TASKFS_IOC_VM_DEALLOCATE:
+    case TASKFS_IOC_VM_PROTECT:
+    case TASKFS_IOC_VM_INHERIT:
+    case TASKFS_IOC_VM_MAP_COPY:
+      return true;
+    default:
+      return false;
+  }
+}
+
+IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,
+                        void* out, std::size_t out_capacity, vm::Task& task,
+                        ExecContext& context) {
+  const IoctlResult bad_size{EINVAL, 0};
+  switch (cmd) {
+    case TASKFS_IOC_VM_COPY: {
+      taskfs_vm_copy a;
+      if (!Decode(in, in_size, &a)) return bad_size;
+      return FromKern(vm::vm_copy(task, a.src, a.size, a.dst));
+    }
+    case TASKFS_IOC_VM_ALLOCATE: {
+      taskfs_vm_allocate a;
+      if (!Decode(in, in_size, &a)) return bad_size;
+      if ((a.flags & ~TASKFS_VM_ALLOCATE_ANYWHERE) != 0) {
+        return FromKern(vm::KERN_INVALID_ARGUMENT);
+      }
+      vm::vm_address_t address = a.address;
+      const vm::KernReturn kr = vm::vm_allocate(
+          task, &address, a.size, (a.flags & TASKFS_VM_ALLOCATE_ANYWHERE) != 0);
+      if (kr != vm::KERN_SUCCESS) return FromKern(kr);
+      a.address = address;
+      return Reply(a, out, out_capacity);
+    }
+    case TASKFS_IOC_VM_DEALLOCATE: {
+      taskfs_vm_deallocate a;
+      if (!Decode(in, in_size, &a)) return bad_size;
+      return FromKern(vm::vm_deallocate(task, a.address, a.size));
+    }
+    case TASKFS_IOC_VM_PROTECT: {
+      taskfs_vm_protect a;
+      if (!Decode(in, in_size, &a)) return bad_size;
+      if (a.set_maximum > 1) return FromKern(vm::KERN_INVALID_ARGUMENT);
+      return FromKern(vm::vm_protect(task, a.address, a.size,
+                                     a.set_maximum != 0, a.prot));
+    }
+    case TASKFS_IOC_VM_INHERIT: {
+      taskfs_vm_inherit a;
+      if (!Decode(in, in_size, &a)) return bad_size;
+      return FromKern(vm::vm_inherit(task, a.address, a.size, a.inheritance));
+    }
+    case TASKFS_IOC_VM_REGION: {
+      taskfs_vm_region a;
+      if (!Decode(in, in_size, &a)) return bad_size;
+      vm::vm_address_t address = a.address;
+      vm::RegionInfo info;
+      const vm::KernReturn kr = vm::vm_region(task, &address, &info);
+      if (kr != vm::KERN_SUCCESS) return FromKern(kr);
+      a.address = info.start;
+      a.size = info.size;
+      a.prot = info.protection;
+      a.max_prot = info.max_protection;
+      a.inheritance = info.inheritance;
+      a.pad = 0;
+      return Reply(a, out, out_capacity);
+    }
+    case TASKFS_IOC_VM_MAP_COPY: {
+      taskfs_vm_map_copy a;
+      if (!Decode(in, in_size, &a)) return bad_size;
+      return MapCopy(a, task, context);
+    }
+    default:
+      return {ENOTTY, 0};
+  }
+}
+
+}  // namespace taskfs::fs

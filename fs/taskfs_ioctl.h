@@ -1,0 +1,104 @@
+/*
+ * taskfs_ioctl.h: the ioctls of a taskfs task's mem file (taskfs(1)).
+ *
+ * Usable from C and C++; Python can use the numbers below with fcntl.ioctl
+ * and struct.pack("<QQQ", ...). Every struct has only fixed-width fields in
+ * little-endian order, so 32- and 64-bit callers agree. On failure an ioctl
+ * returns -1 with errno set from the Mach result (EINVAL, EFAULT, EACCES,
+ * ENOMEM, ENOSPC, ESRCH, EIO; see taskfs(1)); an unknown command gives ENOTTY.
+ * Calls that change memory need the file open for writing (else EBADF).
+ */
+#ifndef TASKFS_IOCTL_H_
+#define TASKFS_IOCTL_H_
+
+#include <linux/ioctl.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* vm_copy(task, src, size, dst). */
+struct taskfs_vm_copy {
+  uint64_t src;
+  uint64_t size;
+  uint64_t dst;
+};
+
+#define TASKFS_VM_ALLOCATE_ANYWHERE 1u
+
+/* vm_allocate(task, &address, size, flags & ANYWHERE); address comes back. */
+struct taskfs_vm_allocate {
+  uint64_t address;
+  uint64_t size;
+  uint32_t flags;
+  uint32_t pad;
+};
+
+/* vm_deallocate(task, address, size). */
+struct taskfs_vm_deallocate {
+  uint64_t address;
+  uint64_t size;
+};
+
+/* vm_protect(task, address, size, set_maximum, prot). */
+struct taskfs_vm_protect {
+  uint64_t address;
+  uint64_t size;
+  uint32_t set_maximum;
+  uint32_t prot;
+};
+
+/* vm_inherit(task, address, size, inheritance). */
+struct taskfs_vm_inherit {
+  uint64_t address;
+  uint64_t size;
+  uint32_t inheritance;
+  uint32_t pad;
+};
+
+/* vm_region: in, address; out, the region holding it or else the first one
+ * above it (ENOMEM if none), as a maximal run of equal attributes. */
+struct taskfs_vm_region {
+  uint64_t address;
+  uint64_t size;
+  uint32_t prot;
+  uint32_t max_prot;
+  uint32_t inheritance;
+  uint32_t pad;
+};
+
+#define TASKFS_VM_MAP_COPY_DST_ALLOC 1u
+#define TASKFS_VM_MAP_COPY_SRC_DESTROY 2u
+
+/* vm_map_copy from task src_task_id (its "id" in status) into this task. */
+struct taskfs_vm_map_copy {
+  uint64_t src_task_id;
+  uint64_t src;
+  uint64_t size;
+  uint64_t dst;
+  uint32_t flags;
+  uint32_t pad;
+};
+
+#define TASKFS_IOC_VM_COPY _IOW('M', 1, struct taskfs_vm_copy)
+#define TASKFS_IOC_VM_ALLOCATE _IOWR('M', 2, struct taskfs_vm_allocate)
+#define TASKFS_IOC_VM_DEALLOCATE _IOW('M', 3, struct taskfs_vm_deallocate)
+#define TASKFS_IOC_VM_PROTECT _IOW('M', 4, struct taskfs_vm_protect)
+#define TASKFS_IOC_VM_INHERIT _IOW('M', 5, struct taskfs_vm_inherit)
+#define TASKFS_IOC_VM_REGION _IOWR('M', 6, struct taskfs_vm_region)
+#define TASKFS_IOC_VM_MAP_COPY _IOWR('M', 7, struct taskfs_vm_map_copy)
+
+/* Mach's values, for prot and inheritance fields. */
+#define TASKFS_VM_PROT_READ 1u
+#define TASKFS_VM_PROT_WRITE 2u
+#define TASKFS_VM_PROT_EXECUTE 4u
+#define TASKFS_VM_INHERIT_SHARE 0u
+#define TASKFS_VM_INHERIT_COPY 1u
+#define TASKFS_VM_INHERIT_NONE 2u
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TASKFS_IOCTL_H_ */
