@@ -1,0 +1,286 @@
+#include "fs/options.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+namespace taskfs::fs {
+namespace {
+
+// taskfs's own -o options, as fuse_opt_parse fills them in.
+struct RawOptions {
+  char* page_size = nullptr;
+  char* address_bits = nullptr;
+  char* tasks = nullptr;
+  char* memory_limit = nullptr;
+  char* max_tasks = nullptr;
+  char* log_level = nullptr;
+  // fuse_opt_parse hands the same pointer to the option proc.
+  std::vector<std::string> positional;
+};
+
+#define TASKFS_OPT(templ, field) \
+  { templ, offsetof(RawOptions, field), 0 }
+const fuse_opt kOptionSpec[] = {
+    TASKFS_OPT("page_size=%s", page_size),
+    TASKFS_OPT("address_bits=%s", address_bits),
+    TASKFS_OPT("tasks=%s", tasks),
+    TASKFS_OPT("memory_limit=%s", memory_limit),
+    TASKFS_OPT("max_tasks=%s", max_tasks),
+    TASKFS_OPT("log_level=%s", log_level),
+    FUSE_OPT_END,
+};
+#undef TASKFS_OPT
+
+// Collects the non-option arguments (SOURCE, MOUNTPOINT); keeps the rest.
+int CollectPositional(void* data, const char* arg, int key, fuse_args*) {
+  if (key == FUSE_OPT_KEY_NONOPT) {
+    static_cast<RawOptions*>(data)->positional.push_back(arg);
+    return 0;
+  }
+  return 1;
+}
+
+bool ParseUnsigned(const std::string& text, std::uint64_t* out) {
+  if (text.empty() || text[0] == '-' || text[0] == '+') return false;
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(text.c_str(), &end, 0);
+  if (errno != 0 || end == text.c_str() || *end != '\0') return false;
+  *out = value;
+  return true;
+}
+
+void FreeRaw(RawOptions* raw) {
+  for (char* p : {raw->page_size, raw->address_bits, raw->tasks,
+                  raw->memory_limit, raw->max_tasks, raw->log_level}) {
+    std::free(p);
+  }
+}
+
+std::string AbsolutePath(const std::string& path) {
+  if (!path.empty() && path[0] == '/') return path;
+  char cwd[PATH_MAX];
+  if (::getcwd(cwd, sizeof cwd) == nullptr) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+std::uint64_t HalfOfPhysicalMemory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return std::uint64_t{1} << 30;
+  return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page) /
+         2;
+}
+
+// Applies the taskfs options; "" or the reason.
+std::string ApplyRaw(const RawOptions& raw, Options* o) {
+  std::uint64_t value = 0;
+  if (raw.page_size != nullptr) {
+    if (!ParseUnsigned(raw.page_size, &value)) {
+      return std::string("bad page_size '") + raw.page_size + "'";
+    }
+    o->vm.page_size = value;
+  }
+  if (raw.address_bits != nullptr) {
+    if (!ParseUnsigned(raw.address_bits, &value) || value > 64) {
+      return std::string("bad address_bits '") + raw.address_bits + "'";
+    }
+    o->vm.address_bits = static_cast<unsigned>(value);
+  }
+  o->vm.memory_limit = HalfOfPhysicalMemory();
+  if (raw.memory_limit != nullptr) {
+    if (!ParseByteSize(raw.memory_limit, &value) || value == 0) {
+      return std::string("bad memory_limit '") + raw.memory_limit +
+             "' (want a positive size such as 512M or 2G)";
+    }
+    o->vm.memory_limit = value;
+  }
+  if (raw.max_tasks != nullptr) {
+    if (!ParseUnsigned(raw.max_tasks, &value) || value == 0) {
+      return std::string("bad max_tasks '") + raw.max_tasks +
+             "' (want a positive number)";
+    }
+    o->vm.max_tasks = value;
+  }
+  if (raw.log_level != nullptr) {
+    const std::string_view level = raw.log_level;
+    struct Named {
+      std::string_view name;
+      spdlog::level::level_enum level;
+    };
+    constexpr Named kLevels[] = {
+        {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+        {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+        {"error", spdlog::level::err},   {"off", spdlog::level::off},
+    };
+    bool found = false;
+    for (const Named& l : kLevels) {
+      if (level == l.name) {
+        o->log_level = l.level;
+        found = true;
+      }
+    }
+    if (!found) {
+      return std::string("bad log_level '") + raw.log_level +
+             "' (want trace, debug, info, warn, error or off)";
+    }
+  }
+  const std::string invalid = vm::VmSystem::ValidateConfig(o->vm);
+  if (!invalid.empty()) return invalid;
+  if (raw.tasks != nullptr) {
+    if (std::string_view(raw.tasks) == "none") {
+      o->tasks = Options::Tasks::kNone;
+    } else if (raw.tasks[0] == '\0') {
+      return "bad tasks='': want a manifest file or none";
+    } else {
+      o->tasks = Options::Tasks::kManifest;
+      o->manifest = AbsolutePath(raw.tasks);
+    }
+  }
+  return "";
+}
+
+// SOURCE (mount(8) form) and MOUNTPOINT.
+std::string ApplyPositional(const std::vector<std::string>& positional,
+                            bool tasks_option, Options* o) {
+  if (positional.empty()) return "no mountpoint given (see taskfs --help)";
+  if (positional.size() > 2) {
+    return "too many arguments: '" + positional[2] + "' (see taskfs --help)";
+  }
+  o->mountpoint = positional.back();
+  if (positional.size() == 2) {
+    const std::string& source = positional[0];
+    if (tasks_option) {
+      return "both a SOURCE ('" + source + "') and -o tasks= given";
+    }
+    if (source == "none" || source == "taskfs") {
+      o->tasks = Options::Tasks::kNone;
+    } else {
+      o->tasks = Options::Tasks::kManifest;
+      o->manifest = AbsolutePath(source);
+    }
+  }
+  struct stat st;
+  if (::stat(o->mountpoint.c_str(), &st) != 0) {
+    return "mountpoint " + o->mountpoint + ": " + std::strerror(errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return "mountpoint " + o->mountpoint + ": " + std::strerror(ENOTDIR);
+  }
+  o->mountpoint = AbsolutePath(o->mountpoint);
+  return "";
+}
+
+}  // namespace
+
+bool ParseByteSize(const std::string& text, std::uint64_t* out) {
+  if (text.empty()) return false;
+  std::string digits = text;
+  unsigned shift = 0;
+  switch (digits.back()) {
+    case 'K': case 'k': shift = 10; break;
+    case 'M': case 'm': shift = 20; break;
+    case 'G': case 'g': shift = 30; break;
+    case 'T': case 't': shift = 40; break;
+    default: break;
+  }
+  if (shift != 0) digits.pop_back();
+  std::uint64_t value = 0;
+  if (!ParseUnsigned(digits, &value)) return false;
+  if (shift != 0 && value > (UINT64_MAX >> shift)) return false;
+  *out = value << shift;
+  return true;
+}
+
+ParseOutcome ParseOptions(int argc, char** argv, Options* o,
+                          std::string* error) {
+  fuse_args args = FUSE_ARGS_INIT(argc, argv);
+  RawOptions raw;
+  if (fuse_opt_parse(&args, &raw, kOptionSpec, CollectPositional) != 0) {
+    fuse_opt_free_args(&args);
+    FreeRaw(&raw);
+    *error = "bad command line (see taskfs --help)";
+    return ParseOutcome::kError;
+  }
+  // The standard options: -f, -d, -s, -h, -V, clone_fd, max_idle_threads.
+  fuse_cmdline_opts cmdline;
+  std::memset(&cmdline, 0, sizeof cmdline);
+  if (fuse_parse_cmdline(&args, &cmdline) != 0) {
+    fuse_opt_free_args(&args);
+    FreeRaw(&raw);
+    *error = "bad command line (see taskfs --help)";
+    return ParseOutcome::kError;
+  }
+  std::free(cmdline.mountpoint);  // none: the positional ones were taken
+  fuse_opt_free_args(&o->fuse);
+  o->fuse = args;
+  if (cmdline.show_help) {
+    FreeRaw(&raw);
+    return ParseOutcome::kHelp;
+  }
+  if (cmdline.show_version) {
+    FreeRaw(&raw);
+    return ParseOutcome::kVersion;
+  }
+  o->foreground = cmdline.foreground != 0 || cmdline.debug != 0;
+  o->single_thread = cmdline.singlethread != 0;
+  o->clone_fd = cmdline.clone_fd != 0;
+  o->max_idle_threads = cmdline.max_idle_threads;
+  o->max_threads = cmdline.max_threads;
+  *error = ApplyRaw(raw, o);
+  if (error->empty()) {
+    *error = ApplyPositional(raw.positional, raw.tasks != nullptr, o);
+  }
+  FreeRaw(&raw);
+  if (!error->empty()) return ParseOutcome::kError;
+
+  const std::string fsname =
+      "-ofsname=" + (o->tasks == Options::Tasks::kManifest ? o->manifest
+                                                            : std::string("taskfs"));
+  for (const std::string& extra :
+       {std::string("-odefault_permissions"), std::string("-osubtype=taskfs"),
+        fsname}) {
+    if (fuse_opt_add_arg(&o->fuse, extra.c_str()) != 0) {
+      *error = "out of memory";
+      return ParseOutcome::kError;
+    }
+  }
+  return ParseOutcome::kRun;
+}
+
+void PrintHelp(const char* program) {
+  std::printf(
+      "usage: %s [options] MOUNTPOINT\n"
+      "       %s SOURCE MOUNTPOINT -o OPTIONS    (mount(8) form; SOURCE is a\n"
+      "                                           manifest or \"none\")\n"
+      "\n"
+      "Shows emulated Mach tasks as directories; each task's mem file is its\n"
+      "address space. See taskfs(1).\n"
+      "\n"
+      "taskfs options:\n"
+      "    -o page_size=N         page size, a power of two 4096..65536 "
+      "(4096)\n"
+      "    -o address_bits=N      address space is [0, 2^N), N 24..62 (47)\n"
+      "    -o tasks=FILE|none     load tasks from a manifest; none: no tasks\n"
+      "                           (default: the embedded demo)\n"
+      "    -o memory_limit=BYTES  cap on resident memory, K/M/G/T suffixes\n"
+      "                           (half of physical memory)\n"
+      "    -o max_tasks=N         cap on live tasks (1024)\n"
+      "    -o log_level=L         trace, debug, info, warn, error, off (info)\n"
+      "\n",
+      program, program);
+  std::fflush(stdout);
+  fuse_cmdline_help();
+  fuse_lowlevel_help();
+}
+
+}  // namespace taskfs::fs

@@ -1,0 +1,54 @@
+// The daemon's command line (SPEC §3): taskfs's own -o options, the
+// mount(8) form with a SOURCE, and the standard FUSE options, which are
+// passed through to libfuse.
+#ifndef TASKFS_FS_OPTIONS_H_
+#define TASKFS_FS_OPTIONS_H_
+
+#include <fuse_lowlevel.h>
+#include <spdlog/common.h>
+
+#include <string>
+
+#include "vmcore/vm_system.h"
+
+namespace taskfs::fs {
+
+struct Options {
+  vm::VmConfig vm;
+  // Where the tasks come from: the embedded demo, no tasks, or a manifest.
+  enum class Tasks { kDemo, kNone, kManifest } tasks = Tasks::kDemo;
+  std::string manifest;  // an absolute path, for kManifest
+  std::string mountpoint;
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  bool foreground = false;
+  bool single_thread = false;
+  bool clone_fd = false;
+  unsigned max_idle_threads = 10;
+  unsigned max_threads = 10;
+  // What is left for fuse_session_new: FUSE's own mount options, plus
+  // default_permissions, fsname and subtype. Owned; freed by the destructor.
+  fuse_args fuse = FUSE_ARGS_INIT(0, nullptr);
+
+  Options() = default;
+  ~Options() { fuse_opt_free_args(&fuse); }
+  Options(const Options&) = delete;
+  Options& operator=(const Options&) = delete;
+};
+
+enum class ParseOutcome { kRun, kHelp, kVersion, kError };
+
+// Parses argv into *options. kError comes with *error: one line naming the
+// problem (no trailing newline). kHelp/kVersion: print and exit 0.
+ParseOutcome ParseOptions(int argc, char** argv, Options* options,
+                          std::string* error);
+
+// Prints --help: usage, taskfs's options, then libfuse's.
+void PrintHelp(const char* program);
+
+// Parses "64M"-style sizes: decimal or 0x hex with an optional K, M, G or T
+// suffix (powers of 1024). False on a bad or too large value.
+bool ParseByteSize(const std::string& text, std::uint64_t* out);
+
+}  // namespace taskfs::fs
+
+#endif  // TASKFS_FS_OPTIONS_H_

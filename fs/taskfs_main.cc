@@ -1,0 +1,130 @@
+// taskfs: mounts a VM system of emulated Mach tasks (SPEC §3).
+#include <fuse_lowlevel.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <syslog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "fs/manifest.h"
+#include "fs/options.h"
+#include "fs/taskfs_fs.h"
+#include "vmcore/vm_system.h"
+
+namespace {
+
+using taskfs::fs::Options;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "taskfs: %s\n", message.c_str());
+  return 1;
+}
+
+std::shared_ptr<spdlog::logger> MakeLogger(const Options& options) {
+  std::shared_ptr<spdlog::logger> log;
+  if (options.foreground) {
+    log = spdlog::stderr_logger_mt("taskfs");
+    log->set_pattern("%Y-%m-%d %H:%M:%S.%e taskfs[%P] %l: %v");
+  } else {
+    // In the background stderr is /dev/null: log to syslog instead.
+    log = spdlog::syslog_logger_mt("taskfs", "taskfs", LOG_PID);
+    log->set_pattern("%l: %v");
+  }
+  log->set_level(options.log_level);
+  log->flush_on(spdlog::level::warn);
+  return log;
+}
+
+struct SessionDeleter {
+  void operator()(fuse_session* se) const { fuse_session_destroy(se); }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  std::string error;
+  switch (taskfs::fs::ParseOptions(argc, argv, &options, &error)) {
+    case taskfs::fs::ParseOutcome::kHelp:
+      taskfs::fs::PrintHelp(argv[0]);
+      return 0;
+    case taskfs::fs::ParseOutcome::kVersion:
+      std::printf("taskfs %s (libfuse %s)\n", TASKFS_VERSION,
+                  fuse_pkgversion());
+      return 0;
+    case taskfs::fs::ParseOutcome::kError:
+      return Fail(error);
+    case taskfs::fs::ParseOutcome::kRun:
+      break;
+  }
+
+  std::shared_ptr<spdlog::logger> log = MakeLogger(options);
+  taskfs::vm::VmSystem system(options.vm);
+  taskfs::fs::TaskFs fs(system, log);
+
+  // The session first: it rejects unknown FUSE options before any work.
+  std::unique_ptr<fuse_session, SessionDeleter> session(
+      fuse_session_new(&options.fuse, &taskfs::fs::TaskFs::Operations(),
+                       sizeof(fuse_lowlevel_ops), &fs));
+  if (session == nullptr) return 1;  // libfuse has printed why
+
+  const auto add = [&fs](const std::shared_ptr<taskfs::vm::Task>& task) {
+    fs.AddTask(task, fs.daemon_uid(), fs.daemon_gid());
+  };
+  switch (options.tasks) {
+    case Options::Tasks::kDemo:
+      error = taskfs::fs::ApplyEmbeddedDemo(system, add);
+      break;
+    case Options::Tasks::kManifest:
+      error = taskfs::fs::LoadManifestFile(system, options.manifest, add);
+      break;
+    case Options::Tasks::kNone:
+      break;
+  }
+  if (!error.empty()) return Fail(error);
+
+  if (fuse_set_signal_handlers(session.get()) != 0) {
+    return Fail("cannot install signal handlers");
+  }
+  if (fuse_session_mount(session.get(), options.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(session.get());
+    return Fail("cannot mount on " + options.mountpoint);
+  }
+  log->info("mounted on {}: page size {}, address bits {}, memory limit {}, "
+            "{} tasks loaded",
+            options.mountpoint, system.page_size(), system.address_bits(),
+            system.config().memory_limit, fs.TaskCount());
+  fuse_daemonize(options.foreground ? 1 : 0);
+
+  int result;
+  if (options.single_thread) {
+    result = fuse_session_loop(session.get());
+  } else {
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(config, options.clone_fd ? 1 : 0);
+    // fuse_parse_cmdline leaves these out of range unless they are given.
+    if (options.max_idle_threads <= 100000) {
+      fuse_loop_cfg_set_idle_threads(config, options.max_idle_threads);
+    }
+    if (options.max_threads >= 1 && options.max_threads <= 100000) {
+      fuse_loop_cfg_set_max_threads(config, options.max_threads);
+    }
+    result = fuse_session_loop_mt(session.get(), config);
+    fuse_loop_cfg_destroy(config);
+  }
+  fuse_session_unmount(session.get());
+  fuse_remove_signal_handlers(session.get());
+  // The loop returns the number of the signal that ended it, 0 after
+  // fusermount3 -u, and a negative errno on a real failure.
+  if (result < 0) {
+    log->error("session ended with error: {}", std::strerror(-result));
+    return 1;
+  }
+  log->info("unmounted {}", options.mountpoint);
+  return 0;
+}
