@@ -1,0 +1,353 @@
+// SPEC §5 through a real mount: mem's reads, writes, errnos, seeks and
+// ioctls, each with the exact errno.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/taskfs_ioctl.h"
+#include "tests/integration/mount_fixture.h"
+
+namespace taskfs::testing {
+namespace {
+
+constexpr std::size_t kPage = 4096;
+
+// A page-aligned buffer, as direct I/O wants.
+struct AlignedBuffer {
+  explicit AlignedBuffer(std::size_t n) : size(n) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kPage, n == 0 ? kPage : n) != 0) std::abort();
+    data = static_cast<unsigned char*>(p);
+    std::memset(data, 0, n);
+  }
+  ~AlignedBuffer() { std::free(data); }
+  unsigned char* data;
+  std::size_t size;
+};
+
+class MemTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(mount_.ok()) << mount_.error();
+    ASSERT_EQ(::mkdir((mount_ / "t").c_str(), 0700), 0) << std::strerror(errno);
+    fd_ = ::open((mount_ / "t/mem").c_str(), O_RDWR);
+    ASSERT_GE(fd_, 0) << std::strerror(errno);
+  }
+  void TearDown() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // Runs ctl commands on task t; returns 0 or the errno of the write.
+  int Ctl(const std::string& commands) {
+    return WriteFile(mount_ / "t/ctl", commands);
+  }
+  // pread/pwrite returning -errno on failure.
+  ssize_t Read(AlignedBuffer& b, off_t addr, std::size_t n) {
+    const ssize_t r = ::pread(fd_, b.data, n, addr);
+    return r < 0 ? -errno : r;
+  }
+  ssize_t Write(const AlignedBuffer& b, off_t addr, std::size_t n) {
+    const ssize_t r = ::pwrite(fd_, b.data, n, addr);
+    return r < 0 ? -errno : r;
+  }
+
+  Mount mount_{{"-o", "tasks=none,address_bits=32,memory_limit=64M"}};
+  int fd_ = -1;
+};
+
+TEST_F(MemTest, SizeIsTheAddressSpace) {
+  struct stat st;
+  ASSERT_EQ(::fstat(fd_, &st), 0);
+  EXPECT_EQ(st.st_size, off_t{1} << 32);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+}
+
+TEST_F(MemTest, UnallocatedMemoryIsEfault) {
+  AlignedBuffer b(kPage);
+  EXPECT_EQ(Read(b, 0x10000, kPage), -EFAULT);
+  EXPECT_EQ(Write(b, 0x10000, kPage), -EFAULT);
+}
+
+TEST_F(MemTest, WriteThenReadBackAndZeroFill) {
+  ASSERT_EQ(Ctl("allocate 0x10000 64K\n"), 0);
+  AlignedBuffer b(2 * kPage);
+  for (std::size_t i = 0; i < b.size; ++i) b.data[i] = static_cast<unsigned char>(i * 7);
+  ASSERT_EQ(Write(b, 0x10000, b.size), static_cast<ssize_t>(b.size));
+  AlignedBuffer r(4 * kPage);
+  ASSERT_EQ(Read(r, 0x10000, r.size), static_cast<ssize_t>(r.size));
+  EXPECT_EQ(std::memcmp(r.data, b.data, b.size), 0);
+  for (std::size_t i = b.size; i < r.size; ++i) ASSERT_EQ(r.data[i], 0) << i;
+}
+
+TEST_F(MemTest, UnalignedAddressOrSizeIsEinval) {
+  ASSERT_EQ(Ctl("allocate 0x10000 64K\n"), 0);
+  AlignedBuffer b(2 * kPage);
+  EXPECT_EQ(Read(b, 0x10001, kPage), -EINVAL);
+  EXPECT_EQ(Read(b, 0x10000, 100), -EINVAL);
+  EXPECT_EQ(Write(b, 0x10000, 100), -EINVAL);
+  EXPECT_EQ(Write(b, 0x10800, kPage), -EINVAL);
+}
+
+TEST_F(MemTest, ZeroSizeAndEndOfFile) {
+  AlignedBuffer b(kPage);
+  EXPECT_EQ(Read(b, 0x10000, 0), 0);
+  EXPECT_EQ(Read(b, off_t{1} << 32, kPage), 0);         // end of file
+  EXPECT_EQ(Read(b, (off_t{1} << 32) + kPage, kPage), 0);
+  EXPECT_EQ(Write(b, off_t{1} << 32, kPage), -EFAULT);  // no end for writes
+}
+
+TEST_F(MemTest, ProtectionIsEaccesAndLowestPageDecides) {
+  ASSERT_EQ(Ctl("allocate 0x10000 16K\nprotect 0x11000 4K r--\n"
+                "protect 0x12000 4K -w-\n"),
+            0);
+  AlignedBuffer b(3 * kPage);
+  EXPECT_EQ(Write(b, 0x11000, kPage), -EACCES);
+  EXPECT_EQ(Read(b, 0x12000, kPage), -EACCES);
+  // [0x12000, 0x15000): page 0x12000 unreadable, 0x14000 unallocated:
+  // the lowest offending page decides.
+  EXPECT_EQ(Read(b, 0x12000, 3 * kPage), -EACCES);
+  // [0x13000, 0x16000): 0x14000 is the first bad page, a hole.
+  EXPECT_EQ(Read(b, 0x13000, 3 * kPage), -EFAULT);
+}
+
+TEST_F(MemTest, FailedWriteChangesNothing) {
+  ASSERT_EQ(Ctl("allocate 0x10000 8K\n"), 0);
+  AlignedBuffer ones(3 * kPage);
+  std::memset(ones.data, 0xAB, ones.size);
+  // The third page is not allocated: nothing of the first two may change.
+  EXPECT_EQ(Write(ones, 0x10000, 3 * kPage), -EFAULT);
+  AlignedBuffer r(2 * kPage);
+  ASSERT_EQ(Read(r, 0x10000, r.size), static_cast<ssize_t>(r.size));
+  for (std::size_t i = 0; i < r.size; ++i) ASSERT_EQ(r.data[i], 0) << i;
+}
+
+TEST_F(MemTest, MemoryLimitIsEnospcAndChangesNothing) {
+  ASSERT_EQ(Ctl("allocate 0x1000000 128M\n"), 0);
+  AlignedBuffer b(1 << 20);
+  std::memset(b.data, 0x5A, b.size);
+  off_t addr = 0x1000000;
+  ssize_t r = 0;
+  for (int i = 0; i < 128; ++i, addr += static_cast<off_t>(b.size)) {
+    r = Write(b, addr, b.size);
+    if (r < 0) break;
+  }
+  EXPECT_EQ(r, -ENOSPC);
+  // The refused request wrote nothing.
+  AlignedBuffer check(1 << 20);
+  ASSERT_EQ(Read(check, addr, check.size), static_cast<ssize_t>(check.size));
+  for (std::size_t i = 0; i < check.size; ++i) ASSERT_EQ(check.data[i], 0);
+}
+
+TEST_F(MemTest, SeekDataAndHole) {
+  ASSERT_EQ(Ctl("allocate 0x10000 8K\nallocate 0x20000 4K\n"), 0);
+  EXPECT_EQ(::lseek(fd_, 0, SEEK_DATA), 0x10000);
+  EXPECT_EQ(::lseek(fd_, 0x10000, SEEK_HOLE), 0x12000);
+  EXPECT_EQ(::lseek(fd_, 0x12000, SEEK_DATA), 0x20000);
+  EXPECT_EQ(::lseek(fd_, 0x0, SEEK_HOLE), 0);
+  EXPECT_EQ(::lseek(fd_, 0x21000, SEEK_DATA), -1);
+  EXPECT_EQ(errno, ENXIO);
+  EXPECT_EQ(::lseek(fd_, 0x21000, SEEK_HOLE), 0x21000);
+}
+
+TEST_F(MemTest, SeekHoleAtEndOfFullSpace) {
+  ASSERT_EQ(Ctl("allocate 0xfffff000 4K\n"), 0);
+  EXPECT_EQ(::lseek(fd_, 0xfffff000, SEEK_HOLE), off_t{1} << 32);
+}
+
+TEST_F(MemTest, VmCopyIoctlIsAVirtualCopy) {
+  ASSERT_EQ(Ctl("allocate 0x10000 8K\nallocate 0x20000 8K\n"), 0);
+  AlignedBuffer b(2 * kPage);
+  std::memset(b.data, 0x11, b.size);
+  ASSERT_EQ(Write(b, 0x10000, b.size), static_cast<ssize_t>(b.size));
+  taskfs_vm_copy c{0x10000, 2 * kPage, 0x20000};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_COPY, &c), 0) << std::strerror(errno);
+  // A later write to the source does not show through.
+  std::memset(b.data, 0x22, b.size);
+  ASSERT_EQ(Write(b, 0x10000, b.size), static_cast<ssize_t>(b.size));
+  AlignedBuffer r(2 * kPage);
+  ASSERT_EQ(Read(r, 0x20000, r.size), static_cast<ssize_t>(r.size));
+  for (std::size_t i = 0; i < r.size; ++i) ASSERT_EQ(r.data[i], 0x11);
+  // Errors: unaligned, hole, protection.
+  c = {0x10001, kPage, 0x20000};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_COPY, &c), -1);
+  EXPECT_EQ(errno, EINVAL);
+  c = {0x30000, kPage, 0x20000};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_COPY, &c), -1);
+  EXPECT_EQ(errno, EFAULT);
+}
+
+TEST_F(MemTest, AllocateRegionDeallocateProtectInheritIoctls) {
+  taskfs_vm_allocate a{0, 3 * kPage, TASKFS_VM_ALLOCATE_ANYWHERE, 0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_ALLOCATE, &a), 0) << std::strerror(errno);
+  const std::uint64_t base = a.address;
+  taskfs_vm_protect p{base, kPage, 0, TASKFS_VM_PROT_READ};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_PROTECT, &p), 0);
+  taskfs_vm_inherit in{base + kPage, kPage, TASKFS_VM_INHERIT_SHARE, 0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_INHERIT, &in), 0);
+  taskfs_vm_region r{base + 2 * kPage, 0, 0, 0, 0, 0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REGION, &r), 0);
+  EXPECT_EQ(r.address, base + 2 * kPage);
+  EXPECT_EQ(r.size, kPage);
+  EXPECT_EQ(r.prot, TASKFS_VM_PROT_READ | TASKFS_VM_PROT_WRITE);
+  EXPECT_EQ(r.max_prot, 7u);
+  EXPECT_EQ(r.inheritance, TASKFS_VM_INHERIT_COPY);
+  r = {base, 0, 0, 0, 0, 0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REGION, &r), 0);
+  EXPECT_EQ(r.prot, TASKFS_VM_PROT_READ);
+  // Raising above the maximum: EACCES; bad protection bits: EINVAL.
+  p = {base, kPage, 1, TASKFS_VM_PROT_READ};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_PROTECT, &p), 0);
+  p = {base, kPage, 0, TASKFS_VM_PROT_READ | TASKFS_VM_PROT_WRITE};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_PROTECT, &p), -1);
+  EXPECT_EQ(errno, EACCES);
+  p = {base, kPage, 0, 8};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_PROTECT, &p), -1);
+  EXPECT_EQ(errno, EINVAL);
+  taskfs_vm_deallocate d{base, 3 * kPage};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_DEALLOCATE, &d), 0);
+  r = {0, 0, 0, 0, 0, 0};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REGION, &r), -1);
+  EXPECT_EQ(errno, ENOMEM);
+  // Allocating over a region: ENOMEM.
+  a = {0x10000, kPage, 0, 0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_ALLOCATE, &a), 0);
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_ALLOCATE, &a), -1);
+  EXPECT_EQ(errno, ENOMEM);
+}
+
+TEST_F(MemTest, UnknownOrMisSizedIoctlIsEnotty) {
+  std::uint64_t arg[8] = {};
+  EXPECT_EQ(::ioctl(fd_, _IOW('M', 1, std::uint64_t[2]), arg), -1);
+  EXPECT_EQ(errno, ENOTTY);
+  EXPECT_EQ(::ioctl(fd_, _IOR('M', 1, taskfs_vm_copy), arg), -1);
+  EXPECT_EQ(errno, ENOTTY);
+  EXPECT_EQ(::ioctl(fd_, _IOW('M', 99, taskfs_vm_copy), arg), -1);
+  EXPECT_EQ(errno, ENOTTY);
+}
+
+TEST_F(MemTest, ChangingIoctlNeedsTheFileOpenForWriting) {
+  const int ro = ::open((mount_ / "t/mem").c_str(), O_RDONLY);
+  ASSERT_GE(ro, 0);
+  taskfs_vm_allocate a{0x10000, kPage, 0, 0};
+  EXPECT_EQ(::ioctl(ro, TASKFS_IOC_VM_ALLOCATE, &a), -1);
+  EXPECT_EQ(errno, EBADF);
+  taskfs_vm_region r{0, 0, 0, 0, 0, 0};
+  EXPECT_EQ(::ioctl(ro, TASKFS_IOC_VM_REGION, &r), -1);
+  EXPECT_EQ(errno, ENOMEM);  // read-only calls work; there is no region
+  ::close(ro);
+}
+
+TEST_F(MemTest, MapCopyIoctlFromAnotherTask) {
+  ASSERT_EQ(::mkdir((mount_ / "src").c_str(), 0700), 0);
+  ASSERT_EQ(WriteFile(mount_ / "src/ctl", "allocate 0x10000 8K\n"), 0);
+  const int src = ::open((mount_ / "src/mem").c_str(), O_RDWR);
+  ASSERT_GE(src, 0);
+  AlignedBuffer b(2 * kPage);
+  std::memset(b.data, 0x77, b.size);
+  ASSERT_EQ(::pwrite(src, b.data, b.size, 0x10000), static_cast<ssize_t>(b.size));
+  const std::string status = ReadFile(mount_ / "src/status");
+  const std::size_t at = status.find("\nid: ");
+  ASSERT_NE(at, std::string::npos);
+  const std::uint64_t src_id = std::strtoull(status.c_str() + at + 5, nullptr, 10);
+  taskfs_vm_map_copy m{src_id, 0x10000, 2 * kPage, 0x40000,
+                       TASKFS_VM_MAP_COPY_DST_ALLOC |
+                           TASKFS_VM_MAP_COPY_SRC_DESTROY,
+                       0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_MAP_COPY, &m), 0) << std::strerror(errno);
+  AlignedBuffer r(2 * kPage);
+  ASSERT_EQ(Read(r, 0x40000, r.size), static_cast<ssize_t>(r.size));
+  for (std::size_t i = 0; i < r.size; ++i) ASSERT_EQ(r.data[i], 0x77);
+  // The source is gone (src_destroy); an unknown task id is ESRCH.
+  EXPECT_EQ(::pread(src, b.data, kPage, 0x10000), -1);
+  EXPECT_EQ(errno, EFAULT);
+  m.src_task_id = 9999;
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_MAP_COPY, &m), -1);
+  EXPECT_EQ(errno, ESRCH);
+  ::close(src);
+}
+
+TEST_F(MemTest, TruncateIsANoOpAndFsyncSucceeds) {
+  ASSERT_EQ(Ctl("allocate 0x10000 4K\n"), 0);
+  AlignedBuffer b(kPage);
+  std::memset(b.data, 0x42, kPage);
+  ASSERT_EQ(Write(b, 0x10000, kPage), static_cast<ssize_t>(kPage));
+  ASSERT_EQ(::ftruncate(fd_, 0), 0);
+  const int t = ::open((mount_ / "t/mem").c_str(), O_WRONLY | O_TRUNC);
+  ASSERT_GE(t, 0) << std::strerror(errno);
+  ::close(t);
+  EXPECT_EQ(::fsync(fd_), 0);
+  AlignedBuffer r(kPage);
+  ASSERT_EQ(Read(r, 0x10000, kPage), static_cast<ssize_t>(kPage));
+  EXPECT_EQ(r.data[0], 0x42);
+  struct stat st;
+  ASSERT_EQ(::fstat(fd_, &st), 0);
+  EXPECT_EQ(st.st_size, off_t{1} << 32);
+}
+
+TEST_F(MemTest, SharedMmapIsRefused) {
+  void* p = ::mmap(nullptr, kPage, PROT_READ, MAP_SHARED, fd_, 0);
+  EXPECT_EQ(p, MAP_FAILED);
+  EXPECT_EQ(errno, ENODEV);
+}
+
+TEST_F(MemTest, IoAfterRmdirIsEsrch) {
+  ASSERT_EQ(Ctl("allocate 0x10000 4K\n"), 0);
+  const int ctl = ::open((mount_ / "t/ctl").c_str(), O_RDWR);
+  ASSERT_GE(ctl, 0);
+  ASSERT_EQ(::rmdir((mount_ / "t").c_str()), 0) << std::strerror(errno);
+  AlignedBuffer b(kPage);
+  EXPECT_EQ(Read(b, 0x10000, kPage), -ESRCH);
+  EXPECT_EQ(Write(b, 0x10000, kPage), -ESRCH);
+  taskfs_vm_copy c{0x10000, kPage, 0x10000};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_COPY, &c), -1);
+  EXPECT_EQ(errno, ESRCH);
+  const std::string cmd = "allocate 0x20000 4K\n";
+  EXPECT_EQ(::write(ctl, cmd.data(), cmd.size()), -1);
+  EXPECT_EQ(errno, ESRCH);
+  ::close(ctl);
+  struct stat st;
+  EXPECT_NE(::stat((mount_ / "t").c_str(), &st), 0);
+}
+
+TEST_F(MemTest, DdWritesAndReadsWithAndWithoutNotrunc) {
+  ASSERT_EQ(Ctl("allocate 0x10000 64K\n"), 0);
+  const std::string in = "/tmp/taskfs-dd-in";
+  AlignedBuffer b(8 * kPage);
+  for (std::size_t i = 0; i < b.size; ++i) b.data[i] = static_cast<unsigned char>(i % 251);
+  {
+    const int f = ::open(in.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_EQ(::write(f, b.data, b.size), static_cast<ssize_t>(b.size));
+    ::close(f);
+  }
+  const std::string mem = mount_ / "t/mem";
+  RunResult w = RunCommand({"dd", "if=" + in, "of=" + mem, "bs=4096",
+                     "seek=" + std::to_string(0x10000 / kPage), "status=none"});
+  EXPECT_EQ(w.exit_code, 0) << w.err;
+  w = RunCommand({"dd", "if=" + in, "of=" + mem, "bs=4096", "conv=notrunc",
+           "seek=" + std::to_string(0x18000 / kPage), "status=none"});
+  EXPECT_EQ(w.exit_code, 0) << w.err;
+  RunResult r = RunCommand({"dd", "if=" + mem, "bs=4096", "count=16",
+                     "skip=" + std::to_string(0x10000 / kPage), "status=none"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(r.out.size(), 16 * kPage);
+  EXPECT_EQ(std::memcmp(r.out.data(), b.data, b.size), 0);
+  EXPECT_EQ(std::memcmp(r.out.data() + b.size, b.data, b.size), 0);
+  // dd onto a hole reports the errno's message and fails.
+  RunResult bad = RunCommand({"dd", "if=" + in, "of=" + mem, "bs=4096", "count=1",
+                       "seek=1", "status=none"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("Bad address"), std::string::npos) << bad.err;
+  ::unlink(in.c_str());
+}
+
+}  // namespace
+}  // namespace taskfs::testing

@@ -1,0 +1,82 @@
+// A real taskfs mount for integration tests: a fresh mkdtemp mountpoint, the
+// daemon started in the foreground, the mount awaited by polling
+// /proc/self/mountinfo with a deadline, and on destruction always an
+// unmount, a reaped daemon and a removed mountpoint.
+#ifndef TASKFS_TESTS_INTEGRATION_MOUNT_FIXTURE_H_
+#define TASKFS_TESTS_INTEGRATION_MOUNT_FIXTURE_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace taskfs::testing {
+
+// The daemon's path (set by CMake).
+std::string DaemonPath();
+// The source tree (examples/ live there).
+std::string SourceDir();
+
+struct RunResult {
+  int exit_code = -1;  // -1 if killed by a signal or timed out
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs argv to completion with a deadline (then SIGKILL), capturing output.
+// env_extra entries are added as NAME=VALUE. uid, if not -1, runs it as that
+// user (the caller must be root).
+RunResult RunCommand(const std::vector<std::string>& argv,
+              std::chrono::seconds deadline = std::chrono::seconds(60),
+              const std::vector<std::string>& env_extra = {},
+              uid_t uid = static_cast<uid_t>(-1),
+              gid_t gid = static_cast<gid_t>(-1));
+
+class Mount {
+ public:
+  // Starts `taskfs -f OPTIONS... MOUNTPOINT` and waits for the mount.
+  // ok() says whether it came up; error() why not (with daemon stderr).
+  explicit Mount(const std::vector<std::string>& options = {"-o",
+                                                            "tasks=none"});
+  ~Mount();
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
+
+  bool ok() const { return mounted_; }
+  const std::string& error() const { return error_; }
+  const std::string& path() const { return mountpoint_; }
+  std::string operator/(const std::string& rel) const {
+    return mountpoint_ + "/" + rel;
+  }
+  pid_t daemon_pid() const { return pid_; }
+
+  // Sends sig to the daemon and waits (with a deadline) for it to exit.
+  // Returns its exit status (-1 if it died by a signal or did not exit).
+  int StopWith(int sig);
+  // The daemon's stderr so far.
+  std::string DaemonLog() const;
+
+ private:
+  bool IsMounted() const;
+
+  std::string mountpoint_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  bool mounted_ = false;
+  bool reaped_ = false;
+  int exit_status_ = -1;
+  std::string error_;
+};
+
+// True if path is a mountpoint in /proc/self/mountinfo.
+bool IsMountpoint(const std::string& path);
+
+// Reads a whole (small) file; "" on error.
+std::string ReadFile(const std::string& path);
+// Writes text to path with one write(2); 0 or errno.
+int WriteFile(const std::string& path, const std::string& text);
+
+}  // namespace taskfs::testing
+
+#endif  // TASKFS_TESTS_INTEGRATION_MOUNT_FIXTURE_H_
