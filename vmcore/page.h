@@ -31,6 +31,10 @@ class Page {
   bool Exclusive() const {
     return refs_.load(std::memory_order_acquire) == 1;
   }
+  // True while a reader holds a pin (a vm_read view not yet released).
+  bool pinned() const {
+    return (refs_.load(std::memory_order_acquire) >> 32) != 0;
+  }
   std::uint32_t mappings() const {
     return static_cast<std::uint32_t>(refs_.load(std::memory_order_acquire));
   }

@@ -80,7 +80,11 @@ KernReturn VmSystem::AddTask(std::string_view name,
     throw;
   }
   ++next_task_id_;
-  if (lock_out != nullptr) *lock_out = std::unique_lock(task->mu());
+  // Nobody else can reach the new task yet, so this never waits; try_lock
+  // keeps tasks_mu_ a leaf below every task lock (lock_order.h).
+  if (lock_out != nullptr) {
+    *lock_out = std::unique_lock(task->mu(), std::try_to_lock);
+  }
   *task_out = std::move(task);
   return KERN_SUCCESS;
 }

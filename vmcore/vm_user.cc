@@ -4,11 +4,13 @@
 #include "vmcore/vm_user.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <new>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 
@@ -178,38 +180,46 @@ void ForEachPiece(const AddressMap& map, const PageRange& range, Fn&& fn) {
   }
 }
 
-// Writes bytes [address, address + size) of an allocated range, producing
-// them with produce(dst, offset_in_request, n). Copy-on-write: a page with
-// another mapping or a pin is replaced by a fresh copy; an unwritten page by
-// a fresh one. All new pages are taken in one batch before any byte changes,
-// so a refused allocation changes nothing. Requires the task lock; takes the
-// object locks.
-template <typename Produce>
-KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
-                      vm_address_t address, vm_size_t size,
-                      Produce&& produce) {
-  const Geometry& geometry = map.geometry();
-  const std::uint64_t page_size = geometry.page_size();
-  PageRange range;
-  PageRange::Rounded(geometry, address, size, &range);
-  ObjectLocks locks;
-  locks.Add(map, range, /*exclusive=*/true);
-  locks.LockAll();
-
+// How many fresh pages writing range needs: one per unwritten page, and one
+// per mapping of a shared page, except that the last mapping of a page whose
+// every mapping lies in the range is written in place. *waiting_on_pins: a
+// page needs a copy only because a reader has it pinned.
+// Requires the object locks, exclusive.
+std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
+                         bool* waiting_on_pins) {
   std::size_t needed = 0;
+  thread_local std::vector<Page*> shared;
+  shared.clear();
   ForEachPiece(map, range, [&](const MapEntry& entry, std::uint64_t lo,
                                std::uint64_t hi) {
-    entry.object->pages().Visit(lo, hi, [&needed](Page* page) {
-      if (page == nullptr || !page->Exclusive()) ++needed;
+    entry.object->pages().Visit(lo, hi, [&](Page* page) {
+      if (page == nullptr) {
+        ++needed;
+      } else if (!page->Exclusive()) {
+        shared.push_back(page);
+      }
     });
     entry.object->pages().Reserve(lo, hi);
   });
-  thread_local std::vector<Page*> batch;
-  batch.resize(needed);
-  if (!system.pages().Allocate(needed, batch.data())) {
-    return KERN_RESOURCE_SHORTAGE;
+  std::sort(shared.begin(), shared.end());
+  for (auto it = shared.begin(); it != shared.end();) {
+    auto run_end = std::upper_bound(it, shared.end(), *it);
+    const std::size_t k = static_cast<std::size_t>(run_end - it);
+    Page* page = *it;
+    const bool all_here = page->mappings() == k;
+    needed += (all_here && !page->pinned()) ? k - 1 : k;
+    if (all_here && page->pinned()) *waiting_on_pins = true;
+    it = run_end;
   }
+  return needed;
+}
 
+// The second half of WriteBytes: batch holds the fresh pages it counted.
+template <typename Produce>
+void WritePages(const AddressMap& map, const PageRange& range,
+                vm_address_t address, vm_size_t size,
+                const std::vector<Page*>& batch, Produce& produce) {
+  const std::uint64_t page_size = map.geometry().page_size();
   std::size_t used = 0;
   vm_address_t page_address = range.start();
   ForEachPiece(map, range, [&](const MapEntry& entry, std::uint64_t lo,
@@ -240,8 +250,44 @@ KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
     }
   });
   // A page mapped twice in the range was copied once, then written in place.
-  for (std::size_t i = used; i < needed; ++i) batch[i]->DropMapping();
-  return KERN_SUCCESS;
+  for (std::size_t i = used; i < batch.size(); ++i) batch[i]->DropMapping();
+}
+
+// Writes bytes [address, address + size) of an allocated range, producing
+// them with produce(dst, offset_in_request, n). Copy-on-write: a page with
+// another mapping or a pin is replaced by a fresh copy; an unwritten page by
+// a fresh one. All new pages are taken in one batch before any byte changes,
+// so a refused allocation changes nothing. Requires the task lock; takes the
+// object locks.
+template <typename Produce>
+KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
+                      vm_address_t address, vm_size_t size,
+                      Produce&& produce) {
+  const Geometry& geometry = map.geometry();
+  PageRange range;
+  PageRange::Rounded(geometry, address, size, &range);
+  // At the memory limit, a page held only by a reader's pin (a reply still
+  // on its way to the kernel) would need a copy now but not a moment later:
+  // wait a little for such pins to go before refusing the write.
+  constexpr int kPinWaits = 20;
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    ObjectLocks locks;
+    locks.Add(map, range, /*exclusive=*/true);
+    locks.LockAll();
+    bool waiting_on_pins = false;
+    const std::size_t needed = PagesToWrite(map, range, &waiting_on_pins);
+    thread_local std::vector<Page*> batch;
+    batch.resize(needed);
+    if (!system.pages().Allocate(needed, batch.data())) {
+      if (!waiting_on_pins || attempt == kPinWaits) {
+        return KERN_RESOURCE_SHORTAGE;
+      }
+      continue;  // unlocks, then waits above
+    }
+    WritePages(map, range, address, size, batch, produce);
+    return KERN_SUCCESS;
+  }
 }
 
 // Makes dst_range of dst_map a copy-on-write copy of src_range of src_map
@@ -301,8 +347,14 @@ void CopyPages(const AddressMap& src_map, const PageRange& src_range,
     for (; next != written.end() && next->page < dst_seen + (hi - lo); ++next) {
       pages.Slot(lo + (next->page - dst_seen)) = next->data;
     }
-    pages.Trim(lo, hi);
     dst_seen += hi - lo;
+  });
+  // Trim only after every piece is filled: two pieces of the destination can
+  // share an object, and trimming after the first could drop a chunk that
+  // was reserved for the second.
+  ForEachPiece(dst_map, dst_range, [&](const MapEntry& entry, std::uint64_t lo,
+                                       std::uint64_t hi) {
+    entry.object->pages().Trim(lo, hi);
   });
   (void)shift;
 }
@@ -467,8 +519,13 @@ KernReturn vm_allocate(Task& task, vm_address_t* address, vm_size_t size,
       return KERN_SUCCESS;
     }
     if (size == 0) return KERN_SUCCESS;
+    // Mach's vm_allocate rounds the address down and the size up, each on
+    // its own: allocate(0x20fff, 2) is one page at 0x20000, not two.
+    const std::uint64_t mask = geometry.page_size() - 1;
+    if (size > ~std::uint64_t{0} - mask) return KERN_INVALID_ADDRESS;
     PageRange range;
-    if (KernReturn kr = PageRange::Rounded(geometry, *address, size, &range);
+    if (KernReturn kr = PageRange::Exact(geometry, *address & ~mask,
+                                         (size + mask) & ~mask, &range);
         kr != KERN_SUCCESS) {
       return kr;
     }

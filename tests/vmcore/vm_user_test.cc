@@ -79,13 +79,28 @@ RegionInfo Region(vm_address_t start, vm_size_t size, vm_prot_t prot,
 
 // --- vm_allocate -----------------------------------------------------------
 
-TEST_F(VmUserTest, AllocateFixedRoundsAddressDownAndEndUp) {
+TEST_F(VmUserTest, AllocateFixedRoundsAddressDownAndSizeUp) {
+  // Mach rounds each on its own: one page at kBase, although
+  // [kBase + 1, kBase + 1 + kPage) touches two pages.
   vm_address_t address = kBase + 1;
   ASSERT_EQ(vm_allocate(*task_, &address, kPage, false), KERN_SUCCESS);
   EXPECT_EQ(address, kBase);
   EXPECT_EQ(Regions(), std::vector<RegionInfo>{Region(
+                           kBase, kPage, VM_PROT_DEFAULT, VM_PROT_ALL,
+                           VM_INHERIT_COPY)});
+  address = kBase + 2 * kPage - 1;
+  ASSERT_EQ(vm_allocate(*task_, &address, 2, false), KERN_SUCCESS);
+  EXPECT_EQ(address, kBase + kPage);
+  EXPECT_EQ(Regions(), std::vector<RegionInfo>{Region(
                            kBase, 2 * kPage, VM_PROT_DEFAULT, VM_PROT_ALL,
                            VM_INHERIT_COPY)});
+}
+
+TEST_F(VmUserTest, AllocateFixedSizeThatCannotBeRoundedIsInvalidAddress) {
+  vm_address_t address = kBase;
+  EXPECT_EQ(vm_allocate(*task_, &address, ~vm_size_t{0}, false),
+            KERN_INVALID_ADDRESS);
+  EXPECT_TRUE(Regions().empty());
 }
 
 TEST_F(VmUserTest, AllocateDefaultsAreMachs) {
