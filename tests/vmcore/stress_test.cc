@@ -1,0 +1,1591 @@
+// Multi-threaded stress of the Mach facade (vm_user.h), run normally and
+// under ThreadSanitizer (which must report nothing).
+//
+// The unit tests check each call alone; here many threads call at once and
+// the checks are about what concurrency may not break: every call is atomic
+// on its task (no torn multi-page write, no half-taken fork snapshot), pinned
+// reads and forks stay snapshots, opposite cross-task copies neither deadlock
+// nor mix contents, and the memory limit holds. Every page written carries a
+// self-describing pattern, so any byte out of place is caught when read back.
+//
+// TASKFS_STRESS_SCALE=<factor> multiplies the iteration counts (e.g. 20 for a
+// long soak). A run that does not finish within its deadline aborts naming
+// the scenario, so a deadlock fails instead of hanging CI.
+#include <gtest/gtest.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "vmcore/kern_return.h"
+#include "vmcore/pinned_pages.h"
+#include "vmcore/task.h"
+#include "vmcore/vm_system.h"
+#include "vmcore/vm_types.h"
+#include "vmcore/vm_user.h"
+
+namespace taskfs::vm {
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kWords = kPage / sizeof(std::uint64_t);
+// What Pages::Tag returns for a page that is not one whole pattern.
+constexpr std::uint64_t kTorn = ~std::uint64_t{0};
+
+// --- run control -------------------------------------------------------------
+
+double Scale() {
+  const char* env = std::getenv("TASKFS_STRESS_SCALE");
+  if (env == nullptr) return 1.0;
+  const double scale = std::strtod(env, nullptr);
+  return scale > 0 ? scale : 1.0;
+}
+
+// The base iteration counts are sized for a sanitizer build, where these
+// loops run 10-40 times slower; a plain build affords more in the same time.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr double kBuildFactor = 1;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+constexpr double kBuildFactor = 1;
+#else
+constexpr double kBuildFactor = 5;
+#endif
+#else
+constexpr double kBuildFactor = 5;
+#endif
+
+int Iterations(int base) {
+  return std::max(1, static_cast<int>(base * kBuildFactor * Scale()));
+}
+
+std::string Hex(std::uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof(text), "%#llx",
+                static_cast<unsigned long long>(value));
+  return text;
+}
+
+std::string Mismatch(KernReturn got, KernReturn want) {
+  return "got " + std::string(KernReturnName(got)) + ", want " +
+         std::string(KernReturnName(want));
+}
+
+// Failures seen by worker threads. A broken invariant tends to fail on every
+// later iteration too, so only the first messages are kept, and every thread
+// is asked to stop. They are turned into test failures on the main thread
+// once the workers are joined.
+class Failures {
+ public:
+  void Add(std::string message) {
+    stop_.store(true);
+    std::lock_guard lock(mu_);
+    if (messages_.size() < kKept) {
+      messages_.push_back(std::move(message));
+    } else {
+      ++dropped_;
+    }
+  }
+  bool stop() const { return stop_.load(); }
+
+  void Report() {
+    std::lock_guard lock(mu_);
+    for (const std::string& message : messages_) ADD_FAILURE() << message;
+    if (dropped_ > 0) ADD_FAILURE() << dropped_ << " more failures not shown";
+  }
+
+ private:
+  static constexpr std::size_t kKept = 10;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<std::string> messages_;  // guarded by mu_
+  int dropped_ = 0;                    // guarded by mu_
+};
+
+// Records a failure built by describe() unless ok; returns ok. The text is
+// built only on failure, keeping the hot loops cheap.
+template <typename Describe>
+bool Check(Failures& failures, bool ok, Describe&& describe) {
+  if (!ok) failures.Add(std::string(describe()));
+  return ok;
+}
+
+template <typename Describe>
+bool CheckKr(Failures& failures, KernReturn got, KernReturn want,
+             Describe&& describe) {
+  return Check(failures, got == want, [&] {
+    return std::string(describe()) + ": " + Mismatch(got, want);
+  });
+}
+
+// Runs every body on its own thread and joins them. If they have not all
+// finished by the deadline the process aborts, naming the scenario: the
+// likely cause is a deadlock in the core, and a hung test would only be
+// killed much later by the CI timeout with no hint of where.
+void RunConcurrently(const char* scenario,
+                     std::vector<std::function<void()>> bodies) {
+  std::mutex mu;
+  std::condition_variable finished;
+  std::size_t running = bodies.size();
+  std::vector<std::thread> threads;
+  threads.reserve(bodies.size());
+  for (std::function<void()>& body : bodies) {
+    threads.emplace_back([&mu, &finished, &running, body = std::move(body)] {
+      body();
+      std::lock_guard lock(mu);
+      if (--running == 0) finished.notify_all();
+    });
+  }
+  const auto deadline = std::chrono::duration<double>(300.0 * Scale());
+  {
+    std::unique_lock lock(mu);
+    if (!finished.wait_for(lock, deadline,
+                           [&running] { return running == 0; })) {
+      std::fprintf(stderr,
+                   "%s: %zu threads still running after %.0f s; deadlock in "
+                   "the VM core?\n",
+                   scenario, running, deadline.count());
+      std::abort();
+    }
+  }
+  for (std::thread& thread : threads) thread.join();
+}
+
+// Called once per iteration by threads that contend for the same locks. The
+// core's locks are std::shared_mutex (glibc rwlocks), which are not fair: a
+// thread that unlocks and locks again at once keeps winning, and the
+// others, starved for long stretches, barely interleave with it. That makes
+// the run time erratic and the interleavings fewer, not the test stronger.
+void YieldBetweenCalls() { std::this_thread::yield(); }
+
+// Counts down as worker threads leave (however they leave), so that the
+// threads looping "while the workers run" stop with them.
+class Countdown {
+ public:
+  explicit Countdown(int count) : left_(count) {}
+  void Leave() { left_.fetch_sub(1); }
+  bool done() const { return left_.load() <= 0; }
+
+ private:
+  std::atomic<int> left_;
+};
+
+// --- page patterns -----------------------------------------------------------
+
+std::uint64_t Mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111eb;
+  return x ^ (x >> 31);
+}
+
+// A buffer of pages holding self-describing patterns: word 0 of a page is its
+// tag and every other word is derived from the tag, so a page mixing two
+// writes, or copied from the wrong place, does not decode. Tag 0 is the zero
+// page (unwritten memory).
+class Pages {
+ public:
+  explicit Pages(std::uint64_t count) : words_(count * kWords) {}
+
+  std::uint64_t count() const { return words_.size() / kWords; }
+  vm_size_t bytes() const { return words_.size() * sizeof(std::uint64_t); }
+  void* data() { return words_.data(); }
+  const void* data() const { return words_.data(); }
+
+  void Set(std::uint64_t page, std::uint64_t tag) {
+    std::uint64_t* words = &words_[page * kWords];
+    if (tag == 0) {
+      std::fill(words, words + kWords, 0);
+      return;
+    }
+    const std::uint64_t key = Mix(tag);
+    words[0] = tag;
+    for (std::uint64_t i = 1; i < kWords; ++i) words[i] = key + i;
+  }
+
+  // The page's tag, or kTorn if it is not one whole pattern.
+  std::uint64_t Tag(std::uint64_t page) const {
+    const std::uint64_t* words = &words_[page * kWords];
+    const std::uint64_t tag = words[0];
+    if (tag == 0) {
+      return std::all_of(words, words + kWords,
+                         [](std::uint64_t w) { return w == 0; })
+                 ? 0
+                 : kTorn;
+    }
+    const std::uint64_t key = Mix(tag);
+    for (std::uint64_t i = 1; i < kWords; ++i) {
+      if (words[i] != key + i) return kTorn;
+    }
+    return tag;
+  }
+
+ private:
+  std::vector<std::uint64_t> words_;
+};
+
+// A generation pattern: all pages of one write carry the same generation,
+// each also its own index in the range (a page landing at the wrong place
+// shows) and the marker of its writer (another writer's bytes show).
+std::uint64_t GenTag(std::uint64_t marker, std::uint64_t gen,
+                     std::uint64_t index) {
+  return marker << 56 | gen << 16 | index;
+}
+std::uint64_t MarkerOf(std::uint64_t tag) { return tag >> 56; }
+std::uint64_t GenOf(std::uint64_t tag) {
+  return (tag >> 16) & ((std::uint64_t{1} << 40) - 1);
+}
+std::uint64_t IndexOf(std::uint64_t tag) { return tag & 0xffff; }
+
+void FillGeneration(Pages* pages, std::uint64_t marker, std::uint64_t gen) {
+  for (std::uint64_t i = 0; i < pages->count(); ++i) {
+    pages->Set(i, GenTag(marker, gen, i));
+  }
+}
+
+std::string DescribeTags(const Pages& pages) {
+  std::string text;
+  for (std::uint64_t i = 0; i < pages.count(); ++i) {
+    text += (i == 0 ? "[" : " ") + Hex(pages.Tag(i));
+  }
+  return text + "]";
+}
+
+// The one generation every page of `pages` shows as marker's pattern for
+// its index; nullopt if a page is torn, foreign, misplaced, or the pages
+// disagree (the signature of a non-atomic write, copy or fork).
+std::optional<std::uint64_t> OneGeneration(const Pages& pages,
+                                           std::uint64_t marker) {
+  std::optional<std::uint64_t> gen;
+  for (std::uint64_t i = 0; i < pages.count(); ++i) {
+    const std::uint64_t tag = pages.Tag(i);
+    if (tag == kTorn || MarkerOf(tag) != marker || IndexOf(tag) != i) {
+      return std::nullopt;
+    }
+    if (gen.has_value() && *gen != GenOf(tag)) return std::nullopt;
+    gen = GenOf(tag);
+  }
+  return gen;
+}
+
+// Copies a pinned view out; false if its size or iovecs do not add up to
+// exactly the range that was read.
+bool CopyPinned(const PinnedPages& pinned, Pages* out) {
+  std::size_t total = 0;
+  for (const iovec& v : pinned.iov()) {
+    if (v.iov_len == 0 || v.iov_len % kPage != 0) return false;
+    total += v.iov_len;
+  }
+  if (total != out->bytes() || pinned.size() != out->bytes()) return false;
+  pinned.CopyTo(out->data());
+  return true;
+}
+
+// Reads with the buffer vm_read, or with the pinning one and a copy out, as
+// `pinned` says; a malformed pinned view is KERN_FAILURE.
+KernReturn ReadPages(Task& task, vm_address_t address, bool pinned,
+                     Pages* out) {
+  if (!pinned) return vm_read(task, address, out->bytes(), out->data());
+  PinnedPages view;
+  const KernReturn kr = vm_read(task, address, out->bytes(), &view);
+  if (kr != KERN_SUCCESS) return kr;
+  return CopyPinned(view, out) ? KERN_SUCCESS : KERN_FAILURE;
+}
+
+VmConfig Config(std::uint64_t limit_pages) {
+  VmConfig config;
+  config.page_size = kPage;
+  config.address_bits = 32;
+  config.memory_limit = limit_pages * kPage;
+  config.max_tasks = 512;
+  return config;
+}
+
+KernReturn AllocateAt(Task& task, vm_address_t address, std::uint64_t pages) {
+  return vm_allocate(task, &address, pages * kPage, false);
+}
+
+KernReturn WriteGeneration(Task& task, vm_address_t address,
+                           std::uint64_t pages, std::uint64_t marker,
+                           std::uint64_t gen) {
+  Pages data(pages);
+  FillGeneration(&data, marker, gen);
+  return vm_write(task, address, data.data(), data.bytes());
+}
+
+// --- 1. owners of disjoint pages of one task ---------------------------------
+
+// Five threads write (vm_write and vm_load), read (both ways), snapshot and
+// vm_copy only their own pages of one task, while an admin thread changes the
+// map elsewhere in the same task (allocate, deallocate, protect, inherit) and
+// reads its attributes and statistics. Each owner keeps a model of its pages;
+// the map is changed by the admin alone, so its regions are known exactly at
+// every moment. At the end every page holds exactly its owner's last write.
+TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
+  constexpr int kOwners = 5;
+  constexpr std::uint64_t kOwnPages = 24;
+  constexpr std::uint64_t kOwned = kOwners * kOwnPages;
+  constexpr std::uint64_t kHalf = kOwned / 2;
+  constexpr vm_address_t kBase = 0x1000000;
+  constexpr vm_address_t kScratch = 0x2000000;
+  constexpr std::uint64_t kScratchPages = 16;
+  const int iterations = Iterations(5000);
+
+  VmSystem system(Config(0));
+  std::shared_ptr<Task> task;
+  ASSERT_EQ(task_create(system, "owners", &task), KERN_SUCCESS);
+  // The owned pages span two objects: the first half gets other attributes
+  // before the second half is allocated, so the second cannot extend the
+  // first's object. Owner 2's pages, and its copies, cross from one object
+  // to the other, so its writes lock two objects at once.
+  ASSERT_EQ(AllocateAt(*task, kBase, kHalf), KERN_SUCCESS);
+  ASSERT_EQ(vm_inherit(*task, kBase, kHalf * kPage, VM_INHERIT_SHARE),
+            KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*task, kBase + kHalf * kPage, kOwned - kHalf),
+            KERN_SUCCESS);
+  const std::vector<RegionInfo> owned_regions = {
+      {kBase, kHalf * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE},
+      {kBase + kHalf * kPage, (kOwned - kHalf) * kPage, VM_PROT_DEFAULT,
+       VM_PROT_ALL, VM_INHERIT_COPY}};
+
+  Failures failures;
+  Countdown owners_left(kOwners);
+  // models[t][p]: the tag owner t last put at its page p. Each owner touches
+  // only its own model; the main thread reads them after the join.
+  std::vector<std::vector<std::uint64_t>> models(
+      kOwners, std::vector<std::uint64_t>(kOwnPages, 0));
+
+  auto owner = [&](int t) {
+    std::mt19937_64 rng(1000 + t);
+    std::vector<std::uint64_t>& model = models[t];
+    const vm_address_t first = kBase + t * kOwnPages * kPage;
+    auto tag = [t](std::uint64_t page, int i) {
+      return std::uint64_t{1} << 60 | std::uint64_t(t) << 48 | page << 32 |
+             std::uint64_t(i);
+    };
+    // Checks got (pages [p, p + n)) against the model.
+    auto expect_model = [&](const Pages& got, std::uint64_t p, int i,
+                            const char* how) {
+      for (std::uint64_t k = 0; k < got.count(); ++k) {
+        if (!Check(failures, got.Tag(k) == model[p + k], [&] {
+              return "owner " + std::to_string(t) + " iteration " +
+                     std::to_string(i) + ": " + how + " of page " +
+                     std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
+                     ", last written " + Hex(model[p + k]);
+            })) {
+          return;
+        }
+      }
+    };
+    for (int i = 0; i < iterations && !failures.stop(); ++i) {
+      const std::uint64_t n = 1 + rng() % 4;
+      const std::uint64_t p = rng() % (kOwnPages - n + 1);
+      const vm_address_t at = first + p * kPage;
+      auto where = [&](const char* call) {
+        return "owner " + std::to_string(t) + " iteration " +
+               std::to_string(i) + ": " + call;
+      };
+      switch (rng() % 7) {
+        case 0:
+        case 1: {
+          Pages data(n);
+          for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
+          if (CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
+                      KERN_SUCCESS, [&] { return where("vm_write"); })) {
+            for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
+          }
+          break;
+        }
+        case 2:
+        case 3: {
+          const bool pinned = rng() % 2 == 0;
+          Pages got(n);
+          if (CheckKr(failures, ReadPages(*task, at, pinned, &got),
+                      KERN_SUCCESS, [&] { return where("vm_read"); })) {
+            expect_model(got, p, i, pinned ? "pinned vm_read" : "vm_read");
+          }
+          break;
+        }
+        case 4: {
+          // Overlap is allowed and must act as if the source were read
+          // whole first.
+          const std::uint64_t q = rng() % (kOwnPages - n + 1);
+          if (CheckKr(failures,
+                      vm_copy(*task, at, n * kPage, first + q * kPage),
+                      KERN_SUCCESS, [&] { return where("vm_copy"); })) {
+            const std::vector<std::uint64_t> moved(model.begin() + p,
+                                                   model.begin() + p + n);
+            std::copy(moved.begin(), moved.end(), model.begin() + q);
+          }
+          break;
+        }
+        case 5: {
+          // A pinned view taken before a write keeps the old bytes.
+          PinnedPages before;
+          if (!CheckKr(failures, vm_read(*task, at, n * kPage, &before),
+                       KERN_SUCCESS, [&] { return where("pinned vm_read"); })) {
+            break;
+          }
+          Pages data(n);
+          for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
+          if (!CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
+                       KERN_SUCCESS, [&] { return where("vm_write"); })) {
+            break;
+          }
+          Pages old(n);
+          if (Check(failures, CopyPinned(before, &old),
+                    [&] { return where("malformed pinned view"); })) {
+            expect_model(old, p, i, "snapshot pinned before a write");
+          }
+          for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
+          Pages now(n);
+          if (CheckKr(failures, ReadPages(*task, at, false, &now), KERN_SUCCESS,
+                      [&] { return where("vm_read"); })) {
+            expect_model(now, p, i, "vm_read after a pinned write");
+          }
+          break;
+        }
+        case 6: {
+          // vm_load in two pieces split at an unaligned offset: the first
+          // piece changes part of a page, which copies the rest of the page
+          // over first when the page is shared (after a vm_copy) or pinned.
+          Pages data(n);
+          for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
+          const vm_size_t split = 1 + rng() % (data.bytes() - 1);
+          const auto* bytes = static_cast<const std::byte*>(data.data());
+          if (CheckKr(failures, vm_load(*task, at, bytes, split), KERN_SUCCESS,
+                      [&] { return where("vm_load"); }) &&
+              CheckKr(failures,
+                      vm_load(*task, at + split, bytes + split,
+                              data.bytes() - split),
+                      KERN_SUCCESS, [&] { return where("vm_load"); })) {
+            for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
+          }
+          break;
+        }
+      }
+    }
+    if (!failures.stop()) {
+      Pages all(kOwnPages);
+      if (CheckKr(
+              failures, ReadPages(*task, first, true, &all), KERN_SUCCESS,
+              [&] { return "owner " + std::to_string(t) + ": final read"; })) {
+        expect_model(all, 0, iterations, "final pinned vm_read");
+      }
+    }
+    owners_left.Leave();
+  };
+
+  // The admin's scratch pages: the admin alone changes the map, so it knows
+  // the exact result of every call and the exact region list.
+  struct ScratchPage {
+    bool allocated = false;
+    vm_prot_t protection = VM_PROT_DEFAULT;
+    vm_inherit_t inheritance = VM_INHERIT_COPY;
+    std::uint64_t tag = 0;
+  };
+  int admin_rounds = 0;
+  auto admin = [&] {
+    std::mt19937_64 rng(7);
+    std::vector<ScratchPage> scratch(kScratchPages);
+    constexpr vm_prot_t kProts[] = {VM_PROT_NONE, VM_PROT_READ, VM_PROT_WRITE,
+                                    VM_PROT_DEFAULT, VM_PROT_ALL};
+    // The code of the lowest page of [p, p + n) lacking `needed`.
+    auto access = [&](std::uint64_t p, std::uint64_t n, vm_prot_t needed) {
+      for (std::uint64_t k = p; k < p + n; ++k) {
+        if (!scratch[k].allocated) return KERN_INVALID_ADDRESS;
+        if ((scratch[k].protection & needed) != needed) {
+          return KERN_PROTECTION_FAILURE;
+        }
+      }
+      return KERN_SUCCESS;
+    };
+    auto expected_regions = [&] {
+      std::vector<RegionInfo> regions = owned_regions;
+      for (std::uint64_t k = 0; k < kScratchPages; ++k) {
+        const ScratchPage& page = scratch[k];
+        if (!page.allocated) continue;
+        const vm_address_t address = kScratch + k * kPage;
+        RegionInfo& last = regions.back();
+        if (last.start + last.size == address &&
+            last.protection == page.protection &&
+            last.inheritance == page.inheritance) {
+          last.size += kPage;
+        } else {
+          regions.push_back(
+              {address, kPage, page.protection, VM_PROT_ALL, page.inheritance});
+        }
+      }
+      return regions;
+    };
+    // A few rounds at least, even if the owners finish first.
+    constexpr int kMinRounds = 50;
+    int round = 0;
+    for (; (round < kMinRounds || !owners_left.done()) && !failures.stop();
+         ++round) {
+      const std::uint64_t n = 1 + rng() % 4;
+      const std::uint64_t p = rng() % (kScratchPages - n + 1);
+      const vm_address_t at = kScratch + p * kPage;
+      auto where = [&](const char* call) {
+        return "admin round " + std::to_string(round) + ": " + call;
+      };
+      bool any_allocated = false;
+      bool all_allocated = true;
+      for (std::uint64_t k = p; k < p + n; ++k) {
+        any_allocated |= scratch[k].allocated;
+        all_allocated &= scratch[k].allocated;
+      }
+      switch (rng() % 9) {
+        case 0: {
+          const KernReturn want = any_allocated ? KERN_NO_SPACE : KERN_SUCCESS;
+          if (CheckKr(failures, AllocateAt(*task, at, n), want,
+                      [&] { return where("vm_allocate"); }) &&
+              want == KERN_SUCCESS) {
+            for (std::uint64_t k = p; k < p + n; ++k) scratch[k] = {true};
+          }
+          break;
+        }
+        case 1:
+          if (CheckKr(failures, vm_deallocate(*task, at, n * kPage),
+                      KERN_SUCCESS, [&] { return where("vm_deallocate"); })) {
+            for (std::uint64_t k = p; k < p + n; ++k) scratch[k] = {};
+          }
+          break;
+        case 2: {
+          const vm_prot_t prot = kProts[rng() % std::size(kProts)];
+          const KernReturn want =
+              all_allocated ? KERN_SUCCESS : KERN_INVALID_ADDRESS;
+          if (CheckKr(failures, vm_protect(*task, at, n * kPage, false, prot),
+                      want, [&] { return where("vm_protect"); }) &&
+              want == KERN_SUCCESS) {
+            for (std::uint64_t k = p; k < p + n; ++k) {
+              scratch[k].protection = prot;
+            }
+          }
+          break;
+        }
+        case 3: {
+          const vm_inherit_t inheritance =
+              rng() % 2 == 0 ? VM_INHERIT_COPY : VM_INHERIT_NONE;
+          const KernReturn want =
+              all_allocated ? KERN_SUCCESS : KERN_INVALID_ADDRESS;
+          if (CheckKr(failures, vm_inherit(*task, at, n * kPage, inheritance),
+                      want, [&] { return where("vm_inherit"); }) &&
+              want == KERN_SUCCESS) {
+            for (std::uint64_t k = p; k < p + n; ++k) {
+              scratch[k].inheritance = inheritance;
+            }
+          }
+          break;
+        }
+        case 4: {
+          Pages data(n);
+          for (std::uint64_t k = 0; k < n; ++k) {
+            data.Set(k, std::uint64_t{2} << 60 | (p + k) << 32 |
+                            std::uint64_t(round));
+          }
+          const KernReturn want = access(p, n, VM_PROT_WRITE);
+          if (CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
+                      want, [&] { return where("vm_write"); }) &&
+              want == KERN_SUCCESS) {
+            for (std::uint64_t k = 0; k < n; ++k) {
+              scratch[p + k].tag = data.Tag(k);
+            }
+          }
+          break;
+        }
+        case 5: {
+          Pages got(n);
+          const KernReturn want = access(p, n, VM_PROT_READ);
+          if (CheckKr(failures, ReadPages(*task, at, rng() % 2 == 0, &got),
+                      want, [&] { return where("vm_read"); }) &&
+              want == KERN_SUCCESS) {
+            for (std::uint64_t k = 0; k < n; ++k) {
+              if (!Check(failures, got.Tag(k) == scratch[p + k].tag, [&] {
+                    return where("vm_read") + " of scratch page " +
+                           std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
+                           ", want " + Hex(scratch[p + k].tag);
+                  })) {
+                break;
+              }
+            }
+          }
+          break;
+        }
+        case 6: {
+          // Nothing lies below the owned pages, so "anywhere" is address 0.
+          vm_address_t address = 12345;
+          if (CheckKr(failures, vm_allocate(*task, &address, n * kPage, true),
+                      KERN_SUCCESS,
+                      [&] { return where("vm_allocate anywhere"); })) {
+            Check(failures, address == 0, [&] {
+              return where("vm_allocate anywhere") + " chose " + Hex(address);
+            });
+            CheckKr(failures, vm_deallocate(*task, address, n * kPage),
+                    KERN_SUCCESS, [&] { return where("vm_deallocate"); });
+          }
+          break;
+        }
+        case 7: {
+          std::vector<RegionInfo> regions;
+          if (CheckKr(failures, vm_region_list(*task, &regions), KERN_SUCCESS,
+                      [&] { return where("vm_region_list"); })) {
+            Check(failures, regions == expected_regions(), [&] {
+              return where("vm_region_list") + " differs from the model (" +
+                     std::to_string(regions.size()) + " regions)";
+            });
+          }
+          vm_address_t address = kBase + rng() % (kOwned * kPage);
+          RegionInfo info;
+          if (CheckKr(failures, vm_region(*task, &address, &info), KERN_SUCCESS,
+                      [&] { return where("vm_region"); })) {
+            Check(failures,
+                  info == owned_regions[0] || info == owned_regions[1], [&] {
+                    return where("vm_region") + " of the owned pages gave " +
+                           Hex(info.start) + "+" + Hex(info.size);
+                  });
+          }
+          break;
+        }
+        case 8: {
+          TaskStatistics stats;
+          if (!CheckKr(failures, task_statistics(*task, &stats), KERN_SUCCESS,
+                       [&] { return where("task_statistics"); })) {
+            break;
+          }
+          std::uint64_t allocated = kOwned;
+          for (const ScratchPage& page : scratch) allocated += page.allocated;
+          Check(failures,
+                stats.regions == expected_regions().size() &&
+                    stats.virtual_bytes == allocated * kPage &&
+                    stats.resident_bytes <= stats.virtual_bytes &&
+                    stats.resident_bytes % kPage == 0 &&
+                    stats.shared_bytes <= stats.resident_bytes,
+                [&] {
+                  return where("task_statistics") + ": regions " +
+                         std::to_string(stats.regions) + " virtual " +
+                         Hex(stats.virtual_bytes) + " resident " +
+                         Hex(stats.resident_bytes) + " shared " +
+                         Hex(stats.shared_bytes);
+                });
+          break;
+        }
+      }
+    }
+    admin_rounds = round;
+  };
+
+  std::vector<std::function<void()>> bodies;
+  for (int t = 0; t < kOwners; ++t) bodies.push_back([&owner, t] { owner(t); });
+  bodies.push_back(admin);
+  RunConcurrently("OwnersOfDisjointPagesKeepTheirLastWrites",
+                  std::move(bodies));
+  failures.Report();
+  EXPECT_GT(admin_rounds, 0);
+
+  // The whole owned range, read in one call each way, is every owner's last
+  // write.
+  for (const bool pinned : {false, true}) {
+    Pages all(kOwned);
+    ASSERT_EQ(ReadPages(*task, kBase, pinned, &all), KERN_SUCCESS);
+    for (std::uint64_t page = 0; page < kOwned; ++page) {
+      ASSERT_EQ(all.Tag(page), models[page / kOwnPages][page % kOwnPages])
+          << "page " << page << (pinned ? " (pinned read)" : "");
+    }
+  }
+  TaskStatistics stats;
+  ASSERT_EQ(task_statistics(*task, &stats), KERN_SUCCESS);
+  EXPECT_LE(stats.resident_bytes, system.pages().live_pages() * kPage);
+  // Nothing leaked: pins released, copies dropped.
+  ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
+  EXPECT_EQ(system.pages().live_pages(), 0u);
+}
+
+// --- 2. atomicity of one multi-page operation -------------------------------
+
+// A writer rewrites a 12-page range again and again, each time as one call
+// that gives all pages the same generation: vm_write, vm_copy from a staging
+// area of the same task, or vm_map_copy from a staging task. The range
+// crosses a page-table chunk boundary and two objects. Readers must always
+// see one generation throughout, never older than one already completed,
+// never going back, and a pinned view must keep its generation while newer
+// ones are written. A third thread changes the map beside the range.
+TEST(VmStressTest, MultiPageWritesAreNeverSeenTorn) {
+  constexpr std::uint64_t kMarker = 5;
+  constexpr std::uint64_t kRangePages = 12;
+  constexpr vm_address_t kBase = 0x1000000;
+  // Region A: 516 pages made rwx; region B: the 8 pages after it, a new
+  // object because its attributes differ from A's. The range is A's pages
+  // 510..515 (crossing the page-table chunk boundary at 512) and B's first 6.
+  constexpr std::uint64_t kPagesA = 516;
+  constexpr vm_address_t kRange = kBase + 510 * kPage;
+  constexpr vm_address_t kStage = 0x3000000;
+  const int generations = Iterations(4000);
+
+  VmSystem system(Config(0));
+  std::shared_ptr<Task> task, stage;
+  ASSERT_EQ(task_create(system, "torn", &task), KERN_SUCCESS);
+  ASSERT_EQ(task_create(system, "stage", &stage), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*task, kBase, kPagesA), KERN_SUCCESS);
+  ASSERT_EQ(vm_protect(*task, kBase, kPagesA * kPage, false, VM_PROT_ALL),
+            KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*task, kBase + kPagesA * kPage, 8), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*task, kStage, kRangePages), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*stage, kStage, kRangePages), KERN_SUCCESS);
+  ASSERT_EQ(WriteGeneration(*task, kRange, kRangePages, kMarker, 0),
+            KERN_SUCCESS);
+
+  Failures failures;
+  std::atomic<std::uint64_t> started{0};    // generation being written
+  std::atomic<std::uint64_t> completed{0};  // last generation written
+  std::atomic<bool> writer_done{false};
+
+  auto writer = [&] {
+    for (std::uint64_t gen = 1;
+         gen <= static_cast<std::uint64_t>(generations) && !failures.stop();
+         ++gen) {
+      YieldBetweenCalls();
+      auto where = [&](const char* call) {
+        return "writer generation " + std::to_string(gen) + ": " + call;
+      };
+      // Every 16th generation, a pinned view of the previous one must
+      // survive the write.
+      PinnedPages before;
+      if (gen % 16 == 0) {
+        CheckKr(failures, vm_read(*task, kRange, kRangePages * kPage, &before),
+                KERN_SUCCESS, [&] { return where("pinned vm_read"); });
+      }
+      KernReturn kr = KERN_SUCCESS;
+      switch (gen % 3) {
+        case 0:
+          started.store(gen);
+          kr = WriteGeneration(*task, kRange, kRangePages, kMarker, gen);
+          break;
+        case 1:
+          kr = WriteGeneration(*task, kStage, kRangePages, kMarker, gen);
+          started.store(gen);
+          if (kr == KERN_SUCCESS) {
+            kr = vm_copy(*task, kStage, kRangePages * kPage, kRange);
+          }
+          break;
+        case 2:
+          kr = WriteGeneration(*stage, kStage, kRangePages, kMarker, gen);
+          started.store(gen);
+          if (kr == KERN_SUCCESS) {
+            kr = vm_map_copy(*task, kRange, *stage, kStage, kRangePages * kPage,
+                             false, false);
+          }
+          break;
+      }
+      if (!CheckKr(failures, kr, KERN_SUCCESS,
+                   [&] { return where("rewrite"); })) {
+        break;
+      }
+      completed.store(gen);
+      if (gen % 16 == 0) {
+        Pages old(kRangePages);
+        if (Check(failures, CopyPinned(before, &old),
+                  [&] { return where("malformed pinned view"); })) {
+          Check(failures, OneGeneration(old, kMarker) == gen - 1, [&] {
+            return where("view pinned before the write") + " now shows " +
+                   DescribeTags(old);
+          });
+        }
+      }
+    }
+    writer_done.store(true);
+  };
+
+  auto reader = [&](int r) {
+    std::uint64_t last = 0;
+    int reads = 0;
+    // A view held across several reads; it must not change meanwhile.
+    PinnedPages held;
+    std::uint64_t held_gen = 0;
+    for (; !writer_done.load() && !failures.stop(); ++reads) {
+      YieldBetweenCalls();
+      auto where = [&](const char* what) {
+        return "reader " + std::to_string(r) + " read " +
+               std::to_string(reads) + ": " + what;
+      };
+      const std::uint64_t low = completed.load();
+      Pages got(kRangePages);
+      const bool pinned = reads % 2 == r;
+      if (!CheckKr(failures, ReadPages(*task, kRange, pinned, &got),
+                   KERN_SUCCESS, [&] { return where("vm_read"); })) {
+        break;
+      }
+      const std::uint64_t high = started.load();
+      const std::optional<std::uint64_t> gen = OneGeneration(got, kMarker);
+      if (!Check(failures, gen.has_value(), [&] {
+            return where(pinned ? "torn pinned read " : "torn read ") +
+                   DescribeTags(got);
+          })) {
+        break;
+      }
+      Check(failures, *gen >= low && *gen <= high && *gen >= last, [&] {
+        return where("generation ") + std::to_string(*gen) + " outside [" +
+               std::to_string(std::max(low, last)) + ", " +
+               std::to_string(high) + "]";
+      });
+      last = *gen;
+      if (held.size() == 0 && reads % 8 == 0) {
+        if (!CheckKr(failures,
+                     vm_read(*task, kRange, kRangePages * kPage, &held),
+                     KERN_SUCCESS, [&] { return where("pinned vm_read"); })) {
+          break;
+        }
+        Pages view(kRangePages);
+        if (!Check(failures, CopyPinned(held, &view),
+                   [&] { return where("malformed pinned view"); })) {
+          break;
+        }
+        const std::optional<std::uint64_t> pinned_gen =
+            OneGeneration(view, kMarker);
+        if (!Check(failures, pinned_gen.has_value(), [&] {
+              return where("torn pinned read ") + DescribeTags(view);
+            })) {
+          break;
+        }
+        held_gen = *pinned_gen;
+      } else if (held.size() != 0 && *gen > held_gen + 2) {
+        Pages view(kRangePages);
+        if (Check(failures, CopyPinned(held, &view),
+                  [&] { return where("malformed pinned view"); })) {
+          Check(failures, OneGeneration(view, kMarker) == held_gen, [&] {
+            return where("view pinned at generation ") +
+                   std::to_string(held_gen) + " now shows " +
+                   DescribeTags(view);
+          });
+        }
+        held.Release();
+      }
+    }
+  };
+
+  // Map changes beside the range take the task lock exclusive between the
+  // reads and writes, and split and merge entries of the range's object A.
+  auto churner = [&] {
+    for (int round = 0; !writer_done.load() && !failures.stop(); ++round) {
+      YieldBetweenCalls();
+      const vm_prot_t prot = round % 2 == 0 ? VM_PROT_DEFAULT : VM_PROT_ALL;
+      const vm_address_t at = kBase + (round % 8) * 32 * kPage;
+      CheckKr(failures, vm_protect(*task, at, 64 * kPage, false, prot),
+              KERN_SUCCESS, [] { return std::string("churner vm_protect"); });
+      TaskStatistics stats;
+      CheckKr(failures, task_statistics(*task, &stats), KERN_SUCCESS,
+              [] { return std::string("churner task_statistics"); });
+    }
+  };
+
+  RunConcurrently(
+      "MultiPageWritesAreNeverSeenTorn",
+      {writer, [&reader] { reader(0); }, [&reader] { reader(1); }, churner});
+  failures.Report();
+
+  Pages final_pages(kRangePages);
+  ASSERT_EQ(ReadPages(*task, kRange, false, &final_pages), KERN_SUCCESS);
+  EXPECT_EQ(OneGeneration(final_pages, kMarker),
+            static_cast<std::uint64_t>(generations))
+      << DescribeTags(final_pages);
+  ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
+  ASSERT_EQ(task_terminate(system, *stage), KERN_SUCCESS);
+  EXPECT_EQ(system.pages().live_pages(), 0u);
+}
+
+// --- 3. two tasks, and forks -------------------------------------------------
+
+// Tasks A and B copy from each other at the same time in opposite
+// directions (A -> B and B -> A, into existing memory and into new
+// regions), while each task's source range is being rewritten: the copies
+// must not deadlock and each must land whole, one generation of the source.
+// Meanwhile a block is moved back and forth between them (dst_alloc +
+// src_destroy) by two threads racing in opposite directions: it must always
+// be in exactly one task, with its contents and attributes.
+TEST(VmStressTest, OppositeMapCopiesBetweenTwoTasks) {
+  constexpr std::uint64_t kPages = 4;
+  constexpr vm_address_t kOut = 0x1000000;
+  constexpr vm_address_t kIn = 0x2000000;
+  constexpr vm_address_t kFresh = 0x3000000;
+  constexpr vm_address_t kBlock = 0x4000000;
+  constexpr std::uint64_t kBlockPages = 3;
+  constexpr std::uint64_t kBlockMarker = 9;
+  const int copies = Iterations(8000);
+
+  VmSystem system(Config(0));
+  std::shared_ptr<Task> tasks[2];
+  ASSERT_EQ(task_create(system, "a", &tasks[0]), KERN_SUCCESS);
+  ASSERT_EQ(task_create(system, "b", &tasks[1]), KERN_SUCCESS);
+  for (int s = 0; s < 2; ++s) {
+    ASSERT_EQ(AllocateAt(*tasks[s], kOut, kPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*tasks[s], kIn, kPages), KERN_SUCCESS);
+    ASSERT_EQ(WriteGeneration(*tasks[s], kOut, kPages, 10 + s, 0),
+              KERN_SUCCESS);
+  }
+  // The block's attributes differ from the defaults so that a move that
+  // lost them would show.
+  ASSERT_EQ(AllocateAt(*tasks[0], kBlock, kBlockPages), KERN_SUCCESS);
+  ASSERT_EQ(WriteGeneration(*tasks[0], kBlock, kBlockPages, kBlockMarker, 7),
+            KERN_SUCCESS);
+  ASSERT_EQ(
+      vm_protect(*tasks[0], kBlock, kBlockPages * kPage, false, VM_PROT_ALL),
+      KERN_SUCCESS);
+  ASSERT_EQ(
+      vm_inherit(*tasks[0], kBlock, kBlockPages * kPage, VM_INHERIT_SHARE),
+      KERN_SUCCESS);
+  const RegionInfo block_region = {kBlock, kBlockPages * kPage, VM_PROT_ALL,
+                                   VM_PROT_ALL, VM_INHERIT_SHARE};
+
+  Failures failures;
+  Countdown copiers_left(2);
+  std::atomic<std::uint64_t> started[2] = {0, 0};
+  std::atomic<std::uint64_t> completed[2] = {0, 0};
+  int moves[2] = {0, 0};
+
+  auto writer = [&](int s) {
+    for (std::uint64_t gen = 1; !copiers_left.done() && !failures.stop();
+         ++gen) {
+      YieldBetweenCalls();
+      started[s].store(gen);
+      if (!CheckKr(
+              failures, WriteGeneration(*tasks[s], kOut, kPages, 10 + s, gen),
+              KERN_SUCCESS,
+              [&] { return "writer " + std::to_string(s) + ": vm_write"; })) {
+        break;
+      }
+      completed[s].store(gen);
+    }
+  };
+
+  // Copies task s's source into the other task, then reads the copy back:
+  // only this thread writes the destination, so it must still be the copy.
+  auto copier = [&](int s) {
+    Task& src = *tasks[s];
+    Task& dst = *tasks[1 - s];
+    for (int i = 0; i < copies && !failures.stop(); ++i) {
+      YieldBetweenCalls();
+      auto where = [&](const char* call) {
+        return "copier " + std::to_string(s) + " iteration " +
+               std::to_string(i) + ": " + call;
+      };
+      const bool fresh = i % 4 == 3;
+      const vm_address_t dest = fresh ? kFresh : kIn;
+      const std::uint64_t low = completed[s].load();
+      if (!CheckKr(
+              failures,
+              vm_map_copy(dst, dest, src, kOut, kPages * kPage, fresh, false),
+              KERN_SUCCESS, [&] { return where("vm_map_copy"); })) {
+        break;
+      }
+      const std::uint64_t high = started[s].load();
+      Pages got(kPages);
+      if (!CheckKr(failures, ReadPages(dst, dest, i % 2 == 0, &got),
+                   KERN_SUCCESS, [&] { return where("vm_read"); })) {
+        break;
+      }
+      const std::optional<std::uint64_t> gen = OneGeneration(got, 10 + s);
+      Check(failures, gen.has_value() && *gen >= low && *gen <= high, [&] {
+        return where("copy") + std::string(" is ") + DescribeTags(got) +
+               ", want one generation in [" + std::to_string(low) + ", " +
+               std::to_string(high) + "]";
+      });
+      if (fresh) {
+        CheckKr(failures, vm_deallocate(dst, kFresh, kPages * kPage),
+                KERN_SUCCESS, [&] { return where("vm_deallocate"); });
+      }
+    }
+    copiers_left.Leave();
+  };
+
+  // Moves the block from task s to the other one whenever it is in s.
+  auto mover = [&](int s) {
+    Task& src = *tasks[s];
+    Task& dst = *tasks[1 - s];
+    for (int i = 0; !copiers_left.done() && !failures.stop(); ++i) {
+      YieldBetweenCalls();
+      auto where = [&](const char* call) {
+        return "mover " + std::to_string(s) + " iteration " +
+               std::to_string(i) + ": " + call;
+      };
+      const KernReturn kr = vm_map_copy(dst, kBlock, src, kBlock,
+                                        kBlockPages * kPage, true, true);
+      if (kr == KERN_INVALID_ADDRESS) continue;  // the block is in dst
+      if (!CheckKr(failures, kr, KERN_SUCCESS,
+                   [&] { return where("vm_map_copy move"); })) {
+        break;
+      }
+      ++moves[s];
+      // The other mover may already have taken it back.
+      Pages got(kBlockPages);
+      const KernReturn read = ReadPages(dst, kBlock, i % 2 == 0, &got);
+      if (read == KERN_INVALID_ADDRESS) continue;
+      if (CheckKr(failures, read, KERN_SUCCESS,
+                  [&] { return where("vm_read"); })) {
+        Check(failures, OneGeneration(got, kBlockMarker) == 7u, [&] {
+          return where("moved block") + std::string(" is ") + DescribeTags(got);
+        });
+      }
+    }
+  };
+
+  RunConcurrently("OppositeMapCopiesBetweenTwoTasks",
+                  {[&] { writer(0); }, [&] { writer(1); }, [&] { copier(0); },
+                   [&] { copier(1); }, [&] { mover(0); }, [&] { mover(1); }});
+  failures.Report();
+
+  // Moves alternate (each needs the block where the other left it), so the
+  // counts say where it is now.
+  ASSERT_TRUE(moves[0] == moves[1] || moves[0] == moves[1] + 1)
+      << moves[0] << " moves A->B, " << moves[1] << " B->A";
+  Task& holder = *tasks[moves[0] == moves[1] ? 0 : 1];
+  Task& other = *tasks[moves[0] == moves[1] ? 1 : 0];
+  Pages block(kBlockPages);
+  ASSERT_EQ(ReadPages(holder, kBlock, true, &block), KERN_SUCCESS);
+  EXPECT_EQ(OneGeneration(block, kBlockMarker), 7u) << DescribeTags(block);
+  vm_address_t address = kBlock;
+  RegionInfo info;
+  ASSERT_EQ(vm_region(holder, &address, &info), KERN_SUCCESS);
+  EXPECT_EQ(info, block_region);
+  EXPECT_EQ(ReadPages(other, kBlock, false, &block), KERN_INVALID_ADDRESS);
+  for (int s = 0; s < 2; ++s) {
+    Pages in(kPages);
+    ASSERT_EQ(ReadPages(*tasks[s], kIn, false, &in), KERN_SUCCESS);
+    EXPECT_TRUE(OneGeneration(in, 10 + (1 - s)).has_value())
+        << DescribeTags(in);
+    ASSERT_EQ(task_terminate(system, *tasks[s]), KERN_SUCCESS);
+  }
+  EXPECT_EQ(system.pages().live_pages(), 0u);
+}
+
+// Two threads fork a task (and sometimes a fork of it) while two others
+// write to it. A child is one snapshot of the parent: its copy regions show
+// the parent at a single moment (never half of a write, never a cut that
+// the writers' order rules out) and then never change with the parent, nor
+// the parent with the child. Share regions stay one memory for parent and
+// all children; none regions are absent. Children are terminated (the
+// oldest as new ones come, the rest at the end) while the writers still run.
+TEST(VmStressTest, ForksSeeConsistentSnapshots) {
+  constexpr vm_address_t kC = 0x1000000;   // copy: whole-range generations
+  constexpr vm_address_t kC2 = 0x1100000;  // copy: one page per write
+  constexpr vm_address_t kS = 0x1200000;   // share
+  constexpr vm_address_t kX = 0x1300000;   // none
+  constexpr std::uint64_t kCPages = 8;
+  constexpr std::uint64_t kC2Pages = 6;
+  constexpr std::uint64_t kSPages = 8;
+  constexpr std::uint64_t kCMarker = 20;
+  constexpr std::uint64_t kC2Marker = 21;
+  constexpr std::uint64_t kSMarker = 22;
+  // Writer 1 writes share pages [0, 4); forker f writes share page 4 + f.
+  constexpr std::uint64_t kSWritten = 4;
+  constexpr int kForkers = 2;
+  // Children alive at once per forker; older ones are terminated.
+  constexpr std::size_t kLiveChildren = 12;
+  const int forks = Iterations(800);
+
+  VmSystem system(Config(0));
+  std::shared_ptr<Task> parent;
+  ASSERT_EQ(task_create(system, "parent", &parent), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*parent, kC, kCPages), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*parent, kC2, kC2Pages), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*parent, kS, kSPages), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*parent, kX, 2), KERN_SUCCESS);
+  ASSERT_EQ(vm_inherit(*parent, kS, kSPages * kPage, VM_INHERIT_SHARE),
+            KERN_SUCCESS);
+  ASSERT_EQ(vm_inherit(*parent, kX, 2 * kPage, VM_INHERIT_NONE), KERN_SUCCESS);
+  ASSERT_EQ(WriteGeneration(*parent, kC, kCPages, kCMarker, 0), KERN_SUCCESS);
+  ASSERT_EQ(WriteGeneration(*parent, kC2, kC2Pages, kC2Marker, 0),
+            KERN_SUCCESS);
+  ASSERT_EQ(WriteGeneration(*parent, kS, kSWritten, kSMarker, 0), KERN_SUCCESS);
+  const std::vector<RegionInfo> child_regions = {
+      {kC, kCPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
+      {kC2, kC2Pages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
+      {kS, kSPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE}};
+
+  Failures failures;
+  Countdown forkers_left(kForkers);
+  // Writer 1: generation g is written to C (one call), then to S[0, 4).
+  std::atomic<std::uint64_t> c_started{0}, c_completed{0};
+  std::atomic<std::uint64_t> s_started{0}, s_completed{0};
+  // Writer 2: its w-th write (from 1) puts sequence (w - 1) / 6 + 1 into page
+  // (w - 1) % 6 of C2.
+  std::atomic<std::uint64_t> c2_started{0}, c2_completed{0};
+  std::uint64_t final_gen = 0, final_writes = 0;
+
+  auto writer1 = [&] {
+    std::uint64_t gen = 1;
+    for (; !forkers_left.done() && !failures.stop(); ++gen) {
+      YieldBetweenCalls();
+      c_started.store(gen);
+      if (!CheckKr(failures,
+                   WriteGeneration(*parent, kC, kCPages, kCMarker, gen),
+                   KERN_SUCCESS, [] { return std::string("writer 1: C"); })) {
+        break;
+      }
+      c_completed.store(gen);
+      s_started.store(gen);
+      if (!CheckKr(failures,
+                   WriteGeneration(*parent, kS, kSWritten, kSMarker, gen),
+                   KERN_SUCCESS, [] { return std::string("writer 1: S"); })) {
+        break;
+      }
+      s_completed.store(gen);
+    }
+    final_gen = gen - 1;
+  };
+  auto writer2 = [&] {
+    std::uint64_t w = 1;
+    for (; !forkers_left.done() && !failures.stop(); ++w) {
+      YieldBetweenCalls();
+      Pages data(1);
+      const std::uint64_t page = (w - 1) % kC2Pages;
+      data.Set(0, GenTag(kC2Marker, (w - 1) / kC2Pages + 1, page));
+      c2_started.store(w);
+      if (!CheckKr(failures,
+                   vm_write(*parent, kC2 + page * kPage, data.data(), kPage),
+                   KERN_SUCCESS, [] { return std::string("writer 2: C2"); })) {
+        break;
+      }
+      c2_completed.store(w);
+    }
+    final_writes = w - 1;
+  };
+  // What C2 holds after writer 2's first `writes` writes.
+  auto c2_after = [](std::uint64_t writes, std::uint64_t page) {
+    const std::uint64_t seq =
+        writes > page ? (writes - page - 1) / kC2Pages + 1 : 0;
+    return GenTag(kC2Marker, seq, page);
+  };
+
+  // A child and what its private (copy) pages must keep holding.
+  struct Child {
+    std::shared_ptr<Task> task;
+    std::vector<std::uint64_t> c;   // tags of C
+    std::vector<std::uint64_t> c2;  // tags of C2
+  };
+
+  auto forker = [&](int f) {
+    std::vector<Child> children;
+    std::uint64_t s_tag = 0;  // last tag this forker put in share page 4 + f
+    const vm_address_t s_mine = kS + (kSWritten + f) * kPage;
+    auto read_tags = [&](Task& task, vm_address_t address, std::uint64_t n,
+                         std::vector<std::uint64_t>* tags) {
+      Pages got(n);
+      const KernReturn kr =
+          ReadPages(task, address, tags->size() % 2 == 0, &got);
+      tags->clear();
+      for (std::uint64_t k = 0; k < n; ++k) tags->push_back(got.Tag(k));
+      return kr;
+    };
+    // Checks that a child still holds its snapshot and sees the share page
+    // as this forker last wrote it.
+    auto verify_child = [&](const Child& child, const char* when) {
+      auto where = [&](const char* what) {
+        return "forker " + std::to_string(f) + " " + when + ", child " +
+               child.task->name() + ": " + what;
+      };
+      std::vector<std::uint64_t> tags;
+      if (CheckKr(failures, read_tags(*child.task, kC, kCPages, &tags),
+                  KERN_SUCCESS, [&] { return where("vm_read C"); })) {
+        Check(failures, tags == child.c,
+              [&] { return where("C changed since the fork"); });
+      }
+      if (CheckKr(failures, read_tags(*child.task, kC2, kC2Pages, &tags),
+                  KERN_SUCCESS, [&] { return where("vm_read C2"); })) {
+        Check(failures, tags == child.c2,
+              [&] { return where("C2 changed since the fork"); });
+      }
+      if (CheckKr(failures, read_tags(*child.task, s_mine, 1, &tags),
+                  KERN_SUCCESS, [&] { return where("vm_read S"); })) {
+        Check(failures, tags[0] == s_tag, [&] {
+          return where("shared page shows ") + Hex(tags[0]) + ", want " +
+                 Hex(s_tag);
+        });
+      }
+    };
+    // Verifies and terminates the oldest child. This happens while the
+    // writers write the share pages it covers.
+    auto retire_oldest = [&](const char* when) {
+      const Child& child = children.front();
+      verify_child(child, when);
+      CheckKr(failures, task_terminate(system, *child.task), KERN_SUCCESS,
+              [&] { return "task_terminate " + child.task->name(); });
+      Pages got(1);
+      CheckKr(
+          failures, ReadPages(*child.task, kS, false, &got), KERN_INVALID_TASK,
+          [&] { return "vm_read after task_terminate " + child.task->name(); });
+      children.erase(children.begin());
+    };
+
+    for (int i = 0; i < forks && !failures.stop(); ++i) {
+      // Every fourth fork is of this forker's last child rather than of the
+      // parent: only this thread writes that child, so it must be copied
+      // exactly.
+      const bool grandchild = i % 4 == 3 && !children.empty();
+      Task& source = grandchild ? *children.back().task : *parent;
+      const std::string name = (grandchild ? "g" : "c") + std::to_string(f) +
+                               "-" + std::to_string(i);
+      auto where = [&](const char* what) {
+        return "forker " + std::to_string(f) + " fork " + name + ": " + what;
+      };
+      const std::uint64_t c_low = c_completed.load();
+      const std::uint64_t c2_low = c2_completed.load();
+      Child child;
+      if (!CheckKr(failures, task_fork(system, source, name, &child.task),
+                   KERN_SUCCESS, [&] { return where("task_fork"); })) {
+        break;
+      }
+      const std::uint64_t c_high = c_started.load();
+      const std::uint64_t c2_high = c2_started.load();
+
+      if (!CheckKr(failures, read_tags(*child.task, kC, kCPages, &child.c),
+                   KERN_SUCCESS, [&] { return where("vm_read C"); }) ||
+          !CheckKr(failures, read_tags(*child.task, kC2, kC2Pages, &child.c2),
+                   KERN_SUCCESS, [&] { return where("vm_read C2"); })) {
+        break;
+      }
+      if (grandchild) {
+        const Child& from = children.back();
+        Check(failures, child.c == from.c && child.c2 == from.c2, [&] {
+          return where("differs from the task it was forked from");
+        });
+      } else {
+        // C: one whole generation of writer 1, one it had begun by the end
+        // of the fork and not one it had completed before it began.
+        Pages c(kCPages);
+        for (std::uint64_t k = 0; k < kCPages; ++k) c.Set(k, child.c[k]);
+        const std::optional<std::uint64_t> gen = OneGeneration(c, kCMarker);
+        Check(failures, gen.has_value() && *gen >= c_low && *gen <= c_high,
+              [&] {
+                return where("C is ") + DescribeTags(c) +
+                       ", want one generation in [" + std::to_string(c_low) +
+                       ", " + std::to_string(c_high) + "]";
+              });
+        // C2: the state after some number of writer 2's writes, a number
+        // inside the fork's window.
+        bool cut_found = false;
+        for (std::uint64_t writes = c2_low; writes <= c2_high && !cut_found;
+             ++writes) {
+          cut_found = true;
+          for (std::uint64_t k = 0; k < kC2Pages; ++k) {
+            cut_found &= child.c2[k] == c2_after(writes, k);
+          }
+        }
+        Check(failures, cut_found, [&] {
+          std::string tags;
+          for (std::uint64_t tag : child.c2) tags += " " + Hex(tag);
+          return where("C2 is no single moment of writer 2:") + tags +
+                 ", writes in [" + std::to_string(c2_low) + ", " +
+                 std::to_string(c2_high) + "]";
+        });
+      }
+
+      std::vector<RegionInfo> regions;
+      if (CheckKr(failures, vm_region_list(*child.task, &regions), KERN_SUCCESS,
+                  [&] { return where("vm_region_list"); })) {
+        Check(failures, regions == child_regions,
+              [&] { return where("regions differ from the inheritance"); });
+      }
+      Pages none(1);
+      CheckKr(failures, ReadPages(*child.task, kX, false, &none),
+              KERN_INVALID_ADDRESS, [&] { return where("none region"); });
+
+      // A write to the child's copy is the child's alone: the parent's C
+      // still shows only writer 1's generations.
+      Pages mine(2);
+      mine.Set(0, GenTag(40 + f, i, 0));
+      mine.Set(1, GenTag(40 + f, i, 1));
+      if (CheckKr(failures,
+                  vm_write(*child.task, kC, mine.data(), mine.bytes()),
+                  KERN_SUCCESS, [&] { return where("vm_write C"); })) {
+        child.c[0] = mine.Tag(0);
+        child.c[1] = mine.Tag(1);
+      }
+      Pages parent_c(kCPages);
+      if (CheckKr(failures, ReadPages(*parent, kC, i % 2 == 0, &parent_c),
+                  KERN_SUCCESS, [&] { return where("vm_read parent C"); })) {
+        Check(failures, OneGeneration(parent_c, kCMarker).has_value(),
+              [&] { return where("parent C is ") + DescribeTags(parent_c); });
+      }
+
+      // A write to the child's share page is the parent's (and every other
+      // child's) too; the parent's writes to S show in the child.
+      Pages shared(1);
+      s_tag = GenTag(30 + f, i, kSWritten + f);
+      shared.Set(0, s_tag);
+      CheckKr(failures, vm_write(*child.task, s_mine, shared.data(), kPage),
+              KERN_SUCCESS, [&] { return where("vm_write S"); });
+      Pages seen(1);
+      if (CheckKr(failures, ReadPages(*parent, s_mine, false, &seen),
+                  KERN_SUCCESS, [&] { return where("vm_read parent S"); })) {
+        Check(failures, seen.Tag(0) == s_tag, [&] {
+          return where("parent's share page shows ") + Hex(seen.Tag(0)) +
+                 ", want " + Hex(s_tag);
+        });
+      }
+      const std::uint64_t s_low = s_completed.load();
+      Pages s(kSWritten);
+      if (CheckKr(failures, ReadPages(*child.task, kS, true, &s), KERN_SUCCESS,
+                  [&] { return where("vm_read S"); })) {
+        const std::optional<std::uint64_t> gen = OneGeneration(s, kSMarker);
+        const std::uint64_t s_high = s_started.load();
+        Check(failures, gen.has_value() && *gen >= s_low && *gen <= s_high,
+              [&] {
+                return where("child's S is ") + DescribeTags(s) +
+                       ", want the parent's, a generation in [" +
+                       std::to_string(s_low) + ", " + std::to_string(s_high) +
+                       "]";
+              });
+      }
+      children.push_back(std::move(child));
+      if (children.size() > kLiveChildren) retire_oldest("midway");
+    }
+    while (!children.empty()) retire_oldest("at the end");
+    forkers_left.Leave();
+  };
+
+  std::vector<std::function<void()>> bodies = {writer1, writer2};
+  for (int f = 0; f < kForkers; ++f) {
+    bodies.push_back([&forker, f] { forker(f); });
+  }
+  RunConcurrently("ForksSeeConsistentSnapshots", std::move(bodies));
+  failures.Report();
+
+  // The parent holds exactly the writers' last writes and the forkers' last
+  // share-page writes.
+  Pages c(kCPages), c2(kC2Pages), s(kSPages);
+  ASSERT_EQ(ReadPages(*parent, kC, false, &c), KERN_SUCCESS);
+  EXPECT_EQ(OneGeneration(c, kCMarker), final_gen) << DescribeTags(c);
+  ASSERT_EQ(ReadPages(*parent, kC2, true, &c2), KERN_SUCCESS);
+  for (std::uint64_t k = 0; k < kC2Pages; ++k) {
+    EXPECT_EQ(c2.Tag(k), c2_after(final_writes, k)) << "C2 page " << k;
+  }
+  ASSERT_EQ(ReadPages(*parent, kS, false, &s), KERN_SUCCESS);
+  for (std::uint64_t k = 0; k < kSWritten; ++k) {
+    EXPECT_EQ(s.Tag(k), GenTag(kSMarker, final_gen, k)) << "S page " << k;
+  }
+  for (int f = 0; f < kForkers; ++f) {
+    EXPECT_EQ(s.Tag(kSWritten + f), GenTag(30 + f, forks - 1, kSWritten + f))
+        << "S page of forker " << f;
+  }
+  EXPECT_EQ(system.Tasks().size(), 1u);
+  ASSERT_EQ(task_terminate(system, *parent), KERN_SUCCESS);
+  EXPECT_EQ(system.pages().live_pages(), 0u);
+}
+
+// --- 4. the memory limit under concurrent writers ----------------------------
+
+// Four threads in two tasks write, snapshot, copy and free their own pages
+// under a memory limit of half what they could use together, while a
+// monitor samples the resident pages. The limit is never exceeded; a write
+// that succeeds is read back at once; a refused write (KERN_RESOURCE_SHORTAGE)
+// changes nothing.
+TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
+  constexpr std::uint64_t kLimitPages = 48;
+  constexpr int kWriters = 4;
+  constexpr std::uint64_t kOwnPages = 24;
+  constexpr vm_address_t kBase = 0x1000000;
+  const int iterations = Iterations(3000);
+
+  VmSystem system(Config(kLimitPages));
+  ASSERT_EQ(system.pages().limit_pages(), kLimitPages);
+  std::shared_ptr<Task> tasks[2];
+  ASSERT_EQ(task_create(system, "limited-a", &tasks[0]), KERN_SUCCESS);
+  ASSERT_EQ(task_create(system, "limited-b", &tasks[1]), KERN_SUCCESS);
+  // Writer t owns kOwnPages pages of task t % 2, 1 MiB apart.
+  auto first_page = [](int t) { return kBase + (t / 2) * 0x100000; };
+  for (int t = 0; t < kWriters; ++t) {
+    ASSERT_EQ(AllocateAt(*tasks[t % 2], first_page(t), kOwnPages),
+              KERN_SUCCESS);
+  }
+
+  Failures failures;
+  Countdown writers_left(kWriters);
+  std::atomic<int> written{0}, refused{0};
+  std::vector<std::vector<std::uint64_t>> models(
+      kWriters, std::vector<std::uint64_t>(kOwnPages, 0));
+
+  auto writer = [&](int t) {
+    std::mt19937_64 rng(2000 + t);
+    Task& task = *tasks[t % 2];
+    std::vector<std::uint64_t>& model = models[t];
+    const vm_address_t first = first_page(t);
+    // Writes [p, p + n) and checks it is all written or all as before.
+    auto write = [&](std::uint64_t p, std::uint64_t n, int i, bool pinned) {
+      auto where = [&](const char* what) {
+        return "writer " + std::to_string(t) + " iteration " +
+               std::to_string(i) + ": " + what;
+      };
+      Pages data(n);
+      for (std::uint64_t k = 0; k < n; ++k) {
+        data.Set(k, std::uint64_t{3} << 60 | std::uint64_t(t) << 48 |
+                        (p + k) << 32 | std::uint64_t(i));
+      }
+      const KernReturn kr =
+          vm_write(task, first + p * kPage, data.data(), data.bytes());
+      if (kr == KERN_SUCCESS) {
+        ++written;
+        for (std::uint64_t k = 0; k < n; ++k) model[p + k] = data.Tag(k);
+      } else if (kr == KERN_RESOURCE_SHORTAGE) {
+        ++refused;
+      } else {
+        CheckKr(failures, kr, KERN_SUCCESS, [&] { return where("vm_write"); });
+        return;
+      }
+      Pages got(n);
+      if (CheckKr(failures, ReadPages(task, first + p * kPage, pinned, &got),
+                  KERN_SUCCESS, [&] { return where("vm_read"); })) {
+        for (std::uint64_t k = 0; k < n; ++k) {
+          if (!Check(failures, got.Tag(k) == model[p + k], [&] {
+                return where(kr == KERN_SUCCESS ? "written page "
+                                                : "page of a refused write ") +
+                       std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
+                       ", want " + Hex(model[p + k]);
+              })) {
+            break;
+          }
+        }
+      }
+    };
+    for (int i = 0; i < iterations && !failures.stop(); ++i) {
+      const std::uint64_t n = 1 + rng() % 4;
+      const std::uint64_t p = rng() % (kOwnPages - n + 1);
+      const vm_address_t at = first + p * kPage;
+      switch (rng() % 6) {
+        case 0:
+        case 1:
+          write(p, n, i, rng() % 2 == 0);
+          break;
+        case 2: {
+          // A pinned view makes the next write copy its pages, which costs
+          // memory too and must obey the same limit.
+          PinnedPages view;
+          if (!CheckKr(failures, vm_read(task, at, n * kPage, &view),
+                       KERN_SUCCESS, [&] { return "writer pinned vm_read"; })) {
+            break;
+          }
+          const std::vector<std::uint64_t> before(model.begin() + p,
+                                                  model.begin() + p + n);
+          write(p, n, i, false);
+          Pages old(n);
+          if (Check(failures, CopyPinned(view, &old),
+                    [] { return std::string("malformed pinned view"); })) {
+            for (std::uint64_t k = 0; k < n; ++k) {
+              Check(failures, old.Tag(k) == before[k], [&] {
+                return "writer " + std::to_string(t) +
+                       ": pinned view changed under a write";
+              });
+            }
+          }
+          break;
+        }
+        case 3: {
+          // Freeing memory makes room for the next writes, here or in the
+          // other task.
+          if (CheckKr(failures, vm_deallocate(task, at, n * kPage),
+                      KERN_SUCCESS,
+                      [] { return std::string("vm_deallocate"); }) &&
+              CheckKr(failures, AllocateAt(task, at, n), KERN_SUCCESS,
+                      [] { return std::string("vm_allocate"); })) {
+            std::fill(model.begin() + p, model.begin() + p + n, 0);
+          }
+          break;
+        }
+        case 4: {
+          // A virtual copy needs no memory even at the limit.
+          const std::uint64_t q = rng() % (kOwnPages - n + 1);
+          if (CheckKr(failures, vm_copy(task, at, n * kPage, first + q * kPage),
+                      KERN_SUCCESS, [] { return std::string("vm_copy"); })) {
+            const std::vector<std::uint64_t> moved(model.begin() + p,
+                                                   model.begin() + p + n);
+            std::copy(moved.begin(), moved.end(), model.begin() + q);
+          }
+          break;
+        }
+        case 5: {
+          Pages got(kOwnPages);
+          if (CheckKr(failures, ReadPages(task, first, true, &got),
+                      KERN_SUCCESS, [] { return std::string("vm_read"); })) {
+            for (std::uint64_t k = 0; k < kOwnPages; ++k) {
+              if (!Check(failures, got.Tag(k) == model[k], [&] {
+                    return "writer " + std::to_string(t) + " page " +
+                           std::to_string(k) + " shows " + Hex(got.Tag(k)) +
+                           ", want " + Hex(model[k]);
+                  })) {
+                break;
+              }
+            }
+          }
+          break;
+        }
+      }
+    }
+    writers_left.Leave();
+  };
+
+  std::uint64_t peak = 0;
+  auto monitor = [&] {
+    while (!writers_left.done() && !failures.stop()) {
+      YieldBetweenCalls();
+      const std::uint64_t live = system.pages().live_pages();
+      peak = std::max(peak, live);
+      Check(failures, live <= kLimitPages, [&] {
+        return "live pages " + std::to_string(live) + " above the limit";
+      });
+      for (const std::shared_ptr<Task>& task : tasks) {
+        TaskStatistics stats;
+        if (CheckKr(failures, task_statistics(*task, &stats), KERN_SUCCESS,
+                    [] { return std::string("monitor task_statistics"); })) {
+          Check(failures, stats.resident_bytes <= kLimitPages * kPage, [&] {
+            return task->name() + " resident " + Hex(stats.resident_bytes) +
+                   " above the limit";
+          });
+        }
+      }
+    }
+  };
+
+  std::vector<std::function<void()>> bodies;
+  for (int t = 0; t < kWriters; ++t) {
+    bodies.push_back([&writer, t] { writer(t); });
+  }
+  bodies.push_back(monitor);
+  RunConcurrently("MemoryLimitHoldsUnderConcurrentWriters", std::move(bodies));
+  failures.Report();
+
+  // Both outcomes happened, or the limit was not exercised.
+  EXPECT_GT(written.load(), 0);
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_LE(peak, kLimitPages);
+  EXPECT_LE(system.pages().live_pages(), kLimitPages);
+  for (int t = 0; t < kWriters; ++t) {
+    Pages got(kOwnPages);
+    ASSERT_EQ(ReadPages(*tasks[t % 2], first_page(t), false, &got),
+              KERN_SUCCESS);
+    for (std::uint64_t k = 0; k < kOwnPages; ++k) {
+      EXPECT_EQ(got.Tag(k), models[t][k]) << "writer " << t << " page " << k;
+    }
+  }
+  for (const std::shared_ptr<Task>& task : tasks) {
+    ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
+  }
+  EXPECT_EQ(system.pages().live_pages(), 0u);
+}
+
+}  // namespace
+}  // namespace taskfs::vm
