@@ -86,6 +86,9 @@ IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,
       if ((a.flags & ~TASKFS_VM_ALLOCATE_ANYWHERE) != 0) {
         return FromKern(vm::KERN_INVALID_ARGUMENT);
       }
+      // Check the reply's room first: a failure after allocating would
+      // leave a change behind.
+      if (out == nullptr || out_capacity < sizeof a) return bad_size;
       vm::vm_address_t address = a.address;
       const vm::KernReturn kr = vm::vm_allocate(
           task, &address, a.size, (a.flags & TASKFS_VM_ALLOCATE_ANYWHERE) != 0);
@@ -113,6 +116,7 @@ IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,
     case TASKFS_IOC_VM_REGION: {
       taskfs_vm_region a;
       if (!Decode(in, in_size, &a)) return bad_size;
+      if (out == nullptr || out_capacity < sizeof a) return bad_size;
       vm::vm_address_t address = a.address;
       vm::RegionInfo info;
       const vm::KernReturn kr = vm::vm_region(task, &address, &info);

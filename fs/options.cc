@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstddef>
@@ -49,12 +50,26 @@ int CollectPositional(void* data, const char* arg, int key, fuse_args*) {
   return 1;
 }
 
+// Decimal or 0x hex, digits only: no sign, no blanks, no octal.
 bool ParseUnsigned(const std::string& text, std::uint64_t* out) {
-  if (text.empty() || text[0] == '-' || text[0] == '+') return false;
+  std::string_view digits = text;
+  int base = 10;
+  if (digits.size() > 2 && digits[0] == '0' &&
+      (digits[1] == 'x' || digits[1] == 'X')) {
+    base = 16;
+    digits.remove_prefix(2);
+  }
+  if (digits.empty()) return false;
+  for (char c : digits) {
+    const bool ok = base == 10 ? std::isdigit(static_cast<unsigned char>(c))
+                               : std::isxdigit(static_cast<unsigned char>(c));
+    if (!ok) return false;
+  }
   errno = 0;
   char* end = nullptr;
-  const unsigned long long value = std::strtoull(text.c_str(), &end, 0);
-  if (errno != 0 || end == text.c_str() || *end != '\0') return false;
+  const std::string copy(digits);
+  const unsigned long long value = std::strtoull(copy.c_str(), &end, base);
+  if (errno != 0 || *end != '\0') return false;
   *out = value;
   return true;
 }

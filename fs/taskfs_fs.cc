@@ -16,6 +16,7 @@
 #include "fs/ctl_command.h"
 #include "fs/errno_map.h"
 #include "fs/ioctl_handler.h"
+#include "fs/taskfs_ioctl.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -26,6 +27,15 @@ using vm::KernReturn;
 constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
 constexpr fuse_ino_t kHostPageSizeIno = 2;
 constexpr double kCacheSeconds = 1.0;
+// A chown changes the owner of all five paths of a task at once, and the
+// kernel checks permissions against cached attributes: so task attributes
+// are not cached, and every check sees the owner and modes of now.
+constexpr double kTaskAttrSeconds = 0.0;
+// The longest ctl line worth keeping across a split write; no valid command
+// comes near it.
+constexpr std::size_t kMaxCtlLine = 4096;
+// The kernel's largest write request (Init sets it).
+constexpr std::size_t kMaxWrite = 1u << 20;
 constexpr const char* kFileNames[kNodeKinds] = {nullptr, "mem", "ctl", "maps",
                                                 "status"};
 // SPEC §4's modes.
@@ -70,6 +80,7 @@ struct OpenFile {
   std::mutex mu;
   std::string text;  // guarded by mu: ctl's result line, maps/status snapshot
   std::size_t ctl_cursor = 0;  // guarded by mu: what reads of ctl have taken
+  std::string ctl_pending;     // guarded by mu: a line cut by a split write
 };
 
 TaskFs& Fs(fuse_req_t req) {
@@ -149,7 +160,7 @@ void ReplyEntry(fuse_req_t req, TaskFs& fs, fuse_ino_t ino) {
     return;
   }
   e.ino = ino;
-  e.attr_timeout = kCacheSeconds;
+  e.attr_timeout = ino <= kHostPageSizeIno ? kCacheSeconds : kTaskAttrSeconds;
   e.entry_timeout = kCacheSeconds;
   fuse_reply_entry(req, &e);
 }
@@ -283,7 +294,7 @@ KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
 void Init(void* userdata, fuse_conn_info* conn) {
   (void)userdata;
   // 1 MiB requests (the kernel's maximum), as SPEC §5 promises.
-  conn->max_write = 1u << 20;
+  conn->max_write = kMaxWrite;
   conn->max_readahead = 0;
   // Writes arrive whole in the request buffer; no splice games.
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
@@ -321,7 +332,8 @@ void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     fuse_reply_err(req, error);
     return;
   }
-  fuse_reply_attr(req, &st, kCacheSeconds);
+  fuse_reply_attr(req, &st,
+                  ino <= kHostPageSizeIno ? kCacheSeconds : kTaskAttrSeconds);
 }
 
 void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
@@ -555,8 +567,13 @@ void ReadMem(fuse_req_t req, TaskFs& fs, vm::Task& task, size_t size,
     return;
   }
   // The pins keep the snapshot alive until the reply has been written.
-  fuse_reply_iov(req, pinned.iov().data(),
-                 static_cast<int>(pinned.iov().size()));
+  const std::vector<iovec>& iov = pinned.iov();
+  if (iov.size() == 1) {
+    fuse_reply_buf(req, static_cast<const char*>(iov[0].iov_base),
+                   iov[0].iov_len);  // no iovec array to allocate
+  } else {
+    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+  }
   pinned.Release();
 }
 
@@ -610,51 +627,111 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   ReplyText(req, text, off, size);
 }
 
-// A ctl write: commands one per line, run in order until one fails.
-void WriteCtl(fuse_req_t req, TaskFs& fs, OpenFile& file, std::string_view buf) {
+// Runs the ctl commands of text, one per line, in order until one fails.
+// Returns 0 or the errno of the failing command; *result gets the result
+// line of the last command run, *ran whether any ran.
+int RunCtl(fuse_req_t req, TaskFs& fs, OpenFile& file, std::string_view text,
+           std::string* result, bool* ran) {
   ExecContext context = MakeContext(fs, req);
-  std::string_view rest = buf;
-  std::string result;
-  bool ran = false;
-  int error = 0;
-  while (!rest.empty() && error == 0) {
-    const std::size_t end = rest.find('\n');
-    const std::string_view line = rest.substr(0, end);
-    rest.remove_prefix(end == std::string_view::npos ? rest.size() : end + 1);
-    const ParseResult parsed =
-        line.find('\0') == std::string_view::npos
-            ? ParseCommand(line, Grammar::kCtl)
-            : ParseResult{false, false, {}, "unexpected byte 0x00 in command"};
+  while (!text.empty()) {
+    const std::size_t end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+    ParseResult parsed;
+    if (line.size() > kMaxCtlLine) {
+      parsed.error = "line too long";
+    } else if (line.find('\0') != std::string_view::npos) {
+      parsed.error = "unexpected byte 0x00 in command";
+    } else {
+      parsed = ParseCommand(line, Grammar::kCtl);
+    }
     if (!parsed.ok) {
       if (fs.log().should_log(spdlog::level::debug)) {
-        fs.log().debug("ctl {}: {}: KERN_INVALID_ARGUMENT",
-                       file.task->name(), parsed.error);
+        fs.log().debug("ctl {}: {}: KERN_INVALID_ARGUMENT", file.task->name(),
+                       parsed.error);
       }
-      result = "error KERN_INVALID_ARGUMENT";
-      ran = true;
-      error = EINVAL;
-      break;
+      *result = "error KERN_INVALID_ARGUMENT";
+      *ran = true;
+      return EINVAL;
     }
     if (parsed.empty) continue;
     const KernReturn kr =
-        ExecuteCommand(parsed.command, *file.task, context, &result);
-    ran = true;
+        ExecuteCommand(parsed.command, *file.task, context, result);
+    *ran = true;
     if (kr != vm::KERN_SUCCESS) {
       LogFailure(fs, "ctl", *file.task, parsed.command.address,
                  parsed.command.size, kr);
-      error = ErrnoFromKern(kr);
+      return ErrnoFromKern(kr);
     }
   }
-  if (ran) {
+  return 0;
+}
+
+void StoreCtlResult(OpenFile& file, const std::string& result) {
+  std::lock_guard lock(file.mu);
+  file.text = result + "\n";
+  file.ctl_cursor = 0;
+}
+
+// A ctl write. The kernel splits a write(2) larger than one request into
+// requests of up to kMaxWrite bytes, less the buffer's offset into its first
+// host page; such a near-full request that ends inside a line is a piece, so
+// its cut line waits for the next request (or for close).
+void WriteCtl(fuse_req_t req, TaskFs& fs, OpenFile& file,
+              std::string_view buf) {
+  std::string joined;
+  {
     std::lock_guard lock(file.mu);
-    file.text = result + "\n";
-    file.ctl_cursor = 0;
+    if (!file.ctl_pending.empty()) {
+      joined = std::move(file.ctl_pending);
+      file.ctl_pending.clear();
+      joined.append(buf);
+    }
   }
+  std::string_view text = joined.empty() ? buf : std::string_view(joined);
+  std::string pending;
+  static const std::size_t kHostPage =
+      static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  if (buf.size() + kHostPage > kMaxWrite && text.back() != '\n') {
+    const std::size_t cut = text.rfind('\n');
+    const std::size_t keep = cut == std::string_view::npos ? 0 : cut + 1;
+    if (text.size() - keep <= kMaxCtlLine) {
+      pending = std::string(text.substr(keep));
+      text = text.substr(0, keep);
+    }
+  }
+  std::string result;
+  bool ran = false;
+  const int error = RunCtl(req, fs, file, text, &result, &ran);
+  if (ran) StoreCtlResult(file, result);
   if (error != 0) {
     fuse_reply_err(req, error);
-  } else {
-    fuse_reply_write(req, buf.size());
+    return;
   }
+  if (!pending.empty()) {
+    std::lock_guard lock(file.mu);
+    file.ctl_pending = std::move(pending);
+  }
+  fuse_reply_write(req, buf.size());
+}
+
+// close(2) of a ctl file runs a line a split write left waiting, and
+// reports its error.
+void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  OpenFile* file = File(fi);
+  std::string pending;
+  if (file != nullptr && file->kind == NodeKind::kCtl) {
+    std::lock_guard lock(file->mu);
+    pending.swap(file->ctl_pending);
+  }
+  int error = 0;
+  if (!pending.empty()) {
+    std::string result;
+    bool ran = false;
+    error = RunCtl(req, Fs(req), *file, pending, &result, &ran);
+    if (ran) StoreCtlResult(*file, result);
+  }
+  fuse_reply_err(req, error);
 }
 
 void Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
@@ -701,7 +778,10 @@ void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*,
     fuse_reply_err(req, EBADF);
     return;
   }
-  ExecContext context = MakeContext(fs, req);
+  // Only VM_MAP_COPY reaches another task and needs the caller's identity.
+  ExecContext context = cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, req)
+                                                      : ExecContext{};
+  context.system = &fs.system();
   alignas(8) unsigned char out[64];
   const IoctlResult r =
       HandleIoctl(cmd, in_buf, in_bufsz, out, std::min(out_bufsz, sizeof out),
@@ -793,6 +873,7 @@ fuse_lowlevel_ops MakeOperations() {
   ops.read = Read;
   ops.write = Write;
   ops.fsync = Fsync;
+  ops.flush = Flush;
   ops.ioctl = Ioctl;
   ops.lseek = Lseek;
   ops.statfs = StatFs;
