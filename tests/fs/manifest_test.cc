@@ -1,0 +1,455 @@
+// Manifests (SPEC §8): the embedded demo, "PATH:LINE: message" errors, fill
+// and load.
+#include "fs/manifest.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vmcore/kern_return.h"
+#include "vmcore/task.h"
+#include "vmcore/vm_system.h"
+#include "vmcore/vm_types.h"
+#include "vmcore/vm_user.h"
+
+namespace taskfs::fs {
+namespace {
+
+using ::std::string_literals::operator""s;
+
+constexpr std::string_view kGreeting =
+    "Hello from taskfs! This is the data region of task demo.\n";
+
+vm::RegionInfo Region(vm::vm_address_t start, vm::vm_size_t size,
+                      vm::vm_prot_t prot, vm::vm_inherit_t inheritance) {
+  vm::RegionInfo info;
+  info.start = start;
+  info.size = size;
+  info.protection = prot;
+  info.max_protection = vm::VM_PROT_ALL;
+  info.inheritance = inheritance;
+  return info;
+}
+
+// The regions EmbeddedDemoManifest() declares, for both demo and child
+// (every demo region but the shared one is inherited as a copy).
+std::vector<vm::RegionInfo> DemoRegions() {
+  constexpr vm::vm_size_t k64K = 64 * 1024;
+  return {
+      Region(0x400000, k64K, vm::VM_PROT_READ | vm::VM_PROT_EXECUTE,
+             vm::VM_INHERIT_COPY),
+      Region(0x600000, k64K, vm::VM_PROT_DEFAULT, vm::VM_INHERIT_COPY),
+      Region(0x610000, k64K, vm::VM_PROT_NONE, vm::VM_INHERIT_COPY),
+      Region(0x700000, k64K, vm::VM_PROT_DEFAULT, vm::VM_INHERIT_SHARE),
+  };
+}
+
+// A fresh temporary directory, removed with its contents on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = ::testing::TempDir() + "taskfs_manifest_XXXXXX";
+    if (::mkdtemp(templ.data()) != nullptr) path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Writes contents to path()/name and returns the full path.
+  std::string Write(const std::string& name, std::string_view contents) const {
+    const std::string full = path_ + "/" + name;
+    std::ofstream out(full, std::ios::binary);
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    EXPECT_TRUE(out.good()) << full;
+    return full;
+  }
+
+ private:
+  std::string path_;
+};
+
+class ManifestTest : public ::testing::Test {
+ protected:
+  void SetUp() override { MakeSystem(kPage4K); }
+
+  static constexpr std::uint64_t kPage4K = 4096;
+
+  void MakeSystem(std::uint64_t page_size) {
+    vm::VmConfig config;
+    config.page_size = page_size;
+    config.address_bits = 32;
+    config.memory_limit = 0;
+    config.max_tasks = 16;
+    system_ = std::make_unique<vm::VmSystem>(config);
+    created_.clear();
+  }
+
+  // Applies text as the manifest at path, recording created tasks.
+  std::string Apply(std::string_view path, std::string_view text) {
+    return ApplyManifest(*system_, path, text, Recorder());
+  }
+
+  std::function<void(const std::shared_ptr<vm::Task>&)> Recorder() {
+    return [this](const std::shared_ptr<vm::Task>& task) {
+      created_.push_back(task->name());
+    };
+  }
+
+  std::vector<vm::RegionInfo> Regions(std::string_view name) {
+    std::vector<vm::RegionInfo> regions;
+    std::shared_ptr<vm::Task> task = system_->FindTask(name);
+    EXPECT_NE(task, nullptr) << name;
+    if (task != nullptr) {
+      EXPECT_EQ(vm::vm_region_list(*task, &regions), vm::KERN_SUCCESS);
+    }
+    return regions;
+  }
+
+  // size bytes of task name at address, read with vm_read (so the pages
+  // must be readable), or "" on failure.
+  std::string Read(std::string_view name, vm::vm_address_t address,
+                   vm::vm_size_t size) {
+    std::shared_ptr<vm::Task> task = system_->FindTask(name);
+    if (task == nullptr) return "";
+    std::string out(size, '\0');
+    if (vm::vm_read(*task, address, size, out.data()) != vm::KERN_SUCCESS) {
+      return "";
+    }
+    return out;
+  }
+
+  std::vector<std::string> TaskNames() {
+    std::vector<std::string> names;
+    for (const auto& task : system_->Tasks()) names.push_back(task->name());
+    return names;
+  }
+
+  std::unique_ptr<vm::VmSystem> system_;
+  std::vector<std::string> created_;
+};
+
+// Checks that error is exactly "PATH:LINE: message" with a message that
+// contains want.
+void ExpectError(const std::string& error, std::string_view path, int line,
+                 std::string_view want) {
+  const std::string prefix =
+      std::string(path) + ":" + std::to_string(line) + ": ";
+  EXPECT_EQ(error.substr(0, prefix.size()), prefix) << error;
+  EXPECT_GT(error.size(), prefix.size()) << error;
+  EXPECT_NE(error.find(want), std::string::npos)
+      << "'" << error << "' lacks '" << want << "'";
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
+// --- the embedded demo -----------------------------------------------------
+
+TEST_F(ManifestTest, EmbeddedDemoCreatesDemoAndChild) {
+  EXPECT_EQ(ApplyEmbeddedDemo(*system_, Recorder()), "");
+  EXPECT_EQ(created_, (std::vector<std::string>{"demo", "child"}));
+  EXPECT_EQ(TaskNames(), (std::vector<std::string>{"demo", "child"}));
+  EXPECT_EQ(Regions("demo"), DemoRegions());
+  EXPECT_EQ(Regions("child"), DemoRegions());
+}
+
+TEST_F(ManifestTest, EmbeddedDemoTextMatchesTheRegions) {
+  const std::string_view text = EmbeddedDemoManifest();
+  for (std::string_view line :
+       {"task demo", "allocate 0x400000 64K", "fill 0x400000 64K 0xc3",
+        "protect 0x400000 64K r-x", "allocate 0x600000 64K",
+        "load 0x600000 greeting.txt", "allocate 0x610000 64K",
+        "protect 0x610000 64K ---", "allocate 0x700000 64K",
+        "inherit 0x700000 64K share", "fork child"}) {
+    EXPECT_NE(text.find(line), std::string_view::npos) << line;
+  }
+}
+
+TEST_F(ManifestTest, EmbeddedDemoContents) {
+  ASSERT_EQ(ApplyEmbeddedDemo(*system_, nullptr), "");
+  // Text: filled with 0xc3 (ret), readable though not writable.
+  EXPECT_EQ(Read("demo", 0x400000, 0x10000), std::string(0x10000, '\xc3'));
+  // Data: the greeting, then zeros.
+  const std::string data = Read("demo", 0x600000, 0x10000);
+  ASSERT_EQ(data.size(), 0x10000u);
+  EXPECT_EQ(data.substr(0, kGreeting.size()), kGreeting);
+  EXPECT_EQ(data.substr(kGreeting.size()),
+            std::string(0x10000 - kGreeting.size(), '\0'));
+}
+
+TEST_F(ManifestTest, EmbeddedDemoSharesItsRegionWithChild) {
+  ASSERT_EQ(ApplyEmbeddedDemo(*system_, nullptr), "");
+  std::shared_ptr<vm::Task> demo = system_->FindTask("demo");
+  std::shared_ptr<vm::Task> child = system_->FindTask("child");
+  ASSERT_NE(demo, nullptr);
+  ASSERT_NE(child, nullptr);
+  const std::string one(4096, 'A');
+  ASSERT_EQ(vm::vm_write(*demo, 0x700000, one.data(), one.size()),
+            vm::KERN_SUCCESS);
+  EXPECT_EQ(Read("child", 0x700000, 4096), one);
+  const std::string two(4096, 'B');
+  ASSERT_EQ(vm::vm_write(*child, 0x70f000, two.data(), two.size()),
+            vm::KERN_SUCCESS);
+  EXPECT_EQ(Read("demo", 0x70f000, 4096), two);
+}
+
+TEST_F(ManifestTest, EmbeddedDemoDataIsACopyInChild) {
+  ASSERT_EQ(ApplyEmbeddedDemo(*system_, nullptr), "");
+  EXPECT_EQ(Read("child", 0x600000, 4096).substr(0, kGreeting.size()),
+            kGreeting);
+  std::shared_ptr<vm::Task> demo = system_->FindTask("demo");
+  ASSERT_NE(demo, nullptr);
+  const std::string page(4096, 'X');
+  ASSERT_EQ(vm::vm_write(*demo, 0x600000, page.data(), page.size()),
+            vm::KERN_SUCCESS);
+  EXPECT_EQ(Read("child", 0x600000, 4096).substr(0, kGreeting.size()),
+            kGreeting);
+}
+
+TEST_F(ManifestTest, EmbeddedDemoWorksWithTheLargestPageSize) {
+  MakeSystem(65536);
+  EXPECT_EQ(ApplyEmbeddedDemo(*system_, nullptr), "");
+  EXPECT_EQ(Regions("demo"), DemoRegions());
+}
+
+// --- errors ----------------------------------------------------------------
+
+TEST_F(ManifestTest, BadCommand) {
+  const std::string error =
+      Apply("/etc/x.tasks", "# header\ntask a\n\nfrobnicate 1 2\nfork b\n");
+  ExpectError(error, "/etc/x.tasks", 4, "unknown command");
+  EXPECT_EQ(error, "/etc/x.tasks:4: unknown command 'frobnicate'");
+  // The lines before the error stay done, the ones after do not run.
+  EXPECT_EQ(TaskNames(), std::vector<std::string>{"a"});
+}
+
+TEST_F(ManifestTest, MalformedArguments) {
+  ExpectError(Apply("m", "task a\nallocate 0 -1\n"), "m", 2, "-1");
+  ExpectError(Apply("m2", "task b\nprotect 0 4096 rwz\n"), "m2", 2, "rwz");
+}
+
+TEST_F(ManifestTest, CommandBeforeAnyTask) {
+  const std::string error =
+      Apply("m.tasks", "\n# nothing yet\nallocate 0 4K\n");
+  ExpectError(error, "m.tasks", 3, "task");
+  EXPECT_TRUE(TaskNames().empty());
+}
+
+TEST_F(ManifestTest, DuplicateTaskName) {
+  const std::string error = Apply("m.tasks", "task a\ntask b\ntask a\n");
+  ExpectError(error, "m.tasks", 3, "'a'");
+  EXPECT_NE(error.find("exists"), std::string::npos) << error;
+  EXPECT_EQ(TaskNames(), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(ManifestTest, InvalidTaskNames) {
+  const std::string long_name(65, 'n');
+  for (const std::string& name :
+       {".hidden"s, "host_page_size"s, "a/b"s, "a:b"s, long_name}) {
+    SCOPED_TRACE(name);
+    MakeSystem(kPage4K);
+    ExpectError(Apply("m", "# c\ntask " + name + "\n"), "m", 2, "task name");
+    EXPECT_TRUE(TaskNames().empty());
+  }
+}
+
+TEST_F(ManifestTest, LongestTaskNameIsValid) {
+  const std::string name(64, 'n');
+  EXPECT_EQ(Apply("m", "task " + name + "\n"), "");
+  EXPECT_EQ(TaskNames(), std::vector<std::string>{name});
+}
+
+TEST_F(ManifestTest, FailingAllocateIsNoSpace) {
+  const std::string error =
+      Apply("m.tasks", "task a\nallocate 0x10000 8K\nallocate 0x11000 4K\n");
+  ExpectError(error, "m.tasks", 3, "KERN_NO_SPACE");
+  EXPECT_EQ(error, "m.tasks:3: allocate failed: KERN_NO_SPACE");
+}
+
+TEST_F(ManifestTest, TooManyTasks) {
+  std::string text;
+  for (int i = 0; i < 17; ++i) text += "task t" + std::to_string(i) + "\n";
+  ExpectError(Apply("m", text), "m", 17, "KERN_RESOURCE_SHORTAGE");
+  EXPECT_EQ(TaskNames().size(), 16u);
+}
+
+TEST_F(ManifestTest, FailingForkNamesTheCode) {
+  ExpectError(Apply("m", "task a\ntask b\nfork a\n"), "m", 3,
+              "KERN_NAME_EXISTS");
+}
+
+TEST_F(ManifestTest, FillOfUnallocatedIsInvalidAddress) {
+  ExpectError(Apply("m", "task a\nfill 0x10000 4K 1\n"), "m", 2,
+              "KERN_INVALID_ADDRESS");
+}
+
+TEST_F(ManifestTest, LoadOfMissingFile) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/m.tasks";
+  const std::string error =
+      Apply(path, "task a\nallocate 0 4K\nload 0 missing.bin\n");
+  ExpectError(error, path, 3, "missing.bin");
+  EXPECT_NE(error.find("No such file or directory"), std::string::npos)
+      << error;
+}
+
+TEST_F(ManifestTest, LoadOfDirectory) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ASSERT_TRUE(std::filesystem::create_directory(dir.path() + "/sub"));
+  const std::string path = dir.path() + "/m.tasks";
+  const std::string error = Apply(path, "task a\nallocate 0 4K\nload 0 sub\n");
+  ExpectError(error, path, 3, "sub");
+  EXPECT_NE(error.find("Is a directory"), std::string::npos) << error;
+}
+
+TEST_F(ManifestTest, LoadIntoUnallocatedIsInvalidAddress) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Write("data.bin", "abc");
+  const std::string path = dir.path() + "/m.tasks";
+  ExpectError(Apply(path, "task a\nload 0 data.bin\n"), path, 2,
+              "KERN_INVALID_ADDRESS");
+}
+
+TEST_F(ManifestTest, BinaryGarbage) {
+  const std::string elf =
+      "\x7f"
+      "ELF\x02\x01\x01\x00\x00\x00"s;
+  ExpectError(Apply("bin", elf), "bin", 1, "unexpected byte");
+  ExpectError(Apply("bin2", "task a\n\x89PNG\r\n\x1a\n"), "bin2", 2,
+              "unexpected byte");
+  ExpectError(Apply("bin3", "task b\nfork c\xff\xfe\n"), "bin3", 2,
+              "unexpected byte");
+  ExpectError(Apply("bin4", "task c\n\0\0\0\0"s), "bin4", 2,
+              "unexpected byte 0x00");
+  EXPECT_EQ(TaskNames(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST_F(ManifestTest, ErrorLineCountsLastLineWithoutNewline) {
+  ExpectError(Apply("m", "task a\n\n\nbogus"), "m", 4, "bogus");
+}
+
+// --- success ---------------------------------------------------------------
+
+TEST_F(ManifestTest, EmptyManifestSucceedsWithNoTasks) {
+  EXPECT_EQ(Apply("m", ""), "");
+  EXPECT_EQ(Apply("m", "\n\n# only comments\n   \n"), "");
+  EXPECT_TRUE(TaskNames().empty());
+  EXPECT_TRUE(created_.empty());
+}
+
+TEST_F(ManifestTest, TasksAndForksAreReported) {
+  EXPECT_EQ(Apply("m", "task a\nfork a2\ntask b\n"), "");
+  EXPECT_EQ(created_, (std::vector<std::string>{"a", "a2", "b"}));
+  EXPECT_EQ(TaskNames(), (std::vector<std::string>{"a", "a2", "b"}));
+}
+
+TEST_F(ManifestTest, NullCallbackIsAllowed) {
+  EXPECT_EQ(ApplyManifest(*system_, "m", "task a\nfork b\n", nullptr), "");
+  EXPECT_EQ(TaskNames(), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(ManifestTest, CommandsApplyToTheCurrentTask) {
+  EXPECT_EQ(Apply("m",
+                  "task a\r\n"
+                  "allocate 0x10000 4K   # mine\r\n"
+                  "task b\n"
+                  "allocate anywhere 8K\n"
+                  "inherit 0 8K none\n"),
+            "");
+  EXPECT_EQ(Regions("a"), (std::vector<vm::RegionInfo>{Region(
+                              0x10000, 0x1000, 3, vm::VM_INHERIT_COPY)}));
+  EXPECT_EQ(
+      Regions("b"),
+      (std::vector<vm::RegionInfo>{Region(0, 0x2000, 3, vm::VM_INHERIT_NONE)}));
+}
+
+TEST_F(ManifestTest, FillIgnoresProtection) {
+  EXPECT_EQ(Apply("m",
+                  "task a\n"
+                  "allocate 0x10000 8K\n"
+                  "protect 0x10000 8K ---\n"
+                  "fill 0x10800 4K 0x5a\n"
+                  "protect 0x10000 8K r--\n"),
+            "");
+  const std::string bytes = Read("a", 0x10000, 0x2000);
+  EXPECT_EQ(bytes, std::string(0x800, '\0') + std::string(0x1000, 'Z') +
+                       std::string(0x800, '\0'));
+}
+
+TEST_F(ManifestTest, LoadIgnoresProtectionAndIsRelativeToTheManifest) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ASSERT_TRUE(std::filesystem::create_directory(dir.path() + "/sub"));
+  dir.Write("sub/data.bin", "payload");
+  const std::string path = dir.path() + "/m.tasks";
+  EXPECT_EQ(Apply(path,
+                  "task a\n"
+                  "allocate 0x10000 4K\n"
+                  "protect 0x10000 4K max r--\n"
+                  "load 0x10010 sub/data.bin\n"),
+            "");
+  EXPECT_EQ(Read("a", 0x10000, 0x1000),
+            std::string(0x10, '\0') + "payload" +
+                std::string(0x1000 - 0x10 - 7, '\0'));
+}
+
+TEST_F(ManifestTest, LoadAbsolutePath) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string data = dir.Write("data.bin", "xyz");
+  EXPECT_EQ(Apply("/nonexistent/m.tasks",
+                  "task a\nallocate 0 4K\nload 0 " + data + "\n"),
+            "");
+  EXPECT_EQ(Read("a", 0, 4096).substr(0, 4), "xyz"s + '\0');
+}
+
+TEST_F(ManifestTest, LoadManifestFileReadsAndAnchorsLoads) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Write("greeting.txt", "hi\n");
+  const std::string path = dir.Write(
+      "demo.tasks", "task t\nallocate 0x10000 4K\nload 0x10000 greeting.txt\n");
+  EXPECT_EQ(LoadManifestFile(*system_, path, Recorder()), "");
+  EXPECT_EQ(created_, std::vector<std::string>{"t"});
+  EXPECT_EQ(Read("t", 0x10000, 4096).substr(0, 4), "hi\n"s + '\0');
+}
+
+TEST_F(ManifestTest, LoadManifestFileErrorsNameThePathAndLine) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.Write("bad.tasks", "task t\nallocate 0\n");
+  ExpectError(LoadManifestFile(*system_, path, nullptr), path, 2, "usage");
+}
+
+TEST_F(ManifestTest, LoadManifestFileOfMissingFile) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string path = dir.path() + "/missing.tasks";
+  EXPECT_EQ(LoadManifestFile(*system_, path, nullptr),
+            path + ": No such file or directory");
+  EXPECT_TRUE(TaskNames().empty());
+}
+
+TEST_F(ManifestTest, LoadManifestFileOfDirectory) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  EXPECT_EQ(LoadManifestFile(*system_, dir.path(), nullptr),
+            dir.path() + ": Is a directory");
+}
+
+}  // namespace
+}  // namespace taskfs::fs

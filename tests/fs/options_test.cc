@@ -1,0 +1,436 @@
+// The daemon's command line (SPEC §3).
+#include "fs/options.h"
+
+#include <gtest/gtest.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace taskfs::fs {
+
+// Lets gtest print outcomes by name. Internal linkage, found by ADL.
+static void PrintTo(ParseOutcome outcome, std::ostream* os) {
+  switch (outcome) {
+    case ParseOutcome::kRun:
+      *os << "kRun";
+      return;
+    case ParseOutcome::kHelp:
+      *os << "kHelp";
+      return;
+    case ParseOutcome::kVersion:
+      *os << "kVersion";
+      return;
+    case ParseOutcome::kError:
+      *os << "kError";
+      return;
+  }
+  *os << static_cast<int>(outcome);
+}
+
+namespace {
+
+std::string CurrentDirectory() {
+  char cwd[PATH_MAX];
+  return ::getcwd(cwd, sizeof cwd) != nullptr ? cwd : "";
+}
+
+std::uint64_t HalfOfPhysicalMemory() {
+  return static_cast<std::uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+         static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) / 2;
+}
+
+class OptionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string templ = ::testing::TempDir() + "taskfs_options_XXXXXX";
+    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+    mountpoint_ = templ;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(mountpoint_, ignored);
+  }
+
+  // Runs ParseOptions on {"taskfs", args...} into a fresh options_.
+  ParseOutcome Parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "taskfs");
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    options_ = std::make_unique<Options>();
+    error_.clear();
+    return ParseOptions(static_cast<int>(args.size()), argv.data(),
+                        options_.get(), &error_);
+  }
+
+  // Parses args, which must be rejected with a one-line error mentioning
+  // want.
+  void ExpectError(const std::vector<std::string>& args,
+                   const std::string& want) {
+    EXPECT_EQ(Parse(args), ParseOutcome::kError);
+    EXPECT_FALSE(error_.empty());
+    EXPECT_EQ(error_.find('\n'), std::string::npos) << error_;
+    EXPECT_NE(error_.find(want), std::string::npos)
+        << "'" << error_ << "' lacks '" << want << "'";
+  }
+
+  // The arguments left for libfuse.
+  std::vector<std::string> FuseArgs() const {
+    std::vector<std::string> out;
+    for (int i = 0; i < options_->fuse.argc; ++i) {
+      out.push_back(options_->fuse.argv[i]);
+    }
+    return out;
+  }
+
+  bool HasFuseArg(const std::string& arg) const {
+    for (const std::string& a : FuseArgs()) {
+      if (a == arg) return true;
+    }
+    return false;
+  }
+
+  std::string mountpoint_;
+  std::unique_ptr<Options> options_;
+  std::string error_;
+};
+
+TEST_F(OptionsTest, Defaults) {
+  ASSERT_EQ(Parse({mountpoint_}), ParseOutcome::kRun) << error_;
+  EXPECT_EQ(error_, "");
+  EXPECT_EQ(options_->vm.page_size, 4096u);
+  EXPECT_EQ(options_->vm.address_bits, 47u);
+  EXPECT_EQ(options_->vm.max_tasks, 1024u);
+  EXPECT_EQ(options_->vm.memory_limit, HalfOfPhysicalMemory());
+  EXPECT_EQ(options_->tasks, Options::Tasks::kDemo);
+  EXPECT_EQ(options_->log_level, spdlog::level::info);
+  EXPECT_EQ(options_->mountpoint, mountpoint_);
+  EXPECT_FALSE(options_->foreground);
+  EXPECT_FALSE(options_->single_thread);
+}
+
+TEST_F(OptionsTest, DefaultPermissionsIsAlwaysOn) {
+  ASSERT_EQ(Parse({mountpoint_}), ParseOutcome::kRun) << error_;
+  EXPECT_TRUE(HasFuseArg("-odefault_permissions"));
+  EXPECT_TRUE(HasFuseArg("-osubtype=taskfs"));
+}
+
+TEST_F(OptionsTest, PageSize) {
+  ASSERT_EQ(Parse({"-o", "page_size=16384", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.page_size, 16384u);
+  ASSERT_EQ(Parse({"-o", "page_size=65536", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.page_size, 65536u);
+}
+
+TEST_F(OptionsTest, AddressBits) {
+  ASSERT_EQ(Parse({"-o", "address_bits=30", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.address_bits, 30u);
+  ASSERT_EQ(Parse({"-oaddress_bits=62", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.address_bits, 62u);
+  ASSERT_EQ(Parse({"-oaddress_bits=24", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.address_bits, 24u);
+}
+
+TEST_F(OptionsTest, NumbersWithLeadingZerosAreDecimal) {
+  ASSERT_EQ(Parse({"-o", "max_tasks=010,memory_limit=010M", mountpoint_}),
+            ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.max_tasks, 10u);
+  EXPECT_EQ(options_->vm.memory_limit, std::uint64_t{10} << 20);
+}
+
+TEST_F(OptionsTest, TasksNone) {
+  ASSERT_EQ(Parse({"-o", "tasks=none", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->tasks, Options::Tasks::kNone);
+}
+
+TEST_F(OptionsTest, TasksFileIsMadeAbsolute) {
+  ASSERT_EQ(Parse({"-o", "tasks=demo.tasks", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->tasks, Options::Tasks::kManifest);
+  EXPECT_EQ(options_->manifest, CurrentDirectory() + "/demo.tasks");
+  ASSERT_EQ(Parse({"-o", "tasks=/etc/demo.tasks", mountpoint_}),
+            ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->tasks, Options::Tasks::kManifest);
+  EXPECT_EQ(options_->manifest, "/etc/demo.tasks");
+}
+
+TEST_F(OptionsTest, MemoryLimit) {
+  ASSERT_EQ(Parse({"-o", "memory_limit=64M", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.memory_limit, std::uint64_t{64} << 20);
+  ASSERT_EQ(Parse({"-o", "memory_limit=1G", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.memory_limit, std::uint64_t{1} << 30);
+  ASSERT_EQ(Parse({"-o", "memory_limit=12345", mountpoint_}),
+            ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.memory_limit, 12345u);
+}
+
+TEST_F(OptionsTest, MaxTasks) {
+  ASSERT_EQ(Parse({"-o", "max_tasks=5", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.max_tasks, 5u);
+}
+
+TEST_F(OptionsTest, LogLevels) {
+  const struct {
+    const char* name;
+    spdlog::level::level_enum level;
+  } kCases[] = {
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+      {"error", spdlog::level::err},   {"off", spdlog::level::off},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.name);
+    ASSERT_EQ(Parse({"-o", std::string("log_level=") + c.name, mountpoint_}),
+              ParseOutcome::kRun)
+        << error_;
+    EXPECT_EQ(options_->log_level, c.level);
+  }
+}
+
+TEST_F(OptionsTest, SeveralOptionsInOneList) {
+  ASSERT_EQ(Parse({mountpoint_, "-o",
+                   "page_size=16384,address_bits=30,tasks=none,"
+                   "memory_limit=64M,max_tasks=5,log_level=debug"}),
+            ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.page_size, 16384u);
+  EXPECT_EQ(options_->vm.address_bits, 30u);
+  EXPECT_EQ(options_->tasks, Options::Tasks::kNone);
+  EXPECT_EQ(options_->vm.memory_limit, std::uint64_t{64} << 20);
+  EXPECT_EQ(options_->vm.max_tasks, 5u);
+  EXPECT_EQ(options_->log_level, spdlog::level::debug);
+}
+
+TEST_F(OptionsTest, StandardFuseOptionsPassThrough) {
+  ASSERT_EQ(
+      Parse({"-f", "-s", "-o", "allow_other,page_size=8192", mountpoint_}),
+      ParseOutcome::kRun)
+      << error_;
+  EXPECT_TRUE(options_->foreground);
+  EXPECT_TRUE(options_->single_thread);
+  EXPECT_EQ(options_->vm.page_size, 8192u);
+  bool allow_other = false;
+  for (const std::string& arg : FuseArgs()) {
+    if (arg.find("allow_other") != std::string::npos) allow_other = true;
+    EXPECT_EQ(arg.find("page_size"), std::string::npos) << arg;
+  }
+  EXPECT_TRUE(allow_other);
+}
+
+TEST_F(OptionsTest, DebugImpliesForeground) {
+  ASSERT_EQ(Parse({"-d", mountpoint_}), ParseOutcome::kRun) << error_;
+  EXPECT_TRUE(options_->foreground);
+}
+
+TEST_F(OptionsTest, MountFormWithNoneSource) {
+  ASSERT_EQ(Parse({"none", mountpoint_, "-o", "page_size=16384"}),
+            ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->tasks, Options::Tasks::kNone);
+  EXPECT_EQ(options_->mountpoint, mountpoint_);
+  EXPECT_EQ(options_->vm.page_size, 16384u);
+}
+
+TEST_F(OptionsTest, MountFormWithManifestSource) {
+  ASSERT_EQ(Parse({"/etc/demo.tasks", mountpoint_, "-o", "rw,page_size=4096"}),
+            ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->tasks, Options::Tasks::kManifest);
+  EXPECT_EQ(options_->manifest, "/etc/demo.tasks");
+  EXPECT_EQ(options_->mountpoint, mountpoint_);
+  ASSERT_EQ(Parse({"my.tasks", mountpoint_}), ParseOutcome::kRun) << error_;
+  EXPECT_EQ(options_->tasks, Options::Tasks::kManifest);
+  EXPECT_EQ(options_->manifest, CurrentDirectory() + "/my.tasks");
+}
+
+TEST_F(OptionsTest, RelativeMountpointIsMadeAbsolute) {
+  const std::filesystem::path saved = std::filesystem::current_path();
+  std::filesystem::current_path(mountpoint_);
+  ASSERT_TRUE(std::filesystem::create_directory("mnt"));
+  const ParseOutcome outcome = Parse({"mnt"});
+  const std::string cwd = CurrentDirectory();
+  std::filesystem::current_path(saved);
+  ASSERT_EQ(outcome, ParseOutcome::kRun) << error_;
+  EXPECT_EQ(options_->mountpoint, cwd + "/mnt");
+}
+
+// --- errors ----------------------------------------------------------------
+
+TEST_F(OptionsTest, BadPageSize) {
+  ExpectError({"-o", "page_size=5000", mountpoint_}, "page_size");
+  ExpectError({"-o", "page_size=2048", mountpoint_}, "page_size");
+  ExpectError({"-o", "page_size=131072", mountpoint_}, "page_size");
+  ExpectError({"-o", "page_size=abc", mountpoint_}, "page_size");
+  ExpectError({"-o", "page_size=-4096", mountpoint_}, "page_size");
+}
+
+TEST_F(OptionsTest, BadAddressBits) {
+  ExpectError({"-o", "address_bits=70", mountpoint_}, "address_bits");
+  ExpectError({"-o", "address_bits=12", mountpoint_}, "address_bits");
+  ExpectError({"-o", "address_bits=63", mountpoint_}, "address_bits");
+  ExpectError({"-o", "address_bits=23", mountpoint_}, "address_bits");
+  ExpectError({"-o", "address_bits=", mountpoint_}, "address_bits");
+}
+
+TEST_F(OptionsTest, BadMemoryLimit) {
+  ExpectError({"-o", "memory_limit=abc", mountpoint_}, "memory_limit");
+  ExpectError({"-o", "memory_limit=0", mountpoint_}, "memory_limit");
+  ExpectError({"-o", "memory_limit=-1M", mountpoint_}, "memory_limit");
+}
+
+TEST_F(OptionsTest, BadMaxTasks) {
+  ExpectError({"-o", "max_tasks=0", mountpoint_}, "max_tasks");
+  ExpectError({"-o", "max_tasks=many", mountpoint_}, "max_tasks");
+}
+
+TEST_F(OptionsTest, BadLogLevel) {
+  ExpectError({"-o", "log_level=loud", mountpoint_}, "log_level");
+  ExpectError({"-o", "log_level=INFO", mountpoint_}, "log_level");
+}
+
+TEST_F(OptionsTest, NegativeNumberAfterBlankIsRejected) {
+  // strtoull skips leading blanks and then accepts a sign.
+  ExpectError({"-o", "max_tasks= -1", mountpoint_}, "max_tasks");
+  ExpectError({"-o", "memory_limit= -1", mountpoint_}, "memory_limit");
+}
+
+TEST_F(OptionsTest, EmptyTasks) {
+  ExpectError({"-o", "tasks=", mountpoint_}, "tasks");
+}
+
+TEST_F(OptionsTest, MissingMountpoint) {
+  const std::string missing = mountpoint_ + "/nope";
+  ExpectError({missing}, "mountpoint");
+  EXPECT_NE(error_.find(missing), std::string::npos) << error_;
+  EXPECT_NE(error_.find("No such file or directory"), std::string::npos)
+      << error_;
+}
+
+TEST_F(OptionsTest, MountpointThatIsAFile) {
+  const std::string file = mountpoint_ + "/file";
+  std::ofstream(file) << "x";
+  ExpectError({file}, "mountpoint");
+  EXPECT_NE(error_.find(file), std::string::npos) << error_;
+  EXPECT_NE(error_.find("Not a directory"), std::string::npos) << error_;
+}
+
+TEST_F(OptionsTest, NoMountpoint) {
+  ExpectError({}, "mountpoint");
+  ExpectError({"-o", "page_size=4096"}, "mountpoint");
+}
+
+TEST_F(OptionsTest, ThreePositionalArguments) {
+  ExpectError({"none", mountpoint_, "extra"}, "extra");
+}
+
+TEST_F(OptionsTest, SourceAndTasksOption) {
+  ExpectError({"/etc/demo.tasks", mountpoint_, "-o", "tasks=none"}, "tasks");
+  EXPECT_NE(error_.find("/etc/demo.tasks"), std::string::npos) << error_;
+}
+
+TEST_F(OptionsTest, Help) {
+  EXPECT_EQ(Parse({"-h"}), ParseOutcome::kHelp);
+  EXPECT_EQ(Parse({"--help"}), ParseOutcome::kHelp);
+  EXPECT_EQ(Parse({"--help", mountpoint_}), ParseOutcome::kHelp);
+}
+
+TEST_F(OptionsTest, Version) {
+  EXPECT_EQ(Parse({"-V"}), ParseOutcome::kVersion);
+  EXPECT_EQ(Parse({"--version"}), ParseOutcome::kVersion);
+}
+
+// --- ParseByteSize ---------------------------------------------------------
+
+TEST(OptionsByteSizeTest, PlainNumbers) {
+  std::uint64_t v = 1;
+  ASSERT_TRUE(ParseByteSize("0", &v));
+  EXPECT_EQ(v, 0u);
+  ASSERT_TRUE(ParseByteSize("4096", &v));
+  EXPECT_EQ(v, 4096u);
+  ASSERT_TRUE(ParseByteSize("0x1000", &v));
+  EXPECT_EQ(v, 0x1000u);
+  ASSERT_TRUE(ParseByteSize("18446744073709551615", &v));
+  EXPECT_EQ(v, UINT64_MAX);
+}
+
+TEST(OptionsByteSizeTest, Suffixes) {
+  std::uint64_t v = 0;
+  ASSERT_TRUE(ParseByteSize("64K", &v));
+  EXPECT_EQ(v, 64u << 10);
+  ASSERT_TRUE(ParseByteSize("64M", &v));
+  EXPECT_EQ(v, std::uint64_t{64} << 20);
+  ASSERT_TRUE(ParseByteSize("2G", &v));
+  EXPECT_EQ(v, std::uint64_t{2} << 30);
+  ASSERT_TRUE(ParseByteSize("3T", &v));
+  EXPECT_EQ(v, std::uint64_t{3} << 40);
+  ASSERT_TRUE(ParseByteSize("0x10M", &v));
+  EXPECT_EQ(v, std::uint64_t{16} << 20);
+  ASSERT_TRUE(ParseByteSize("17179869183G", &v));
+  EXPECT_EQ(v, std::uint64_t{17179869183} << 30);
+  ASSERT_TRUE(ParseByteSize("16777215T", &v));
+  EXPECT_EQ(v, std::uint64_t{16777215} << 40);
+}
+
+TEST(OptionsByteSizeTest, RejectsNegativeAfterBlank) {
+  for (const char* text : {" -1", "\t-1", " -1K", " -0x10M"}) {
+    std::uint64_t v = 7;
+    EXPECT_FALSE(ParseByteSize(text, &v)) << "'" << text << "' gave " << v;
+    EXPECT_EQ(v, 7u) << "'" << text << "' changed the output";
+  }
+}
+
+TEST(OptionsByteSizeTest, LeadingZerosAreDecimal) {
+  // The header promises "decimal or 0x hex": no octal.
+  std::uint64_t v = 0;
+  ASSERT_TRUE(ParseByteSize("010", &v));
+  EXPECT_EQ(v, 10u);
+  ASSERT_TRUE(ParseByteSize("08M", &v));
+  EXPECT_EQ(v, std::uint64_t{8} << 20);
+}
+
+TEST(OptionsByteSizeTest, Rejects) {
+  for (const char* text : {
+           "",
+           "abc",
+           "-1",
+           "+1",
+           "M",
+           "1X",
+           "1 ",
+           "1MB",
+           "1.5G",
+           "0x",
+           "18446744073709551616",
+           "0x10000000000000000",
+           "17179869184G",
+           "16777216T",
+           "18014398509481984K",
+       }) {
+    std::uint64_t v = 7;
+    EXPECT_FALSE(ParseByteSize(text, &v)) << "'" << text << "'";
+    EXPECT_EQ(v, 7u) << "'" << text << "' changed the output";
+  }
+}
+
+}  // namespace
+}  // namespace taskfs::fs

@@ -1,0 +1,557 @@
+// SPEC §3 through real mounts: --help and --version, bad options that end
+// the daemon before it mounts, the effect of every -o option, the mount(8)
+// form with a SOURCE, the mount type, clean unmounting by signal and by
+// fusermount3, the startup log line and statfs.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace taskfs::testing {
+namespace {
+
+constexpr std::size_t kPage = 4096;
+
+// A fresh directory under /tmp, removed with everything in it. Anything
+// still mounted inside it (a daemon that mounted against expectations) is
+// detached first, so nothing is ever left mounted.
+class TempDir {
+ public:
+  TempDir() {
+    char dir[] = "/tmp/taskfs-mount-XXXXXX";
+    if (::mkdtemp(dir) != nullptr) path_ = dir;
+  }
+  ~TempDir() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
+      const std::string p = e.path().string();
+      if (IsMountpoint(p)) {
+        RunCommand({"fusermount3", "-u", "-z", p}, std::chrono::seconds(20));
+      }
+      if (IsMountpoint(p)) {
+        RunCommand({"umount", "-l", p}, std::chrono::seconds(20));
+      }
+    }
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const {
+    return path_ + "/" + rel;
+  }
+  std::string Write(const std::string& rel, const std::string& contents) const {
+    const std::string full = *this / rel;
+    std::ofstream out(full, std::ios::binary | std::ios::trunc);
+    out << contents;
+    return full;
+  }
+  std::string MakeDir(const std::string& rel) const {
+    const std::string full = *this / rel;
+    std::filesystem::create_directories(full);
+    return full;
+  }
+
+ private:
+  std::string path_;
+};
+
+// The names in a directory, without "." and "..", in readdir order.
+std::vector<std::string> ListDir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  return names;
+}
+
+// The value of key in a task's status, "" if absent.
+std::string StatusValue(const std::string& status_path,
+                        const std::string& key) {
+  std::istringstream lines(ReadFile(status_path));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(key + ": ", 0) == 0) return line.substr(key.size() + 2);
+  }
+  return "";
+}
+
+// The part of a /proc/self/mountinfo line after " - ": file system type,
+// source and super options.
+struct MountInfo {
+  bool found = false;
+  std::string type;
+  std::string source;
+  std::string super_options;
+};
+
+MountInfo FindMountInfo(const std::string& mountpoint) {
+  MountInfo info;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string f;
+    for (int i = 0; i < 5 && fields >> f; ++i) {
+    }
+    if (f != mountpoint) continue;
+    while (fields >> f && f != "-") {
+    }
+    info.found = static_cast<bool>(fields >> info.type >> info.source >>
+                                   info.super_options);
+  }
+  return info;
+}
+
+// Polls the daemon's log until a line matches, with a deadline (the log
+// line may come a moment after the mount appears). Returns the line or "".
+std::string AwaitLogLine(const Mount& mount, const std::regex& pattern) {
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (true) {
+    std::istringstream lines(mount.DaemonLog());
+    std::string line;
+    while (std::getline(lines, line)) {
+      if (std::regex_search(line, pattern)) return line;
+    }
+    if (std::chrono::steady_clock::now() >= until) return "";
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// Writes data (page-aligned size) at addr through mem: 0 or the errno.
+int WriteMem(const std::string& mem, std::uint64_t addr, std::size_t n,
+             char byte) {
+  const int fd = ::open(mem.c_str(), O_WRONLY);
+  if (fd < 0) return errno;
+  void* p = nullptr;
+  if (posix_memalign(&p, kPage, n) != 0) std::abort();
+  std::memset(p, byte, n);
+  const ssize_t r = ::pwrite(fd, p, n, static_cast<off_t>(addr));
+  const int error = r < 0 ? errno : 0;
+  std::free(p);
+  ::close(fd);
+  return error;
+}
+
+// --- --help, --version and options that must not mount ---------------------
+
+TEST(MountTest, HelpAndVersionExitZero) {
+  for (const char* flag : {"--help", "-h"}) {
+    SCOPED_TRACE(flag);
+    const RunResult r =
+        RunCommand({DaemonPath(), flag}, std::chrono::seconds(20));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const std::string all = r.out + r.err;
+    EXPECT_NE(all.find("MOUNTPOINT"), std::string::npos) << all;
+    for (const char* option : {"page_size", "address_bits", "tasks",
+                               "memory_limit", "max_tasks", "log_level"}) {
+      EXPECT_NE(all.find(option), std::string::npos) << option;
+    }
+  }
+  for (const char* flag : {"--version", "-V"}) {
+    SCOPED_TRACE(flag);
+    const RunResult r =
+        RunCommand({DaemonPath(), flag}, std::chrono::seconds(20));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.rfind("taskfs ", 0), 0u) << r.out;
+  }
+}
+
+struct BadOptions {
+  std::vector<std::string> args;  // after "taskfs -f"; "@" is the mountpoint
+  std::string named;              // what the one-line error must mention
+};
+
+// Each bad command line ends the daemon before mounting: exit status 1 and
+// one line on stderr naming the problem.
+TEST(MountTest, BadOptionsEndTheDaemonBeforeMounting) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string mountpoint = dir.MakeDir("mnt");
+  const std::string missing = dir / "missing";
+  const std::string file = dir.Write("file", "not a directory\n");
+  const std::vector<BadOptions> cases = {
+      {{"-o", "page_size=5000", "@"}, "page_size"},
+      {{"-o", "page_size=2048", "@"}, "page_size"},
+      {{"-o", "page_size=131072", "@"}, "page_size"},
+      {{"-o", "page_size=4k", "@"}, "page_size"},
+      {{"-o", "address_bits=99", "@"}, "address_bits"},
+      {{"-o", "address_bits=23", "@"}, "address_bits"},
+      {{"-o", "address_bits=63", "@"}, "address_bits"},
+      {{"-o", "memory_limit=x", "@"}, "memory_limit"},
+      {{"-o", "memory_limit=-1M", "@"}, "memory_limit"},
+      {{"-o", "max_tasks=0", "@"}, "max_tasks"},
+      {{"-o", "max_tasks=many", "@"}, "max_tasks"},
+      {{"-o", "log_level=loud", "@"}, "log_level"},
+      {{"-o", "frobnicate=1", "@"}, "frobnicate"},
+      {{"-o", "tasks=none", missing}, missing},
+      {{"-o", "tasks=none", file}, file},
+      {{"-o", "tasks=none"}, "mountpoint"},
+  };
+  for (const BadOptions& c : cases) {
+    std::vector<std::string> argv = {DaemonPath(), "-f"};
+    for (const std::string& a : c.args) {
+      argv.push_back(a == "@" ? mountpoint : a);
+    }
+    SCOPED_TRACE(::testing::PrintToString(argv));
+    const RunResult r = RunCommand(argv, std::chrono::seconds(20));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "");
+    ASSERT_FALSE(r.err.empty());
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;  // one line
+    EXPECT_NE(r.err.find(c.named), std::string::npos) << r.err;
+    EXPECT_FALSE(IsMountpoint(mountpoint));
+    EXPECT_FALSE(IsMountpoint(file));
+  }
+}
+
+// --- every -o option has its effect -----------------------------------------
+
+TEST(MountTest, PageSizeOption) {
+  Mount mount({"-o", "tasks=none,page_size=16384"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(ReadFile(mount / "host_page_size"), "16384\n");
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  EXPECT_EQ(StatusValue(mount / "t/status", "page_size"), "16384");
+  // Rounding follows the page size.
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10001 1\n"), 0);
+  EXPECT_EQ(ReadFile(mount / "t/maps"),
+            "0000000000010000-0000000000014000 rw-/rwx copy\n");
+  // I/O must be aligned to the mount's page size, not the host's.
+  EXPECT_EQ(WriteMem(mount / "t/mem", 0x11000, kPage, 'x'), EINVAL);
+  EXPECT_EQ(WriteMem(mount / "t/mem", 0x10000, 16384, 'x'), 0);
+}
+
+TEST(MountTest, AddressBitsOption) {
+  Mount mount({"-o", "tasks=none,address_bits=30"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  struct stat st;
+  ASSERT_EQ(::stat((mount / "t/mem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, off_t{1} << 30);
+  EXPECT_EQ(StatusValue(mount / "t/status", "address_bits"), "30");
+  EXPECT_EQ(WriteFile(mount / "t/ctl", "allocate 0x3ffff000 4K\n"), 0);
+  EXPECT_EQ(WriteFile(mount / "t/ctl", "allocate 0x40000000 4K\n"), EFAULT);
+}
+
+TEST(MountTest, DefaultAddressBitsAndPageSize) {
+  Mount mount;
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(ReadFile(mount / "host_page_size"), "4096\n");
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  struct stat st;
+  ASSERT_EQ(::stat((mount / "t/mem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, off_t{1} << 47);
+  EXPECT_EQ(StatusValue(mount / "t/status", "address_bits"), "47");
+}
+
+TEST(MountTest, MaxTasksOption) {
+  Mount mount({"-o", "tasks=none,max_tasks=2"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::mkdir((mount / "a").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((mount / "b").c_str(), 0700), 0);
+  EXPECT_EQ(::mkdir((mount / "c").c_str(), 0700), -1);
+  EXPECT_EQ(errno, ENOSPC);
+  // A fork counts too.
+  EXPECT_EQ(WriteFile(mount / "a/ctl", "fork c\n"), ENOSPC);
+  EXPECT_EQ(ListDir(mount.path()),
+            (std::vector<std::string>{"host_page_size", "a", "b"}));
+  // Removing one makes room again.
+  ASSERT_EQ(::rmdir((mount / "a").c_str()), 0);
+  EXPECT_EQ(::mkdir((mount / "c").c_str(), 0700), 0) << std::strerror(errno);
+}
+
+TEST(MountTest, MemoryLimitOption) {
+  Mount mount({"-o", "tasks=none,memory_limit=1M"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  // Address space is not memory: allocating far more than the limit works.
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x100000 64M\n"), 0);
+  const std::string mem = mount / "t/mem";
+  for (std::uint64_t i = 0; i < 256; ++i) {
+    ASSERT_EQ(WriteMem(mem, 0x100000 + i * kPage, kPage, 'x'), 0) << i;
+  }
+  EXPECT_EQ(StatusValue(mount / "t/status", "resident_bytes"), "1048576");
+  // The 257th page is over the limit; rewriting a resident page is not.
+  EXPECT_EQ(WriteMem(mem, 0x100000 + 256 * kPage, kPage, 'x'), ENOSPC);
+  EXPECT_EQ(WriteMem(mem, 0x100000, kPage, 'y'), 0);
+  // So is a copy-on-write copy of a page.
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "copy 0x100000 4K 0x1000000\n"), 0);
+  EXPECT_EQ(WriteMem(mem, 0x1000000, kPage, 'z'), ENOSPC);
+  // Freeing memory makes room again.
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "deallocate 0x101000 4K\n"), 0);
+  EXPECT_EQ(WriteMem(mem, 0x100000 + 256 * kPage, kPage, 'x'), 0);
+  // The limit is the mount's, across tasks.
+  ASSERT_EQ(::mkdir((mount / "u").c_str(), 0700), 0);
+  ASSERT_EQ(WriteFile(mount / "u/ctl", "allocate 0x100000 4K\n"), 0);
+  EXPECT_EQ(WriteMem(mount / "u/mem", 0x100000, kPage, 'u'), ENOSPC);
+}
+
+TEST(MountTest, MaxTasksAppliesToManifestTasks) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string manifest =
+      dir.Write("three.tasks", "task a\ntask b\n# c is one too many\ntask c\n");
+  const std::string mountpoint = dir.MakeDir("mnt");
+  const RunResult r = RunCommand(
+      {DaemonPath(), "-f", "-o", "max_tasks=2,tasks=" + manifest, mountpoint},
+      std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("taskfs: " + manifest + ":4: ", 0), 0u) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_FALSE(IsMountpoint(mountpoint));
+}
+
+TEST(MountTest, EveryLogLevelIsAccepted) {
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "off"}) {
+    SCOPED_TRACE(level);
+    Mount mount({"-o", std::string("tasks=none,log_level=") + level});
+    EXPECT_TRUE(mount.ok()) << mount.error();
+  }
+}
+
+TEST(MountTest, LogLevelDebugLogsFailuresWithTheKernName) {
+  Mount mount({"-o", "tasks=none,log_level=debug"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10000 4K\n"), 0);
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10000 4K\n"), ENOMEM);
+  EXPECT_NE(AwaitLogLine(mount, std::regex("debug.*KERN_NO_SPACE")), "")
+      << mount.DaemonLog();
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "protect 0x20000 4K r--\n"), EFAULT);
+  EXPECT_NE(AwaitLogLine(mount, std::regex("debug.*KERN_INVALID_ADDRESS")), "")
+      << mount.DaemonLog();
+}
+
+TEST(MountTest, LogLevelInfoDoesNotLogFailures) {
+  Mount mount({"-o", "tasks=none"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10000 4K\n"), 0);
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10000 4K\n"), ENOMEM);
+  // The startup line comes first: once it is there, the log is written.
+  ASSERT_NE(AwaitLogLine(mount, std::regex("info")), "") << mount.DaemonLog();
+  EXPECT_EQ(mount.DaemonLog().find("KERN_NO_SPACE"), std::string::npos)
+      << mount.DaemonLog();
+  EXPECT_EQ(mount.DaemonLog().find("debug"), std::string::npos)
+      << mount.DaemonLog();
+}
+
+TEST(MountTest, LogLevelOffLogsNothing) {
+  Mount mount({"-o", "tasks=none,log_level=off"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  EXPECT_EQ(WriteFile(mount / "t/ctl", "protect 0x20000 4K r--\n"), EFAULT);
+  EXPECT_EQ(mount.StopWith(SIGTERM), 0);
+  EXPECT_EQ(mount.DaemonLog(), "");
+}
+
+TEST(MountTest, TasksNoneStartsEmpty) {
+  Mount mount({"-o", "tasks=none"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(ListDir(mount.path()),
+            (std::vector<std::string>{"host_page_size"}));
+  struct stat st;
+  ASSERT_EQ(::stat(mount.path().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 01777u);
+  EXPECT_EQ(st.st_uid, ::getuid());
+  ASSERT_EQ(::stat((mount / "host_page_size").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0444u);
+}
+
+TEST(MountTest, NoTasksOptionMountsTheEmbeddedDemo) {
+  Mount mount(std::vector<std::string>{});  // no options: the demo
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(ListDir(mount.path()),
+            (std::vector<std::string>{"host_page_size", "demo", "child"}));
+}
+
+TEST(MountTest, StandardFuseOptionsWork) {
+  Mount mount({"-s", "-o", "tasks=none,allow_other"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  const MountInfo info = FindMountInfo(mount.path());
+  ASSERT_TRUE(info.found);
+  EXPECT_NE(info.super_options.find("allow_other"), std::string::npos)
+      << info.super_options;
+  // default_permissions is always on.
+  EXPECT_NE(info.super_options.find("default_permissions"), std::string::npos)
+      << info.super_options;
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  EXPECT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10000 4K\n"), 0);
+}
+
+TEST(MountTest, DebugOptionTracesRequests) {
+  Mount mount({"-d", "-o", "tasks=none"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  EXPECT_NE(AwaitLogLine(mount, std::regex("MKDIR")), "") << mount.DaemonLog();
+}
+
+TEST(MountTest, AutoUnmountUnmountsWhenTheDaemonIsKilled) {
+  Mount mount({"-o", "tasks=none,auto_unmount"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(mount.StopWith(SIGKILL), -1);
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (IsMountpoint(mount.path()) &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_FALSE(IsMountpoint(mount.path()));
+}
+
+// --- the mount(8) form: SOURCE MOUNTPOINT -----------------------------------
+
+// The fixture runs `taskfs -f OPTIONS... MOUNTPOINT`: a SOURCE as the last
+// option makes `taskfs -f -o OPTS SOURCE MOUNTPOINT`.
+TEST(MountTest, SourceNoneMountsNoTasks) {
+  Mount mount({"-o", "page_size=16384", "none"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(ListDir(mount.path()),
+            (std::vector<std::string>{"host_page_size"}));
+  EXPECT_EQ(ReadFile(mount / "host_page_size"), "16384\n");
+}
+
+TEST(MountTest, SourceManifestLoadsIt) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string manifest =
+      dir.Write("m.tasks", "task one\nallocate 0x10000 4K\ntask two\n");
+  Mount mount({"-o", "address_bits=30", manifest});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(ListDir(mount.path()),
+            (std::vector<std::string>{"host_page_size", "one", "two"}));
+  EXPECT_EQ(ReadFile(mount / "one/maps"),
+            "0000000000010000-0000000000011000 rw-/rwx copy\n");
+  EXPECT_EQ(StatusValue(mount / "one/status", "address_bits"), "30");
+  // mount(8) shows the manifest as the source.
+  const MountInfo info = FindMountInfo(mount.path());
+  ASSERT_TRUE(info.found);
+  EXPECT_EQ(info.source, manifest);
+}
+
+TEST(MountTest, SourceManifestThatIsBadEndsTheDaemon) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string manifest = dir.Write("bad.tasks", "task one\nbogus\n");
+  const std::string mountpoint = dir.MakeDir("mnt");
+  const RunResult r = RunCommand({DaemonPath(), "-f", manifest, mountpoint},
+                                 std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("taskfs: " + manifest + ":2: ", 0), 0u) << r.err;
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_FALSE(IsMountpoint(mountpoint));
+}
+
+// Exactly as mount(8) runs a helper: `taskfs SOURCE MOUNTPOINT -o OPTS`, in
+// the background. The daemon forks away once mounted; fusermount3 -u ends it.
+TEST(MountTest, MountHelperArgumentOrderInTheBackground) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string mountpoint = dir.MakeDir("mnt");
+  const RunResult r =
+      RunCommand({DaemonPath(), "none", mountpoint, "-o", "page_size=8192"},
+                 std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_TRUE(IsMountpoint(mountpoint)) << r.err;
+  EXPECT_EQ(ReadFile(mountpoint + "/host_page_size"), "8192\n");
+  EXPECT_EQ(ListDir(mountpoint), (std::vector<std::string>{"host_page_size"}));
+  const MountInfo info = FindMountInfo(mountpoint);
+  EXPECT_EQ(info.type, "fuse.taskfs");
+  const RunResult u =
+      RunCommand({"fusermount3", "-u", mountpoint}, std::chrono::seconds(20));
+  EXPECT_EQ(u.exit_code, 0) << u.err;
+  EXPECT_FALSE(IsMountpoint(mountpoint));
+}
+
+// --- what a mount looks like, and how it ends -------------------------------
+
+TEST(MountTest, MountTypeIsFuseTaskfs) {
+  Mount mount;
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  const MountInfo info = FindMountInfo(mount.path());
+  ASSERT_TRUE(info.found);
+  EXPECT_EQ(info.type, "fuse.taskfs");
+}
+
+TEST(MountTest, SigtermUnmountsAndExitsZero) {
+  Mount mount;
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+  EXPECT_FALSE(IsMountpoint(mount.path()));
+}
+
+TEST(MountTest, SigintUnmountsAndExitsZero) {
+  Mount mount;
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  // With a file open: the unmount must still be clean.
+  ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  const int fd = ::open((mount / "t/status").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  EXPECT_EQ(mount.StopWith(SIGINT), 0) << mount.DaemonLog();
+  EXPECT_FALSE(IsMountpoint(mount.path()));
+  ::close(fd);
+}
+
+TEST(MountTest, FusermountUnmountEndsTheDaemonWithZero) {
+  Mount mount;
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  const RunResult r =
+      RunCommand({"fusermount3", "-u", mount.path()}, std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(IsMountpoint(mount.path()));
+  // Signal 0 sends nothing: StopWith only waits for the daemon's own exit.
+  EXPECT_EQ(mount.StopWith(0), 0) << mount.DaemonLog();
+}
+
+TEST(MountTest, StartupLineNamesMountpointPageSizeAndTasks) {
+  Mount mount({"-o", "page_size=16384"});  // the demo: two tasks
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  const std::string line =
+      AwaitLogLine(mount, std::regex(" info: .*" + mount.path()));
+  ASSERT_NE(line, "") << mount.DaemonLog();
+  EXPECT_TRUE(std::regex_search(line, std::regex("\\b16384\\b"))) << line;
+  EXPECT_TRUE(std::regex_search(
+      line, std::regex("\\b2 tasks?\\b|\\btasks?[:=]? ?2\\b")))
+      << line;
+}
+
+TEST(MountTest, StatfsReportsPageSizeAndNameMax) {
+  for (const char* page_size : {"4096", "65536"}) {
+    SCOPED_TRACE(page_size);
+    Mount mount({"-o", std::string("tasks=none,page_size=") + page_size});
+    ASSERT_TRUE(mount.ok()) << mount.error();
+    struct statvfs st;
+    ASSERT_EQ(::statvfs(mount.path().c_str(), &st), 0) << std::strerror(errno);
+    EXPECT_EQ(st.f_bsize, std::strtoul(page_size, nullptr, 10));
+    EXPECT_EQ(st.f_namemax, 64u);
+  }
+}
+
+}  // namespace
+}  // namespace taskfs::testing
