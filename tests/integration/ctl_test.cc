@@ -1050,51 +1050,6 @@ TEST(CtlDemoPageSizeTest, DemoIsTheSameWithLargePages) {
 
 // --- manifests --------------------------------------------------------------
 
-// A fresh directory under /tmp, removed with everything in it. Should a
-// daemon have mounted on it against expectations, it is unmounted first.
-class TempDir {
- public:
-  TempDir() {
-    char dir[] = "/tmp/taskfs-ctl-XXXXXX";
-    if (::mkdtemp(dir) != nullptr) path_ = dir;
-  }
-  ~TempDir() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
-      if (IsMountpoint(e.path().string())) {
-        RunCommand({"umount", "-l", e.path().string()},
-                   std::chrono::seconds(20));
-      }
-    }
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& rel) const {
-    return path_ + "/" + rel;
-  }
-  // Writes a file (creating directories on the way); returns its path.
-  std::string Write(const std::string& rel, const std::string& contents) const {
-    const std::string full = *this / rel;
-    std::filesystem::create_directories(
-        std::filesystem::path(full).parent_path());
-    std::ofstream out(full, std::ios::binary | std::ios::trunc);
-    out << contents;
-    return full;
-  }
-  std::string MakeDir(const std::string& rel) const {
-    const std::string full = *this / rel;
-    std::filesystem::create_directories(full);
-    return full;
-  }
-
- private:
-  std::string path_;
-};
-
 TEST(CtlManifestTest, FillAndLoadSetContentsRegardlessOfProtection) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -197,5 +198,40 @@ int Mount::StopWith(int sig) {
 }
 
 std::string Mount::DaemonLog() const { return ReadFile(log_path_); }
+
+TempDir::TempDir() {
+  char dir[] = "/tmp/taskfs-test-XXXXXX";
+  if (::mkdtemp(dir) != nullptr) path_ = dir;
+}
+
+TempDir::~TempDir() {
+  if (path_.empty()) return;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
+    const std::string p = e.path().string();
+    if (IsMountpoint(p)) {
+      RunCommand({"fusermount3", "-u", "-z", p}, std::chrono::seconds(20));
+    }
+    if (IsMountpoint(p)) {
+      RunCommand({"umount", "-l", p}, std::chrono::seconds(20));
+    }
+  }
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::Write(const std::string& rel,
+                           const std::string& contents) const {
+  const std::string full = *this / rel;
+  std::filesystem::create_directories(std::filesystem::path(full).parent_path());
+  std::ofstream out(full, std::ios::binary | std::ios::trunc);
+  out << contents;
+  return full;
+}
+
+std::string TempDir::MakeDir(const std::string& rel) const {
+  const std::string full = *this / rel;
+  std::filesystem::create_directories(full);
+  return full;
+}
 
 }  // namespace taskfs::testing

@@ -69,6 +69,29 @@ class Mount {
   std::string error_;
 };
 
+// A fresh directory under /tmp, removed with everything in it. Anything
+// still mounted inside it (a daemon that mounted against expectations) is
+// detached first, so nothing is ever left mounted.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& rel) const {
+    return path_ + "/" + rel;
+  }
+  // Writes a file (creating directories on the way); returns its path.
+  std::string Write(const std::string& rel, const std::string& contents) const;
+  // Makes a directory (and its parents); returns its path.
+  std::string MakeDir(const std::string& rel) const;
+
+ private:
+  std::string path_;
+};
+
 // True if path is a mountpoint in /proc/self/mountinfo.
 bool IsMountpoint(const std::string& path);
 

@@ -30,52 +30,6 @@ namespace {
 
 constexpr std::size_t kPage = 4096;
 
-// A fresh directory under /tmp, removed with everything in it. Anything
-// still mounted inside it (a daemon that mounted against expectations) is
-// detached first, so nothing is ever left mounted.
-class TempDir {
- public:
-  TempDir() {
-    char dir[] = "/tmp/taskfs-mount-XXXXXX";
-    if (::mkdtemp(dir) != nullptr) path_ = dir;
-  }
-  ~TempDir() {
-    if (path_.empty()) return;
-    std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(path_, ec)) {
-      const std::string p = e.path().string();
-      if (IsMountpoint(p)) {
-        RunCommand({"fusermount3", "-u", "-z", p}, std::chrono::seconds(20));
-      }
-      if (IsMountpoint(p)) {
-        RunCommand({"umount", "-l", p}, std::chrono::seconds(20));
-      }
-    }
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& rel) const {
-    return path_ + "/" + rel;
-  }
-  std::string Write(const std::string& rel, const std::string& contents) const {
-    const std::string full = *this / rel;
-    std::ofstream out(full, std::ios::binary | std::ios::trunc);
-    out << contents;
-    return full;
-  }
-  std::string MakeDir(const std::string& rel) const {
-    const std::string full = *this / rel;
-    std::filesystem::create_directories(full);
-    return full;
-  }
-
- private:
-  std::string path_;
-};
-
 // The names in a directory, without "." and "..", in readdir order.
 std::vector<std::string> ListDir(const std::string& path) {
   std::vector<std::string> names;
