@@ -55,7 +55,8 @@ KernReturn task_statistics(Task& task, TaskStatistics* stats);
 // --- memory ----------------------------------------------------------------
 
 // vm_allocate. Fixed (anywhere == false): [trunc(*address),
-// round(*address + size)) must be free (else KERN_NO_SPACE) and inside the
+// trunc(*address) + round(size)) -- Mach rounds the address and the size
+// each on its own -- must be free (else KERN_NO_SPACE) and inside the
 // address space (else KERN_INVALID_ADDRESS). Anywhere: *address is ignored and
 // set to the lowest address with a free hole of round(size) bytes
 // (KERN_NO_SPACE if none). Size 0: success, nothing allocated, and with

@@ -127,7 +127,7 @@ class Rng {
   std::mt19937_64 engine_;
 };
 
-// --- the reference model ----------------------------------------------------
+// --- the reference model -----------------------------------------------------
 
 using Bytes = std::vector<std::uint8_t>;
 
@@ -347,11 +347,11 @@ class Model {
         kr != KERN_SUCCESS) {
       return kr;
     }
-    return Store(task, address, size,
-                 [data](std::uint8_t* dst, std::uint64_t offset,
-                        std::uint64_t n) {
-                   std::copy(data + offset, data + offset + n, dst);
-                 });
+    return Store(
+        task, address, size,
+        [data](std::uint8_t* dst, std::uint64_t offset, std::uint64_t n) {
+          std::copy(data + offset, data + offset + n, dst);
+        });
   }
 
   // vm_fill: any alignment, no protection check, every page allocated.
@@ -576,8 +576,7 @@ class Model {
   // round(address + size)); false if it wraps or leaves the address space.
   bool RoundedPages(vm_address_t address, vm_size_t size, std::uint64_t* first,
                     std::uint64_t* end) const {
-    const Wide end_page =
-        (Wide{address} + size + page_size_ - 1) / page_size_;
+    const Wide end_page = (Wide{address} + size + page_size_ - 1) / page_size_;
     if (end_page > total_pages_) return false;
     *first = address / page_size_;
     *end = static_cast<std::uint64_t>(end_page);
@@ -685,9 +684,10 @@ class Model {
 
   // Writes [address, address + size) of allocated pages (bounds and pages
   // checked by the caller), produce(dst, offset_in_request, n) giving the
-  // bytes. The memory limit is checked the plain way: make the change, count
-  // the written pages alive afterwards, and undo it all if there are more
-  // than the limit allows.
+  // bytes. The memory limit is checked the plain way, as SPEC §2 words it
+  // ("the limit would be exceeded"): make the change, count the written
+  // pages alive afterwards, and undo it all if there are more than the limit
+  // allows.
   template <typename Produce>
   KernReturn Store(ModelTask& task, vm_address_t address, vm_size_t size,
                    Produce&& produce) {
@@ -737,12 +737,15 @@ void HandleCrash(int signal) {
   static constexpr char kHeader[] =
       "\n[ differential ] crashed in the core during: ";
   (void)!write(STDERR_FILENO, kHeader, sizeof kHeader - 1);
-  (void)!write(STDERR_FILENO, crash_note, strnlen(crash_note, sizeof crash_note));
+  (void)!write(STDERR_FILENO, crash_note,
+               strnlen(crash_note, sizeof crash_note));
   (void)!write(STDERR_FILENO, "\n", 1);
   for (std::size_t i = 0; i < std::size(kCrashSignals); ++i) {
     // Returning re-runs the faulting instruction (or, for abort(), raises
     // again), now under the previous handler.
-    if (kCrashSignals[i] == signal) sigaction(signal, &previous_actions[i], nullptr);
+    if (kCrashSignals[i] == signal) {
+      sigaction(signal, &previous_actions[i], nullptr);
+    }
   }
 }
 
@@ -770,7 +773,7 @@ class CrashNotes {
   }
 };
 
-// --- the harness --------------------------------------------------------------
+// --- the harness -------------------------------------------------------------
 
 // Most addresses fall in [0, kWindowPages) pages, where anywhere-allocations
 // land too, so calls collide with each other's regions all the time.
@@ -786,7 +789,7 @@ constexpr std::uint64_t kMaxTasks = 5;
 // system's live pages, and between reads of every readable byte.
 constexpr std::uint64_t kCheckEvery = 50;
 constexpr std::uint64_t kCheckContentsEvery = 100;
-constexpr std::size_t kRecentOps = 40;     // ops shown with a divergence
+constexpr std::size_t kRecentOps = 40;  // ops shown with a divergence
 
 struct RunConfig {
   const char* label;
@@ -873,8 +876,8 @@ class DifferentialRun {
         line += " " + std::string(KernReturnName(kr)).substr(5) + " " +
                 std::to_string(100 * count / calls_[i]) + "%";
       }
-      std::printf("[ differential ]   %-22s %6" PRIu64 "%s\n",
-                  kOpKinds[i].name, calls_[i], line.c_str());
+      std::printf("[ differential ]   %-22s %6" PRIu64 "%s\n", kOpKinds[i].name,
+                  calls_[i], line.c_str());
     }
     std::fflush(stdout);
   }
@@ -1083,9 +1086,9 @@ class DifferentialRun {
       return model_->name(rng_.Below(tasks_.size()));  // live or freed
     }
     if (r < 10) {
-      static const std::string kBad[] = {"",       ".hidden", "a/b",
-                                         "sp ace", "host_page_size",
-                                         std::string(65, 'n')};
+      static const std::string kBad[] = {
+          "",       ".hidden",        "a/b",
+          "sp ace", "host_page_size", std::string(65, 'n')};
       return kBad[rng_.Below(std::size(kBad))];
     }
     return "t" + std::to_string(next_name_++);
@@ -1095,7 +1098,8 @@ class DifferentialRun {
     Bytes bytes(size);
     for (std::uint64_t i = 0; i < size; i += 8) {
       const std::uint64_t word = rng_.Next();
-      std::memcpy(bytes.data() + i, &word, std::min<std::uint64_t>(8, size - i));
+      std::memcpy(bytes.data() + i, &word,
+                  std::min<std::uint64_t>(8, size - i));
     }
     return bytes;
   }
@@ -1167,9 +1171,8 @@ class DifferentialRun {
     const bool set_maximum = rng_.Percent(20);
     const vm_prot_t prot = RandomProt();
     const std::string op = "vm_protect(" + TaskName(t) + ", " + Hex(address) +
-                           ", " + Hex(size) +
-                           (set_maximum ? ", max " : ", ") + ProtName(prot) +
-                           ")";
+                           ", " + Hex(size) + (set_maximum ? ", max " : ", ") +
+                           ProtName(prot) + ")";
     Begin(op);
     const KernReturn core =
         vm_protect(*tasks_[t], address, size, set_maximum, prot);
@@ -1312,9 +1315,9 @@ class DifferentialRun {
     Begin(op);
     const KernReturn core = vm_map_copy(*tasks_[dst], dest, *tasks_[src],
                                         source, size, dst_alloc, src_destroy);
-    SameCode(op, core,
-             model_->MapCopy(dst, dest, src, source, size, dst_alloc,
-                             src_destroy));
+    SameCode(
+        op, core,
+        model_->MapCopy(dst, dest, src, source, size, dst_alloc, src_destroy));
     CompareRegions(op, dst);
     CompareRegions(op, src);
     return core;
@@ -1334,9 +1337,9 @@ class DifferentialRun {
     const KernReturn model = model_->Region(t, &model_address, &model_info);
     if (SameCode(op, core, model) && core == KERN_SUCCESS &&
         (core_address != model_address || !(core_info == model_info))) {
-      Diverge(op, "core " + Hex(core_address) + " " +
-                      RegionsText({core_info}) + ", model " +
-                      Hex(model_address) + " " + RegionsText({model_info}));
+      Diverge(op, "core " + Hex(core_address) + " " + RegionsText({core_info}) +
+                      ", model " + Hex(model_address) + " " +
+                      RegionsText({model_info}));
     }
     return core;
   }
@@ -1344,8 +1347,9 @@ class DifferentialRun {
   KernReturn OpFind(bool hole) {
     const std::size_t t = PickTask();
     const vm_address_t from = RandomAddress();
-    const std::string op = std::string(hole ? "vm_find_hole(" : "vm_find_data(") +
-                           TaskName(t) + ", " + Hex(from) + ")";
+    const std::string op =
+        std::string(hole ? "vm_find_hole(" : "vm_find_data(") + TaskName(t) +
+        ", " + Hex(from) + ")";
     Begin(op);
     vm_address_t core_found = 0;
     vm_address_t model_found = 0;
@@ -1355,8 +1359,8 @@ class DifferentialRun {
                                   : model_->FindData(t, from, &model_found);
     if (SameCode(op, core, model) && core == KERN_SUCCESS &&
         core_found != model_found) {
-      Diverge(op, "found: core " + Hex(core_found) + ", model " +
-                      Hex(model_found));
+      Diverge(op,
+              "found: core " + Hex(core_found) + ", model " + Hex(model_found));
     }
     return core;
   }
@@ -1407,8 +1411,7 @@ class DifferentialRun {
         "task_fork(" + TaskName(parent) + ", \"" + name + "\")";
     Begin(op);
     std::shared_ptr<Task> child;
-    const KernReturn core =
-        task_fork(*system_, *tasks_[parent], name, &child);
+    const KernReturn core = task_fork(*system_, *tasks_[parent], name, &child);
     if (SameCode(op, core, model_->Fork(parent, name)) &&
         core == KERN_SUCCESS) {
       tasks_.push_back(std::move(child));
@@ -1559,10 +1562,10 @@ class DifferentialRun {
     if (diverged_) return;
     diverged_ = true;
     std::ostringstream message;
-    message << "core and model diverge: seed=" << seed_ << " (TASKFS_SEED="
-            << seed_ << " replays it), " << config_.label << ", episode "
-            << episode_ << ", op #" << episode_op_ << " of the episode (#"
-            << ops_run_ << " of the test)\n"
+    message << "core and model diverge: seed=" << seed_
+            << " (TASKFS_SEED=" << seed_ << " replays it), " << config_.label
+            << ", episode " << episode_ << ", op #" << episode_op_
+            << " of the episode (#" << ops_run_ << " of the test)\n"
             << "  op: " << op << "\n  " << detail << "\n"
             << "  config: page_size=" << vm_config_.page_size
             << " address_bits=" << vm_config_.address_bits
@@ -1599,8 +1602,8 @@ void RunDifferential(const RunConfig& config) {
   const std::uint64_t seed = RunSeed();
   SCOPED_TRACE("seed=" + std::to_string(seed));
   // Flushed at once: a crash in the core would lose buffered output.
-  std::printf("[ differential ] %s: seed=%" PRIu64
-              " (TASKFS_SEED=%" PRIu64 " replays it)\n",
+  std::printf("[ differential ] %s: seed=%" PRIu64 " (TASKFS_SEED=%" PRIu64
+              " replays it)\n",
               config.label, seed, seed);
   std::fflush(stdout);
   CrashNotes crash_notes;
@@ -1622,8 +1625,8 @@ TEST(VmDifferentialTest, SmallPagesUnderAMemoryLimit) {
 }
 
 TEST(VmDifferentialTest, LargePages) {
-  RunDifferential({"16 KiB pages, 24-bit space, memory limit", 16384, 24,
-                   true, 30000, 0x1a26e});
+  RunDifferential({"16 KiB pages, 24-bit space, memory limit", 16384, 24, true,
+                   30000, 0x1a26e});
 }
 
 }  // namespace
