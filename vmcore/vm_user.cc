@@ -4,15 +4,21 @@
 #include "vmcore/vm_user.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <new>
 #include <shared_mutex>
 #include <thread>
 #include <unordered_set>
 #include <utility>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "vmcore/address_map.h"
 #include "vmcore/page.h"
@@ -161,8 +167,38 @@ class ObjectLocks {
     VmObject* object;
     bool exclusive;
   };
-  std::vector<Want> wanted_;
-  std::vector<Want> locked_;
+  // A list that keeps the usual handful of objects without touching the
+  // heap (a read or write of one region wants one object).
+  class WantList {
+   public:
+    void push_back(const Want& want) {
+      if (heap_.empty() && size_ < kInline) {
+        inline_[size_++] = want;
+        return;
+      }
+      if (heap_.empty()) heap_.assign(inline_.begin(), inline_.end());
+      heap_.push_back(want);
+      ++size_;
+    }
+    Want* begin() { return heap_.empty() ? inline_.data() : heap_.data(); }
+    Want* end() { return begin() + size_; }
+    std::reverse_iterator<Want*> rbegin() {
+      return std::reverse_iterator<Want*>(end());
+    }
+    std::reverse_iterator<Want*> rend() {
+      return std::reverse_iterator<Want*>(begin());
+    }
+    bool empty() const { return size_ == 0; }
+    Want& back() { return *(end() - 1); }
+
+   private:
+    static constexpr std::size_t kInline = 4;
+    std::array<Want, kInline> inline_{};
+    std::vector<Want> heap_;
+    std::size_t size_ = 0;
+  };
+  WantList wanted_;
+  WantList locked_;
 };
 
 // Calls fn(entry, lo, hi) for each piece of an allocated range, ascending,
@@ -178,6 +214,42 @@ void ForEachPiece(const AddressMap& map, const PageRange& range, Fn&& fn) {
     fn(entry, lo, lo + ((end - address) >> shift));
     address = end;
   }
+}
+
+// Writes of at least this many bytes go around the cache (StreamCopy): a
+// large write is not read back soon, and caching it would only push out what
+// is.
+constexpr vm_size_t kStreamBytes = 64 * 1024;
+
+// Copies n bytes to dst with non-temporal stores where the CPU has them and
+// dst is 16-byte aligned with n a multiple of 64; else memcpy. Callers run
+// StoreFence() before other threads may look (before unlocking).
+void StreamCopy(std::byte* dst, const std::byte* src, std::size_t n) {
+#if defined(__SSE2__)
+  if ((reinterpret_cast<std::uintptr_t>(dst) & 15) == 0 && n % 64 == 0) {
+    auto* d = reinterpret_cast<__m128i*>(dst);
+    const auto* s = reinterpret_cast<const __m128i*>(src);
+    for (std::size_t i = 0; i < n / 16; i += 4) {
+      const __m128i a = _mm_loadu_si128(s + i);
+      const __m128i b = _mm_loadu_si128(s + i + 1);
+      const __m128i c = _mm_loadu_si128(s + i + 2);
+      const __m128i e = _mm_loadu_si128(s + i + 3);
+      _mm_stream_si128(d + i, a);
+      _mm_stream_si128(d + i + 1, b);
+      _mm_stream_si128(d + i + 2, c);
+      _mm_stream_si128(d + i + 3, e);
+    }
+    return;
+  }
+#endif
+  std::memcpy(dst, src, n);
+}
+
+// Orders StreamCopy's stores before what follows (an unlock).
+void StoreFence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 // How many fresh pages writing range needs: one per unwritten page, and one
@@ -286,6 +358,7 @@ KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
       continue;  // unlocks, then waits above
     }
     WritePages(map, range, address, size, batch, produce);
+    StoreFence();  // before the object locks go
     return KERN_SUCCESS;
   }
 }
@@ -702,6 +775,12 @@ KernReturn vm_write(Task& task, vm_address_t address, const void* data,
       return kr;
     }
     const auto* bytes = static_cast<const std::byte*>(data);
+    if (size >= kStreamBytes) {
+      return WriteBytes(task.system(), task.map(), address, size,
+                        [bytes](std::byte* dst, vm_size_t offset, vm_size_t n) {
+                          StreamCopy(dst, bytes + offset, n);
+                        });
+    }
     return WriteBytes(task.system(), task.map(), address, size,
                       [bytes](std::byte* dst, vm_size_t offset, vm_size_t n) {
                         std::memcpy(dst, bytes + offset, n);
