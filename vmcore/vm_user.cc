@@ -145,12 +145,10 @@ class ObjectLocks {
   }
 
   void LockAll() {
-    std::sort(wanted_.begin(), wanted_.end(),
-              [](const Want& a, const Want& b) {
-                return a.object->id() != b.object->id()
-                           ? a.object->id() < b.object->id()
-                           : a.exclusive > b.exclusive;
-              });
+    std::sort(wanted_.begin(), wanted_.end(), [](const Want& a, const Want& b) {
+      return a.object->id() != b.object->id() ? a.object->id() < b.object->id()
+                                              : a.exclusive > b.exclusive;
+    });
     for (const Want& want : wanted_) {
       if (!locked_.empty() && locked_.back().object == want.object) continue;
       if (want.exclusive) {
@@ -262,17 +260,17 @@ std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
   std::size_t needed = 0;
   thread_local std::vector<Page*> shared;
   shared.clear();
-  ForEachPiece(map, range, [&](const MapEntry& entry, std::uint64_t lo,
-                               std::uint64_t hi) {
-    entry.object->pages().Visit(lo, hi, [&](Page* page) {
-      if (page == nullptr) {
-        ++needed;
-      } else if (!page->Exclusive()) {
-        shared.push_back(page);
-      }
-    });
-    entry.object->pages().Reserve(lo, hi);
-  });
+  ForEachPiece(map, range,
+               [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+                 entry.object->pages().Visit(lo, hi, [&](Page* page) {
+                   if (page == nullptr) {
+                     ++needed;
+                   } else if (!page->Exclusive()) {
+                     shared.push_back(page);
+                   }
+                 });
+                 entry.object->pages().Reserve(lo, hi);
+               });
   std::sort(shared.begin(), shared.end());
   for (auto it = shared.begin(); it != shared.end();) {
     auto run_end = std::upper_bound(it, shared.end(), *it);
@@ -294,33 +292,36 @@ void WritePages(const AddressMap& map, const PageRange& range,
   const std::uint64_t page_size = map.geometry().page_size();
   std::size_t used = 0;
   vm_address_t page_address = range.start();
-  ForEachPiece(map, range, [&](const MapEntry& entry, std::uint64_t lo,
-                               std::uint64_t hi) {
-    PageTable& pages = entry.object->pages();
-    for (std::uint64_t index = lo; index < hi;
-         ++index, page_address += page_size) {
-      // The part of this page the request covers.
-      const vm_address_t from = std::max(page_address, address);
-      const vm_address_t to = std::min(page_address + page_size, address + size);
-      const bool whole = from == page_address && to == page_address + page_size;
-      Page*& slot = pages.Slot(index);
-      Page* page = slot;
-      if (page == nullptr || !page->Exclusive()) {
-        Page* fresh = batch[used++];
-        if (!whole) {
-          if (page != nullptr) {
-            std::memcpy(fresh->data(), page->data(), page_size);
-          } else {
-            std::memset(fresh->data(), 0, page_size);
-          }
-        }
-        if (page != nullptr) page->DropMapping();
-        slot = fresh;
-        page = fresh;
-      }
-      produce(page->data() + (from - page_address), from - address, to - from);
-    }
-  });
+  ForEachPiece(map, range,
+               [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+                 PageTable& pages = entry.object->pages();
+                 for (std::uint64_t index = lo; index < hi;
+                      ++index, page_address += page_size) {
+                   // The part of this page the request covers.
+                   const vm_address_t from = std::max(page_address, address);
+                   const vm_address_t to =
+                       std::min(page_address + page_size, address + size);
+                   const bool whole =
+                       from == page_address && to == page_address + page_size;
+                   Page*& slot = pages.Slot(index);
+                   Page* page = slot;
+                   if (page == nullptr || !page->Exclusive()) {
+                     Page* fresh = batch[used++];
+                     if (!whole) {
+                       if (page != nullptr) {
+                         std::memcpy(fresh->data(), page->data(), page_size);
+                       } else {
+                         std::memset(fresh->data(), 0, page_size);
+                       }
+                     }
+                     if (page != nullptr) page->DropMapping();
+                     slot = fresh;
+                     page = fresh;
+                   }
+                   produce(page->data() + (from - page_address), from - address,
+                           to - from);
+                 }
+               });
   // A page mapped twice in the range was copied once, then written in place.
   for (std::size_t i = used; i < batch.size(); ++i) batch[i]->DropMapping();
 }
@@ -333,8 +334,7 @@ void WritePages(const AddressMap& map, const PageRange& range,
 // object locks.
 template <typename Produce>
 KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
-                      vm_address_t address, vm_size_t size,
-                      Produce&& produce) {
+                      vm_address_t address, vm_size_t size, Produce&& produce) {
   const Geometry& geometry = map.geometry();
   PageRange range;
   PageRange::Rounded(geometry, address, size, &range);
@@ -384,28 +384,30 @@ void CopyPages(const AddressMap& src_map, const PageRange& src_range,
   std::vector<Written> written;
   std::uint64_t seen = 0;
   try {
-    ForEachPiece(src_map, src_range, [&](const MapEntry& entry,
-                                         std::uint64_t lo, std::uint64_t hi) {
-      const std::uint64_t base = seen;
-      entry.object->pages().ForEach(lo, hi, [&](std::uint64_t index,
-                                                Page* page) {
-        written.push_back({base + (index - lo), page});
-        page->AddMapping();
-      });
-      seen += hi - lo;
-    });
+    ForEachPiece(
+        src_map, src_range,
+        [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+          const std::uint64_t base = seen;
+          entry.object->pages().ForEach(
+              lo, hi, [&](std::uint64_t index, Page* page) {
+                written.push_back({base + (index - lo), page});
+                page->AddMapping();
+              });
+          seen += hi - lo;
+        });
     // Make room for them in the destination before anything changes.
     auto next = written.begin();
     std::uint64_t dst_seen = 0;
-    ForEachPiece(dst_map, dst_range, [&](const MapEntry& entry,
-                                         std::uint64_t lo, std::uint64_t hi) {
-      for (; next != written.end() && next->page < dst_seen + (hi - lo);
-           ++next) {
-        const std::uint64_t index = lo + (next->page - dst_seen);
-        entry.object->pages().Reserve(index, index + 1);
-      }
-      dst_seen += hi - lo;
-    });
+    ForEachPiece(
+        dst_map, dst_range,
+        [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+          for (; next != written.end() && next->page < dst_seen + (hi - lo);
+               ++next) {
+            const std::uint64_t index = lo + (next->page - dst_seen);
+            entry.object->pages().Reserve(index, index + 1);
+          }
+          dst_seen += hi - lo;
+        });
   } catch (...) {
     for (const Written& w : written) w.data->DropMapping();
     throw;
@@ -413,22 +415,24 @@ void CopyPages(const AddressMap& src_map, const PageRange& src_range,
 
   auto next = written.begin();
   std::uint64_t dst_seen = 0;
-  ForEachPiece(dst_map, dst_range, [&](const MapEntry& entry, std::uint64_t lo,
-                                       std::uint64_t hi) {
-    PageTable& pages = entry.object->pages();
-    pages.Clear(lo, hi, [](Page* page) { page->DropMapping(); });
-    for (; next != written.end() && next->page < dst_seen + (hi - lo); ++next) {
-      pages.Slot(lo + (next->page - dst_seen)) = next->data;
-    }
-    dst_seen += hi - lo;
-  });
+  ForEachPiece(
+      dst_map, dst_range,
+      [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+        PageTable& pages = entry.object->pages();
+        pages.Clear(lo, hi, [](Page* page) { page->DropMapping(); });
+        for (; next != written.end() && next->page < dst_seen + (hi - lo);
+             ++next) {
+          pages.Slot(lo + (next->page - dst_seen)) = next->data;
+        }
+        dst_seen += hi - lo;
+      });
   // Trim only after every piece is filled: two pieces of the destination can
   // share an object, and trimming after the first could drop a chunk that
   // was reserved for the second.
-  ForEachPiece(dst_map, dst_range, [&](const MapEntry& entry, std::uint64_t lo,
-                                       std::uint64_t hi) {
-    entry.object->pages().Trim(lo, hi);
-  });
+  ForEachPiece(dst_map, dst_range,
+               [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+                 entry.object->pages().Trim(lo, hi);
+               });
   (void)shift;
 }
 
@@ -488,12 +492,12 @@ KernReturn task_fork(VmSystem& system, Task& parent, std::string_view name,
           child.object = std::make_shared<VmObject>();
           child.offset = 0;
           PageTable& copy = child.object->pages();
-          entry.object->pages().ForEach(lo, hi, [&](std::uint64_t index,
-                                                    Page* page) {
-            copy.Reserve(index - lo, index - lo + 1);
-            page->AddMapping();
-            copy.Slot(index - lo) = page;
-          });
+          entry.object->pages().ForEach(
+              lo, hi, [&](std::uint64_t index, Page* page) {
+                copy.Reserve(index - lo, index - lo + 1);
+                page->AddMapping();
+                copy.Slot(index - lo) = page;
+              });
         }
         entries.push_back(std::move(child));
       }
@@ -673,13 +677,13 @@ KernReturn vm_inherit(Task& task, vm_address_t address, vm_size_t size,
       return kr;
     }
     AddressMap& map = task.map();
-    if (KernReturn kr = map.CheckRange(
-            range, [](const MapEntry&) { return KERN_SUCCESS; });
+    if (KernReturn kr =
+            map.CheckRange(range, [](const MapEntry&) { return KERN_SUCCESS; });
         kr != KERN_SUCCESS) {
       return kr;
     }
-    map.ForEachClipped(range,
-                       [&](MapEntry& entry) { entry.inheritance = inheritance; });
+    map.ForEachClipped(
+        range, [&](MapEntry& entry) { entry.inheritance = inheritance; });
     return KERN_SUCCESS;
   });
 }
@@ -722,22 +726,41 @@ KernReturn vm_read(Task& task, vm_address_t address, vm_size_t size,
         kr != KERN_SUCCESS) {
       return kr;
     }
+    // One walk of the map checks the range and finds its entries (the
+    // hot path of every read request: lookups here are cache misses).
+    thread_local std::vector<const MapEntry*> entries;
+    entries.clear();
     const AddressMap& map = task.map();
-    if (KernReturn kr = map.CheckAccess(range, VM_PROT_READ);
+    if (KernReturn kr =
+            map.CheckRange(range,
+                           [](const MapEntry& entry) {
+                             if ((entry.protection & VM_PROT_READ) == 0) {
+                               return KERN_PROTECTION_FAILURE;
+                             }
+                             entries.push_back(&entry);
+                             return KERN_SUCCESS;
+                           });
         kr != KERN_SUCCESS) {
       return kr;
     }
     ObjectLocks locks;
-    locks.Add(map, range, /*exclusive=*/false);
+    for (const MapEntry* entry : entries) {
+      locks.Add(entry->object.get(), /*exclusive=*/false);
+    }
     locks.LockAll();
     PinnedPagesBuilder builder(out, geometry.page_size());
     const std::byte* zero = task.system().pages().zero_page();
+    const unsigned shift = geometry.page_shift;
     try {
-      ForEachPiece(map, range, [&](const MapEntry& entry, std::uint64_t lo,
-                                   std::uint64_t hi) {
-        entry.object->pages().Visit(
-            lo, hi, [&](Page* page) { builder.Add(page, zero); });
-      });
+      for (const MapEntry* entry : entries) {
+        const vm_address_t from = std::max(entry->start, range.start());
+        const vm_address_t to = std::min(entry->end, range.end());
+        const std::uint64_t lo =
+            entry->offset + ((from - entry->start) >> shift);
+        entry->object->pages().Visit(
+            lo, lo + ((to - from) >> shift),
+            [&](Page* page) { builder.Add(page, zero); });
+      }
     } catch (...) {
       out->Release();
       throw;
@@ -857,8 +880,7 @@ KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
       std::vector<MapEntry> pieces;
       auto object = std::make_shared<VmObject>();
       for (auto it = src_map.EntryFrom(src_range.start());
-           it != src_map.entries().end() &&
-           it->second.start < src_range.end();
+           it != src_map.entries().end() && it->second.start < src_range.end();
            ++it) {
         const vm_address_t lo = std::max(it->second.start, src_range.start());
         const vm_address_t hi = std::min(it->second.end, src_range.end());
