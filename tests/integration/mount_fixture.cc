@@ -127,16 +127,27 @@ RunResult RunCommand(const std::vector<std::string>& argv,
   return result;
 }
 
-Mount::Mount(const std::vector<std::string>& options) {
-  char dir[] = "/tmp/taskfs-mnt-XXXXXX";
-  if (::mkdtemp(dir) == nullptr) {
-    error_ = std::string("mkdtemp: ") + std::strerror(errno);
-    return;
+Mount::Mount(const std::vector<std::string>& options, const MountAs& as) {
+  if (as.mountpoint.empty()) {
+    char dir[] = "/tmp/taskfs-mnt-XXXXXX";
+    if (::mkdtemp(dir) == nullptr) {
+      error_ = std::string("mkdtemp: ") + std::strerror(errno);
+      return;
+    }
+    // Other users must reach the mountpoint in the permission tests.
+    ::chmod(dir, 0755);
+    if (as.uid != static_cast<uid_t>(-1) && ::chown(dir, as.uid, as.gid) != 0) {
+      error_ = std::string("chown: ") + std::strerror(errno);
+      ::rmdir(dir);
+      return;
+    }
+    mountpoint_ = dir;
+  } else {
+    mountpoint_ = as.mountpoint;
+    own_mountpoint_ = false;
   }
-  // Other users must reach the mountpoint in the permission tests.
-  ::chmod(dir, 0755);
-  mountpoint_ = dir;
   log_path_ = TempFile("taskfs-log");
+  if (as.uid != static_cast<uid_t>(-1)) ::chown(log_path_.c_str(), as.uid, as.gid);
   std::vector<std::string> argv = {DaemonPath(), "-f"};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back(mountpoint_);
@@ -147,6 +158,10 @@ Mount::Mount(const std::vector<std::string>& options) {
     ::dup2(in, 0);
     ::dup2(log, 1);
     ::dup2(log, 2);
+    if (as.gid != static_cast<gid_t>(-1) && ::setgid(as.gid) != 0) ::_exit(126);
+    if (as.uid != static_cast<uid_t>(-1)) {
+      if (::setgroups(0, nullptr) != 0 || ::setuid(as.uid) != 0) ::_exit(126);
+    }
     std::vector<char*> args = CArgv(argv);
     ::execv(args[0], args.data());
     ::_exit(127);
@@ -183,7 +198,7 @@ Mount::~Mount() {
   if (!mountpoint_.empty() && IsMountpoint(mountpoint_)) {
     RunCommand({"umount", "-l", mountpoint_}, std::chrono::seconds(20));
   }
-  if (!mountpoint_.empty()) ::rmdir(mountpoint_.c_str());
+  if (!mountpoint_.empty() && own_mountpoint_) ::rmdir(mountpoint_.c_str());
   if (!log_path_.empty()) ::unlink(log_path_.c_str());
 }
 

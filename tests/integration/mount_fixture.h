@@ -33,12 +33,24 @@ RunResult RunCommand(const std::vector<std::string>& argv,
               uid_t uid = static_cast<uid_t>(-1),
               gid_t gid = static_cast<gid_t>(-1));
 
+// Where and as whom a Mount runs the daemon.
+struct MountAs {
+  // An existing directory to mount on (left in place afterwards); empty for
+  // a fresh mkdtemp directory that the Mount removes.
+  std::string mountpoint;
+  // Runs the daemon as this user (it then mounts through fusermount3); a
+  // fresh mountpoint is given to that user. -1: as the caller.
+  uid_t uid = static_cast<uid_t>(-1);
+  gid_t gid = static_cast<gid_t>(-1);
+};
+
 class Mount {
  public:
   // Starts `taskfs -f OPTIONS... MOUNTPOINT` and waits for the mount.
   // ok() says whether it came up; error() why not (with daemon stderr).
   explicit Mount(const std::vector<std::string>& options = {"-o",
-                                                            "tasks=none"});
+                                                            "tasks=none"},
+                 const MountAs& as = {});
   ~Mount();
   Mount(const Mount&) = delete;
   Mount& operator=(const Mount&) = delete;
@@ -61,6 +73,7 @@ class Mount {
   bool IsMounted() const;
 
   std::string mountpoint_;
+  bool own_mountpoint_ = true;  // made by mkdtemp, removed at the end
   std::string log_path_;
   pid_t pid_ = -1;
   bool mounted_ = false;
