@@ -80,7 +80,7 @@ struct OpenFile {
   std::mutex mu;
   std::string text;  // guarded by mu: ctl's result line, maps/status snapshot
   std::size_t ctl_cursor = 0;  // guarded by mu: what reads of ctl have taken
-  std::string ctl_pending;     // guarded by mu: a line cut by a split write
+  std::string ctl_pending;     // guarded by mu: a cut line a write kept
 };
 
 TaskFs& Fs(fuse_req_t req) {
@@ -673,10 +673,13 @@ void StoreCtlResult(OpenFile& file, const std::string& result) {
   file.ctl_cursor = 0;
 }
 
-// A ctl write. The kernel splits a write(2) larger than one request into
-// requests of up to kMaxWrite bytes, less the buffer's offset into its first
-// host page; such a near-full request that ends inside a line is a piece, so
-// its cut line waits for the next request (or for close).
+// A ctl write. Its complete lines run at once. A write that holds a newline
+// but ends inside a line keeps that cut line, and the next write on the same
+// open file continues it: tools that write a script in fixed-size chunks
+// (cat, dd, stdio), and the kernel, which splits a write(2) larger than one
+// request, cut lines anywhere, and no command may run cut in two. A write
+// without any newline (`printf 'allocate 0 4K'`) is a whole command and runs
+// at once, after a kept piece if there is one.
 void WriteCtl(fuse_req_t req, TaskFs& fs, OpenFile& file,
               std::string_view buf) {
   std::string joined;
@@ -690,11 +693,9 @@ void WriteCtl(fuse_req_t req, TaskFs& fs, OpenFile& file,
   }
   std::string_view text = joined.empty() ? buf : std::string_view(joined);
   std::string pending;
-  static const std::size_t kHostPage =
-      static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  if (buf.size() + kHostPage > kMaxWrite && text.back() != '\n') {
-    const std::size_t cut = text.rfind('\n');
-    const std::size_t keep = cut == std::string_view::npos ? 0 : cut + 1;
+  if (buf.find('\n') != std::string_view::npos && text.back() != '\n') {
+    const std::size_t keep = text.rfind('\n') + 1;
+    // A cut line already too long to be a command runs now, and fails.
     if (text.size() - keep <= kMaxCtlLine) {
       pending = std::string(text.substr(keep));
       text = text.substr(0, keep);
@@ -715,8 +716,8 @@ void WriteCtl(fuse_req_t req, TaskFs& fs, OpenFile& file,
   fuse_reply_write(req, buf.size());
 }
 
-// close(2) of a ctl file runs a line a split write left waiting, and
-// reports its error.
+// close(2) of a ctl file runs a cut line the last write kept, and reports
+// its error.
 void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   OpenFile* file = File(fi);
   std::string pending;

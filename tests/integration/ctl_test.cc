@@ -772,6 +772,34 @@ TEST_F(CtlTest, TheResultLineIsTheLastCommandsOnTheSameFile) {
   EXPECT_EQ(Maps(), "0000000000000000-0000000000003000 rw-/rwx copy\n");
 }
 
+// A write that holds a newline and ends inside a line keeps the cut line:
+// the next write on the same open file continues it, and close(2) runs what
+// is left and fails with its errno.
+TEST_F(CtlTest, ACutLastLineContinuesInTheNextWriteOrRunsAtClose) {
+  const int fd = ::open((mount_ / "t/ctl").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const std::string first = "allocate 0x20000 4K\nallocate 0x30";
+  ASSERT_EQ(::write(fd, first.data(), first.size()),
+            static_cast<ssize_t>(first.size()));
+  EXPECT_EQ(Maps(), "0000000000020000-0000000000021000 rw-/rwx copy\n");
+  const std::string rest = "000 4K\nallocate 0x20000 4K";
+  ASSERT_EQ(::write(fd, rest.data(), rest.size()),
+            static_cast<ssize_t>(rest.size()));
+  EXPECT_EQ(Maps(),
+            "0000000000020000-0000000000021000 rw-/rwx copy\n"
+            "0000000000030000-0000000000031000 rw-/rwx copy\n");
+  // The kept "allocate 0x20000 4K" overlaps: close reports KERN_NO_SPACE.
+  EXPECT_EQ(::close(fd), -1);
+  EXPECT_EQ(errno, ENOMEM);
+  // A write without a newline is one whole command: it runs at once.
+  const int again = ::open((mount_ / "t/ctl").c_str(), O_RDWR);
+  ASSERT_GE(again, 0);
+  const std::string whole = "allocate 0x20000 4K";
+  EXPECT_EQ(::write(again, whole.data(), whole.size()), -1);
+  EXPECT_EQ(errno, ENOMEM);
+  EXPECT_EQ(::close(again), 0);
+}
+
 // Each of these writes is rejected whole with EINVAL: had any been taken
 // leniently it would have changed the map.
 TEST_F(CtlTest, MalformedLinesAreEinvalAndDoNothing) {
@@ -843,6 +871,30 @@ TEST_F(CtlTest, AWriteLargerThanOneRequestRunsEveryCommand) {
   char maps[80];
   std::snprintf(maps, sizeof maps, "%016x-%016zx rw-/rwx copy\n", 0,
                 lines * kPage);
+  EXPECT_EQ(Maps(), maps);
+}
+
+// Tools write a script in chunks that cut lines anywhere (cat 128 KiB, dd
+// its block size, here 1000 bytes): a cut line continues in the next write.
+TEST_F(CtlTest, CatAndDdOfALargeScriptRunEveryCommand) {
+  TempDir dir;
+  std::string script;
+  std::size_t lines = 0;
+  for (; script.size() < (5u << 19); ++lines) {
+    script += "allocate " + std::to_string(0x100000 + lines * kPage) + " 4K\n";
+  }
+  const std::string path = dir.Write("script", script);
+  const std::string ctl = mount_ / "t/ctl";
+  RunResult cat = RunCommand({"sh", "-c", "cat \"$0\" >\"$1\"", path, ctl});
+  ASSERT_EQ(cat.exit_code, 0) << cat.err;
+  char maps[80];
+  std::snprintf(maps, sizeof maps, "%016x-%016zx rw-/rwx copy\n", 0x100000,
+                0x100000 + lines * kPage);
+  EXPECT_EQ(Maps(), maps);
+  ASSERT_EQ(Ctl("deallocate 0 0x80000000\n"), 0);
+  RunResult dd = RunCommand({"dd", "if=" + path, "of=" + ctl, "bs=1000",
+                             "status=none"});
+  ASSERT_EQ(dd.exit_code, 0) << dd.err;
   EXPECT_EQ(Maps(), maps);
 }
 
