@@ -1,0 +1,164 @@
+// Small helpers shared by hostile_test.cc and security_test.cc: page-aligned
+// buffers, byte patterns, errno-returning wrappers and a way to run a piece
+// of a test as another user with a deadline.
+#ifndef TASKFS_TESTS_INTEGRATION_HOSTILE_UTIL_H_
+#define TASKFS_TESTS_INTEGRATION_HOSTILE_UTIL_H_
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace taskfs::testing {
+
+inline constexpr std::size_t kPage = 4096;
+
+// A page-aligned buffer, as direct I/O wants.
+struct AlignedBuffer {
+  explicit AlignedBuffer(std::size_t n) : size(n) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kPage, n == 0 ? kPage : n) != 0) std::abort();
+    data = static_cast<unsigned char*>(p);
+    std::memset(data, 0, n);
+  }
+  ~AlignedBuffer() { std::free(data); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  std::string str() const {
+    return std::string(reinterpret_cast<const char*>(data), size);
+  }
+  unsigned char* data;
+  std::size_t size;
+};
+
+// 0 if a system call returned r >= 0, else its errno.
+inline int Err(long r) { return r < 0 ? errno : 0; }
+
+// n bytes of a pattern derived from seed.
+inline std::string Pattern(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) {
+    s[i] = static_cast<char>((i * 131 + seed * 7 + i / kPage) % 251);
+  }
+  return s;
+}
+
+// Reads n bytes at addr of a mem file: 0 or the errno; the bytes in *out.
+inline int ReadMem(const std::string& mem, std::uint64_t addr, std::size_t n,
+                   std::string* out) {
+  const int fd = ::open(mem.c_str(), O_RDONLY);
+  if (fd < 0) return errno;
+  AlignedBuffer b(n);
+  const ssize_t r = ::pread(fd, b.data, n, static_cast<off_t>(addr));
+  const int error = r < 0 ? errno : 0;
+  ::close(fd);
+  if (r >= 0) {
+    out->assign(reinterpret_cast<const char*>(b.data),
+                static_cast<std::size_t>(r));
+  }
+  return error;
+}
+
+// Writes data (whole pages) at addr of a mem file: 0 or the errno.
+inline int WriteMem(const std::string& mem, std::uint64_t addr,
+                    const std::string& data) {
+  const int fd = ::open(mem.c_str(), O_WRONLY);
+  if (fd < 0) return errno;
+  AlignedBuffer b(data.size());
+  std::memcpy(b.data, data.data(), data.size());
+  const ssize_t r = ::pwrite(fd, b.data, data.size(), static_cast<off_t>(addr));
+  const int error = r < 0 ? errno : 0;
+  ::close(fd);
+  if (error == 0 && static_cast<std::size_t>(r) != data.size()) return EIO;
+  return error;
+}
+
+// Whether the daemon process still runs and its mount is still there.
+inline bool DaemonAlive(const Mount& mount) {
+  return ::kill(mount.daemon_pid(), 0) == 0 && IsMountpoint(mount.path());
+}
+
+// Who a piece of a test runs as.
+struct Identity {
+  uid_t uid;
+  gid_t gid;
+  std::vector<gid_t> groups;  // supplementary groups
+};
+
+// Results of RunAs that are not errnos.
+inline constexpr int kChildCouldNotSwitch = 1000;
+inline constexpr int kChildHung = 1001;
+inline constexpr int kChildDied = 1002;
+inline constexpr int kMismatch = 1003;
+
+// Runs fn in a forked child that has become `who`, and returns what fn
+// returned (0 or an errno by convention), or kChildCouldNotSwitch /
+// kChildHung / kChildDied. The child is killed when it does not answer
+// within the deadline, so a hung mount fails the test instead of blocking it.
+inline int RunAs(const Identity& who, const std::function<int()>& fn,
+                 int deadline_ms = 20000) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return kChildDied;
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return kChildDied;
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    int result = kChildCouldNotSwitch;
+    if (::setgroups(who.groups.size(), who.groups.data()) == 0 &&
+        ::setgid(who.gid) == 0 && ::setuid(who.uid) == 0) {
+      result = fn();
+    }
+    const ssize_t n = ::write(fds[1], &result, sizeof result);
+    ::_exit(n == sizeof result ? 0 : 1);
+  }
+  ::close(fds[1]);
+  pollfd p{fds[0], POLLIN, 0};
+  int result = kChildHung;
+  int ready = 0;
+  do {
+    ready = ::poll(&p, 1, deadline_ms);
+  } while (ready < 0 && errno == EINTR);
+  if (ready > 0) {
+    int value = 0;
+    result = ::read(fds[0], &value, sizeof value) == sizeof value ? value
+                                                                  : kChildDied;
+  } else {
+    ::kill(pid, SIGKILL);
+  }
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return result;
+}
+
+// The value of `key: value` in a status text; "" if absent.
+inline std::string StatusValue(const std::string& status,
+                               const std::string& key) {
+  const std::string prefix = "\n" + key + ": ";
+  const std::string text = "\n" + status;
+  const std::size_t at = text.find(prefix);
+  if (at == std::string::npos) return "";
+  const std::size_t start = at + prefix.size();
+  return text.substr(start, text.find('\n', start) - start);
+}
+
+}  // namespace taskfs::testing
+
+#endif  // TASKFS_TESTS_INTEGRATION_HOSTILE_UTIL_H_
