@@ -1,8 +1,8 @@
 #include "fs/taskfs_fs.h"
 
 #include <fcntl.h>
-#include <sys/statvfs.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +20,18 @@
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
+
+// An open file of a task (or of host_page_size, with a null task).
+struct OpenFile {
+  std::shared_ptr<vm::Task> task;
+  NodeKind kind = NodeKind::kMem;
+  int flags = 0;
+  std::mutex mu;
+  std::string text;  // guarded by mu: ctl's result line, maps/status snapshot
+  std::size_t ctl_cursor = 0;  // guarded by mu: what reads of ctl have taken
+  std::string ctl_pending;     // guarded by mu: a cut line a write kept
+};
+
 namespace {
 
 using vm::KernReturn;
@@ -72,17 +84,6 @@ fuse_ino_t TaskIno(std::uint64_t id, NodeKind kind) {
   return static_cast<fuse_ino_t>(id * 8 + static_cast<unsigned>(kind));
 }
 
-// An open file of a task (or of host_page_size, with a null task).
-struct OpenFile {
-  std::shared_ptr<vm::Task> task;
-  NodeKind kind = NodeKind::kMem;
-  int flags = 0;
-  std::mutex mu;
-  std::string text;  // guarded by mu: ctl's result line, maps/status snapshot
-  std::size_t ctl_cursor = 0;  // guarded by mu: what reads of ctl have taken
-  std::string ctl_pending;     // guarded by mu: a cut line a write kept
-};
-
 TaskFs& Fs(fuse_req_t req) {
   return *static_cast<TaskFs*>(fuse_req_userdata(req));
 }
@@ -110,8 +111,7 @@ void FillHostPageSizeAttr(TaskFs& fs, struct stat* st) {
   st->st_ino = kHostPageSizeIno;
   st->st_mode = S_IFREG | 0444;
   st->st_nlink = 1;
-  st->st_size =
-      static_cast<off_t>(HostPageSizeText(fs.system()).size());
+  st->st_size = static_cast<off_t>(HostPageSizeText(fs.system()).size());
   st->st_uid = fs.daemon_uid();
   st->st_gid = fs.daemon_gid();
   st->st_atim = st->st_mtim = st->st_ctim = fs.mounted_at();
@@ -172,8 +172,8 @@ void LogFailure(TaskFs& fs, std::string_view op, const vm::Task& task,
   const auto level =
       kr == vm::KERN_FAILURE ? spdlog::level::warn : spdlog::level::debug;
   if (!fs.log().should_log(level)) return;
-  fs.log().log(level, "{} {} 0x{:x}+0x{:x}: {}", op, task.name(), address,
-               size, vm::KernReturnName(kr));
+  fs.log().log(level, "{} {} 0x{:x}+0x{:x}: {}", op, task.name(), address, size,
+               vm::KernReturnName(kr));
 }
 
 // Does the class of (uid, gid) hold `want` bits in mode?
@@ -218,8 +218,8 @@ ExecContext MakeContext(TaskFs& fs, fuse_req_t req) {
   context.may_access = [&fs, req, uid, gid](vm::Task& other, bool write) {
     return MayAccess(fs, req, uid, gid, other, write);
   };
-  context.on_task_created = [&fs, uid, gid](
-                                const std::shared_ptr<vm::Task>& task) {
+  context.on_task_created = [&fs, uid,
+                             gid](const std::shared_ptr<vm::Task>& task) {
     fs.AddTask(task, uid, gid);
   };
   return context;
@@ -245,10 +245,14 @@ std::string ProtString(vm::vm_prot_t prot) {
 
 const char* InheritanceName(vm::vm_inherit_t inheritance) {
   switch (inheritance) {
-    case vm::VM_INHERIT_SHARE: return "share";
-    case vm::VM_INHERIT_COPY: return "copy";
-    case vm::VM_INHERIT_NONE: return "none";
-    default: return "?";
+    case vm::VM_INHERIT_SHARE:
+      return "share";
+    case vm::VM_INHERIT_COPY:
+      return "copy";
+    case vm::VM_INHERIT_NONE:
+      return "none";
+    default:
+      return "?";
   }
 }
 
@@ -277,10 +281,10 @@ KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
   TaskFs::TaskNode node;
   if (!fs.FindNode(task.id(), &node)) return vm::KERN_INVALID_TASK;
   const vm::VmSystem& system = fs.system();
-  *out = "name: " + task.name() + "\n" +
-         "id: " + std::to_string(task.id()) + "\n" +
-         "owner: " + std::to_string(node.uid) + ":" + std::to_string(node.gid) +
-         "\n" + "page_size: " + std::to_string(system.page_size()) + "\n" +
+  *out = "name: " + task.name() + "\n" + "id: " + std::to_string(task.id()) +
+         "\n" + "owner: " + std::to_string(node.uid) + ":" +
+         std::to_string(node.gid) + "\n" +
+         "page_size: " + std::to_string(system.page_size()) + "\n" +
          "address_bits: " + std::to_string(system.address_bits()) + "\n" +
          "regions: " + std::to_string(stats.regions) + "\n" +
          "virtual_bytes: " + std::to_string(stats.virtual_bytes) + "\n" +
@@ -297,8 +301,8 @@ void Init(void* userdata, fuse_conn_info* conn) {
   conn->max_write = kMaxWrite;
   conn->max_readahead = 0;
   // Writes arrive whole in the request buffer; no splice games.
-  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-                  FUSE_CAP_SPLICE_MOVE);
+  conn->want &=
+      ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -397,8 +401,8 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     std::memset(&st, 0, sizeof st);
     st.st_ino = entry_ino;
     st.st_mode = type;
-    const std::size_t need = fuse_add_direntry(req, buf.data() + used,
-                                               size - used, name, &st, next);
+    const std::size_t need =
+        fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
     if (need > size - used) return false;
     used += need;
     return true;
@@ -479,8 +483,8 @@ void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     return;
   }
   if (!fs.FindNodeByName(name, &node)) {
-    fuse_reply_err(req, std::string_view(name) == "host_page_size" ? ENOTDIR
-                                                                   : ENOENT);
+    fuse_reply_err(
+        req, std::string_view(name) == "host_page_size" ? ENOTDIR : ENOENT);
     return;
   }
   const uid_t caller = fuse_req_ctx(req)->uid;
@@ -542,12 +546,15 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // generated files are fresh on each read from offset 0.
   fi->direct_io = 1;
   fi->keep_cache = 0;
-  fi->fh = reinterpret_cast<std::uint64_t>(file.get());
-  if (fuse_reply_open(req, fi) == 0) file.release();
+  OpenFile* const raw = file.get();
+  fi->fh = reinterpret_cast<std::uint64_t>(raw);
+  fs.AdoptFile(std::move(file));
+  // An interrupted open gets no release.
+  if (fuse_reply_open(req, fi) != 0) fs.ForgetFile(raw);
 }
 
 void Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete File(fi);
+  if (OpenFile* file = File(fi)) Fs(req).ForgetFile(file);
   fuse_reply_err(req, 0);
 }
 
@@ -780,8 +787,8 @@ void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*,
     return;
   }
   // Only VM_MAP_COPY reaches another task and needs the caller's identity.
-  ExecContext context = cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, req)
-                                                      : ExecContext{};
+  ExecContext context =
+      cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, req) : ExecContext{};
   context.system = &fs.system();
   alignas(8) unsigned char out[64];
   const IoctlResult r =
@@ -889,6 +896,24 @@ TaskFs::TaskFs(vm::VmSystem& system, std::shared_ptr<spdlog::logger> log)
       daemon_uid_(::getuid()),
       daemon_gid_(::getgid()) {
   clock_gettime(CLOCK_REALTIME, &mounted_at_);
+}
+
+TaskFs::~TaskFs() {
+  for (OpenFile* file : files_) delete file;
+}
+
+void TaskFs::AdoptFile(std::unique_ptr<OpenFile> file) {
+  std::lock_guard lock(files_mu_);
+  files_.insert(file.get());
+  file.release();
+}
+
+void TaskFs::ForgetFile(OpenFile* file) {
+  {
+    std::lock_guard lock(files_mu_);
+    files_.erase(file);
+  }
+  delete file;
 }
 
 const fuse_lowlevel_ops& TaskFs::Operations() {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
@@ -30,9 +31,14 @@ inline constexpr unsigned kNodeKinds = 5;
 // a core call that takes task locks for long, nor across a reply. See
 // vmcore/lock_order.h for the core's own order; nodes_mu_ is taken before
 // no core lock and after none (it is released before calling the core).
+struct OpenFile;  // taskfs_fs.cc
+
 class TaskFs {
  public:
   TaskFs(vm::VmSystem& system, std::shared_ptr<spdlog::logger> log);
+  // Frees the files still open: after an unmount the kernel sends no
+  // release for them.
+  ~TaskFs();
   TaskFs(const TaskFs&) = delete;
   TaskFs& operator=(const TaskFs&) = delete;
 
@@ -70,6 +76,10 @@ class TaskFs {
     return true;
   }
   void RemoveNode(std::uint64_t id);
+  // Takes ownership of an open file until ForgetFile or destruction.
+  void AdoptFile(std::unique_ptr<OpenFile> file);
+  // Frees an adopted file (release).
+  void ForgetFile(OpenFile* file);
 
   uid_t daemon_uid() const { return daemon_uid_; }
   gid_t daemon_gid() const { return daemon_gid_; }
@@ -85,6 +95,9 @@ class TaskFs {
 
   mutable std::mutex nodes_mu_;
   std::map<std::uint64_t, TaskNode> nodes_;  // by task id; guarded
+
+  std::mutex files_mu_;
+  std::unordered_set<OpenFile*> files_;  // owned; guarded by files_mu_
 };
 
 }  // namespace taskfs::fs

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -94,9 +95,9 @@ bool IsMountpoint(const std::string& path) {
 }
 
 RunResult RunCommand(const std::vector<std::string>& argv,
-              std::chrono::seconds deadline,
-              const std::vector<std::string>& env_extra, uid_t uid,
-              gid_t gid) {
+                     std::chrono::seconds deadline,
+                     const std::vector<std::string>& env_extra, uid_t uid,
+                     gid_t gid) {
   RunResult result;
   const std::string out_path = TempFile("taskfs-out");
   const std::string err_path = TempFile("taskfs-err");
@@ -147,7 +148,8 @@ Mount::Mount(const std::vector<std::string>& options, const MountAs& as) {
     own_mountpoint_ = false;
   }
   log_path_ = TempFile("taskfs-log");
-  if (as.uid != static_cast<uid_t>(-1)) ::chown(log_path_.c_str(), as.uid, as.gid);
+  if (as.uid != static_cast<uid_t>(-1))
+    ::chown(log_path_.c_str(), as.uid, as.gid);
   std::vector<std::string> argv = {DaemonPath(), "-f"};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back(mountpoint_);
@@ -187,7 +189,8 @@ Mount::Mount(const std::vector<std::string>& options, const MountAs& as) {
 
 Mount::~Mount() {
   if (!mountpoint_.empty() && IsMountpoint(mountpoint_)) {
-    RunCommand({"fusermount3", "-u", "-z", mountpoint_}, std::chrono::seconds(20));
+    RunCommand({"fusermount3", "-u", "-z", mountpoint_},
+               std::chrono::seconds(20));
   }
   if (pid_ > 0 && !reaped_) {
     bool killed = false;
@@ -199,6 +202,13 @@ Mount::~Mount() {
     RunCommand({"umount", "-l", mountpoint_}, std::chrono::seconds(20));
   }
   if (!mountpoint_.empty() && own_mountpoint_) ::rmdir(mountpoint_.c_str());
+  // A sanitizer build of the daemon reports to its stderr: any report fails
+  // the test that ran it.
+  const std::string log = DaemonLog();
+  if (log.find("Sanitizer") != std::string::npos ||
+      log.find("runtime error:") != std::string::npos) {
+    ADD_FAILURE() << "the daemon's sanitizer reported:\n" << log;
+  }
   if (!log_path_.empty()) ::unlink(log_path_.c_str());
 }
 
@@ -237,7 +247,8 @@ TempDir::~TempDir() {
 std::string TempDir::Write(const std::string& rel,
                            const std::string& contents) const {
   const std::string full = *this / rel;
-  std::filesystem::create_directories(std::filesystem::path(full).parent_path());
+  std::filesystem::create_directories(
+      std::filesystem::path(full).parent_path());
   std::ofstream out(full, std::ios::binary | std::ios::trunc);
   out << contents;
   return full;
