@@ -1,0 +1,575 @@
+#include "tests/vmcore/reference_model.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <unordered_set>
+
+namespace taskfs::vm::reference {
+namespace {
+
+// 128 bits hold address + size + page_size - 1 for any 64-bit inputs, so the
+// model's range checks need no overflow reasoning of their own.
+using Wide = unsigned __int128;
+
+}  // namespace
+
+std::string Hex(std::uint64_t value) {
+  char buffer[24];
+  std::snprintf(buffer, sizeof buffer, "0x%" PRIx64, value);
+  return buffer;
+}
+
+std::string ProtName(vm_prot_t prot) {
+  if ((prot & ~VM_PROT_ALL) != 0) return Hex(prot);
+  std::string name = "---";
+  if ((prot & VM_PROT_READ) != 0) name[0] = 'r';
+  if ((prot & VM_PROT_WRITE) != 0) name[1] = 'w';
+  if ((prot & VM_PROT_EXECUTE) != 0) name[2] = 'x';
+  return name;
+}
+
+std::string InheritName(vm_inherit_t inheritance) {
+  switch (inheritance) {
+    case VM_INHERIT_SHARE:
+      return "share";
+    case VM_INHERIT_COPY:
+      return "copy";
+    case VM_INHERIT_NONE:
+      return "none";
+    default:
+      return Hex(inheritance);
+  }
+}
+
+std::string RegionsText(const std::vector<RegionInfo>& regions) {
+  std::string text = "[";
+  for (const RegionInfo& r : regions) {
+    if (text.size() > 1) text += ", ";
+    text += Hex(r.start) + "-" + Hex(r.start + r.size) + " " +
+            ProtName(r.protection) + "/" + ProtName(r.max_protection) + " " +
+            InheritName(r.inheritance);
+  }
+  return text + "]";
+}
+
+std::string StatsText(const TaskStatistics& s) {
+  return "{regions " + std::to_string(s.regions) + ", virtual " +
+         Hex(s.virtual_bytes) + ", resident " + Hex(s.resident_bytes) +
+         ", shared " + Hex(s.shared_bytes) + "}";
+}
+
+bool SameStats(const TaskStatistics& a, const TaskStatistics& b) {
+  return a.regions == b.regions && a.virtual_bytes == b.virtual_bytes &&
+         a.resident_bytes == b.resident_bytes &&
+         a.shared_bytes == b.shared_bytes;
+}
+
+std::size_t Model::LiveCount() const {
+  return static_cast<std::size_t>(
+      std::count_if(tasks_.begin(), tasks_.end(),
+                    [](const ModelTask& task) { return task.alive; }));
+}
+
+KernReturn Model::Create(const std::string& name) {
+  if (KernReturn kr = CheckNewName(name); kr != KERN_SUCCESS) return kr;
+  tasks_.push_back(ModelTask{name, true, {}});
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Fork(std::size_t parent, const std::string& name) {
+  if (!ValidName(name)) return KERN_INVALID_ARGUMENT;
+  if (!tasks_[parent].alive) return KERN_INVALID_TASK;
+  if (KernReturn kr = CheckNewName(name); kr != KERN_SUCCESS) return kr;
+  ModelTask child{name, true, {}};
+  for (const auto& [page, state] : tasks_[parent].pages) {
+    if (state.inheritance == VM_INHERIT_SHARE) {
+      child.pages[page] = state;
+    } else if (state.inheritance == VM_INHERIT_COPY) {
+      PageState copy = state;
+      copy.slot = std::make_shared<Slot>(Slot{state.slot->data});
+      child.pages[page] = copy;
+    }
+  }
+  tasks_.push_back(std::move(child));
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Terminate(std::size_t t) {
+  ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  task.alive = false;
+  task.pages.clear();
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Allocate(std::size_t t, vm_address_t* address, vm_size_t size,
+                           bool anywhere) {
+  ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  if (anywhere) {
+    if (size == 0) {
+      *address = 0;
+      return KERN_SUCCESS;
+    }
+    if (size > limit_) return KERN_NO_SPACE;
+    const std::uint64_t count = (size + page_size_ - 1) / page_size_;
+    // The lowest hole of count pages: walk the allocated pages upward.
+    std::uint64_t candidate = 0;
+    for (const auto& [page, state] : task.pages) {
+      if (page - candidate >= count) break;
+      candidate = page + 1;
+    }
+    if (total_pages_ - candidate < count) return KERN_NO_SPACE;
+    MapFresh(task, candidate, candidate + count);
+    *address = candidate * page_size_;
+    return KERN_SUCCESS;
+  }
+  if (size == 0) return KERN_SUCCESS;
+  // Mach: trunc_page(address) and round_page(size), each on its own.
+  const std::uint64_t first = *address / page_size_;
+  const std::uint64_t count = size / page_size_ + (size % page_size_ != 0);
+  if (count > total_pages_ || first > total_pages_ - count) {
+    return KERN_INVALID_ADDRESS;
+  }
+  const std::uint64_t end = first + count;
+  if (AnyAllocated(task, first, end)) return KERN_NO_SPACE;
+  MapFresh(task, first, end);
+  *address = first * page_size_;
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Deallocate(std::size_t t, vm_address_t address,
+                             vm_size_t size) {
+  ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  if (size == 0) return KERN_SUCCESS;
+  std::uint64_t first, end;
+  if (!RoundedPages(address, size, &first, &end)) {
+    return KERN_INVALID_ADDRESS;
+  }
+  task.pages.erase(task.pages.lower_bound(first), task.pages.lower_bound(end));
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Protect(std::size_t t, vm_address_t address, vm_size_t size,
+                          bool set_maximum, vm_prot_t new_prot) {
+  ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  if ((new_prot & ~VM_PROT_ALL) != 0) return KERN_INVALID_ARGUMENT;
+  if (size == 0) return KERN_SUCCESS;
+  std::uint64_t first, end;
+  if (!RoundedPages(address, size, &first, &end)) {
+    return KERN_INVALID_ADDRESS;
+  }
+  for (std::uint64_t page = first; page < end; ++page) {
+    auto it = task.pages.find(page);
+    if (it == task.pages.end()) return KERN_INVALID_ADDRESS;
+    // Either form: the new value may not go beyond the present maximum.
+    if ((new_prot & ~it->second.max_protection) != 0) {
+      return KERN_PROTECTION_FAILURE;
+    }
+  }
+  for (std::uint64_t page = first; page < end; ++page) {
+    PageState& state = task.pages.at(page);
+    if (set_maximum) {
+      state.max_protection = new_prot;
+      state.protection &= new_prot;
+    } else {
+      state.protection = new_prot;
+    }
+  }
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Inherit(std::size_t t, vm_address_t address, vm_size_t size,
+                          vm_inherit_t inheritance) {
+  ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  if (inheritance > VM_INHERIT_NONE) return KERN_INVALID_ARGUMENT;
+  if (size == 0) return KERN_SUCCESS;
+  std::uint64_t first, end;
+  if (!RoundedPages(address, size, &first, &end)) {
+    return KERN_INVALID_ADDRESS;
+  }
+  if (KernReturn kr = CheckPages(task, first, end, VM_PROT_NONE);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  for (std::uint64_t page = first; page < end; ++page) {
+    task.pages.at(page).inheritance = inheritance;
+  }
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Read(std::size_t t, vm_address_t address, vm_size_t size,
+                       Bytes* out) const {
+  std::vector<PageData> pages;
+  KernReturn kr = ReadPages(t, address, size, &pages);
+  if (kr == KERN_SUCCESS) *out = Concatenate(pages);
+  return kr;
+}
+
+KernReturn Model::ReadPinned(std::size_t t, vm_address_t address,
+                             vm_size_t size, std::size_t pin) {
+  Unpin(pin);
+  std::vector<PageData> pages;
+  KernReturn kr = ReadPages(t, address, size, &pages);
+  if (kr == KERN_SUCCESS) pins_[pin] = std::move(pages);
+  return kr;
+}
+
+template <typename Produce>
+KernReturn Model::Store(ModelTask& task, vm_address_t address, vm_size_t size,
+                        Produce&& produce) {
+  const std::uint64_t first = address / page_size_;
+  const std::uint64_t end = static_cast<std::uint64_t>(
+      (Wide{address} + size + page_size_ - 1) / page_size_);
+  std::vector<PageData> before;
+  for (std::uint64_t page = first; page < end; ++page) {
+    Slot& slot = *task.pages.at(page).slot;
+    before.push_back(slot.data);
+    Bytes bytes = slot.data != nullptr ? *slot.data : Bytes(page_size_, 0);
+    const vm_address_t page_start = page * page_size_;
+    const vm_address_t from = std::max(page_start, address);
+    const vm_address_t to = std::min(page_start + page_size_, address + size);
+    produce(bytes.data() + (from - page_start), from - address, to - from);
+    slot.data = std::make_shared<const Bytes>(std::move(bytes));
+  }
+  if (limit_pages_ != 0 && LivePages() > limit_pages_) {
+    for (std::uint64_t page = first; page < end; ++page) {
+      task.pages.at(page).slot->data = before[page - first];
+    }
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Write(std::size_t t, vm_address_t address,
+                        const std::uint8_t* data, vm_size_t size) {
+  ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  if (!Aligned(address) || !Aligned(size)) return KERN_INVALID_ARGUMENT;
+  if (size == 0) return KERN_SUCCESS;
+  std::uint64_t first, end;
+  if (!ExactPages(address, size, &first, &end)) return KERN_INVALID_ADDRESS;
+  if (KernReturn kr = CheckPages(task, first, end, VM_PROT_WRITE);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  return Store(
+      task, address, size,
+      [data](std::uint8_t* dst, std::uint64_t offset, std::uint64_t n) {
+        std::copy(data + offset, data + offset + n, dst);
+      });
+}
+
+KernReturn Model::Fill(std::size_t t, vm_address_t address, vm_size_t size,
+                       std::uint8_t byte) {
+  ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  if (size == 0) return KERN_SUCCESS;
+  std::uint64_t first, end;
+  if (!RoundedPages(address, size, &first, &end)) {
+    return KERN_INVALID_ADDRESS;
+  }
+  if (KernReturn kr = CheckPages(task, first, end, VM_PROT_NONE);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  return Store(task, address, size,
+               [byte](std::uint8_t* dst, std::uint64_t, std::uint64_t n) {
+                 std::fill(dst, dst + n, byte);
+               });
+}
+
+KernReturn Model::Copy(std::size_t t, vm_address_t source, vm_size_t size,
+                       vm_address_t dest) {
+  ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  if (!Aligned(source) || !Aligned(size) || !Aligned(dest)) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  if (size == 0) return KERN_SUCCESS;
+  std::uint64_t src_first, src_end, dst_first, dst_end;
+  if (!ExactPages(source, size, &src_first, &src_end) ||
+      !ExactPages(dest, size, &dst_first, &dst_end)) {
+    return KERN_INVALID_ADDRESS;
+  }
+  if (KernReturn kr = CheckPages(task, src_first, src_end, VM_PROT_READ);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  if (KernReturn kr = CheckPages(task, dst_first, dst_end, VM_PROT_WRITE);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  // As if the source were read whole first: overlap cannot smear.
+  const std::vector<PageData> pages = Snapshot(task, src_first, src_end);
+  for (std::uint64_t i = 0; i < pages.size(); ++i) {
+    task.pages.at(dst_first + i).slot->data = pages[i];
+  }
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::MapCopy(std::size_t dst_t, vm_address_t dest,
+                          std::size_t src_t, vm_address_t source,
+                          vm_size_t size, bool dst_alloc, bool src_destroy) {
+  ModelTask& dst = tasks_[dst_t];
+  ModelTask& src = tasks_[src_t];
+  if (!dst.alive || !src.alive) return KERN_INVALID_TASK;
+  if (!Aligned(source) || !Aligned(size) || !Aligned(dest)) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  if (size == 0) return KERN_SUCCESS;
+  std::uint64_t src_first, src_end, dst_first, dst_end;
+  if (!ExactPages(source, size, &src_first, &src_end) ||
+      !ExactPages(dest, size, &dst_first, &dst_end)) {
+    return KERN_INVALID_ADDRESS;
+  }
+  if (KernReturn kr = CheckPages(src, src_first, src_end, VM_PROT_READ);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  if (dst_alloc) {
+    if (AnyAllocated(dst, dst_first, dst_end)) return KERN_NO_SPACE;
+  } else if (KernReturn kr = CheckPages(dst, dst_first, dst_end, VM_PROT_WRITE);
+             kr != KERN_SUCCESS) {
+    return kr;
+  }
+  const std::vector<PageData> pages = Snapshot(src, src_first, src_end);
+  for (std::uint64_t i = 0; i < pages.size(); ++i) {
+    if (dst_alloc) {
+      // New memory with the source's attributes, aliasing nothing.
+      PageState state = src.pages.at(src_first + i);
+      state.slot = std::make_shared<Slot>(Slot{pages[i]});
+      dst.pages[dst_first + i] = state;
+    } else {
+      dst.pages.at(dst_first + i).slot->data = pages[i];
+    }
+  }
+  if (src_destroy) {
+    src.pages.erase(src.pages.lower_bound(src_first),
+                    src.pages.lower_bound(src_end));
+  }
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::RegionList(std::size_t t,
+                             std::vector<RegionInfo>* out) const {
+  const ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  out->clear();
+  for (const auto& [page, state] : task.pages) {
+    const vm_address_t start = page * page_size_;
+    if (!out->empty()) {
+      RegionInfo& last = out->back();
+      if (last.start + last.size == start &&
+          last.protection == state.protection &&
+          last.max_protection == state.max_protection &&
+          last.inheritance == state.inheritance) {
+        last.size += page_size_;
+        continue;
+      }
+    }
+    out->push_back(RegionInfo{start, page_size_, state.protection,
+                              state.max_protection, state.inheritance});
+  }
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Region(std::size_t t, vm_address_t* address,
+                         RegionInfo* info) const {
+  std::vector<RegionInfo> regions;
+  if (KernReturn kr = RegionList(t, &regions); kr != KERN_SUCCESS) return kr;
+  for (const RegionInfo& region : regions) {
+    if (region.start + region.size > *address) {
+      *info = region;
+      *address = region.start;
+      return KERN_SUCCESS;
+    }
+  }
+  return KERN_NO_SPACE;
+}
+
+KernReturn Model::FindData(std::size_t t, vm_address_t from,
+                           vm_address_t* found) const {
+  const ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  auto it = task.pages.lower_bound(from / page_size_);
+  if (it == task.pages.end()) return KERN_NO_SPACE;
+  *found = std::max(from, it->first * page_size_);
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::FindHole(std::size_t t, vm_address_t from,
+                           vm_address_t* found) const {
+  const ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  std::uint64_t page = from / page_size_;
+  if (task.pages.count(page) == 0) {
+    *found = std::min(from, limit_);
+    return KERN_SUCCESS;
+  }
+  while (task.pages.count(page) != 0) ++page;
+  *found = page * page_size_;
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Statistics(std::size_t t, TaskStatistics* out) const {
+  const ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  std::vector<RegionInfo> regions;
+  RegionList(t, &regions);
+  TaskStatistics stats;
+  stats.regions = regions.size();
+  stats.virtual_bytes = task.pages.size() * page_size_;
+  const auto mappings = CountMappings();
+  std::unordered_set<const Bytes*> seen;
+  for (const auto& [page, state] : task.pages) {
+    const Bytes* data = state.slot->data.get();
+    if (data == nullptr || !seen.insert(data).second) continue;
+    stats.resident_bytes += page_size_;
+    // Shown at more than one task page: another address, another task,
+    // copy-on-write or `share` alike.
+    if (mappings.at(data) > 1) stats.shared_bytes += page_size_;
+  }
+  *out = stats;
+  return KERN_SUCCESS;
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> Model::Runs(
+    std::size_t t, vm_prot_t needed) const {
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> runs;
+  for (const auto& [page, state] : tasks_[t].pages) {
+    if ((state.protection & needed) != needed) continue;
+    if (!runs.empty() && runs.back().second == page) {
+      ++runs.back().second;
+    } else {
+      runs.emplace_back(page, page + 1);
+    }
+  }
+  return runs;
+}
+
+bool Model::ValidName(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name[0] == '.' ||
+      name == "host_page_size") {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+  });
+}
+
+KernReturn Model::CheckNewName(const std::string& name) const {
+  if (!ValidName(name)) return KERN_INVALID_ARGUMENT;
+  for (const ModelTask& task : tasks_) {
+    if (task.alive && task.name == name) return KERN_NAME_EXISTS;
+  }
+  if (LiveCount() >= max_tasks_) return KERN_RESOURCE_SHORTAGE;
+  return KERN_SUCCESS;
+}
+
+bool Model::RoundedPages(vm_address_t address, vm_size_t size,
+                         std::uint64_t* first, std::uint64_t* end) const {
+  const Wide end_page = (Wide{address} + size + page_size_ - 1) / page_size_;
+  if (end_page > total_pages_) return false;
+  *first = address / page_size_;
+  *end = static_cast<std::uint64_t>(end_page);
+  return true;
+}
+
+bool Model::ExactPages(vm_address_t address, vm_size_t size,
+                       std::uint64_t* first, std::uint64_t* end) const {
+  const Wide end_byte = Wide{address} + size;
+  if (end_byte > limit_) return false;
+  *first = address / page_size_;
+  *end = static_cast<std::uint64_t>(end_byte / page_size_);
+  return true;
+}
+
+KernReturn Model::CheckPages(const ModelTask& task, std::uint64_t first,
+                             std::uint64_t end, vm_prot_t needed) {
+  for (std::uint64_t page = first; page < end; ++page) {
+    auto it = task.pages.find(page);
+    if (it == task.pages.end()) return KERN_INVALID_ADDRESS;
+    if ((it->second.protection & needed) != needed) {
+      return KERN_PROTECTION_FAILURE;
+    }
+  }
+  return KERN_SUCCESS;
+}
+
+bool Model::AnyAllocated(const ModelTask& task, std::uint64_t first,
+                         std::uint64_t end) {
+  auto it = task.pages.lower_bound(first);
+  return it != task.pages.end() && it->first < end;
+}
+
+void Model::MapFresh(ModelTask& task, std::uint64_t first, std::uint64_t end) {
+  for (std::uint64_t page = first; page < end; ++page) {
+    PageState state;
+    state.slot = std::make_shared<Slot>();
+    task.pages[page] = state;
+  }
+}
+
+std::vector<PageData> Model::Snapshot(const ModelTask& task,
+                                      std::uint64_t first, std::uint64_t end) {
+  std::vector<PageData> pages;
+  for (std::uint64_t page = first; page < end; ++page) {
+    pages.push_back(task.pages.at(page).slot->data);
+  }
+  return pages;
+}
+
+Bytes Model::Concatenate(const std::vector<PageData>& pages) const {
+  Bytes bytes;
+  bytes.reserve(pages.size() * page_size_);
+  for (const PageData& data : pages) {
+    if (data == nullptr) {
+      bytes.insert(bytes.end(), page_size_, 0);
+    } else {
+      bytes.insert(bytes.end(), data->begin(), data->end());
+    }
+  }
+  return bytes;
+}
+
+KernReturn Model::ReadPages(std::size_t t, vm_address_t address, vm_size_t size,
+                            std::vector<PageData>* pages) const {
+  const ModelTask& task = tasks_[t];
+  if (!task.alive) return KERN_INVALID_TASK;
+  if (!Aligned(address) || !Aligned(size)) return KERN_INVALID_ARGUMENT;
+  if (size == 0) {
+    pages->clear();
+    return KERN_SUCCESS;
+  }
+  std::uint64_t first, end;
+  if (!ExactPages(address, size, &first, &end)) return KERN_INVALID_ADDRESS;
+  if (KernReturn kr = CheckPages(task, first, end, VM_PROT_READ);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  *pages = Snapshot(task, first, end);
+  return KERN_SUCCESS;
+}
+
+std::unordered_map<const Bytes*, std::uint64_t> Model::CountMappings() const {
+  std::unordered_map<const Bytes*, std::uint64_t> mappings;
+  for (const ModelTask& task : tasks_) {
+    for (const auto& [page, state] : task.pages) {
+      if (state.slot->data != nullptr) ++mappings[state.slot->data.get()];
+    }
+  }
+  for (const std::vector<PageData>& pin : pins_) {
+    for (const PageData& data : pin) {
+      if (data != nullptr) mappings.try_emplace(data.get(), 0);
+    }
+  }
+  return mappings;
+}
+
+}  // namespace taskfs::vm::reference

@@ -1,0 +1,221 @@
+// The reference model of the Mach facade (vmcore/vm_user.h), shared by the
+// differential test and the vm_ops fuzz target.
+//
+// A deliberately simple model: one std::map entry per allocated page holding
+// that page's attributes and bytes, and each call of SPEC §1, §2 and §6
+// written as a walk over pages in ascending order. It knows nothing of the
+// core's map entries, objects, clipping, merging or page tables, so where the
+// core and the model agree on every result code, every byte read, every region
+// list and every statistic, none of the core's cleverness has changed what a
+// caller sees.
+//
+// Not thread-safe; one caller drives it next to the core.
+#ifndef TASKFS_TESTS_VMCORE_REFERENCE_MODEL_H_
+#define TASKFS_TESTS_VMCORE_REFERENCE_MODEL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "vmcore/kern_return.h"
+#include "vmcore/vm_system.h"
+#include "vmcore/vm_types.h"
+
+namespace taskfs::vm::reference {
+
+// --- printing ----------------------------------------------------------------
+
+// For divergence reports: "0x1f", "rw-" (or hex for bits outside
+// VM_PROT_ALL), "share" (or hex), "[0x1000-0x3000 rw-/rwx copy, ...]" and
+// "{regions 1, virtual 0x2000, ...}".
+std::string Hex(std::uint64_t value);
+std::string ProtName(vm_prot_t prot);
+std::string InheritName(vm_inherit_t inheritance);
+std::string RegionsText(const std::vector<RegionInfo>& regions);
+std::string StatsText(const TaskStatistics& s);
+
+bool SameStats(const TaskStatistics& a, const TaskStatistics& b);
+
+// --- the model ---------------------------------------------------------------
+
+using Bytes = std::vector<std::uint8_t>;
+
+// The bytes of one written page. Never changed once made: a write makes a new
+// one, so whoever still holds the old one (a copy-on-write copy, a pinned
+// read) keeps the old bytes. Null means never written, which reads as zeros.
+// Each of these stands for one physical page of the core, which is what lets
+// the model predict the memory limit and the resident and shared bytes.
+using PageData = std::shared_ptr<const Bytes>;
+
+// What one page of one task shows. The pages of a `share` region in a parent
+// and in its forked child hold the same Slot, so a write or a copy through
+// either changes what both read; everything else has a Slot of its own.
+struct Slot {
+  PageData data;
+};
+
+struct PageState {
+  vm_prot_t protection = VM_PROT_DEFAULT;
+  vm_prot_t max_protection = VM_PROT_ALL;
+  vm_inherit_t inheritance = VM_INHERIT_DEFAULT;
+  std::shared_ptr<Slot> slot;
+};
+
+struct ModelTask {
+  std::string name;
+  bool alive = true;
+  std::map<std::uint64_t, PageState> pages;  // by page number
+};
+
+// Tasks are numbered by creation, the same numbers the harness uses for the
+// core's tasks. Every call states its checks in SPEC §2's order, one page at
+// a time, and returns what the vm_user.h call of the same name must return
+// on task number t (which must exist, terminated or not).
+class Model {
+ public:
+  Model(const VmConfig& config, std::size_t pin_slots)
+      : page_size_(config.page_size),
+        limit_(std::uint64_t{1} << config.address_bits),
+        total_pages_(limit_ / page_size_),
+        limit_pages_(config.memory_limit / config.page_size),
+        max_tasks_(config.max_tasks),
+        pins_(pin_slots) {}
+
+  std::size_t task_count() const { return tasks_.size(); }
+  bool alive(std::size_t t) const { return tasks_[t].alive; }
+  const std::string& name(std::size_t t) const { return tasks_[t].name; }
+
+  std::size_t LiveCount() const;
+
+  // On success the new task is number task_count() - 1.
+  KernReturn Create(const std::string& name);
+
+  KernReturn Fork(std::size_t parent, const std::string& name);
+
+  KernReturn Terminate(std::size_t t);
+
+  KernReturn Allocate(std::size_t t, vm_address_t* address, vm_size_t size,
+                      bool anywhere);
+
+  KernReturn Deallocate(std::size_t t, vm_address_t address, vm_size_t size);
+
+  KernReturn Protect(std::size_t t, vm_address_t address, vm_size_t size,
+                     bool set_maximum, vm_prot_t new_prot);
+
+  KernReturn Inherit(std::size_t t, vm_address_t address, vm_size_t size,
+                     vm_inherit_t inheritance);
+
+  KernReturn Read(std::size_t t, vm_address_t address, vm_size_t size,
+                  Bytes* out) const;
+
+  // vm_read without a copy, into pin slot `pin` (emptied first, like the
+  // core's PinnedPages): the pages stay held, and count against the memory
+  // limit, until Unpin.
+  KernReturn ReadPinned(std::size_t t, vm_address_t address, vm_size_t size,
+                        std::size_t pin);
+  Bytes PinnedBytes(std::size_t pin) const { return Concatenate(pins_[pin]); }
+  void Unpin(std::size_t pin) { pins_[pin].clear(); }
+
+  KernReturn Write(std::size_t t, vm_address_t address,
+                   const std::uint8_t* data, vm_size_t size);
+
+  // vm_fill: any alignment, no protection check, every page allocated.
+  KernReturn Fill(std::size_t t, vm_address_t address, vm_size_t size,
+                  std::uint8_t byte);
+
+  KernReturn Copy(std::size_t t, vm_address_t source, vm_size_t size,
+                  vm_address_t dest);
+
+  KernReturn MapCopy(std::size_t dst_t, vm_address_t dest, std::size_t src_t,
+                     vm_address_t source, vm_size_t size, bool dst_alloc,
+                     bool src_destroy);
+
+  KernReturn RegionList(std::size_t t, std::vector<RegionInfo>* out) const;
+
+  KernReturn Region(std::size_t t, vm_address_t* address,
+                    RegionInfo* info) const;
+
+  KernReturn FindData(std::size_t t, vm_address_t from,
+                      vm_address_t* found) const;
+
+  KernReturn FindHole(std::size_t t, vm_address_t from,
+                      vm_address_t* found) const;
+
+  KernReturn Statistics(std::size_t t, TaskStatistics* out) const;
+
+  // Written pages held anywhere in the system: mapped by a live task or
+  // pinned by a read.
+  std::uint64_t LivePages() const { return CountMappings().size(); }
+
+  // Runs [first, end) of allocated page numbers whose protection includes
+  // `needed`, ascending.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> Runs(
+      std::size_t t, vm_prot_t needed) const;
+
+ private:
+  static bool ValidName(std::string_view name);
+
+  KernReturn CheckNewName(const std::string& name) const;
+
+  bool Aligned(std::uint64_t value) const { return value % page_size_ == 0; }
+
+  // Page numbers [*first, *end) of Mach's rounded range [trunc(address),
+  // round(address + size)); false if it wraps or leaves the address space.
+  bool RoundedPages(vm_address_t address, vm_size_t size, std::uint64_t* first,
+                    std::uint64_t* end) const;
+
+  // The same for an aligned address and size, taken exactly.
+  bool ExactPages(vm_address_t address, vm_size_t size, std::uint64_t* first,
+                  std::uint64_t* end) const;
+
+  // The verdict of the lowest page of [first, end) that is not allocated
+  // (KERN_INVALID_ADDRESS) or lacks `needed` (KERN_PROTECTION_FAILURE).
+  static KernReturn CheckPages(const ModelTask& task, std::uint64_t first,
+                               std::uint64_t end, vm_prot_t needed);
+
+  static bool AnyAllocated(const ModelTask& task, std::uint64_t first,
+                           std::uint64_t end);
+
+  static void MapFresh(ModelTask& task, std::uint64_t first, std::uint64_t end);
+
+  static std::vector<PageData> Snapshot(const ModelTask& task,
+                                        std::uint64_t first, std::uint64_t end);
+
+  Bytes Concatenate(const std::vector<PageData>& pages) const;
+
+  KernReturn ReadPages(std::size_t t, vm_address_t address, vm_size_t size,
+                       std::vector<PageData>* pages) const;
+
+  // For each written page held by a live task or a pin, how many task pages
+  // show it (0 if only pinned). Counted from scratch by walking everything:
+  // slower than bookkeeping, but nothing to get wrong.
+  std::unordered_map<const Bytes*, std::uint64_t> CountMappings() const;
+
+  // Writes [address, address + size) of allocated pages (bounds and pages
+  // checked by the caller), produce(dst, offset_in_request, n) giving the
+  // bytes. The memory limit is checked the plain way, as SPEC §2 words it
+  // ("the limit would be exceeded"): make the change, count the written
+  // pages alive afterwards, and undo it all if there are more than the limit
+  // allows.
+  template <typename Produce>
+  KernReturn Store(ModelTask& task, vm_address_t address, vm_size_t size,
+                   Produce&& produce);
+
+  const std::uint64_t page_size_;
+  const std::uint64_t limit_;        // 2^address_bits
+  const std::uint64_t total_pages_;  // limit_ / page_size_
+  const std::uint64_t limit_pages_;  // memory limit in pages; 0 = none
+  const std::uint64_t max_tasks_;
+  std::vector<ModelTask> tasks_;
+  std::vector<std::vector<PageData>> pins_;
+};
+
+}  // namespace taskfs::vm::reference
+
+#endif  // TASKFS_TESTS_VMCORE_REFERENCE_MODEL_H_
