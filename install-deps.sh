@@ -3,7 +3,8 @@
 # With --list, prints their names instead.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libfuse3-dev fuse3 libspdlog-dev
-  libgtest-dev libgmock-dev libbenchmark-dev python3 bsdextrautils)
+  libgtest-dev libgmock-dev libbenchmark-dev python3 bsdextrautils
+  clang libclang-rt-14-dev llvm)
 if [ "${1:-}" = "--list" ]; then
   echo "${packages[@]}"
   exit 0
