@@ -1,34 +1,43 @@
 #include "vmcore/page_table.h"
 
+#include <algorithm>
+
 namespace taskfs::vm {
 
+std::size_t PageTable::LowerBound(std::uint64_t key) const {
+  const auto it = std::lower_bound(
+      chunks_.begin(), chunks_.end(), key,
+      [](const Entry& entry, std::uint64_t k) { return entry.key < k; });
+  return static_cast<std::size_t>(it - chunks_.begin());
+}
+
 Page* PageTable::Get(std::uint64_t index) const {
-  auto it = chunks_.find(index / kChunkPages);
-  return it == chunks_.end() ? nullptr : it->second->slots[index % kChunkPages];
+  const std::uint64_t key = index / kChunkPages;
+  const std::size_t at = LowerBound(key);
+  if (at == chunks_.size() || chunks_[at].key != key) return nullptr;
+  return chunks_[at].chunk->slots[index % kChunkPages];
 }
 
 void PageTable::Reserve(std::uint64_t lo, std::uint64_t hi) {
   if (lo >= hi) return;
   for (std::uint64_t c = lo / kChunkPages; c <= (hi - 1) / kChunkPages; ++c) {
     if (c == cached_key_) continue;
-    auto [it, inserted] = chunks_.try_emplace(c);
-    if (inserted) {
-      try {
-        it->second = std::make_unique<Chunk>();
-      } catch (...) {
-        chunks_.erase(it);
-        throw;
-      }
+    const std::size_t at = LowerBound(c);
+    if (at == chunks_.size() || chunks_[at].key != c) {
+      // Either step may throw; neither leaves a change behind.
+      auto chunk = std::make_unique<Chunk>();
+      chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(at),
+                     Entry{c, std::move(chunk)});
     }
     cached_key_ = c;
-    cached_chunk_ = it->second.get();
+    cached_chunk_ = chunks_[at].chunk.get();
   }
 }
 
 Page*& PageTable::Slot(std::uint64_t index) {
   const std::uint64_t key = index / kChunkPages;
   if (key != cached_key_) {
-    cached_chunk_ = chunks_.find(key)->second.get();
+    cached_chunk_ = chunks_[LowerBound(key)].chunk.get();
     cached_key_ = key;
   }
   return cached_chunk_->slots[index % kChunkPages];
@@ -36,22 +45,18 @@ Page*& PageTable::Slot(std::uint64_t index) {
 
 void PageTable::Trim(std::uint64_t lo, std::uint64_t hi) {
   if (lo >= hi) return;
-  auto it = chunks_.lower_bound(lo / kChunkPages);
-  while (it != chunks_.end() && it->first * kChunkPages < hi) {
-    bool empty = true;
-    for (Page* page : it->second->slots) {
-      if (page != nullptr) {
-        empty = false;
-        break;
-      }
+  const auto from = chunks_.begin() +
+                    static_cast<std::ptrdiff_t>(LowerBound(lo / kChunkPages));
+  auto to = from;
+  while (to != chunks_.end() && to->key * kChunkPages < hi) ++to;
+  const auto kept = std::remove_if(from, to, [this](const Entry& entry) {
+    for (const Page* page : entry.chunk->slots) {
+      if (page != nullptr) return false;
     }
-    if (!empty) {
-      ++it;
-      continue;
-    }
-    if (cached_chunk_ == it->second.get()) cached_key_ = ~std::uint64_t{0};
-    it = chunks_.erase(it);
-  }
+    if (cached_chunk_ == entry.chunk.get()) cached_key_ = ~std::uint64_t{0};
+    return true;
+  });
+  chunks_.erase(kept, to);
 }
 
 }  // namespace taskfs::vm

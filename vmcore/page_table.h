@@ -2,17 +2,22 @@
 #ifndef TASKFS_VMCORE_PAGE_TABLE_H_
 #define TASKFS_VMCORE_PAGE_TABLE_H_
 
+#include <cstddef>
 #include <cstdint>
-#include <map>
 #include <memory>
+#include <vector>
 
 namespace taskfs::vm {
 
 class Page;
 
-// Chunks of kChunkPages slots in an ordered map: a dense run of pages costs
-// one pointer each, an unwritten range costs nothing, and walking a range
-// touches each chunk once. A null slot is an unwritten (zero) page.
+// Chunks of kChunkPages slots, found through a vector sorted by chunk number:
+// a dense run of pages costs one pointer each, an unwritten range costs
+// nothing, and walking a range touches each chunk once. A lookup is a binary
+// search of one compact array (a few cache lines, where a tree of the same
+// chunks costs a cache miss per level on a random read). Chunks are made
+// once per 512 pages, so inserting into the middle of the vector is rare.
+// A null slot is an unwritten (zero) page.
 //
 // Not thread-safe: guarded by the owning VmObject's lock.
 class PageTable {
@@ -54,7 +59,14 @@ class PageTable {
   struct Chunk {
     Page* slots[kChunkPages] = {};
   };
-  std::map<std::uint64_t, std::unique_ptr<Chunk>> chunks_;  // by index / 512
+  struct Entry {
+    std::uint64_t key;  // index / kChunkPages
+    std::unique_ptr<Chunk> chunk;
+  };
+  // The position of the lowest entry whose key is at least key.
+  std::size_t LowerBound(std::uint64_t key) const;
+
+  std::vector<Entry> chunks_;                     // ascending by key
   std::uint64_t cached_key_ = ~std::uint64_t{0};  // Slot()'s last chunk
   Chunk* cached_chunk_ = nullptr;
 };
@@ -62,13 +74,13 @@ class PageTable {
 template <typename Fn>
 void PageTable::ForEach(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
   if (lo >= hi) return;
-  for (auto it = chunks_.lower_bound(lo / kChunkPages);
-       it != chunks_.end() && it->first * kChunkPages < hi; ++it) {
-    const std::uint64_t base = it->first * kChunkPages;
+  for (auto it = chunks_.begin() + LowerBound(lo / kChunkPages);
+       it != chunks_.end() && it->key * kChunkPages < hi; ++it) {
+    const std::uint64_t base = it->key * kChunkPages;
     const std::uint64_t from = lo > base ? lo - base : 0;
     const std::uint64_t to = hi - base < kChunkPages ? hi - base : kChunkPages;
     for (std::uint64_t i = from; i < to; ++i) {
-      if (Page* page = it->second->slots[i]) fn(base + i, page);
+      if (Page* page = it->chunk->slots[i]) fn(base + i, page);
     }
   }
 }
@@ -76,18 +88,18 @@ void PageTable::ForEach(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
 template <typename Fn>
 void PageTable::Visit(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
   std::uint64_t index = lo;
-  auto it = chunks_.lower_bound(lo / kChunkPages);
+  auto it = chunks_.begin() + LowerBound(lo / kChunkPages);
   while (index < hi) {
     const std::uint64_t key = index / kChunkPages;
     const std::uint64_t chunk_end = (key + 1) * kChunkPages;
     const std::uint64_t stop = chunk_end < hi ? chunk_end : hi;
-    if (it != chunks_.end() && it->first == key) {
-      Page* const* slots = it->second->slots;
+    if (it != chunks_.end() && it->key == key) {
+      Page* const* slots = it->chunk->slots;
       for (; index < stop; ++index) fn(slots[index % kChunkPages]);
       ++it;
     } else {
       // No chunk: unwritten up to the next chunk or the end.
-      std::uint64_t next = it == chunks_.end() ? hi : it->first * kChunkPages;
+      std::uint64_t next = it == chunks_.end() ? hi : it->key * kChunkPages;
       if (next > hi) next = hi;
       for (; index < next; ++index) fn(nullptr);
     }
@@ -97,12 +109,12 @@ void PageTable::Visit(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
 template <typename Fn>
 void PageTable::Clear(std::uint64_t lo, std::uint64_t hi, Fn&& fn) {
   if (lo >= hi) return;
-  for (auto it = chunks_.lower_bound(lo / kChunkPages);
-       it != chunks_.end() && it->first * kChunkPages < hi; ++it) {
-    const std::uint64_t base = it->first * kChunkPages;
+  for (auto it = chunks_.begin() + LowerBound(lo / kChunkPages);
+       it != chunks_.end() && it->key * kChunkPages < hi; ++it) {
+    const std::uint64_t base = it->key * kChunkPages;
     const std::uint64_t from = lo > base ? lo - base : 0;
     const std::uint64_t to = hi - base < kChunkPages ? hi - base : kChunkPages;
-    Page** slots = it->second->slots;
+    Page** slots = it->chunk->slots;
     for (std::uint64_t i = from; i < to; ++i) {
       if (Page* page = slots[i]) {
         slots[i] = nullptr;
