@@ -534,8 +534,8 @@ TEST(SecurityMountTest, AskingForDefaultPermissionsToo) {
 // --- a mount by a user other than root --------------------------------------
 
 // nobody mounts through fusermount3, which opens /dev/fuse as the user. A
-// stock Debian gives /dev/fuse mode 0666 (udev); where it is 0600 (a VM
-// without udev, like the one these tests were written on) the suite gives
+// stock Debian gives /dev/fuse mode 0666 (udev); where it is 0600 (a
+// machine without udev) the suite gives
 // its own process a private mount namespace with a 0666 node of the same
 // device on /dev/fuse, so the host is not touched and every mount of the
 // suite lives and dies with this process.
