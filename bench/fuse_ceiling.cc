@@ -16,8 +16,14 @@
 // CPU cache; N MiB of distinct memory, like a task's pages, does not. The
 // contents are never checked, so concurrent writes are not ordered.
 //
+// With -o splice, writes arrive through a pipe (FUSE_CAP_SPLICE_READ) and a
+// write_buf handler reads them straight into the store (or drains them):
+// one copy of each written byte instead of two, for the price of a splice
+// and a read system call on every request. It measures what taskfs would
+// gain and lose with the same path.
+//
 //   fuse_ceiling MOUNTPOINT [-f] [-s] [-d] [-o clone_fd] [-o max_idle_threads=N]
-//                [-o store_mib=N]
+//                [-o store_mib=N] [-o splice]
 //
 // SIGINT, SIGTERM or `fusermount3 -u MOUNTPOINT` unmounts; the exit status is
 // 0 then, 1 if the session could not start.
@@ -54,6 +60,7 @@ alignas(4096) const char kZeros[kMaxRequest] = {};
 timespec g_started;
 char* g_store = nullptr;      // -o store_mib: the buffer, or null
 std::size_t g_store_size = 0;  // its size, a multiple of kMaxRequest
+bool g_splice = false;         // -o splice
 
 // Where a request of n <= kMaxRequest bytes at off lands in the store.
 char* StoreAt(off_t off, std::size_t n) {
@@ -90,6 +97,9 @@ void Init(void*, fuse_conn_info* conn) {
   conn->max_readahead = 0;
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
                   FUSE_CAP_SPLICE_MOVE);
+  if (g_splice && (conn->capable & FUSE_CAP_SPLICE_READ) != 0) {
+    conn->want |= FUSE_CAP_SPLICE_READ;
+  }
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -190,6 +200,32 @@ void Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
   fuse_reply_write(req, size);
 }
 
+// -o splice: the data may be in a pipe; one read(2) moves it to its place.
+void WriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
+              fuse_file_info*) {
+  static thread_local char* discard =
+      static_cast<char*>(std::aligned_alloc(4096, kMaxRequest));
+  const std::size_t size = fuse_buf_size(in);
+  std::size_t done = 0;
+  while (done < size) {
+    const std::size_t n =
+        size - done < kMaxRequest ? size - done : kMaxRequest;
+    char* to = g_store != nullptr && off >= 0
+                   ? StoreAt(off + static_cast<off_t>(done), n)
+                   : discard;
+    fuse_bufvec out = FUSE_BUFVEC_INIT(n);
+    out.buf[0].mem = to;
+    const ssize_t got =
+        fuse_buf_copy(&out, in, static_cast<fuse_buf_copy_flags>(0));
+    if (got <= 0) {
+      fuse_reply_err(req, got < 0 ? static_cast<int>(-got) : EIO);
+      return;
+    }
+    done += static_cast<std::size_t>(got);
+  }
+  fuse_reply_write(req, size);
+}
+
 void Fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
   fuse_reply_err(req, 0);
 }
@@ -205,6 +241,7 @@ fuse_lowlevel_ops MakeOperations() {
   ops.open = Open;
   ops.read = Read;
   ops.write = Write;
+  if (g_splice) ops.write_buf = WriteBuf;
   ops.fsync = Fsync;
   return ops;
 }
@@ -212,9 +249,11 @@ fuse_lowlevel_ops MakeOperations() {
 // -o store_mib=N, parsed before libfuse sees the arguments.
 struct CeilingOptions {
   unsigned store_mib = 0;
+  int splice = 0;
 };
 const fuse_opt kCeilingOpts[] = {
     {"store_mib=%u", offsetof(CeilingOptions, store_mib), 0},
+    {"splice", offsetof(CeilingOptions, splice), 1},
     FUSE_OPT_END,
 };
 
@@ -252,6 +291,7 @@ int main(int argc, char** argv) {
     if (fuse_opt_add_arg(&args, extra) != 0) return 1;
   }
   clock_gettime(CLOCK_REALTIME, &g_started);
+  g_splice = ceiling.splice != 0;
   if (ceiling.store_mib != 0) {
     g_store_size = std::size_t{ceiling.store_mib} * kMaxRequest;
     void* store = mmap(nullptr, g_store_size, PROT_READ | PROT_WRITE,
