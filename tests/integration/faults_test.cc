@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "fs/taskfs_ioctl.h"
+#include "tests/integration/child_processes.h"
 #include "tests/integration/mount_fixture.h"
 
 namespace taskfs::testing {
@@ -84,114 +85,10 @@ std::string DescribeExit(int code) {
   }
 }
 
-// A T in memory shared with forked children (MAP_SHARED), so they can report
-// what they did; T's atomics must be lock-free to work across processes.
-template <typename T>
-class Shared {
- public:
-  Shared() {
-    void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
-                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) std::abort();
-    value_ = new (p) T();
-  }
-  ~Shared() {
-    value_->~T();
-    ::munmap(value_, sizeof(T));
-  }
-  Shared(const Shared&) = delete;
-  Shared& operator=(const Shared&) = delete;
-  T* operator->() { return value_; }
-  T& operator*() { return *value_; }
-
- private:
-  T* value_;
-};
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<int>::is_always_lock_free);
 
-// Forked children, each running one function whose result is its exit code.
-// Whatever has not exited when this is destroyed is killed and reaped.
-class Children {
- public:
-  Children() = default;
-  Children(const Children&) = delete;
-  Children& operator=(const Children&) = delete;
-  ~Children() {
-    for (Child& c : children_) {
-      if (!c.done) {
-        ::kill(c.pid, SIGKILL);
-        ::waitpid(c.pid, nullptr, 0);
-      }
-    }
-  }
-
-  void Spawn(const std::string& name, const std::function<int()>& fn) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      int code = kUnexpectedError;
-      try {
-        code = fn();
-      } catch (...) {
-      }
-      ::_exit(code);
-    }
-    children_.push_back({name, pid, pid < 0, pid < 0 ? kUnexpectedError : -1});
-  }
-
-  // Reaps the children that have exited; true when all have.
-  bool Poll() {
-    bool all = true;
-    for (Child& c : children_) {
-      if (c.done) continue;
-      int status = 0;
-      if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
-        c.done = true;
-        c.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-      } else {
-        all = false;
-      }
-    }
-    return all;
-  }
-
-  // Waits for every child until the deadline, then kills the rest (their
-  // code stays -1). True if all exited by themselves.
-  bool WaitAll(Clock::time_point deadline) {
-    while (!Poll()) {
-      if (Clock::now() >= deadline) {
-        for (Child& c : children_) {
-          if (c.done) continue;
-          ::kill(c.pid, SIGKILL);
-          ::waitpid(c.pid, nullptr, 0);
-          c.done = true;
-        }
-        return false;
-      }
-      std::this_thread::sleep_for(kPoll);
-    }
-    return true;
-  }
-
-  // Adds a failure for each child that did not exit with 0; true if all did.
-  bool ExpectAllSucceeded() const {
-    bool all = true;
-    for (const Child& c : children_) {
-      EXPECT_EQ(c.code, 0) << c.name << ": " << DescribeExit(c.code);
-      all = all && c.code == 0;
-    }
-    return all;
-  }
-
- private:
-  struct Child {
-    std::string name;
-    pid_t pid;
-    bool done;
-    int code;
-  };
-  std::vector<Child> children_;
-};
+using Children = ChildProcesses<kUnexpectedError, DescribeExit>;
 
 // `sh -c SCRIPT` in its own process group, stdout and stderr to files. The
 // whole group (the shell and its dd) is killed when a deadline passes or

@@ -1,0 +1,135 @@
+// Forked child processes for the integration tests that drive a mount from
+// several processes at once: memory they share with the parent, and a group
+// of children reaped with a deadline, never left running.
+#ifndef TASKFS_TESTS_INTEGRATION_CHILD_PROCESSES_H_
+#define TASKFS_TESTS_INTEGRATION_CHILD_PROCESSES_H_
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <new>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace taskfs::testing {
+
+// A T in memory shared with forked children (MAP_SHARED), so they can report
+// what they did; T's atomics must be lock-free to work across processes.
+template <typename T>
+class Shared {
+ public:
+  Shared() {
+    void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) std::abort();
+    value_ = new (p) T();
+  }
+  ~Shared() {
+    value_->~T();
+    ::munmap(value_, sizeof(T));
+  }
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+  T* operator->() { return value_; }
+  T& operator*() { return *value_; }
+
+ private:
+  T* value_;
+};
+
+// Forked children, each running one function whose result is its exit code
+// (kExceptionCode if it threw). Describe names an exit code in failure
+// messages; -1 means killed. Whatever has not exited when this is destroyed
+// is killed and reaped.
+template <int kExceptionCode, std::string (*Describe)(int)>
+class ChildProcesses {
+ public:
+  ChildProcesses() = default;
+  ChildProcesses(const ChildProcesses&) = delete;
+  ChildProcesses& operator=(const ChildProcesses&) = delete;
+  ~ChildProcesses() {
+    for (Child& c : children_) {
+      if (!c.done) {
+        ::kill(c.pid, SIGKILL);
+        ::waitpid(c.pid, nullptr, 0);
+      }
+    }
+  }
+
+  void Spawn(const std::string& name, const std::function<int()>& fn) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      int code = kExceptionCode;
+      try {
+        code = fn();
+      } catch (...) {
+      }
+      ::_exit(code);
+    }
+    children_.push_back({name, pid, pid < 0, pid < 0 ? kExceptionCode : -1});
+  }
+
+  // Reaps the children that have exited; true when all have.
+  bool Poll() {
+    bool all = true;
+    for (Child& c : children_) {
+      if (c.done) continue;
+      int status = 0;
+      if (::waitpid(c.pid, &status, WNOHANG) == c.pid) {
+        c.done = true;
+        c.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      } else {
+        all = false;
+      }
+    }
+    return all;
+  }
+
+  // Waits for every child until the deadline, then kills the rest (their
+  // code stays -1). True if all exited by themselves.
+  bool WaitAll(std::chrono::steady_clock::time_point deadline) {
+    while (!Poll()) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        for (Child& c : children_) {
+          if (c.done) continue;
+          ::kill(c.pid, SIGKILL);
+          ::waitpid(c.pid, nullptr, 0);
+          c.done = true;
+        }
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+
+  // Adds a failure for each child that did not exit with 0; true if all did.
+  bool ExpectAllSucceeded() const {
+    bool all = true;
+    for (const Child& c : children_) {
+      EXPECT_EQ(c.code, 0) << c.name << ": " << Describe(c.code);
+      all = all && c.code == 0;
+    }
+    return all;
+  }
+
+ private:
+  struct Child {
+    std::string name;
+    pid_t pid;
+    bool done;
+    int code;
+  };
+  std::vector<Child> children_;
+};
+
+}  // namespace taskfs::testing
+
+#endif  // TASKFS_TESTS_INTEGRATION_CHILD_PROCESSES_H_
