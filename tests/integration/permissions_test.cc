@@ -27,79 +27,14 @@
 
 #include "fs/taskfs_ioctl.h"
 #include "tests/integration/mount_fixture.h"
+#include "tests/integration/test_util.h"
 
 namespace taskfs::testing {
 namespace {
 
-constexpr std::size_t kPage = 4096;
-// How long a child acting as another user may take before it counts as hung.
-constexpr int kChildDeadlineMs = 20000;
-// Results of RunAs that are not errnos.
-constexpr int kChildCouldNotSwitch = 1000;
-constexpr int kChildHung = 1001;
-constexpr int kChildDied = 1002;
-constexpr int kMismatch = 1003;
-
-// A page-aligned buffer, as direct I/O wants.
-struct AlignedBuffer {
-  explicit AlignedBuffer(std::size_t n) : size(n) {
-    void* p = nullptr;
-    if (posix_memalign(&p, kPage, n == 0 ? kPage : n) != 0) std::abort();
-    data = static_cast<unsigned char*>(p);
-    std::memset(data, 0, n);
-  }
-  ~AlignedBuffer() { std::free(data); }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  unsigned char* data;
-  std::size_t size;
-};
-
-// 0 if a system call returned r >= 0, else its errno.
-int Err(long r) { return r < 0 ? errno : 0; }
-
-// Runs fn in a forked child that has become uid:gid with no supplementary
-// groups, and returns what fn returned (0 or an errno by convention), or
-// kChildCouldNotSwitch / kChildHung / kChildDied. The child is killed if it
-// does not answer within the deadline, so a hung mount fails the test
-// instead of blocking it.
+// Runs fn as uid:gid with no supplementary groups (RunAs of test_util.h).
 int RunAs(uid_t uid, gid_t gid, const std::function<int()>& fn) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return kChildDied;
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    return kChildDied;
-  }
-  if (pid == 0) {
-    ::close(fds[0]);
-    int result = kChildCouldNotSwitch;
-    if (::setgroups(0, nullptr) == 0 && ::setgid(gid) == 0 &&
-        ::setuid(uid) == 0) {
-      result = fn();
-    }
-    const ssize_t n = ::write(fds[1], &result, sizeof result);
-    ::_exit(n == sizeof result ? 0 : 1);
-  }
-  ::close(fds[1]);
-  pollfd p{fds[0], POLLIN, 0};
-  int result = kChildHung;
-  int ready = 0;
-  do {
-    ready = ::poll(&p, 1, kChildDeadlineMs);
-  } while (ready < 0 && errno == EINTR);
-  if (ready > 0) {
-    int value = 0;
-    result = ::read(fds[0], &value, sizeof value) == sizeof value ? value
-                                                                  : kChildDied;
-  } else {
-    ::kill(pid, SIGKILL);
-  }
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return result;
+  return RunAs(Identity{uid, gid, {}}, fn);
 }
 
 // The names in a directory, in readdir order, without "." and "..";

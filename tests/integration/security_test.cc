@@ -30,7 +30,7 @@
 #include <vector>
 
 #include "fs/taskfs_ioctl.h"
-#include "tests/integration/hostile_util.h"
+#include "tests/integration/test_util.h"
 #include "tests/integration/mount_fixture.h"
 
 namespace taskfs::testing {

@@ -1,8 +1,8 @@
-// Small helpers shared by hostile_test.cc and security_test.cc: page-aligned
+// Small helpers of the integration tests that act as other users: page-aligned
 // buffers, byte patterns, errno-returning wrappers and a way to run a piece
 // of a test as another user with a deadline.
-#ifndef TASKFS_TESTS_INTEGRATION_HOSTILE_UTIL_H_
-#define TASKFS_TESTS_INTEGRATION_HOSTILE_UTIL_H_
+#ifndef TASKFS_TESTS_INTEGRATION_TEST_UTIL_H_
+#define TASKFS_TESTS_INTEGRATION_TEST_UTIL_H_
 
 #include <fcntl.h>
 #include <grp.h>
@@ -161,4 +161,4 @@ inline std::string StatusValue(const std::string& status,
 
 }  // namespace taskfs::testing
 
-#endif  // TASKFS_TESTS_INTEGRATION_HOSTILE_UTIL_H_
+#endif  // TASKFS_TESTS_INTEGRATION_TEST_UTIL_H_
