@@ -10,8 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <new>
 #include <string>
@@ -19,6 +22,55 @@
 #include <vector>
 
 namespace taskfs::testing {
+
+// A child's exit code: 0, an errno (< kFirstChildCode), or one of these; a
+// test numbers its own from kFirstOwnChildCode.
+inline constexpr int kFirstChildCode = 200;
+inline constexpr int kWrongContent = 200;  // a page did not hold what it must
+inline constexpr int kShortTransfer =
+    201;  // a read or write moved too few bytes
+inline constexpr int kUnexpectedError = 202;  // an exception in the child
+inline constexpr int kFirstOwnChildCode = 203;
+
+// Names an exit code of the kinds above (-1: killed).
+inline std::string DescribeChildExit(int code) {
+  switch (code) {
+    case 0:
+      return "ok";
+    case -1:
+      return "killed at the deadline or by a signal";
+    case kWrongContent:
+      return "wrong content";
+    case kShortTransfer:
+      return "short transfer";
+    case kUnexpectedError:
+      return "unexpected error";
+    default:
+      return code < kFirstChildCode
+                 ? std::string("errno ") + std::strerror(code)
+                 : "exit " + std::to_string(code);
+  }
+}
+
+// pread/pwrite of exactly n bytes: 0, an errno, or kShortTransfer.
+inline int ReadAll(int fd, unsigned char* buf, std::size_t n,
+                   std::uint64_t addr) {
+  const ssize_t r = ::pread(fd, buf, n, static_cast<off_t>(addr));
+  if (r < 0) return errno;
+  return static_cast<std::size_t>(r) == n ? 0 : kShortTransfer;
+}
+inline int WriteAll(int fd, const unsigned char* buf, std::size_t n,
+                    std::uint64_t addr) {
+  const ssize_t r = ::pwrite(fd, buf, n, static_cast<off_t>(addr));
+  if (r < 0) return errno;
+  return static_cast<std::size_t>(r) == n ? 0 : kShortTransfer;
+}
+
+// Writes commands to an open ctl with one write(2): 0 or the errno.
+inline int Command(int ctl, const std::string& text) {
+  const ssize_t r = ::write(ctl, text.data(), text.size());
+  return r < 0 ? errno : 0;
+}
 
 // A T in memory shared with forked children (MAP_SHARED), so they can report
 // what they did; T's atomics must be lock-free to work across processes.
@@ -45,10 +97,10 @@ class Shared {
 };
 
 // Forked children, each running one function whose result is its exit code
-// (kExceptionCode if it threw). Describe names an exit code in failure
-// messages; -1 means killed. Whatever has not exited when this is destroyed
-// is killed and reaped.
-template <int kExceptionCode, std::string (*Describe)(int)>
+// (kUnexpectedError if it threw). Describe names an exit code in failure
+// messages. Whatever has not exited when this is destroyed is killed and
+// reaped.
+template <std::string (*Describe)(int)>
 class ChildProcesses {
  public:
   ChildProcesses() = default;
@@ -66,14 +118,14 @@ class ChildProcesses {
   void Spawn(const std::string& name, const std::function<int()>& fn) {
     const pid_t pid = ::fork();
     if (pid == 0) {
-      int code = kExceptionCode;
+      int code = kUnexpectedError;
       try {
         code = fn();
       } catch (...) {
       }
       ::_exit(code);
     }
-    children_.push_back({name, pid, pid < 0, pid < 0 ? kExceptionCode : -1});
+    children_.push_back({name, pid, pid < 0, pid < 0 ? kUnexpectedError : -1});
   }
 
   // Reaps the children that have exited; true when all have.

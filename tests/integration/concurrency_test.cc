@@ -28,122 +28,29 @@
 
 #include "tests/integration/child_processes.h"
 #include "tests/integration/mount_fixture.h"
+#include "tests/integration/tagged_pages.h"
+#include "tests/integration/test_util.h"
 
 namespace taskfs::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr std::size_t kPage = 4096;
-constexpr std::size_t kWordsPerPage = kPage / sizeof(std::uint64_t);
 constexpr auto kPoll = std::chrono::milliseconds(5);
 
-// A child's exit code: 0, an errno (< kFirstChildCode), or one of these.
-constexpr int kFirstChildCode = 200;
-constexpr int kWrongContent = 200;     // a page did not hold what it must
-constexpr int kTornRequest = 201;      // one request saw two generations
-constexpr int kShortTransfer = 202;    // a read or write moved too few bytes
-constexpr int kUnexpectedError = 203;  // an exception in the child
+// A child's exit codes of this file's own, beside child_processes.h's.
+constexpr int kTornRequest = kFirstOwnChildCode;
 
 std::string DescribeExit(int code) {
-  switch (code) {
-    case 0:
-      return "ok";
-    case -1:
-      return "killed at the deadline or by a signal";
-    case kWrongContent:
-      return "wrong content";
-    case kTornRequest:
-      return "torn request";
-    case kShortTransfer:
-      return "short transfer";
-    case kUnexpectedError:
-      return "unexpected error";
-    default:
-      return code < kFirstChildCode
-                 ? std::string("errno ") + std::strerror(code)
-                 : "exit " + std::to_string(code);
-  }
+  if (code == kTornRequest) return "torn request";
+  return DescribeChildExit(code);
 }
 
-// A page-aligned buffer, as direct I/O wants.
-struct AlignedBuffer {
-  explicit AlignedBuffer(std::size_t n) : size(n) {
-    void* p = nullptr;
-    if (posix_memalign(&p, kPage, n == 0 ? kPage : n) != 0) std::abort();
-    data = static_cast<unsigned char*>(p);
-    std::memset(data, 0, n);
-  }
-  ~AlignedBuffer() { std::free(data); }
-  AlignedBuffer(const AlignedBuffer&) = delete;
-  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
-  unsigned char* page(std::size_t i) { return data + i * kPage; }
-  unsigned char* data;
-  std::size_t size;
-};
+using Children = ChildProcesses<DescribeExit>;
 
-using Children = ChildProcesses<kUnexpectedError, DescribeExit>;
-
-// A page's contents say who wrote it: every 64-bit word is tag * 512 + its
-// index, so a page half of one write and half of another, or a page put at
-// the wrong address, does not decode.
-std::uint64_t MakeTag(std::uint64_t writer, std::uint64_t page,
-                      std::uint64_t round) {
-  return ((writer + 1) << 40) | (page << 20) | round;
-}
 std::uint64_t TagWriter(std::uint64_t tag) { return (tag >> 40) - 1; }
 std::uint64_t TagPage(std::uint64_t tag) { return (tag >> 20) & 0xFFFFF; }
 std::uint64_t TagRound(std::uint64_t tag) { return tag & 0xFFFFF; }
-
-void FillPage(unsigned char* p, std::uint64_t tag) {
-  std::uint64_t* words = reinterpret_cast<std::uint64_t*>(p);
-  for (std::size_t w = 0; w < kWordsPerPage; ++w) words[w] = tag * 512 + w;
-}
-
-// The page's tag, 0 for a page of zeros, or ~0 for anything else.
-constexpr std::uint64_t kBadPage = ~std::uint64_t{0};
-std::uint64_t PageTag(const unsigned char* p) {
-  const std::uint64_t* words = reinterpret_cast<const std::uint64_t*>(p);
-  if (words[0] == 0) {
-    const bool zero = std::all_of(words, words + kWordsPerPage,
-                                  [](std::uint64_t w) { return w == 0; });
-    return zero ? 0 : kBadPage;
-  }
-  const std::uint64_t tag = words[0] / 512;
-  if (words[0] % 512 != 0) return kBadPage;
-  for (std::size_t w = 0; w < kWordsPerPage; ++w) {
-    if (words[w] != tag * 512 + w) return kBadPage;
-  }
-  return tag;
-}
-
-// pread/pwrite of exactly n bytes: 0, an errno, or kShortTransfer.
-int ReadAll(int fd, unsigned char* buf, std::size_t n, std::uint64_t addr) {
-  const ssize_t r = ::pread(fd, buf, n, static_cast<off_t>(addr));
-  if (r < 0) return errno;
-  return static_cast<std::size_t>(r) == n ? 0 : kShortTransfer;
-}
-int WriteAll(int fd, const unsigned char* buf, std::size_t n,
-             std::uint64_t addr) {
-  const ssize_t r = ::pwrite(fd, buf, n, static_cast<off_t>(addr));
-  if (r < 0) return errno;
-  return static_cast<std::size_t>(r) == n ? 0 : kShortTransfer;
-}
-
-// Writes one command line to an open ctl: 0 or the errno.
-int Command(int ctl, const std::string& line) {
-  const ssize_t r = ::write(ctl, line.data(), line.size());
-  return r < 0 ? errno : 0;
-}
-
-// resident_bytes from a task's status; -1 if it cannot be read.
-long long ResidentBytes(const std::string& status_path) {
-  const std::string status = ReadFile(status_path);
-  const std::string key = "\nresident_bytes: ";
-  const std::size_t at = status.find(key);
-  if (at == std::string::npos) return -1;
-  return std::strtoll(status.c_str() + at + key.size(), nullptr, 10);
-}
 
 class ConcurrencyTest : public ::testing::Test {
  protected:

@@ -37,6 +37,7 @@ struct AlignedBuffer {
   ~AlignedBuffer() { std::free(data); }
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  unsigned char* page(std::size_t i) { return data + i * kPage; }
   std::string str() const {
     return std::string(reinterpret_cast<const char*>(data), size);
   }
@@ -157,6 +158,15 @@ inline std::string StatusValue(const std::string& status,
   if (at == std::string::npos) return "";
   const std::size_t start = at + prefix.size();
   return text.substr(start, text.find('\n', start) - start);
+}
+
+// resident_bytes from a task's status file; -1 if it cannot be read.
+inline long long ResidentBytes(const std::string& status_path) {
+  const std::string status = ReadFile(status_path);
+  const std::string key = "\nresident_bytes: ";
+  const std::size_t at = status.find(key);
+  if (at == std::string::npos) return -1;
+  return std::strtoll(status.c_str() + at + key.size(), nullptr, 10);
 }
 
 }  // namespace taskfs::testing
