@@ -304,6 +304,31 @@ bool IsDeadDaemonMessage(const std::string& text) {
 // (1) The daemon is killed while dd processes read and write.
 // ============================================================================
 
+// Runs each dd command in a shell loop that touches a progress file in dir
+// after every dd that succeeded, and exits 100 if 100000 runs all succeed
+// (the fault never reached it). Returns the loops once every one has
+// completed a dd, or an empty vector if they did not within 20 s.
+std::vector<std::unique_ptr<Shell>> StartDdLoops(
+    const TempDir& dir, const std::vector<std::string>& dds) {
+  std::vector<std::unique_ptr<Shell>> loops;
+  std::vector<std::string> progress;
+  for (std::size_t i = 0; i < dds.size(); ++i) {
+    progress.push_back(dir / ("progress" + std::to_string(i)));
+    loops.push_back(std::make_unique<Shell>(
+        "i=0; while [ $i -lt 100000 ]; do " + dds[i] + " || exit $?; : > " +
+        progress.back() + "; i=$((i+1)); done; exit 100"));
+  }
+  const bool going = PollUntil(
+      [&] {
+        return std::all_of(
+            progress.begin(), progress.end(),
+            [](const std::string& p) { return StatErrno(p) == 0; });
+      },
+      std::chrono::seconds(20));
+  if (!going) loops.clear();
+  return loops;
+}
+
 // Four dd readers and four dd writers, each in a shell loop of dd runs that
 // stops at the first failing dd, work on one task. Once every loop has
 // finished at least one dd, the daemon gets SIGKILL. Checks:
@@ -332,32 +357,18 @@ TEST(FaultDaemonKilledTest, RunningDdFailsAndTheMountpointRecovers) {
   const int early_fd = ::open((mnt + "/t/mem").c_str(), O_RDONLY);
   ASSERT_GE(early_fd, 0) << std::strerror(errno);
 
-  // Each loop touches a progress file after every dd that succeeded, and
-  // exits 100 if 100000 dd runs all succeed (the kill never reached it).
   const std::string mem = mnt + "/t/mem";
-  std::vector<std::unique_ptr<Shell>> loops;
-  std::vector<std::string> progress;
+  std::vector<std::string> dds;
   for (int i = 0; i < kReaders + kWriters; ++i) {
-    const bool reader = i < kReaders;
-    progress.push_back(dir / ("progress" + std::to_string(i)));
-    const std::string dd =
-        reader ? "dd if=" + mem + " of=/dev/null bs=1M count=64 skip=" +
-                     std::to_string(64 * i) + " status=none"
-               : "dd if=/dev/zero of=" + mem +
-                     " bs=1M count=8 seek=" + std::to_string(1024 + 8 * i) +
-                     " conv=notrunc status=none";
-    loops.push_back(std::make_unique<Shell>(
-        "i=0; while [ $i -lt 100000 ]; do " + dd + " || exit $?; : > " +
-        progress.back() + "; i=$((i+1)); done; exit 100"));
+    dds.push_back(i < kReaders
+                      ? "dd if=" + mem + " of=/dev/null bs=1M count=64 skip=" +
+                            std::to_string(64 * i) + " status=none"
+                      : "dd if=/dev/zero of=" + mem + " bs=1M count=8 seek=" +
+                            std::to_string(1024 + 8 * i) +
+                            " conv=notrunc status=none");
   }
-  ASSERT_TRUE(PollUntil(
-      [&] {
-        return std::all_of(
-            progress.begin(), progress.end(),
-            [](const std::string& p) { return StatErrno(p) == 0; });
-      },
-      std::chrono::seconds(20)))
-      << "the dd loops did not all get going";
+  const std::vector<std::unique_ptr<Shell>> loops = StartDdLoops(dir, dds);
+  ASSERT_FALSE(loops.empty()) << "the dd loops did not all get going";
   for (auto& loop : loops) ASSERT_TRUE(loop->running()) << loop->err();
 
   EXPECT_EQ(first->StopWith(SIGKILL), -1);  // died by the signal
@@ -438,19 +449,8 @@ TEST(FaultDaemonKilledTest, AutoUnmountReleasesTheMountpointUnderDd) {
         "dd if=" + mem + " of=/dev/null bs=1M count=256 status=none",
         "dd if=/dev/zero of=" + mem +
             " bs=1M count=8 conv=notrunc status=none"};
-    std::vector<std::unique_ptr<Shell>> loops;
-    std::vector<std::string> progress;
-    for (std::size_t i = 0; i < dds.size(); ++i) {
-      progress.push_back(dir / ("progress" + std::to_string(i)));
-      loops.push_back(std::make_unique<Shell>(
-          "i=0; while [ $i -lt 100000 ]; do " + dds[i] + " || exit $?; : > " +
-          progress.back() + "; i=$((i+1)); done; exit 100"));
-    }
-    ASSERT_TRUE(PollUntil(
-        [&] {
-          return StatErrno(progress[0]) == 0 && StatErrno(progress[1]) == 0;
-        },
-        std::chrono::seconds(20)));
+    const std::vector<std::unique_ptr<Shell>> loops = StartDdLoops(dir, dds);
+    ASSERT_FALSE(loops.empty()) << "the dd loops did not all get going";
 
     EXPECT_EQ(mount.StopWith(SIGKILL), -1);
 
