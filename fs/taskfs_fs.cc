@@ -898,22 +898,21 @@ TaskFs::TaskFs(vm::VmSystem& system, std::shared_ptr<spdlog::logger> log)
   clock_gettime(CLOCK_REALTIME, &mounted_at_);
 }
 
-TaskFs::~TaskFs() {
-  for (OpenFile* file : files_) delete file;
-}
+TaskFs::~TaskFs() = default;
 
 void TaskFs::AdoptFile(std::unique_ptr<OpenFile> file) {
   std::lock_guard lock(files_mu_);
-  files_.insert(file.get());
-  file.release();
+  const OpenFile* key = file.get();
+  files_.emplace(key, std::move(file));
 }
 
 void TaskFs::ForgetFile(OpenFile* file) {
-  {
-    std::lock_guard lock(files_mu_);
-    files_.erase(file);
+  std::unique_ptr<OpenFile> gone;  // freed after the lock is let go
+  std::lock_guard lock(files_mu_);
+  if (auto it = files_.find(file); it != files_.end()) {
+    gone = std::move(it->second);
+    files_.erase(it);
   }
-  delete file;
 }
 
 const fuse_lowlevel_ops& TaskFs::Operations() {

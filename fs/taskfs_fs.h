@@ -15,7 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
@@ -97,7 +97,9 @@ class TaskFs {
   std::map<std::uint64_t, TaskNode> nodes_;  // by task id; guarded
 
   std::mutex files_mu_;
-  std::unordered_set<OpenFile*> files_;  // owned; guarded by files_mu_
+  // Every open file, by its address (the fh of its requests).
+  std::unordered_map<const OpenFile*, std::unique_ptr<OpenFile>>
+      files_;  // guarded by files_mu_
 };
 
 }  // namespace taskfs::fs
