@@ -3,6 +3,7 @@
 #ifndef TASKFS_VMCORE_VM_SYSTEM_H_
 #define TASKFS_VMCORE_VM_SYSTEM_H_
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -24,6 +25,11 @@ struct VmConfig {
   unsigned address_bits = 47;         // 24..62
   std::uint64_t memory_limit = 0;     // bytes of resident pages; 0 = no limit
   std::uint64_t max_tasks = 1024;     // live tasks
+  // At the memory limit, how long a write waits for readers' pins to go from
+  // pages it could then write in place, before it is refused. A pin held by
+  // a reply on its way to the kernel goes within microseconds, but a busy
+  // machine can deschedule its thread for far longer.
+  std::chrono::microseconds pin_wait{1000};
 };
 
 // Thread-safety: all methods may be called concurrently. The task registry is

@@ -340,10 +340,13 @@ KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
   PageRange::Rounded(geometry, address, size, &range);
   // At the memory limit, a page held only by a reader's pin (a reply still
   // on its way to the kernel) would need a copy now but not a moment later:
-  // wait a little for such pins to go before refusing the write.
-  constexpr int kPinWaits = 20;
-  for (int attempt = 0;; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  // wait up to config().pin_wait for such pins to go before refusing.
+  using Clock = std::chrono::steady_clock;
+  using std::chrono::microseconds;
+  Clock::time_point deadline{};
+  microseconds pause{0};  // before the next attempt, locks released
+  for (bool first = true;; first = false) {
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
     ObjectLocks locks;
     locks.Add(map, range, /*exclusive=*/true);
     locks.LockAll();
@@ -352,10 +355,13 @@ KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
     thread_local std::vector<Page*> batch;
     batch.resize(needed);
     if (!system.pages().Allocate(needed, batch.data())) {
-      if (!waiting_on_pins || attempt == kPinWaits) {
-        return KERN_RESOURCE_SHORTAGE;
-      }
-      continue;  // unlocks, then waits above
+      const Clock::time_point now = Clock::now();
+      if (first) deadline = now + system.config().pin_wait;
+      if (!waiting_on_pins || now >= deadline) return KERN_RESOURCE_SHORTAGE;
+      // 20 us, doubling to 1 ms, never past the deadline.
+      pause = std::min({std::max(pause * 2, microseconds{20}), microseconds{1000},
+                        std::chrono::ceil<microseconds>(deadline - now)});
+      continue;
     }
     WritePages(map, range, address, size, batch, produce);
     StoreFence();  // before the object locks go

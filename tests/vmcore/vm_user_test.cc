@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace taskfs::vm {
@@ -782,6 +785,57 @@ TEST_F(VmUserTest, MemoryLimitCountsCopyOnWriteBreaks) {
   // ...but breaking the sharing does.
   EXPECT_EQ(Fill(kBase + 2 * kPage, kPage, 'b'), KERN_RESOURCE_SHORTAGE);
   EXPECT_EQ(Pages(kBase, 4), "aaaa");
+}
+
+// At the limit, a page whose only other reference is a reader's pin is
+// rewritten in place once the pin goes: the write waits up to pin_wait.
+TEST_F(VmUserTest, MemoryLimitWaitsForAReadersPinToGo) {
+  VmConfig config = system_->config();
+  config.memory_limit = 2 * kPage;
+  config.pin_wait = std::chrono::seconds(10);
+  task_.reset();
+  system_ = std::make_unique<VmSystem>(config);
+  ASSERT_EQ(task_create(*system_, "t", &task_), KERN_SUCCESS);
+  ASSERT_EQ(Alloc(kBase, 4 * kPage), KERN_SUCCESS);
+  ASSERT_EQ(Fill(kBase, 2 * kPage, 'a'), KERN_SUCCESS);
+  PinnedPages pinned;
+  ASSERT_EQ(vm_read(*task_, kBase, kPage, &pinned), KERN_SUCCESS);
+  std::atomic<bool> released{false};
+  std::thread reader([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    released.store(true);
+    pinned.Release();
+  });
+  // Refused at once when pins are not the reason.
+  EXPECT_EQ(Fill(kBase + 2 * kPage, kPage, 'x'), KERN_RESOURCE_SHORTAGE);
+  EXPECT_FALSE(released.load());
+  EXPECT_EQ(Fill(kBase, kPage, 'b'), KERN_SUCCESS);
+  EXPECT_TRUE(released.load());
+  reader.join();
+  EXPECT_EQ(Pages(kBase, 3), "ba0");
+}
+
+TEST_F(VmUserTest, MemoryLimitRefusesWhenAPinOutlastsTheWait) {
+  VmConfig config = system_->config();
+  config.memory_limit = 2 * kPage;
+  config.pin_wait = std::chrono::milliseconds(20);
+  task_.reset();
+  system_ = std::make_unique<VmSystem>(config);
+  ASSERT_EQ(task_create(*system_, "t", &task_), KERN_SUCCESS);
+  ASSERT_EQ(Alloc(kBase, 4 * kPage), KERN_SUCCESS);
+  ASSERT_EQ(Fill(kBase, 2 * kPage, 'a'), KERN_SUCCESS);
+  PinnedPages pinned;
+  ASSERT_EQ(vm_read(*task_, kBase, kPage, &pinned), KERN_SUCCESS);
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Fill(kBase, kPage, 'b'), KERN_RESOURCE_SHORTAGE);
+  EXPECT_GE(std::chrono::steady_clock::now() - start,
+            std::chrono::milliseconds(20));
+  EXPECT_EQ(Pages(kBase, 2), "aa");
+  std::vector<char> view(kPage);
+  pinned.CopyTo(view.data());
+  EXPECT_EQ(view[0], 'a');
+  pinned.Release();
+  EXPECT_EQ(Fill(kBase, kPage, 'b'), KERN_SUCCESS);
 }
 
 // --- vm_load / vm_fill -----------------------------------------------------
