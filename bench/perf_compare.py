@@ -18,7 +18,8 @@ on every repetition and taking medians, it measures:
                      buffer)
   4 KiB reads        dd bs=4k (sequential) and bench/rand_read (random),
                      with reader and daemons pinned to one CPU and free
-                     (see placement())
+                     (see placement()); and, pinned, rand_read of one page,
+                     always cached: a request's cost apart from memory
   two readers        two dd bs=1M readers at once: on two taskfs tasks,
                      and on two ranges of each ceiling's mem
   vm_copy            one ctl write `copy SRC SIZE DST` of the whole range,
@@ -572,6 +573,13 @@ def run(args):
                                 lambda path, base, i, n: rand_read(
                                     rand_bin, path, base, size, n,
                                     seed=rep * SMALL_CHUNKS + i + 1))
+                    if mode == "pinned":
+                        # The same reads of one page, always in the cache:
+                        # what a request costs each server apart from the
+                        # memory it touches.
+                        small_reads("one4k/pinned", here,
+                                    lambda path, base, i, n: rand_read(
+                                        rand_bin, path, base, PAGE, n, seed=1))
             for system in alternating(rep, ["taskfs", "ceiling", "store"]):
                 if system == "taskfs":
                     jobs = [(mem_a, BASE), (mem_b, BASE)]
@@ -749,6 +757,7 @@ def print_report(args, res, info, out):
         ("4K dd bs=4k, free", "dd4k/free", per_s),
         ("4K rand_read, pinned", "rand4k/pinned", per_s),
         ("4K rand_read, free", "rand4k/free", per_s),
+        ("4K reads of 1 page, pinned", "one4k/pinned", per_s),
         ("two readers at once", "two_readers", fmt_rate),
     ]
 
@@ -894,6 +903,12 @@ def print_report(args, res, info, out):
         value = ratio(g(f"cpu/{key}/ceiling"), g(f"cpu/{key}/taskfs"))
         if value is not None:
             p(f"{label:<34}{value:>11.2f}x")
+    value = ratio(g("one4k/pinned/taskfs"), g("one4k/pinned/ceiling"))
+    if value is not None:
+        p("and 4 KiB reads of one cached page, taskfs / ceiling (the cost of "
+          "a request apart\nfrom the memory it touches; 1.0: none beyond "
+          "FUSE's):")
+        p(f"{'4K reads of 1 page (pinned): t / c':<34}{value:>11.2f}x")
 
 
 def main():

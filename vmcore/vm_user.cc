@@ -715,72 +715,89 @@ KernReturn vm_region_list(Task& task, std::vector<RegionInfo>* regions) {
   });
 }
 
+namespace {
+
+// vm_read's checks, then visit(page) for each page of the range in address
+// order (nullptr for a page never written), all under the task lock and the
+// shared locks of the range's objects: one consistent snapshot.
+template <typename Visit>
+KernReturn ReadPages(Task& task, vm_address_t address, vm_size_t size,
+                     Visit&& visit) {
+  std::shared_lock lock(task.mu());
+  if (task.terminated()) return KERN_INVALID_TASK;
+  const Geometry& geometry = task.geometry();
+  if (KernReturn kr = CheckAligned(geometry, {address, size});
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  if (size == 0) return KERN_SUCCESS;
+  PageRange range;
+  if (KernReturn kr = PageRange::Exact(geometry, address, size, &range);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  // One walk of the map checks the range and finds its entries (the
+  // hot path of every read request: lookups here are cache misses).
+  thread_local std::vector<const MapEntry*> entries;
+  entries.clear();
+  const AddressMap& map = task.map();
+  if (KernReturn kr =
+          map.CheckRange(range,
+                         [](const MapEntry& entry) {
+                           if ((entry.protection & VM_PROT_READ) == 0) {
+                             return KERN_PROTECTION_FAILURE;
+                           }
+                           entries.push_back(&entry);
+                           return KERN_SUCCESS;
+                         });
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  ObjectLocks locks;
+  for (const MapEntry* entry : entries) {
+    locks.Add(entry->object.get(), /*exclusive=*/false);
+  }
+  locks.LockAll();
+  const unsigned shift = geometry.page_shift;
+  for (const MapEntry* entry : entries) {
+    const vm_address_t from = std::max(entry->start, range.start());
+    const vm_address_t to = std::min(entry->end, range.end());
+    const std::uint64_t lo = entry->offset + ((from - entry->start) >> shift);
+    entry->object->pages().Visit(lo, lo + ((to - from) >> shift), visit);
+  }
+  return KERN_SUCCESS;
+}
+
+}  // namespace
+
 KernReturn vm_read(Task& task, vm_address_t address, vm_size_t size,
                    PinnedPages* out) {
   out->Release();
   return Guarded([&] {
-    std::shared_lock lock(task.mu());
-    if (task.terminated()) return KERN_INVALID_TASK;
-    const Geometry& geometry = task.geometry();
-    if (KernReturn kr = CheckAligned(geometry, {address, size});
-        kr != KERN_SUCCESS) {
-      return kr;
-    }
-    if (size == 0) return KERN_SUCCESS;
-    PageRange range;
-    if (KernReturn kr = PageRange::Exact(geometry, address, size, &range);
-        kr != KERN_SUCCESS) {
-      return kr;
-    }
-    // One walk of the map checks the range and finds its entries (the
-    // hot path of every read request: lookups here are cache misses).
-    thread_local std::vector<const MapEntry*> entries;
-    entries.clear();
-    const AddressMap& map = task.map();
-    if (KernReturn kr =
-            map.CheckRange(range,
-                           [](const MapEntry& entry) {
-                             if ((entry.protection & VM_PROT_READ) == 0) {
-                               return KERN_PROTECTION_FAILURE;
-                             }
-                             entries.push_back(&entry);
-                             return KERN_SUCCESS;
-                           });
-        kr != KERN_SUCCESS) {
-      return kr;
-    }
-    ObjectLocks locks;
-    for (const MapEntry* entry : entries) {
-      locks.Add(entry->object.get(), /*exclusive=*/false);
-    }
-    locks.LockAll();
-    PinnedPagesBuilder builder(out, geometry.page_size());
+    PinnedPagesBuilder builder(out, task.geometry().page_size());
     const std::byte* zero = task.system().pages().zero_page();
-    const unsigned shift = geometry.page_shift;
     try {
-      for (const MapEntry* entry : entries) {
-        const vm_address_t from = std::max(entry->start, range.start());
-        const vm_address_t to = std::min(entry->end, range.end());
-        const std::uint64_t lo =
-            entry->offset + ((from - entry->start) >> shift);
-        entry->object->pages().Visit(
-            lo, lo + ((to - from) >> shift),
-            [&](Page* page) { builder.Add(page, zero); });
-      }
+      return ReadPages(task, address, size,
+                       [&](Page* page) { builder.Add(page, zero); });
     } catch (...) {
       out->Release();
       throw;
     }
-    return KERN_SUCCESS;
   });
 }
 
 KernReturn vm_read(Task& task, vm_address_t address, vm_size_t size,
                    void* buffer) {
-  PinnedPages pinned;
-  KernReturn kr = vm_read(task, address, size, &pinned);
-  if (kr == KERN_SUCCESS) pinned.CopyTo(buffer);
-  return kr;
+  return Guarded([&] {
+    const std::size_t page_size = task.geometry().page_size();
+    const std::byte* zero = task.system().pages().zero_page();
+    auto* out = static_cast<std::byte*>(buffer);
+    // Copied under the object locks: no pins, nothing to release.
+    return ReadPages(task, address, size, [&](Page* page) {
+      std::memcpy(out, page != nullptr ? page->data() : zero, page_size);
+      out += page_size;
+    });
+  });
 }
 
 KernReturn vm_write(Task& task, vm_address_t address, const void* data,

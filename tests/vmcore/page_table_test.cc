@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <iterator>
+#include <map>
+#include <random>
 #include <vector>
 
 #include "vmcore/page.h"
@@ -66,6 +70,52 @@ TEST(PageTableTest, ClearKeepsChunksUntilTrim) {
   EXPECT_FALSE(t.empty());
   t.Trim(0, 4);
   EXPECT_TRUE(t.empty());
+}
+
+// Chunks in runs with gaps, made in a shuffled order, then trimmed in part:
+// every lookup (the dense guess or the binary search) agrees with a map.
+TEST(PageTableTest, LookupsAgreeWithAMapForDenseAndSparseChunks) {
+  PageTable t;
+  const std::uint64_t k = PageTable::kChunkPages;
+  std::map<std::uint64_t, Page*> want;
+  std::vector<std::uint64_t> keys;
+  for (std::uint64_t c = 3; c < 40; ++c) keys.push_back(c);  // dense run
+  for (std::uint64_t c : {41, 45, 46, 100, 1000, 1001, 5000}) keys.push_back(c);
+  std::mt19937_64 rng(5);
+  std::shuffle(keys.begin(), keys.end(), rng);
+  for (std::uint64_t c : keys) {
+    t.Reserve(c * k, c * k + k);
+    const std::uint64_t index = c * k + rng() % k;
+    t.Slot(index) = P(index + 1);
+    want[index] = P(index + 1);
+    for (std::uint64_t probe : {std::uint64_t{0}, c * k, index, index + 1,
+                                (c + 1) * k, 6000 * k}) {
+      const auto it = want.find(probe);
+      ASSERT_EQ(t.Get(probe), it == want.end() ? nullptr : it->second)
+          << probe;
+    }
+  }
+  // Emptying and trimming chunks 10..19 opens a gap in the dense run.
+  t.Clear(10 * k, 20 * k, [](Page*) {});
+  t.Trim(10 * k, 20 * k);
+  for (auto it = want.begin(); it != want.end();) {
+    it = it->first >= 10 * k && it->first < 20 * k ? want.erase(it)
+                                                    : std::next(it);
+  }
+  for (std::uint64_t c = 0; c < 6000; c += (c < 120 ? 1 : 37)) {
+    for (std::uint64_t i = c * k; i < c * k + k; i += 7) {
+      const auto it = want.find(i);
+      ASSERT_EQ(t.Get(i), it == want.end() ? nullptr : it->second) << i;
+    }
+  }
+  std::vector<std::uint64_t> seen;
+  t.ForEach(0, 6000 * k, [&](std::uint64_t i, Page* p) {
+    EXPECT_EQ(p, P(i + 1));
+    seen.push_back(i);
+  });
+  std::vector<std::uint64_t> expected;
+  for (const auto& [index, page] : want) expected.push_back(index);
+  EXPECT_EQ(seen, expected);
 }
 
 }  // namespace
