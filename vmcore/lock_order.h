@@ -13,6 +13,10 @@
 //
 // Nothing in the core waits on anything else while holding a lock: no system
 // call but mmap/munmap inside the allocator, no callback into the caller.
+// One exception: a write at the memory limit that would fit but for readers'
+// pins sleeps, holding its task lock shared and no object lock, until the
+// pins go or VmConfig::pin_wait passes. Dropping a pin takes no lock but the
+// allocator's, so the wait cannot deadlock.
 // Pages are pinned (reference counts), not locked, while a caller hands their
 // bytes on (PinnedPages), so no lock is held across a FUSE reply.
 #ifndef TASKFS_VMCORE_LOCK_ORDER_H_

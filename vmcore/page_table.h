@@ -13,9 +13,10 @@ class Page;
 
 // Chunks of kChunkPages slots, found through a vector sorted by chunk number:
 // a dense run of pages costs one pointer each, an unwritten range costs
-// nothing, and walking a range touches each chunk once. A lookup is a binary
-// search of one compact array (a few cache lines, where a tree of the same
-// chunks costs a cache miss per level on a random read). Chunks are made
+// nothing, and walking a range touches each chunk once. A lookup first tries
+// the one place the chunk is when the object's chunks are consecutive (a
+// densely written object), then a binary search of one compact array (a few
+// cache lines, where a tree of the same chunks costs a miss per level). Chunks are made
 // once per 512 pages, so inserting into the middle of the vector is rare.
 // A null slot is an unwritten (zero) page.
 //

@@ -17,10 +17,10 @@ class VmSystem;
 // std::shared_ptr: whoever holds one may call into it even after
 // task_terminate, and then gets KERN_INVALID_TASK.
 //
-// Thread-safety: id, name and system are constant. mu_ guards the map and
-// the terminated flag: shared for calls that leave the map as it is (read,
-// write, copy, statistics: they lock the objects they touch), exclusive for
-// calls that change it. See lock_order.h.
+// Thread-safety: id, name, system and geometry are constant. mu_ guards the
+// map and the terminated flag: shared for calls that leave the map as it is
+// (read, write, copy, statistics: they lock the objects they touch),
+// exclusive for calls that change it. See lock_order.h.
 class Task {
  public:
   Task(VmSystem& system, std::uint64_t id, std::string name);

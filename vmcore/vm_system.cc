@@ -28,6 +28,10 @@ std::string VmSystem::ValidateConfig(const VmConfig& config) {
            std::to_string(config.address_bits);
   }
   if (config.max_tasks == 0) return "max_tasks must be at least 1";
+  if (config.pin_wait < std::chrono::microseconds::zero() ||
+      config.pin_wait > std::chrono::minutes(1)) {
+    return "pin_wait must be from 0 to 1 minute";
+  }
   return "";
 }
 

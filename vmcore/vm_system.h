@@ -25,10 +25,12 @@ struct VmConfig {
   unsigned address_bits = 47;         // 24..62
   std::uint64_t memory_limit = 0;     // bytes of resident pages; 0 = no limit
   std::uint64_t max_tasks = 1024;     // live tasks
-  // At the memory limit, how long a write waits for readers' pins to go from
-  // pages it could then write in place, before it is refused. A pin held by
-  // a reply on its way to the kernel goes within microseconds, but a busy
-  // machine can deschedule its thread for far longer.
+  // At the memory limit, how long a write that would fit but for readers'
+  // pins (pages it could then write in place) waits for them to go before
+  // it is refused, 0 to 1 minute. A pin held by a reply on its way to the
+  // kernel goes within microseconds, but a busy machine can deschedule its
+  // thread for far longer. The writer waits holding its task lock, shared
+  // (not the object locks), so map changes of that task wait too.
   std::chrono::microseconds pin_wait{1000};
 };
 

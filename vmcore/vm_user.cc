@@ -37,8 +37,8 @@ class PinnedPagesBuilder {
   void Add(Page* page, const std::byte* zero_page) {
     const std::byte* data = zero_page;
     if (page != nullptr) {
+      out_->pinned_.push_back(page);  // first: it may throw
       page->Pin();
-      out_->pinned_.push_back(page);
       data = page->data();
     }
     std::vector<iovec>& iov = out_->iov_;
@@ -252,11 +252,12 @@ void StoreFence() {
 
 // How many fresh pages writing range needs: one per unwritten page, and one
 // per mapping of a shared page, except that the last mapping of a page whose
-// every mapping lies in the range is written in place. *waiting_on_pins: a
-// page needs a copy only because a reader has it pinned.
+// every mapping lies in the range is written in place. *for_pins: how many
+// of them are needed only because a reader has the page pinned.
 // Requires the object locks, exclusive.
 std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
-                         bool* waiting_on_pins) {
+                         std::size_t* for_pins) {
+  *for_pins = 0;
   std::size_t needed = 0;
   thread_local std::vector<Page*> shared;
   shared.clear();
@@ -278,7 +279,7 @@ std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
     Page* page = *it;
     const bool all_here = page->mappings() == k;
     needed += (all_here && !page->pinned()) ? k - 1 : k;
-    if (all_here && page->pinned()) *waiting_on_pins = true;
+    if (all_here && page->pinned()) ++*for_pins;
     it = run_end;
   }
   return needed;
@@ -340,9 +341,11 @@ KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
   PageRange::Rounded(geometry, address, size, &range);
   // At the memory limit, a page held only by a reader's pin (a reply still
   // on its way to the kernel) would need a copy now but not a moment later:
-  // wait up to config().pin_wait for such pins to go before refusing.
+  // when the write would fit without those copies, wait up to
+  // config().pin_wait for the pins to go before refusing it.
   using Clock = std::chrono::steady_clock;
   using std::chrono::microseconds;
+  PageAllocator& pages = system.pages();
   Clock::time_point deadline{};
   microseconds pause{0};  // before the next attempt, locks released
   for (bool first = true;; first = false) {
@@ -350,16 +353,23 @@ KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
     ObjectLocks locks;
     locks.Add(map, range, /*exclusive=*/true);
     locks.LockAll();
-    bool waiting_on_pins = false;
-    const std::size_t needed = PagesToWrite(map, range, &waiting_on_pins);
+    std::size_t for_pins = 0;
+    const std::size_t needed = PagesToWrite(map, range, &for_pins);
     thread_local std::vector<Page*> batch;
     batch.resize(needed);
-    if (!system.pages().Allocate(needed, batch.data())) {
+    if (!pages.Allocate(needed, batch.data())) {
       const Clock::time_point now = Clock::now();
       if (first) deadline = now + system.config().pin_wait;
-      if (!waiting_on_pins || now >= deadline) return KERN_RESOURCE_SHORTAGE;
+      // Would the write fit if the pinned pages needed no copy?
+      const std::uint64_t limit = pages.limit_pages();
+      const std::size_t rest = needed - for_pins;
+      const bool pins_in_the_way = for_pins > 0 && limit != 0 &&
+                                   rest <= limit &&
+                                   pages.live_pages() <= limit - rest;
+      if (!pins_in_the_way || now >= deadline) return KERN_RESOURCE_SHORTAGE;
       // 20 us, doubling to 1 ms, never past the deadline.
-      pause = std::min({std::max(pause * 2, microseconds{20}), microseconds{1000},
+      pause = std::min({std::max(pause * 2, microseconds{20}),
+                        microseconds{1000},
                         std::chrono::ceil<microseconds>(deadline - now)});
       continue;
     }

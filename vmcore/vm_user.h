@@ -99,7 +99,10 @@ KernReturn vm_read(Task& task, vm_address_t address, vm_size_t size,
                    void* buffer);
 
 // vm_write: every page of the page-aligned range must be allocated and
-// writable. KERN_RESOURCE_SHORTAGE if the memory limit would be passed.
+// writable. KERN_RESOURCE_SHORTAGE if the memory limit would be passed; when
+// it would not be but for pages pinned by readers (which would need a copy),
+// first waits up to VmConfig::pin_wait for those pins to go, as vm_load and
+// vm_fill do.
 KernReturn vm_write(Task& task, vm_address_t address, const void* data,
                     vm_size_t size);
 

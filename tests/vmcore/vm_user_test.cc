@@ -21,7 +21,8 @@ class VmUserTest : public ::testing::Test {
   void SetUp() override { MakeSystem(32, 0); }
 
   void MakeSystem(unsigned address_bits, std::uint64_t limit,
-                  std::uint64_t page_size = kPage) {
+                  std::uint64_t page_size = kPage,
+                  std::chrono::microseconds pin_wait = VmConfig{}.pin_wait) {
     task_.reset();
     system_.reset();
     VmConfig config;
@@ -29,6 +30,7 @@ class VmUserTest : public ::testing::Test {
     config.address_bits = address_bits;
     config.memory_limit = limit;
     config.max_tasks = 8;
+    config.pin_wait = pin_wait;
     system_ = std::make_unique<VmSystem>(config);
     ASSERT_EQ(task_create(*system_, "t", &task_), KERN_SUCCESS);
   }
@@ -788,45 +790,47 @@ TEST_F(VmUserTest, MemoryLimitCountsCopyOnWriteBreaks) {
 }
 
 // At the limit, a page whose only other reference is a reader's pin is
-// rewritten in place once the pin goes: the write waits up to pin_wait.
+// rewritten in place once the pin goes: the write waits up to pin_wait,
+// without holding the object locks meanwhile.
 TEST_F(VmUserTest, MemoryLimitWaitsForAReadersPinToGo) {
-  VmConfig config = system_->config();
-  config.memory_limit = 2 * kPage;
-  config.pin_wait = std::chrono::seconds(10);
-  task_.reset();
-  system_ = std::make_unique<VmSystem>(config);
-  ASSERT_EQ(task_create(*system_, "t", &task_), KERN_SUCCESS);
+  using std::chrono::steady_clock;
+  MakeSystem(32, 2 * kPage, kPage, std::chrono::seconds(10));
   ASSERT_EQ(Alloc(kBase, 4 * kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 'a'), KERN_SUCCESS);
   PinnedPages pinned;
   ASSERT_EQ(vm_read(*task_, kBase, kPage, &pinned), KERN_SUCCESS);
-  // Pins are not the reason this one is refused: it is, without waiting
-  // (with a pin held and a 10 s wait, a test timeout would show it).
+  // Refused without waiting when the pin is not what is in the way: a new
+  // page, or a rewrite of the pinned page that also needs a new page.
+  auto start = steady_clock::now();
   EXPECT_EQ(Fill(kBase + 2 * kPage, kPage, 'x'), KERN_RESOURCE_SHORTAGE);
+  EXPECT_EQ(Fill(kBase, 3 * kPage, 'x'), KERN_RESOURCE_SHORTAGE);
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(Pages(kBase, 3), "aa0");
   std::atomic<bool> released{false};
   std::vector<char> view(kPage);
+  std::string read_meanwhile;
   std::thread reader([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // The waiting writer holds no object lock: this read gets through.
+    read_meanwhile = Pages(kBase, 1);
     pinned.CopyTo(view.data());
     released.store(true);
     pinned.Release();
   });
-  // Succeeds only once the reader's pin is gone, and the reader's view
-  // kept the old bytes until then.
+  // Succeeds once the reader's pin is gone, not pin_wait later; the
+  // reader's view kept the old bytes until then.
+  start = steady_clock::now();
   EXPECT_EQ(Fill(kBase, kPage, 'b'), KERN_SUCCESS);
+  EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_TRUE(released.load());
   reader.join();
+  EXPECT_EQ(read_meanwhile, "a");
   EXPECT_EQ(std::string(view.data(), kPage), std::string(kPage, 'a'));
   EXPECT_EQ(Pages(kBase, 3), "ba0");
 }
 
 TEST_F(VmUserTest, MemoryLimitRefusesWhenAPinOutlastsTheWait) {
-  VmConfig config = system_->config();
-  config.memory_limit = 2 * kPage;
-  config.pin_wait = std::chrono::milliseconds(20);
-  task_.reset();
-  system_ = std::make_unique<VmSystem>(config);
-  ASSERT_EQ(task_create(*system_, "t", &task_), KERN_SUCCESS);
+  MakeSystem(32, 2 * kPage, kPage, std::chrono::milliseconds(20));
   ASSERT_EQ(Alloc(kBase, 4 * kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 'a'), KERN_SUCCESS);
   PinnedPages pinned;
@@ -841,6 +845,18 @@ TEST_F(VmUserTest, MemoryLimitRefusesWhenAPinOutlastsTheWait) {
   EXPECT_EQ(view[0], 'a');
   pinned.Release();
   EXPECT_EQ(Fill(kBase, kPage, 'b'), KERN_SUCCESS);
+}
+
+TEST_F(VmUserTest, PinWaitMustBeFromZeroToOneMinute) {
+  VmConfig config;
+  config.pin_wait = std::chrono::microseconds(-1);
+  EXPECT_NE(VmSystem::ValidateConfig(config), "");
+  config.pin_wait = std::chrono::minutes(1) + std::chrono::microseconds(1);
+  EXPECT_NE(VmSystem::ValidateConfig(config), "");
+  config.pin_wait = std::chrono::minutes(1);
+  EXPECT_EQ(VmSystem::ValidateConfig(config), "");
+  config.pin_wait = std::chrono::microseconds(0);
+  EXPECT_EQ(VmSystem::ValidateConfig(config), "");
 }
 
 // --- vm_load / vm_fill -----------------------------------------------------
