@@ -16,8 +16,9 @@ class Page;
 // nothing, and walking a range touches each chunk once. A lookup first tries
 // the one place the chunk is when the object's chunks are consecutive (a
 // densely written object), then a binary search of one compact array (a few
-// cache lines, where a tree of the same chunks costs a miss per level). Chunks are made
-// once per 512 pages, so inserting into the middle of the vector is rare.
+// cache lines, where a tree of the same chunks costs a miss per level).
+// Chunks are made once per 512 pages, so inserting into the middle of the
+// vector is rare.
 // A null slot is an unwritten (zero) page.
 //
 // Not thread-safe: guarded by the owning VmObject's lock.
