@@ -17,12 +17,12 @@ jobs=$(nproc)
 stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
 stage "normal build and every test"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTASKFS_WERROR=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 stage "ASan + UBSan: every test, the daemon included"
-cmake -S . -B build-asan -DTASKFS_SANITIZE=address -DTASKFS_BUILD_BENCHMARKS=OFF \
+cmake -S . -B build-asan -DTASKFS_WERROR=ON -DTASKFS_SANITIZE=address -DTASKFS_BUILD_BENCHMARKS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
@@ -30,7 +30,7 @@ ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
 stage "TSan: the core's stress tests, concurrency and faults through the mount"
-cmake -S . -B build-tsan -DTASKFS_SANITIZE=thread -DTASKFS_BUILD_BENCHMARKS=OFF \
+cmake -S . -B build-tsan -DTASKFS_WERROR=ON -DTASKFS_SANITIZE=thread -DTASKFS_BUILD_BENCHMARKS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build-tsan -j"$jobs" --target taskfs vmcore_stress_test \
   integration_concurrency_test integration_faults_test

@@ -29,7 +29,7 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" \
-  -DTASKFS_FUZZ=ON -DTASKFS_SANITIZE=address -DTASKFS_BUILD_BENCHMARKS=OFF \
+  -DTASKFS_FUZZ=ON -DTASKFS_WERROR=ON -DTASKFS_SANITIZE=address -DTASKFS_BUILD_BENCHMARKS=OFF \
   > "$scratch/configure.log" 2>&1 || {
   cat "$scratch/configure.log" >&2
   exit 1
