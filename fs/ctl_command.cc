@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/number.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -53,56 +54,22 @@ std::string Quoted(std::string_view s) {
   return out;
 }
 
-// Decimal or 0x hex; with allow_suffix, a trailing K, M or G multiplies by
-// 1024^n. No sign, no overflow past 64 bits.
-bool ParseNumber(std::string_view text, bool allow_suffix, std::uint64_t* out,
-                 std::string* error) {
-  std::string_view digits = text;
-  unsigned shift = 0;
-  if (allow_suffix && !digits.empty()) {
-    switch (digits.back()) {
-      case 'K': case 'k': shift = 10; break;
-      case 'M': case 'm': shift = 20; break;
-      case 'G': case 'g': shift = 30; break;
-      default: break;
-    }
-    if (shift != 0) digits.remove_suffix(1);
-  }
-  unsigned base = 10;
-  if (digits.size() > 2 && digits[0] == '0' &&
-      (digits[1] == 'x' || digits[1] == 'X')) {
-    base = 16;
-    digits.remove_prefix(2);
-  }
-  if (digits.empty()) {
-    *error = "bad number " + Quoted(text);
-    return false;
-  }
-  std::uint64_t value = 0;
-  for (char c : digits) {
-    unsigned d;
-    if (c >= '0' && c <= '9') {
-      d = static_cast<unsigned>(c - '0');
-    } else if (base == 16 && c >= 'a' && c <= 'f') {
-      d = static_cast<unsigned>(c - 'a' + 10);
-    } else if (base == 16 && c >= 'A' && c <= 'F') {
-      d = static_cast<unsigned>(c - 'A' + 10);
-    } else {
+// ParseNumber (fs/number.h) with this grammar's error lines.
+bool Number(std::string_view text, NumberForm form, std::uint64_t* out,
+            std::string* error) {
+  const ParsedNumber n = ParseNumber(text, form);
+  switch (n.error) {
+    case ParsedNumber::Error::kNone:
+      *out = n.value;
+      return true;
+    case ParsedNumber::Error::kMalformed:
       *error = "bad number " + Quoted(text);
       return false;
-    }
-    if (value > (UINT64_MAX - d) / base) {
+    case ParsedNumber::Error::kTooLarge:
       *error = "number too large " + Quoted(text);
       return false;
-    }
-    value = value * base + d;
   }
-  if (shift != 0 && value > (UINT64_MAX >> shift)) {
-    *error = "number too large " + Quoted(text);
-    return false;
-  }
-  *out = value << shift;
-  return true;
+  return false;
 }
 
 // "rwx", "r--", "---": the form maps shows.
@@ -161,19 +128,19 @@ bool ParseTokens(const std::vector<std::string_view>& t, Grammar grammar,
     if (t.size() >= 2 && t[1] == "anywhere") {
       c->op = Op::kAllocateAnywhere;
       return Arity(t, 2, 2, "allocate anywhere SIZE", error) &&
-             ParseNumber(t[2], true, &c->size, error);
+             Number(t[2], NumberForm::kSize, &c->size, error);
     }
     c->op = Op::kAllocate;
     return Arity(t, 2, 2, "allocate ADDR SIZE | allocate anywhere SIZE",
                  error) &&
-           ParseNumber(t[1], false, &c->address, error) &&
-           ParseNumber(t[2], true, &c->size, error);
+           Number(t[1], NumberForm::kPlain, &c->address, error) &&
+           Number(t[2], NumberForm::kSize, &c->size, error);
   }
   if (verb == "deallocate") {
     c->op = Op::kDeallocate;
     return Arity(t, 2, 2, "deallocate ADDR SIZE", error) &&
-           ParseNumber(t[1], false, &c->address, error) &&
-           ParseNumber(t[2], true, &c->size, error);
+           Number(t[1], NumberForm::kPlain, &c->address, error) &&
+           Number(t[2], NumberForm::kSize, &c->size, error);
   }
   if (verb == "protect") {
     c->op = Op::kProtect;
@@ -185,23 +152,23 @@ bool ParseTokens(const std::vector<std::string_view>& t, Grammar grammar,
       }
       c->set_maximum = true;
     }
-    return ParseNumber(t[1], false, &c->address, error) &&
-           ParseNumber(t[2], true, &c->size, error) &&
+    return Number(t[1], NumberForm::kPlain, &c->address, error) &&
+           Number(t[2], NumberForm::kSize, &c->size, error) &&
            ParseProt(t.back(), &c->prot, error);
   }
   if (verb == "inherit") {
     c->op = Op::kInherit;
     return Arity(t, 3, 3, "inherit ADDR SIZE share|copy|none", error) &&
-           ParseNumber(t[1], false, &c->address, error) &&
-           ParseNumber(t[2], true, &c->size, error) &&
+           Number(t[1], NumberForm::kPlain, &c->address, error) &&
+           Number(t[2], NumberForm::kSize, &c->size, error) &&
            ParseInheritance(t[3], &c->inheritance, error);
   }
   if (verb == "copy") {
     c->op = Op::kCopy;
     return Arity(t, 3, 3, "copy SRC SIZE DST", error) &&
-           ParseNumber(t[1], false, &c->address, error) &&
-           ParseNumber(t[2], true, &c->size, error) &&
-           ParseNumber(t[3], false, &c->dest, error);
+           Number(t[1], NumberForm::kPlain, &c->address, error) &&
+           Number(t[2], NumberForm::kSize, &c->size, error) &&
+           Number(t[3], NumberForm::kPlain, &c->dest, error);
   }
   if (verb == "copy-from") {
     c->op = Op::kCopyFrom;
@@ -219,9 +186,9 @@ bool ParseTokens(const std::vector<std::string_view>& t, Grammar grammar,
       *flag = true;
     }
     c->name = std::string(t[1]);
-    return ParseNumber(t[2], false, &c->address, error) &&
-           ParseNumber(t[3], true, &c->size, error) &&
-           ParseNumber(t[4], false, &c->dest, error);
+    return Number(t[2], NumberForm::kPlain, &c->address, error) &&
+           Number(t[3], NumberForm::kSize, &c->size, error) &&
+           Number(t[4], NumberForm::kPlain, &c->dest, error);
   }
   if (verb == "fork") {
     c->op = Op::kFork;
@@ -240,9 +207,9 @@ bool ParseTokens(const std::vector<std::string_view>& t, Grammar grammar,
       c->op = Op::kFill;
       std::uint64_t byte = 0;
       if (!Arity(t, 3, 3, "fill ADDR SIZE BYTE", error) ||
-          !ParseNumber(t[1], false, &c->address, error) ||
-          !ParseNumber(t[2], true, &c->size, error) ||
-          !ParseNumber(t[3], false, &byte, error)) {
+          !Number(t[1], NumberForm::kPlain, &c->address, error) ||
+          !Number(t[2], NumberForm::kSize, &c->size, error) ||
+          !Number(t[3], NumberForm::kPlain, &byte, error)) {
         return false;
       }
       if (byte > 0xff) {
@@ -256,7 +223,7 @@ bool ParseTokens(const std::vector<std::string_view>& t, Grammar grammar,
       c->op = Op::kLoad;
       if (!Arity(t, 2, 2, "load ADDR FILE", error)) return false;
       c->name = std::string(t[2]);
-      return ParseNumber(t[1], false, &c->address, error);
+      return Number(t[1], NumberForm::kPlain, &c->address, error);
     }
   }
   *error = "unknown command " + Quoted(verb);

@@ -56,9 +56,10 @@ struct ParseResult {
   std::string error;
 };
 
-// Parses one line (no trailing newline). Numbers are decimal or 0x hex,
-// sizes also take K, M, G (x1024); a number that does not fit in 64 bits is
-// an error. Manifest-only commands are errors in the ctl grammar.
+// Parses one line (no trailing newline). Numbers follow fs/number.h:
+// decimal or 0x hex, sizes also take K, M, G, T (x1024), and a number that
+// does not fit in 64 bits is an error. Manifest-only commands are errors in
+// the ctl grammar.
 ParseResult ParseCommand(std::string_view line, Grammar grammar);
 
 // What a command needs from the file system around it.

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/number.h"
+
 namespace taskfs::fs {
 namespace {
 
@@ -51,28 +53,11 @@ int CollectPositional(void* data, const char* arg, int key, fuse_args*) {
   return 1;
 }
 
-// Decimal or 0x hex, digits only: no sign, no blanks, no octal.
-bool ParseUnsigned(const std::string& text, std::uint64_t* out) {
-  std::string_view digits = text;
-  int base = 10;
-  if (digits.size() > 2 && digits[0] == '0' &&
-      (digits[1] == 'x' || digits[1] == 'X')) {
-    base = 16;
-    digits.remove_prefix(2);
-  }
-  if (digits.empty()) return false;
-  for (char c : digits) {
-    const bool ok = base == 10 ? std::isdigit(static_cast<unsigned char>(c))
-                               : std::isxdigit(static_cast<unsigned char>(c));
-    if (!ok) return false;
-  }
-  errno = 0;
-  char* end = nullptr;
-  const std::string copy(digits);
-  const unsigned long long value = std::strtoull(copy.c_str(), &end, base);
-  if (errno != 0 || *end != '\0') return false;
-  *out = value;
-  return true;
+// ParseNumber (fs/number.h) for an option's value.
+bool ParseOptionNumber(const char* text, NumberForm form, std::uint64_t* out) {
+  const ParsedNumber n = ParseNumber(text, form);
+  if (n.ok()) *out = n.value;
+  return n.ok();
 }
 
 void FreeRaw(RawOptions* raw) {
@@ -101,13 +86,13 @@ std::uint64_t HalfOfPhysicalMemory() {
 std::string ApplyRaw(const RawOptions& raw, Options* o) {
   std::uint64_t value = 0;
   if (raw.page_size != nullptr) {
-    if (!ParseUnsigned(raw.page_size, &value)) {
+    if (!ParseOptionNumber(raw.page_size, NumberForm::kPlain, &value)) {
       return std::string("bad page_size '") + raw.page_size + "'";
     }
     o->vm.page_size = value;
   }
   if (raw.address_bits != nullptr) {
-    if (!ParseUnsigned(raw.address_bits, &value) || value > 64) {
+    if (!ParseOptionNumber(raw.address_bits, NumberForm::kPlain, &value) || value > 64) {
       return std::string("bad address_bits '") + raw.address_bits + "'";
     }
     o->vm.address_bits = static_cast<unsigned>(value);
@@ -118,14 +103,14 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
   // machine is busy.
   o->vm.pin_wait = std::chrono::seconds(1);
   if (raw.memory_limit != nullptr) {
-    if (!ParseByteSize(raw.memory_limit, &value) || value == 0) {
+    if (!ParseOptionNumber(raw.memory_limit, NumberForm::kSize, &value) || value == 0) {
       return std::string("bad memory_limit '") + raw.memory_limit +
              "' (want a positive size such as 512M or 2G)";
     }
     o->vm.memory_limit = value;
   }
   if (raw.max_tasks != nullptr) {
-    if (!ParseUnsigned(raw.max_tasks, &value) || value == 0) {
+    if (!ParseOptionNumber(raw.max_tasks, NumberForm::kPlain, &value) || value == 0) {
       return std::string("bad max_tasks '") + raw.max_tasks +
              "' (want a positive number)";
     }
@@ -202,24 +187,6 @@ std::string ApplyPositional(const std::vector<std::string>& positional,
 
 }  // namespace
 
-bool ParseByteSize(const std::string& text, std::uint64_t* out) {
-  if (text.empty()) return false;
-  std::string digits = text;
-  unsigned shift = 0;
-  switch (digits.back()) {
-    case 'K': case 'k': shift = 10; break;
-    case 'M': case 'm': shift = 20; break;
-    case 'G': case 'g': shift = 30; break;
-    case 'T': case 't': shift = 40; break;
-    default: break;
-  }
-  if (shift != 0) digits.pop_back();
-  std::uint64_t value = 0;
-  if (!ParseUnsigned(digits, &value)) return false;
-  if (shift != 0 && value > (UINT64_MAX >> shift)) return false;
-  *out = value << shift;
-  return true;
-}
 
 ParseOutcome ParseOptions(int argc, char** argv, Options* o,
                           std::string* error) {

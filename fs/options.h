@@ -45,10 +45,6 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* options,
 // Prints --help: usage, taskfs's options, then libfuse's.
 void PrintHelp(const char* program);
 
-// Parses "64M"-style sizes: decimal or 0x hex with an optional K, M, G or T
-// suffix (powers of 1024). False on a bad or too large value.
-bool ParseByteSize(const std::string& text, std::uint64_t* out);
-
 }  // namespace taskfs::fs
 
 #endif  // TASKFS_FS_OPTIONS_H_
