@@ -11,9 +11,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <vector>
 
+#include "fs/mount_table.h"
 #include "fs/number.h"
 
 namespace taskfs::fs {
@@ -174,14 +176,29 @@ std::string ApplyPositional(const std::vector<std::string>& positional,
       o->manifest = AbsolutePath(source);
     }
   }
+  const std::string& mountpoint = o->mountpoint;
   struct stat st;
-  if (::stat(o->mountpoint.c_str(), &st) != 0) {
-    return "mountpoint " + o->mountpoint + ": " + std::strerror(errno);
+  if (::stat(mountpoint.c_str(), &st) != 0) {
+    if (errno == ENOTCONN) {
+      return "mountpoint " + mountpoint +
+             ": a dead FUSE mount (its daemon is gone); clear it with "
+             "'fusermount3 -u " + mountpoint + "'";
+    }
+    return "mountpoint " + mountpoint + ": " + std::strerror(errno);
   }
   if (!S_ISDIR(st.st_mode)) {
-    return "mountpoint " + o->mountpoint + ": " + std::strerror(ENOTDIR);
+    return "mountpoint " + mountpoint + ": " + std::strerror(ENOTDIR);
   }
-  o->mountpoint = AbsolutePath(o->mountpoint);
+  // A second mount would hide the first one's files (and its daemon's
+  // tasks) without a word.
+  char real[PATH_MAX];
+  if (::realpath(mountpoint.c_str(), real) != nullptr) {
+    if (const std::optional<std::string> type = CurrentMountTypeAt(real)) {
+      return "mountpoint " + mountpoint + ": already a mount (" + *type +
+             "); unmount it first or choose another directory";
+    }
+  }
+  o->mountpoint = AbsolutePath(mountpoint);
   return "";
 }
 

@@ -379,6 +379,81 @@ TEST(MountTest, AutoUnmountUnmountsWhenTheDaemonIsKilled) {
   EXPECT_FALSE(IsMountpoint(mount.path()));
 }
 
+// --- a mountpoint that is already a mount (SPEC §3) -------------------------
+
+// The one line a refused start prints, or a note of what it printed instead.
+std::string OneLine(const RunResult& r) {
+  if (r.err.empty() || r.err.back() != '\n' ||
+      r.err.find('\n') != r.err.size() - 1) {
+    return "not one line: [" + r.err + "]";
+  }
+  return r.err;
+}
+
+int MountCount(const std::string& path) {
+  std::ifstream in("/proc/self/mountinfo");
+  int count = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    if (point == path) ++count;
+  }
+  return count;
+}
+
+TEST(MountTest, SecondDaemonOnAMountedMountpointIsRefused) {
+  Mount mount({"-o", "tasks=none"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(::mkdir((mount / "first").c_str(), 0700), 0);
+  const RunResult r = RunCommand(
+      {DaemonPath(), "-f", "-o", "tasks=none", mount.path()},
+      std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(OneLine(r), "taskfs: mountpoint " + mount.path() +
+                            ": already a mount (fuse.taskfs); unmount it "
+                            "first or choose another directory\n");
+  // Nothing was stacked: the first daemon's tasks are still what shows.
+  EXPECT_EQ(MountCount(mount.path()), 1);
+  EXPECT_EQ(ListDir(mount.path()),
+            (std::vector<std::string>{"host_page_size", "first"}));
+}
+
+TEST(MountTest, MountpointThatIsAnotherFileSystemsMountIsRefused) {
+  TempDir dir;
+  const std::string point = dir.MakeDir("tmpfs");
+  ASSERT_EQ(RunCommand({"mount", "-t", "tmpfs", "none", point}).exit_code, 0);
+  const RunResult r = RunCommand(
+      {DaemonPath(), "-f", "-o", "tasks=none", point + "/"},
+      std::chrono::seconds(20));
+  const int mounts = MountCount(point);
+  RunCommand({"umount", "-l", point});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(OneLine(r), "taskfs: mountpoint " + point +
+                            "/: already a mount (tmpfs); unmount it first or "
+                            "choose another directory\n");
+  EXPECT_EQ(mounts, 1);
+}
+
+TEST(MountTest, DeadMountIsNamedWithItsRemedy) {
+  Mount mount({"-o", "tasks=none"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(mount.StopWith(SIGKILL), -1);  // no auto_unmount: the mount stays
+  const RunResult r = RunCommand(
+      {DaemonPath(), "-f", "-o", "tasks=none", mount.path()},
+      std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(OneLine(r), "taskfs: mountpoint " + mount.path() +
+                            ": a dead FUSE mount (its daemon is gone); clear "
+                            "it with 'fusermount3 -u " + mount.path() +
+                            "'\n");
+  // The remedy it names works, and then the daemon mounts there again.
+  EXPECT_EQ(RunCommand({"fusermount3", "-u", mount.path()}).exit_code, 0);
+  EXPECT_FALSE(IsMountpoint(mount.path()));
+  Mount again({"-o", "tasks=none"}, MountAs{mount.path()});
+  EXPECT_TRUE(again.ok()) << again.error();
+}
+
 // --- the mount(8) form: SOURCE MOUNTPOINT -----------------------------------
 
 // The fixture runs `taskfs -f OPTIONS... MOUNTPOINT`: a SOURCE as the last
