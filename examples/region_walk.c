@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "taskfs_ioctl.h"
@@ -99,8 +100,15 @@ int main(int argc, char **argv) {
       close(fd);
       return 1;
     }
+    /* vm_allocate takes whole pages: the region is the size rounded up to
+     * the task's page size, which st_blksize of mem gives. */
+    struct stat st;
+    uint64_t page = fstat(fd, &st) == 0 && st.st_blksize > 0
+                        ? (uint64_t)st.st_blksize
+                        : 4096;
+    uint64_t rounded = (a.size + page - 1) / page * page;
     fprintf(stderr, "allocated 0x%" PRIx64 "-0x%" PRIx64 "\n", a.address,
-            a.address + a.size);
+            a.address + rounded);
   }
 
   uint64_t address = 0;

@@ -392,6 +392,13 @@ TEST_F(Examples, RegionWalkAllocatesFirst) {
             "0000000000000000-0000000000100000 rw-/rwx copy\n"
             "0000000000200000-0000000000210000 rw-/rwx none\n");
   EXPECT_EQ(r.out, ReadFile(m / "t/maps"));
+  // What it prints is what it allocated: whole pages.
+  r = RunCommand({region_walk, "--allocate", "100", m / "t/mem"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "allocated 0x100000-0x101000\n");
+  EXPECT_EQ(r.out,
+            "0000000000000000-0000000000101000 rw-/rwx copy\n"
+            "0000000000200000-0000000000210000 rw-/rwx none\n");
   // A bad size is a usage error; a missing file an error.
   EXPECT_EQ(
       RunCommand({region_walk, "--allocate", "lots", m / "t/mem"}).exit_code,
