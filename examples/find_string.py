@@ -21,9 +21,9 @@ import errno
 import os
 import sys
 
-# Bytes per pread: 256 KiB (or one page, if pages are larger) stays well under
-# the 1 MiB one FUSE request can carry, whatever the buffer's alignment.
-CHUNK_BYTES = 256 << 10
+# Bytes per pread: 1 MiB (or one page, if pages are larger), into an ordinary
+# bytes object: any buffer works (README "Request size").
+CHUNK_BYTES = 1 << 20
 
 
 def page_size_of(mem_path):
@@ -58,7 +58,7 @@ def readable_runs(fd, start, end, page):
     while address < end:
         size = min(chunk, end - address)
         try:
-            yield address, os.pread(fd, size, address)
+            data = os.pread(fd, size, address)
         except OSError as e:
             # EACCES: some page lacks read permission; EFAULT: the region
             # went away meanwhile. Retry this chunk page by page.
@@ -70,7 +70,14 @@ def readable_runs(fd, start, end, page):
                 except OSError as e2:
                     if e2.errno not in (errno.EACCES, errno.EFAULT):
                         raise
-        address += size
+            address += size
+            continue
+        if not data:
+            break
+        # A chunk of several requests comes back short when a later request
+        # fails; the next pread starts at that request and reports it.
+        yield address, data
+        address += len(data)
 
 
 def find(fd, needle, page):

@@ -46,8 +46,6 @@ constexpr double kTaskAttrSeconds = 0.0;
 // The longest ctl line worth keeping across a split write; no valid command
 // comes near it.
 constexpr std::size_t kMaxCtlLine = 4096;
-// The kernel's largest write request (Init sets it).
-constexpr std::size_t kMaxWrite = 1u << 20;
 constexpr const char* kFileNames[kNodeKinds] = {nullptr, "mem", "ctl", "maps",
                                                 "status"};
 // SPEC §4's modes.
@@ -296,9 +294,12 @@ KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
 // --- handlers --------------------------------------------------------------
 
 void Init(void* userdata, fuse_conn_info* conn) {
-  (void)userdata;
-  // 1 MiB requests (the kernel's maximum), as SPEC §5 promises.
-  conn->max_write = kMaxWrite;
+  // Page-multiple requests from any buffer (SPEC §5): the mount's max_read
+  // is the same, and fs/fuse_channel.h sets max_pages.
+  const std::uint32_t max_request =
+      static_cast<TaskFs*>(userdata)->max_request();
+  conn->max_read = max_request;  // libfuse wants it equal to the mount's
+  conn->max_write = max_request;
   conn->max_readahead = 0;
   // Writes arrive whole in the request buffer; no splice games.
   conn->want &=
@@ -890,11 +891,13 @@ fuse_lowlevel_ops MakeOperations() {
 
 }  // namespace
 
-TaskFs::TaskFs(vm::VmSystem& system, std::shared_ptr<spdlog::logger> log)
+TaskFs::TaskFs(vm::VmSystem& system, std::shared_ptr<spdlog::logger> log,
+               std::uint32_t max_request)
     : system_(system),
       log_(std::move(log)),
       daemon_uid_(::getuid()),
-      daemon_gid_(::getgid()) {
+      daemon_gid_(::getgid()),
+      max_request_(max_request) {
   clock_gettime(CLOCK_REALTIME, &mounted_at_);
 }
 

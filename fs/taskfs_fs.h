@@ -35,7 +35,10 @@ struct OpenFile;  // taskfs_fs.cc
 
 class TaskFs {
  public:
-  TaskFs(vm::VmSystem& system, std::shared_ptr<spdlog::logger> log);
+  // max_request: the largest mem read or write request the kernel may send
+  // (fs/fuse_channel.h), which Init gives it as max_write.
+  TaskFs(vm::VmSystem& system, std::shared_ptr<spdlog::logger> log,
+         std::uint32_t max_request);
   // Frees the files still open: after an unmount the kernel sends no
   // release for them.
   ~TaskFs();
@@ -84,6 +87,7 @@ class TaskFs {
   uid_t daemon_uid() const { return daemon_uid_; }
   gid_t daemon_gid() const { return daemon_gid_; }
   const timespec& mounted_at() const { return mounted_at_; }
+  std::uint32_t max_request() const { return max_request_; }
 
  private:
   // Constant after construction.
@@ -91,6 +95,7 @@ class TaskFs {
   const std::shared_ptr<spdlog::logger> log_;
   const uid_t daemon_uid_;
   const gid_t daemon_gid_;
+  const std::uint32_t max_request_;
   timespec mounted_at_{};
 
   mutable std::mutex nodes_mu_;

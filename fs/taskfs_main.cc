@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "fs/fuse_channel.h"
 #include "fs/manifest.h"
 #include "fs/options.h"
 #include "fs/taskfs_fs.h"
@@ -65,7 +66,13 @@ int main(int argc, char** argv) {
 
   std::shared_ptr<spdlog::logger> log = MakeLogger(options);
   taskfs::vm::VmSystem system(options.vm);
-  taskfs::fs::TaskFs fs(system, log);
+  const taskfs::fs::RequestLimits limits =
+      taskfs::fs::RequestLimitsForThisHost(system.page_size());
+  taskfs::fs::TaskFs fs(system, log, limits.max_bytes);
+  // The kernel's read requests are cut at the same size as its writes.
+  const std::string max_read = "max_read=" + std::to_string(limits.max_bytes);
+  fuse_opt_add_arg(&options.fuse, "-o");
+  fuse_opt_add_arg(&options.fuse, max_read.c_str());
 
   // The session first: it rejects unknown FUSE options before any work.
   std::unique_ptr<fuse_session, SessionDeleter> session(
@@ -94,6 +101,13 @@ int main(int argc, char** argv) {
   if (fuse_session_mount(session.get(), options.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(session.get());
     return Fail("cannot mount on " + options.mountpoint);
+  }
+  if (const int rc = taskfs::fs::UseRequestLimits(session.get(), limits);
+      rc != 0) {
+    fuse_session_unmount(session.get());
+    fuse_remove_signal_handlers(session.get());
+    return Fail(std::string("cannot set up /dev/fuse I/O: ") +
+                std::strerror(-rc));
   }
   log->info("mounted on {}: page size {}, address bits {}, memory limit {}, "
             "{} tasks loaded",

@@ -34,8 +34,9 @@ TEST(NumberTest, LeadingZerosAreDecimalNotOctal) {
   EXPECT_EQ(Value("010", NumberForm::kPlain), 10u);
   EXPECT_EQ(Value("08M", NumberForm::kSize), std::uint64_t{8} << 20);
   // Leading zeros do not make a fitting value too large.
-  EXPECT_EQ(Value("0x0000000000000000000000000000000040000", NumberForm::kPlain),
-            0x40000u);
+  EXPECT_EQ(
+      Value("0x0000000000000000000000000000000040000", NumberForm::kPlain),
+      0x40000u);
 }
 
 TEST(NumberTest, SizesTakeKMGTInEitherCase) {
