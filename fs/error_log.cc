@@ -1,0 +1,64 @@
+#include "fs/error_log.h"
+
+#include <fmt/format.h>
+
+#include <iterator>
+#include <utility>
+
+namespace taskfs::fs {
+namespace {
+
+// Appends text, cut at ErrorLog::kMaxField bytes, with what would break
+// the line escaped.
+void AppendField(std::string* out, std::string_view text) {
+  const bool cut = text.size() > ErrorLog::kMaxField;
+  for (const char c : text.substr(0, ErrorLog::kMaxField)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte >= 0x7f || byte == '\\') {
+      fmt::format_to(std::back_inserter(*out), "\\x{:02x}", byte);
+    } else {
+      out->push_back(c);
+    }
+  }
+  if (cut) out->append("...");
+}
+
+}  // namespace
+
+std::uint64_t ErrorLog::Record(uid_t uid, std::string_view operation,
+                               vm::KernReturn kr, std::string_view reason) {
+  std::string line;
+  line.reserve(operation.size() + reason.size() + 64);
+  std::lock_guard lock(mu_);
+  const std::uint64_t seq = recorded_ + 1;
+  fmt::format_to(std::back_inserter(line), "{} uid {} ", seq, uid);
+  AppendField(&line, operation);
+  fmt::format_to(std::back_inserter(line), ": {}: ", vm::KernReturnName(kr));
+  AppendField(&line, reason);
+  line.push_back('\n');
+  lines_[recorded_ % kCapacity] = std::move(line);
+  recorded_ = seq;
+  return seq;
+}
+
+std::string ErrorLog::Text() const {
+  std::lock_guard lock(mu_);
+  const std::uint64_t kept = recorded_ < kCapacity ? recorded_ : kCapacity;
+  std::size_t bytes = 0;
+  for (std::uint64_t i = recorded_ - kept; i < recorded_; ++i) {
+    bytes += lines_[i % kCapacity].size();
+  }
+  std::string text;
+  text.reserve(bytes);
+  for (std::uint64_t i = recorded_ - kept; i < recorded_; ++i) {
+    text.append(lines_[i % kCapacity]);
+  }
+  return text;
+}
+
+std::uint64_t ErrorLog::last_seq() const {
+  std::lock_guard lock(mu_);
+  return recorded_;
+}
+
+}  // namespace taskfs::fs

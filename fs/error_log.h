@@ -1,0 +1,57 @@
+// A task's `errors` file (SPEC §7): its last failed operations, on any path,
+// each with the Mach code and the reason that decided it.
+#ifndef TASKFS_FS_ERROR_LOG_H_
+#define TASKFS_FS_ERROR_LOG_H_
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "vmcore/kern_return.h"
+
+namespace taskfs::fs {
+
+// A ring of the last kCapacity lines
+//     SEQ uid UID OPERATION: KERN_NAME: REASON
+// SEQ counts every failure recorded, from 1. Bytes that would break the one
+// line a failure gets (control characters, non-ASCII) are written as \xNN,
+// and OPERATION and REASON are cut at kMaxField bytes, so the log holds at
+// most kCapacity * kMaxLine bytes whatever it is fed.
+//
+// Thread-safety: all methods may be called concurrently; mu_ is a leaf.
+class ErrorLog {
+ public:
+  static constexpr std::size_t kCapacity = 256;
+  static constexpr std::size_t kMaxField = 240;
+  // SEQ, uid, both fields escaped (4 bytes a byte at worst), the code.
+  static constexpr std::size_t kMaxLine = 2 * 4 * kMaxField + 96;
+
+  ErrorLog() = default;
+  ErrorLog(const ErrorLog&) = delete;
+  ErrorLog& operator=(const ErrorLog&) = delete;
+
+  // Records one failure and returns its SEQ. May throw std::bad_alloc, and
+  // then records nothing.
+  std::uint64_t Record(uid_t uid, std::string_view operation, vm::KernReturn kr,
+                       std::string_view reason);
+
+  // Every kept line, oldest first, each ending in '\n'.
+  std::string Text() const;
+
+  // SEQ of the newest line; 0 before the first failure.
+  std::uint64_t last_seq() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::array<std::string, kCapacity> lines_;  // guarded by mu_; a ring
+  std::uint64_t recorded_ = 0;                // guarded by mu_
+};
+
+}  // namespace taskfs::fs
+
+#endif  // TASKFS_FS_ERROR_LOG_H_
