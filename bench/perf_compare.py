@@ -16,6 +16,8 @@ on every repetition and taking medians, it measures:
   seq read / write   dd bs=1M over the written range (taskfs task mem,
                      ceiling mem, store mem, /proc/PID/mem at hold_memory's
                      buffer)
+  os.pread           the same range read by Python's os.pread in 1 MiB and
+                     16 MiB pieces, into bytes objects (not page-aligned)
   4 KiB reads        dd bs=4k (sequential) and bench/rand_read (random),
                      with reader and daemons pinned to one CPU and free
                      (see placement()); and, pinned, rand_read of one page,
@@ -333,6 +335,23 @@ def dd_write(path, offset, nbytes, block=MiB):
               f"seek={offset}", "conv=notrunc")
 
 
+def py_pread(path, offset, nbytes, chunk):
+    """os.pread of nbytes in chunks into new bytes objects (never
+    page-aligned), as a Python script reads; seconds taken, or None if a
+    pread fails (a server that cannot serve unaligned buffers)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        start = time.perf_counter()
+        for done in range(0, nbytes, chunk):
+            if len(os.pread(fd, chunk, offset + done)) != chunk:
+                return None
+        return time.perf_counter() - start
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def dd_copy(path, src, dst, nbytes):
     return dd(f"if={path}", f"of={path}", "bs=1M", f"count={nbytes // MiB}",
               "iflag=skip_bytes", "oflag=seek_bytes", f"skip={src}",
@@ -421,13 +440,20 @@ class Results:
 
     def __init__(self):
         self.samples = {}
+        self.failures = set()
 
     def add(self, name, value):
         self.samples.setdefault(name, []).append(value)
 
+    def failed(self, name):
+        """Marks name as failed: get() returns None and the tables say so."""
+        self.failures.add(name)
+
     def get(self, name):
         values = self.samples.get(name)
-        return statistics.median(values) if values else None
+        if name in self.failures or not values:
+            return None
+        return statistics.median(values)
 
 
 def alternating(rep, systems):
@@ -562,6 +588,15 @@ def run(args):
             for system in order:
                 timed("seq_write", system,
                       lambda path, offset: dd_write(path, offset, size), size)
+            for chunk, key in ((MiB, "py_pread_1m"), (16 * MiB, "py_pread_16m")):
+                for system in order:
+                    path, offset, pid = systems[system]
+                    seconds, _ = with_cpu(pid, lambda: py_pread(
+                        path, offset, size, chunk))
+                    if seconds is None:
+                        res.failed(f"{key}/{system}")
+                    else:
+                        res.add(f"{key}/{system}", size / seconds)
             for mode in alternating(rep, placements):
                 # /proc/PID/mem has no daemon: measured once, pinned.
                 here = [s for s in order if mode == "pinned" or s != "proc"]
@@ -753,6 +788,8 @@ def print_report(args, res, info, out):
     rows = [
         ("seq read, dd bs=1M", "seq_read", fmt_rate),
         ("seq write, dd bs=1M", "seq_write", fmt_rate),
+        ("os.pread 1 MiB, unaligned", "py_pread_1m", fmt_rate),
+        ("os.pread 16 MiB, unaligned", "py_pread_16m", fmt_rate),
         ("4K dd bs=4k, pinned", "dd4k/pinned", per_s),
         ("4K dd bs=4k, free", "dd4k/free", per_s),
         ("4K rand_read, pinned", "rand4k/pinned", per_s),
@@ -768,9 +805,11 @@ def print_report(args, res, info, out):
         p(header)
         p("-" * len(header))
         for label, key, fmt in rows:
-            cells = [g(f"{key}/{system}") for system in columns]
+            cells = [(g(f"{key}/{system}"), f"{key}/{system}" in res.failures)
+                     for system in columns]
             p(f"{label:<26}" + "".join(
-                f"{fmt(v) if v is not None else '-':>15}" for v in cells))
+                f"{fmt(v) if v is not None else 'fails' if failed else '-':>15}"
+                for v, failed in cells))
 
     table("throughput", rows)
     p("(ceiling: FUSE replying from a 1 MiB static buffer, discarding "
