@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what taskfs needs, builds it, and runs every test:
-#   1. the normal build (RelWithDebInfo): unit, differential, fuzz corpus
-#      replay, integration, hostile-input, security and fault tests;
-#   2. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer,
+#   1. the Release build with GCC: unit, differential, fuzz corpus replay,
+#      integration, hostile-input, security and fault tests;
+#   2. the same build and tests with clang;
+#   3. the same tests under AddressSanitizer + UndefinedBehaviorSanitizer,
 #      the daemon included (a report in its log fails the test that ran it);
-#   3. ThreadSanitizer: the core's stress tests and the concurrency and fault
+#   4. ThreadSanitizer: the core's stress tests and the concurrency and fault
 #      tests through a TSan-built daemon;
-#   4. each libFuzzer target for a fixed time (TASKFS_FUZZ_SECONDS, 60).
+#   5. each libFuzzer target for a fixed time (TASKFS_FUZZ_SECONDS, 60).
+# Every build treats warnings as errors (TASKFS_WERROR).
 # Usage: ./check.sh            (as root on Debian 12; CI runs exactly this)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,10 +18,16 @@ cd "$(dirname "$0")"
 jobs=$(nproc)
 stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
 
-stage "normal build and every test"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTASKFS_WERROR=ON
+stage "Release build with GCC and every test"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTASKFS_WERROR=ON
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
+
+stage "Release build with clang and every test"
+CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release \
+  -DTASKFS_WERROR=ON -DTASKFS_BUILD_BENCHMARKS=OFF
+cmake --build build-clang -j"$jobs"
+ctest --test-dir build-clang --output-on-failure -j"$jobs"
 
 stage "ASan + UBSan: every test, the daemon included"
 cmake -S . -B build-asan -DTASKFS_WERROR=ON -DTASKFS_SANITIZE=address -DTASKFS_BUILD_BENCHMARKS=OFF \
