@@ -7,10 +7,9 @@ namespace taskfs::fs {
 bool ModeAllows(const Caller& caller, const TaskNode& node, mode_t mode,
                 mode_t want) {
   if (caller.uid == node.uid) return ((mode >> 6) & want) == want;
-  const bool in_group =
-      caller.gid == node.gid ||
-      std::find(caller.groups.begin(), caller.groups.end(), node.gid) !=
-          caller.groups.end();
+  const bool in_group = caller.gid == node.gid ||
+                        std::find(caller.groups.begin(), caller.groups.end(),
+                                  node.gid) != caller.groups.end();
   if (in_group) return ((mode >> 3) & want) == want;
   return (mode & want) == want;
 }

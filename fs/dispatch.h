@@ -136,8 +136,7 @@ template <OpName kName, auto kHandler>
 struct Dispatch;
 
 // Call has the libfuse signature of the handler's operation.
-template <OpName kName, typename... Args,
-          Replied (*kHandler)(Reply&, Args...)>
+template <OpName kName, typename... Args, Replied (*kHandler)(Reply&, Args...)>
 struct Dispatch<kName, kHandler> {
   static void Call(fuse_req_t req, Args... args) noexcept {
     Reply reply(req, *static_cast<TaskFs*>(fuse_req_userdata(req)));

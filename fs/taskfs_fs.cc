@@ -162,9 +162,8 @@ ExecContext MakeContext(TaskFs& fs, fuse_req_t req) {
     TaskNode node;
     if (!Nodes(fs).Find(other.id(), &node)) return vm::KERN_INVALID_TASK;
     // Reading the groups costs a read of /proc: only when they matter.
-    const std::vector<gid_t> groups = NeedsGroups(uid, gid, node)
-                                          ? RequestGroups(req)
-                                          : std::vector<gid_t>();
+    const std::vector<gid_t> groups =
+        NeedsGroups(uid, gid, node) ? RequestGroups(req) : std::vector<gid_t>();
     return MayAccess(Caller{uid, gid, groups}, node, write);
   };
   context.on_task_created = [&fs, uid,
@@ -370,8 +369,7 @@ Replied RmDir(Reply& r, fuse_ino_t parent, const char* name) {
   TaskNode node;
   if (parent != kRootIno) return r.Err(EPERM);
   if (!FindNodeByName(fs, name, &node)) {
-    return r.Err(std::string_view(name) == "host_page_size" ? ENOTDIR
-                                                             : ENOENT);
+    return r.Err(std::string_view(name) == "host_page_size" ? ENOTDIR : ENOENT);
   }
   const uid_t caller = r.ctx()->uid;
   if (caller != 0 && caller != node.uid) return r.Err(EPERM);
@@ -416,8 +414,8 @@ Replied Open(Reply& r, fuse_ino_t ino, fuse_file_info* fi) {
   // generated files are fresh on each read from offset 0.
   fi->direct_io = 1;
   fi->keep_cache = 0;
-  OpenFile* const file = Files(fs).Adopt(
-      std::make_unique<OpenFile>(node.task, w.kind, fi->flags));
+  OpenFile* const file =
+      Files(fs).Adopt(std::make_unique<OpenFile>(node.task, w.kind, fi->flags));
   fi->fh = reinterpret_cast<std::uint64_t>(file);
   const Replied done = r.Open(*fi);
   // An interrupted open gets no release.
@@ -446,10 +444,9 @@ Replied ReadMem(Reply& r, vm::Task& task, size_t size, off_t off) {
   // The pins keep the snapshot alive until the reply has been written.
   const std::vector<iovec>& iov = pinned.iov();
   const Replied done =
-      iov.size() == 1
-          ? r.Buf(static_cast<const char*>(iov[0].iov_base),
-                  iov[0].iov_len)  // no iovec array to allocate
-          : r.Iov(iov.data(), static_cast<int>(iov.size()));
+      iov.size() == 1 ? r.Buf(static_cast<const char*>(iov[0].iov_base),
+                              iov[0].iov_len)  // no iovec array to allocate
+                      : r.Iov(iov.data(), static_cast<int>(iov.size()));
   pinned.Release();
   return done;
 }
@@ -461,8 +458,7 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
   if (off < 0) return r.Err(EINVAL);
   if (file == nullptr) {
     if (ino != kHostPageSizeIno) return r.Err(EBADF);
-    return ReplyText(r, RenderHostPageSize(fs.system().page_size()), off,
-                     size);
+    return ReplyText(r, RenderHostPageSize(fs.system().page_size()), off, size);
   }
   if (file->kind == NodeKind::kMem) return ReadMem(r, *file->task, size, off);
   std::string text;
@@ -597,9 +593,9 @@ Replied Write(Reply& r, fuse_ino_t, const char* buf, size_t size, off_t off,
 
 Replied Fsync(Reply& r, fuse_ino_t, int, fuse_file_info*) { return r.Err(0); }
 
-Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*,
-              fuse_file_info* fi, unsigned flags, const void* in_buf,
-              size_t in_bufsz, size_t out_bufsz) {
+Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
+              unsigned flags, const void* in_buf, size_t in_bufsz,
+              size_t out_bufsz) {
   TaskFs& fs = r.fs();
   OpenFile* file = File(fi);
   if ((flags & FUSE_IOCTL_DIR) || file == nullptr ||
@@ -610,9 +606,8 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*,
     return r.Err(EBADF);
   }
   // Only VM_MAP_COPY reaches another task and needs the caller's identity.
-  ExecContext context = cmd == TASKFS_IOC_VM_MAP_COPY
-                            ? MakeContext(fs, r.req())
-                            : ExecContext{};
+  ExecContext context =
+      cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, r.req()) : ExecContext{};
   context.system = &fs.system();
   alignas(8) unsigned char out[64];
   const IoctlResult result =
@@ -628,8 +623,7 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*,
   return r.Ioctl(0, result.out_size != 0 ? out : nullptr, result.out_size);
 }
 
-Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence,
-              fuse_file_info* fi) {
+Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
   TaskFs& fs = r.fs();
   OpenFile* file = File(fi);
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return r.Err(EINVAL);

@@ -144,8 +144,7 @@ TEST(ReadGroupsTest, GrowsTheBufferForMoreThanItHadRoomFor) {
 TEST(ReadGroupsTest, ExactlyTheFirstBufferAndNone) {
   FakeGroups fake;
   for (gid_t g = 0; g < 64; ++g) fake.all.push_back(g);
-  EXPECT_EQ(ReadGroups([&](int s, gid_t* l) { return fake(s, l); }),
-            fake.all);
+  EXPECT_EQ(ReadGroups([&](int s, gid_t* l) { return fake(s, l); }), fake.all);
   EXPECT_EQ(fake.calls, 1);
   FakeGroups none;
   EXPECT_TRUE(ReadGroups([&](int s, gid_t* l) { return none(s, l); }).empty());

@@ -16,7 +16,8 @@ using Got = std::vector<std::pair<std::string, Status>>;
 Got All(Lines lines) {
   Got got;
   Line line;
-  while (lines.Next(&line)) got.emplace_back(std::string(line.text), line.status);
+  while (lines.Next(&line))
+    got.emplace_back(std::string(line.text), line.status);
   return got;
 }
 
@@ -109,8 +110,7 @@ TEST(LineAssemblerTest, AKeptPieceGrowsAcrossWritesUpToTheLimit) {
   LineAssembler a(8);
   EXPECT_EQ(All(a.Feed("\nabc")), Ok({""}));
   EXPECT_EQ(All(a.Feed("\ndef")), Ok({"abc"}));
-  EXPECT_EQ(All(a.Feed("ghijkl\nx")),
-            (Got{{"defghijkl", Status::kTooLong}}));
+  EXPECT_EQ(All(a.Feed("ghijkl\nx")), (Got{{"defghijkl", Status::kTooLong}}));
   EXPECT_EQ(a.pending(), "x");
 }
 

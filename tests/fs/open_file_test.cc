@@ -1,9 +1,8 @@
 // Open files and their table (fs/open_file.h).
 #include "fs/open_file.h"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 
 #include <memory>
 #include <thread>

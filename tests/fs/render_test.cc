@@ -34,9 +34,7 @@ TEST(RenderTest, Prot) {
   EXPECT_EQ(RenderProt(vm::VM_PROT_ALL), "rwx");
 }
 
-TEST(RenderTest, MapsOfNoRegionsIsEmpty) {
-  EXPECT_EQ(RenderMaps({}), "");
-}
+TEST(RenderTest, MapsOfNoRegionsIsEmpty) { EXPECT_EQ(RenderMaps({}), ""); }
 
 TEST(RenderTest, MapsLines) {
   const std::vector<vm::RegionInfo> regions = {
@@ -46,8 +44,7 @@ TEST(RenderTest, MapsLines) {
              vm::VM_INHERIT_SHARE),
       Region(0x610000, 0x1000, vm::VM_PROT_NONE, vm::VM_PROT_READ,
              vm::VM_INHERIT_NONE),
-      Region(0x3fffffffffff0000, 0x10000, vm::VM_PROT_ALL, vm::VM_PROT_ALL,
-             7),
+      Region(0x3fffffffffff0000, 0x10000, vm::VM_PROT_ALL, vm::VM_PROT_ALL, 7),
   };
   EXPECT_EQ(RenderMaps(regions),
             "0000000000400000-0000000000404000 r-x/rwx copy\n"
