@@ -9,8 +9,7 @@
 
 namespace taskfs::fs {
 
-Reply::~Reply() {
-  if (sent_) return;
+void Reply::ReplyMissing() noexcept {
   fs_.log().error("a request was left without a reply; sending EIO");
   sent_ = true;
   fuse_reply_err(req_, EIO);

@@ -55,7 +55,9 @@ class Reply {
   Reply(fuse_req_t req, TaskFs& fs) : req_(req), fs_(fs) {}
   // Sends EIO, logged as an error, if no reply was sent: a handler cannot
   // get here without one, so this is a last defence.
-  ~Reply();
+  ~Reply() {
+    if (!sent_) ReplyMissing();
+  }
   Reply(const Reply&) = delete;
   Reply& operator=(const Reply&) = delete;
 
@@ -119,6 +121,7 @@ class Reply {
     return true;
   }
   Replied Refused();
+  void ReplyMissing() noexcept;
 
   const fuse_req_t req_;
   TaskFs& fs_;
