@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fs/ctl_command.h"
+#include "fs/line_assembler.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -107,15 +108,15 @@ std::string Apply(vm::VmSystem& system, std::string_view path,
                   const FileReader& read_file) {
   std::shared_ptr<vm::Task> current;
   std::size_t line_number = 0;
-  while (!text.empty()) {
+  // A manifest's lines have no length limit; ctl's do.
+  Lines lines(text);
+  Line line;
+  while (lines.Next(&line)) {
     ++line_number;
-    const std::size_t end = text.find('\n');
-    const std::string_view line = text.substr(0, end);
-    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
-    if (line.find('\0') != std::string_view::npos) {
-      return Located(path, line_number, "unexpected byte 0x00 in command");
+    if (line.status != Line::Status::kOk) {
+      return Located(path, line_number, std::string(line.error()));
     }
-    const ParseResult parsed = ParseCommand(line, Grammar::kManifest);
+    const ParseResult parsed = ParseCommand(line.text, Grammar::kManifest);
     if (!parsed.ok) return Located(path, line_number, parsed.error);
     if (parsed.empty) continue;
     const std::string error = RunLine(system, parsed.command, &current,

@@ -7,91 +7,56 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <limits>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "fs/access.h"
 #include "fs/ctl_command.h"
+#include "fs/dispatch.h"
 #include "fs/errno_map.h"
+#include "fs/inode.h"
 #include "fs/ioctl_handler.h"
+#include "fs/line_assembler.h"
+#include "fs/render.h"
 #include "fs/taskfs_ioctl.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
 
-// An open file of a task (or of host_page_size, with a null task).
-struct OpenFile {
-  std::shared_ptr<vm::Task> task;
-  NodeKind kind = NodeKind::kMem;
-  int flags = 0;
-  std::mutex mu;
-  std::string text;  // guarded by mu: ctl's result line, maps/status snapshot
-  std::size_t ctl_cursor = 0;  // guarded by mu: what reads of ctl have taken
-  std::string ctl_pending;     // guarded by mu: a cut line a write kept
+// The handlers' way to the state TaskFs keeps private.
+struct Handlers {
+  static NodeTable& Nodes(TaskFs& fs) { return fs.nodes_; }
+  static OpenFileTable& Files(TaskFs& fs) { return fs.files_; }
+  static const timespec& MountedAt(const TaskFs& fs) { return fs.mounted_at_; }
 };
 
 namespace {
 
 using vm::KernReturn;
 
-constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
-constexpr fuse_ino_t kHostPageSizeIno = 2;
+static_assert(kRootIno == FUSE_ROOT_ID);
+
 constexpr double kCacheSeconds = 1.0;
 // A chown changes the owner of all five paths of a task at once, and the
 // kernel checks permissions against cached attributes: so task attributes
 // are not cached, and every check sees the owner and modes of now.
 constexpr double kTaskAttrSeconds = 0.0;
-// The longest ctl line worth keeping across a split write; no valid command
-// comes near it.
-constexpr std::size_t kMaxCtlLine = 4096;
-constexpr const char* kFileNames[kNodeKinds] = {nullptr, "mem", "ctl", "maps",
-                                                "status"};
-// SPEC §4's modes.
-constexpr mode_t kDefaultModes[kNodeKinds] = {0700, 0600, 0600, 0400, 0444};
 // The readdir offsets of the root's fixed entries; task t comes at id + 3.
 constexpr off_t kRootFixedEntries = 3;
 
-// What an inode number names.
-struct Where {
-  bool root = false;
-  bool host_page_size = false;
-  std::uint64_t id = 0;  // task id, for task paths
-  NodeKind kind = NodeKind::kDir;
-};
-
-Where Decode(fuse_ino_t ino) {
-  Where w;
-  if (ino == kRootIno) {
-    w.root = true;
-  } else if (ino == kHostPageSizeIno) {
-    w.host_page_size = true;
-  } else {
-    w.id = ino / 8;
-    w.kind = static_cast<NodeKind>(ino % 8);
-  }
-  return w;
-}
-
-bool ValidTaskPath(const Where& w) {
-  return w.id != 0 && static_cast<unsigned>(w.kind) < kNodeKinds;
-}
-
-fuse_ino_t TaskIno(std::uint64_t id, NodeKind kind) {
-  return static_cast<fuse_ino_t>(id * 8 + static_cast<unsigned>(kind));
-}
-
-TaskFs& Fs(fuse_req_t req) {
-  return *static_cast<TaskFs*>(fuse_req_userdata(req));
-}
+NodeTable& Nodes(TaskFs& fs) { return Handlers::Nodes(fs); }
+OpenFileTable& Files(TaskFs& fs) { return Handlers::Files(fs); }
 
 OpenFile* File(fuse_file_info* fi) {
   return fi == nullptr ? nullptr : reinterpret_cast<OpenFile*>(fi->fh);
 }
 
-std::string HostPageSizeText(vm::VmSystem& system) {
-  return std::to_string(system.page_size()) + "\n";
+bool FindNodeByName(TaskFs& fs, const std::string& name, TaskNode* out) {
+  std::shared_ptr<vm::Task> task = fs.system().FindTask(name);
+  return task != nullptr && Nodes(fs).Find(task->id(), out);
 }
 
 void FillRootAttr(TaskFs& fs, struct stat* st) {
@@ -101,7 +66,7 @@ void FillRootAttr(TaskFs& fs, struct stat* st) {
   st->st_nlink = 2 + fs.TaskCount();
   st->st_uid = fs.daemon_uid();
   st->st_gid = fs.daemon_gid();
-  st->st_atim = st->st_mtim = st->st_ctim = fs.mounted_at();
+  st->st_atim = st->st_mtim = st->st_ctim = Handlers::MountedAt(fs);
 }
 
 void FillHostPageSizeAttr(TaskFs& fs, struct stat* st) {
@@ -109,13 +74,14 @@ void FillHostPageSizeAttr(TaskFs& fs, struct stat* st) {
   st->st_ino = kHostPageSizeIno;
   st->st_mode = S_IFREG | 0444;
   st->st_nlink = 1;
-  st->st_size = static_cast<off_t>(HostPageSizeText(fs.system()).size());
+  st->st_size =
+      static_cast<off_t>(RenderHostPageSize(fs.system().page_size()).size());
   st->st_uid = fs.daemon_uid();
   st->st_gid = fs.daemon_gid();
-  st->st_atim = st->st_mtim = st->st_ctim = fs.mounted_at();
+  st->st_atim = st->st_mtim = st->st_ctim = Handlers::MountedAt(fs);
 }
 
-void FillTaskAttr(TaskFs& fs, const TaskFs::TaskNode& node, NodeKind kind,
+void FillTaskAttr(TaskFs& fs, const TaskNode& node, NodeKind kind,
                   struct stat* st) {
   std::memset(st, 0, sizeof *st);
   const unsigned k = static_cast<unsigned>(kind);
@@ -143,24 +109,25 @@ int Attr(TaskFs& fs, fuse_ino_t ino, struct stat* st) {
     FillHostPageSizeAttr(fs, st);
     return 0;
   }
-  TaskFs::TaskNode node;
-  if (!ValidTaskPath(w) || !fs.FindNode(w.id, &node)) return ENOENT;
+  TaskNode node;
+  if (!ValidTaskPath(w) || !Nodes(fs).Find(w.id, &node)) return ENOENT;
   FillTaskAttr(fs, node, w.kind, st);
   return 0;
 }
 
-void ReplyEntry(fuse_req_t req, TaskFs& fs, fuse_ino_t ino) {
+double AttrSeconds(fuse_ino_t ino) {
+  return ino <= kHostPageSizeIno ? kCacheSeconds : kTaskAttrSeconds;
+}
+
+Replied ReplyEntry(Reply& r, fuse_ino_t ino) {
   fuse_entry_param e;
   std::memset(&e, 0, sizeof e);
-  const int error = Attr(fs, ino, &e.attr);
-  if (error != 0) {
-    fuse_reply_err(req, error);
-    return;
-  }
+  const int error = Attr(r.fs(), ino, &e.attr);
+  if (error != 0) return r.Err(error);
   e.ino = ino;
-  e.attr_timeout = ino <= kHostPageSizeIno ? kCacheSeconds : kTaskAttrSeconds;
+  e.attr_timeout = AttrSeconds(ino);
   e.entry_timeout = kCacheSeconds;
-  fuse_reply_entry(req, &e);
+  return r.Entry(e);
 }
 
 // One debug line per failed operation, with the Mach code; KERN_FAILURE is
@@ -174,39 +141,15 @@ void LogFailure(TaskFs& fs, std::string_view op, const vm::Task& task,
                vm::KernReturnName(kr));
 }
 
-// Does the class of (uid, gid) hold `want` bits in mode?
-bool ModeAllows(fuse_req_t req, const TaskFs::TaskNode& node, uid_t uid,
-                gid_t gid, mode_t mode, mode_t want) {
-  if (uid == node.uid) return ((mode >> 6) & want) == want;
-  bool in_group = gid == node.gid;
-  if (!in_group) {
-    gid_t groups[64];
-    const int n = fuse_req_getgroups(req, 64, groups);
-    for (int i = 0; i < std::min(n, 64); ++i) {
-      in_group = in_group || groups[i] == node.gid;
-    }
-  }
-  if (in_group) return ((mode >> 3) & want) == want;
-  return (mode & want) == want;
+// All supplementary groups of the caller of req.
+std::vector<gid_t> RequestGroups(fuse_req_t req) {
+  return ReadGroups([req](int size, gid_t* list) {
+    return fuse_req_getgroups(req, size, list);
+  });
 }
 
-// The check a path walk to OTHER/mem and an open of it would make: search
-// on the task directory, read (and write) on mem.
-KernReturn MayAccess(TaskFs& fs, fuse_req_t req, uid_t uid, gid_t gid,
-                     vm::Task& other, bool want_write) {
-  TaskFs::TaskNode node;
-  if (!fs.FindNode(other.id(), &node)) return vm::KERN_INVALID_TASK;
-  if (uid == 0) return vm::KERN_SUCCESS;
-  const mode_t want = want_write ? 06 : 04;
-  const unsigned dir = static_cast<unsigned>(NodeKind::kDir);
-  const unsigned mem = static_cast<unsigned>(NodeKind::kMem);
-  if (!ModeAllows(req, node, uid, gid, node.modes[dir], 01) ||
-      !ModeAllows(req, node, uid, gid, node.modes[mem], want)) {
-    return vm::KERN_PROTECTION_FAILURE;
-  }
-  return vm::KERN_SUCCESS;
-}
-
+// What a ctl command or an ioctl of req may do beyond its own task. The
+// context refers to req: use it only before the reply.
 ExecContext MakeContext(TaskFs& fs, fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   const uid_t uid = ctx->uid;
@@ -214,7 +157,12 @@ ExecContext MakeContext(TaskFs& fs, fuse_req_t req) {
   ExecContext context;
   context.system = &fs.system();
   context.may_access = [&fs, req, uid, gid](vm::Task& other, bool write) {
-    return MayAccess(fs, req, uid, gid, other, write);
+    TaskNode node;
+    if (!Nodes(fs).Find(other.id(), &node)) return vm::KERN_INVALID_TASK;
+    // Reading the groups costs a read of /proc: only when they matter.
+    const std::vector<gid_t> groups =
+        NeedsGroups(uid, gid, node) ? RequestGroups(req) : std::vector<gid_t>();
+    return MayAccess(Caller{uid, gid, groups}, node, write);
   };
   context.on_task_created = [&fs, uid,
                              gid](const std::shared_ptr<vm::Task>& task) {
@@ -223,52 +171,20 @@ ExecContext MakeContext(TaskFs& fs, fuse_req_t req) {
   return context;
 }
 
-void ReplyText(fuse_req_t req, std::string_view text, off_t off, size_t size) {
+Replied ReplyText(Reply& r, std::string_view text, off_t off, size_t size) {
   if (off < 0 || static_cast<std::size_t>(off) >= text.size()) {
-    fuse_reply_buf(req, nullptr, 0);
-    return;
+    return r.Buf(nullptr, 0);
   }
   const std::string_view part =
       text.substr(static_cast<std::size_t>(off), size);
-  fuse_reply_buf(req, part.data(), part.size());
-}
-
-std::string ProtString(vm::vm_prot_t prot) {
-  std::string s = "---";
-  if (prot & vm::VM_PROT_READ) s[0] = 'r';
-  if (prot & vm::VM_PROT_WRITE) s[1] = 'w';
-  if (prot & vm::VM_PROT_EXECUTE) s[2] = 'x';
-  return s;
-}
-
-const char* InheritanceName(vm::vm_inherit_t inheritance) {
-  switch (inheritance) {
-    case vm::VM_INHERIT_SHARE:
-      return "share";
-    case vm::VM_INHERIT_COPY:
-      return "copy";
-    case vm::VM_INHERIT_NONE:
-      return "none";
-    default:
-      return "?";
-  }
+  return r.Buf(part.data(), part.size());
 }
 
 KernReturn MapsText(vm::Task& task, std::string* out) {
   std::vector<vm::RegionInfo> regions;
   const KernReturn kr = vm::vm_region_list(task, &regions);
   if (kr != vm::KERN_SUCCESS) return kr;
-  out->clear();
-  char line[96];
-  for (const vm::RegionInfo& r : regions) {
-    std::snprintf(line, sizeof line, "%016llx-%016llx %s/%s %s\n",
-                  static_cast<unsigned long long>(r.start),
-                  static_cast<unsigned long long>(r.start + r.size),
-                  ProtString(r.protection).c_str(),
-                  ProtString(r.max_protection).c_str(),
-                  InheritanceName(r.inheritance));
-    out->append(line);
-  }
+  *out = RenderMaps(regions);
   return vm::KERN_SUCCESS;
 }
 
@@ -276,23 +192,23 @@ KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
   vm::TaskStatistics stats;
   const KernReturn kr = vm::task_statistics(task, &stats);
   if (kr != vm::KERN_SUCCESS) return kr;
-  TaskFs::TaskNode node;
-  if (!fs.FindNode(task.id(), &node)) return vm::KERN_INVALID_TASK;
+  TaskNode node;
+  if (!Nodes(fs).Find(task.id(), &node)) return vm::KERN_INVALID_TASK;
   const vm::VmSystem& system = fs.system();
-  *out = "name: " + task.name() + "\n" + "id: " + std::to_string(task.id()) +
-         "\n" + "owner: " + std::to_string(node.uid) + ":" +
-         std::to_string(node.gid) + "\n" +
-         "page_size: " + std::to_string(system.page_size()) + "\n" +
-         "address_bits: " + std::to_string(system.address_bits()) + "\n" +
-         "regions: " + std::to_string(stats.regions) + "\n" +
-         "virtual_bytes: " + std::to_string(stats.virtual_bytes) + "\n" +
-         "resident_bytes: " + std::to_string(stats.resident_bytes) + "\n" +
-         "shared_bytes: " + std::to_string(stats.shared_bytes) + "\n";
+  StatusFacts facts;
+  facts.name = task.name();
+  facts.id = task.id();
+  facts.uid = node.uid;
+  facts.gid = node.gid;
+  facts.page_size = system.page_size();
+  facts.address_bits = system.address_bits();
+  *out = RenderStatus(facts, stats);
   return vm::KERN_SUCCESS;
 }
 
 // --- handlers --------------------------------------------------------------
 
+// Not a request: no reply.
 void Init(void* userdata, fuse_conn_info* conn) {
   // Page-multiple requests from any buffer (SPEC §5): the mount's max_read
   // is the same, and fs/fuse_channel.h sets max_pages.
@@ -306,59 +222,48 @@ void Init(void* userdata, fuse_conn_info* conn) {
       ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 }
 
-void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  TaskFs& fs = Fs(req);
+// Inode numbers are computed (fs/inode.h): there is no lookup count to drop.
+Replied Forget(Reply& r, fuse_ino_t, uint64_t) { return r.None(); }
+Replied ForgetMulti(Reply& r, size_t, fuse_forget_data*) { return r.None(); }
+
+Replied Lookup(Reply& r, fuse_ino_t parent, const char* name) {
   const Where p = Decode(parent);
   const std::string_view n = name;
   if (p.root) {
-    if (n == "host_page_size") return ReplyEntry(req, fs, kHostPageSizeIno);
-    TaskFs::TaskNode node;
-    if (!fs.FindNodeByName(std::string(n), &node)) {
-      fuse_reply_err(req, ENOENT);
-      return;
-    }
-    return ReplyEntry(req, fs, TaskIno(node.task->id(), NodeKind::kDir));
+    if (n == "host_page_size") return ReplyEntry(r, kHostPageSizeIno);
+    TaskNode node;
+    if (!FindNodeByName(r.fs(), std::string(n), &node)) return r.Err(ENOENT);
+    return ReplyEntry(r, TaskIno(node.task->id(), NodeKind::kDir));
   }
   if (ValidTaskPath(p) && p.kind == NodeKind::kDir) {
     for (unsigned k = 1; k < kNodeKinds; ++k) {
-      if (n == kFileNames[k]) {
-        return ReplyEntry(req, fs, TaskIno(p.id, static_cast<NodeKind>(k)));
-      }
+      const NodeKind kind = static_cast<NodeKind>(k);
+      if (n == FileName(kind)) return ReplyEntry(r, TaskIno(p.id, kind));
     }
   }
-  fuse_reply_err(req, ENOENT);
+  return r.Err(ENOENT);
 }
 
-void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  TaskFs& fs = Fs(req);
+Replied GetAttr(Reply& r, fuse_ino_t ino, fuse_file_info*) {
   struct stat st;
-  const int error = Attr(fs, ino, &st);
-  if (error != 0) {
-    fuse_reply_err(req, error);
-    return;
-  }
-  fuse_reply_attr(req, &st,
-                  ino <= kHostPageSizeIno ? kCacheSeconds : kTaskAttrSeconds);
+  const int error = Attr(r.fs(), ino, &st);
+  if (error != 0) return r.Err(error);
+  return r.Attr(st, AttrSeconds(ino));
 }
 
-void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
-             fuse_file_info*) {
-  TaskFs& fs = Fs(req);
+Replied SetAttr(Reply& r, fuse_ino_t ino, struct stat* attr, int to_set,
+                fuse_file_info*) {
   const Where w = Decode(ino);
-  const uid_t caller = fuse_req_ctx(req)->uid;
+  const uid_t caller = r.ctx()->uid;
   const int kTimes = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
                      FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
                      FUSE_SET_ATTR_CTIME;
-  TaskFs::TaskNode node;
+  TaskNode node;
   if (w.root || w.host_page_size) {
     // Only the times may be "set", and they stay as they are.
-    if ((to_set & ~kTimes) != 0) {
-      fuse_reply_err(req, EPERM);
-      return;
-    }
-  } else if (!ValidTaskPath(w) || !fs.FindNode(w.id, &node)) {
-    fuse_reply_err(req, ENOENT);
-    return;
+    if ((to_set & ~kTimes) != 0) return r.Err(EPERM);
+  } else if (!ValidTaskPath(w) || !Nodes(r.fs()).Find(w.id, &node)) {
+    return r.Err(ENOENT);
   } else {
     const bool is_owner = caller == 0 || caller == node.uid;
     int error = 0;
@@ -370,28 +275,22 @@ void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                w.kind != NodeKind::kCtl) {
       error = w.kind == NodeKind::kDir ? EISDIR : EPERM;
     }
-    if (error != 0) {
-      fuse_reply_err(req, error);
-      return;
-    }
+    if (error != 0) return r.Err(error);
     // truncate and O_TRUNC change nothing: mem's size is the address space.
     const unsigned k = static_cast<unsigned>(w.kind);
-    const bool alive = fs.UpdateNode(w.id, [&](TaskFs::TaskNode& n) {
+    const bool alive = Nodes(r.fs()).Update(w.id, [&](TaskNode& n) {
       if (to_set & FUSE_SET_ATTR_MODE) n.modes[k] = attr->st_mode & 07777;
       if (to_set & FUSE_SET_ATTR_UID) n.uid = attr->st_uid;
       if (to_set & FUSE_SET_ATTR_GID) n.gid = attr->st_gid;
     });
-    if (!alive) {
-      fuse_reply_err(req, ENOENT);
-      return;
-    }
+    if (!alive) return r.Err(ENOENT);
   }
-  GetAttr(req, ino, nullptr);
+  return GetAttr(r, ino, nullptr);
 }
 
-void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-             fuse_file_info*) {
-  TaskFs& fs = Fs(req);
+Replied ReadDir(Reply& r, fuse_ino_t ino, size_t size, off_t off,
+                fuse_file_info*) {
+  TaskFs& fs = r.fs();
   const Where w = Decode(ino);
   std::vector<char> buf(size);
   std::size_t used = 0;
@@ -402,8 +301,8 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     std::memset(&st, 0, sizeof st);
     st.st_ino = entry_ino;
     st.st_mode = type;
-    const std::size_t need =
-        fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+    const std::size_t need = fuse_add_direntry(r.req(), buf.data() + used,
+                                               size - used, name, &st, next);
     if (need > size - used) return false;
     used += need;
     return true;
@@ -420,10 +319,10 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
             ? 0
             : static_cast<std::uint64_t>(off - kRootFixedEntries);
     // A directory entry takes at least 24 bytes: no more nodes can fit.
-    const std::vector<TaskFs::TaskNode> nodes =
-        room ? fs.NodesAfter(after, size / 24 + 1)
-             : std::vector<TaskFs::TaskNode>();
-    for (const TaskFs::TaskNode& n : nodes) {
+    const std::vector<TaskNode> nodes =
+        room ? Nodes(fs).NodesAfter(after, size / 24 + 1)
+             : std::vector<TaskNode>();
+    for (const TaskNode& n : nodes) {
       const std::uint64_t id = n.task->id();
       if (!add(n.task->name().c_str(), TaskIno(id, NodeKind::kDir), S_IFDIR,
                static_cast<off_t>(id) + kRootFixedEntries)) {
@@ -431,180 +330,138 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
       }
     }
   } else if (ValidTaskPath(w) && w.kind == NodeKind::kDir) {
-    TaskFs::TaskNode node;
-    if (!fs.FindNode(w.id, &node)) {
-      fuse_reply_err(req, ENOENT);
-      return;
-    }
+    TaskNode node;
+    if (!Nodes(fs).Find(w.id, &node)) return r.Err(ENOENT);
     bool room = true;
     if (off < 1) room = add(".", ino, S_IFDIR, 1);
     if (room && off < 2) room = add("..", kRootIno, S_IFDIR, 2);
     for (unsigned k = 1; room && k < kNodeKinds; ++k) {
       if (off < static_cast<off_t>(k + 2)) {
-        room = add(kFileNames[k], TaskIno(w.id, static_cast<NodeKind>(k)),
-                   S_IFREG, static_cast<off_t>(k + 2));
+        const NodeKind kind = static_cast<NodeKind>(k);
+        room = add(FileName(kind).data(), TaskIno(w.id, kind), S_IFREG,
+                   static_cast<off_t>(k + 2));
       }
     }
   } else {
-    fuse_reply_err(req, ENOTDIR);
-    return;
+    return r.Err(ENOTDIR);
   }
-  fuse_reply_buf(req, buf.data(), used);
+  return r.Buf(buf.data(), used);
 }
 
-void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
-  TaskFs& fs = Fs(req);
-  if (parent != kRootIno) {
-    fuse_reply_err(req, EPERM);
-    return;
-  }
-  if (!vm::VmSystem::ValidTaskName(name)) {
-    fuse_reply_err(req, EINVAL);
-    return;
-  }
+Replied MkDir(Reply& r, fuse_ino_t parent, const char* name, mode_t) {
+  TaskFs& fs = r.fs();
+  if (parent != kRootIno) return r.Err(EPERM);
+  if (!vm::VmSystem::ValidTaskName(name)) return r.Err(EINVAL);
   std::shared_ptr<vm::Task> task;
   const KernReturn kr = vm::task_create(fs.system(), name, &task);
   if (kr != vm::KERN_SUCCESS) {
     if (fs.log().should_log(spdlog::level::debug)) {
       fs.log().debug("mkdir {}: {}", name, vm::KernReturnName(kr));
     }
-    fuse_reply_err(req, ErrnoFromKern(kr));
-    return;
+    return r.Err(ErrnoFromKern(kr));
   }
-  const fuse_ctx* ctx = fuse_req_ctx(req);
+  const fuse_ctx* ctx = r.ctx();
   fs.AddTask(task, ctx->uid, ctx->gid);
-  ReplyEntry(req, fs, TaskIno(task->id(), NodeKind::kDir));
+  return ReplyEntry(r, TaskIno(task->id(), NodeKind::kDir));
 }
 
-void RmDir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  TaskFs& fs = Fs(req);
-  TaskFs::TaskNode node;
-  if (parent != kRootIno) {
-    fuse_reply_err(req, EPERM);
-    return;
+Replied RmDir(Reply& r, fuse_ino_t parent, const char* name) {
+  TaskFs& fs = r.fs();
+  TaskNode node;
+  if (parent != kRootIno) return r.Err(EPERM);
+  if (!FindNodeByName(fs, name, &node)) {
+    return r.Err(std::string_view(name) == "host_page_size" ? ENOTDIR : ENOENT);
   }
-  if (!fs.FindNodeByName(name, &node)) {
-    fuse_reply_err(
-        req, std::string_view(name) == "host_page_size" ? ENOTDIR : ENOENT);
-    return;
-  }
-  const uid_t caller = fuse_req_ctx(req)->uid;
-  if (caller != 0 && caller != node.uid) {
-    fuse_reply_err(req, EPERM);
-    return;
-  }
+  const uid_t caller = r.ctx()->uid;
+  if (caller != 0 && caller != node.uid) return r.Err(EPERM);
   const KernReturn kr = vm::task_terminate(fs.system(), *node.task);
-  fs.RemoveNode(node.task->id());
-  if (kr != vm::KERN_SUCCESS) {
-    // Someone else removed it first.
-    fuse_reply_err(req, ENOENT);
-    return;
-  }
-  fuse_reply_err(req, 0);
+  Nodes(fs).Remove(node.task->id());
+  // Failure: someone else removed it first.
+  return r.Err(kr == vm::KERN_SUCCESS ? 0 : ENOENT);
 }
 
-void Refuse(fuse_req_t req) { fuse_reply_err(req, EPERM); }
+Replied Unlink(Reply& r, fuse_ino_t, const char*) { return r.Err(EPERM); }
+Replied MkNod(Reply& r, fuse_ino_t, const char*, mode_t, dev_t) {
+  return r.Err(EPERM);
+}
+Replied SymLink(Reply& r, const char*, fuse_ino_t, const char*) {
+  return r.Err(EPERM);
+}
+Replied Link(Reply& r, fuse_ino_t, fuse_ino_t, const char*) {
+  return r.Err(EPERM);
+}
+Replied Rename(Reply& r, fuse_ino_t, const char*, fuse_ino_t, const char*,
+               unsigned int) {
+  return r.Err(EPERM);
+}
+Replied Create(Reply& r, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
+  return r.Err(EPERM);
+}
 
-void Unlink(fuse_req_t req, fuse_ino_t, const char*) { Refuse(req); }
-void MkNod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) {
-  Refuse(req);
-}
-void SymLink(fuse_req_t req, const char*, fuse_ino_t, const char*) {
-  Refuse(req);
-}
-void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { Refuse(req); }
-void Rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*,
-            unsigned int) {
-  Refuse(req);
-}
-void Create(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
-  Refuse(req);
-}
-
-void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  TaskFs& fs = Fs(req);
+Replied Open(Reply& r, fuse_ino_t ino, fuse_file_info* fi) {
+  TaskFs& fs = r.fs();
   const Where w = Decode(ino);
   if (w.host_page_size) {
     fi->fh = 0;
     fi->keep_cache = 1;
-    fuse_reply_open(req, fi);
-    return;
+    return r.Open(*fi);
   }
-  TaskFs::TaskNode node;
-  if (w.root || !ValidTaskPath(w) || !fs.FindNode(w.id, &node)) {
-    fuse_reply_err(req, w.root ? EISDIR : ENOENT);
-    return;
+  TaskNode node;
+  if (w.root || !ValidTaskPath(w) || !Nodes(fs).Find(w.id, &node)) {
+    return r.Err(w.root ? EISDIR : ENOENT);
   }
-  if (w.kind == NodeKind::kDir) {
-    fuse_reply_err(req, EISDIR);
-    return;
-  }
-  auto file = std::make_unique<OpenFile>();
-  file->task = node.task;
-  file->kind = w.kind;
-  file->flags = fi->flags;
+  if (w.kind == NodeKind::kDir) return r.Err(EISDIR);
   // No page cache: every read and write is one request to the core, and the
   // generated files are fresh on each read from offset 0.
   fi->direct_io = 1;
   fi->keep_cache = 0;
-  OpenFile* const raw = file.get();
-  fi->fh = reinterpret_cast<std::uint64_t>(raw);
-  fs.AdoptFile(std::move(file));
+  OpenFile* const file =
+      Files(fs).Adopt(std::make_unique<OpenFile>(node.task, w.kind, fi->flags));
+  fi->fh = reinterpret_cast<std::uint64_t>(file);
+  const Replied done = r.Open(*fi);
   // An interrupted open gets no release.
-  if (fuse_reply_open(req, fi) != 0) fs.ForgetFile(raw);
+  if (done.result() != 0) Files(fs).Forget(file);
+  return done;
 }
 
-void Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  if (OpenFile* file = File(fi)) Fs(req).ForgetFile(file);
-  fuse_reply_err(req, 0);
+Replied Release(Reply& r, fuse_ino_t, fuse_file_info* fi) {
+  if (OpenFile* file = File(fi)) Files(r.fs()).Forget(file);
+  return r.Err(0);
 }
 
-void ReadMem(fuse_req_t req, TaskFs& fs, vm::Task& task, size_t size,
-             off_t off) {
+Replied ReadMem(Reply& r, vm::Task& task, size_t size, off_t off) {
+  TaskFs& fs = r.fs();
   const std::uint64_t address = static_cast<std::uint64_t>(off);
   if (size == 0 || address >= fs.system().address_limit()) {
-    fuse_reply_buf(req, nullptr, 0);  // end of file
-    return;
+    return r.Buf(nullptr, 0);  // end of file
   }
   // One per thread, so the hot path allocates nothing once warm.
   thread_local vm::PinnedPages pinned;
   const KernReturn kr = vm::vm_read(task, address, size, &pinned);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "read", task, address, size, kr);
-    fuse_reply_err(req, ErrnoFromKern(kr));
-    return;
+    return r.Err(ErrnoFromKern(kr));
   }
   // The pins keep the snapshot alive until the reply has been written.
   const std::vector<iovec>& iov = pinned.iov();
-  if (iov.size() == 1) {
-    fuse_reply_buf(req, static_cast<const char*>(iov[0].iov_base),
-                   iov[0].iov_len);  // no iovec array to allocate
-  } else {
-    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
-  }
+  const Replied done =
+      iov.size() == 1 ? r.Buf(static_cast<const char*>(iov[0].iov_base),
+                              iov[0].iov_len)  // no iovec array to allocate
+                      : r.Iov(iov.data(), static_cast<int>(iov.size()));
   pinned.Release();
+  return done;
 }
 
-void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-          fuse_file_info* fi) {
-  TaskFs& fs = Fs(req);
+Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
+             fuse_file_info* fi) {
+  TaskFs& fs = r.fs();
   OpenFile* file = File(fi);
-  if (off < 0) {
-    fuse_reply_err(req, EINVAL);
-    return;
-  }
+  if (off < 0) return r.Err(EINVAL);
   if (file == nullptr) {
-    if (ino != kHostPageSizeIno) {
-      fuse_reply_err(req, EBADF);
-      return;
-    }
-    ReplyText(req, HostPageSizeText(fs.system()), off, size);
-    return;
+    if (ino != kHostPageSizeIno) return r.Err(EBADF);
+    return ReplyText(r, RenderHostPageSize(fs.system().page_size()), off, size);
   }
-  if (file->kind == NodeKind::kMem) {
-    ReadMem(req, fs, *file->task, size, off);
-    return;
-  }
+  if (file->kind == NodeKind::kMem) return ReadMem(r, *file->task, size, off);
   std::string text;
   KernReturn kr = vm::KERN_SUCCESS;
   {
@@ -628,30 +485,23 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
       text = file->text;
     }
   }
-  if (kr != vm::KERN_SUCCESS) {
-    fuse_reply_err(req, ErrnoFromKern(kr));
-    return;
-  }
-  ReplyText(req, text, off, size);
+  if (kr != vm::KERN_SUCCESS) return r.Err(ErrnoFromKern(kr));
+  return ReplyText(r, text, off, size);
 }
 
-// Runs the ctl commands of text, one per line, in order until one fails.
-// Returns 0 or the errno of the failing command; *result gets the result
-// line of the last command run, *ran whether any ran.
-int RunCtl(fuse_req_t req, TaskFs& fs, OpenFile& file, std::string_view text,
+// Runs the ctl commands of lines in order until one fails. Returns 0 or the
+// errno of the failing command; *result gets the result line of the last
+// command run, *ran whether any ran.
+int RunCtl(fuse_req_t req, TaskFs& fs, OpenFile& file, Lines lines,
            std::string* result, bool* ran) {
   ExecContext context = MakeContext(fs, req);
-  while (!text.empty()) {
-    const std::size_t end = text.find('\n');
-    const std::string_view line = text.substr(0, end);
-    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+  Line line;
+  while (lines.Next(&line)) {
     ParseResult parsed;
-    if (line.size() > kMaxCtlLine) {
-      parsed.error = "line too long";
-    } else if (line.find('\0') != std::string_view::npos) {
-      parsed.error = "unexpected byte 0x00 in command";
+    if (line.status != Line::Status::kOk) {
+      parsed.error = std::string(line.error());
     } else {
-      parsed = ParseCommand(line, Grammar::kCtl);
+      parsed = ParseCommand(line.text, Grammar::kCtl);
     }
     if (!parsed.ok) {
       if (fs.log().should_log(spdlog::level::debug)) {
@@ -681,168 +531,121 @@ void StoreCtlResult(OpenFile& file, const std::string& result) {
   file.ctl_cursor = 0;
 }
 
-// A ctl write. Its complete lines run at once. A write that holds a newline
-// but ends inside a line keeps that cut line, and the next write on the same
-// open file continues it: tools that write a script in fixed-size chunks
-// (cat, dd, stdio), and the kernel, which splits a write(2) larger than one
-// request, cut lines anywhere, and no command may run cut in two. A write
-// without any newline (`printf 'allocate 0 4K'`) is a whole command and runs
-// at once, after a kept piece if there is one.
-void WriteCtl(fuse_req_t req, TaskFs& fs, OpenFile& file,
-              std::string_view buf) {
-  std::string joined;
+// A ctl write: the lines it completes run now (fs/line_assembler.h). The
+// assembler is taken out of the file while they run, and goes back only if
+// they all succeed: a failing write drops the cut line it kept.
+Replied WriteCtl(Reply& r, OpenFile& file, std::string_view buf) {
+  LineAssembler lines(kMaxCtlLine);
   {
     std::lock_guard lock(file.mu);
-    if (!file.ctl_pending.empty()) {
-      joined = std::move(file.ctl_pending);
-      file.ctl_pending.clear();
-      joined.append(buf);
-    }
-  }
-  std::string_view text = joined.empty() ? buf : std::string_view(joined);
-  std::string pending;
-  if (buf.find('\n') != std::string_view::npos && text.back() != '\n') {
-    const std::size_t keep = text.rfind('\n') + 1;
-    // A cut line already too long to be a command runs now, and fails.
-    if (text.size() - keep <= kMaxCtlLine) {
-      pending = std::string(text.substr(keep));
-      text = text.substr(0, keep);
-    }
+    std::swap(lines, file.ctl_lines);
   }
   std::string result;
   bool ran = false;
-  const int error = RunCtl(req, fs, file, text, &result, &ran);
+  const int error =
+      RunCtl(r.req(), r.fs(), file, lines.Feed(buf), &result, &ran);
   if (ran) StoreCtlResult(file, result);
-  if (error != 0) {
-    fuse_reply_err(req, error);
-    return;
-  }
-  if (!pending.empty()) {
+  if (error != 0) return r.Err(error);
+  if (!lines.pending().empty()) {
     std::lock_guard lock(file.mu);
-    file.ctl_pending = std::move(pending);
+    file.ctl_lines = std::move(lines);
   }
-  fuse_reply_write(req, buf.size());
+  return r.Write(buf.size());
 }
 
 // close(2) of a ctl file runs a cut line the last write kept, and reports
 // its error.
-void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+Replied Flush(Reply& r, fuse_ino_t, fuse_file_info* fi) {
   OpenFile* file = File(fi);
-  std::string pending;
+  LineAssembler lines(kMaxCtlLine);
   if (file != nullptr && file->kind == NodeKind::kCtl) {
     std::lock_guard lock(file->mu);
-    pending.swap(file->ctl_pending);
+    std::swap(lines, file->ctl_lines);
   }
   int error = 0;
-  if (!pending.empty()) {
+  if (!lines.pending().empty()) {
     std::string result;
     bool ran = false;
-    error = RunCtl(req, Fs(req), *file, pending, &result, &ran);
+    error = RunCtl(r.req(), r.fs(), *file, lines.Finish(), &result, &ran);
     if (ran) StoreCtlResult(*file, result);
   }
-  fuse_reply_err(req, error);
+  return r.Err(error);
 }
 
-void Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
-           fuse_file_info* fi) {
-  TaskFs& fs = Fs(req);
+Replied Write(Reply& r, fuse_ino_t, const char* buf, size_t size, off_t off,
+              fuse_file_info* fi) {
+  TaskFs& fs = r.fs();
   OpenFile* file = File(fi);
   if (file == nullptr || off < 0) {
-    fuse_reply_err(req, file == nullptr ? EBADF : EINVAL);
-    return;
+    return r.Err(file == nullptr ? EBADF : EINVAL);
   }
   if (file->kind == NodeKind::kCtl) {
-    WriteCtl(req, fs, *file, std::string_view(buf, size));
-    return;
+    return WriteCtl(r, *file, std::string_view(buf, size));
   }
-  if (file->kind != NodeKind::kMem) {
-    fuse_reply_err(req, EBADF);
-    return;
-  }
+  if (file->kind != NodeKind::kMem) return r.Err(EBADF);
   const std::uint64_t address = static_cast<std::uint64_t>(off);
   const KernReturn kr = vm::vm_write(*file->task, address, buf, size);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "write", *file->task, address, size, kr);
-    fuse_reply_err(req, ErrnoFromKern(kr));
-    return;
+    return r.Err(ErrnoFromKern(kr));
   }
-  fuse_reply_write(req, size);
+  return r.Write(size);
 }
 
-void Fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
-  fuse_reply_err(req, 0);
-}
+Replied Fsync(Reply& r, fuse_ino_t, int, fuse_file_info*) { return r.Err(0); }
 
-void Ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*,
-           fuse_file_info* fi, unsigned flags, const void* in_buf,
-           size_t in_bufsz, size_t out_bufsz) {
-  TaskFs& fs = Fs(req);
+Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
+              unsigned flags, const void* in_buf, size_t in_bufsz,
+              size_t out_bufsz) {
+  TaskFs& fs = r.fs();
   OpenFile* file = File(fi);
   if ((flags & FUSE_IOCTL_DIR) || file == nullptr ||
       file->kind != NodeKind::kMem) {
-    fuse_reply_err(req, ENOTTY);
-    return;
+    return r.Err(ENOTTY);
   }
   if (IoctlChangesMemory(cmd) && (file->flags & O_ACCMODE) == O_RDONLY) {
-    fuse_reply_err(req, EBADF);
-    return;
+    return r.Err(EBADF);
   }
   // Only VM_MAP_COPY reaches another task and needs the caller's identity.
   ExecContext context =
-      cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, req) : ExecContext{};
+      cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, r.req()) : ExecContext{};
   context.system = &fs.system();
   alignas(8) unsigned char out[64];
-  const IoctlResult r =
+  const IoctlResult result =
       HandleIoctl(cmd, in_buf, in_bufsz, out, std::min(out_bufsz, sizeof out),
                   *file->task, context);
-  if (r.error != 0) {
-    if (r.error != ENOTTY) {
+  if (result.error != 0) {
+    if (result.error != ENOTTY) {
       LogFailure(fs, "ioctl", *file->task, cmd, in_bufsz,
-                 KernFromErrno(r.error));
+                 KernFromErrno(result.error));
     }
-    fuse_reply_err(req, r.error);
-    return;
+    return r.Err(result.error);
   }
-  fuse_reply_ioctl(req, 0, r.out_size != 0 ? out : nullptr, r.out_size);
+  return r.Ioctl(0, result.out_size != 0 ? out : nullptr, result.out_size);
 }
 
-void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence,
-           fuse_file_info* fi) {
-  TaskFs& fs = Fs(req);
+Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
+  TaskFs& fs = r.fs();
   OpenFile* file = File(fi);
-  if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-    fuse_reply_err(req, EINVAL);
-    return;
-  }
-  if (off < 0) {
-    fuse_reply_err(req, ENXIO);
-    return;
-  }
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return r.Err(EINVAL);
+  if (off < 0) return r.Err(ENXIO);
   if (file == nullptr || file->kind != NodeKind::kMem) {
     // The generated files have no holes and report size 0.
-    fuse_reply_err(req, ENXIO);
-    return;
+    return r.Err(ENXIO);
   }
   const std::uint64_t from = static_cast<std::uint64_t>(off);
-  if (from >= fs.system().address_limit()) {
-    fuse_reply_err(req, ENXIO);
-    return;
-  }
+  if (from >= fs.system().address_limit()) return r.Err(ENXIO);
   vm::vm_address_t found = 0;
   const KernReturn kr = whence == SEEK_DATA
                             ? vm::vm_find_data(*file->task, from, &found)
                             : vm::vm_find_hole(*file->task, from, &found);
-  if (kr == vm::KERN_NO_SPACE) {
-    fuse_reply_err(req, ENXIO);
-  } else if (kr != vm::KERN_SUCCESS) {
-    fuse_reply_err(req, ErrnoFromKern(kr));
-  } else {
-    fuse_reply_lseek(req, static_cast<off_t>(found));
-  }
+  if (kr == vm::KERN_NO_SPACE) return r.Err(ENXIO);
+  if (kr != vm::KERN_SUCCESS) return r.Err(ErrnoFromKern(kr));
+  return r.Lseek(static_cast<off_t>(found));
 }
 
-void StatFs(fuse_req_t req, fuse_ino_t) {
-  TaskFs& fs = Fs(req);
+Replied StatFs(Reply& r, fuse_ino_t) {
+  TaskFs& fs = r.fs();
   vm::VmSystem& system = fs.system();
   const std::uint64_t limit = system.pages().limit_pages();
   const std::uint64_t live = system.pages().live_pages();
@@ -858,34 +661,36 @@ void StatFs(fuse_req_t req, fuse_ino_t) {
   st.f_ffree = st.f_files > tasks ? st.f_files - tasks : 0;
   st.f_favail = st.f_ffree;
   st.f_namemax = 64;
-  fuse_reply_statfs(req, &st);
+  return r.Statfs(st);
 }
 
 fuse_lowlevel_ops MakeOperations() {
   fuse_lowlevel_ops ops;
   std::memset(&ops, 0, sizeof ops);
   ops.init = Init;
-  ops.lookup = Lookup;
-  ops.getattr = GetAttr;
-  ops.setattr = SetAttr;
-  ops.readdir = ReadDir;
-  ops.mkdir = MkDir;
-  ops.rmdir = RmDir;
-  ops.unlink = Unlink;
-  ops.mknod = MkNod;
-  ops.symlink = SymLink;
-  ops.link = Link;
-  ops.rename = Rename;
-  ops.create = Create;
-  ops.open = Open;
-  ops.release = Release;
-  ops.read = Read;
-  ops.write = Write;
-  ops.fsync = Fsync;
-  ops.flush = Flush;
-  ops.ioctl = Ioctl;
-  ops.lseek = Lseek;
-  ops.statfs = StatFs;
+  ops.forget = Dispatch<"forget", Forget>::Call;
+  ops.forget_multi = Dispatch<"forget_multi", ForgetMulti>::Call;
+  ops.lookup = Dispatch<"lookup", Lookup>::Call;
+  ops.getattr = Dispatch<"getattr", GetAttr>::Call;
+  ops.setattr = Dispatch<"setattr", SetAttr>::Call;
+  ops.readdir = Dispatch<"readdir", ReadDir>::Call;
+  ops.mkdir = Dispatch<"mkdir", MkDir>::Call;
+  ops.rmdir = Dispatch<"rmdir", RmDir>::Call;
+  ops.unlink = Dispatch<"unlink", Unlink>::Call;
+  ops.mknod = Dispatch<"mknod", MkNod>::Call;
+  ops.symlink = Dispatch<"symlink", SymLink>::Call;
+  ops.link = Dispatch<"link", Link>::Call;
+  ops.rename = Dispatch<"rename", Rename>::Call;
+  ops.create = Dispatch<"create", Create>::Call;
+  ops.open = Dispatch<"open", Open>::Call;
+  ops.release = Dispatch<"release", Release>::Call;
+  ops.read = Dispatch<"read", Read>::Call;
+  ops.write = Dispatch<"write", Write>::Call;
+  ops.fsync = Dispatch<"fsync", Fsync>::Call;
+  ops.flush = Dispatch<"flush", Flush>::Call;
+  ops.ioctl = Dispatch<"ioctl", Ioctl>::Call;
+  ops.lseek = Dispatch<"lseek", Lseek>::Call;
+  ops.statfs = Dispatch<"statfs", StatFs>::Call;
   return ops;
 }
 
@@ -903,21 +708,6 @@ TaskFs::TaskFs(vm::VmSystem& system, std::shared_ptr<spdlog::logger> log,
 
 TaskFs::~TaskFs() = default;
 
-void TaskFs::AdoptFile(std::unique_ptr<OpenFile> file) {
-  std::lock_guard lock(files_mu_);
-  const OpenFile* key = file.get();
-  files_.emplace(key, std::move(file));
-}
-
-void TaskFs::ForgetFile(OpenFile* file) {
-  std::unique_ptr<OpenFile> gone;  // freed after the lock is let go
-  std::lock_guard lock(files_mu_);
-  if (auto it = files_.find(file); it != files_.end()) {
-    gone = std::move(it->second);
-    files_.erase(it);
-  }
-}
-
 const fuse_lowlevel_ops& TaskFs::Operations() {
   static const fuse_lowlevel_ops ops = MakeOperations();
   return ops;
@@ -925,49 +715,7 @@ const fuse_lowlevel_ops& TaskFs::Operations() {
 
 void TaskFs::AddTask(const std::shared_ptr<vm::Task>& task, uid_t uid,
                      gid_t gid) {
-  TaskNode node;
-  node.task = task;
-  node.uid = uid;
-  node.gid = gid;
-  std::copy(std::begin(kDefaultModes), std::end(kDefaultModes),
-            node.modes.begin());
-  clock_gettime(CLOCK_REALTIME, &node.created);
-  std::lock_guard lock(nodes_mu_);
-  nodes_[task->id()] = std::move(node);
-}
-
-bool TaskFs::FindNode(std::uint64_t id, TaskNode* out) const {
-  std::lock_guard lock(nodes_mu_);
-  auto it = nodes_.find(id);
-  if (it == nodes_.end()) return false;
-  *out = it->second;
-  return true;
-}
-
-bool TaskFs::FindNodeByName(const std::string& name, TaskNode* out) const {
-  std::shared_ptr<vm::Task> task = system_.FindTask(name);
-  return task != nullptr && FindNode(task->id(), out);
-}
-
-std::vector<TaskFs::TaskNode> TaskFs::NodesAfter(std::uint64_t after_id,
-                                                 std::size_t max) const {
-  std::vector<TaskNode> out;
-  std::lock_guard lock(nodes_mu_);
-  for (auto it = nodes_.upper_bound(after_id);
-       it != nodes_.end() && out.size() < max; ++it) {
-    out.push_back(it->second);
-  }
-  return out;
-}
-
-std::size_t TaskFs::TaskCount() const {
-  std::lock_guard lock(nodes_mu_);
-  return nodes_.size();
-}
-
-void TaskFs::RemoveNode(std::uint64_t id) {
-  std::lock_guard lock(nodes_mu_);
-  nodes_.erase(id);
+  nodes_.Add(task, uid, gid);
 }
 
 }  // namespace taskfs::fs

@@ -1,6 +1,6 @@
 // The FUSE adapter: turns low-level FUSE requests on the layout of SPEC §4
-// into calls on the VM core. Each handler decodes the request, makes one
-// core call and sends exactly one reply.
+// into calls on the VM core. Each handler runs in fs/dispatch.h's wrapper:
+// it decodes the request, makes one core call and sends exactly one reply.
 #ifndef TASKFS_FS_TASKFS_FS_H_
 #define TASKFS_FS_TASKFS_FS_H_
 
@@ -8,31 +8,27 @@
 #include <spdlog/spdlog.h>
 #include <sys/types.h>
 
-#include <array>
-#include <cstdint>
+#include <cstddef>
 #include <ctime>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <string>
-#include <unordered_map>
 
+#include "fs/node_table.h"
+#include "fs/open_file.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
 
 namespace taskfs::fs {
 
-// The files of a task directory; a task's inode numbers are id * 8 + kind.
-enum class NodeKind : unsigned { kDir = 0, kMem, kCtl, kMaps, kStatus };
-inline constexpr unsigned kNodeKinds = 5;
-
-// Thread-safety: the FUSE handlers run on any number of session threads.
-// nodes_mu_ guards the task table (owners, modes); it is never held across
-// a core call that takes task locks for long, nor across a reply. See
-// vmcore/lock_order.h for the core's own order; nodes_mu_ is taken before
-// no core lock and after none (it is released before calling the core).
-struct OpenFile;  // taskfs_fs.cc
-
+// Thread-safety: the FUSE handlers run on any number of session threads;
+// every public method may be called from any thread.
+//
+// Lock order of fs/ (each header says what its lock guards): OpenFile::mu
+// comes before the core's locks (vmcore/lock_order.h) and before
+// NodeTable::mu_; no core lock is held when an fs lock is taken.
+// NodeTable::mu_ and OpenFileTable::mu_ are leaves: nothing is called while
+// they are held. OpenFile::mu is held across a core call only to take a
+// maps/status snapshot. No fs lock is held across a reply (fs/dispatch.h)
+// or a ctl command.
 class TaskFs {
  public:
   // max_request: the largest mem read or write request the kernel may send
@@ -50,46 +46,17 @@ class TaskFs {
 
   // Makes task visible with owner uid:gid and the default modes.
   void AddTask(const std::shared_ptr<vm::Task>& task, uid_t uid, gid_t gid);
+  std::size_t TaskCount() const { return nodes_.Count(); }
 
   vm::VmSystem& system() { return system_; }
   spdlog::logger& log() { return *log_; }
-
-  // Internal to the handlers (taskfs_fs.cc), public for them.
-  struct TaskNode {
-    std::shared_ptr<vm::Task> task;
-    uid_t uid = 0;
-    gid_t gid = 0;
-    std::array<mode_t, kNodeKinds> modes{};  // permission bits per file
-    timespec created{};
-  };
-  // A copy of the node of task id; false if the task is gone.
-  bool FindNode(std::uint64_t id, TaskNode* out) const;
-  bool FindNodeByName(const std::string& name, TaskNode* out) const;
-  // Task nodes with id > after_id, ascending, at most max of them.
-  std::vector<TaskNode> NodesAfter(std::uint64_t after_id,
-                                   std::size_t max) const;
-  std::size_t TaskCount() const;
-  // Applies f to the node of id under nodes_mu_; false if it is gone.
-  template <typename F>
-  bool UpdateNode(std::uint64_t id, F&& f) {
-    std::lock_guard lock(nodes_mu_);
-    auto it = nodes_.find(id);
-    if (it == nodes_.end()) return false;
-    f(it->second);
-    return true;
-  }
-  void RemoveNode(std::uint64_t id);
-  // Takes ownership of an open file until ForgetFile or destruction.
-  void AdoptFile(std::unique_ptr<OpenFile> file);
-  // Frees an adopted file (release).
-  void ForgetFile(OpenFile* file);
-
   uid_t daemon_uid() const { return daemon_uid_; }
   gid_t daemon_gid() const { return daemon_gid_; }
-  const timespec& mounted_at() const { return mounted_at_; }
   std::uint32_t max_request() const { return max_request_; }
 
  private:
+  friend struct Handlers;  // taskfs_fs.cc
+
   // Constant after construction.
   vm::VmSystem& system_;
   const std::shared_ptr<spdlog::logger> log_;
@@ -98,13 +65,8 @@ class TaskFs {
   const std::uint32_t max_request_;
   timespec mounted_at_{};
 
-  mutable std::mutex nodes_mu_;
-  std::map<std::uint64_t, TaskNode> nodes_;  // by task id; guarded
-
-  std::mutex files_mu_;
-  // Every open file, by its address (the fh of its requests).
-  std::unordered_map<const OpenFile*, std::unique_ptr<OpenFile>>
-      files_;  // guarded by files_mu_
+  NodeTable nodes_;
+  OpenFileTable files_;  // destroyed first: its files hold tasks
 };
 
 }  // namespace taskfs::fs

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the binary seed inputs of the vm_ops and ioctl fuzz targets.
+"""Writes the binary seed inputs of the vm_ops, ioctl and line_assembler
+fuzz targets.
 
-The encodings are described at the top of fuzz_vm_ops.cc and fuzz_ioctl.cc;
-this script spells a few sequences in them, one file per seed, into
-corpus/vm_ops/ and corpus/ioctl/ next to it. Run it again after changing an
+The encodings are described at the top of fuzz_vm_ops.cc, fuzz_ioctl.cc and
+fuzz_line_assembler.cc; this script spells a few inputs in them, one file
+per seed, into corpus/vm_ops/, corpus/ioctl/ and corpus/line_assembler/
+next to it. Run it again after changing an
 encoding. (The ctl_parser seeds are plain text, written by hand.)
 """
 import os
@@ -284,6 +286,33 @@ IOCTL = {
 }
 
 
+# --- line_assembler -----------------------------------------------------------
+
+CTL_LIMIT = 0x80  # kMaxCtlLine
+
+
+def stream(limit, gaps, text):
+    return bytes([limit, len(gaps)] + list(gaps)) + text
+
+
+LINE_ASSEMBLER = {
+    'uncut': stream(CTL_LIMIT, [], b'allocate 0x10000 4K\nprotect 0x10000 4K r--\n'),
+    'cut_in_lines': stream(
+        CTL_LIMIT, [5, 17, 9, 30],
+        b'allocate 0x10000 4K\nprotect 0x10000 4K r--\n'
+        b'inherit 0x10000 4K share\n'),
+    'no_final_newline': stream(CTL_LIMIT, [3, 4], b'fork a\nfork b\nfork c'),
+    'blank_lines': stream(16, [1, 1, 1, 1, 1], b'\n\nx\n\n# note\ny'),
+    'too_long': stream(8, [3, 3, 3, 3, 3, 3],
+                       b'short\nthis line is long\nok\n'),
+    'too_long_when_joined': stream(8, [9, 4], b'1\n1234567\n89\nz\n'),
+    'nul_bytes': stream(CTL_LIMIT, [4, 4], b'a\x00b\nc\nd\x00'),
+    'limit_zero': stream(0, [1, 2], b'a\n\nb\n'),
+    'pieces_without_newline': stream(CTL_LIMIT, [2, 2, 2, 2, 20],
+                                     b'allocate anywhere 8K\nfork child\n'),
+}
+
+
 def write(target, seeds):
     directory = os.path.join(HERE, 'corpus', target)
     os.makedirs(directory, exist_ok=True)
@@ -295,3 +324,4 @@ def write(target, seeds):
 if __name__ == '__main__':
     write('vm_ops', VM_OPS)
     write('ioctl', IOCTL)
+    write('line_assembler', LINE_ASSEMBLER)

@@ -23,7 +23,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${TASKFS_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${TASKFS_FUZZ_JOBS:-2}
-read -r -a targets <<< "${TASKFS_FUZZ_TARGETS:-ctl_parser vm_ops ioctl}"
+read -r -a targets <<< "${TASKFS_FUZZ_TARGETS:-ctl_parser vm_ops ioctl line_assembler}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

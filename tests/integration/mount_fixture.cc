@@ -77,6 +77,8 @@ int WriteFile(const std::string& path, const std::string& text) {
   const ssize_t n = ::write(fd, text.data(), text.size());
   const int error = n < 0 ? errno : 0;
   ::close(fd);
+  // A short write left part of the text unwritten: a failure too.
+  if (error == 0 && static_cast<std::size_t>(n) != text.size()) return EIO;
   return error;
 }
 

@@ -110,7 +110,8 @@ bool IsMountpoint(const std::string& path);
 
 // Reads a whole (small) file; "" on error.
 std::string ReadFile(const std::string& path);
-// Writes text to path with one write(2); 0 or errno.
+// Writes text to path with one write(2); 0 or errno, EIO if the write was
+// short.
 int WriteFile(const std::string& path, const std::string& text);
 
 }  // namespace taskfs::testing
