@@ -3,8 +3,8 @@
 namespace taskfs::fs {
 namespace {
 
-constexpr std::string_view kFileNames[kNodeKinds] = {"", "mem", "ctl", "maps",
-                                                     "status"};
+constexpr std::string_view kFileNames[kNodeKinds] = {
+    "", "mem", "ctl", "maps", "status", "errors"};
 
 }  // namespace
 

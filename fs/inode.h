@@ -11,8 +11,8 @@
 namespace taskfs::fs {
 
 // The files of a task directory.
-enum class NodeKind : unsigned { kDir = 0, kMem, kCtl, kMaps, kStatus };
-inline constexpr unsigned kNodeKinds = 5;
+enum class NodeKind : unsigned { kDir = 0, kMem, kCtl, kMaps, kStatus, kErrors };
+inline constexpr unsigned kNodeKinds = 6;
 
 // fuse_ino_t is a 64-bit number; this header does without libfuse.
 using Ino = std::uint64_t;

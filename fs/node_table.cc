@@ -6,21 +6,38 @@ namespace taskfs::fs {
 
 void NodeTable::Add(const std::shared_ptr<vm::Task>& task, uid_t uid,
                     gid_t gid) {
-  TaskNode node;
-  node.task = task;
-  node.uid = uid;
-  node.gid = gid;
-  node.modes = kDefaultModes;
-  clock_gettime(CLOCK_REALTIME, &node.created);
+  Entry entry;
+  entry.node.task = task;
+  entry.node.errors = std::make_shared<ErrorLog>();
+  entry.node.uid = uid;
+  entry.node.gid = gid;
+  entry.node.modes = kDefaultModes;
+  clock_gettime(CLOCK_REALTIME, &entry.node.created);
   std::lock_guard lock(mu_);
-  nodes_[task->id()] = std::move(node);
+  auto [it, added] = nodes_.try_emplace(task->id());
+  if (added || it->second.removed) ++visible_;
+  entry.open_files = it->second.open_files;
+  it->second = std::move(entry);
+}
+
+const NodeTable::Entry* NodeTable::Visible(std::uint64_t id) const {
+  auto it = nodes_.find(id);
+  return it == nodes_.end() || it->second.removed ? nullptr : &it->second;
 }
 
 bool NodeTable::Find(std::uint64_t id, TaskNode* out) const {
   std::lock_guard lock(mu_);
+  const Entry* entry = Visible(id);
+  if (entry == nullptr) return false;
+  *out = entry->node;
+  return true;
+}
+
+bool NodeTable::FindLast(std::uint64_t id, TaskNode* out) const {
+  std::lock_guard lock(mu_);
   auto it = nodes_.find(id);
   if (it == nodes_.end()) return false;
-  *out = it->second;
+  *out = it->second.node;
   return true;
 }
 
@@ -30,19 +47,42 @@ std::vector<TaskNode> NodeTable::NodesAfter(std::uint64_t after_id,
   std::lock_guard lock(mu_);
   for (auto it = nodes_.upper_bound(after_id);
        it != nodes_.end() && out.size() < max; ++it) {
-    out.push_back(it->second);
+    if (!it->second.removed) out.push_back(it->second.node);
   }
   return out;
 }
 
 std::size_t NodeTable::Count() const {
   std::lock_guard lock(mu_);
-  return nodes_.size();
+  return visible_;
 }
 
 void NodeTable::Remove(std::uint64_t id) {
   std::lock_guard lock(mu_);
-  nodes_.erase(id);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.removed) return;
+  --visible_;
+  if (it->second.open_files == 0) {
+    nodes_.erase(it);
+  } else {
+    it->second.removed = true;
+  }
+}
+
+bool NodeTable::Pin(std::uint64_t id, TaskNode* out) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.removed) return false;
+  ++it->second.open_files;
+  *out = it->second.node;
+  return true;
+}
+
+void NodeTable::Unpin(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end() || it->second.open_files == 0) return;
+  if (--it->second.open_files == 0 && it->second.removed) nodes_.erase(it);
 }
 
 }  // namespace taskfs::fs

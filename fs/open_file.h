@@ -9,8 +9,10 @@
 #include <string>
 #include <unordered_map>
 
+#include "fs/error_log.h"
 #include "fs/inode.h"
 #include "fs/line_assembler.h"
+#include "fs/node_table.h"
 #include "vmcore/task.h"
 
 namespace taskfs::fs {
@@ -28,13 +30,22 @@ inline constexpr std::size_t kMaxCtlLine = 4096;
 // one open file's readers see one text; never across a ctl command or a
 // reply. Order: mu, then the core's locks or NodeTable's.
 struct OpenFile {
-  OpenFile(std::shared_ptr<vm::Task> t, NodeKind k, int f)
-      : task(std::move(t)), kind(k), flags(f) {}
+  // pin keeps the task's node (its attributes) for fstat until the file
+  // is freed, even after rmdir.
+  OpenFile(std::shared_ptr<vm::Task> t, std::shared_ptr<ErrorLog> e, NodeKind k,
+           int f, NodePin p = {})
+      : task(std::move(t)),
+        errors(std::move(e)),
+        kind(k),
+        flags(f),
+        pin(std::move(p)) {}
 
   // Constant after construction.
   const std::shared_ptr<vm::Task> task;
+  const std::shared_ptr<ErrorLog> errors;  // the task's (never null)
   const NodeKind kind;
   const int flags;  // open(2) flags
+  const NodePin pin;
 
   std::mutex mu;
   std::string text;  // guarded by mu: ctl's result line, maps/status snapshot

@@ -98,8 +98,10 @@ void FillTaskAttr(TaskFs& fs, const TaskNode& node, NodeKind kind,
   st->st_atim = st->st_mtim = st->st_ctim = node.created;
 }
 
-// Attributes of ino: 0, or ENOENT for a task that is gone.
-int Attr(TaskFs& fs, fuse_ino_t ino, struct stat* st) {
+// Attributes of ino: 0, or ENOENT for a task that is gone. With last, a
+// removed task whose files are still open has the attributes it last had
+// (fstat of such a file, SPEC §5); a path walk (lookup) does not find it.
+int Attr(TaskFs& fs, fuse_ino_t ino, struct stat* st, bool last = false) {
   const Where w = Decode(ino);
   if (w.root) {
     FillRootAttr(fs, st);
@@ -110,7 +112,10 @@ int Attr(TaskFs& fs, fuse_ino_t ino, struct stat* st) {
     return 0;
   }
   TaskNode node;
-  if (!ValidTaskPath(w) || !Nodes(fs).Find(w.id, &node)) return ENOENT;
+  if (!ValidTaskPath(w) || !(last ? Nodes(fs).FindLast(w.id, &node)
+                                  : Nodes(fs).Find(w.id, &node))) {
+    return ENOENT;
+  }
   FillTaskAttr(fs, node, w.kind, st);
   return 0;
 }
@@ -206,6 +211,13 @@ KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
   return vm::KERN_SUCCESS;
 }
 
+KernReturn ErrorsText(TaskFs& fs, const OpenFile& file, std::string* out) {
+  TaskNode node;
+  if (!Nodes(fs).Find(file.task->id(), &node)) return vm::KERN_INVALID_TASK;
+  *out = file.errors->Text();
+  return vm::KERN_SUCCESS;
+}
+
 // --- handlers --------------------------------------------------------------
 
 // Not a request: no reply.
@@ -235,7 +247,9 @@ Replied Lookup(Reply& r, fuse_ino_t parent, const char* name) {
     if (!FindNodeByName(r.fs(), std::string(n), &node)) return r.Err(ENOENT);
     return ReplyEntry(r, TaskIno(node.task->id(), NodeKind::kDir));
   }
-  if (ValidTaskPath(p) && p.kind == NodeKind::kDir) {
+  TaskNode node;
+  if (ValidTaskPath(p) && p.kind == NodeKind::kDir &&
+      Nodes(r.fs()).Find(p.id, &node)) {
     for (unsigned k = 1; k < kNodeKinds; ++k) {
       const NodeKind kind = static_cast<NodeKind>(k);
       if (n == FileName(kind)) return ReplyEntry(r, TaskIno(p.id, kind));
@@ -246,7 +260,7 @@ Replied Lookup(Reply& r, fuse_ino_t parent, const char* name) {
 
 Replied GetAttr(Reply& r, fuse_ino_t ino, fuse_file_info*) {
   struct stat st;
-  const int error = Attr(r.fs(), ino, &st);
+  const int error = Attr(r.fs(), ino, &st, /*last=*/true);
   if (error != 0) return r.Err(error);
   return r.Attr(st, AttrSeconds(ino));
 }
@@ -398,25 +412,39 @@ Replied Create(Reply& r, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
   return r.Err(EPERM);
 }
 
+// The generated files and host_page_size are read-only for everyone: an
+// open for writing is refused (SPEC §4), for root too, whom the kernel's
+// default_permissions lets past their modes.
+bool ReadOnlyFile(const Where& w) {
+  return w.host_page_size || w.kind == NodeKind::kMaps ||
+         w.kind == NodeKind::kStatus || w.kind == NodeKind::kErrors;
+}
+
 Replied Open(Reply& r, fuse_ino_t ino, fuse_file_info* fi) {
   TaskFs& fs = r.fs();
   const Where w = Decode(ino);
+  if (w.root || (!w.host_page_size && ValidTaskPath(w) &&
+                 w.kind == NodeKind::kDir)) {
+    return r.Err(EISDIR);
+  }
+  if (!w.host_page_size && !ValidTaskPath(w)) return r.Err(ENOENT);
+  if (ReadOnlyFile(w) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+    return r.Err(EACCES);
+  }
   if (w.host_page_size) {
     fi->fh = 0;
     fi->keep_cache = 1;
     return r.Open(*fi);
   }
   TaskNode node;
-  if (w.root || !ValidTaskPath(w) || !Nodes(fs).Find(w.id, &node)) {
-    return r.Err(w.root ? EISDIR : ENOENT);
-  }
-  if (w.kind == NodeKind::kDir) return r.Err(EISDIR);
+  if (!Nodes(fs).Pin(w.id, &node)) return r.Err(ENOENT);
+  NodePin pin(Nodes(fs), w.id);
   // No page cache: every read and write is one request to the core, and the
   // generated files are fresh on each read from offset 0.
   fi->direct_io = 1;
   fi->keep_cache = 0;
-  OpenFile* const file =
-      Files(fs).Adopt(std::make_unique<OpenFile>(node.task, w.kind, fi->flags));
+  OpenFile* const file = Files(fs).Adopt(std::make_unique<OpenFile>(
+      node.task, node.errors, w.kind, fi->flags, std::move(pin)));
   fi->fh = reinterpret_cast<std::uint64_t>(file);
   const Replied done = r.Open(*fi);
   // An interrupted open gets no release.
@@ -479,7 +507,9 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
         // the same open file continue it, so a reader sees one text.
         kr = file->kind == NodeKind::kMaps
                  ? MapsText(*file->task, &file->text)
-                 : StatusText(fs, *file->task, &file->text);
+             : file->kind == NodeKind::kStatus
+                 ? StatusText(fs, *file->task, &file->text)
+                 : ErrorsText(fs, *file, &file->text);
         if (kr != vm::KERN_SUCCESS) file->text.clear();
       }
       text = file->text;

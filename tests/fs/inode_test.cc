@@ -51,6 +51,7 @@ TEST(InodeTest, FileNames) {
   EXPECT_EQ(FileName(NodeKind::kCtl), "ctl");
   EXPECT_EQ(FileName(NodeKind::kMaps), "maps");
   EXPECT_EQ(FileName(NodeKind::kStatus), "status");
+  EXPECT_EQ(FileName(NodeKind::kErrors), "errors");
   EXPECT_EQ(FileName(static_cast<NodeKind>(6)), "");
   // Readdir passes the name to libfuse as a C string.
   EXPECT_EQ(FileName(NodeKind::kMem).data()[3], '\0');

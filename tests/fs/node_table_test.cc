@@ -48,6 +48,9 @@ TEST_F(NodeTableTest, AddGivesOwnerDefaultModesAndTime) {
   EXPECT_EQ(node.modes, kDefaultModes);
   EXPECT_EQ(node.modes[static_cast<unsigned>(NodeKind::kDir)], 0700u);
   EXPECT_EQ(node.modes[static_cast<unsigned>(NodeKind::kStatus)], 0444u);
+  EXPECT_EQ(node.modes[static_cast<unsigned>(NodeKind::kErrors)], 0400u);
+  ASSERT_NE(node.errors, nullptr);
+  EXPECT_EQ(node.errors->last_seq(), 0u);
   EXPECT_NE(node.created.tv_sec, 0);
   EXPECT_EQ(table_.Count(), 1u);
 }
@@ -139,6 +142,58 @@ TEST_F(NodeTableTest, ConcurrentUpdatesAndReadsAgree) {
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_FALSE(torn);
+}
+
+TEST_F(NodeTableTest, RemovedNodeWithOpenFilesLivesOnInvisibly) {
+  const auto task = NewTask("a");
+  table_.Add(task, 1000, 100);
+  ASSERT_TRUE(table_.Update(task->id(), [](TaskNode& n) { n.uid = 1001; }));
+  TaskNode pinned;
+  ASSERT_TRUE(table_.Pin(task->id(), &pinned));
+  EXPECT_EQ(pinned.uid, 1001u);
+  {
+    NodePin pin(table_, task->id());
+    table_.Remove(task->id());
+    TaskNode node;
+    EXPECT_FALSE(table_.Find(task->id(), &node));
+    EXPECT_EQ(table_.Count(), 0u);
+    EXPECT_TRUE(table_.NodesAfter(0, 10).empty());
+    EXPECT_FALSE(table_.Update(task->id(), [](TaskNode&) {}));
+    EXPECT_FALSE(table_.Pin(task->id(), &node));
+    // fstat's view: the attributes it last had.
+    ASSERT_TRUE(table_.FindLast(task->id(), &node));
+    EXPECT_EQ(node.uid, 1001u);
+    table_.Remove(task->id());  // a second rmdir changes nothing
+    EXPECT_TRUE(table_.FindLast(task->id(), &node));
+  }
+  // The last file closed: the node is gone.
+  TaskNode node;
+  EXPECT_FALSE(table_.FindLast(task->id(), &node));
+}
+
+TEST_F(NodeTableTest, RemoveWithoutOpenFilesForgetsAtOnce) {
+  const auto task = NewTask("a");
+  table_.Add(task, 1000, 100);
+  TaskNode node;
+  ASSERT_TRUE(table_.Pin(task->id(), &node));
+  table_.Unpin(task->id());
+  table_.Remove(task->id());
+  EXPECT_FALSE(table_.FindLast(task->id(), &node));
+  table_.Unpin(task->id());  // an unmatched Unpin is ignored
+  EXPECT_EQ(table_.Count(), 0u);
+}
+
+TEST_F(NodeTableTest, TwoPinsKeepTheNodeUntilBothGo) {
+  const auto task = NewTask("a");
+  table_.Add(task, 1, 1);
+  TaskNode node;
+  ASSERT_TRUE(table_.Pin(task->id(), &node));
+  ASSERT_TRUE(table_.Pin(task->id(), &node));
+  table_.Remove(task->id());
+  table_.Unpin(task->id());
+  EXPECT_TRUE(table_.FindLast(task->id(), &node));
+  table_.Unpin(task->id());
+  EXPECT_FALSE(table_.FindLast(task->id(), &node));
 }
 
 }  // namespace

@@ -318,6 +318,42 @@ TEST_F(MemTest, IoAfterRmdirIsEsrch) {
   EXPECT_NE(::stat((mount_ / "t").c_str(), &st), 0);
 }
 
+TEST_F(MemTest, FstatAfterRmdirGivesTheLastAttributes) {
+  ASSERT_EQ(Ctl("allocate 0x10000 4K\n"), 0);
+  ASSERT_EQ(::chmod((mount_ / "t/mem").c_str(), 0640), 0);
+  const int ctl = ::open((mount_ / "t/ctl").c_str(), O_RDWR);
+  ASSERT_GE(ctl, 0);
+  struct stat before, ctl_before;
+  ASSERT_EQ(::fstat(fd_, &before), 0);
+  ASSERT_EQ(::fstat(ctl, &ctl_before), 0);
+  EXPECT_EQ(before.st_mode, S_IFREG | 0640u);
+  ASSERT_EQ(::rmdir((mount_ / "t").c_str()), 0) << std::strerror(errno);
+  // fstat still works, with what the files were (dd does this first).
+  for (const auto& [fd, expected] : {std::pair{fd_, before},
+                                     std::pair{ctl, ctl_before}}) {
+    struct stat after;
+    ASSERT_EQ(::fstat(fd, &after), 0) << std::strerror(errno);
+    EXPECT_EQ(after.st_ino, expected.st_ino);
+    EXPECT_EQ(after.st_mode, expected.st_mode);
+    EXPECT_EQ(after.st_uid, expected.st_uid);
+    EXPECT_EQ(after.st_size, expected.st_size);
+  }
+  // I/O does not, and no path leads to the task any more.
+  AlignedBuffer b(kPage);
+  EXPECT_EQ(Read(b, 0x10000, kPage), -ESRCH);
+  struct stat st;
+  EXPECT_NE(::stat((mount_ / "t/mem").c_str(), &st), 0);
+  EXPECT_EQ(errno, ENOENT);
+  // dd on the open descriptor: fstat passes, the read is ESRCH.
+  const RunResult dd = RunCommand(
+      {"sh", "-c",
+       "dd of=/dev/null bs=4096 count=1 skip=16 <&" + std::to_string(fd_)});
+  EXPECT_NE(dd.exit_code, 0);
+  EXPECT_EQ(dd.err.find("cannot fstat"), std::string::npos) << dd.err;
+  EXPECT_NE(dd.err.find("No such process"), std::string::npos) << dd.err;
+  ::close(ctl);
+}
+
 TEST_F(MemTest, DdWritesAndReadsWithAndWithoutNotrunc) {
   ASSERT_EQ(Ctl("allocate 0x10000 64K\n"), 0);
   const std::string in = "/tmp/taskfs-dd-in";
