@@ -257,12 +257,12 @@ const char* InheritanceName(vm::vm_inherit_t inheritance) {
 }
 
 KernReturn MapsText(vm::Task& task, std::string* out) {
-  std::vector<vm::RegionInfo> regions;
-  const KernReturn kr = vm::vm_region_list(task, &regions);
-  if (kr != vm::KERN_SUCCESS) return kr;
+  const vm::KernResult<std::vector<vm::RegionInfo>> regions =
+      vm::vm_region_list(task);
+  if (!regions.ok()) return regions.code();
   out->clear();
   char line[96];
-  for (const vm::RegionInfo& r : regions) {
+  for (const vm::RegionInfo& r : regions.value()) {
     std::snprintf(line, sizeof line, "%016llx-%016llx %s/%s %s\n",
                   static_cast<unsigned long long>(r.start),
                   static_cast<unsigned long long>(r.start + r.size),
@@ -275,9 +275,9 @@ KernReturn MapsText(vm::Task& task, std::string* out) {
 }
 
 KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
-  vm::TaskStatistics stats;
-  const KernReturn kr = vm::task_statistics(task, &stats);
-  if (kr != vm::KERN_SUCCESS) return kr;
+  const vm::KernResult<vm::TaskStatistics> result = vm::task_statistics(task);
+  if (!result.ok()) return result.code();
+  const vm::TaskStatistics& stats = result.value();
   TaskFs::TaskNode node;
   if (!fs.FindNode(task.id(), &node)) return vm::KERN_INVALID_TASK;
   const vm::VmSystem& system = fs.system();
@@ -461,8 +461,9 @@ void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
     fuse_reply_err(req, EINVAL);
     return;
   }
-  std::shared_ptr<vm::Task> task;
-  const KernReturn kr = vm::task_create(fs.system(), name, &task);
+  vm::KernResult<std::shared_ptr<vm::Task>> created =
+      vm::task_create(fs.system(), name);
+  const KernReturn kr = created.code();
   if (kr != vm::KERN_SUCCESS) {
     if (fs.log().should_log(spdlog::level::debug)) {
       fs.log().debug("mkdir {}: {}", name, vm::KernReturnName(kr));
@@ -470,6 +471,7 @@ void MkDir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
     fuse_reply_err(req, ErrnoFromKern(kr));
     return;
   }
+  const std::shared_ptr<vm::Task>& task = created.value();
   const fuse_ctx* ctx = fuse_req_ctx(req);
   fs.AddTask(task, ctx->uid, ctx->gid);
   ReplyEntry(req, fs, TaskIno(task->id(), NodeKind::kDir));
@@ -567,7 +569,7 @@ void ReadMem(fuse_req_t req, TaskFs& fs, vm::Task& task, size_t size,
   }
   // One per thread, so the hot path allocates nothing once warm.
   thread_local vm::PinnedPages pinned;
-  const KernReturn kr = vm::vm_read(task, address, size, &pinned);
+  const KernReturn kr = vm::vm_read_pinned(task, address, size, &pinned);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "read", task, address, size, kr);
     fuse_reply_err(req, ErrnoFromKern(kr));
@@ -827,16 +829,16 @@ void Lseek(fuse_req_t req, fuse_ino_t, off_t off, int whence,
     fuse_reply_err(req, ENXIO);
     return;
   }
-  vm::vm_address_t found = 0;
-  const KernReturn kr = whence == SEEK_DATA
-                            ? vm::vm_find_data(*file->task, from, &found)
-                            : vm::vm_find_hole(*file->task, from, &found);
+  const vm::KernResult<vm::vm_address_t> found =
+      whence == SEEK_DATA ? vm::vm_find_data(*file->task, from)
+                          : vm::vm_find_hole(*file->task, from);
+  const KernReturn kr = found.code();
   if (kr == vm::KERN_NO_SPACE) {
     fuse_reply_err(req, ENXIO);
   } else if (kr != vm::KERN_SUCCESS) {
     fuse_reply_err(req, ErrnoFromKern(kr));
   } else {
-    fuse_reply_lseek(req, static_cast<off_t>(found));
+    fuse_reply_lseek(req, static_cast<off_t>(found.value()));
   }
 }
 
