@@ -229,8 +229,11 @@ class DifferentialRun {
     for (std::size_t i = 0; i < kOpKindCount; ++i) {
       std::string line;
       for (const auto& [kr, count] : results_[i]) {
-        line += " " + std::string(KernReturnName(kr)).substr(5) + " " +
-                std::to_string(100 * count / calls_[i]) + "%";
+        line += ' ';
+        line += KernReturnName(kr).substr(5);
+        line += ' ';
+        line += std::to_string(100 * count / calls_[i]);
+        line += '%';
       }
       std::printf("[ differential ]   %-22s %6" PRIu64 "%s\n", kOpKinds[i].name,
                   calls_[i], line.c_str());

@@ -266,7 +266,8 @@ void FillGeneration(Pages* pages, std::uint64_t marker, std::uint64_t gen) {
 std::string DescribeTags(const Pages& pages) {
   std::string text;
   for (std::uint64_t i = 0; i < pages.count(); ++i) {
-    text += (i == 0 ? "[" : " ") + Hex(pages.Tag(i));
+    text += i == 0 ? "[" : " ";
+    text += Hex(pages.Tag(i));
   }
   return text + "]";
 }
@@ -1294,7 +1295,10 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
         }
         Check(failures, cut_found, [&] {
           std::string tags;
-          for (std::uint64_t tag : child.c2) tags += " " + Hex(tag);
+          for (std::uint64_t tag : child.c2) {
+            tags += ' ';
+            tags += Hex(tag);
+          }
           return where("C2 is no single moment of writer 2:") + tags +
                  ", writes in [" + std::to_string(c2_low) + ", " +
                  std::to_string(c2_high) + "]";

@@ -763,7 +763,9 @@ TEST_F(VmUserTest, TaskIdsCountUpAndAreNotReused) {
 TEST_F(VmUserTest, MaxTasksIsResourceShortage) {
   std::shared_ptr<Task> t;
   for (int i = 1; i < 8; ++i) {
-    t = Created(task_create(*system_, "t" + std::to_string(i)));
+    std::string name = "t";
+    name += std::to_string(i);
+    t = Created(task_create(*system_, name));
     ASSERT_NE(t, nullptr);
   }
   EXPECT_EQ(task_create(*system_, "one-too-many").code(),
@@ -930,7 +932,7 @@ TEST_F(VmUserTest, FindDataAndHole) {
   ASSERT_EQ(Alloc(kBase + 2 * kPage, kPage), KERN_SUCCESS);
   ASSERT_EQ(vm_protect(*task_, kBase + 2 * kPage, kPage, false, 0),
             KERN_SUCCESS);
-  auto found = [this](KernResult<vm_address_t> r) {
+  auto found = [](KernResult<vm_address_t> r) {
     EXPECT_EQ(r.code(), KERN_SUCCESS);
     return r.ok() ? r.value() : ~vm_address_t{0};
   };
