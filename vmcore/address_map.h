@@ -132,15 +132,17 @@ class AddressMap {
 
 template <typename Check>
 KernReturn AddressMap::CheckRange(const PageRange& range, Check&& check) const {
+  if (range.empty()) return KERN_SUCCESS;
   vm_address_t address = range.start();
-  for (auto it = EntryFrom(address); address < range.end(); ++it) {
+  // Returns at the last entry, never stepping past it: a step is a tree walk.
+  for (auto it = EntryFrom(address);; ++it) {
     if (it == entries_.end() || it->second.start > address) {
       return KERN_INVALID_ADDRESS;
     }
     if (KernReturn kr = check(it->second); kr != KERN_SUCCESS) return kr;
     address = it->second.end;
+    if (address >= range.end()) return KERN_SUCCESS;
   }
-  return KERN_SUCCESS;
 }
 
 template <typename Fn>

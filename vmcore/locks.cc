@@ -25,6 +25,18 @@ void ObjectLocks::Add(const AddressMap& map, const PageRange& range,
 }
 
 void ObjectLocks::LockAll() {
+  if (wants_.size() > 1) SortAndMerge();
+  for (const Want& want : wants_) {
+    if (want.exclusive) {
+      want.object->mu().lock();
+    } else {
+      want.object->mu().lock_shared();
+    }
+    ++locked_;
+  }
+}
+
+void ObjectLocks::SortAndMerge() {
   // By id, exclusive wants first, so the first want of each object decides.
   std::sort(wants_.begin(), wants_.end(), [](const Want& a, const Want& b) {
     return a.object->id() != b.object->id() ? a.object->id() < b.object->id()
@@ -34,14 +46,6 @@ void ObjectLocks::LockAll() {
       wants_.begin(), wants_.end(),
       [](const Want& a, const Want& b) { return a.object == b.object; });
   wants_.truncate(static_cast<std::size_t>(end - wants_.begin()));
-  for (const Want& want : wants_) {
-    if (want.exclusive) {
-      want.object->mu().lock();
-    } else {
-      want.object->mu().lock_shared();
-    }
-    ++locked_;
-  }
 }
 
 }  // namespace taskfs::vm

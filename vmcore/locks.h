@@ -84,6 +84,10 @@ class ObjectLocks {
   };
   static constexpr std::size_t kInline = 4;
 
+  // Sorts wants_ by object id and keeps one want per object, exclusive if
+  // any was.
+  void SortAndMerge();
+
   SmallVector<Want, kInline> wants_;  // after LockAll: one per object, sorted
   std::size_t locked_ = 0;            // wants_[0, locked_) are held
 };
