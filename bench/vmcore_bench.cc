@@ -73,6 +73,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/pinned_pages.h"
 #include "vmcore/task.h"
@@ -130,7 +131,7 @@ class Space {
     config.address_bits = address_bits;
     config.memory_limit = 0;  // no limit
     system_ = std::make_unique<VmSystem>(config);
-    return task_create(*system_, "bench", &task_);
+    return Take(task_create(*system_, "bench"), &task_);
   }
   void Reset() {
     if (task_ != nullptr) task_terminate(*system_, *task_);
@@ -250,7 +251,8 @@ void BM_VmRead(benchmark::State& state) {
   vm_size_t offset = 0;
   std::uint64_t iovecs = 0;
   for (auto _ : state) {
-    KernReturn kr = vm_read(task, WrittenGiB::kSource + offset, size, &pinned);
+    KernReturn kr =
+        vm_read_pinned(task, WrittenGiB::kSource + offset, size, &pinned);
     if (kr != KERN_SUCCESS) {
       Ok(state, kr, "vm_read");
       break;
@@ -276,7 +278,8 @@ void BM_VmReadCopy(benchmark::State& state) {
   vm_size_t offset = 0;
   for (auto _ : state) {
     KernReturn kr =
-        vm_read(task, WrittenGiB::kSource + offset, size, buffer.data());
+        vm_read(task, WrittenGiB::kSource + offset,
+                std::as_writable_bytes(std::span(buffer.data(), size)));
     if (kr != KERN_SUCCESS) {
       Ok(state, kr, "vm_read");
       break;
@@ -324,7 +327,8 @@ void BM_VmCopy1GiB(benchmark::State& state) {
   constexpr vm_address_t kDest = WrittenGiB::kDest;
 
   TaskStatistics before;
-  if (!Ok(state, task_statistics(task, &before), "task_statistics")) return;
+  if (!Ok(state, Take(task_statistics(task), &before), "task_statistics"))
+    return;
   const std::uint64_t rss_before = ResidentBytes();
 
   std::chrono::duration<double> copying{0};
@@ -350,12 +354,16 @@ void BM_VmCopy1GiB(benchmark::State& state) {
 
   // The last copy is still in place: measure what it holds.
   TaskStatistics after;
-  task_statistics(task, &after);
+  Take(task_statistics(task), &after);
   const std::uint64_t rss_after = ResidentBytes();
   std::vector<unsigned char> a(kPage), b(kPage);
   const bool same =
-      vm_read(task, kSource + kGiB - kPage, kPage, a.data()) == KERN_SUCCESS &&
-      vm_read(task, kDest + kGiB - kPage, kPage, b.data()) == KERN_SUCCESS &&
+      vm_read(task, kSource + kGiB - kPage,
+              std::as_writable_bytes(std::span(a.data(), kPage))) ==
+          KERN_SUCCESS &&
+      vm_read(task, kDest + kGiB - kPage,
+              std::as_writable_bytes(std::span(b.data(), kPage))) ==
+          KERN_SUCCESS &&
       a == b;
   // Undo, so the source pages are exclusively owned again for later writes.
   vm_deallocate(task, kDest, kGiB);
@@ -422,7 +430,7 @@ KernReturn BuildRegions(HundredKRegions* f) {
     }
   }
   TaskStatistics stats;
-  if (KernReturn kr = task_statistics(task, &stats); kr != KERN_SUCCESS) {
+  if (KernReturn kr = Take(task_statistics(task), &stats); kr != KERN_SUCCESS) {
     return kr;
   }
   if (stats.regions != kCount) return KERN_FAILURE;
@@ -491,7 +499,7 @@ void BM_VmReadRandomPage1GiB(benchmark::State& state) {
   std::size_t i = 0;
   for (auto _ : state) {
     const KernReturn kr =
-        vm_read(task, addresses[i++ & (kAddresses - 1)], kPage, &pinned);
+        vm_read_pinned(task, addresses[i++ & (kAddresses - 1)], kPage, &pinned);
     if (kr != KERN_SUCCESS) {
       Ok(state, kr, "vm_read");
       break;
@@ -515,7 +523,7 @@ void BM_VmReadLookup100kRegions(benchmark::State& state) {
     const vm_address_t address =
         fixture.addresses[i++ & (HundredKRegions::kAddresses - 1)] &
         ~(kPage - 1);
-    KernReturn kr = vm_read(task, address, kPage, &pinned);
+    KernReturn kr = vm_read_pinned(task, address, kPage, &pinned);
     if (kr != KERN_SUCCESS) {
       Ok(state, kr, "vm_read");
       break;
@@ -558,7 +566,7 @@ void BM_Allocate1TiB(benchmark::State& state) {
 
     state.PauseTiming();
     TaskStatistics stats;
-    if (kr == KERN_SUCCESS) kr = task_statistics(space.task(), &stats);
+    if (kr == KERN_SUCCESS) kr = Take(task_statistics(space.task()), &stats);
     if (kr == KERN_SUCCESS &&
         (stats.virtual_bytes != kTiB || stats.resident_bytes != kPage)) {
       kr = KERN_FAILURE;

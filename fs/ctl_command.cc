@@ -263,12 +263,12 @@ KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
                              c.dst_alloc, c.src_destroy);
     }
     case Op::kFork: {
-      std::shared_ptr<vm::Task> child;
-      const KernReturn kr = vm::task_fork(*context.system, task, c.name, &child);
-      if (kr == vm::KERN_SUCCESS && context.on_task_created) {
-        context.on_task_created(child);
+      const vm::KernResult<std::shared_ptr<vm::Task>> child =
+          vm::task_fork(*context.system, task, c.name);
+      if (child.ok() && context.on_task_created) {
+        context.on_task_created(child.value());
       }
-      return kr;
+      return child.code();
     }
     case Op::kTask:
     case Op::kFill:

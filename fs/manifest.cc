@@ -78,9 +78,12 @@ std::string RunLine(vm::VmSystem& system, const Command& c,
       return "bad task name '" + c.name +
              "' (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.')";
     }
-    const vm::KernReturn kr = vm::task_create(system, c.name, current);
+    vm::KernResult<std::shared_ptr<vm::Task>> created =
+        vm::task_create(system, c.name);
+    const vm::KernReturn kr = created.code();
     if (kr == vm::KERN_NAME_EXISTS) return "task '" + c.name + "' already exists";
     if (kr != vm::KERN_SUCCESS) return Failed("task", kr);
+    *current = std::move(created).value();
     if (on_task_created) on_task_created(*current);
     return "";
   }

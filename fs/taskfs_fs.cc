@@ -186,17 +186,17 @@ Replied ReplyText(Reply& r, std::string_view text, off_t off, size_t size) {
 }
 
 KernReturn MapsText(vm::Task& task, std::string* out) {
-  std::vector<vm::RegionInfo> regions;
-  const KernReturn kr = vm::vm_region_list(task, &regions);
-  if (kr != vm::KERN_SUCCESS) return kr;
-  *out = RenderMaps(regions);
+  const vm::KernResult<std::vector<vm::RegionInfo>> regions =
+      vm::vm_region_list(task);
+  if (!regions.ok()) return regions.code();
+  *out = RenderMaps(regions.value());
   return vm::KERN_SUCCESS;
 }
 
 KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
-  vm::TaskStatistics stats;
-  const KernReturn kr = vm::task_statistics(task, &stats);
-  if (kr != vm::KERN_SUCCESS) return kr;
+  const vm::KernResult<vm::TaskStatistics> result = vm::task_statistics(task);
+  if (!result.ok()) return result.code();
+  const vm::TaskStatistics& stats = result.value();
   TaskNode node;
   if (!Nodes(fs).Find(task.id(), &node)) return vm::KERN_INVALID_TASK;
   const vm::VmSystem& system = fs.system();
@@ -366,14 +366,16 @@ Replied MkDir(Reply& r, fuse_ino_t parent, const char* name, mode_t) {
   TaskFs& fs = r.fs();
   if (parent != kRootIno) return r.Err(EPERM);
   if (!vm::VmSystem::ValidTaskName(name)) return r.Err(EINVAL);
-  std::shared_ptr<vm::Task> task;
-  const KernReturn kr = vm::task_create(fs.system(), name, &task);
+  vm::KernResult<std::shared_ptr<vm::Task>> created =
+      vm::task_create(fs.system(), name);
+  const KernReturn kr = created.code();
   if (kr != vm::KERN_SUCCESS) {
     if (fs.log().should_log(spdlog::level::debug)) {
       fs.log().debug("mkdir {}: {}", name, vm::KernReturnName(kr));
     }
     return r.Err(ErrnoFromKern(kr));
   }
+  const std::shared_ptr<vm::Task>& task = created.value();
   const fuse_ctx* ctx = r.ctx();
   fs.AddTask(task, ctx->uid, ctx->gid);
   return ReplyEntry(r, TaskIno(task->id(), NodeKind::kDir));
@@ -465,7 +467,7 @@ Replied ReadMem(Reply& r, vm::Task& task, size_t size, off_t off) {
   }
   // One per thread, so the hot path allocates nothing once warm.
   thread_local vm::PinnedPages pinned;
-  const KernReturn kr = vm::vm_read(task, address, size, &pinned);
+  const KernReturn kr = vm::vm_read_pinned(task, address, size, &pinned);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "read", task, address, size, kr);
     return r.Err(ErrnoFromKern(kr));
@@ -665,13 +667,12 @@ Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
   }
   const std::uint64_t from = static_cast<std::uint64_t>(off);
   if (from >= fs.system().address_limit()) return r.Err(ENXIO);
-  vm::vm_address_t found = 0;
-  const KernReturn kr = whence == SEEK_DATA
-                            ? vm::vm_find_data(*file->task, from, &found)
-                            : vm::vm_find_hole(*file->task, from, &found);
-  if (kr == vm::KERN_NO_SPACE) return r.Err(ENXIO);
-  if (kr != vm::KERN_SUCCESS) return r.Err(ErrnoFromKern(kr));
-  return r.Lseek(static_cast<off_t>(found));
+  const vm::KernResult<vm::vm_address_t> found =
+      whence == SEEK_DATA ? vm::vm_find_data(*file->task, from)
+                          : vm::vm_find_hole(*file->task, from);
+  if (found.code() == vm::KERN_NO_SPACE) return r.Err(ENXIO);
+  if (!found.ok()) return r.Err(ErrnoFromKern(found.code()));
+  return r.Lseek(static_cast<off_t>(found.value()));
 }
 
 Replied StatFs(Reply& r, fuse_ino_t) {

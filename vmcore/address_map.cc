@@ -1,5 +1,6 @@
 #include "vmcore/address_map.h"
 
+#include <algorithm>
 #include <iterator>
 #include <mutex>
 #include <utility>
@@ -138,16 +139,31 @@ void AddressMap::ForEachClipped(const PageRange& range,
   MergeAround(range);
 }
 
-KernReturn AddressMap::FindSpace(vm_size_t size, vm_address_t* address) {
+void AddressMap::SetProtection(const PageRange& range, vm_prot_t new_prot,
+                               bool set_maximum) {
+  ForEachClipped(range, [&](MapEntry& entry) {
+    if (set_maximum) {
+      entry.max_protection = new_prot;
+      entry.protection &= new_prot;
+    } else {
+      entry.protection = new_prot;
+    }
+  });
+}
+
+void AddressMap::SetInheritance(const PageRange& range,
+                                vm_inherit_t inheritance) {
+  ForEachClipped(range,
+                 [&](MapEntry& entry) { entry.inheritance = inheritance; });
+}
+
+KernResult<vm_address_t> AddressMap::FindSpace(vm_size_t size) {
   vm_address_t candidate = free_hint_;
   bool contiguous = true;  // no hole seen between free_hint_ and candidate
   for (auto it = EntryFrom(candidate);; ++it) {
     const vm_address_t hole_end =
         it == entries_.end() ? geometry_.limit : it->second.start;
-    if (hole_end > candidate && hole_end - candidate >= size) {
-      *address = candidate;
-      return KERN_SUCCESS;
-    }
+    if (hole_end > candidate && hole_end - candidate >= size) return candidate;
     if (it == entries_.end()) return KERN_NO_SPACE;
     if (hole_end > candidate) contiguous = false;
     candidate = it->second.end;
@@ -155,9 +171,34 @@ KernReturn AddressMap::FindSpace(vm_size_t size, vm_address_t* address) {
   }
 }
 
-bool AddressMap::RegionFrom(vm_address_t address, RegionInfo* info) const {
+KernResult<vm_address_t> AddressMap::AllocateAnywhere(vm_size_t size) {
+  if (size > geometry_.limit) return KERN_NO_SPACE;
+  const std::uint64_t mask = geometry_.page_size() - 1;
+  const vm_size_t rounded = (size + mask) & ~mask;
+  KernResult<vm_address_t> start = FindSpace(rounded);
+  if (!start.ok()) return start;
+  AllocateRange(PageRange::Exact(geometry_, start.value(), rounded).value());
+  return start;
+}
+
+KernResult<vm_address_t> AddressMap::FindData(vm_address_t from) const {
+  auto it = EntryFrom(from);
+  if (it == entries_.end()) return KERN_NO_SPACE;
+  return std::max(from, it->second.start);
+}
+
+vm_address_t AddressMap::FindHole(vm_address_t from) const {
+  vm_address_t address = from;
+  for (auto it = EntryFrom(from);
+       it != entries_.end() && it->second.start <= address; ++it) {
+    address = it->second.end;
+  }
+  return std::min(address, geometry_.limit);
+}
+
+std::optional<RegionInfo> AddressMap::RegionFrom(vm_address_t address) const {
   auto it = EntryFrom(address);
-  if (it == entries_.end()) return false;
+  if (it == entries_.end()) return std::nullopt;
   auto first = it;
   while (first != entries_.begin()) {
     auto prev = std::prev(first);
@@ -174,20 +215,20 @@ bool AddressMap::RegionFrom(vm_address_t address, RegionInfo* info) const {
        ++next) {
     last = next;
   }
-  info->start = first->second.start;
-  info->size = last->second.end - first->second.start;
-  info->protection = it->second.protection;
-  info->max_protection = it->second.max_protection;
-  info->inheritance = it->second.inheritance;
-  return true;
+  RegionInfo info;
+  info.start = first->second.start;
+  info.size = last->second.end - first->second.start;
+  info.protection = it->second.protection;
+  info.max_protection = it->second.max_protection;
+  info.inheritance = it->second.inheritance;
+  return info;
 }
 
 void AddressMap::ForEachRegion(
     const std::function<void(const RegionInfo&)>& fn) const {
   auto it = entries_.begin();
   while (it != entries_.end()) {
-    RegionInfo info;
-    RegionFrom(it->second.start, &info);
+    const RegionInfo info = *RegionFrom(it->second.start);
     fn(info);
     it = entries_.lower_bound(info.start + info.size);
   }

@@ -3,12 +3,14 @@
 #ifndef TASKFS_VMCORE_ADDRESS_MAP_H_
 #define TASKFS_VMCORE_ADDRESS_MAP_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 
-#include "vmcore/kern_return.h"
+#include "vmcore/kern_result.h"
 #include "vmcore/page_range.h"
 #include "vmcore/vm_object.h"
 #include "vmcore/vm_types.h"
@@ -59,6 +61,10 @@ class AddressMap {
   // check(entry) returns for the first entry it does not accept.
   template <typename Check>
   KernReturn CheckRange(const PageRange& range, Check&& check) const;
+  // Calls fn(entry, lo, hi) for each piece of an allocated range, ascending,
+  // where [lo, hi) are the piece's object page indexes.
+  template <typename Fn>
+  void ForEachPiece(const PageRange& range, Fn&& fn) const;
   // CheckRange requiring `needed` in the current protection.
   KernReturn CheckAccess(const PageRange& range, vm_prot_t needed) const;
   // True if no page of range is allocated.
@@ -77,13 +83,29 @@ class AddressMap {
   // fn(entry) for each entry inside it, then merges equal neighbors again.
   void ForEachClipped(const PageRange& range,
                       const std::function<void(MapEntry&)>& fn);
+  // vm_protect's change of an allocated range whose every page allows it:
+  // with set_maximum the maximum becomes new_prot and the current protection
+  // current & new_prot, else the current protection becomes new_prot.
+  void SetProtection(const PageRange& range, vm_prot_t new_prot,
+                     bool set_maximum);
+  // vm_inherit's change of an allocated range.
+  void SetInheritance(const PageRange& range, vm_inherit_t inheritance);
 
-  // Lowest address of a free hole of size bytes (page multiple, > 0).
-  KernReturn FindSpace(vm_size_t size, vm_address_t* address);
+  // The hole search. FindSpace: the lowest address of a free hole of size
+  // bytes (page multiple, > 0), else KERN_NO_SPACE. AllocateAnywhere:
+  // AllocateRange of round_page(size) bytes (size > 0) at FindSpace's
+  // answer, which it returns; KERN_NO_SPACE if no hole is large enough.
+  KernResult<vm_address_t> FindSpace(vm_size_t size);
+  KernResult<vm_address_t> AllocateAnywhere(vm_size_t size);
+  // SEEK_DATA: the lowest allocated address at or above from, else
+  // KERN_NO_SPACE. SEEK_HOLE: the lowest unallocated one, or 2^address_bits
+  // if the rest of the space is allocated.
+  KernResult<vm_address_t> FindData(vm_address_t from) const;
+  vm_address_t FindHole(vm_address_t from) const;
 
   // The maximal run of equal attributes holding address or else the first
-  // above it; false if none.
-  bool RegionFrom(vm_address_t address, RegionInfo* info) const;
+  // above it; nullopt if none. Walks both ways from the entry found.
+  std::optional<RegionInfo> RegionFrom(vm_address_t address) const;
   // Calls fn for each maximal run, ascending.
   void ForEachRegion(const std::function<void(const RegionInfo&)>& fn) const;
 
@@ -110,15 +132,30 @@ class AddressMap {
 
 template <typename Check>
 KernReturn AddressMap::CheckRange(const PageRange& range, Check&& check) const {
+  if (range.empty()) return KERN_SUCCESS;
   vm_address_t address = range.start();
-  for (auto it = EntryFrom(address); address < range.end(); ++it) {
+  // Returns at the last entry, never stepping past it: a step is a tree walk.
+  for (auto it = EntryFrom(address);; ++it) {
     if (it == entries_.end() || it->second.start > address) {
       return KERN_INVALID_ADDRESS;
     }
     if (KernReturn kr = check(it->second); kr != KERN_SUCCESS) return kr;
     address = it->second.end;
+    if (address >= range.end()) return KERN_SUCCESS;
   }
-  return KERN_SUCCESS;
+}
+
+template <typename Fn>
+void AddressMap::ForEachPiece(const PageRange& range, Fn&& fn) const {
+  const unsigned shift = geometry_.page_shift;
+  vm_address_t address = range.start();
+  for (auto it = EntryFrom(address); address < range.end(); ++it) {
+    const MapEntry& entry = it->second;
+    const vm_address_t end = std::min(entry.end, range.end());
+    const std::uint64_t lo = entry.offset + ((address - entry.start) >> shift);
+    fn(entry, lo, lo + ((end - address) >> shift));
+    address = end;
+  }
 }
 
 }  // namespace taskfs::vm

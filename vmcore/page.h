@@ -31,7 +31,7 @@ class Page {
   bool Exclusive() const {
     return refs_.load(std::memory_order_acquire) == 1;
   }
-  // True while a reader holds a pin (a vm_read view not yet released).
+  // True while a reader holds a pin (a vm_read_pinned view not yet released).
   bool pinned() const {
     return (refs_.load(std::memory_order_acquire) >> 32) != 0;
   }

@@ -44,6 +44,17 @@ class PageAllocator {
   }
   std::uint64_t limit_pages() const { return limit_pages_; }
 
+  // How many writers are waiting at the limit for readers' pins to go (the
+  // pin wait of vm_fault.h), so a test can see a writer blocked there.
+  std::uint32_t pin_waiters() const {
+    return pin_waiters_.load(std::memory_order_acquire);
+  }
+  // The waiting writer's side: +1 when it starts waiting, -1 when it stops.
+  void CountPinWaiter(int delta) {
+    pin_waiters_.fetch_add(static_cast<std::uint32_t>(delta),
+                           std::memory_order_acq_rel);
+  }
+
  private:
   friend class Page;
   void Free(Page* page);
@@ -55,6 +66,7 @@ class PageAllocator {
   std::byte* zero_page_ = nullptr;
 
   std::atomic<std::uint64_t> live_pages_{0};  // written under mu_
+  std::atomic<std::uint32_t> pin_waiters_{0};
 
   std::mutex mu_;
   std::set<Slab*> slabs_with_free_;  // guarded by mu_

@@ -2,18 +2,17 @@
 
 namespace taskfs::vm {
 
-KernReturn PageRange::Exact(const Geometry& geometry, vm_address_t address,
-                            vm_size_t size, PageRange* out) {
+KernResult<PageRange> PageRange::Exact(const Geometry& geometry,
+                                       vm_address_t address, vm_size_t size) {
   vm_address_t end;
   if (__builtin_add_overflow(address, size, &end) || end > geometry.limit) {
     return KERN_INVALID_ADDRESS;
   }
-  *out = PageRange(address, end);
-  return KERN_SUCCESS;
+  return PageRange(address, end);
 }
 
-KernReturn PageRange::Rounded(const Geometry& geometry, vm_address_t address,
-                              vm_size_t size, PageRange* out) {
+KernResult<PageRange> PageRange::Rounded(const Geometry& geometry,
+                                         vm_address_t address, vm_size_t size) {
   const std::uint64_t mask = geometry.page_size() - 1;
   vm_address_t end;
   if (__builtin_add_overflow(address, size, &end) ||
@@ -22,8 +21,15 @@ KernReturn PageRange::Rounded(const Geometry& geometry, vm_address_t address,
   }
   end &= ~mask;
   if (end > geometry.limit) return KERN_INVALID_ADDRESS;
-  *out = PageRange(address & ~mask, end);
-  return KERN_SUCCESS;
+  return PageRange(address & ~mask, end);
+}
+
+KernResult<PageRange> PageRange::RoundedApart(const Geometry& geometry,
+                                              vm_address_t address,
+                                              vm_size_t size) {
+  const std::uint64_t mask = geometry.page_size() - 1;
+  if (size > ~std::uint64_t{0} - mask) return KERN_INVALID_ADDRESS;
+  return Exact(geometry, address & ~mask, (size + mask) & ~mask);
 }
 
 }  // namespace taskfs::vm

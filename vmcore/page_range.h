@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "vmcore/kern_return.h"
+#include "vmcore/kern_result.h"
 #include "vmcore/vm_types.h"
 
 namespace taskfs::vm {
@@ -29,12 +29,23 @@ class PageRange {
   // caller reports misalignment as KERN_INVALID_ARGUMENT first, in Mach's
   // order). KERN_INVALID_ADDRESS if address + size wraps past 2^64 or the
   // range does not lie inside the address space.
-  static KernReturn Exact(const Geometry& geometry, vm_address_t address,
-                          vm_size_t size, PageRange* out);
+  static KernResult<PageRange> Exact(const Geometry& geometry,
+                                     vm_address_t address, vm_size_t size);
   // Mach's rounding: [trunc_page(address), round_page(address + size)).
   // KERN_INVALID_ADDRESS on wrap-around or outside the address space.
-  static KernReturn Rounded(const Geometry& geometry, vm_address_t address,
-                            vm_size_t size, PageRange* out);
+  static KernResult<PageRange> Rounded(const Geometry& geometry,
+                                       vm_address_t address, vm_size_t size);
+  // vm_allocate's rounding, the address and the size each on its own:
+  // [trunc_page(address), trunc_page(address) + round_page(size)), so
+  // (0x20fff, 2) is the one page at 0x20000. KERN_INVALID_ADDRESS on
+  // wrap-around or outside the address space.
+  static KernResult<PageRange> RoundedApart(const Geometry& geometry,
+                                            vm_address_t address,
+                                            vm_size_t size);
+  // The whole address space [0, 2^address_bits).
+  static PageRange All(const Geometry& geometry) {
+    return PageRange(0, geometry.limit);
+  }
 
   PageRange() = default;
 

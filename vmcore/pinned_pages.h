@@ -1,5 +1,5 @@
 // A pinned, read-only view of a range of task memory: the result of the
-// zero-copy vm_read.
+// zero-copy vm_read_pinned.
 #ifndef TASKFS_VMCORE_PINNED_PAGES_H_
 #define TASKFS_VMCORE_PINNED_PAGES_H_
 
@@ -13,7 +13,7 @@ namespace taskfs::vm {
 class Page;
 
 // Holds a reference on every page it shows, so the bytes stay as they were
-// when vm_read returned even while writers change the task (a writer that
+// when vm_read_pinned returned even while writers change the task (a writer that
 // finds a page pinned copies it first). Pages physically adjacent in memory
 // are merged into one iovec, so a sequentially written range usually needs a
 // handful of entries. Unwritten pages point at the shared zero page.

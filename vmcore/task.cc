@@ -25,9 +25,7 @@ Task::Task(VmSystem& system, std::uint64_t id, std::string name)
 
 void Task::Terminate() {
   terminated_ = true;
-  PageRange all;
-  PageRange::Exact(geometry(), 0, geometry().limit, &all);
-  map_.Remove(all);
+  map_.Remove(PageRange::All(geometry()));
 }
 
 }  // namespace taskfs::vm

@@ -68,9 +68,8 @@ std::vector<std::shared_ptr<Task>> VmSystem::Tasks() const {
   return tasks;
 }
 
-KernReturn VmSystem::AddTask(std::string_view name,
-                             std::shared_ptr<Task>* task_out,
-                             std::unique_lock<std::shared_mutex>* lock_out) {
+KernResult<std::shared_ptr<Task>> VmSystem::AddTask(
+    std::string_view name, std::unique_lock<std::shared_mutex>* lock_out) {
   std::lock_guard lock(tasks_mu_);
   if (ids_by_name_.find(name) != ids_by_name_.end()) return KERN_NAME_EXISTS;
   if (tasks_by_id_.size() >= config_.max_tasks) return KERN_RESOURCE_SHORTAGE;
@@ -85,12 +84,12 @@ KernReturn VmSystem::AddTask(std::string_view name,
   }
   ++next_task_id_;
   // Nobody else can reach the new task yet, so this never waits; try_lock
-  // keeps tasks_mu_ a leaf below every task lock (lock_order.h).
+  // keeps tasks_mu_ below every task lock (lock_order.h): it never waits for
+  // one.
   if (lock_out != nullptr) {
     *lock_out = std::unique_lock(task->mu(), std::try_to_lock);
   }
-  *task_out = std::move(task);
-  return KERN_SUCCESS;
+  return task;
 }
 
 void VmSystem::RemoveTask(const Task& task) {

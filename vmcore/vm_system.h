@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "vmcore/kern_return.h"
+#include "vmcore/kern_result.h"
 #include "vmcore/page_allocator.h"
 
 namespace taskfs::vm {
@@ -35,7 +35,9 @@ struct VmConfig {
 };
 
 // Thread-safety: all methods may be called concurrently. The task registry is
-// guarded by tasks_mu_, a leaf below every task lock (see lock_order.h).
+// guarded by tasks_mu_, level 3 of lock_order.h: taken below every task and
+// object lock, and above only the allocator's mu_ (the leaf). Nothing is
+// locked while holding it but, through try_lock, a new task's own lock.
 class VmSystem {
  public:
   // config must be valid (ValidConfig()); the caller checks it first.
@@ -65,14 +67,15 @@ class VmSystem {
   std::vector<std::shared_ptr<Task>> Tasks() const;
 
   // The registry under the facade (task_create, task_fork, task_terminate
-  // call these; use those). AddTask makes an empty task named name (which
-  // must be valid): KERN_NAME_EXISTS, or KERN_RESOURCE_SHORTAGE at
-  // max_tasks. If lock_out is given, the new task is returned locked
+  // call these; use those). AddTask makes and returns an empty task named
+  // name (which must be valid): KERN_NAME_EXISTS, or KERN_RESOURCE_SHORTAGE
+  // at max_tasks. If lock_out is given, the new task is returned locked
   // exclusive, so that nobody sees it before its creator has filled it (this
   // lock never waits: the task is not visible before it is taken).
   // RemoveTask forgets task; its name becomes free.
-  KernReturn AddTask(std::string_view name, std::shared_ptr<Task>* task_out,
-                     std::unique_lock<std::shared_mutex>* lock_out = nullptr);
+  KernResult<std::shared_ptr<Task>> AddTask(
+      std::string_view name,
+      std::unique_lock<std::shared_mutex>* lock_out = nullptr);
   void RemoveTask(const Task& task);
 
  private:

@@ -1,8 +1,9 @@
 // The Mach VM interface of the core: the one place where arguments are checked.
 //
-// Each call validates its arguments in Mach's order (SPEC §2) and then makes
-// one call into the engine below (AddressMap, VmObject, PageAllocator), which
-// assumes valid input. Order of checks:
+// Each call opens its task (lock, liveness, exception guard), validates its
+// arguments in Mach's order (SPEC §2) and then makes one call into the engine
+// below (AddressMap and its operations in vm_fault.h, vm_copy.h, vm_fork.h,
+// vm_statistics.h), which assumes valid input. Order of checks:
 //   1. arguments: alignment, flags, protection and inheritance values
 //      -> KERN_INVALID_ARGUMENT;
 //   2. bounds: address + size wrapping past 2^64, or a range not inside
@@ -19,10 +20,13 @@
 #ifndef TASKFS_VMCORE_VM_USER_H_
 #define TASKFS_VMCORE_VM_USER_H_
 
+#include <cstddef>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
+#include "vmcore/kern_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/pinned_pages.h"
 #include "vmcore/task.h"
@@ -33,24 +37,26 @@ namespace taskfs::vm {
 
 // --- tasks -----------------------------------------------------------------
 
-// Creates an empty task. KERN_INVALID_ARGUMENT for a bad name (see
-// VmSystem::ValidTaskName), KERN_NAME_EXISTS if the name is taken,
+// Creates and returns an empty task. KERN_INVALID_ARGUMENT for a bad name
+// (see VmSystem::ValidTaskName), KERN_NAME_EXISTS if the name is taken,
 // KERN_RESOURCE_SHORTAGE when max_tasks tasks are alive.
-KernReturn task_create(VmSystem& system, std::string_view name,
-                       std::shared_ptr<Task>* task_out);
+KernResult<std::shared_ptr<Task>> task_create(VmSystem& system,
+                                              std::string_view name);
 
-// task_create(inherit_memory=TRUE): a new task whose map is built from
-// parent's by each region's inheritance: share regions are the same memory in
-// both, copy regions are copy-on-write copies, none regions are absent.
-// Errors as task_create, plus KERN_INVALID_TASK if parent is terminated.
-KernReturn task_fork(VmSystem& system, Task& parent, std::string_view name,
-                     std::shared_ptr<Task>* child_out);
+// task_create(inherit_memory=TRUE): returns a new task whose map is built
+// from parent's by each region's inheritance: share regions are the same
+// memory in both, copy regions are copy-on-write copies, none regions are
+// absent. Errors as task_create (the name is checked first), plus
+// KERN_INVALID_TASK if parent is terminated.
+KernResult<std::shared_ptr<Task>> task_fork(VmSystem& system, Task& parent,
+                                            std::string_view name);
 
 // Removes the task from the system and frees its memory. Holders of the
 // Task object get KERN_INVALID_TASK from then on.
 KernReturn task_terminate(VmSystem& system, Task& task);
 
-KernReturn task_statistics(Task& task, TaskStatistics* stats);
+// The task's figures (TaskStatistics), as one snapshot.
+KernResult<TaskStatistics> task_statistics(Task& task);
 
 // --- memory ----------------------------------------------------------------
 
@@ -86,17 +92,18 @@ KernReturn vm_inherit(Task& task, vm_address_t address, vm_size_t size,
 KernReturn vm_region(Task& task, vm_address_t* address, RegionInfo* info);
 
 // Every region of the task, as vm_region would return them, ascending.
-KernReturn vm_region_list(Task& task, std::vector<RegionInfo>* regions);
+KernResult<std::vector<RegionInfo>> vm_region_list(Task& task);
 
 // vm_read without a copy: pins the pages of the page-aligned range so that
 // *out describes a snapshot of it (later writes to the task do not change the
 // pinned bytes) until out->Release() or its destruction. *out is cleared first.
-KernReturn vm_read(Task& task, vm_address_t address, vm_size_t size,
-                   PinnedPages* out);
+KernReturn vm_read_pinned(Task& task, vm_address_t address, vm_size_t size,
+                          PinnedPages* out);
 
-// vm_read into a caller's buffer of size bytes.
-KernReturn vm_read(Task& task, vm_address_t address, vm_size_t size,
-                   void* buffer);
+// vm_read into a caller's buffer: the range is [address, address +
+// buffer.size()). A span, not a pointer, so no object converts to a buffer.
+KernReturn vm_read(Task& task, vm_address_t address,
+                   std::span<std::byte> buffer);
 
 // vm_write: every page of the page-aligned range must be allocated and
 // writable. KERN_RESOURCE_SHORTAGE if the memory limit would be passed; when
@@ -132,8 +139,8 @@ KernReturn vm_fill(Task& task, vm_address_t address, vm_size_t size,
 // SEEK_DATA / SEEK_HOLE: the lowest allocated (resp. unallocated) address at
 // or above `from`. vm_find_data returns KERN_NO_SPACE if there is none;
 // vm_find_hole returns 2^address_bits if the rest of the space is allocated.
-KernReturn vm_find_data(Task& task, vm_address_t from, vm_address_t* found);
-KernReturn vm_find_hole(Task& task, vm_address_t from, vm_address_t* found);
+KernResult<vm_address_t> vm_find_data(Task& task, vm_address_t from);
+KernResult<vm_address_t> vm_find_hole(Task& task, vm_address_t from);
 
 }  // namespace taskfs::vm
 

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
@@ -379,7 +380,8 @@ class CtlExecuteTest : public ::testing::Test {
     config.memory_limit = 0;
     config.max_tasks = 8;
     system_ = std::make_unique<vm::VmSystem>(config);
-    ASSERT_EQ(vm::task_create(*system_, "t", &task_), vm::KERN_SUCCESS);
+    ASSERT_EQ(vm::Take(vm::task_create(*system_, "t"), &task_),
+              vm::KERN_SUCCESS);
     context_.system = system_.get();
   }
 
@@ -398,7 +400,7 @@ class CtlExecuteTest : public ::testing::Test {
 
   std::vector<vm::RegionInfo> Regions(vm::Task& task) {
     std::vector<vm::RegionInfo> regions;
-    EXPECT_EQ(vm::vm_region_list(task, &regions), vm::KERN_SUCCESS);
+    EXPECT_EQ(vm::Take(vm::vm_region_list(task), &regions), vm::KERN_SUCCESS);
     return regions;
   }
 
@@ -412,7 +414,9 @@ class CtlExecuteTest : public ::testing::Test {
   // The first byte of the page at address, or -1 if it cannot be read.
   int ReadByte(vm::Task& task, vm::vm_address_t address) {
     std::vector<unsigned char> data(kPage);
-    if (vm::vm_read(task, address, kPage, data.data()) != vm::KERN_SUCCESS) {
+    if (vm::vm_read(task, address,
+                    std::as_writable_bytes(std::span(data.data(), kPage))) !=
+        vm::KERN_SUCCESS) {
       return -1;
     }
     return data[0];
@@ -420,7 +424,8 @@ class CtlExecuteTest : public ::testing::Test {
 
   std::shared_ptr<vm::Task> MakeTask(std::string_view name) {
     std::shared_ptr<vm::Task> task;
-    EXPECT_EQ(vm::task_create(*system_, name, &task), vm::KERN_SUCCESS);
+    EXPECT_EQ(vm::Take(vm::task_create(*system_, name), &task),
+              vm::KERN_SUCCESS);
     return task;
   }
 

@@ -13,6 +13,7 @@
 
 #include "fs/ctl_command.h"
 #include "fs/taskfs_ioctl.h"
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
@@ -113,7 +114,8 @@ class IoctlTest : public ::testing::Test {
     config.memory_limit = 0;
     config.max_tasks = 8;
     system_ = std::make_unique<vm::VmSystem>(config);
-    ASSERT_EQ(vm::task_create(*system_, "t", &task_), vm::KERN_SUCCESS);
+    ASSERT_EQ(vm::Take(vm::task_create(*system_, "t"), &task_),
+              vm::KERN_SUCCESS);
     context_.system = system_.get();
   }
 
@@ -142,7 +144,8 @@ class IoctlTest : public ::testing::Test {
 
   std::vector<vm::RegionInfo> Regions(vm::Task* task = nullptr) {
     std::vector<vm::RegionInfo> regions;
-    EXPECT_EQ(vm::vm_region_list(task != nullptr ? *task : *task_, &regions),
+    EXPECT_EQ(vm::Take(vm::vm_region_list(task != nullptr ? *task : *task_),
+                       &regions),
               vm::KERN_SUCCESS);
     return regions;
   }
@@ -158,8 +161,9 @@ class IoctlTest : public ::testing::Test {
   // The first byte of the page at address, or -1 if it cannot be read.
   int ReadByte(vm::vm_address_t address, vm::Task* task = nullptr) {
     std::vector<unsigned char> data(kPage);
-    if (vm::vm_read(task != nullptr ? *task : *task_, address, kPage,
-                    data.data()) != vm::KERN_SUCCESS) {
+    if (vm::vm_read(task != nullptr ? *task : *task_, address,
+                    std::as_writable_bytes(std::span(data.data(), kPage))) !=
+        vm::KERN_SUCCESS) {
       return -1;
     }
     return data[0];
@@ -381,7 +385,7 @@ TEST_F(IoctlTest, VmRegionPastTheLastIsNoSpace) {
 
 TEST_F(IoctlTest, VmMapCopy) {
   std::shared_ptr<vm::Task> src;
-  ASSERT_EQ(vm::task_create(*system_, "src", &src), vm::KERN_SUCCESS);
+  ASSERT_EQ(vm::Take(vm::task_create(*system_, "src"), &src), vm::KERN_SUCCESS);
   Allocate(0x40000, kPage, src.get());
   WritePage(0x40000, 0x99, src.get());
   Allocate(0x10000, kPage);
@@ -396,7 +400,7 @@ TEST_F(IoctlTest, VmMapCopy) {
 
 TEST_F(IoctlTest, VmMapCopyAllocDestroy) {
   std::shared_ptr<vm::Task> src;
-  ASSERT_EQ(vm::task_create(*system_, "src", &src), vm::KERN_SUCCESS);
+  ASSERT_EQ(vm::Take(vm::task_create(*system_, "src"), &src), vm::KERN_SUCCESS);
   Allocate(0x40000, kPage, src.get());
   WritePage(0x40000, 0x33, src.get());
   ASSERT_EQ(vm::vm_inherit(*src, 0x40000, kPage, vm::VM_INHERIT_NONE),
@@ -415,7 +419,7 @@ TEST_F(IoctlTest, VmMapCopyAllocDestroy) {
 
 TEST_F(IoctlTest, VmMapCopyErrors) {
   std::shared_ptr<vm::Task> src;
-  ASSERT_EQ(vm::task_create(*system_, "src", &src), vm::KERN_SUCCESS);
+  ASSERT_EQ(vm::Take(vm::task_create(*system_, "src"), &src), vm::KERN_SUCCESS);
   Allocate(0x40000, kPage, src.get());
   Allocate(0x10000, kPage);
   // Unknown flags.
@@ -447,7 +451,7 @@ TEST_F(IoctlTest, VmMapCopyErrors) {
 
 TEST_F(IoctlTest, VmMapCopyHonoursMayAccess) {
   std::shared_ptr<vm::Task> src;
-  ASSERT_EQ(vm::task_create(*system_, "src", &src), vm::KERN_SUCCESS);
+  ASSERT_EQ(vm::Take(vm::task_create(*system_, "src"), &src), vm::KERN_SUCCESS);
   Allocate(0x40000, kPage, src.get());
   WritePage(0x40000, 0x44, src.get());
   std::vector<bool> wants;

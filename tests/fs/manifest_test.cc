@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
@@ -113,7 +114,8 @@ class ManifestTest : public ::testing::Test {
     std::shared_ptr<vm::Task> task = system_->FindTask(name);
     EXPECT_NE(task, nullptr) << name;
     if (task != nullptr) {
-      EXPECT_EQ(vm::vm_region_list(*task, &regions), vm::KERN_SUCCESS);
+      EXPECT_EQ(vm::Take(vm::vm_region_list(*task), &regions),
+                vm::KERN_SUCCESS);
     }
     return regions;
   }
@@ -125,7 +127,9 @@ class ManifestTest : public ::testing::Test {
     std::shared_ptr<vm::Task> task = system_->FindTask(name);
     if (task == nullptr) return "";
     std::string out(size, '\0');
-    if (vm::vm_read(*task, address, size, out.data()) != vm::KERN_SUCCESS) {
+    if (vm::vm_read(*task, address,
+                    std::as_writable_bytes(std::span(out.data(), size))) !=
+        vm::KERN_SUCCESS) {
       return "";
     }
     return out;

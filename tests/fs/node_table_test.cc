@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/vmcore/take_result.h"
 #include "vmcore/vm_system.h"
 #include "vmcore/vm_user.h"
 
@@ -29,7 +30,7 @@ class NodeTableTest : public ::testing::Test {
 
   std::shared_ptr<vm::Task> NewTask(const std::string& name) {
     std::shared_ptr<vm::Task> task;
-    EXPECT_EQ(vm::task_create(system_, name, &task), vm::KERN_SUCCESS);
+    EXPECT_EQ(vm::Take(vm::task_create(system_, name), &task), vm::KERN_SUCCESS);
     return task;
   }
 

@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/vmcore/take_result.h"
 #include "vmcore/vm_system.h"
 #include "vmcore/vm_user.h"
 
@@ -16,7 +17,7 @@ namespace {
 
 std::shared_ptr<vm::Task> NewTask(vm::VmSystem& system) {
   std::shared_ptr<vm::Task> task;
-  EXPECT_EQ(vm::task_create(system, "t", &task), vm::KERN_SUCCESS);
+  EXPECT_EQ(vm::Take(vm::task_create(system, "t"), &task), vm::KERN_SUCCESS);
   return task;
 }
 

@@ -34,6 +34,7 @@
 
 #include "fs/ctl_command.h"
 #include "fs/manifest.h"
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
@@ -208,7 +209,7 @@ void CheckResult(std::string_view line, const Command& c, vm::KernReturn kr,
 // current protection within the maximum and a defined inheritance.
 void CheckRegions(std::string_view line, vm::Task& task) {
   std::vector<vm::RegionInfo> regions;
-  if (vm::vm_region_list(task, &regions) != vm::KERN_SUCCESS) return;
+  if (vm::Take(vm::vm_region_list(task), &regions) != vm::KERN_SUCCESS) return;
   const vm::VmSystem& system = task.system();
   vm::vm_address_t previous_end = 0;
   for (const vm::RegionInfo& r : regions) {
@@ -228,8 +229,8 @@ void CheckRegions(std::string_view line, vm::Task& task) {
 void RunCtl(std::string_view text) {
   vm::VmSystem system(SmallConfig());
   std::shared_ptr<vm::Task> a, b;
-  vm::task_create(system, "a", &a);
-  vm::task_create(system, "b", &b);
+  vm::Take(vm::task_create(system, "a"), &a);
+  vm::Take(vm::task_create(system, "b"), &b);
   vm::vm_address_t address = 0x10000;
   vm::vm_allocate(*b, &address, 0x4000, false);
   fs::ExecContext context;

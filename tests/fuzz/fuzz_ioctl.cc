@@ -34,6 +34,7 @@
 #include "fs/ioctl_handler.h"
 #include "fs/taskfs_ioctl.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
@@ -89,8 +90,8 @@ void PutField(std::vector<std::uint8_t>* out, std::size_t offset,
 // One system with tasks a and b.
 struct World {
   World() : system(Config()) {
-    vm::task_create(system, "a", &a);
-    vm::task_create(system, "b", &b);
+    vm::Take(vm::task_create(system, "a"), &a);
+    vm::Take(vm::task_create(system, "b"), &b);
     Populate(*a, 0x1000, 0x11);
     Populate(*b, 0x8000, 0x22);
   }
@@ -215,10 +216,10 @@ std::string Hex(const std::vector<std::uint8_t>& bytes) {
 bool SameState(vm::Task& x, vm::Task& y) {
   std::vector<vm::RegionInfo> x_regions, y_regions;
   vm::TaskStatistics x_stats, y_stats;
-  const vm::KernReturn x_kr = vm::vm_region_list(x, &x_regions);
-  const vm::KernReturn y_kr = vm::vm_region_list(y, &y_regions);
-  vm::task_statistics(x, &x_stats);
-  vm::task_statistics(y, &y_stats);
+  const vm::KernReturn x_kr = vm::Take(vm::vm_region_list(x), &x_regions);
+  const vm::KernReturn y_kr = vm::Take(vm::vm_region_list(y), &y_regions);
+  vm::Take(vm::task_statistics(x), &x_stats);
+  vm::Take(vm::task_statistics(y), &y_stats);
   return x_kr == y_kr && x_regions == y_regions &&
          x_stats.regions == y_stats.regions &&
          x_stats.virtual_bytes == y_stats.virtual_bytes &&
@@ -231,14 +232,19 @@ bool SameState(vm::Task& x, vm::Task& y) {
 bool SameContents(vm::Task& x, vm::Task& y) {
   constexpr std::uint64_t kComparedPages = 16;
   std::vector<vm::RegionInfo> regions;
-  if (vm::vm_region_list(x, &regions) != vm::KERN_SUCCESS) return true;
+  if (vm::Take(vm::vm_region_list(x), &regions) != vm::KERN_SUCCESS)
+    return true;
   const std::uint64_t page = x.system().page_size();
   for (const vm::RegionInfo& r : regions) {
     if ((r.protection & vm::VM_PROT_READ) == 0) continue;
     const std::uint64_t size = std::min(r.size, kComparedPages * page);
     std::vector<std::uint8_t> x_bytes(size), y_bytes(size);
-    if (vm::vm_read(x, r.start, size, x_bytes.data()) != vm::KERN_SUCCESS ||
-        vm::vm_read(y, r.start, size, y_bytes.data()) != vm::KERN_SUCCESS ||
+    if (vm::vm_read(x, r.start,
+                    std::as_writable_bytes(std::span(x_bytes.data(), size))) !=
+            vm::KERN_SUCCESS ||
+        vm::vm_read(y, r.start,
+                    std::as_writable_bytes(std::span(y_bytes.data(), size))) !=
+            vm::KERN_SUCCESS ||
         x_bytes != y_bytes) {
       return false;
     }

@@ -33,6 +33,7 @@
 
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/vmcore/reference_model.h"
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/pinned_pages.h"
 #include "vmcore/task.h"
@@ -366,10 +367,12 @@ class Harness {
     if (buffered) {
       // Poisoned, so bytes the core fails to fill cannot pass for zeros.
       core_bytes.assign(size, 0xa5);
-      core = vm::vm_read(*tasks_[t], address, size, core_bytes.data());
+      core = vm::vm_read(
+          *tasks_[t], address,
+          std::as_writable_bytes(std::span(core_bytes.data(), size)));
     } else {
       PinnedPages pinned;
-      core = vm::vm_read(*tasks_[t], address, size, &pinned);
+      core = vm::vm_read_pinned(*tasks_[t], address, size, &pinned);
       core_bytes.resize(pinned.size());
       pinned.CopyTo(core_bytes.data());
     }
@@ -469,8 +472,8 @@ class Harness {
     vm_address_t core_found = 0;
     vm_address_t model_found = 0;
     const KernReturn core =
-        hole ? vm::vm_find_hole(*tasks_[t], from, &core_found)
-             : vm::vm_find_data(*tasks_[t], from, &core_found);
+        hole ? vm::Take(vm::vm_find_hole(*tasks_[t], from), &core_found)
+             : vm::Take(vm::vm_find_data(*tasks_[t], from), &core_found);
     const KernReturn model = hole ? model_->FindHole(t, from, &model_found)
                                   : model_->FindData(t, from, &model_found);
     if (SameCode(core, model) && core == vm::KERN_SUCCESS &&
@@ -486,7 +489,7 @@ class Harness {
     const vm_size_t size = NextSize(in);
     Begin("vm_read(" + TaskName(t) + ", " + Hex(address) + ", " + Hex(size) +
           ") pinned into slot " + std::to_string(pin));
-    if (SameCode(vm::vm_read(*tasks_[t], address, size, &pins_[pin]),
+    if (SameCode(vm::vm_read_pinned(*tasks_[t], address, size, &pins_[pin]),
                  model_->ReadPinned(t, address, size, pin))) {
       ComparePin(pin);
     }
@@ -519,7 +522,7 @@ class Harness {
     Begin("task_fork(" + TaskName(parent) + ", \"" + name + "\")");
     std::shared_ptr<Task> child;
     const KernReturn core =
-        vm::task_fork(*system_, *tasks_[parent], name, &child);
+        vm::Take(vm::task_fork(*system_, *tasks_[parent], name), &child);
     if (SameCode(core, model_->Fork(parent, name)) &&
         core == vm::KERN_SUCCESS) {
       tasks_.push_back(std::move(child));
@@ -530,7 +533,7 @@ class Harness {
   void Create(const std::string& name) {
     Begin("task_create(\"" + name + "\")");
     std::shared_ptr<Task> task;
-    const KernReturn core = vm::task_create(*system_, name, &task);
+    const KernReturn core = vm::Take(vm::task_create(*system_, name), &task);
     if (SameCode(core, model_->Create(name)) && core == vm::KERN_SUCCESS) {
       tasks_.push_back(std::move(task));
     }
@@ -547,7 +550,8 @@ class Harness {
   void CompareRegions(std::size_t t) {
     std::vector<RegionInfo> core_regions;
     std::vector<RegionInfo> model_regions;
-    const KernReturn core = vm::vm_region_list(*tasks_[t], &core_regions);
+    const KernReturn core =
+        vm::Take(vm::vm_region_list(*tasks_[t]), &core_regions);
     const KernReturn model = model_->RegionList(t, &model_regions);
     if (core != model || core_regions != model_regions) {
       Diverge("afterwards vm_region_list(" + TaskName(t) + ") gives\n  core " +
@@ -565,7 +569,8 @@ class Harness {
     Begin("task_statistics(" + TaskName(t) + ")");
     TaskStatistics core_stats;
     TaskStatistics model_stats;
-    const KernReturn core = vm::task_statistics(*tasks_[t], &core_stats);
+    const KernReturn core =
+        vm::Take(vm::task_statistics(*tasks_[t]), &core_stats);
     const KernReturn model = model_->Statistics(t, &model_stats);
     if (SameCode(core, model) && core == vm::KERN_SUCCESS &&
         !vm::reference::SameStats(core_stats, model_stats)) {

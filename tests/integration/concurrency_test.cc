@@ -292,7 +292,7 @@ TEST_F(ConcurrencyTest, CrossCopyFromAndForksDoNotDeadlock) {
   children.Spawn("forker", [&]() -> int {
     for (int i = 0; i < kForks; ++i) {
       const std::string parent = i % 2 == 0 ? "a" : "b";
-      const std::string child = "f" + std::to_string(i);
+      const std::string child = std::string("f").append(std::to_string(i));
       if (int e =
               WriteFile(mount_ / (parent + "/ctl"), "fork " + child + "\n")) {
         return e;
@@ -324,7 +324,7 @@ TEST_F(ConcurrencyTest, CrossCopyFromAndForksDoNotDeadlock) {
   // Every forked task was removed again.
   struct stat st;
   for (int i = 0; i < kForks; ++i) {
-    const std::string child = "f" + std::to_string(i);
+    const std::string child = std::string("f").append(std::to_string(i));
     EXPECT_NE(::stat((mount_ / child).c_str(), &st), 0) << child;
   }
 }
@@ -341,7 +341,7 @@ TEST(ConcurrencyMemoryLimitTest, LimitHoldsUnderManyWriters) {
   constexpr int kRewrites = 2000;
   Mount mount({"-o", "tasks=none,address_bits=32,memory_limit=8M"});
   ASSERT_TRUE(mount.ok()) << mount.error();
-  auto task = [](int i) { return "w" + std::to_string(i); };
+  auto task = [](int i) { return std::string("w").append(std::to_string(i)); };
   for (int i = 0; i < kWriters; ++i) {
     ASSERT_EQ(::mkdir((mount / task(i)).c_str(), 0700), 0);
     ASSERT_EQ(WriteFile(mount / (task(i) + "/ctl"), "allocate 0x100000 4M\n"),

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 namespace taskfs::vm {
@@ -11,9 +14,9 @@ constexpr std::uint64_t kPage = 4096;
 constexpr Geometry kGeometry{12, std::uint64_t{1} << 32};
 
 PageRange R(vm_address_t start, vm_size_t size) {
-  PageRange r;
-  EXPECT_EQ(PageRange::Exact(kGeometry, start, size, &r), KERN_SUCCESS);
-  return r;
+  KernResult<PageRange> r = PageRange::Exact(kGeometry, start, size);
+  EXPECT_EQ(r.code(), KERN_SUCCESS);
+  return r.ok() ? r.value() : PageRange();
 }
 
 std::vector<RegionInfo> Regions(const AddressMap& map) {
@@ -70,18 +73,63 @@ TEST(AddressMapTest, CheckRangeReportsTheLowestOffender) {
 
 TEST(AddressMapTest, FindSpaceUsesHolesAndTheHint) {
   AddressMap map(kGeometry);
-  vm_address_t a;
   for (int i = 0; i < 10; ++i) {
-    ASSERT_EQ(map.FindSpace(kPage, &a), KERN_SUCCESS);
-    EXPECT_EQ(a, i * kPage);
-    map.AllocateRange(R(a, kPage));
+    KernResult<vm_address_t> a = map.FindSpace(kPage);
+    ASSERT_EQ(a.code(), KERN_SUCCESS);
+    EXPECT_EQ(a.value(), i * kPage);
+    map.AllocateRange(R(a.value(), kPage));
   }
   map.Remove(R(3 * kPage, 2 * kPage));
-  ASSERT_EQ(map.FindSpace(3 * kPage, &a), KERN_SUCCESS);
-  EXPECT_EQ(a, 10 * kPage);
-  ASSERT_EQ(map.FindSpace(2 * kPage, &a), KERN_SUCCESS);
-  EXPECT_EQ(a, 3 * kPage);
-  EXPECT_EQ(map.FindSpace(kGeometry.limit, &a), KERN_NO_SPACE);
+  EXPECT_EQ(map.FindSpace(3 * kPage).value(), 10 * kPage);
+  EXPECT_EQ(map.FindSpace(2 * kPage).value(), 3 * kPage);
+  EXPECT_EQ(map.FindSpace(kGeometry.limit).code(), KERN_NO_SPACE);
+}
+
+TEST(AddressMapTest, AllocateAnywhereRoundsAndTakesTheLowestHole) {
+  AddressMap map(kGeometry);
+  map.AllocateRange(R(0, kPage));
+  map.AllocateRange(R(3 * kPage, kPage));
+  KernResult<vm_address_t> a = map.AllocateAnywhere(kPage + 1);
+  ASSERT_EQ(a.code(), KERN_SUCCESS);
+  EXPECT_EQ(a.value(), kPage);
+  EXPECT_FALSE(map.IsFree(R(2 * kPage, kPage)));
+  EXPECT_EQ(map.AllocateAnywhere(kGeometry.limit).code(), KERN_NO_SPACE);
+  EXPECT_EQ(map.AllocateAnywhere(kGeometry.limit + 1).code(), KERN_NO_SPACE);
+  EXPECT_EQ(map.virtual_bytes(), 4 * kPage);
+}
+
+TEST(AddressMapTest, FindDataAndFindHole) {
+  AddressMap map(kGeometry);
+  map.AllocateRange(R(2 * kPage, 2 * kPage));
+  map.ForEachClipped(R(3 * kPage, kPage),
+                     [](MapEntry& e) { e.protection = VM_PROT_READ; });
+  EXPECT_EQ(map.FindData(0).value(), 2 * kPage);
+  EXPECT_EQ(map.FindData(3 * kPage + 5).value(), 3 * kPage + 5);
+  EXPECT_EQ(map.FindData(4 * kPage).code(), KERN_NO_SPACE);
+  EXPECT_EQ(map.FindHole(kPage), kPage);
+  EXPECT_EQ(map.FindHole(2 * kPage), 4 * kPage);  // across both entries
+  map.AllocateRange(R(kGeometry.limit - kPage, kPage));
+  EXPECT_EQ(map.FindHole(kGeometry.limit - kPage), kGeometry.limit);
+}
+
+TEST(AddressMapTest, SetProtectionAndInheritanceClipAndMerge) {
+  AddressMap map(kGeometry);
+  map.AllocateRange(R(0, 3 * kPage));
+  map.SetProtection(R(kPage, kPage), VM_PROT_READ, /*set_maximum=*/true);
+  EXPECT_EQ(map.entries().size(), 3u);
+  const MapEntry& middle = map.entries().at(kPage);
+  EXPECT_EQ(middle.protection, VM_PROT_READ);
+  EXPECT_EQ(middle.max_protection, VM_PROT_READ);
+  map.SetProtection(R(0, kPage), VM_PROT_NONE, /*set_maximum=*/false);
+  EXPECT_EQ(map.entries().at(0).protection, VM_PROT_NONE);
+  EXPECT_EQ(map.entries().at(0).max_protection, VM_PROT_ALL);
+  map.SetInheritance(R(2 * kPage, kPage), VM_INHERIT_SHARE);
+  EXPECT_EQ(map.entries().at(2 * kPage).inheritance, VM_INHERIT_SHARE);
+  // Back to equal attributes: the entries merge again.
+  map.SetProtection(R(0, 3 * kPage), VM_PROT_ALL, /*set_maximum=*/true);
+  map.SetProtection(R(0, 3 * kPage), VM_PROT_DEFAULT, /*set_maximum=*/false);
+  map.SetInheritance(R(0, 3 * kPage), VM_INHERIT_COPY);
+  EXPECT_EQ(Regions(map).size(), 1u);
 }
 
 TEST(AddressMapTest, RemoveSplitsAndUncovers) {
@@ -95,16 +143,44 @@ TEST(AddressMapTest, RemoveSplitsAndUncovers) {
   EXPECT_EQ(object->CoverageAt(3), 1u);
 }
 
+// Three contiguous entries with equal attributes that do not merge (each
+// over its own object), so the region of a page in the last one is found
+// only by walking back to the first, and of the first only by walking
+// forward to the last.
 TEST(AddressMapTest, RegionFromWalksBothWays) {
   AddressMap map(kGeometry);
-  map.AllocateRange(R(0, 3 * kPage));
-  map.ForEachClipped(R(kPage, kPage), [](MapEntry& e) { e.inheritance = 2; });
-  map.ForEachClipped(R(kPage, kPage), [](MapEntry& e) { e.inheritance = 1; });
-  RegionInfo info;
-  ASSERT_TRUE(map.RegionFrom(2 * kPage, &info));
-  EXPECT_EQ(info.start, 0u);
-  EXPECT_EQ(info.size, 3 * kPage);
-  EXPECT_FALSE(map.RegionFrom(3 * kPage, &info));
+  for (int i = 0; i < 3; ++i) {
+    MapEntry entry;
+    entry.start = (1 + i) * kPage;
+    entry.end = (2 + i) * kPage;
+    entry.object = std::make_shared<VmObject>();
+    map.Insert(std::move(entry));
+  }
+  map.AllocateRange(R(5 * kPage, kPage));
+  map.SetInheritance(R(5 * kPage, kPage), VM_INHERIT_NONE);
+  ASSERT_EQ(map.entries().size(), 4u);  // no merge: the walk is needed
+
+  std::optional<RegionInfo> info = map.RegionFrom(3 * kPage);  // the last
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->start, kPage);
+  EXPECT_EQ(info->size, 3 * kPage);
+  info = map.RegionFrom(kPage);  // the first
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->start, kPage);
+  EXPECT_EQ(info->size, 3 * kPage);
+  info = map.RegionFrom(2 * kPage + 7);  // the middle, both ways
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->start, kPage);
+  EXPECT_EQ(info->size, 3 * kPage);
+  // Below everything: the first region above. A hole, then a region of
+  // other attributes: a region of its own.
+  EXPECT_EQ(map.RegionFrom(0)->start, kPage);
+  info = map.RegionFrom(4 * kPage);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->start, 5 * kPage);
+  EXPECT_EQ(info->size, kPage);
+  EXPECT_EQ(info->inheritance, VM_INHERIT_NONE);
+  EXPECT_FALSE(map.RegionFrom(6 * kPage).has_value());
 }
 
 }  // namespace

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "tests/vmcore/reference_model.h"
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/pinned_pages.h"
 #include "vmcore/task.h"
@@ -228,8 +229,11 @@ class DifferentialRun {
     for (std::size_t i = 0; i < kOpKindCount; ++i) {
       std::string line;
       for (const auto& [kr, count] : results_[i]) {
-        line += " " + std::string(KernReturnName(kr)).substr(5) + " " +
-                std::to_string(100 * count / calls_[i]) + "%";
+        line += ' ';
+        line += KernReturnName(kr).substr(5);
+        line += ' ';
+        line += std::to_string(100 * count / calls_[i]);
+        line += '%';
       }
       std::printf("[ differential ]   %-22s %6" PRIu64 "%s\n", kOpKinds[i].name,
                   calls_[i], line.c_str());
@@ -572,10 +576,12 @@ class DifferentialRun {
     if (buffered) {
       // Poisoned, so bytes the core fails to fill cannot pass for zeros.
       core_bytes.assign(size, 0xa5);
-      core = vm_read(*tasks_[t], address, size, core_bytes.data());
+      core =
+          vm_read(*tasks_[t], address,
+                  std::as_writable_bytes(std::span(core_bytes.data(), size)));
     } else {
       PinnedPages pinned;
-      core = vm_read(*tasks_[t], address, size, &pinned);
+      core = vm_read_pinned(*tasks_[t], address, size, &pinned);
       core_bytes.resize(pinned.size());
       pinned.CopyTo(core_bytes.data());
     }
@@ -708,8 +714,9 @@ class DifferentialRun {
     Begin(op);
     vm_address_t core_found = 0;
     vm_address_t model_found = 0;
-    const KernReturn core = hole ? vm_find_hole(*tasks_[t], from, &core_found)
-                                 : vm_find_data(*tasks_[t], from, &core_found);
+    const KernReturn core =
+        hole ? Take(vm_find_hole(*tasks_[t], from), &core_found)
+             : Take(vm_find_data(*tasks_[t], from), &core_found);
     const KernReturn model = hole ? model_->FindHole(t, from, &model_found)
                                   : model_->FindData(t, from, &model_found);
     if (SameCode(op, core, model) && core == KERN_SUCCESS &&
@@ -730,7 +737,8 @@ class DifferentialRun {
                            ", " + Hex(size) + ") pinned into slot " +
                            std::to_string(pin);
     Begin(op);
-    const KernReturn core = vm_read(*tasks_[t], address, size, &pins_[pin]);
+    const KernReturn core =
+        vm_read_pinned(*tasks_[t], address, size, &pins_[pin]);
     if (SameCode(op, core, model_->ReadPinned(t, address, size, pin))) {
       ComparePin(op, pin);
     }
@@ -766,7 +774,8 @@ class DifferentialRun {
         "task_fork(" + TaskName(parent) + ", \"" + name + "\")";
     Begin(op);
     std::shared_ptr<Task> child;
-    const KernReturn core = task_fork(*system_, *tasks_[parent], name, &child);
+    const KernReturn core =
+        Take(task_fork(*system_, *tasks_[parent], name), &child);
     if (SameCode(op, core, model_->Fork(parent, name)) &&
         core == KERN_SUCCESS) {
       tasks_.push_back(std::move(child));
@@ -781,7 +790,7 @@ class DifferentialRun {
     const std::string op = "task_create(\"" + name + "\")";
     Begin(op);
     std::shared_ptr<Task> task;
-    const KernReturn core = task_create(*system_, name, &task);
+    const KernReturn core = Take(task_create(*system_, name), &task);
     if (SameCode(op, core, model_->Create(name)) && core == KERN_SUCCESS) {
       tasks_.push_back(std::move(task));
     }
@@ -807,7 +816,7 @@ class DifferentialRun {
     if (diverged_) return;
     std::vector<RegionInfo> core_regions;
     std::vector<RegionInfo> model_regions;
-    const KernReturn core = vm_region_list(*tasks_[t], &core_regions);
+    const KernReturn core = Take(vm_region_list(*tasks_[t]), &core_regions);
     const KernReturn model = model_->RegionList(t, &model_regions);
     if (core != model || core_regions != model_regions) {
       Diverge(op, "afterwards vm_region_list(" + TaskName(t) + ") gives\n" +
@@ -824,7 +833,7 @@ class DifferentialRun {
     Begin(op);
     std::vector<RegionInfo> core_regions;
     std::vector<RegionInfo> model_regions;
-    const KernReturn core = vm_region_list(*tasks_[t], &core_regions);
+    const KernReturn core = Take(vm_region_list(*tasks_[t]), &core_regions);
     const KernReturn model = model_->RegionList(t, &model_regions);
     if (!SameCode(op, core, model)) return core;
     if (core == KERN_SUCCESS && core_regions != model_regions) {
@@ -836,7 +845,7 @@ class DifferentialRun {
     Begin(stats_op);
     TaskStatistics core_stats;
     TaskStatistics model_stats;
-    const KernReturn core_kr = task_statistics(*tasks_[t], &core_stats);
+    const KernReturn core_kr = Take(task_statistics(*tasks_[t]), &core_stats);
     const KernReturn model_kr = model_->Statistics(t, &model_stats);
     if (SameCode(stats_op, core_kr, model_kr) && core_kr == KERN_SUCCESS &&
         !SameStats(core_stats, model_stats)) {

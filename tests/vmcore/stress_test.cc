@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/pinned_pages.h"
 #include "vmcore/task.h"
@@ -207,6 +208,9 @@ class Pages {
   vm_size_t bytes() const { return words_.size() * sizeof(std::uint64_t); }
   void* data() { return words_.data(); }
   const void* data() const { return words_.data(); }
+  std::span<std::byte> span() {
+    return std::as_writable_bytes(std::span(words_));
+  }
 
   void Set(std::uint64_t page, std::uint64_t tag) {
     std::uint64_t* words = &words_[page * kWords];
@@ -262,7 +266,8 @@ void FillGeneration(Pages* pages, std::uint64_t marker, std::uint64_t gen) {
 std::string DescribeTags(const Pages& pages) {
   std::string text;
   for (std::uint64_t i = 0; i < pages.count(); ++i) {
-    text += (i == 0 ? "[" : " ") + Hex(pages.Tag(i));
+    text += i == 0 ? "[" : " ";
+    text += Hex(pages.Tag(i));
   }
   return text + "]";
 }
@@ -301,9 +306,9 @@ bool CopyPinned(const PinnedPages& pinned, Pages* out) {
 // `pinned` says; a malformed pinned view is KERN_FAILURE.
 KernReturn ReadPages(Task& task, vm_address_t address, bool pinned,
                      Pages* out) {
-  if (!pinned) return vm_read(task, address, out->bytes(), out->data());
+  if (!pinned) return vm_read(task, address, out->span());
   PinnedPages view;
-  const KernReturn kr = vm_read(task, address, out->bytes(), &view);
+  const KernReturn kr = vm_read_pinned(task, address, out->bytes(), &view);
   if (kr != KERN_SUCCESS) return kr;
   return CopyPinned(view, out) ? KERN_SUCCESS : KERN_FAILURE;
 }
@@ -349,7 +354,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
 
   VmSystem system(Config(0));
   std::shared_ptr<Task> task;
-  ASSERT_EQ(task_create(system, "owners", &task), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "owners"), &task), KERN_SUCCESS);
   // The owned pages span two objects: the first half gets other attributes
   // before the second half is allocated, so the second cannot extend the
   // first's object. Owner 2's pages, and its copies, cross from one object
@@ -438,7 +443,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 5: {
           // A pinned view taken before a write keeps the old bytes.
           PinnedPages before;
-          if (!CheckKr(failures, vm_read(*task, at, n * kPage, &before),
+          if (!CheckKr(failures, vm_read_pinned(*task, at, n * kPage, &before),
                        KERN_SUCCESS, [&] { return where("pinned vm_read"); })) {
             break;
           }
@@ -644,8 +649,8 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
         case 7: {
           std::vector<RegionInfo> regions;
-          if (CheckKr(failures, vm_region_list(*task, &regions), KERN_SUCCESS,
-                      [&] { return where("vm_region_list"); })) {
+          if (CheckKr(failures, Take(vm_region_list(*task), &regions),
+                      KERN_SUCCESS, [&] { return where("vm_region_list"); })) {
             Check(failures, regions == expected_regions(), [&] {
               return where("vm_region_list") + " differs from the model (" +
                      std::to_string(regions.size()) + " regions)";
@@ -665,7 +670,8 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
         case 8: {
           TaskStatistics stats;
-          if (!CheckKr(failures, task_statistics(*task, &stats), KERN_SUCCESS,
+          if (!CheckKr(failures, Take(task_statistics(*task), &stats),
+                       KERN_SUCCESS,
                        [&] { return where("task_statistics"); })) {
             break;
           }
@@ -710,7 +716,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
     }
   }
   TaskStatistics stats;
-  ASSERT_EQ(task_statistics(*task, &stats), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_statistics(*task), &stats), KERN_SUCCESS);
   EXPECT_LE(stats.resident_bytes, system.pages().live_pages() * kPage);
   // Nothing leaked: pins released, copies dropped.
   ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
@@ -740,8 +746,8 @@ TEST(VmStressTest, MultiPageWritesAreNeverSeenTorn) {
 
   VmSystem system(Config(0));
   std::shared_ptr<Task> task, stage;
-  ASSERT_EQ(task_create(system, "torn", &task), KERN_SUCCESS);
-  ASSERT_EQ(task_create(system, "stage", &stage), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "torn"), &task), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "stage"), &stage), KERN_SUCCESS);
   ASSERT_EQ(AllocateAt(*task, kBase, kPagesA), KERN_SUCCESS);
   ASSERT_EQ(vm_protect(*task, kBase, kPagesA * kPage, false, VM_PROT_ALL),
             KERN_SUCCESS);
@@ -768,7 +774,8 @@ TEST(VmStressTest, MultiPageWritesAreNeverSeenTorn) {
       // survive the write.
       PinnedPages before;
       if (gen % 16 == 0) {
-        CheckKr(failures, vm_read(*task, kRange, kRangePages * kPage, &before),
+        CheckKr(failures,
+                vm_read_pinned(*task, kRange, kRangePages * kPage, &before),
                 KERN_SUCCESS, [&] { return where("pinned vm_read"); });
       }
       KernReturn kr = KERN_SUCCESS;
@@ -847,7 +854,7 @@ TEST(VmStressTest, MultiPageWritesAreNeverSeenTorn) {
       last = *gen;
       if (held.size() == 0 && reads % 8 == 0) {
         if (!CheckKr(failures,
-                     vm_read(*task, kRange, kRangePages * kPage, &held),
+                     vm_read_pinned(*task, kRange, kRangePages * kPage, &held),
                      KERN_SUCCESS, [&] { return where("pinned vm_read"); })) {
           break;
         }
@@ -889,7 +896,7 @@ TEST(VmStressTest, MultiPageWritesAreNeverSeenTorn) {
       CheckKr(failures, vm_protect(*task, at, 64 * kPage, false, prot),
               KERN_SUCCESS, [] { return std::string("churner vm_protect"); });
       TaskStatistics stats;
-      CheckKr(failures, task_statistics(*task, &stats), KERN_SUCCESS,
+      CheckKr(failures, Take(task_statistics(*task), &stats), KERN_SUCCESS,
               [] { return std::string("churner task_statistics"); });
     }
   };
@@ -930,8 +937,8 @@ TEST(VmStressTest, OppositeMapCopiesBetweenTwoTasks) {
 
   VmSystem system(Config(0));
   std::shared_ptr<Task> tasks[2];
-  ASSERT_EQ(task_create(system, "a", &tasks[0]), KERN_SUCCESS);
-  ASSERT_EQ(task_create(system, "b", &tasks[1]), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "a"), &tasks[0]), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "b"), &tasks[1]), KERN_SUCCESS);
   for (int s = 0; s < 2; ++s) {
     ASSERT_EQ(AllocateAt(*tasks[s], kOut, kPages), KERN_SUCCESS);
     ASSERT_EQ(AllocateAt(*tasks[s], kIn, kPages), KERN_SUCCESS);
@@ -1100,7 +1107,7 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
 
   VmSystem system(Config(0));
   std::shared_ptr<Task> parent;
-  ASSERT_EQ(task_create(system, "parent", &parent), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "parent"), &parent), KERN_SUCCESS);
   ASSERT_EQ(AllocateAt(*parent, kC, kCPages), KERN_SUCCESS);
   ASSERT_EQ(AllocateAt(*parent, kC2, kC2Pages), KERN_SUCCESS);
   ASSERT_EQ(AllocateAt(*parent, kS, kSPages), KERN_SUCCESS);
@@ -1246,7 +1253,7 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       const std::uint64_t c_low = c_completed.load();
       const std::uint64_t c2_low = c2_completed.load();
       Child child;
-      if (!CheckKr(failures, task_fork(system, source, name, &child.task),
+      if (!CheckKr(failures, Take(task_fork(system, source, name), &child.task),
                    KERN_SUCCESS, [&] { return where("task_fork"); })) {
         break;
       }
@@ -1288,7 +1295,10 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
         }
         Check(failures, cut_found, [&] {
           std::string tags;
-          for (std::uint64_t tag : child.c2) tags += " " + Hex(tag);
+          for (std::uint64_t tag : child.c2) {
+            tags += ' ';
+            tags += Hex(tag);
+          }
           return where("C2 is no single moment of writer 2:") + tags +
                  ", writes in [" + std::to_string(c2_low) + ", " +
                  std::to_string(c2_high) + "]";
@@ -1296,8 +1306,8 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       }
 
       std::vector<RegionInfo> regions;
-      if (CheckKr(failures, vm_region_list(*child.task, &regions), KERN_SUCCESS,
-                  [&] { return where("vm_region_list"); })) {
+      if (CheckKr(failures, Take(vm_region_list(*child.task), &regions),
+                  KERN_SUCCESS, [&] { return where("vm_region_list"); })) {
         Check(failures, regions == child_regions,
               [&] { return where("regions differ from the inheritance"); });
       }
@@ -1405,8 +1415,8 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
   VmSystem system(Config(kLimitPages));
   ASSERT_EQ(system.pages().limit_pages(), kLimitPages);
   std::shared_ptr<Task> tasks[2];
-  ASSERT_EQ(task_create(system, "limited-a", &tasks[0]), KERN_SUCCESS);
-  ASSERT_EQ(task_create(system, "limited-b", &tasks[1]), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "limited-a"), &tasks[0]), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "limited-b"), &tasks[1]), KERN_SUCCESS);
   // Writer t owns kOwnPages pages of task t % 2, 1 MiB apart.
   auto first_page = [](int t) { return kBase + (t / 2) * 0x100000; };
   for (int t = 0; t < kWriters; ++t) {
@@ -1475,7 +1485,7 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
           // A pinned view makes the next write copy its pages, which costs
           // memory too and must obey the same limit.
           PinnedPages view;
-          if (!CheckKr(failures, vm_read(task, at, n * kPage, &view),
+          if (!CheckKr(failures, vm_read_pinned(task, at, n * kPage, &view),
                        KERN_SUCCESS, [&] { return "writer pinned vm_read"; })) {
             break;
           }
@@ -1549,7 +1559,8 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
       });
       for (const std::shared_ptr<Task>& task : tasks) {
         TaskStatistics stats;
-        if (CheckKr(failures, task_statistics(*task, &stats), KERN_SUCCESS,
+        if (CheckKr(failures, Take(task_statistics(*task), &stats),
+                    KERN_SUCCESS,
                     [] { return std::string("monitor task_statistics"); })) {
           Check(failures, stats.resident_bytes <= kLimitPages * kPage, [&] {
             return task->name() + " resident " + Hex(stats.resident_bytes) +

@@ -32,7 +32,8 @@ class VmUserTest : public ::testing::Test {
     config.max_tasks = 8;
     config.pin_wait = pin_wait;
     system_ = std::make_unique<VmSystem>(config);
-    ASSERT_EQ(task_create(*system_, "t", &task_), KERN_SUCCESS);
+    task_ = Created(task_create(*system_, "t"));
+    ASSERT_NE(task_, nullptr);
   }
 
   KernReturn Alloc(vm_address_t address, vm_size_t size, Task* task = nullptr) {
@@ -48,8 +49,8 @@ class VmUserTest : public ::testing::Test {
   std::string Pages(vm_address_t address, std::uint64_t pages,
                     Task* task = nullptr) {
     std::vector<unsigned char> buf(pages * kPage);
-    if (vm_read(task ? *task : *task_, address, buf.size(), buf.data()) !=
-        KERN_SUCCESS) {
+    if (vm_read(task ? *task : *task_, address,
+                std::as_writable_bytes(std::span(buf))) != KERN_SUCCESS) {
       return "";
     }
     std::string out;
@@ -63,14 +64,21 @@ class VmUserTest : public ::testing::Test {
     return out;
   }
   std::vector<RegionInfo> Regions(Task* task = nullptr) {
-    std::vector<RegionInfo> regions;
-    EXPECT_EQ(vm_region_list(task ? *task : *task_, &regions), KERN_SUCCESS);
-    return regions;
+    KernResult<std::vector<RegionInfo>> regions =
+        vm_region_list(task ? *task : *task_);
+    EXPECT_EQ(regions.code(), KERN_SUCCESS);
+    return regions.ok() ? regions.value() : std::vector<RegionInfo>{};
   }
   TaskStatistics Stats(Task* task = nullptr) {
-    TaskStatistics s;
-    EXPECT_EQ(task_statistics(task ? *task : *task_, &s), KERN_SUCCESS);
-    return s;
+    KernResult<TaskStatistics> s = task_statistics(task ? *task : *task_);
+    EXPECT_EQ(s.code(), KERN_SUCCESS);
+    return s.ok() ? s.value() : TaskStatistics{};
+  }
+  // The task of a task_create or task_fork that must succeed; null (and a
+  // failure) if it did not.
+  static std::shared_ptr<Task> Created(KernResult<std::shared_ptr<Task>> r) {
+    EXPECT_EQ(r.code(), KERN_SUCCESS);
+    return r.ok() ? std::move(r).value() : nullptr;
   }
 
   std::unique_ptr<VmSystem> system_;
@@ -348,7 +356,8 @@ TEST_F(VmUserTest, RegionMergesPartsOfDifferentObjects) {
   // Two regions with equal attributes that come from different objects (a
   // copy-from with dst_alloc next to an allocation) still show as one run.
   std::shared_ptr<Task> other;
-  ASSERT_EQ(task_create(*system_, "o", &other), KERN_SUCCESS);
+  other = Created(task_create(*system_, "o"));
+  ASSERT_NE(other, nullptr);
   ASSERT_EQ(Alloc(kBase, kPage, other.get()), KERN_SUCCESS);
   ASSERT_EQ(Alloc(kBase, kPage), KERN_SUCCESS);
   ASSERT_EQ(vm_map_copy(*task_, kBase + kPage, *other, kBase, kPage, true,
@@ -363,18 +372,24 @@ TEST_F(VmUserTest, RegionMergesPartsOfDifferentObjects) {
 TEST_F(VmUserTest, ReadAndWriteNeedAlignment) {
   ASSERT_EQ(Alloc(kBase, 2 * kPage), KERN_SUCCESS);
   char buf[2 * kPage];
-  EXPECT_EQ(vm_read(*task_, kBase + 1, kPage, buf), KERN_INVALID_ARGUMENT);
-  EXPECT_EQ(vm_read(*task_, kBase, kPage - 1, buf), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      vm_read(*task_, kBase + 1, std::as_writable_bytes(std::span(buf, kPage))),
+      KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      vm_read(*task_, kBase, std::as_writable_bytes(std::span(buf, kPage - 1))),
+      KERN_INVALID_ARGUMENT);
   EXPECT_EQ(vm_write(*task_, kBase + 512, buf, kPage), KERN_INVALID_ARGUMENT);
   EXPECT_EQ(vm_write(*task_, kBase, buf, 100), KERN_INVALID_ARGUMENT);
   // Alignment is checked before bounds.
-  EXPECT_EQ(vm_read(*task_, ~std::uint64_t{0}, kPage, buf),
+  EXPECT_EQ(vm_read(*task_, ~std::uint64_t{0},
+                    std::as_writable_bytes(std::span(buf, kPage))),
             KERN_INVALID_ARGUMENT);
 }
 
 TEST_F(VmUserTest, ZeroSizeReadAndWriteSucceedAnywhere) {
   char buf[1];
-  EXPECT_EQ(vm_read(*task_, 0, 0, buf), KERN_SUCCESS);
+  EXPECT_EQ(vm_read(*task_, 0, std::as_writable_bytes(std::span(buf, 0))),
+            KERN_SUCCESS);
   EXPECT_EQ(vm_write(*task_, std::uint64_t{1} << 40, buf, 0), KERN_SUCCESS);
 }
 
@@ -387,16 +402,22 @@ TEST_F(VmUserTest, UnwrittenMemoryReadsAsZeros) {
 TEST_F(VmUserTest, ReadOfAHoleOrOutsideIsInvalidAddress) {
   ASSERT_EQ(Alloc(kBase, kPage), KERN_SUCCESS);
   std::vector<char> buf(2 * kPage);
-  EXPECT_EQ(vm_read(*task_, kBase, 2 * kPage, buf.data()),
+  EXPECT_EQ(vm_read(*task_, kBase,
+                    std::as_writable_bytes(std::span(buf.data(), 2 * kPage))),
             KERN_INVALID_ADDRESS);
-  EXPECT_EQ(vm_read(*task_, std::uint64_t{1} << 32, kPage, buf.data()),
+  EXPECT_EQ(vm_read(*task_, std::uint64_t{1} << 32,
+                    std::as_writable_bytes(std::span(buf.data(), kPage))),
             KERN_INVALID_ADDRESS);
-  EXPECT_EQ(vm_read(*task_, (std::uint64_t{1} << 32) - kPage, 2 * kPage,
-                    buf.data()),
+  EXPECT_EQ(vm_read(*task_, (std::uint64_t{1} << 32) - kPage,
+                    std::as_writable_bytes(std::span(buf.data(), 2 * kPage))),
             KERN_INVALID_ADDRESS);
   // address + size wraps past 2^64.
-  EXPECT_EQ(vm_read(*task_, kBase, ~std::uint64_t{0} - kPage + 1, buf.data()),
-            KERN_INVALID_ADDRESS);
+  // (The buffer read takes its size from its buffer, so the pinned read
+  // asks for a size no buffer has.)
+  PinnedPages pinned;
+  EXPECT_EQ(
+      vm_read_pinned(*task_, kBase, ~std::uint64_t{0} - kPage + 1, &pinned),
+      KERN_INVALID_ADDRESS);
 }
 
 TEST_F(VmUserTest, ReadLowestOffendingPageDecides) {
@@ -405,10 +426,12 @@ TEST_F(VmUserTest, ReadLowestOffendingPageDecides) {
             KERN_SUCCESS);
   std::vector<char> buf(3 * kPage);
   // Unreadable page below a hole: protection failure.
-  EXPECT_EQ(vm_read(*task_, kBase, 3 * kPage, buf.data()),
+  EXPECT_EQ(vm_read(*task_, kBase,
+                    std::as_writable_bytes(std::span(buf.data(), 3 * kPage))),
             KERN_PROTECTION_FAILURE);
   // Hole below an unreadable page: invalid address.
-  EXPECT_EQ(vm_read(*task_, kBase - kPage, 2 * kPage, buf.data()),
+  EXPECT_EQ(vm_read(*task_, kBase - kPage,
+                    std::as_writable_bytes(std::span(buf.data(), 2 * kPage))),
             KERN_INVALID_ADDRESS);
 }
 
@@ -436,7 +459,7 @@ TEST_F(VmUserTest, PinnedReadIsASnapshot) {
   ASSERT_EQ(Alloc(kBase, 2 * kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 'a'), KERN_SUCCESS);
   PinnedPages pinned;
-  ASSERT_EQ(vm_read(*task_, kBase, 2 * kPage, &pinned), KERN_SUCCESS);
+  ASSERT_EQ(vm_read_pinned(*task_, kBase, 2 * kPage, &pinned), KERN_SUCCESS);
   EXPECT_EQ(pinned.size(), 2 * kPage);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 'b'), KERN_SUCCESS);
   ASSERT_EQ(vm_deallocate(*task_, kBase, 2 * kPage), KERN_SUCCESS);
@@ -451,10 +474,10 @@ TEST_F(VmUserTest, PinnedReadMergesAdjacentPages) {
   ASSERT_EQ(Alloc(kBase, 64 * kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 64 * kPage, 'x'), KERN_SUCCESS);
   PinnedPages pinned;
-  ASSERT_EQ(vm_read(*task_, kBase, 64 * kPage, &pinned), KERN_SUCCESS);
+  ASSERT_EQ(vm_read_pinned(*task_, kBase, 64 * kPage, &pinned), KERN_SUCCESS);
   EXPECT_LE(pinned.iov().size(), 2u);
   ASSERT_EQ(Alloc(kBase + 64 * kPage, 64 * kPage), KERN_SUCCESS);
-  ASSERT_EQ(vm_read(*task_, kBase + 64 * kPage, 64 * kPage, &pinned),
+  ASSERT_EQ(vm_read_pinned(*task_, kBase + 64 * kPage, 64 * kPage, &pinned),
             KERN_SUCCESS);
   EXPECT_EQ(pinned.iov().size(), 64u);  // zero page repeated
 }
@@ -555,7 +578,8 @@ class MapCopyTest : public VmUserTest {
  protected:
   void SetUp() override {
     VmUserTest::SetUp();
-    ASSERT_EQ(task_create(*system_, "src", &src_), KERN_SUCCESS);
+    src_ = Created(task_create(*system_, "src"));
+    ASSERT_NE(src_, nullptr);
     ASSERT_EQ(Alloc(kBase, 3 * kPage, src_.get()), KERN_SUCCESS);
     ASSERT_EQ(Fill(kBase, 3 * kPage, 'm', src_.get()), KERN_SUCCESS);
     ASSERT_EQ(vm_protect(*src_, kBase + 2 * kPage, kPage, false, VM_PROT_READ),
@@ -642,7 +666,8 @@ TEST_F(VmUserTest, ForkFollowsEachInheritance) {
   ASSERT_EQ(vm_inherit(*task_, kBase + 2 * kPage, kPage, VM_INHERIT_NONE),
             KERN_SUCCESS);
   std::shared_ptr<Task> child;
-  ASSERT_EQ(task_fork(*system_, *task_, "child", &child), KERN_SUCCESS);
+  child = Created(task_fork(*system_, *task_, "child"));
+  ASSERT_NE(child, nullptr);
   EXPECT_EQ(Regions(child.get()),
             (std::vector<RegionInfo>{Region(kBase, kPage, 3, 7, 0),
                                      Region(kBase + kPage, kPage, 3, 7, 1)}));
@@ -666,7 +691,8 @@ TEST_F(VmUserTest, ShareRegionsStayShareAfterCopyOnWrite) {
   ASSERT_EQ(Fill(kBase, kPage, 'o'), KERN_SUCCESS);
   ASSERT_EQ(vm_inherit(*task_, kBase, kPage, VM_INHERIT_SHARE), KERN_SUCCESS);
   std::shared_ptr<Task> child;
-  ASSERT_EQ(task_fork(*system_, *task_, "child", &child), KERN_SUCCESS);
+  child = Created(task_fork(*system_, *task_, "child"));
+  ASSERT_NE(child, nullptr);
   ASSERT_EQ(vm_copy(*task_, kBase, kPage, kBase + kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, kPage, 'n', child.get()), KERN_SUCCESS);
   EXPECT_EQ(Pages(kBase, 2), "no");
@@ -677,7 +703,8 @@ TEST_F(VmUserTest, ShareRegionZeroPagesAreSharedToo) {
   ASSERT_EQ(Alloc(kBase, kPage), KERN_SUCCESS);
   ASSERT_EQ(vm_inherit(*task_, kBase, kPage, VM_INHERIT_SHARE), KERN_SUCCESS);
   std::shared_ptr<Task> child;
-  ASSERT_EQ(task_fork(*system_, *task_, "child", &child), KERN_SUCCESS);
+  child = Created(task_fork(*system_, *task_, "child"));
+  ASSERT_NE(child, nullptr);
   ASSERT_EQ(Fill(kBase, kPage, 'z', child.get()), KERN_SUCCESS);
   EXPECT_EQ(Pages(kBase, 1), "z");
   TaskStatistics s = Stats();
@@ -693,9 +720,11 @@ TEST_F(VmUserTest, ForkOfAForkKeepsSnapshots) {
   ASSERT_EQ(Alloc(kBase, kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, kPage, '1'), KERN_SUCCESS);
   std::shared_ptr<Task> a, b;
-  ASSERT_EQ(task_fork(*system_, *task_, "a", &a), KERN_SUCCESS);
+  a = Created(task_fork(*system_, *task_, "a"));
+  ASSERT_NE(a, nullptr);
   ASSERT_EQ(Fill(kBase, kPage, '2'), KERN_SUCCESS);
-  ASSERT_EQ(task_fork(*system_, *a, "b", &b), KERN_SUCCESS);
+  b = Created(task_fork(*system_, *a, "b"));
+  ASSERT_NE(b, nullptr);
   ASSERT_EQ(Fill(kBase, kPage, '3', a.get()), KERN_SUCCESS);
   EXPECT_EQ(Pages(kBase, 1), "2");
   EXPECT_EQ(Pages(kBase, 1, a.get()), "3");
@@ -706,24 +735,26 @@ TEST_F(VmUserTest, ForkOfAForkKeepsSnapshots) {
 // --- tasks -----------------------------------------------------------------
 
 TEST_F(VmUserTest, TaskNamesAreChecked) {
-  std::shared_ptr<Task> t;
-  EXPECT_EQ(task_create(*system_, "", &t), KERN_INVALID_ARGUMENT);
-  EXPECT_EQ(task_create(*system_, ".hidden", &t), KERN_INVALID_ARGUMENT);
-  EXPECT_EQ(task_create(*system_, "host_page_size", &t), KERN_INVALID_ARGUMENT);
-  EXPECT_EQ(task_create(*system_, "a/b", &t), KERN_INVALID_ARGUMENT);
-  EXPECT_EQ(task_create(*system_, std::string(65, 'n'), &t),
+  EXPECT_EQ(task_create(*system_, "").code(), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(task_create(*system_, ".hidden").code(), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(task_create(*system_, "host_page_size").code(),
             KERN_INVALID_ARGUMENT);
-  EXPECT_EQ(task_create(*system_, std::string(64, 'n'), &t), KERN_SUCCESS);
-  EXPECT_EQ(task_create(*system_, "t", &t), KERN_NAME_EXISTS);
-  EXPECT_EQ(task_fork(*system_, *task_, "t", &t), KERN_NAME_EXISTS);
+  EXPECT_EQ(task_create(*system_, "a/b").code(), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(task_create(*system_, std::string(65, 'n')).code(),
+            KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(task_create(*system_, std::string(64, 'n')).code(), KERN_SUCCESS);
+  EXPECT_EQ(task_create(*system_, "t").code(), KERN_NAME_EXISTS);
+  EXPECT_EQ(task_fork(*system_, *task_, "t").code(), KERN_NAME_EXISTS);
 }
 
 TEST_F(VmUserTest, TaskIdsCountUpAndAreNotReused) {
   std::shared_ptr<Task> a, b;
-  ASSERT_EQ(task_create(*system_, "a", &a), KERN_SUCCESS);
+  a = Created(task_create(*system_, "a"));
+  ASSERT_NE(a, nullptr);
   EXPECT_EQ(a->id(), task_->id() + 1);
   ASSERT_EQ(task_terminate(*system_, *a), KERN_SUCCESS);
-  ASSERT_EQ(task_create(*system_, "a", &b), KERN_SUCCESS);
+  b = Created(task_create(*system_, "a"));
+  ASSERT_NE(b, nullptr);
   EXPECT_EQ(b->id(), task_->id() + 2);
   EXPECT_EQ(system_->FindTask("a"), b);
   EXPECT_EQ(system_->FindTask(a->id()), nullptr);
@@ -732,11 +763,14 @@ TEST_F(VmUserTest, TaskIdsCountUpAndAreNotReused) {
 TEST_F(VmUserTest, MaxTasksIsResourceShortage) {
   std::shared_ptr<Task> t;
   for (int i = 1; i < 8; ++i) {
-    ASSERT_EQ(task_create(*system_, "t" + std::to_string(i), &t),
-              KERN_SUCCESS);
+    std::string name = "t";
+    name += std::to_string(i);
+    t = Created(task_create(*system_, name));
+    ASSERT_NE(t, nullptr);
   }
-  EXPECT_EQ(task_create(*system_, "one-too-many", &t), KERN_RESOURCE_SHORTAGE);
-  EXPECT_EQ(task_fork(*system_, *task_, "one-too-many", &t),
+  EXPECT_EQ(task_create(*system_, "one-too-many").code(),
+            KERN_RESOURCE_SHORTAGE);
+  EXPECT_EQ(task_fork(*system_, *task_, "one-too-many").code(),
             KERN_RESOURCE_SHORTAGE);
 }
 
@@ -748,14 +782,14 @@ TEST_F(VmUserTest, TerminatedTaskIsInvalidTaskAndFreesMemory) {
   char buf[kPage];
   vm_address_t address = kBase;
   RegionInfo info;
-  TaskStatistics s;
-  std::shared_ptr<Task> child;
-  EXPECT_EQ(vm_read(*task_, kBase, kPage, buf), KERN_INVALID_TASK);
+  EXPECT_EQ(
+      vm_read(*task_, kBase, std::as_writable_bytes(std::span(buf, kPage))),
+      KERN_INVALID_TASK);
   EXPECT_EQ(vm_write(*task_, kBase, buf, kPage), KERN_INVALID_TASK);
   EXPECT_EQ(vm_allocate(*task_, &address, kPage, true), KERN_INVALID_TASK);
   EXPECT_EQ(vm_region(*task_, &address, &info), KERN_INVALID_TASK);
-  EXPECT_EQ(task_statistics(*task_, &s), KERN_INVALID_TASK);
-  EXPECT_EQ(task_fork(*system_, *task_, "child", &child), KERN_INVALID_TASK);
+  EXPECT_EQ(task_statistics(*task_).code(), KERN_INVALID_TASK);
+  EXPECT_EQ(task_fork(*system_, *task_, "child").code(), KERN_INVALID_TASK);
   EXPECT_EQ(task_terminate(*system_, *task_), KERN_INVALID_TASK);
   EXPECT_EQ(system_->FindTask("t"), nullptr);
 }
@@ -798,7 +832,7 @@ TEST_F(VmUserTest, MemoryLimitWaitsForAReadersPinToGo) {
   ASSERT_EQ(Alloc(kBase, 4 * kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 'a'), KERN_SUCCESS);
   PinnedPages pinned;
-  ASSERT_EQ(vm_read(*task_, kBase, kPage, &pinned), KERN_SUCCESS);
+  ASSERT_EQ(vm_read_pinned(*task_, kBase, kPage, &pinned), KERN_SUCCESS);
   // Refused without waiting when the pin is not what is in the way: a new
   // page, or a rewrite of the pinned page that also needs a new page.
   auto start = steady_clock::now();
@@ -809,8 +843,16 @@ TEST_F(VmUserTest, MemoryLimitWaitsForAReadersPinToGo) {
   std::atomic<bool> released{false};
   std::vector<char> view(kPage);
   std::string read_meanwhile;
+  std::atomic<bool> saw_writer_wait{false};
   std::thread reader([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Until the writer is in its pin wait (or a deadline passes, which the
+    // check below reports).
+    const auto deadline = steady_clock::now() + std::chrono::seconds(5);
+    while (system_->pages().pin_waiters() == 0 &&
+           steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    saw_writer_wait.store(system_->pages().pin_waiters() == 1);
     // The waiting writer holds no object lock: this read gets through.
     read_meanwhile = Pages(kBase, 1);
     pinned.CopyTo(view.data());
@@ -824,6 +866,8 @@ TEST_F(VmUserTest, MemoryLimitWaitsForAReadersPinToGo) {
   EXPECT_LT(steady_clock::now() - start, std::chrono::seconds(5));
   EXPECT_TRUE(released.load());
   reader.join();
+  EXPECT_TRUE(saw_writer_wait.load());
+  EXPECT_EQ(system_->pages().pin_waiters(), 0u);
   EXPECT_EQ(read_meanwhile, "a");
   EXPECT_EQ(std::string(view.data(), kPage), std::string(kPage, 'a'));
   EXPECT_EQ(Pages(kBase, 3), "ba0");
@@ -834,7 +878,7 @@ TEST_F(VmUserTest, MemoryLimitRefusesWhenAPinOutlastsTheWait) {
   ASSERT_EQ(Alloc(kBase, 4 * kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 'a'), KERN_SUCCESS);
   PinnedPages pinned;
-  ASSERT_EQ(vm_read(*task_, kBase, kPage, &pinned), KERN_SUCCESS);
+  ASSERT_EQ(vm_read_pinned(*task_, kBase, kPage, &pinned), KERN_SUCCESS);
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(Fill(kBase, kPage, 'b'), KERN_RESOURCE_SHORTAGE);
   EXPECT_GE(std::chrono::steady_clock::now() - start,
@@ -868,12 +912,16 @@ TEST_F(VmUserTest, LoadIgnoresProtectionAndAlignment) {
   const char text[] = "hello";
   ASSERT_EQ(vm_load(*task_, kBase + kPage - 2, text, 5), KERN_SUCCESS);
   std::vector<char> buf(2 * kPage);
-  ASSERT_EQ(vm_read(*task_, kBase, 2 * kPage, buf.data()), KERN_SUCCESS);
+  ASSERT_EQ(vm_read(*task_, kBase,
+                    std::as_writable_bytes(std::span(buf.data(), 2 * kPage))),
+            KERN_SUCCESS);
   EXPECT_EQ(std::string(buf.data() + kPage - 2, 5), "hello");
   EXPECT_EQ(buf[0], 0);
   EXPECT_EQ(vm_fill(*task_, kBase + kPage, 2 * kPage, 1), KERN_INVALID_ADDRESS);
   EXPECT_EQ(vm_fill(*task_, kBase + 1, 10, 'f'), KERN_SUCCESS);
-  ASSERT_EQ(vm_read(*task_, kBase, kPage, buf.data()), KERN_SUCCESS);
+  ASSERT_EQ(vm_read(*task_, kBase,
+                    std::as_writable_bytes(std::span(buf.data(), kPage))),
+            KERN_SUCCESS);
   EXPECT_EQ(std::string(buf.data(), 12), std::string("\0ffffffffff\0", 12));
 }
 
@@ -884,20 +932,19 @@ TEST_F(VmUserTest, FindDataAndHole) {
   ASSERT_EQ(Alloc(kBase + 2 * kPage, kPage), KERN_SUCCESS);
   ASSERT_EQ(vm_protect(*task_, kBase + 2 * kPage, kPage, false, 0),
             KERN_SUCCESS);
-  vm_address_t found;
-  ASSERT_EQ(vm_find_data(*task_, 0, &found), KERN_SUCCESS);
-  EXPECT_EQ(found, kBase);
-  ASSERT_EQ(vm_find_data(*task_, kBase + 5, &found), KERN_SUCCESS);
-  EXPECT_EQ(found, kBase + 5);
-  EXPECT_EQ(vm_find_data(*task_, kBase + 3 * kPage, &found), KERN_NO_SPACE);
-  ASSERT_EQ(vm_find_hole(*task_, kBase, &found), KERN_SUCCESS);
-  EXPECT_EQ(found, kBase + 3 * kPage);  // across regions of other attributes
-  ASSERT_EQ(vm_find_hole(*task_, 7, &found), KERN_SUCCESS);
-  EXPECT_EQ(found, 7u);
+  auto found = [](KernResult<vm_address_t> r) {
+    EXPECT_EQ(r.code(), KERN_SUCCESS);
+    return r.ok() ? r.value() : ~vm_address_t{0};
+  };
+  EXPECT_EQ(found(vm_find_data(*task_, 0)), kBase);
+  EXPECT_EQ(found(vm_find_data(*task_, kBase + 5)), kBase + 5);
+  EXPECT_EQ(vm_find_data(*task_, kBase + 3 * kPage).code(), KERN_NO_SPACE);
+  // Across regions of other attributes.
+  EXPECT_EQ(found(vm_find_hole(*task_, kBase)), kBase + 3 * kPage);
+  EXPECT_EQ(found(vm_find_hole(*task_, 7)), 7u);
   const vm_address_t limit = std::uint64_t{1} << 32;
   ASSERT_EQ(Alloc(limit - kPage, kPage), KERN_SUCCESS);
-  ASSERT_EQ(vm_find_hole(*task_, limit - kPage, &found), KERN_SUCCESS);
-  EXPECT_EQ(found, limit);
+  EXPECT_EQ(found(vm_find_hole(*task_, limit - kPage)), limit);
 }
 
 // --- page sizes ------------------------------------------------------------

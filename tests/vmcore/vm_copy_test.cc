@@ -1,0 +1,97 @@
+// Virtual copy: CopyOverwrite, CopyOut and MapCopy below the facade.
+#include "vmcore/vm_copy.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "tests/vmcore/engine_test_util.h"
+
+namespace taskfs::vm {
+namespace {
+
+using engine_test::Fill;
+using engine_test::kPage;
+using engine_test::MakeSystem;
+using engine_test::MakeTask;
+using engine_test::Pages;
+using engine_test::R;
+
+std::vector<RegionInfo> Regions(const AddressMap& map) {
+  std::vector<RegionInfo> out;
+  map.ForEachRegion([&](const RegionInfo& r) { out.push_back(r); });
+  return out;
+}
+
+TEST(VmCopyTest, CopyOverwriteSharesPagesAndIsolatesWrites) {
+  auto system = MakeSystem();
+  auto task = MakeTask(*system, "t");
+  AddressMap& map = task->map();
+  map.AllocateRange(R(map, 0, 4 * kPage));
+  ASSERT_EQ(Fill(*system, map, 0, kPage, 'a'), KERN_SUCCESS);
+  ASSERT_EQ(Fill(*system, map, 2 * kPage, kPage, 'x'), KERN_SUCCESS);
+  // [0, 2) over [2, 4): the written page is shared, the unwritten one
+  // replaces 'x' with zeros.
+  CopyOverwrite(map, R(map, 0, 2 * kPage), map, R(map, 2 * kPage, 2 * kPage));
+  EXPECT_EQ(Pages(*system, map, 0, 4), "a0a0");
+  EXPECT_EQ(system->pages().live_pages(), 1u);
+  ASSERT_EQ(Fill(*system, map, 2 * kPage, kPage, 'b'), KERN_SUCCESS);
+  EXPECT_EQ(Pages(*system, map, 0, 4), "a0b0");
+  ASSERT_EQ(Fill(*system, map, 0, kPage, 'c'), KERN_SUCCESS);
+  EXPECT_EQ(Pages(*system, map, 0, 4), "c0b0");
+}
+
+// Overlap: as if the source were read whole first.
+TEST(VmCopyTest, OverlappingCopyReadsTheSourceFirst) {
+  auto system = MakeSystem();
+  auto task = MakeTask(*system, "t");
+  AddressMap& map = task->map();
+  map.AllocateRange(R(map, 0, 4 * kPage));
+  ASSERT_EQ(Fill(*system, map, 0, kPage, 'a'), KERN_SUCCESS);
+  ASSERT_EQ(Fill(*system, map, kPage, kPage, 'b'), KERN_SUCCESS);
+  ASSERT_EQ(Fill(*system, map, 2 * kPage, kPage, 'c'), KERN_SUCCESS);
+  CopyOverwrite(map, R(map, 0, 3 * kPage), map, R(map, kPage, 3 * kPage));
+  EXPECT_EQ(Pages(*system, map, 0, 4), "aabc");
+}
+
+TEST(VmCopyTest, CopyOutMapsRegionsWithTheSourceAttributes) {
+  auto system = MakeSystem();
+  auto src = MakeTask(*system, "src");
+  auto dst = MakeTask(*system, "dst");
+  AddressMap& from = src->map();
+  AddressMap& to = dst->map();
+  from.AllocateRange(R(from, 0, 2 * kPage));
+  from.SetProtection(R(from, kPage, kPage), VM_PROT_READ, false);
+  ASSERT_EQ(Fill(*system, from, 0, 2 * kPage, 's'), KERN_SUCCESS);
+  CopyOut(from, R(from, 0, 2 * kPage), to, R(to, 8 * kPage, 2 * kPage));
+  const std::vector<RegionInfo> regions = Regions(to);
+  ASSERT_EQ(regions.size(), 2u);
+  EXPECT_EQ(regions[0].start, 8 * kPage);
+  EXPECT_EQ(regions[0].protection, VM_PROT_DEFAULT);
+  EXPECT_EQ(regions[1].start, 9 * kPage);
+  EXPECT_EQ(regions[1].protection, VM_PROT_READ);
+  EXPECT_EQ(Pages(*system, to, 8 * kPage, 2), "ss");
+  EXPECT_EQ(system->pages().live_pages(), 2u);  // shared, not copied
+  // One new object behind both pieces.
+  EXPECT_EQ(to.entries().at(8 * kPage).object,
+            to.entries().at(9 * kPage).object);
+}
+
+TEST(VmCopyTest, MapCopyWithSourceDestroyMovesTheRange) {
+  auto system = MakeSystem();
+  auto src = MakeTask(*system, "src");
+  auto dst = MakeTask(*system, "dst");
+  AddressMap& from = src->map();
+  AddressMap& to = dst->map();
+  from.AllocateRange(R(from, 0, kPage));
+  to.AllocateRange(R(to, 0, kPage));
+  ASSERT_EQ(Fill(*system, from, 0, kPage, 'm'), KERN_SUCCESS);
+  MapCopy(from, R(from, 0, kPage), to, R(to, 0, kPage), /*dst_alloc=*/false,
+          /*src_destroy=*/true);
+  EXPECT_TRUE(from.entries().empty());
+  EXPECT_EQ(Pages(*system, to, 0, 1), "m");
+  EXPECT_EQ(system->pages().live_pages(), 1u);
+}
+
+}  // namespace
+}  // namespace taskfs::vm

@@ -1,0 +1,115 @@
+#include "vmcore/vm_copy.h"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "vmcore/locks.h"
+#include "vmcore/page.h"
+#include "vmcore/vm_object.h"
+
+namespace taskfs::vm {
+
+void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
+                   const AddressMap& dst_map, const PageRange& dst_range) {
+  ObjectLocks locks;
+  locks.Add(src_map, src_range, /*exclusive=*/false);
+  locks.Add(dst_map, dst_range, /*exclusive=*/true);
+  locks.LockAll();
+
+  // Take the written source pages first: the copy is as if the source were
+  // read whole before the destination changes. Each reference taken here
+  // becomes a destination mapping.
+  struct Written {
+    std::uint64_t page;  // page number from the start of the range
+    Page* data;
+  };
+  std::vector<Written> written;
+  std::uint64_t seen = 0;
+  try {
+    src_map.ForEachPiece(src_range, [&](const MapEntry& entry, std::uint64_t lo,
+                                        std::uint64_t hi) {
+      const std::uint64_t base = seen;
+      entry.object->pages().ForEach(
+          lo, hi, [&](std::uint64_t index, Page* page) {
+            written.push_back({base + (index - lo), page});
+            page->AddMapping();
+          });
+      seen += hi - lo;
+    });
+    // Make room for them in the destination before anything changes.
+    auto next = written.begin();
+    std::uint64_t dst_seen = 0;
+    dst_map.ForEachPiece(dst_range, [&](const MapEntry& entry, std::uint64_t lo,
+                                        std::uint64_t hi) {
+      for (; next != written.end() && next->page < dst_seen + (hi - lo);
+           ++next) {
+        const std::uint64_t index = lo + (next->page - dst_seen);
+        entry.object->pages().Reserve(index, index + 1);
+      }
+      dst_seen += hi - lo;
+    });
+  } catch (...) {
+    for (const Written& w : written) w.data->DropMapping();
+    throw;
+  }
+
+  auto next = written.begin();
+  std::uint64_t dst_seen = 0;
+  dst_map.ForEachPiece(dst_range, [&](const MapEntry& entry, std::uint64_t lo,
+                                      std::uint64_t hi) {
+    PageTable& pages = entry.object->pages();
+    pages.Clear(lo, hi, [](Page* page) { page->DropMapping(); });
+    for (; next != written.end() && next->page < dst_seen + (hi - lo); ++next) {
+      pages.Slot(lo + (next->page - dst_seen)) = next->data;
+    }
+    dst_seen += hi - lo;
+  });
+  // Trim only after every piece is filled: two pieces of the destination can
+  // share an object, and trimming after the first could drop a chunk that
+  // was reserved for the second.
+  dst_map.ForEachPiece(
+      dst_range, [&](const MapEntry& entry, std::uint64_t lo,
+                     std::uint64_t hi) { entry.object->pages().Trim(lo, hi); });
+}
+
+void CopyOut(const AddressMap& src_map, const PageRange& src_range,
+             AddressMap& dst_map, const PageRange& dst_range) {
+  const unsigned shift = src_map.geometry().page_shift;
+  // New regions with the source's attributes over one new object.
+  std::vector<MapEntry> pieces;
+  auto object = std::make_shared<VmObject>();
+  for (auto it = src_map.EntryFrom(src_range.start());
+       it != src_map.entries().end() && it->second.start < src_range.end();
+       ++it) {
+    const vm_address_t lo = std::max(it->second.start, src_range.start());
+    const vm_address_t hi = std::min(it->second.end, src_range.end());
+    MapEntry piece = it->second;
+    piece.start = dst_range.start() + (lo - src_range.start());
+    piece.end = dst_range.start() + (hi - src_range.start());
+    piece.object = object;
+    piece.offset = (lo - src_range.start()) >> shift;
+    pieces.push_back(std::move(piece));
+  }
+  try {
+    for (MapEntry& piece : pieces) dst_map.Insert(std::move(piece));
+    CopyOverwrite(src_map, src_range, dst_map, dst_range);
+  } catch (...) {
+    dst_map.Remove(dst_range);
+    throw;
+  }
+}
+
+void MapCopy(AddressMap& src_map, const PageRange& src_range,
+             AddressMap& dst_map, const PageRange& dst_range, bool dst_alloc,
+             bool src_destroy) {
+  if (dst_alloc) {
+    CopyOut(src_map, src_range, dst_map, dst_range);
+  } else {
+    CopyOverwrite(src_map, src_range, dst_map, dst_range);
+  }
+  if (src_destroy) src_map.Remove(src_range);
+}
+
+}  // namespace taskfs::vm

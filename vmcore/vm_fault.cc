@@ -1,0 +1,304 @@
+#include "vmcore/vm_fault.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "vmcore/locks.h"
+#include "vmcore/page.h"
+#include "vmcore/page_allocator.h"
+#include "vmcore/vm_object.h"
+
+namespace taskfs::vm {
+
+// Fills a PinnedPages; the only code that touches its insides.
+class PinnedPagesBuilder {
+ public:
+  explicit PinnedPagesBuilder(PinnedPages* out, std::size_t page_size)
+      : out_(out), page_size_(page_size) {}
+
+  // Appends one page: a written page (pinned) or the zero page.
+  void Add(Page* page, const std::byte* zero_page) {
+    const std::byte* data = zero_page;
+    if (page != nullptr) {
+      out_->pinned_.push_back(page);  // first: it may throw
+      page->Pin();
+      data = page->data();
+    }
+    std::vector<iovec>& iov = out_->iov_;
+    if (!iov.empty() && static_cast<const std::byte*>(iov.back().iov_base) +
+                                iov.back().iov_len ==
+                            data) {
+      iov.back().iov_len += page_size_;
+    } else {
+      iov.push_back({const_cast<std::byte*>(data), page_size_});
+    }
+    out_->bytes_ += page_size_;
+  }
+
+ private:
+  PinnedPages* out_;
+  const std::size_t page_size_;
+};
+
+namespace {
+
+unsigned PageShift(const VmSystem& system) {
+  return static_cast<unsigned>(__builtin_ctzll(system.page_size()));
+}
+
+// visit(page) for each page of range in address order (nullptr for a page
+// never written), under the shared locks of the entries' objects.
+template <typename Visit>
+void VisitPages(EntryList entries, const PageRange& range, unsigned shift,
+                Visit&& visit) {
+  ObjectLocks locks;
+  for (const MapEntry* entry : entries) {
+    locks.Add(entry->object.get(), /*exclusive=*/false);
+  }
+  locks.LockAll();
+  for (const MapEntry* entry : entries) {
+    const vm_address_t from = std::max(entry->start, range.start());
+    const vm_address_t to = std::min(entry->end, range.end());
+    const std::uint64_t lo = entry->offset + ((from - entry->start) >> shift);
+    entry->object->pages().Visit(lo, lo + ((to - from) >> shift), visit);
+  }
+}
+
+// Copies n bytes to dst with non-temporal stores where the CPU has them and
+// dst is 16-byte aligned with n a multiple of 64; else memcpy. Callers run
+// StoreFence() before other threads may look (before unlocking).
+void StreamCopy(std::byte* dst, const std::byte* src, std::size_t n) {
+#if defined(__SSE2__)
+  if ((reinterpret_cast<std::uintptr_t>(dst) & 15) == 0 && n % 64 == 0) {
+    auto* d = reinterpret_cast<__m128i*>(dst);
+    const auto* s = reinterpret_cast<const __m128i*>(src);
+    for (std::size_t i = 0; i < n / 16; i += 4) {
+      const __m128i a = _mm_loadu_si128(s + i);
+      const __m128i b = _mm_loadu_si128(s + i + 1);
+      const __m128i c = _mm_loadu_si128(s + i + 2);
+      const __m128i e = _mm_loadu_si128(s + i + 3);
+      _mm_stream_si128(d + i, a);
+      _mm_stream_si128(d + i + 1, b);
+      _mm_stream_si128(d + i + 2, c);
+      _mm_stream_si128(d + i + 3, e);
+    }
+    return;
+  }
+#endif
+  std::memcpy(dst, src, n);
+}
+
+// Orders StreamCopy's stores before what follows (an unlock).
+void StoreFence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// How many fresh pages writing range needs: one per unwritten page, and one
+// per mapping of a shared page, except that the last mapping of a page whose
+// every mapping lies in the range is written in place. *for_pins: how many
+// of them are needed only because a reader has the page pinned. Reserves
+// the page-table chunks of the range (may throw; changes no content).
+// Requires the object locks, exclusive.
+std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
+                         std::size_t* for_pins) {
+  *for_pins = 0;
+  std::size_t needed = 0;
+  thread_local std::vector<Page*> shared;
+  shared.clear();
+  map.ForEachPiece(
+      range, [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+        entry.object->pages().Visit(lo, hi, [&](Page* page) {
+          if (page == nullptr) {
+            ++needed;
+          } else if (!page->Exclusive()) {
+            shared.push_back(page);
+          }
+        });
+        entry.object->pages().Reserve(lo, hi);
+      });
+  std::sort(shared.begin(), shared.end());
+  for (auto it = shared.begin(); it != shared.end();) {
+    auto run_end = std::upper_bound(it, shared.end(), *it);
+    const std::size_t k = static_cast<std::size_t>(run_end - it);
+    Page* page = *it;
+    const bool all_here = page->mappings() == k;
+    needed += (all_here && !page->pinned()) ? k - 1 : k;
+    if (all_here && page->pinned()) ++*for_pins;
+    it = run_end;
+  }
+  return needed;
+}
+
+// The second half of a write: batch holds the fresh pages PagesToWrite
+// counted. Requires the object locks, exclusive. Cannot fail.
+template <typename Produce>
+void WritePages(const AddressMap& map, const PageRange& range,
+                vm_address_t address, vm_size_t size,
+                const std::vector<Page*>& batch, Produce&& produce) {
+  const std::uint64_t page_size = map.geometry().page_size();
+  std::size_t used = 0;
+  vm_address_t page_address = range.start();
+  map.ForEachPiece(range, [&](const MapEntry& entry, std::uint64_t lo,
+                              std::uint64_t hi) {
+    PageTable& pages = entry.object->pages();
+    for (std::uint64_t index = lo; index < hi;
+         ++index, page_address += page_size) {
+      // The part of this page the request covers.
+      const vm_address_t from = std::max(page_address, address);
+      const vm_address_t to =
+          std::min(page_address + page_size, address + size);
+      const bool whole = from == page_address && to == page_address + page_size;
+      Page*& slot = pages.Slot(index);
+      Page* page = slot;
+      if (page == nullptr || !page->Exclusive()) {
+        Page* fresh = batch[used++];
+        if (!whole) {
+          if (page != nullptr) {
+            std::memcpy(fresh->data(), page->data(), page_size);
+          } else {
+            std::memset(fresh->data(), 0, page_size);
+          }
+        }
+        if (page != nullptr) page->DropMapping();
+        slot = fresh;
+        page = fresh;
+      }
+      produce(page->data() + (from - page_address), from - address, to - from);
+    }
+  });
+  // A page mapped twice in the range was copied once, then written in place.
+  for (std::size_t i = used; i < batch.size(); ++i) batch[i]->DropMapping();
+}
+
+// Counts its writer in PageAllocator::pin_waiters() from Start() until it
+// goes.
+class PinWaiter {
+ public:
+  explicit PinWaiter(PageAllocator& pages) : pages_(pages) {}
+  ~PinWaiter() {
+    if (waiting_) pages_.CountPinWaiter(-1);
+  }
+  PinWaiter(const PinWaiter&) = delete;
+  PinWaiter& operator=(const PinWaiter&) = delete;
+
+  void Start() {
+    if (!waiting_) pages_.CountPinWaiter(+1);
+    waiting_ = true;
+  }
+
+ private:
+  PageAllocator& pages_;
+  bool waiting_ = false;
+};
+
+template <typename Produce>
+KernReturn WriteWith(VmSystem& system, const AddressMap& map,
+                     const PageRange& range, vm_address_t address,
+                     vm_size_t size, Produce&& produce) {
+  // At the memory limit, a page held only by a reader's pin (a reply still
+  // on its way to the kernel) would need a copy now but not a moment later:
+  // when the write would fit without those copies, wait up to
+  // config().pin_wait for the pins to go before refusing it.
+  using Clock = std::chrono::steady_clock;
+  using std::chrono::microseconds;
+  PageAllocator& pages = system.pages();
+  PinWaiter waiter(pages);
+  Clock::time_point deadline{};
+  microseconds pause{0};  // before the next attempt, locks released
+  for (bool first = true;; first = false) {
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+    ObjectLocks locks;
+    locks.Add(map, range, /*exclusive=*/true);
+    locks.LockAll();
+    std::size_t for_pins = 0;
+    const std::size_t needed = PagesToWrite(map, range, &for_pins);
+    thread_local std::vector<Page*> batch;
+    batch.resize(needed);
+    if (!pages.Allocate(needed, batch.data())) {
+      const Clock::time_point now = Clock::now();
+      if (first) deadline = now + system.config().pin_wait;
+      // Would the write fit if the pinned pages needed no copy?
+      const std::uint64_t limit = pages.limit_pages();
+      const std::size_t rest = needed - for_pins;
+      const bool pins_in_the_way = for_pins > 0 && limit != 0 &&
+                                   rest <= limit &&
+                                   pages.live_pages() <= limit - rest;
+      if (!pins_in_the_way || now >= deadline) return KERN_RESOURCE_SHORTAGE;
+      waiter.Start();
+      // 20 us, doubling to 1 ms, never past the deadline.
+      pause =
+          std::min({std::max(pause * 2, microseconds{20}), microseconds{1000},
+                    std::chrono::ceil<microseconds>(deadline - now)});
+      continue;
+    }
+    WritePages(map, range, address, size, batch, produce);
+    StoreFence();  // before the object locks go
+    return KERN_SUCCESS;
+  }
+}
+
+}  // namespace
+
+void ReadPinned(VmSystem& system, EntryList entries, const PageRange& range,
+                PinnedPages* out) {
+  PinnedPagesBuilder builder(out, system.page_size());
+  const std::byte* zero = system.pages().zero_page();
+  try {
+    VisitPages(entries, range, PageShift(system),
+               [&](Page* page) { builder.Add(page, zero); });
+  } catch (...) {
+    out->Release();
+    throw;
+  }
+}
+
+void ReadInto(VmSystem& system, EntryList entries, const PageRange& range,
+              std::span<std::byte> out) {
+  const std::size_t page_size = system.page_size();
+  const std::byte* zero = system.pages().zero_page();
+  std::byte* next = out.data();
+  VisitPages(entries, range, PageShift(system), [&](Page* page) {
+    std::memcpy(next, page != nullptr ? page->data() : zero, page_size);
+    next += page_size;
+  });
+}
+
+KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
+                      const PageRange& range, vm_address_t address,
+                      vm_size_t size, const WriteSource& source) {
+  const std::byte* bytes = source.data();
+  switch (source.kind()) {
+    case WriteSource::kStreamed:
+      if (size >= WriteSource::kStreamBytes) {
+        return WriteWith(
+            system, map, range, address, size,
+            [bytes](std::byte* dst, vm_size_t offset, vm_size_t n) {
+              StreamCopy(dst, bytes + offset, n);
+            });
+      }
+      [[fallthrough]];
+    case WriteSource::kBytes:
+      return WriteWith(system, map, range, address, size,
+                       [bytes](std::byte* dst, vm_size_t offset, vm_size_t n) {
+                         std::memcpy(dst, bytes + offset, n);
+                       });
+    case WriteSource::kFill:
+      return WriteWith(
+          system, map, range, address, size,
+          [byte = source.byte()](std::byte* dst, vm_size_t, vm_size_t n) {
+            std::memset(dst, byte, n);
+          });
+  }
+  return KERN_FAILURE;
+}
+
+}  // namespace taskfs::vm
