@@ -10,6 +10,9 @@
 #include <emmintrin.h>
 #endif
 
+#include <fmt/format.h>
+
+#include "vmcore/failure_reason.h"
 #include "vmcore/locks.h"
 #include "vmcore/page.h"
 #include "vmcore/page_allocator.h"
@@ -200,6 +203,20 @@ class PinWaiter {
   bool waiting_ = false;
 };
 
+// The reason of a write whose new pages the allocator refused.
+void RefuseAtTheLimit(const PageAllocator& pages, std::size_t needed) {
+  const std::uint64_t page = pages.page_size();
+  if (pages.limit_pages() == 0) {
+    SetFailureReason(fmt::format(
+        "out of memory: {} bytes of new pages could not be mapped",
+        needed * page));
+    return;
+  }
+  SetFailureReason(fmt::format(
+      "memory limit {} bytes: {} in use, the write needs {} more",
+      pages.limit_pages() * page, pages.live_pages() * page, needed * page));
+}
+
 template <typename Produce>
 KernReturn WriteWith(VmSystem& system, const AddressMap& map,
                      const PageRange& range, vm_address_t address,
@@ -232,7 +249,10 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
       const bool pins_in_the_way = for_pins > 0 && limit != 0 &&
                                    rest <= limit &&
                                    pages.live_pages() <= limit - rest;
-      if (!pins_in_the_way || now >= deadline) return KERN_RESOURCE_SHORTAGE;
+      if (!pins_in_the_way || now >= deadline) {
+        RefuseAtTheLimit(pages, needed);
+        return KERN_RESOURCE_SHORTAGE;
+      }
       waiter.Start();
       // 20 us, doubling to 1 ms, never past the deadline.
       pause =

@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
+#include "vmcore/failure_reason.h"
 #include "vmcore/task.h"
 
 namespace taskfs::vm {
@@ -71,8 +74,15 @@ std::vector<std::shared_ptr<Task>> VmSystem::Tasks() const {
 KernResult<std::shared_ptr<Task>> VmSystem::AddTask(
     std::string_view name, std::unique_lock<std::shared_mutex>* lock_out) {
   std::lock_guard lock(tasks_mu_);
-  if (ids_by_name_.find(name) != ids_by_name_.end()) return KERN_NAME_EXISTS;
-  if (tasks_by_id_.size() >= config_.max_tasks) return KERN_RESOURCE_SHORTAGE;
+  if (ids_by_name_.find(name) != ids_by_name_.end()) {
+    SetFailureReason(fmt::format("a task named {} exists", name));
+    return KERN_NAME_EXISTS;
+  }
+  if (tasks_by_id_.size() >= config_.max_tasks) {
+    SetFailureReason(
+        fmt::format("max_tasks {} tasks are alive", config_.max_tasks));
+    return KERN_RESOURCE_SHORTAGE;
+  }
   const std::uint64_t id = next_task_id_;
   auto task = std::make_shared<Task>(*this, id, std::string(name));
   tasks_by_id_.emplace(id, task);

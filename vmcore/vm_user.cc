@@ -8,7 +8,10 @@
 #include <new>
 #include <type_traits>
 
+#include <fmt/format.h>
+
 #include "vmcore/address_map.h"
+#include "vmcore/failure_reason.h"
 #include "vmcore/locks.h"
 #include "vmcore/page_range.h"
 #include "vmcore/vm_copy.h"
@@ -26,10 +29,37 @@ auto Guarded(Body&& body) noexcept -> std::invoke_result_t<Body&> {
   try {
     return body();
   } catch (const std::bad_alloc&) {
+    SetFailureReason("out of memory: the daemon could not allocate what the "
+                     "call needs");
     return Result(KERN_RESOURCE_SHORTAGE);
   } catch (...) {
+    SetFailureReason("an unexpected error inside the VM core");
     return Result(KERN_FAILURE);
   }
+}
+
+KernReturn CodeOf(KernReturn kr) { return kr; }
+template <typename T>
+KernReturn CodeOf(const KernResult<T>& result) {
+  return result.code();
+}
+
+// Runs body under Guarded and makes sure a failure leaves a reason
+// (failure_reason.h): every failing path names its own; this one, which
+// only names the code, is a net under them.
+template <typename Body>
+auto WithReason(Body&& body) noexcept {
+  const std::uint64_t before = FailureReasonCount();
+  auto result = Guarded(body);
+  if (CodeOf(result) != KERN_SUCCESS && FailureReasonCount() == before) {
+    SetFailureReason(KernReturnName(CodeOf(result)));
+  }
+  return result;
+}
+
+KernReturn Terminated(const Task& task) {
+  SetFailureReason(fmt::format("task {} was terminated", task.name()));
+  return KERN_INVALID_TASK;
 }
 
 enum class Lock { kShared, kExclusive };
@@ -39,9 +69,9 @@ enum class Lock { kShared, kExclusive };
 // KERN_INVALID_TASK if it is terminated, and runs body under Guarded.
 template <typename Body>
 auto Open(Task& task, Lock lock, Body&& body) noexcept {
-  return Guarded([&]() -> std::invoke_result_t<Body&> {
+  return WithReason([&]() -> std::invoke_result_t<Body&> {
     TaskLocks locks(task, lock == Lock::kExclusive);
-    if (task.terminated()) return KERN_INVALID_TASK;
+    if (task.terminated()) return Terminated(task);
     return body();
   });
 }
@@ -50,12 +80,44 @@ auto Open(Task& task, Lock lock, Body&& body) noexcept {
 // in lock order.
 template <typename Body>
 auto Open(Task& a, Lock a_lock, Task& b, Lock b_lock, Body&& body) noexcept {
-  return Guarded([&]() -> std::invoke_result_t<Body&> {
+  return WithReason([&]() -> std::invoke_result_t<Body&> {
     TaskLocks locks(a, a_lock == Lock::kExclusive, b,
                     b_lock == Lock::kExclusive);
-    if (a.terminated() || b.terminated()) return KERN_INVALID_TASK;
+    if (a.terminated()) return Terminated(a);
+    if (b.terminated()) return Terminated(b);
     return body();
   });
+}
+
+KernReturn BadTaskName(std::string_view name) {
+  SetFailureReason(fmt::format(
+      "bad task name '{}' (1 to 64 of A-Z a-z 0-9 . _ -, not starting with "
+      "'.', not host_page_size)",
+      name.substr(0, 80)));
+  return KERN_INVALID_ARGUMENT;
+}
+
+// "read needs r", "write needs w": what an access of needed lacks.
+std::string Needs(vm_prot_t needed) {
+  const std::string_view op = needed == VM_PROT_READ    ? "read"
+                              : needed == VM_PROT_WRITE ? "write"
+                                                        : "access";
+  std::string letters;
+  for (const auto& [bit, letter] :
+       {std::pair{VM_PROT_READ, 'r'}, std::pair{VM_PROT_WRITE, 'w'},
+        std::pair{VM_PROT_EXECUTE, 'x'}}) {
+    if (needed & bit) letters.push_back(letter);
+  }
+  return fmt::format("{} needs {}", op, letters);
+}
+
+// The reason of a page that lacks `needed`.
+auto NeedsExplained(vm_prot_t needed) {
+  return [needed](const MapEntry& e, vm_address_t page) {
+    return fmt::format("page {:#x} is {}/{}, {}", page,
+                       ProtectionText(e.protection),
+                       ProtectionText(e.max_protection), Needs(needed));
+  };
 }
 
 // Mach's order of checks (vm_user.h), one method per check, called in that
@@ -65,20 +127,31 @@ auto Open(Task& a, Lock a_lock, Task& b, Lock b_lock, Body&& body) noexcept {
 // checks as one chain and asks passed() once.
 class Checks {
  public:
+  // A value checked for alignment, with its name for the reason.
+  struct Named {
+    const char* name;
+    std::uint64_t value;
+  };
+
   explicit Checks(const Geometry& geometry) : geometry_(geometry) {}
 
   // 1. Arguments: KERN_INVALID_ARGUMENT.
-  Checks& Aligned(std::initializer_list<std::uint64_t> values) {
+  Checks& Aligned(std::initializer_list<Named> values) {
     Enter(kArguments);
-    for (std::uint64_t v : values) {
-      if (!geometry_.Aligned(v)) Fail(KERN_INVALID_ARGUMENT);
+    for (const Named& v : values) {
+      if (!geometry_.Aligned(v.value) && Fail(KERN_INVALID_ARGUMENT)) {
+        SetFailureReason(fmt::format(
+            "{} {:#x} is not a multiple of the page size {:#x}", v.name,
+            v.value, geometry_.page_size()));
+      }
     }
     return *this;
   }
-  // A flag, protection or inheritance value.
-  Checks& Valid(bool ok) {
+  // A flag, protection or inheritance value; why() gives the reason.
+  template <typename Why>
+  Checks& Valid(bool ok, Why&& why) {
     Enter(kArguments);
-    if (!ok) Fail(KERN_INVALID_ARGUMENT);
+    if (!ok && Fail(KERN_INVALID_ARGUMENT)) SetFailureReason(why());
     return *this;
   }
   Checks& NonEmpty(vm_size_t size) {
@@ -90,40 +163,66 @@ class Checks {
   // 2. Bounds: KERN_INVALID_ADDRESS on wrap-around or outside the space.
   // Sets *out to the range when it passes.
   Checks& Exact(vm_address_t address, vm_size_t size, PageRange* out) {
-    if (Enter(kBounds)) Take(PageRange::Exact(geometry_, address, size), out);
+    if (Enter(kBounds)) {
+      Take(PageRange::Exact(geometry_, address, size), address, size, out);
+    }
     return *this;
   }
   Checks& Rounded(vm_address_t address, vm_size_t size, PageRange* out) {
-    if (Enter(kBounds)) Take(PageRange::Rounded(geometry_, address, size), out);
+    if (Enter(kBounds)) {
+      Take(PageRange::Rounded(geometry_, address, size), address, size, out);
+    }
     return *this;
   }
   Checks& RoundedApart(vm_address_t address, vm_size_t size, PageRange* out) {
     if (Enter(kBounds)) {
-      Take(PageRange::RoundedApart(geometry_, address, size), out);
+      Take(PageRange::RoundedApart(geometry_, address, size), address, size,
+           out);
     }
     return *this;
   }
 
   // 3, 4. A range of map, ascending: KERN_INVALID_ADDRESS at the lowest
   // unallocated page, else check(entry)'s verdict for the lowest entry it
-  // refuses (AddressMap::CheckRange). The source range first.
-  template <typename Check>
-  Checks& Range(const AddressMap& map, const PageRange& range, Check&& check) {
-    if (Enter(kRanges)) Fail(map.CheckRange(range, check));
+  // refuses (AddressMap::CheckRange), which explain(entry, page) puts in
+  // words. The source range first.
+  template <typename Check, typename Explain>
+  Checks& Range(const AddressMap& map, const PageRange& range, Check&& check,
+                Explain&& explain) {
+    if (Enter(kRanges) && Fail(map.CheckRange(range, check))) {
+      ExplainRange(map, range, check, explain);
+    }
     return *this;
   }
   // Every page allocated and with `needed` in its current protection.
   Checks& Access(const AddressMap& map, const PageRange& range,
                  vm_prot_t needed) {
-    if (Enter(kRanges)) Fail(map.CheckAccess(range, needed));
+    if (Enter(kRanges) && Fail(map.CheckAccess(range, needed))) {
+      ExplainRange(
+          map, range,
+          [needed](const MapEntry& e) {
+            return (e.protection & needed) == needed ? KERN_SUCCESS
+                                                     : KERN_PROTECTION_FAILURE;
+          },
+          NeedsExplained(needed));
+    }
     return *this;
   }
   Checks& Allocated(const AddressMap& map, const PageRange& range) {
-    return Range(map, range, [](const MapEntry&) { return KERN_SUCCESS; });
+    return Range(
+        map, range, [](const MapEntry&) { return KERN_SUCCESS; },
+        [](const MapEntry&, vm_address_t) { return std::string(); });
   }
   // No page allocated (a destination to map): else KERN_NO_SPACE.
   Checks& Free(const AddressMap& map, const PageRange& range) {
-    if (Enter(kRanges) && !map.IsFree(range)) Fail(KERN_NO_SPACE);
+    if (Enter(kRanges) && !map.IsFree(range) && Fail(KERN_NO_SPACE)) {
+      const MapEntry& in_the_way = map.EntryFrom(range.start())->second;
+      const std::optional<RegionInfo> region =
+          map.RegionFrom(std::max(in_the_way.start, range.start()));
+      SetFailureReason(fmt::format("overlaps region {:#x}-{:#x}",
+                                   region->start,
+                                   region->start + region->size));
+    }
     return *this;
   }
 
@@ -141,14 +240,44 @@ class Checks {
     stage_ = stage;
     return code_ == KERN_SUCCESS && !done_;
   }
-  void Fail(KernReturn kr) {
-    if (code_ == KERN_SUCCESS) code_ = kr;
+  // Keeps kr if it is the first failure; true if it was (the caller then
+  // sets the reason).
+  bool Fail(KernReturn kr) {
+    if (code_ != KERN_SUCCESS || kr == KERN_SUCCESS) return false;
+    code_ = kr;
+    return true;
   }
-  void Take(const KernResult<PageRange>& range, PageRange* out) {
+  void Take(const KernResult<PageRange>& range, vm_address_t address,
+            vm_size_t size, PageRange* out) {
     if (range.ok()) {
       *out = range.value();
+      return;
+    }
+    Fail(range.code());
+    if (address + size < address) {
+      SetFailureReason(
+          fmt::format("{:#x} + {:#x} wraps past 2^64", address, size));
     } else {
-      Fail(range.code());
+      SetFailureReason(fmt::format(
+          "{:#x}-{:#x} is not inside the address space [0, {:#x})", address,
+          address + size, geometry_.limit));
+    }
+  }
+  // The reason of a failed range check: the lowest page it fails at.
+  template <typename Check, typename Explain>
+  static void ExplainRange(const AddressMap& map, const PageRange& range,
+                           Check&& check, Explain&& explain) {
+    vm_address_t page = range.start();
+    for (auto it = map.EntryFrom(page); page < range.end(); ++it) {
+      if (it == map.entries().end() || it->second.start > page) {
+        SetFailureReason(fmt::format("page {:#x} is not allocated", page));
+        return;
+      }
+      if (check(it->second) != KERN_SUCCESS) {
+        SetFailureReason(explain(it->second, page));
+        return;
+      }
+      page = it->second.end;
     }
   }
 
@@ -191,8 +320,8 @@ std::vector<const MapEntry*>& ReadEntries() {
 
 KernResult<std::shared_ptr<Task>> task_create(VmSystem& system,
                                               std::string_view name) {
-  return Guarded([&]() -> KernResult<std::shared_ptr<Task>> {
-    if (!VmSystem::ValidTaskName(name)) return KERN_INVALID_ARGUMENT;
+  return WithReason([&]() -> KernResult<std::shared_ptr<Task>> {
+    if (!VmSystem::ValidTaskName(name)) return BadTaskName(name);
     return system.AddTask(name);
   });
 }
@@ -200,7 +329,7 @@ KernResult<std::shared_ptr<Task>> task_create(VmSystem& system,
 KernResult<std::shared_ptr<Task>> task_fork(VmSystem& system, Task& parent,
                                             std::string_view name) {
   // The name is an argument of the call, checked before the parent is.
-  if (!VmSystem::ValidTaskName(name)) return KERN_INVALID_ARGUMENT;
+  if (!VmSystem::ValidTaskName(name)) return BadTaskName(name);
   return Open(parent, Lock::kShared,
               [&] { return ForkTask(system, parent, name); });
 }
@@ -231,8 +360,13 @@ KernReturn vm_allocate(Task& task, vm_address_t* address, vm_size_t size,
         return KERN_SUCCESS;
       }
       KernResult<vm_address_t> start = map.AllocateAnywhere(size);
-      if (start.ok()) *address = start.value();
-      return start.code();
+      if (!start.ok()) {
+        SetFailureReason(fmt::format(
+            "no free range of {:#x} bytes in the address space", size));
+        return start.code();
+      }
+      *address = start.value();
+      return KERN_SUCCESS;
     }
     PageRange range;
     Checks check(task.geometry());
@@ -261,12 +395,24 @@ KernReturn vm_protect(Task& task, vm_address_t address, vm_size_t size,
     AddressMap& map = task.map();
     PageRange range;
     Checks check(task.geometry());
-    check.Valid((new_prot & ~VM_PROT_ALL) == 0)
+    check
+        .Valid((new_prot & ~VM_PROT_ALL) == 0,
+               [new_prot] {
+                 return fmt::format("protection {:#x} has bits beyond rwx",
+                                    new_prot);
+               })
         .NonEmpty(size)
         .Rounded(address, size, &range)
-        .Range(map, range, [new_prot](const MapEntry& entry) {
-          return Protectable(entry, new_prot);
-        });
+        .Range(
+            map, range,
+            [new_prot](const MapEntry& entry) {
+              return Protectable(entry, new_prot);
+            },
+            [new_prot](const MapEntry& entry, vm_address_t page) {
+              return fmt::format("page {:#x} has maximum {}, {} goes beyond it",
+                                 page, ProtectionText(entry.max_protection),
+                                 ProtectionText(new_prot));
+            });
     if (!check.passed()) return check.code();
     map.SetProtection(range, new_prot, set_maximum);
     return KERN_SUCCESS;
@@ -279,7 +425,13 @@ KernReturn vm_inherit(Task& task, vm_address_t address, vm_size_t size,
     AddressMap& map = task.map();
     PageRange range;
     Checks check(task.geometry());
-    check.Valid(inheritance <= VM_INHERIT_NONE)
+    check
+        .Valid(inheritance <= VM_INHERIT_NONE,
+               [inheritance] {
+                 return fmt::format(
+                     "inheritance {} is not share (0), copy (1) or none (2)",
+                     inheritance);
+               })
         .NonEmpty(size)
         .Rounded(address, size, &range)
         .Allocated(map, range);
@@ -292,7 +444,10 @@ KernReturn vm_inherit(Task& task, vm_address_t address, vm_size_t size,
 KernReturn vm_region(Task& task, vm_address_t* address, RegionInfo* info) {
   return Open(task, Lock::kShared, [&] {
     const std::optional<RegionInfo> region = task.map().RegionFrom(*address);
-    if (!region) return KERN_NO_SPACE;
+    if (!region) {
+      SetFailureReason(fmt::format("no region at or above {:#x}", *address));
+      return KERN_NO_SPACE;
+    }
     *info = *region;
     *address = region->start;
     return KERN_SUCCESS;
@@ -316,10 +471,11 @@ KernReturn vm_read_pinned(Task& task, vm_address_t address, vm_size_t size,
     std::vector<const MapEntry*>& entries = ReadEntries();
     PageRange range;
     Checks check(task.geometry());
-    check.Aligned({address, size})
+    check.Aligned({{"address", address}, {"size", size}})
         .NonEmpty(size)
         .Exact(address, size, &range)
-        .Range(task.map(), range, Readable(&entries));
+        .Range(task.map(), range, Readable(&entries),
+               NeedsExplained(VM_PROT_READ));
     if (!check.passed()) return check.code();
     ReadPinned(task.system(), entries, range, out);
     return KERN_SUCCESS;
@@ -332,10 +488,11 @@ KernReturn vm_read(Task& task, vm_address_t address,
     std::vector<const MapEntry*>& entries = ReadEntries();
     PageRange range;
     Checks check(task.geometry());
-    check.Aligned({address, buffer.size()})
+    check.Aligned({{"address", address}, {"size", buffer.size()}})
         .NonEmpty(buffer.size())
         .Exact(address, buffer.size(), &range)
-        .Range(task.map(), range, Readable(&entries));
+        .Range(task.map(), range, Readable(&entries),
+               NeedsExplained(VM_PROT_READ));
     if (!check.passed()) return check.code();
     ReadInto(task.system(), entries, range, buffer);
     return KERN_SUCCESS;
@@ -347,7 +504,7 @@ KernReturn vm_write(Task& task, vm_address_t address, const void* data,
   return Open(task, Lock::kShared, [&] {
     PageRange range;
     Checks check(task.geometry());
-    check.Aligned({address, size})
+    check.Aligned({{"address", address}, {"size", size}})
         .NonEmpty(size)
         .Exact(address, size, &range)
         .Access(task.map(), range, VM_PROT_WRITE);
@@ -363,7 +520,7 @@ KernReturn vm_copy(Task& task, vm_address_t source, vm_size_t size,
     const AddressMap& map = task.map();
     PageRange src_range, dst_range;
     Checks check(task.geometry());
-    check.Aligned({source, size, dest})
+    check.Aligned({{"source", source}, {"size", size}, {"destination", dest}})
         .NonEmpty(size)
         .Exact(source, size, &src_range)
         .Exact(dest, size, &dst_range)
@@ -385,7 +542,7 @@ KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
     AddressMap& dst_map = dst_task.map();
     PageRange src_range, dst_range;
     Checks check(dst_task.geometry());
-    check.Aligned({source, size, dest})
+    check.Aligned({{"source", source}, {"size", size}, {"destination", dest}})
         .NonEmpty(size)
         .Exact(source, size, &src_range)
         .Exact(dest, size, &dst_range)
