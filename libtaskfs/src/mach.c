@@ -405,11 +405,11 @@ kern_return_t vm_read(task_t target_task, vm_address_t address,
   if (address % e->page_size != 0 || size % e->page_size != 0 ||
       size > UINT_MAX) {
     kr = KERN_INVALID_ARGUMENT;
+  } else if (size == 0) {
+    *data = 0; /* passed the argument checks: succeeds, does nothing */
+    *data_count = 0;
   } else if (beyond_off_t(address, size)) {
     kr = KERN_INVALID_ADDRESS;
-  } else if (size == 0) {
-    *data = 0;
-    *data_count = 0;
   } else {
     char *buf = mmap(NULL, size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -453,7 +453,7 @@ kern_return_t vm_write(task_t target_task, vm_address_t address,
   int fd = e->fd, own = -1;
   if (address % e->page_size != 0 || data_count % e->page_size != 0) {
     kr = KERN_INVALID_ARGUMENT;
-  } else if (beyond_off_t(address, data_count)) {
+  } else if (data_count != 0 && beyond_off_t(address, data_count)) {
     kr = KERN_INVALID_ADDRESS;
   } else if (data_count != 0) {
     kr = write_fd(e, &fd, &own);
