@@ -277,6 +277,81 @@ kern_return_t taskfs_task_close(task_t task) {
 
 task_t mach_task_self(void) { return TASKFS_TASK_SELF; }
 
+/* ---- vm_read's memory ------------------------------------------------------
+ * vm_read returns new memory, and memory the kernel has never touched costs a
+ * page fault and a zeroed page per page on the first write: fresh 1 MiB
+ * buffers halve the throughput of a read loop. So vm_deallocate(
+ * mach_task_self()) of a buffer that vm_read handed out (one of the last
+ * kRecent of at most kKeepBytes) keeps it, up to kKeep of them, made
+ * inaccessible (PROT_NONE, so a use after the deallocation faults as it would
+ * after munmap), and the next vm_read of that size takes it back. Anything
+ * else is unmapped. g_buffer_mu guards both lists; no system call is made
+ * under it. */
+enum { kKeep = 4, kKeepBytes = 4 << 20, kRecent = 64 };
+struct buffer {
+  void *addr;
+  size_t len;
+};
+static pthread_mutex_t g_buffer_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct buffer g_kept[kKeep];       /* deallocated, PROT_NONE */
+static struct buffer g_recent[kRecent];   /* handed out by vm_read */
+static unsigned g_recent_next;
+
+/* len bytes of read-write memory of this process; NULL if there is no room. */
+static void *buffer_get(size_t len) {
+  void *kept = NULL;
+  if (len <= kKeepBytes) {
+    pthread_mutex_lock(&g_buffer_mu);
+    for (int i = 0; i < kKeep && kept == NULL; ++i) {
+      if (g_kept[i].addr != NULL && g_kept[i].len == len) {
+        kept = g_kept[i].addr;
+        g_kept[i].addr = NULL;
+      }
+    }
+    pthread_mutex_unlock(&g_buffer_mu);
+  }
+  if (kept != NULL) {
+    if (mprotect(kept, len, PROT_READ | PROT_WRITE) == 0) return kept;
+    munmap(kept, len);
+  }
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void buffer_handed_out(void *addr, size_t len) {
+  if (len > kKeepBytes) return;
+  pthread_mutex_lock(&g_buffer_mu);
+  g_recent[g_recent_next++ % kRecent] = (struct buffer){addr, len};
+  pthread_mutex_unlock(&g_buffer_mu);
+}
+
+/* Keeps [addr, addr + len) for reuse if it is a whole buffer vm_read handed
+ * out and there is room; true if kept (then it is PROT_NONE). */
+static int buffer_keep(void *addr, size_t len) {
+  if (len > kKeepBytes) return 0;
+  int ours = 0;
+  pthread_mutex_lock(&g_buffer_mu);
+  for (int i = 0; i < kRecent && !ours; ++i) {
+    if (g_recent[i].addr == addr && g_recent[i].len == len) {
+      g_recent[i].addr = NULL;
+      ours = 1;
+    }
+  }
+  pthread_mutex_unlock(&g_buffer_mu);
+  if (!ours || mprotect(addr, len, PROT_NONE) != 0) return 0;
+  int kept = 0;
+  pthread_mutex_lock(&g_buffer_mu);
+  for (int i = 0; i < kKeep && !kept; ++i) {
+    if (g_kept[i].addr == NULL) {
+      g_kept[i] = (struct buffer){addr, len};
+      kept = 1;
+    }
+  }
+  pthread_mutex_unlock(&g_buffer_mu);
+  return kept;
+}
+
 /* ---- I/O helpers ----------------------------------------------------------- */
 
 /* The descriptor for a call that changes memory: the handle's own if it is
@@ -366,6 +441,7 @@ kern_return_t vm_deallocate(task_t target_task, vm_address_t address,
       return KERN_INVALID_ARGUMENT;
     }
     const uintptr_t end = (address + size + page - 1) & ~(page - 1);
+    if (buffer_keep((void *)start, end - start)) return KERN_SUCCESS;
     return munmap((void *)start, end - start) == 0 ? KERN_SUCCESS
                                                     : kern_from_errno(errno);
   }
@@ -411,9 +487,8 @@ kern_return_t vm_read(task_t target_task, vm_address_t address,
   } else if (beyond_off_t(address, size)) {
     kr = KERN_INVALID_ADDRESS;
   } else {
-    char *buf = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (buf == MAP_FAILED) {
+    char *buf = buffer_get(size);
+    if (buf == NULL) {
       kr = KERN_NO_SPACE;
     } else {
       /* The daemon answers in requests of at most 512 KiB: a later one that
@@ -431,6 +506,7 @@ kern_return_t vm_read(task_t target_task, vm_address_t address,
         }
       }
       if (kr == KERN_SUCCESS) {
+        buffer_handed_out(buf, size);
         *data = (vm_offset_t)buf;
         *data_count = (mach_msg_type_number_t)size;
       } else {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <set>
+#include <vector>
 #include <string>
 
 #include "tests/integration/mount_fixture.h"
@@ -208,20 +209,59 @@ TEST_F(ClientMach, DeallocateRoundsAndIgnoresHoles) {
             KERN_INVALID_ADDRESS);
 }
 
+// Whether this process may read [p, p + n): write(2) to a pipe copies from
+// it and fails with EFAULT where it is unmapped or PROT_NONE.
+bool Readable(vm_offset_t p, std::size_t n) {
+  int fds[2];
+  if (::pipe(fds) != 0) return false;
+  const ssize_t w = ::write(fds[1], reinterpret_cast<void*>(p), n);
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return w == static_cast<ssize_t>(n);
+}
+
 TEST_F(ClientMach, DeallocateOfTheCallerFreesVmReadsMemory) {
-  Fill(2);
+  Fill(2, 1);
   vm_offset_t data = 0;
   mach_msg_type_number_t count = 0;
   ASSERT_EQ(vm_read(t_, kA, 2 * kPage, &data, &count), KERN_SUCCESS);
-  EXPECT_EQ(msync(reinterpret_cast<void*>(data), count, MS_ASYNC), 0);
+  EXPECT_TRUE(Readable(data, count));
   ASSERT_EQ(vm_deallocate(mach_task_self(), data, count), KERN_SUCCESS);
+  EXPECT_FALSE(Readable(data, 1));  // gone (or kept for reuse, PROT_NONE)
+  EXPECT_FALSE(Readable(data + count - 1, 1));
+  // A later read of the same size may get the same memory back, with the
+  // new contents.
+  ASSERT_EQ(WriteCode(t_, kA, std::string(2 * kPage, 'n')), KERN_SUCCESS);
+  vm_offset_t again = 0;
+  ASSERT_EQ(vm_read(t_, kA, 2 * kPage, &again, &count), KERN_SUCCESS);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(again), count),
+            std::string(2 * kPage, 'n'));
+  ASSERT_EQ(vm_deallocate(mach_task_self(), again, count), KERN_SUCCESS);
+  // Memory vm_read did not hand out is unmapped, whatever its size; and
+  // unaligned start and size cover whole pages, as Mach rounds.
+  void* own = mmap(nullptr, 3 * kPage, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(own, MAP_FAILED);
+  const auto p = reinterpret_cast<vm_offset_t>(own);
+  ASSERT_EQ(vm_deallocate(mach_task_self(), p + kPage + 10, kPage),
+            KERN_SUCCESS);
+  EXPECT_TRUE(Readable(p, kPage));
   errno = 0;
-  EXPECT_EQ(msync(reinterpret_cast<void*>(data), count, MS_ASYNC), -1);
-  EXPECT_EQ(errno, ENOMEM);  // unmapped
-  // Unaligned start and size cover whole pages, as Mach rounds.
-  ASSERT_EQ(vm_read(t_, kA, 2 * kPage, &data, &count), KERN_SUCCESS);
-  ASSERT_EQ(vm_deallocate(mach_task_self(), data + 10, kPage), KERN_SUCCESS);
-  EXPECT_EQ(msync(reinterpret_cast<void*>(data + kPage), kPage, MS_ASYNC), -1);
+  EXPECT_EQ(msync(reinterpret_cast<void*>(p + kPage), 2 * kPage, MS_ASYNC), -1);
+  EXPECT_EQ(errno, ENOMEM);  // pages 1 and 2 unmapped
+  munmap(own, kPage);
+  // Many reads held at once, then all freed: each is its own memory.
+  std::vector<vm_offset_t> held;
+  for (int i = 0; i < 80; ++i) {
+    vm_offset_t d = 0;
+    ASSERT_EQ(vm_read(t_, kA, kPage, &d, &count), KERN_SUCCESS);
+    held.push_back(d);
+  }
+  EXPECT_EQ(std::set<vm_offset_t>(held.begin(), held.end()).size(), 80u);
+  for (vm_offset_t d : held) {
+    ASSERT_EQ(vm_deallocate(mach_task_self(), d, kPage), KERN_SUCCESS);
+    EXPECT_FALSE(Readable(d, 1));
+  }
   // An address range that wraps is refused.
   EXPECT_EQ(vm_deallocate(mach_task_self(), UINTPTR_MAX - 10, 100),
             KERN_INVALID_ARGUMENT);

@@ -100,9 +100,13 @@ kern_return_t vm_allocate(task_t target_task, vm_address_t *address,
                           vm_size_t size, boolean_t anywhere);
 
 /* vm_deallocate: rounded to pages; unallocated parts are fine.
- * On mach_task_self() it frees memory that vm_read returned (munmap of
- * [trunc_page(address), round_page(address + size))): the one use of
- * mach_task_self() that libtaskfs defines. */
+ * On mach_task_self() it frees memory that vm_read returned: the pages
+ * [trunc_page(address), round_page(address + size)) of the calling process
+ * become inaccessible (the one use of mach_task_self() that libtaskfs
+ * defines). They are unmapped, except that a whole buffer of at most 4 MiB
+ * that vm_read handed out may be kept, PROT_NONE, for the next vm_read of the
+ * same size (at most 4 such buffers): new memory costs a page fault and a
+ * zeroed page per page, which halves the speed of a read loop. */
 kern_return_t vm_deallocate(task_t target_task, vm_address_t address,
                             vm_size_t size);
 
