@@ -17,8 +17,8 @@ failure raises MachError, an OSError whose errno is SPEC §2's errno, with
 the line the daemon recorded for it in the task's errors file (SPEC §7), or
 "" when there is none. Standard library only; Python 3.9 or later. A Task is
 safe to use from several threads: every call is one system call (or a loop of
-preads/pwrites at explicit offsets), and nothing is shared but the
-descriptor.
+preads/pwrites at explicit offsets), and close() from one thread closes the
+descriptor only once the calls of the others are done with it.
 """
 
 import collections
@@ -162,7 +162,12 @@ class Task:
         self.name = os.path.basename(self.path)
         self.mountpoint = os.path.dirname(self.path)
         self._fd = -1
+        # Guards _fd, _users and _closing: a call holds the descriptor as a
+        # user, so close() from another thread closes it only after the last
+        # call using it is done (and new calls fail with KERN_INVALID_TASK).
         self._lock = threading.Lock()
+        self._users = 0
+        self._closing = False
         mem = os.path.join(self.path, "mem")
         try:
             try:
@@ -208,9 +213,12 @@ class Task:
             self._fd = -1
 
     def close(self):
-        """Closes the descriptor; the task lives on. Idempotent."""
+        """Closes the descriptor (once no call uses it); the task lives on.
+        Idempotent."""
         with self._lock:
-            self._close_fd()
+            self._closing = True
+            if self._users == 0:
+                self._close_fd()
 
     def __enter__(self):
         return self
@@ -221,11 +229,21 @@ class Task:
     def __repr__(self):
         return f"Task({self.path!r})"
 
-    def _require_open(self, operation):
-        if self._fd < 0:
-            raise MachError(_table_kern("KERN_INVALID_TASK"), "task closed",
-                            operation)
-        return self._fd
+    def _acquire(self, operation):
+        """The descriptor, held until _release(); KERN_INVALID_TASK once
+        closed."""
+        with self._lock:
+            if self._fd < 0 or self._closing:
+                raise MachError(_table_kern("KERN_INVALID_TASK"), "task closed",
+                                operation)
+            self._users += 1
+            return self._fd
+
+    def _release(self):
+        with self._lock:
+            self._users -= 1
+            if self._closing and self._users == 0:
+                self._close_fd()
 
     # --- errors --------------------------------------------------------------
 
@@ -301,7 +319,7 @@ class Task:
 
     def _ioctl(self, word, request, packed, changes, mutable=False):
         operation = "ioctl " + word
-        fd = self._require_open(operation)
+        fd = self._acquire(operation)
         own = -1
         try:
             if changes and not self.writable:
@@ -323,6 +341,7 @@ class Task:
         finally:
             if own >= 0:
                 os.close(own)
+            self._release()
 
     def vm_allocate(self, size, address=None):
         """Allocates size bytes (rounded to pages) at address, or anywhere if
@@ -393,7 +412,7 @@ class Task:
         request's error."""
         operation = f"pread 0x{address:x} 0x{size:x}"
         _check_empty_transfer(address, size, self.page_size, operation)
-        fd = self._require_open(operation)
+        fd = self._acquire(operation)
         buf = bytearray(size)
         view = memoryview(buf)
         done = 0
@@ -416,6 +435,7 @@ class Task:
                             operation) from None
         finally:
             view.release()
+            self._release()
         return bytes(buf)
 
     def vm_write(self, address, data):
@@ -428,7 +448,7 @@ class Task:
         view = memoryview(data).cast("B")
         operation = f"pwrite 0x{address:x} 0x{len(view):x}"
         _check_empty_transfer(address, len(view), self.page_size, operation)
-        fd = self._require_open(operation)
+        fd = self._acquire(operation)
         own = -1
         done = 0
         try:
@@ -452,6 +472,7 @@ class Task:
             view.release()
             if own >= 0:
                 os.close(own)
+            self._release()
 
     # --- tasks ---------------------------------------------------------------
 

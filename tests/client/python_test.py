@@ -320,6 +320,44 @@ class TaskTest(MountedTest):
         self.assertEqual(e.reason, "new")
         del self.task.errors
 
+    def test_threads_on_one_task_and_a_racing_close(self):
+        import threading
+        self.task.vm_allocate(8 * 16 * PAGE, A)
+        errors = []
+
+        def worker(task, i):
+            mine = A + i * 16 * PAGE
+            try:
+                for r in range(30):
+                    data = bytes([i * 31 + r & 0xff]) * (8 * PAGE)
+                    task.vm_write(mine, data)
+                    task.vm_copy(mine, 8 * PAGE, mine + 8 * PAGE)
+                    if task.vm_read(mine + 8 * PAGE, 8 * PAGE) != data:
+                        errors.append(f"thread {i} round {r}: mismatch")
+                    task.vm_region(mine)
+            except taskfs.MachError as e:
+                if e.name != "KERN_INVALID_TASK":
+                    errors.append(f"thread {i}: {e}")
+
+        threads = [threading.Thread(target=worker, args=(self.task, i))
+                   for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        # A second Task on the same directory, closed while in use: calls
+        # either work or fail with KERN_INVALID_TASK, never touch another fd.
+        other = taskfs.Task.open(self.task.path)
+        threads = [threading.Thread(target=worker, args=(other, i)) for i in range(4)]
+        for t in threads:
+            t.start()
+        other.close()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertMachError("KERN_INVALID_TASK", other.vm_read, A, PAGE)
+
     def test_mach_error_is_an_oserror_with_the_mach_code(self):
         e = self.assertMachError("KERN_INVALID_ADDRESS", self.task.vm_read, A, PAGE)
         self.assertEqual(e.strerror, os.strerror(errno.EFAULT))
