@@ -52,7 +52,8 @@ static const vm_address_t kBase = 0x10000000;
 static double raw_read(int mib) {
   const double t0 = now();
   for (int i = 0; i < mib; ++i) {
-    if (pread(g_fd, g_buf, kMiB, kBase + (off_t)(i % kSpan) * kMiB) != kMiB) return -1;
+    if (pread(g_fd, g_buf, kMiB, kBase + (off_t)(i % kSpan) * kMiB) != kMiB)
+      return -1;
   }
   return mib / (now() - t0);
 }
@@ -72,7 +73,8 @@ static double mach_read(int mib) {
 static double raw_write(int mib) {
   const double t0 = now();
   for (int i = 0; i < mib; ++i) {
-    if (pwrite(g_fd, g_buf, kMiB, kBase + (off_t)(i % kSpan) * kMiB) != kMiB) return -1;
+    if (pwrite(g_fd, g_buf, kMiB, kBase + (off_t)(i % kSpan) * kMiB) != kMiB)
+      return -1;
   }
   return mib / (now() - t0);
 }
@@ -102,16 +104,19 @@ int main(int argc, char **argv) {
   snprintf(name, sizeof name, "bench-%d", (int)getpid());
   kern_return_t kr = taskfs_task_create(argv[1], name, &g_task);
   if (kr != KERN_SUCCESS) {
-    fprintf(stderr, "client_bench: %s/%s: %s\n", argv[1], name, mach_error_string(kr));
+    fprintf(stderr, "client_bench: %s/%s: %s\n", argv[1], name,
+            mach_error_string(kr));
     return 1;
   }
   snprintf(mem, sizeof mem, "%s/%s/mem", argv[1], name);
   g_fd = open(mem, O_RDWR);
-  g_buf = mmap(NULL, kMiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  g_buf = mmap(NULL, kMiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
   vm_address_t base = kBase;
   int status = 1;
   if (g_fd < 0 || g_buf == MAP_FAILED ||
-      vm_allocate(g_task, &base, (vm_size_t)kSpan * kMiB, FALSE) != KERN_SUCCESS) {
+      vm_allocate(g_task, &base, (vm_size_t)kSpan * kMiB, FALSE) !=
+          KERN_SUCCESS) {
     fprintf(stderr, "client_bench: setup failed\n");
     goto out;
   }
@@ -135,14 +140,18 @@ int main(int argc, char **argv) {
       fprintf(stderr, "client_bench: a call failed in run %d\n", r + 1);
       goto out;
     }
-    printf("run %d: read raw %.0f vm_read %.0f, write raw %.0f vm_write %.0f MiB/s\n",
-           r + 1, rr[r], mr[r], rw[r], mw[r]);
+    printf(
+        "run %d: read raw %.0f vm_read %.0f, write raw %.0f vm_write %.0f "
+        "MiB/s\n",
+        r + 1, rr[r], mr[r], rw[r], mw[r]);
   }
   const double mrr = median(rr, reps), mmr = median(mr, reps);
   const double mrw = median(rw, reps), mmw = median(mw, reps);
   printf("median of %d runs of %d x 1 MiB:\n", reps, mib);
-  printf("  read:  raw pread %.0f MiB/s, vm_read %.0f MiB/s, ratio %.3f\n", mrr, mmr, mmr / mrr);
-  printf("  write: raw pwrite %.0f MiB/s, vm_write %.0f MiB/s, ratio %.3f\n", mrw, mmw, mmw / mrw);
+  printf("  read:  raw pread %.0f MiB/s, vm_read %.0f MiB/s, ratio %.3f\n", mrr,
+         mmr, mmr / mrr);
+  printf("  write: raw pwrite %.0f MiB/s, vm_write %.0f MiB/s, ratio %.3f\n",
+         mrw, mmw, mmw / mrw);
   status = 0;
 out:
   if (g_fd >= 0) close(g_fd);

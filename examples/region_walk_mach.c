@@ -70,7 +70,8 @@ static uint64_t page_size(const char *task_dir) {
   char line[256];
   uint64_t page = 4096;
   while (f != NULL && fgets(line, sizeof line, f) != NULL) {
-    if (strncmp(line, "page_size: ", 11) == 0) page = strtoull(line + 11, NULL, 10);
+    if (strncmp(line, "page_size: ", 11) == 0)
+      page = strtoull(line + 11, NULL, 10);
   }
   if (f != NULL) fclose(f);
   return page;

@@ -16,15 +16,15 @@
 
 /* SPEC §2, plus the two codes the registry adds (a taken task name, a task
  * that is gone). */
-#define TASKFS_ERRNO_TABLE(X)          \
-  X(KERN_SUCCESS, 0)                   \
-  X(KERN_INVALID_ARGUMENT, EINVAL)     \
-  X(KERN_INVALID_ADDRESS, EFAULT)      \
-  X(KERN_PROTECTION_FAILURE, EACCES)   \
-  X(KERN_NO_SPACE, ENOMEM)             \
-  X(KERN_RESOURCE_SHORTAGE, ENOSPC)    \
-  X(KERN_INVALID_TASK, ESRCH)          \
-  X(KERN_NAME_EXISTS, EEXIST)          \
+#define TASKFS_ERRNO_TABLE(X)        \
+  X(KERN_SUCCESS, 0)                 \
+  X(KERN_INVALID_ARGUMENT, EINVAL)   \
+  X(KERN_INVALID_ADDRESS, EFAULT)    \
+  X(KERN_PROTECTION_FAILURE, EACCES) \
+  X(KERN_NO_SPACE, ENOMEM)           \
+  X(KERN_RESOURCE_SHORTAGE, ENOSPC)  \
+  X(KERN_INVALID_TASK, ESRCH)        \
+  X(KERN_NAME_EXISTS, EEXIST)        \
   X(KERN_FAILURE, EIO)
 
 #endif /* TASKFS_FS_ERRNO_TABLE_H_ */

@@ -15,7 +15,9 @@ int main(void) {
   printf(
       "# Generated at build time by python/gen_table.c from fs/errno_table.h,\n"
       "# <taskfs/mach.h> and fs/taskfs_ioctl.h. Do not edit.\n\n");
-  printf("# (name, kern_return_t, errno), one row per code (SPEC \xc2\xa7" "2).\n");
+  printf(
+      "# (name, kern_return_t, errno), one row per code (SPEC \xc2\xa7"
+      "2).\n");
   printf("KERN_TABLE = (\n");
 #define TASKFS_PRINT_ROW(kern, errno_value) \
   printf("    (\"%s\", %d, %d),\n", #kern, (int)(kern), (int)(errno_value));

@@ -33,7 +33,11 @@
 
 /* A handle is (generation << kSlotBits) | (slot + 1): a closed handle's
  * number is not given out again until its slot's generation wraps. */
-enum { kSlotBits = 20, kMaxSlots = (1 << kSlotBits) - 1, kMaxGeneration = 4094 };
+enum {
+  kSlotBits = 20,
+  kMaxSlots = (1 << kSlotBits) - 1,
+  kMaxGeneration = 4094
+};
 
 /* Task names are at most 64 characters (SPEC §4). */
 enum { kMaxName = 64 };
@@ -47,8 +51,8 @@ struct task_entry {
   int fd;     /* mem, O_RDWR if writable, else O_RDONLY */
   int writable;
   uint64_t page_size;
-  uint64_t id;  /* "id" of status: names the task, not the directory name */
-  int refs;     /* the table's (until closed) plus one per call in flight */
+  uint64_t id; /* "id" of status: names the task, not the directory name */
+  int refs;    /* the table's (until closed) plus one per call in flight */
 };
 
 /* The handle table; g_mu guards every field below and each entry's refs.
@@ -58,7 +62,8 @@ static struct task_entry **g_slots;
 static unsigned *g_generations;
 static size_t g_capacity;
 
-/* ---- errors ---------------------------------------------------------------- */
+/* ---- errors ----------------------------------------------------------------
+ */
 
 static kern_return_t kern_from_errno(int error) {
 #define TASKFS_KERN_ROW(kern, errno_value) \
@@ -100,7 +105,8 @@ const char *mach_error_string(kern_return_t error_value) {
   }
 }
 
-/* ---- paths ----------------------------------------------------------------- */
+/* ---- paths -----------------------------------------------------------------
+ */
 
 /* dir + "/" + leaf in a new string; NULL if out of memory. */
 static char *join(const char *dir, const char *leaf) {
@@ -131,7 +137,8 @@ static uint64_t read_task_id(const char *dir) {
   return 0;
 }
 
-/* ---- the handle table ------------------------------------------------------ */
+/* ---- the handle table ------------------------------------------------------
+ */
 
 static void free_entry(struct task_entry *e) {
   if (e == NULL) return;
@@ -215,7 +222,7 @@ kern_return_t taskfs_task_open(const char *task_dir, task_t *task) {
   while (len > 1 && e->dir[len - 1] == '/') e->dir[--len] = '\0';
   const char *slash = strrchr(e->dir, '/');
   e->name = strdup(slash != NULL ? slash + 1 : e->dir);
-  e->root = slash == NULL      ? strdup(".")
+  e->root = slash == NULL     ? strdup(".")
             : slash == e->dir ? strdup("/")
                               : strndup(e->dir, (size_t)(slash - e->dir));
   char *mem = join(e->dir, "mem");
@@ -265,8 +272,7 @@ kern_return_t taskfs_task_close(task_t task) {
       g_generations[slot - 1] == generation) {
     e = g_slots[slot - 1];
     g_slots[slot - 1] = NULL;
-    g_generations[slot - 1] =
-        generation >= kMaxGeneration ? 0 : generation + 1;
+    g_generations[slot - 1] = generation >= kMaxGeneration ? 0 : generation + 1;
     left = --e->refs;
   }
   pthread_mutex_unlock(&g_mu);
@@ -293,8 +299,8 @@ struct buffer {
   size_t len;
 };
 static pthread_mutex_t g_buffer_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct buffer g_kept[kKeep];       /* deallocated, PROT_NONE */
-static struct buffer g_recent[kRecent];   /* handed out by vm_read */
+static struct buffer g_kept[kKeep];     /* deallocated, PROT_NONE */
+static struct buffer g_recent[kRecent]; /* handed out by vm_read */
 static unsigned g_recent_next;
 
 /* len bytes of read-write memory of this process; NULL if there is no room. */
@@ -314,8 +320,8 @@ static void *buffer_get(size_t len) {
     if (mprotect(kept, len, PROT_READ | PROT_WRITE) == 0) return kept;
     munmap(kept, len);
   }
-  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
@@ -352,7 +358,8 @@ static int buffer_keep(void *addr, size_t len) {
   return kept;
 }
 
-/* ---- I/O helpers ----------------------------------------------------------- */
+/* ---- I/O helpers -----------------------------------------------------------
+ */
 
 /* The descriptor for a call that changes memory: the handle's own if it is
  * read-write; otherwise mem opened read-write for this call (*own, to be
@@ -414,7 +421,8 @@ static int beyond_off_t(vm_address_t address, vm_size_t size) {
          (uint64_t)size > (uint64_t)INT64_MAX - (uint64_t)address;
 }
 
-/* ---- Mach's calls ---------------------------------------------------------- */
+/* ---- Mach's calls ----------------------------------------------------------
+ */
 
 kern_return_t vm_allocate(task_t target_task, vm_address_t *address,
                           vm_size_t size, boolean_t anywhere) {
@@ -443,7 +451,7 @@ kern_return_t vm_deallocate(task_t target_task, vm_address_t address,
     const uintptr_t end = (address + size + page - 1) & ~(page - 1);
     if (buffer_keep((void *)start, end - start)) return KERN_SUCCESS;
     return munmap((void *)start, end - start) == 0 ? KERN_SUCCESS
-                                                    : kern_from_errno(errno);
+                                                   : kern_from_errno(errno);
   }
   struct taskfs_vm_deallocate d = {address, size};
   return mem_ioctl(target_task, TASKFS_IOC_VM_DEALLOCATE, &d, 1);
@@ -471,9 +479,8 @@ kern_return_t vm_inherit(task_t target_task, vm_address_t address,
   return mem_ioctl(target_task, TASKFS_IOC_VM_INHERIT, &i, 1);
 }
 
-kern_return_t vm_read(task_t target_task, vm_address_t address,
-                      vm_size_t size, vm_offset_t *data,
-                      mach_msg_type_number_t *data_count) {
+kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
+                      vm_offset_t *data, mach_msg_type_number_t *data_count) {
   if (data == NULL || data_count == NULL) return KERN_INVALID_ARGUMENT;
   struct task_entry *e;
   kern_return_t kr = acquire(target_task, &e);
@@ -495,8 +502,8 @@ kern_return_t vm_read(task_t target_task, vm_address_t address,
        * fails ends the pread short, and the next pread reports it. */
       size_t done = 0;
       while (done < size && kr == KERN_SUCCESS) {
-        const ssize_t n = pread(e->fd, buf + done, size - done,
-                                (off_t)(address + done));
+        const ssize_t n =
+            pread(e->fd, buf + done, size - done, (off_t)(address + done));
         if (n > 0) {
           done += (size_t)n;
         } else if (n == 0) {
@@ -658,8 +665,7 @@ kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
   return kr == KERN_SUCCESS ? open_new(mountpoint, name, task) : kr;
 }
 
-kern_return_t taskfs_task_fork(task_t parent, const char *name,
-                               task_t *child) {
+kern_return_t taskfs_task_fork(task_t parent, const char *name, task_t *child) {
   if (name == NULL || child == NULL) return KERN_INVALID_ARGUMENT;
   struct task_entry *e;
   kern_return_t kr = acquire(parent, &e);

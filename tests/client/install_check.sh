@@ -5,9 +5,10 @@
 # (and one with --static), `python3 -c 'import taskfs'` and taskfs-ctl with
 # PYTHONPATH and PATH at the prefix only, all against a real mount of the
 # installed daemon, which is always unmounted and reaped.
-# Usage: install_check.sh BUILD_DIR PYTHON_SITEDIR LIBDIR   (run by CTest)
+# Usage: install_check.sh BUILD_DIR PYTHON_SITEDIR LIBDIR [SANITIZER_CFLAGS]
+# (run by CTest; a sanitizer build's library needs its runtime linked too)
 set -euo pipefail
-build=$1 sitedir=$2 libdir=$3
+build=$1 sitedir=$2 libdir=$3 san=${4:-}
 
 work=$(mktemp -d /tmp/taskfs-install-XXXXXX)
 prefix=$work/prefix
@@ -60,8 +61,8 @@ int main(int argc, char **argv) {
 EOF
 export PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
 # Only the prefix: no PYTHONPATH or PATH of the build.
-cc -Wall -Werror "$work/prog.c" -o "$work/prog" $(pkg-config --cflags --libs taskfs)
-cc -Wall -Werror "$work/prog.c" -o "$work/prog-static" \
+cc -Wall -Werror $san "$work/prog.c" -o "$work/prog" $(pkg-config --cflags --libs taskfs)
+cc -Wall -Werror $san "$work/prog.c" -o "$work/prog-static" \
   $(pkg-config --cflags taskfs) "$prefix/$libdir/libtaskfs.a" $(pkg-config --static --libs-only-other taskfs)
 ldd "$work/prog-static" | grep -q libtaskfs && fail "the static program links libtaskfs.so"
 

@@ -16,7 +16,8 @@ constexpr int kVmFailure = vm::KERN_FAILURE;
 constexpr int kVmResourceShortage = vm::KERN_RESOURCE_SHORTAGE;
 constexpr int kVmNameExists = vm::KERN_NAME_EXISTS;
 constexpr int kVmInvalidTask = vm::KERN_INVALID_TASK;
-constexpr int kVmCodes = sizeof vm::kAllKernReturns / sizeof vm::kAllKernReturns[0];
+constexpr int kVmCodes =
+    sizeof vm::kAllKernReturns / sizeof vm::kAllKernReturns[0];
 }  // namespace
 
 #include <gtest/gtest.h>
@@ -43,8 +44,8 @@ static_assert(KERN_SUCCESS == 0 && KERN_INVALID_ADDRESS == 1 &&
               KERN_INVALID_TASK == 16);
 static_assert(VM_PROT_READ == TASKFS_VM_PROT_READ &&
               VM_PROT_WRITE == TASKFS_VM_PROT_WRITE &&
-              VM_PROT_EXECUTE == TASKFS_VM_PROT_EXECUTE &&
-              VM_PROT_NONE == 0 && VM_PROT_ALL == 7);
+              VM_PROT_EXECUTE == TASKFS_VM_PROT_EXECUTE && VM_PROT_NONE == 0 &&
+              VM_PROT_ALL == 7);
 static_assert(VM_INHERIT_SHARE == TASKFS_VM_INHERIT_SHARE &&
               VM_INHERIT_COPY == TASKFS_VM_INHERIT_COPY &&
               VM_INHERIT_NONE == TASKFS_VM_INHERIT_NONE);

@@ -11,8 +11,8 @@
 #include <cstdint>
 #include <cstring>
 #include <set>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "tests/integration/mount_fixture.h"
 #include "tests/integration/test_util.h"
@@ -25,8 +25,8 @@ constexpr vm_address_t kA = 0x100000;  // where the tests allocate
 // A mount with no tasks and a task "t" opened on it.
 class ClientMach : public ::testing::Test {
  protected:
-  explicit ClientMach(
-      const std::vector<std::string>& options = {"-o", "tasks=none"})
+  explicit ClientMach(const std::vector<std::string>& options = {"-o",
+                                                                 "tasks=none"})
       : mount_(options) {}
 
   void SetUp() override {
@@ -163,7 +163,8 @@ TEST_F(ClientMach, MachErrorStringForEveryCode) {
   EXPECT_STREQ(mach_error_string(-1), "(os/kern) unknown error code");
 }
 
-// --- vm_allocate / vm_deallocate -----------------------------------------------
+// --- vm_allocate / vm_deallocate
+// -----------------------------------------------
 
 TEST_F(ClientMach, AllocateFixedAnywhereAndRounding) {
   vm_address_t a = 0x20fff;
@@ -267,7 +268,8 @@ TEST_F(ClientMach, DeallocateOfTheCallerFreesVmReadsMemory) {
             KERN_INVALID_ARGUMENT);
 }
 
-// --- vm_read -------------------------------------------------------------------
+// --- vm_read
+// -------------------------------------------------------------------
 
 TEST_F(ClientMach, ReadReturnsPageAlignedMemoryOfTheCaller) {
   Fill(3, 7);
@@ -280,7 +282,8 @@ TEST_F(ClientMach, ReadReturnsPageAlignedMemoryOfTheCaller) {
             Pattern(3 * kPage, 7).substr(kPage));
   // The memory is the caller's own: writable, independent of the task.
   std::memset(reinterpret_cast<void*>(data), 0, count);
-  EXPECT_EQ(Read(t_, kA + kPage, kPage), Pattern(3 * kPage, 7).substr(kPage, kPage));
+  EXPECT_EQ(Read(t_, kA + kPage, kPage),
+            Pattern(3 * kPage, 7).substr(kPage, kPage));
   EXPECT_EQ(vm_deallocate(mach_task_self(), data, count), KERN_SUCCESS);
 }
 
@@ -318,9 +321,9 @@ TEST_F(ClientMach, ReadOfSeveralRequestsIsWholeOrTheLaterRequestsCode) {
   const std::size_t pages = (3 << 20) / kPage;
   Fill(pages, 3);
   EXPECT_EQ(Read(t_, kA, pages * kPage), Pattern(pages * kPage, 3));
-  ASSERT_EQ(vm_protect(t_, kA + (pages - 1) * kPage, kPage, FALSE,
-                       VM_PROT_WRITE),
-            KERN_SUCCESS);
+  ASSERT_EQ(
+      vm_protect(t_, kA + (pages - 1) * kPage, kPage, FALSE, VM_PROT_WRITE),
+      KERN_SUCCESS);
   EXPECT_EQ(ReadCode(t_, kA, pages * kPage), KERN_PROTECTION_FAILURE);
   ASSERT_EQ(vm_deallocate(t_, kA + (pages - 1) * kPage, kPage), KERN_SUCCESS);
   EXPECT_EQ(ReadCode(t_, kA, pages * kPage), KERN_INVALID_ADDRESS);
@@ -352,7 +355,8 @@ TEST_F(ClientMach, ReadWithNoRoomInTheCallerIsNoSpace) {
 #endif
 }
 
-// --- vm_write ------------------------------------------------------------------
+// --- vm_write
+// ------------------------------------------------------------------
 
 TEST_F(ClientMach, WriteArgumentRulesAndCodes) {
   Fill(2, 5);
@@ -387,17 +391,17 @@ TEST_F(ClientMach, WriteOfSeveralRequestsKeepsTheEarlierOnes) {
   // requests stay written, the call returns the fourth's code.
   const std::size_t pages = (2 << 20) / kPage;
   Fill(pages, 9);
-  ASSERT_EQ(vm_protect(t_, kA + (pages - 1) * kPage, kPage, FALSE,
-                       VM_PROT_READ),
-            KERN_SUCCESS);
+  ASSERT_EQ(
+      vm_protect(t_, kA + (pages - 1) * kPage, kPage, FALSE, VM_PROT_READ),
+      KERN_SUCCESS);
   EXPECT_EQ(WriteCode(t_, kA, std::string(pages * kPage, 'n')),
             KERN_PROTECTION_FAILURE);
   const std::string after = Read(t_, kA, (pages - 1) * kPage);
   const std::size_t request = 512 << 10;
   EXPECT_EQ(after.substr(0, 3 * request), std::string(3 * request, 'n'));
   EXPECT_EQ(after.substr(3 * request),
-            Pattern(pages * kPage, 9).substr(3 * request,
-                                             (pages - 1) * kPage - 3 * request));
+            Pattern(pages * kPage, 9)
+                .substr(3 * request, (pages - 1) * kPage - 3 * request));
   // Without the obstacle the whole write lands.
   ASSERT_EQ(vm_protect(t_, kA, pages * kPage, FALSE, VM_PROT_DEFAULT),
             KERN_SUCCESS);
@@ -405,7 +409,8 @@ TEST_F(ClientMach, WriteOfSeveralRequestsKeepsTheEarlierOnes) {
   EXPECT_EQ(Read(t_, kA, pages * kPage), std::string(pages * kPage, 'm'));
 }
 
-// --- vm_copy -------------------------------------------------------------------
+// --- vm_copy
+// -------------------------------------------------------------------
 
 TEST_F(ClientMach, CopyIsVirtualAndFollowsTheRules) {
   Fill(4, 2);
@@ -427,7 +432,8 @@ TEST_F(ClientMach, CopyIsVirtualAndFollowsTheRules) {
   EXPECT_EQ(vm_copy(t_, kA + kPage, kPage, dst), KERN_PROTECTION_FAILURE);
 }
 
-// --- vm_protect / vm_inherit ---------------------------------------------------
+// --- vm_protect / vm_inherit
+// ---------------------------------------------------
 
 TEST_F(ClientMach, ProtectCurrentAndMaximum) {
   Fill(2);
@@ -463,7 +469,8 @@ TEST_F(ClientMach, InheritValuesAndHoles) {
   EXPECT_EQ(vm_inherit(t_, kA, kPage, 3), KERN_INVALID_ARGUMENT);
 }
 
-// --- vm_region -----------------------------------------------------------------
+// --- vm_region
+// -----------------------------------------------------------------
 
 TEST_F(ClientMach, RegionWalksTheMap) {
   Fill(3);
@@ -510,7 +517,8 @@ TEST_F(ClientMach, RegionWalksTheMap) {
             KERN_INVALID_ARGUMENT);
 }
 
-// --- vm_map_copy ---------------------------------------------------------------
+// --- vm_map_copy
+// ---------------------------------------------------------------
 
 TEST_F(ClientMach, MapCopyBetweenTasks) {
   Fill(2, 4);
@@ -555,7 +563,8 @@ TEST_F(ClientMach, MapCopyBetweenTasks) {
   EXPECT_EQ(taskfs_task_close(u), KERN_SUCCESS);
 }
 
-// --- tasks ---------------------------------------------------------------------
+// --- tasks
+// ---------------------------------------------------------------------
 
 TEST_F(ClientMach, TaskCreateNamesTheChildAndInheritsOnRequest) {
   Fill(3, 6);
@@ -641,7 +650,8 @@ TEST_F(ClientMach, TerminateKeepsTheHandleUntilClosed) {
   t_ = fresh;
 }
 
-// --- limits --------------------------------------------------------------------
+// --- limits
+// --------------------------------------------------------------------
 
 class ClientMachLimits : public ClientMach {
  protected:

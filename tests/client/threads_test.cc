@@ -106,8 +106,7 @@ TEST_F(ClientThreads, ThreadsOnSeveralTasksWhileHandlesComeAndGo) {
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back(
-        [&, i] { bad += Worker(tasks[i % tasks.size()], i); });
+    threads.emplace_back([&, i] { bad += Worker(tasks[i % tasks.size()], i); });
   }
   // Meanwhile: handles opened, used and closed; children made and ended.
   const std::string dir = mount_ / "t0";

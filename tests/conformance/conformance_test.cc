@@ -1,5 +1,6 @@
 // Conformance of libtaskfs with the cases of three Mach VM test suites,
-// written anew from their cases and expected results:
+// written anew from their cases and expected results (every test name
+// begins with "Conformance": ctest -R '^Conformance'):
 //
 //   XnuVmAllocation*  XNU tests/vm/vm_allocation.c: its matrix of sizes 0, 1,
 //                     page - 1, page, page + 1 and 1024 pages, allocated
@@ -7,8 +8,10 @@
 //                     addresses, with write buffers at boundary offsets 0, 1
 //                     and 2; and its edge, inaccessibility, pattern,
 //                     protection and copy-on-write cases.
-//   XnuQuickTest      XNU tools/tests/xnu_quick_test/machvm_tests.c.
-//   GnuMachTestVm     GNU Mach tests/test-vm.c (the VM-limit and maximum
+//   Conformance.XnuQuickTestMachVm
+//                     XNU tools/tests/xnu_quick_test/machvm_tests.c.
+//   ConformanceGnuMachTestVm
+//                     GNU Mach tests/test-vm.c (the VM-limit and maximum
 //                     protection cases; the rest needs devices and wiring).
 //
 // The target is a taskfs task (the suites use mach_task_self()), so a write
@@ -42,16 +45,26 @@ bool Aligned(vm_address_t a) { return a % kPage == 0; }
 
 std::string Name(kern_return_t kr) {
   switch (kr) {
-    case KERN_SUCCESS: return "KERN_SUCCESS";
-    case KERN_INVALID_ADDRESS: return "KERN_INVALID_ADDRESS";
-    case KERN_PROTECTION_FAILURE: return "KERN_PROTECTION_FAILURE";
-    case KERN_NO_SPACE: return "KERN_NO_SPACE";
-    case KERN_INVALID_ARGUMENT: return "KERN_INVALID_ARGUMENT";
-    case KERN_FAILURE: return "KERN_FAILURE";
-    case KERN_RESOURCE_SHORTAGE: return "KERN_RESOURCE_SHORTAGE";
-    case KERN_NAME_EXISTS: return "KERN_NAME_EXISTS";
-    case KERN_INVALID_TASK: return "KERN_INVALID_TASK";
-    default: return std::to_string(kr);
+    case KERN_SUCCESS:
+      return "KERN_SUCCESS";
+    case KERN_INVALID_ADDRESS:
+      return "KERN_INVALID_ADDRESS";
+    case KERN_PROTECTION_FAILURE:
+      return "KERN_PROTECTION_FAILURE";
+    case KERN_NO_SPACE:
+      return "KERN_NO_SPACE";
+    case KERN_INVALID_ARGUMENT:
+      return "KERN_INVALID_ARGUMENT";
+    case KERN_FAILURE:
+      return "KERN_FAILURE";
+    case KERN_RESOURCE_SHORTAGE:
+      return "KERN_RESOURCE_SHORTAGE";
+    case KERN_NAME_EXISTS:
+      return "KERN_NAME_EXISTS";
+    case KERN_INVALID_TASK:
+      return "KERN_INVALID_TASK";
+    default:
+      return std::to_string(kr);
   }
 }
 #define EXPECT_KR(expected, call) EXPECT_EQ(Name(call), Name(expected))
@@ -77,18 +90,28 @@ class ProcessBuffer {
 // The patterns of the suite, over 8-byte words of the task's memory: a
 // word that the pattern selects holds the word's own address in the
 // range's reference frame (start_value + offset), the others are zero.
-enum class Pattern { kAddressFilled, kCheckerboard, kReverseCheckerboard,
-                     kPageEnds, kPageInteriors };
+enum class Pattern {
+  kAddressFilled,
+  kCheckerboard,
+  kReverseCheckerboard,
+  kPageEnds,
+  kPageInteriors
+};
 
 bool Selected(Pattern p, vm_address_t offset) {
   const vm_address_t word = offset / 8;
   const vm_address_t in_page = offset % kPage;
   switch (p) {
-    case Pattern::kAddressFilled: return true;
-    case Pattern::kCheckerboard: return word % 2 == 0;
-    case Pattern::kReverseCheckerboard: return word % 2 == 1;
-    case Pattern::kPageEnds: return in_page == 0 || in_page == kPage - 8;
-    case Pattern::kPageInteriors: return in_page != 0 && in_page != kPage - 8;
+    case Pattern::kAddressFilled:
+      return true;
+    case Pattern::kCheckerboard:
+      return word % 2 == 0;
+    case Pattern::kReverseCheckerboard:
+      return word % 2 == 1;
+    case Pattern::kPageEnds:
+      return in_page == 0 || in_page == kPage - 8;
+    case Pattern::kPageInteriors:
+      return in_page != 0 && in_page != kPage - 8;
   }
   return false;
 }
@@ -110,7 +133,8 @@ std::string Fill(Pattern p, vm_size_t size, vm_address_t start_value) {
                                      const std::string& expected) {
   if (actual == expected) return ::testing::AssertionSuccess();
   std::size_t at = 0;
-  while (at < actual.size() && at < expected.size() && actual[at] == expected[at]) {
+  while (at < actual.size() && at < expected.size() &&
+         actual[at] == expected[at]) {
     ++at;
   }
   return ::testing::AssertionFailure()
@@ -129,8 +153,8 @@ vm_size_t XnuSpan(vm_address_t address, vm_size_t size) {
 
 class Conformance : public ::testing::Test {
  protected:
-  explicit Conformance(
-      const std::vector<std::string>& options = {"-o", "tasks=none"})
+  explicit Conformance(const std::vector<std::string>& options = {"-o",
+                                                                  "tasks=none"})
       : mount_(options) {}
 
   void SetUp() override {
@@ -145,8 +169,8 @@ class Conformance : public ::testing::Test {
     vm_offset_t data = 0;
     mach_msg_type_number_t count = 0;
     const kern_return_t kr = vm_read(t_, address, size, &data, &count);
-    EXPECT_KR(KERN_SUCCESS, kr) << "vm_read(0x" << std::hex << address
-                                << ", 0x" << size << ")";
+    EXPECT_KR(KERN_SUCCESS, kr)
+        << "vm_read(0x" << std::hex << address << ", 0x" << size << ")";
     if (kr != KERN_SUCCESS) return "";
     EXPECT_EQ(count, size);
     EXPECT_TRUE(size == 0 || data % kPage == 0);
@@ -184,8 +208,11 @@ class Conformance : public ::testing::Test {
 // The sizes of vm_allocation.c's vm_sizes[] and its addresses of edge cases.
 const vm_size_t kSizes[] = {kDefaultSize, 0, kPage, 1, kPage - 1, kPage + 1};
 const vm_address_t kEdgeAddresses[] = {
-    0x0, 0x1, kPage - 1, kPage, kPage + 1, vm_address_t{UINT_MAX} - kPage + 1,
-    UINT_MAX, kMax - kPage + 1, kMax};
+    0x0,       0x1,
+    kPage - 1, kPage,
+    kPage + 1, vm_address_t{UINT_MAX} - kPage + 1,
+    UINT_MAX,  kMax - kPage + 1,
+    kMax};
 
 enum class Where { kAnywhere, kFixedAligned, kFixedUnaligned };
 const char* WhereName(Where w) {
@@ -273,7 +300,8 @@ TEST_P(XnuVmAllocationMatrix, AllocateMainAndPatternTests) {
   // SIGSEGV at its start, middle and end; here KERN_INVALID_ADDRESS).
   EXPECT_KR(KERN_SUCCESS, vm_deallocate(t_, address, size));
   EXPECT_KR(KERN_SUCCESS, vm_deallocate(t_, address, size));
-  for (vm_address_t p : {start, start + TruncPage(span / 2), start + span - kPage}) {
+  for (vm_address_t p :
+       {start, start + TruncPage(span / 2), start + span - kPage}) {
     EXPECT_KR(KERN_INVALID_ADDRESS, ReadCode(p, kPage));
   }
   // test_write_pattern_deallocate_reallocate_zero_filled.
@@ -283,7 +311,7 @@ TEST_P(XnuVmAllocationMatrix, AllocateMainAndPatternTests) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    SizesAndAddresses, XnuVmAllocationMatrix,
+    ConformanceSizesAndAddresses, XnuVmAllocationMatrix,
     ::testing::Combine(::testing::ValuesIn(kSizes),
                        ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
                                          Where::kFixedUnaligned)),
@@ -355,9 +383,14 @@ TEST_F(Conformance, XnuVmAllocationDeallocateEdgeCases) {
   const struct {
     vm_address_t address;
     vm_size_t size;
-  } rounded[] = {{0x0, kMax}, {0x0, kMax - kPage + 2}, {0x1, kMax - 1},
-                 {0x1, kMax - kPage + 1}, {0x2, kMax - 2}, {0x2, kMax - kPage},
-                 {kMax - kPage + 1, kPage - 1}, {kMax - kPage + 1, 1},
+  } rounded[] = {{0x0, kMax},
+                 {0x0, kMax - kPage + 2},
+                 {0x1, kMax - 1},
+                 {0x1, kMax - kPage + 1},
+                 {0x2, kMax - 2},
+                 {0x2, kMax - kPage},
+                 {kMax - kPage + 1, kPage - 1},
+                 {kMax - kPage + 1, 1},
                  {kMax - 1, 1}};
   for (const auto& r : rounded) {
     EXPECT_KR(KERN_INVALID_ADDRESS, vm_deallocate(t_, r.address, r.size))
@@ -368,8 +401,10 @@ TEST_F(Conformance, XnuVmAllocationDeallocateEdgeCases) {
   const struct {
     vm_address_t address;
     vm_size_t size;
-  } wrapped[] = {{0x1, kMax}, {kPage, kMax - kPage + 1},
-                 {kMax - kPage + 1, kPage}, {kMax, 1}};
+  } wrapped[] = {{0x1, kMax},
+                 {kPage, kMax - kPage + 1},
+                 {kMax - kPage + 1, kPage},
+                 {kMax, 1}};
   for (const auto& r : wrapped) {
     EXPECT_KR(KERN_INVALID_ADDRESS, vm_deallocate(t_, r.address, r.size))
         << std::hex << r.address << "+" << r.size;
@@ -438,7 +473,7 @@ TEST_P(XnuVmAllocationReadMatrix, ReadMainPatternAndInaccessibleTests) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    SizesAndAddresses, XnuVmAllocationReadMatrix,
+    ConformanceSizesAndAddresses, XnuVmAllocationReadMatrix,
     ::testing::Combine(::testing::ValuesIn(kSizes),
                        ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
                                          Where::kFixedUnaligned)),
@@ -473,12 +508,11 @@ TEST_F(Conformance, XnuVmAllocationReadEdgeCases) {
     vm_address_t address;
     vm_size_t size;
     kern_return_t taskfs;
-  } wrapped[] = {
-      {kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
-      {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
-       KERN_INVALID_ADDRESS},
-      {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
-      {kMax, 1, KERN_INVALID_ARGUMENT}};
+  } wrapped[] = {{kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
+                 {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
+                  KERN_INVALID_ADDRESS},
+                 {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
+                 {kMax, 1, KERN_INVALID_ARGUMENT}};
   for (const auto& r : wrapped) {
     EXPECT_KR(r.taskfs, vm_read(t_, r.address, r.size, &data, &count))
         << std::hex << r.address << "+" << r.size;
@@ -490,9 +524,8 @@ TEST_F(Conformance, XnuVmAllocationReadEdgeCases) {
 // write_pattern_tests) -----------------------------------------------------
 
 using WriteParam = std::tuple<vm_size_t, Where, vm_size_t, int>;
-class XnuVmAllocationWrite
-    : public Conformance,
-      public ::testing::WithParamInterface<WriteParam> {
+class XnuVmAllocationWrite : public Conformance,
+                             public ::testing::WithParamInterface<WriteParam> {
  protected:
   vm_address_t AllocateDestination(vm_size_t size, Where where) {
     vm_address_t address = 0;
@@ -528,8 +561,8 @@ TEST_P(XnuVmAllocationWrite, WriteEdgeInaccessibleMainAndPatternTests) {
   const bool aligned_args = offset == 0 && Aligned(address);
   const kern_return_t expected =
       !aligned_args || buffer_size % kPage != 0 ? KERN_INVALID_ARGUMENT
-      : buffer_size == 0 || TruncPage(address) + buffer_size <=
-                                TruncPage(address) + allocated
+      : buffer_size == 0 ||
+              TruncPage(address) + buffer_size <= TruncPage(address) + allocated
           ? KERN_SUCCESS
           : KERN_INVALID_ADDRESS;
 
@@ -598,21 +631,25 @@ std::vector<WriteParam> WriteRows() {
     for (Where where :
          {Where::kAnywhere, Where::kFixedAligned, Where::kFixedUnaligned}) {
       for (vm_size_t buffer : kSizes) {
-        for (int offset : {0, 1, 2}) rows.emplace_back(size, where, buffer, offset);
+        for (int offset : {0, 1, 2})
+          rows.emplace_back(size, where, buffer, offset);
       }
     }
   }
   return rows;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    SizesAddressesBuffersOffsets, XnuVmAllocationWrite,
-    ::testing::ValuesIn(WriteRows()), [](const auto& info) {
-      return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
-             WhereName(std::get<1>(info.param)) + "_buffer_" +
-             std::to_string(std::get<2>(info.param)) + "_offset_" +
-             std::to_string(std::get<3>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(ConformanceSizesAddressesBuffersOffsets,
+                         XnuVmAllocationWrite, ::testing::ValuesIn(WriteRows()),
+                         [](const auto& info) {
+                           return "size_" +
+                                  std::to_string(std::get<0>(info.param)) +
+                                  "_" + WhereName(std::get<1>(info.param)) +
+                                  "_buffer_" +
+                                  std::to_string(std::get<2>(info.param)) +
+                                  "_offset_" +
+                                  std::to_string(std::get<3>(info.param));
+                         });
 
 // --- vm_protect per size and address kind (readprotection_main_tests,
 // writeprotection_main_tests, access_readprotected_memory_tests,
@@ -635,9 +672,10 @@ TEST_P(XnuVmAllocationProtectMatrix, ProtectMainAndAccessTests) {
     boolean_t shared = 0;
     mach_port_t object = 0;
     vm_offset_t off = 0;
-    ASSERT_KR(KERN_SUCCESS, vm_region(t_, &r, &rsize, &cur, &max, &inh,
-                                      &shared, &object, &off));
-    const vm_prot_t removed = prot == VM_PROT_WRITE ? VM_PROT_READ : VM_PROT_WRITE;
+    ASSERT_KR(KERN_SUCCESS, vm_region(t_, &r, &rsize, &cur, &max, &inh, &shared,
+                                      &object, &off));
+    const vm_prot_t removed =
+        prot == VM_PROT_WRITE ? VM_PROT_READ : VM_PROT_WRITE;
     if (size != 0) {
       EXPECT_EQ(cur & removed, 0) << "prot " << prot;
     } else {
@@ -651,19 +689,19 @@ TEST_P(XnuVmAllocationProtectMatrix, ProtectMainAndAccessTests) {
         if (prot == VM_PROT_WRITE) {
           EXPECT_KR(KERN_PROTECTION_FAILURE, ReadCode(p, kPage));
         } else {
-          EXPECT_KR(KERN_PROTECTION_FAILURE,
-                    Write(p, std::string(kPage, 'x')));
+          EXPECT_KR(KERN_PROTECTION_FAILURE, Write(p, std::string(kPage, 'x')));
         }
       }
     }
     // test_zero_filled_readprotect: restored, still zero-filled.
-    ASSERT_KR(KERN_SUCCESS, vm_protect(t_, start, span, FALSE, VM_PROT_DEFAULT));
+    ASSERT_KR(KERN_SUCCESS,
+              vm_protect(t_, start, span, FALSE, VM_PROT_DEFAULT));
     ExpectZeroFilled(start, span);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    SizesAndAddresses, XnuVmAllocationProtectMatrix,
+    ConformanceSizesAndAddresses, XnuVmAllocationProtectMatrix,
     ::testing::Combine(::testing::ValuesIn(kSizes),
                        ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
                                          Where::kFixedUnaligned)),
@@ -684,8 +722,10 @@ TEST_F(Conformance, XnuVmAllocationProtectEdgeCases) {
     const struct {
       vm_address_t address;
       vm_size_t size;
-    } wrapped[] = {{0x1, kMax}, {kPage, kMax - kPage + 1},
-                   {kMax - kPage + 1, kPage}, {kMax, 1}};
+    } wrapped[] = {{0x1, kMax},
+                   {kPage, kMax - kPage + 1},
+                   {kMax - kPage + 1, kPage},
+                   {kMax, 1}};
     for (const auto& r : wrapped) {
       EXPECT_KR(KERN_INVALID_ADDRESS,
                 vm_protect(t_, r.address, r.size, FALSE, prot))
@@ -725,10 +765,10 @@ TEST_P(XnuVmAllocationCopyMatrix, CopyEdgeInaccessibleMainAndPatternTests) {
   ASSERT_KR(KERN_SUCCESS, vm_allocate(t_, &dest, copy_size + 1, FALSE));
   const vm_size_t source_pages = TaskfsSpan(size + 1);
   const bool aligned = Aligned(source) && copy_size % kPage == 0;
-  const kern_return_t expected =
-      !aligned ? KERN_INVALID_ARGUMENT
-      : copy_size == 0 || copy_size <= source_pages ? KERN_SUCCESS
-                                                    : KERN_INVALID_ADDRESS;
+  const kern_return_t expected = !aligned ? KERN_INVALID_ARGUMENT
+                                 : copy_size == 0 || copy_size <= source_pages
+                                     ? KERN_SUCCESS
+                                     : KERN_INVALID_ADDRESS;
   // test_copy_null_map.
   EXPECT_KR(KERN_INVALID_TASK, vm_copy(TASK_NULL, source, copy_size, dest));
   // The copy pattern tests: written in the source, copied, equal.
@@ -788,13 +828,15 @@ std::vector<CopyParam> CopyRows() {
   return rows;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    SizesAddressesCopySizes, XnuVmAllocationCopyMatrix,
-    ::testing::ValuesIn(CopyRows()), [](const auto& info) {
-      return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
-             WhereName(std::get<1>(info.param)) + "_copy_" +
-             std::to_string(std::get<2>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(ConformanceSizesAddressesCopySizes,
+                         XnuVmAllocationCopyMatrix,
+                         ::testing::ValuesIn(CopyRows()), [](const auto& info) {
+                           return "size_" +
+                                  std::to_string(std::get<0>(info.param)) +
+                                  "_" + WhereName(std::get<1>(info.param)) +
+                                  "_copy_" +
+                                  std::to_string(std::get<2>(info.param));
+                         });
 
 TEST_F(Conformance, XnuVmAllocationCopyEdgeCases) {
   vm_address_t dest = 0;
@@ -818,12 +860,11 @@ TEST_F(Conformance, XnuVmAllocationCopyEdgeCases) {
     vm_address_t address;
     vm_size_t size;
     kern_return_t taskfs;
-  } wrapped[] = {
-      {kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
-      {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
-       KERN_INVALID_ADDRESS},
-      {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
-      {kMax, 1, KERN_INVALID_ARGUMENT}};
+  } wrapped[] = {{kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
+                 {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
+                  KERN_INVALID_ADDRESS},
+                 {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
+                 {kMax, 1, KERN_INVALID_ARGUMENT}};
   for (const auto& r : wrapped) {
     EXPECT_KR(r.taskfs, vm_copy(t_, r.address, r.size, dest))
         << std::hex << r.address << "+" << r.size;
@@ -888,7 +929,8 @@ TEST_P(XnuVmAllocationCopyShared, OnlyTheWrittenSideChanges) {
   EXPECT_TRUE(SameBytes(Read(kDst, kSize), original));
   const std::string changed(kSize, 'M');
   std::string src = original, dst = original;
-  std::string oth = kind == Source::kFresh ? std::string(kSize, '\0') : original;
+  std::string oth =
+      kind == Source::kFresh ? std::string(kSize, '\0') : original;
   switch (modify) {
     case Modify::kSource:
       ASSERT_KR(KERN_SUCCESS, Write(kSrc, changed));
@@ -903,8 +945,8 @@ TEST_P(XnuVmAllocationCopyShared, OnlyTheWrittenSideChanges) {
       ProcessBuffer b(kSize);
       std::memcpy(b.base(), changed.data(), kSize);
       ASSERT_KR(KERN_SUCCESS,
-                vm_write(other_task, other, reinterpret_cast<vm_offset_t>(b.base()),
-                         kSize));
+                vm_write(other_task, other,
+                         reinterpret_cast<vm_offset_t>(b.base()), kSize));
       oth = changed;
       if (kind == Source::kShared) src = changed;
       break;
@@ -922,9 +964,10 @@ TEST_P(XnuVmAllocationCopyShared, OnlyTheWrittenSideChanges) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    SourcesAndModifications, XnuVmAllocationCopyShared,
+    ConformanceSourcesAndModifications, XnuVmAllocationCopyShared,
     ::testing::Combine(::testing::Values(Source::kFresh, Source::kShared,
-                                         Source::kCopiedFrom, Source::kCopiedTo),
+                                         Source::kCopiedFrom,
+                                         Source::kCopiedTo),
                        ::testing::Values(Modify::kSource, Modify::kDestination,
                                          Modify::kOther)),
     CopySharedName);
@@ -935,7 +978,8 @@ TEST_F(Conformance, XnuQuickTestMachVm) {
   const int sizes[] = {1, 3, 7, 13, 77, 1223};  // pages, ascending
   vm_address_t region[6] = {};
   for (int i = 0; i < 6; ++i) {
-    ASSERT_KR(KERN_SUCCESS, vm_allocate(t_, &region[i], sizes[i] * kPage, TRUE));
+    ASSERT_KR(KERN_SUCCESS,
+              vm_allocate(t_, &region[i], sizes[i] * kPage, TRUE));
   }
   // Deallocate one untouched range; scribble on another, then deallocate it.
   ASSERT_KR(KERN_SUCCESS, vm_deallocate(t_, region[4], sizes[4] * kPage));
@@ -996,14 +1040,16 @@ TEST_F(Conformance, XnuQuickTestMachVm) {
   }
 }
 
-// --- GNU Mach tests/test-vm.c -------------------------------------------------
+// --- GNU Mach tests/test-vm.c
+// -------------------------------------------------
 
-class GnuMachTestVm : public Conformance {
+class ConformanceGnuMachTestVm : public Conformance {
  protected:
-  GnuMachTestVm() : Conformance({"-o", "tasks=none,memory_limit=8M"}) {}
+  ConformanceGnuMachTestVm()
+      : Conformance({"-o", "tasks=none,memory_limit=8M"}) {}
 };
 
-TEST_F(GnuMachTestVm, VmLimit) {
+TEST_F(ConformanceGnuMachTestVm, VmLimit) {
   // GNU Mach limits a task's virtual size (vm_set_size_limit) and refuses
   // an allocation past it with KERN_NO_SPACE. taskfs has no per-task
   // virtual limit: the mount's memory_limit caps memory actually held, so
@@ -1028,7 +1074,7 @@ TEST_F(GnuMachTestVm, VmLimit) {
   EXPECT_KR(KERN_SUCCESS, vm_deallocate(t_, mem, 512 << 20));
 }
 
-TEST_F(GnuMachTestVm, ZeroSizeCallsSucceed) {
+TEST_F(ConformanceGnuMachTestVm, ZeroSizeCallsSucceed) {
   // vm/vm_user.c: vm_allocate and vm_deallocate of size 0 succeed.
   vm_address_t a = 0;
   EXPECT_KR(KERN_SUCCESS, vm_allocate(t_, &a, 0, TRUE));

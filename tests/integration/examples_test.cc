@@ -106,10 +106,15 @@ class Examples : public ::testing::Test {
     if (fd < 0) return "";
     ::close(fd);
     region_walk_mach_ = path;
-    const RunResult cc = RunCommand(
-        {"cc", "-Wall", "-Werror", "-I", TASKFS_CLIENT_INCLUDE, "-o",
-         region_walk_mach_, Example("region_walk_mach.c"), TASKFS_CLIENT_LIB,
-         "-pthread"});
+    std::vector<std::string> argv = {
+        "cc", "-Wall", "-Werror", "-I", TASKFS_CLIENT_INCLUDE, "-o",
+        region_walk_mach_, Example("region_walk_mach.c"), TASKFS_CLIENT_LIB,
+        "-pthread"};
+    // A sanitizer build's library needs its runtime.
+    if (std::string(TASKFS_CLIENT_CFLAGS) != "") {
+      argv.push_back(TASKFS_CLIENT_CFLAGS);
+    }
+    const RunResult cc = RunCommand(argv);
     EXPECT_EQ(cc.exit_code, 0) << Describe(cc);
     return cc.exit_code == 0 ? region_walk_mach_ : "";
   }

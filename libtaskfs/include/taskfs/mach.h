@@ -64,7 +64,8 @@ typedef mach_port_t task_t;
 #define MACH_PORT_NULL ((mach_port_t)0)
 #define TASK_NULL ((task_t)0)
 
-/* --- Result codes: Mach's numbers (osfmk/mach/kern_return.h) --------------- */
+/* --- Result codes: Mach's numbers (osfmk/mach/kern_return.h) ---------------
+ */
 #define KERN_SUCCESS 0
 #define KERN_INVALID_ADDRESS 1
 #define KERN_PROTECTION_FAILURE 2
@@ -75,7 +76,8 @@ typedef mach_port_t task_t;
 #define KERN_NAME_EXISTS 13
 #define KERN_INVALID_TASK 16
 
-/* --- Protections and inheritance: Mach's numbers (SPEC §1) ----------------- */
+/* --- Protections and inheritance: Mach's numbers (SPEC §1) -----------------
+ */
 #define VM_PROT_NONE ((vm_prot_t)0x00)
 #define VM_PROT_READ ((vm_prot_t)0x01)
 #define VM_PROT_WRITE ((vm_prot_t)0x02)
@@ -127,9 +129,8 @@ kern_return_t vm_inherit(task_t target_task, vm_address_t address,
  * memory of the calling process: *data, *data_count == size. Free it with
  * vm_deallocate(mach_task_self(), *data, *data_count). KERN_NO_SPACE if the
  * calling process has no room for it. Size 0: *data = 0, *data_count = 0. */
-kern_return_t vm_read(task_t target_task, vm_address_t address,
-                      vm_size_t size, vm_offset_t *data,
-                      mach_msg_type_number_t *data_count);
+kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
+                      vm_offset_t *data, mach_msg_type_number_t *data_count);
 
 /* vm_write: data must be page-aligned in the calling process (its page size,
  * sysconf(_SC_PAGESIZE)) as Mach's out-of-line data is, else
@@ -186,7 +187,8 @@ task_t mach_task_self(void);
  * fixed "unknown error code" text. Never NULL; the strings are static. */
 const char *mach_error_string(kern_return_t error_value);
 
-/* --- taskfs's entry points, what Mach gets from its ports ------------------ */
+/* --- taskfs's entry points, what Mach gets from its ports ------------------
+ */
 
 /* Opens MOUNT/NAME (a task directory): its mem read-write, or read-only when
  * only that is allowed (then the calls that change memory fail with
@@ -201,8 +203,7 @@ kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
 
 /* `fork NAME` in parent's ctl (task_create with inherit_memory) and open the
  * child. */
-kern_return_t taskfs_task_fork(task_t parent, const char *name,
-                               task_t *child);
+kern_return_t taskfs_task_fork(task_t parent, const char *name, task_t *child);
 
 /* Closes the handle only; the task lives on. KERN_INVALID_TASK if task is not
  * an open handle. */
