@@ -26,8 +26,9 @@
  * explicit offsets (no shared file offset) and errno is read right after each
  * system call on the calling thread.
  *
- * Link with `pkg-config --cflags --libs taskfs` (shared) or
- * `pkg-config --static --libs taskfs` (libtaskfs.a).
+ * Link with `pkg-config --cflags --libs taskfs` (libtaskfs.so), or name
+ * libtaskfs.a and add `pkg-config --static --libs-only-other taskfs`
+ * (-pthread) for the static library.
  */
 #ifndef TASKFS_MACH_H_
 #define TASKFS_MACH_H_
