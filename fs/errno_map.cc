@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "fs/errno_table.h"
+
 namespace taskfs::fs {
 namespace {
 
@@ -10,20 +12,11 @@ struct Mapping {
   int error;
 };
 
-// SPEC §2, plus the two codes the registry adds (a taken task name, a task
-// that is gone). One row per code and one code per errno, so the table can
-// be read both ways.
-constexpr Mapping kTable[] = {
-    {vm::KERN_SUCCESS, 0},
-    {vm::KERN_INVALID_ARGUMENT, EINVAL},
-    {vm::KERN_INVALID_ADDRESS, EFAULT},
-    {vm::KERN_PROTECTION_FAILURE, EACCES},
-    {vm::KERN_NO_SPACE, ENOMEM},
-    {vm::KERN_RESOURCE_SHORTAGE, ENOSPC},
-    {vm::KERN_INVALID_TASK, ESRCH},
-    {vm::KERN_NAME_EXISTS, EEXIST},
-    {vm::KERN_FAILURE, EIO},
-};
+// fs/errno_table.h is the table, shared with libtaskfs and the Python
+// package; here it becomes rows of vmcore's enum.
+#define TASKFS_ERRNO_ROW(kern, error) {vm::kern, error},
+constexpr Mapping kTable[] = {TASKFS_ERRNO_TABLE(TASKFS_ERRNO_ROW)};
+#undef TASKFS_ERRNO_ROW
 
 }  // namespace
 

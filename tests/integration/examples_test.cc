@@ -93,7 +93,32 @@ class Examples : public ::testing::Test {
  protected:
   void TearDown() override {
     if (!region_walk_.empty()) ::unlink(region_walk_.c_str());
+    if (!region_walk_mach_.empty()) ::unlink(region_walk_mach_.c_str());
   }
+#if defined(TASKFS_CLIENT_LIB)
+  // Compiles examples/region_walk_mach.c against the build's libtaskfs;
+  // "" on failure (after a failed assertion).
+  std::string RegionWalkMach() {
+    if (!region_walk_mach_.empty()) return region_walk_mach_;
+    char path[] = "/tmp/taskfs-region_walk_mach-XXXXXX";
+    const int fd = ::mkstemp(path);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    if (fd < 0) return "";
+    ::close(fd);
+    region_walk_mach_ = path;
+    std::vector<std::string> argv = {
+        "cc", "-Wall", "-Werror", "-I", TASKFS_CLIENT_INCLUDE, "-o",
+        region_walk_mach_, Example("region_walk_mach.c"), TASKFS_CLIENT_LIB,
+        "-pthread"};
+    // A sanitizer build's library needs its runtime.
+    if (std::string(TASKFS_CLIENT_CFLAGS) != "") {
+      argv.push_back(TASKFS_CLIENT_CFLAGS);
+    }
+    const RunResult cc = RunCommand(argv);
+    EXPECT_EQ(cc.exit_code, 0) << Describe(cc);
+    return cc.exit_code == 0 ? region_walk_mach_ : "";
+  }
+#endif
   // Compiles examples/region_walk.c as its comment says; "" on failure
   // (after a failed assertion).
   std::string RegionWalk() {
@@ -113,6 +138,7 @@ class Examples : public ::testing::Test {
 
  private:
   std::string region_walk_;
+  std::string region_walk_mach_;
 };
 
 // --- tour.sh -----------------------------------------------------------------
@@ -405,6 +431,88 @@ TEST_F(Examples, RegionWalkAllocatesFirst) {
       2);
   EXPECT_EQ(RunCommand({region_walk, m / "nosuchtask/mem"}).exit_code, 1);
 }
+
+#if defined(TASKFS_CLIENT_LIB)
+// --- region_walk_mach.c and cow_watch_mach.py: the same programs on the
+// client libraries ------------------------------------------------------
+
+TEST_F(Examples, RegionWalkMachPrintsWhatRegionWalkPrints) {
+  const std::string region_walk = RegionWalk();
+  const std::string mach = RegionWalkMach();
+  ASSERT_FALSE(region_walk.empty());
+  ASSERT_FALSE(mach.empty());
+  Mount m(std::vector<std::string>{});
+  ASSERT_TRUE(m.ok()) << m.error();
+  ASSERT_EQ(WriteFile(m / "demo/ctl", "protect 0x608000 4K r--\n"), 0);
+  for (const char* task : {"demo", "child"}) {
+    const std::string t = task;
+    const RunResult raw = RunCommand({region_walk, m / (t + "/mem")});
+    const RunResult r = RunCommand({mach, m / t});
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    EXPECT_EQ(r.out, raw.out) << task;
+    EXPECT_EQ(r.out, ReadFile(m / (t + "/maps"))) << task;
+    EXPECT_EQ(r.err, "");
+    // The mem file works as the argument too.
+    EXPECT_EQ(RunCommand({mach, m / (t + "/mem")}).out, raw.out);
+  }
+}
+
+TEST_F(Examples, RegionWalkMachAllocatesFirst) {
+  const std::string mach = RegionWalkMach();
+  ASSERT_FALSE(mach.empty());
+  Mount m({"-o", "tasks=none"});
+  ASSERT_TRUE(m.ok()) << m.error();
+  ASSERT_EQ(::mkdir((m / "t").c_str(), 0700), 0) << std::strerror(errno);
+  RunResult r = RunCommand({mach, m / "t"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out, "");
+  r = RunCommand({mach, "--allocate", "100", m / "t"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "allocated 0x0-0x1000\n");
+  EXPECT_EQ(r.out, "0000000000000000-0000000000001000 rw-/rwx copy\n");
+  EXPECT_EQ(RunCommand({mach, "--allocate", "lots", m / "t"}).exit_code, 2);
+  r = RunCommand({mach, m / "nosuchtask"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "region_walk_mach: " + (m / "nosuchtask") +
+                       ": (os/kern) invalid task\n");
+}
+
+RunResult CowWatchMach(const std::string& dir, const std::string& pages = "") {
+  std::vector<std::string> argv = {"python3", Example("cow_watch_mach.py"), dir};
+  if (!pages.empty()) argv.push_back(pages);
+  return RunCommand(argv, std::chrono::seconds(60),
+                    {std::string("PYTHONPATH=") + TASKFS_PYTHONPATH});
+}
+
+TEST_F(Examples, CowWatchMachPrintsWhatCowWatchPrints) {
+  Mount m({"-o", "tasks=none"});
+  ASSERT_TRUE(m.ok()) << m.error();
+  ASSERT_EQ(::mkdir((m / "cow").c_str(), 0700), 0) << std::strerror(errno);
+  const RunResult raw =
+      RunCommand({"python3", Example("cow_watch.py"), m / "cow/mem"});
+  ASSERT_EQ(raw.exit_code, 0) << Describe(raw);
+  const RunResult r = CowWatchMach(m / "cow");
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out, raw.out);
+  EXPECT_NE(r.out.find("copy-on-write behaved as expected\n"), std::string::npos);
+  // Large pages, the forked demo.
+  Mount big({"-o", "page_size=16384"});
+  ASSERT_TRUE(big.ok()) << big.error();
+  const RunResult r4 = CowWatchMach(big / "demo/mem", "4");
+  ASSERT_EQ(r4.exit_code, 0) << Describe(r4);
+  EXPECT_NE(Squeeze(r4.out).find("+1/-1 pages ok\n"), std::string::npos) << r4.out;
+}
+
+TEST_F(Examples, CowWatchMachReportsTheMachError) {
+  Mount m({"-o", "tasks=none,memory_limit=1M"});
+  ASSERT_TRUE(m.ok()) << m.error();
+  ASSERT_EQ(::mkdir((m / "cow").c_str(), 0700), 0) << std::strerror(errno);
+  const RunResult r = CowWatchMach(m / "cow", "1024");
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_NE(r.err.find("KERN_RESOURCE_SHORTAGE"), std::string::npos) << r.err;
+  EXPECT_EQ(CowWatchMach(m / "nosuch").exit_code, 2);
+}
+#endif  // TASKFS_CLIENT_LIB
 
 // --- demo.tasks and greeting.txt
 // --------------------------------------------------

@@ -1,0 +1,714 @@
+/*
+ * libtaskfs: Mach's VM calls over a taskfs mount (<taskfs/mach.h>).
+ *
+ * Each call is: check the arguments Mach checks before any I/O, take a
+ * reference to the handle, make one system call on the task's files (or a
+ * loop of them for a transfer larger than one kernel request), and turn the
+ * errno into a kern_return_t through fs/errno_table.h, the table the daemon
+ * uses.
+ */
+#define _GNU_SOURCE
+
+#include "taskfs/mach.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "fs/errno_table.h"
+#include "fs/taskfs_ioctl.h"
+
+/* mach_task_self(): a value no handle takes (handles have a generation of at
+ * most kMaxGeneration in their top bits). */
+#define TASKFS_TASK_SELF ((task_t)0xFFFFFFFFu)
+
+/* A handle is (generation << kSlotBits) | (slot + 1): a closed handle's
+ * number is not given out again until its slot's generation wraps. */
+enum {
+  kSlotBits = 20,
+  kMaxSlots = (1 << kSlotBits) - 1,
+  kMaxGeneration = 4094
+};
+
+/* Task names are at most 64 characters (SPEC §4). */
+enum { kMaxName = 64 };
+
+/* One open task. Constant after construction but for refs, which the table
+ * mutex guards. */
+struct task_entry {
+  char *dir;  /* the task directory, without a trailing slash */
+  char *root; /* the mount root it lies in */
+  char *name; /* its last component */
+  int fd;     /* mem, O_RDWR if writable, else O_RDONLY */
+  int writable;
+  uint64_t page_size;
+  uint64_t id; /* "id" of status: names the task, not the directory name */
+  int refs;    /* the table's (until closed) plus one per call in flight */
+};
+
+/* The handle table; g_mu guards every field below and each entry's refs.
+ * No lock is held across a system call. */
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct task_entry **g_slots;
+static unsigned *g_generations;
+static size_t g_capacity;
+
+/* ---- errors ----------------------------------------------------------------
+ */
+
+static kern_return_t kern_from_errno(int error) {
+#define TASKFS_KERN_ROW(kern, errno_value) \
+  if (error == (errno_value)) return kern;
+  TASKFS_ERRNO_TABLE(TASKFS_KERN_ROW)
+#undef TASKFS_KERN_ROW
+  return KERN_FAILURE;
+}
+
+/* Opening a file of a task: a task directory that is not there (or no longer
+ * there) is KERN_INVALID_TASK. */
+static kern_return_t kern_from_open_errno(int error) {
+  if (error == ENOENT || error == ENOTDIR) return KERN_INVALID_TASK;
+  return kern_from_errno(error);
+}
+
+const char *mach_error_string(kern_return_t error_value) {
+  switch (error_value) {
+    case KERN_SUCCESS:
+      return "(os/kern) successful";
+    case KERN_INVALID_ADDRESS:
+      return "(os/kern) invalid address";
+    case KERN_PROTECTION_FAILURE:
+      return "(os/kern) protection failure";
+    case KERN_NO_SPACE:
+      return "(os/kern) no space available";
+    case KERN_INVALID_ARGUMENT:
+      return "(os/kern) invalid argument";
+    case KERN_FAILURE:
+      return "(os/kern) failure";
+    case KERN_RESOURCE_SHORTAGE:
+      return "(os/kern) resource shortage";
+    case KERN_NAME_EXISTS:
+      return "(os/kern) name exists";
+    case KERN_INVALID_TASK:
+      return "(os/kern) invalid task";
+    default:
+      return "(os/kern) unknown error code";
+  }
+}
+
+/* ---- paths -----------------------------------------------------------------
+ */
+
+/* dir + "/" + leaf in a new string; NULL if out of memory. */
+static char *join(const char *dir, const char *leaf) {
+  char *out = NULL;
+  return asprintf(&out, "%s/%s", dir, leaf) < 0 ? NULL : out;
+}
+
+/* Reads a task's status file and returns its "id"; 0 if it cannot. */
+static uint64_t read_task_id(const char *dir) {
+  char *path = join(dir, "status");
+  if (path == NULL) return 0;
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  free(path);
+  if (fd < 0) return 0;
+  char text[4096];
+  ssize_t n;
+  do {
+    n = pread(fd, text, sizeof text - 1, 0);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  text[n] = '\0';
+  for (const char *line = text; line != NULL && *line != '\0';) {
+    if (strncmp(line, "id: ", 4) == 0) return strtoull(line + 4, NULL, 10);
+    line = strchr(line, '\n');
+    if (line != NULL) ++line;
+  }
+  return 0;
+}
+
+/* ---- the handle table ------------------------------------------------------
+ */
+
+static void free_entry(struct task_entry *e) {
+  if (e == NULL) return;
+  if (e->fd >= 0) close(e->fd);
+  free(e->dir);
+  free(e->root);
+  free(e->name);
+  free(e);
+}
+
+/* Takes a reference to task's entry. KERN_INVALID_ARGUMENT for
+ * mach_task_self(), KERN_INVALID_TASK for anything that is not open. */
+static kern_return_t acquire(task_t task, struct task_entry **out) {
+  if (task == TASKFS_TASK_SELF) return KERN_INVALID_ARGUMENT;
+  const size_t slot = (size_t)(task & kMaxSlots);
+  const unsigned generation = task >> kSlotBits;
+  kern_return_t kr = KERN_INVALID_TASK;
+  pthread_mutex_lock(&g_mu);
+  if (slot >= 1 && slot - 1 < g_capacity && g_slots[slot - 1] != NULL &&
+      g_generations[slot - 1] == generation) {
+    *out = g_slots[slot - 1];
+    (*out)->refs++;
+    kr = KERN_SUCCESS;
+  }
+  pthread_mutex_unlock(&g_mu);
+  return kr;
+}
+
+static void release(struct task_entry *e) {
+  pthread_mutex_lock(&g_mu);
+  const int left = --e->refs;
+  pthread_mutex_unlock(&g_mu);
+  if (left == 0) free_entry(e);
+}
+
+/* Puts e in a free slot and returns its handle; TASK_NULL if none. */
+static task_t insert(struct task_entry *e) {
+  task_t handle = TASK_NULL;
+  pthread_mutex_lock(&g_mu);
+  size_t slot = 0;
+  while (slot < g_capacity && g_slots[slot] != NULL) ++slot;
+  if (slot == g_capacity && g_capacity < kMaxSlots) {
+    size_t capacity = g_capacity == 0 ? 16 : g_capacity * 2;
+    if (capacity > kMaxSlots) capacity = kMaxSlots;
+    struct task_entry **slots = realloc(g_slots, capacity * sizeof *slots);
+    if (slots != NULL) g_slots = slots;
+    unsigned *generations =
+        slots != NULL ? realloc(g_generations, capacity * sizeof *generations)
+                      : NULL;
+    if (generations != NULL) {
+      g_generations = generations;
+      for (size_t i = g_capacity; i < capacity; ++i) {
+        g_slots[i] = NULL;
+        g_generations[i] = 0;
+      }
+      g_capacity = capacity;
+    }
+  }
+  if (slot < g_capacity) {
+    g_slots[slot] = e;
+    handle = (task_t)((g_generations[slot] << kSlotBits) | (slot + 1));
+  }
+  pthread_mutex_unlock(&g_mu);
+  return handle;
+}
+
+kern_return_t taskfs_task_open(const char *task_dir, task_t *task) {
+  if (task_dir == NULL || task == NULL || task_dir[0] == '\0') {
+    return KERN_INVALID_ARGUMENT;
+  }
+  struct task_entry *e = calloc(1, sizeof *e);
+  if (e == NULL) return KERN_RESOURCE_SHORTAGE;
+  e->fd = -1;
+  e->refs = 1;
+  e->dir = strdup(task_dir);
+  if (e->dir == NULL) {
+    free_entry(e);
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  size_t len = strlen(e->dir);
+  while (len > 1 && e->dir[len - 1] == '/') e->dir[--len] = '\0';
+  const char *slash = strrchr(e->dir, '/');
+  e->name = strdup(slash != NULL ? slash + 1 : e->dir);
+  e->root = slash == NULL     ? strdup(".")
+            : slash == e->dir ? strdup("/")
+                              : strndup(e->dir, (size_t)(slash - e->dir));
+  char *mem = join(e->dir, "mem");
+  if (e->name == NULL || e->root == NULL || mem == NULL) {
+    free(mem);
+    free_entry(e);
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  e->fd = open(mem, O_RDWR | O_CLOEXEC);
+  e->writable = e->fd >= 0;
+  if (e->fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+    e->fd = open(mem, O_RDONLY | O_CLOEXEC);
+  }
+  const int open_error = errno;
+  free(mem);
+  if (e->fd < 0) {
+    free_entry(e);
+    return kern_from_open_errno(open_error);
+  }
+  struct stat st;
+  if (fstat(e->fd, &st) != 0 || st.st_blksize <= 0) {
+    free_entry(e);
+    return KERN_INVALID_TASK;
+  }
+  e->page_size = (uint64_t)st.st_blksize;
+  e->id = read_task_id(e->dir);
+  if (e->id == 0) {
+    free_entry(e);
+    return KERN_INVALID_TASK;
+  }
+  *task = insert(e);
+  if (*task == TASK_NULL) {
+    free_entry(e);
+    return KERN_RESOURCE_SHORTAGE;
+  }
+  return KERN_SUCCESS;
+}
+
+kern_return_t taskfs_task_close(task_t task) {
+  if (task == TASKFS_TASK_SELF) return KERN_INVALID_ARGUMENT;
+  const size_t slot = (size_t)(task & kMaxSlots);
+  const unsigned generation = task >> kSlotBits;
+  struct task_entry *e = NULL;
+  int left = -1;
+  pthread_mutex_lock(&g_mu);
+  if (slot >= 1 && slot - 1 < g_capacity && g_slots[slot - 1] != NULL &&
+      g_generations[slot - 1] == generation) {
+    e = g_slots[slot - 1];
+    g_slots[slot - 1] = NULL;
+    g_generations[slot - 1] = generation >= kMaxGeneration ? 0 : generation + 1;
+    left = --e->refs;
+  }
+  pthread_mutex_unlock(&g_mu);
+  if (e == NULL) return KERN_INVALID_TASK;
+  if (left == 0) free_entry(e);
+  return KERN_SUCCESS;
+}
+
+task_t mach_task_self(void) { return TASKFS_TASK_SELF; }
+
+/* ---- vm_read's memory ------------------------------------------------------
+ * vm_read returns new memory, and memory the kernel has never touched costs a
+ * page fault and a zeroed page per page on the first write: fresh 1 MiB
+ * buffers halve the throughput of a read loop. So vm_deallocate(
+ * mach_task_self()) of a buffer that vm_read handed out (one of the last
+ * kRecent of at most kKeepBytes) keeps it, up to kKeep of them, made
+ * inaccessible (PROT_NONE, so a use after the deallocation faults as it would
+ * after munmap), and the next vm_read of that size takes it back. Anything
+ * else is unmapped. g_buffer_mu guards both lists; no system call is made
+ * under it. */
+enum { kKeep = 4, kKeepBytes = 4 << 20, kRecent = 64 };
+struct buffer {
+  void *addr;
+  size_t len;
+};
+static pthread_mutex_t g_buffer_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct buffer g_kept[kKeep];     /* deallocated, PROT_NONE */
+static struct buffer g_recent[kRecent]; /* handed out by vm_read */
+static unsigned g_recent_next;
+
+/* len bytes of read-write memory of this process; NULL if there is no room. */
+static void *buffer_get(size_t len) {
+  void *kept = NULL;
+  if (len <= kKeepBytes) {
+    pthread_mutex_lock(&g_buffer_mu);
+    for (int i = 0; i < kKeep && kept == NULL; ++i) {
+      if (g_kept[i].addr != NULL && g_kept[i].len == len) {
+        kept = g_kept[i].addr;
+        g_kept[i].addr = NULL;
+      }
+    }
+    pthread_mutex_unlock(&g_buffer_mu);
+  }
+  if (kept != NULL) {
+    if (mprotect(kept, len, PROT_READ | PROT_WRITE) == 0) return kept;
+    munmap(kept, len);
+  }
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void buffer_handed_out(void *addr, size_t len) {
+  if (len > kKeepBytes) return;
+  pthread_mutex_lock(&g_buffer_mu);
+  g_recent[g_recent_next++ % kRecent] = (struct buffer){addr, len};
+  pthread_mutex_unlock(&g_buffer_mu);
+}
+
+/* Keeps [addr, addr + len) for reuse if it is a whole buffer vm_read handed
+ * out and there is room; true if kept (then it is PROT_NONE). */
+static int buffer_keep(void *addr, size_t len) {
+  if (len > kKeepBytes) return 0;
+  int ours = 0;
+  pthread_mutex_lock(&g_buffer_mu);
+  for (int i = 0; i < kRecent && !ours; ++i) {
+    if (g_recent[i].addr == addr && g_recent[i].len == len) {
+      g_recent[i].addr = NULL;
+      ours = 1;
+    }
+  }
+  pthread_mutex_unlock(&g_buffer_mu);
+  if (!ours || mprotect(addr, len, PROT_NONE) != 0) return 0;
+  int kept = 0;
+  pthread_mutex_lock(&g_buffer_mu);
+  for (int i = 0; i < kKeep && !kept; ++i) {
+    if (g_kept[i].addr == NULL) {
+      g_kept[i] = (struct buffer){addr, len};
+      kept = 1;
+    }
+  }
+  pthread_mutex_unlock(&g_buffer_mu);
+  return kept;
+}
+
+/* ---- I/O helpers -----------------------------------------------------------
+ */
+
+/* The descriptor for a call that changes memory: the handle's own if it is
+ * read-write; otherwise mem opened read-write for this call (*own, to be
+ * closed), so a refusal is the kernel's EACCES. */
+static kern_return_t write_fd(const struct task_entry *e, int *fd, int *own) {
+  *own = -1;
+  if (e->writable) {
+    *fd = e->fd;
+    return KERN_SUCCESS;
+  }
+  char *mem = join(e->dir, "mem");
+  if (mem == NULL) return KERN_RESOURCE_SHORTAGE;
+  *own = open(mem, O_RDWR | O_CLOEXEC);
+  const int error = errno;
+  free(mem);
+  if (*own < 0) return kern_from_open_errno(error);
+  *fd = *own;
+  return KERN_SUCCESS;
+}
+
+/* One ioctl on task's mem. Not retried on EINTR: a changing ioctl may have
+ * been done. */
+static kern_return_t mem_ioctl(task_t task, unsigned long command, void *arg,
+                               int changes) {
+  struct task_entry *e;
+  kern_return_t kr = acquire(task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  int fd = e->fd, own = -1;
+  if (changes) kr = write_fd(e, &fd, &own);
+  if (kr == KERN_SUCCESS) {
+    kr = ioctl(fd, command, arg) == 0 ? KERN_SUCCESS : kern_from_errno(errno);
+  }
+  if (own >= 0) close(own);
+  release(e);
+  return kr;
+}
+
+/* Writes one command line (with its newline) to the task's ctl. */
+static kern_return_t write_ctl(const struct task_entry *e, const char *line) {
+  char *ctl = join(e->dir, "ctl");
+  if (ctl == NULL) return KERN_RESOURCE_SHORTAGE;
+  const int fd = open(ctl, O_WRONLY | O_CLOEXEC);
+  const int open_error = errno;
+  free(ctl);
+  if (fd < 0) return kern_from_open_errno(open_error);
+  const size_t len = strlen(line);
+  const ssize_t n = write(fd, line, len);
+  kern_return_t kr = n == (ssize_t)len ? KERN_SUCCESS
+                     : n < 0           ? kern_from_errno(errno)
+                                       : KERN_FAILURE;
+  if (close(fd) != 0 && kr == KERN_SUCCESS) kr = kern_from_errno(errno);
+  return kr;
+}
+
+/* Mach's bounds rule for a file offset: a range beyond what off_t holds is
+ * outside every taskfs address space (at most 2^62 bytes). */
+static int beyond_off_t(vm_address_t address, vm_size_t size) {
+  return (uint64_t)address > (uint64_t)INT64_MAX ||
+         (uint64_t)size > (uint64_t)INT64_MAX - (uint64_t)address;
+}
+
+/* ---- Mach's calls ----------------------------------------------------------
+ */
+
+kern_return_t vm_allocate(task_t target_task, vm_address_t *address,
+                          vm_size_t size, boolean_t anywhere) {
+  if (address == NULL) return KERN_INVALID_ARGUMENT;
+  struct taskfs_vm_allocate a;
+  memset(&a, 0, sizeof a);
+  a.address = *address;
+  a.size = size;
+  a.flags = anywhere ? TASKFS_VM_ALLOCATE_ANYWHERE : 0;
+  const kern_return_t kr =
+      mem_ioctl(target_task, TASKFS_IOC_VM_ALLOCATE, &a, 1);
+  if (kr == KERN_SUCCESS) *address = (vm_address_t)a.address;
+  return kr;
+}
+
+kern_return_t vm_deallocate(task_t target_task, vm_address_t address,
+                            vm_size_t size) {
+  if (target_task == TASKFS_TASK_SELF) {
+    /* vm_read's memory: whole pages of this process. */
+    if (size == 0) return KERN_SUCCESS;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t start = address & ~(page - 1);
+    if (size > UINTPTR_MAX - address || address + size > UINTPTR_MAX - page) {
+      return KERN_INVALID_ARGUMENT;
+    }
+    const uintptr_t end = (address + size + page - 1) & ~(page - 1);
+    if (buffer_keep((void *)start, end - start)) return KERN_SUCCESS;
+    return munmap((void *)start, end - start) == 0 ? KERN_SUCCESS
+                                                   : kern_from_errno(errno);
+  }
+  struct taskfs_vm_deallocate d = {address, size};
+  return mem_ioctl(target_task, TASKFS_IOC_VM_DEALLOCATE, &d, 1);
+}
+
+kern_return_t vm_protect(task_t target_task, vm_address_t address,
+                         vm_size_t size, boolean_t set_maximum,
+                         vm_prot_t new_protection) {
+  struct taskfs_vm_protect p;
+  memset(&p, 0, sizeof p);
+  p.address = address;
+  p.size = size;
+  p.set_maximum = set_maximum ? 1u : 0u;
+  p.prot = (uint32_t)new_protection;
+  return mem_ioctl(target_task, TASKFS_IOC_VM_PROTECT, &p, 1);
+}
+
+kern_return_t vm_inherit(task_t target_task, vm_address_t address,
+                         vm_size_t size, vm_inherit_t new_inheritance) {
+  struct taskfs_vm_inherit i;
+  memset(&i, 0, sizeof i);
+  i.address = address;
+  i.size = size;
+  i.inheritance = new_inheritance;
+  return mem_ioctl(target_task, TASKFS_IOC_VM_INHERIT, &i, 1);
+}
+
+kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
+                      vm_offset_t *data, mach_msg_type_number_t *data_count) {
+  if (data == NULL || data_count == NULL) return KERN_INVALID_ARGUMENT;
+  struct task_entry *e;
+  kern_return_t kr = acquire(target_task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  if (address % e->page_size != 0 || size % e->page_size != 0 ||
+      size > UINT_MAX) {
+    kr = KERN_INVALID_ARGUMENT;
+  } else if (size == 0) {
+    *data = 0; /* passed the argument checks: succeeds, does nothing */
+    *data_count = 0;
+  } else if (beyond_off_t(address, size)) {
+    kr = KERN_INVALID_ADDRESS;
+  } else {
+    char *buf = buffer_get(size);
+    if (buf == NULL) {
+      kr = KERN_NO_SPACE;
+    } else {
+      /* The daemon answers in requests of at most 512 KiB: a later one that
+       * fails ends the pread short, and the next pread reports it. */
+      size_t done = 0;
+      while (done < size && kr == KERN_SUCCESS) {
+        const ssize_t n =
+            pread(e->fd, buf + done, size - done, (off_t)(address + done));
+        if (n > 0) {
+          done += (size_t)n;
+        } else if (n == 0) {
+          kr = KERN_INVALID_ADDRESS; /* end of the address space */
+        } else if (errno != EINTR) {
+          kr = kern_from_errno(errno);
+        }
+      }
+      if (kr == KERN_SUCCESS) {
+        buffer_handed_out(buf, size);
+        *data = (vm_offset_t)buf;
+        *data_count = (mach_msg_type_number_t)size;
+      } else {
+        munmap(buf, size);
+      }
+    }
+  }
+  release(e);
+  return kr;
+}
+
+kern_return_t vm_write(task_t target_task, vm_address_t address,
+                       vm_offset_t data, mach_msg_type_number_t data_count) {
+  if (data % (vm_offset_t)sysconf(_SC_PAGESIZE) != 0) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  struct task_entry *e;
+  kern_return_t kr = acquire(target_task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  int fd = e->fd, own = -1;
+  if (address % e->page_size != 0 || data_count % e->page_size != 0) {
+    kr = KERN_INVALID_ARGUMENT;
+  } else if (data_count != 0 && beyond_off_t(address, data_count)) {
+    kr = KERN_INVALID_ADDRESS;
+  } else if (data_count != 0) {
+    kr = write_fd(e, &fd, &own);
+  }
+  const char *buf = (const char *)data;
+  size_t done = 0;
+  while (kr == KERN_SUCCESS && done < data_count) {
+    const ssize_t n =
+        pwrite(fd, buf + done, data_count - done, (off_t)(address + done));
+    if (n > 0) {
+      done += (size_t)n;
+    } else if (n == 0) {
+      kr = KERN_FAILURE;
+    } else if (errno != EINTR) {
+      kr = kern_from_errno(errno);
+    }
+  }
+  if (own >= 0) close(own);
+  release(e);
+  return kr;
+}
+
+kern_return_t vm_copy(task_t target_task, vm_address_t source_address,
+                      vm_size_t count, vm_address_t dest_address) {
+  struct taskfs_vm_copy c = {source_address, count, dest_address};
+  return mem_ioctl(target_task, TASKFS_IOC_VM_COPY, &c, 1);
+}
+
+kern_return_t vm_region(task_t target_task, vm_address_t *address,
+                        vm_size_t *size, vm_prot_t *protection,
+                        vm_prot_t *max_protection, vm_inherit_t *inheritance,
+                        boolean_t *shared, mach_port_t *object_name,
+                        vm_offset_t *offset) {
+  if (address == NULL || size == NULL || protection == NULL ||
+      max_protection == NULL || inheritance == NULL || shared == NULL ||
+      object_name == NULL || offset == NULL) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  struct taskfs_vm_region r;
+  memset(&r, 0, sizeof r);
+  r.address = *address;
+  const kern_return_t kr = mem_ioctl(target_task, TASKFS_IOC_VM_REGION, &r, 0);
+  if (kr != KERN_SUCCESS) return kr;
+  *address = (vm_address_t)r.address;
+  *size = (vm_size_t)r.size;
+  *protection = (vm_prot_t)r.prot;
+  *max_protection = (vm_prot_t)r.max_prot;
+  *inheritance = r.inheritance;
+  *shared = r.inheritance == VM_INHERIT_SHARE;
+  *object_name = MACH_PORT_NULL;
+  *offset = 0;
+  return KERN_SUCCESS;
+}
+
+kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
+                          vm_address_t dst_addr, vm_size_t len,
+                          vm_address_t src_addr, boolean_t dst_alloc,
+                          boolean_t src_destroy) {
+  struct task_entry *src;
+  kern_return_t kr = acquire(src_task, &src);
+  if (kr != KERN_SUCCESS) return kr;
+  struct taskfs_vm_map_copy m;
+  memset(&m, 0, sizeof m);
+  m.src_task_id = src->id;
+  m.src = src_addr;
+  m.size = len;
+  m.dst = dst_addr;
+  m.flags = (dst_alloc ? TASKFS_VM_MAP_COPY_DST_ALLOC : 0u) |
+            (src_destroy ? TASKFS_VM_MAP_COPY_SRC_DESTROY : 0u);
+  release(src);
+  return mem_ioctl(dst_task, TASKFS_IOC_VM_MAP_COPY, &m, 1);
+}
+
+/* mkdir ROOT/NAME, or `fork NAME` in parent's ctl. */
+static kern_return_t make_task(const struct task_entry *parent,
+                               const char *root, const char *name) {
+  if (parent != NULL) {
+    char *line = NULL;
+    if (asprintf(&line, "fork %s\n", name) < 0) return KERN_RESOURCE_SHORTAGE;
+    const kern_return_t kr = write_ctl(parent, line);
+    free(line);
+    return kr;
+  }
+  char *dir = join(root, name);
+  if (dir == NULL) return KERN_RESOURCE_SHORTAGE;
+  const int r = mkdir(dir, 0700);
+  const int error = errno;
+  free(dir);
+  if (r == 0) return KERN_SUCCESS;
+  /* No such mountpoint: the argument is wrong, there is no task to speak of. */
+  if (error == ENOENT || error == ENOTDIR) return KERN_INVALID_ARGUMENT;
+  return kern_from_errno(error);
+}
+
+/* Opens ROOT/NAME, a task just made. */
+static kern_return_t open_new(const char *root, const char *name,
+                              task_t *task) {
+  char *dir = join(root, name);
+  if (dir == NULL) return KERN_RESOURCE_SHORTAGE;
+  const kern_return_t kr = taskfs_task_open(dir, task);
+  free(dir);
+  return kr;
+}
+
+/* A name the daemon could take (SPEC §4), checked before the child is made
+ * so that a bad one is KERN_INVALID_ARGUMENT whatever the path holds. */
+static int valid_name(const char *name) {
+  const size_t len = strlen(name);
+  if (len == 0 || len > kMaxName || name[0] == '.') return 0;
+  for (size_t i = 0; i < len; ++i) {
+    const char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')) {
+      return 0;
+    }
+  }
+  return strcmp(name, "host_page_size") != 0;
+}
+
+kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
+                                 task_t *task) {
+  if (mountpoint == NULL || name == NULL || task == NULL || !valid_name(name)) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  const kern_return_t kr = make_task(NULL, mountpoint, name);
+  return kr == KERN_SUCCESS ? open_new(mountpoint, name, task) : kr;
+}
+
+kern_return_t taskfs_task_fork(task_t parent, const char *name, task_t *child) {
+  if (name == NULL || child == NULL) return KERN_INVALID_ARGUMENT;
+  struct task_entry *e;
+  kern_return_t kr = acquire(parent, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  kr = valid_name(name) ? make_task(e, e->root, name) : KERN_INVALID_ARGUMENT;
+  if (kr == KERN_SUCCESS) kr = open_new(e->root, name, child);
+  release(e);
+  return kr;
+}
+
+kern_return_t task_create(task_t parent_task, boolean_t inherit_memory,
+                          task_t *child_task) {
+  if (child_task == NULL) return KERN_INVALID_ARGUMENT;
+  struct task_entry *e;
+  kern_return_t kr = acquire(parent_task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  /* PARENT.N for the lowest N that is free; a name taken meanwhile by
+   * someone else is EEXIST, and the next N is tried. */
+  char name[kMaxName + 24];
+  kr = KERN_NAME_EXISTS;
+  for (unsigned long n = 1; kr == KERN_NAME_EXISTS && n <= 1000000; ++n) {
+    snprintf(name, sizeof name, "%s.%lu", e->name, n);
+    if (!valid_name(name)) {
+      kr = KERN_INVALID_ARGUMENT; /* the parent's name is too long for more */
+      break;
+    }
+    kr = make_task(inherit_memory ? e : NULL, e->root, name);
+  }
+  if (kr == KERN_SUCCESS) kr = open_new(e->root, name, child_task);
+  release(e);
+  return kr;
+}
+
+kern_return_t task_terminate(task_t target_task) {
+  struct task_entry *e;
+  kern_return_t kr = acquire(target_task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  /* The directory must still be this task, not a new one of the same name. */
+  if (read_task_id(e->dir) != e->id) {
+    kr = KERN_INVALID_TASK;
+  } else if (rmdir(e->dir) != 0) {
+    kr = kern_from_open_errno(errno);
+  }
+  release(e);
+  return kr;
+}

@@ -1,0 +1,495 @@
+"""Mach's VM calls on the tasks of a taskfs mount (SPEC §9).
+
+    import taskfs
+    with taskfs.Task.create("/mnt/taskfs", "scratch") as t:
+        addr = t.vm_allocate(64 * 1024)          # anywhere; returns the address
+        t.vm_write(addr, b"hello".ljust(4096, b"\\0"))
+        assert t.vm_read(addr, 4096).startswith(b"hello")
+        try:
+            t.vm_read(addr + 1, 4096)
+        except taskfs.MachError as e:
+            print(e.name, e.errno, e.reason)     # KERN_INVALID_ARGUMENT 22 ...
+
+A Task works through the task directory's files only (pread/pwrite/ioctl on
+mem, writes to ctl, mkdir/rmdir), with the calling process's permissions. A
+failure raises MachError, an OSError whose errno is SPEC §2's errno, with
+.kern_return (Mach's number), .name ("KERN_PROTECTION_FAILURE") and .reason:
+the line the daemon recorded for it in the task's errors file (SPEC §7), or
+"" when there is none. Standard library only; Python 3.9 or later. A Task is
+safe to use from several threads: every call is one system call (or a loop of
+preads/pwrites at explicit offsets), and close() from one thread closes the
+descriptor only once the calls of the others are done with it.
+"""
+
+import collections
+import errno as _errno
+import fcntl
+import os
+import struct
+import threading
+
+from . import _table
+from ._table import (  # noqa: F401  (re-exported: Mach's numbers)
+    VM_INHERIT_COPY,
+    VM_INHERIT_DEFAULT,
+    VM_INHERIT_NONE,
+    VM_INHERIT_SHARE,
+    VM_PROT_ALL,
+    VM_PROT_DEFAULT,
+    VM_PROT_EXECUTE,
+    VM_PROT_NONE,
+    VM_PROT_READ,
+    VM_PROT_WRITE,
+)
+
+__all__ = [
+    "Task", "Region", "ErrorRecord", "MachError", "kern_name",
+    "errno_from_kern", "kern_from_errno",
+]
+
+# KERN_* constants, from the C header through the generated table.
+for _name, _kern, _errno_value in _table.KERN_TABLE:
+    globals()[_name] = _kern
+    __all__.append(_name)
+__all__ += [n for n in dir(_table) if n.startswith(("VM_PROT_", "VM_INHERIT_"))]
+
+_KERN_OF_ERRNO = {e: k for _, k, e in _table.KERN_TABLE}
+_ERRNO_OF_KERN = {k: e for _, k, e in _table.KERN_TABLE}
+_NAME_OF_KERN = {k: n for n, k, _ in _table.KERN_TABLE}
+
+
+def kern_from_errno(error):
+    """The kern_return_t of an errno by SPEC §2; KERN_FAILURE outside it."""
+    return _KERN_OF_ERRNO.get(error, _table_kern("KERN_FAILURE"))
+
+
+def errno_from_kern(kern):
+    """The errno of a kern_return_t by SPEC §2; EIO for an unknown code."""
+    return _ERRNO_OF_KERN.get(kern, _errno.EIO)
+
+
+def kern_name(kern):
+    """"KERN_INVALID_ADDRESS" etc.; "KERN_UNKNOWN" for other values."""
+    return _NAME_OF_KERN.get(kern, "KERN_UNKNOWN")
+
+
+def _table_kern(name):
+    for n, k, _ in _table.KERN_TABLE:
+        if n == name:
+            return k
+    raise KeyError(name)
+
+
+class MachError(OSError):
+    """A failed Mach call: OSError(errno) with the Mach code and the reason.
+
+    .errno is SPEC §2's errno for the code, .kern_return the code's number,
+    .name its name, .reason the REASON the daemon recorded in the task's
+    errors file for this failure ("" if none could be found).
+    """
+
+    def __init__(self, kern_return, reason="", operation=""):
+        error = errno_from_kern(kern_return)
+        super().__init__(error, os.strerror(error))
+        self.kern_return = kern_return
+        self.name = kern_name(kern_return)
+        self.reason = reason
+        self.operation = operation
+
+    def __str__(self):
+        text = f"{self.operation}: {self.name}" if self.operation else self.name
+        return f"{text}: {self.reason or self.strerror}"
+
+    def __reduce__(self):
+        return (MachError, (self.kern_return, self.reason, self.operation))
+
+
+# vm_region's answer: [start, end), current and maximum protection,
+# inheritance.
+Region = collections.namedtuple(
+    "Region", "start end protection max_protection inheritance")
+
+# One line of a task's errors file (SPEC §7).
+ErrorRecord = collections.namedtuple("ErrorRecord", "seq uid operation name reason")
+
+
+def _parse_errors(text):
+    records = []
+    for line in text.splitlines():
+        # SEQ uid UID OPERATION: KERN_NAME: REASON
+        head, sep, rest = line.partition(" uid ")
+        if not sep or not head.isdigit():
+            continue
+        uid_text, _, rest = rest.partition(" ")
+        operation, sep, tail = rest.rpartition(": KERN_")
+        if not sep or not uid_text.isdigit():
+            continue
+        name, _, reason = tail.partition(": ")
+        records.append(ErrorRecord(int(head), int(uid_text), operation,
+                                   "KERN_" + name, reason))
+    return records
+
+
+def _check_empty_transfer(address, size, page, operation):
+    """Mach's argument check for a zero-size read or write, which never
+    reaches the daemon (a zero-length pread sends no request)."""
+    if size < 0 or address < 0 or (size == 0 and address % page != 0):
+        raise MachError(_table_kern("KERN_INVALID_ARGUMENT"),
+                        f"address 0x{address:x} or size {size} is not a "
+                        f"page multiple ({page})", operation)
+
+
+class Task:
+    """An open taskfs task: its directory, and its mem file open read-write
+    (or read-only when only that is allowed).
+
+    Use Task.open(task_dir) or Task.create(mountpoint, name); close() or a
+    with block releases the descriptor (the task lives on until
+    terminate()).
+    """
+
+    _ALLOCATE = struct.Struct("<QQII")
+    _COPY = struct.Struct("<QQQ")
+    _DEALLOCATE = struct.Struct("<QQ")
+    _PROTECT = struct.Struct("<QQII")
+    _INHERIT = struct.Struct("<QQII")
+    _REGION = struct.Struct("<QQIIII")
+    _MAP_COPY = struct.Struct("<QQQQII")
+
+    def __init__(self, task_dir):
+        """Opens task_dir; MachError(KERN_INVALID_TASK) if it is no task."""
+        self.path = os.path.normpath(task_dir)
+        self.name = os.path.basename(self.path)
+        self.mountpoint = os.path.dirname(self.path)
+        self._fd = -1
+        # Guards _fd, _users and _closing: a call holds the descriptor as a
+        # user, so close() from another thread closes it only after the last
+        # call using it is done (and new calls fail with KERN_INVALID_TASK).
+        self._lock = threading.Lock()
+        self._users = 0
+        self._closing = False
+        mem = os.path.join(self.path, "mem")
+        try:
+            try:
+                self._fd = os.open(mem, os.O_RDWR | os.O_CLOEXEC)
+                self.writable = True
+            except PermissionError:
+                self._fd = os.open(mem, os.O_RDONLY | os.O_CLOEXEC)
+                self.writable = False
+            self.page_size = os.fstat(self._fd).st_blksize
+            self.id = int(self.status()["id"])
+        except OSError as e:
+            self._close_fd()
+            raise self._open_error(e, f"open {task_dir}") from None
+        except (KeyError, ValueError):
+            self._close_fd()
+            raise MachError(_table_kern("KERN_INVALID_TASK"),
+                            f"{task_dir} has no task status",
+                            f"open {task_dir}") from None
+
+    @classmethod
+    def open(cls, task_dir):
+        """The task at task_dir (MOUNT/NAME)."""
+        return cls(task_dir)
+
+    @classmethod
+    def create(cls, mountpoint, name):
+        """mkdir MOUNTPOINT/NAME (task_create of an empty task) and open it."""
+        path = os.path.join(mountpoint, name)
+        try:
+            os.mkdir(path, 0o700)
+        except OSError as e:
+            kern = (_table_kern("KERN_INVALID_ARGUMENT")
+                    if e.errno in (_errno.ENOENT, _errno.ENOTDIR)
+                    else kern_from_errno(e.errno))
+            raise MachError(kern, e.strerror, f"mkdir {path}") from None
+        return cls(path)
+
+    # --- the descriptor ------------------------------------------------------
+
+    def _close_fd(self):
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def close(self):
+        """Closes the descriptor (once no call uses it); the task lives on.
+        Idempotent."""
+        with self._lock:
+            self._closing = True
+            if self._users == 0:
+                self._close_fd()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"Task({self.path!r})"
+
+    def _acquire(self, operation):
+        """The descriptor, held until _release(); KERN_INVALID_TASK once
+        closed."""
+        with self._lock:
+            if self._fd < 0 or self._closing:
+                raise MachError(_table_kern("KERN_INVALID_TASK"), "task closed",
+                                operation)
+            self._users += 1
+            return self._fd
+
+    def _release(self):
+        with self._lock:
+            self._users -= 1
+            if self._closing and self._users == 0:
+                self._close_fd()
+
+    # --- errors --------------------------------------------------------------
+
+    @staticmethod
+    def _open_error(error, operation):
+        if error.errno in (_errno.ENOENT, _errno.ENOTDIR):
+            return MachError(_table_kern("KERN_INVALID_TASK"),
+                             "no such task", operation)
+        return MachError(kern_from_errno(error.errno), "", operation)
+
+    def _failure(self, error, word, operation):
+        """MachError for an OSError of an operation whose errors line begins
+        with word."""
+        kern = kern_from_errno(error.errno)
+        return MachError(kern, self._reason(word), operation)
+
+    def _reason(self, word):
+        """REASON of the newest errors line of this uid whose OPERATION
+        begins with word; "" if there is none (or no errors file)."""
+        try:
+            records = self.errors()
+        except OSError:
+            return ""
+        uid = os.geteuid()
+        for record in reversed(records):
+            if record.uid == uid and record.operation.startswith(word):
+                return record.reason
+        return ""
+
+    # --- files ---------------------------------------------------------------
+
+    def _read_text(self, leaf):
+        with open(os.path.join(self.path, leaf), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def status(self):
+        """The status file as a dict; numeric values as ints."""
+        values = {}
+        for line in self._read_text("status").splitlines():
+            key, sep, value = line.partition(":")
+            if not sep:
+                continue
+            value = value.strip()
+            values[key.strip()] = int(value) if value.isdigit() else value
+        return values
+
+    def maps(self):
+        """The maps file's text."""
+        return self._read_text("maps")
+
+    def errors(self):
+        """The errors file (SPEC §7) as a list of ErrorRecord, oldest first."""
+        return _parse_errors(self._read_text("errors"))
+
+    def ctl(self, command):
+        """Runs one ctl command line (SPEC §6) and returns its result line
+        ("ok", or the address for `allocate anywhere`)."""
+        line = command.rstrip("\n")
+        operation = "ctl " + line
+        try:
+            fd = os.open(os.path.join(self.path, "ctl"), os.O_RDWR | os.O_CLOEXEC)
+        except OSError as e:
+            raise self._open_error(e, operation) from None
+        try:
+            os.write(fd, (line + "\n").encode())
+            return os.read(fd, 4096).decode().strip()
+        except OSError as e:
+            raise self._failure(e, operation, operation) from None
+        finally:
+            os.close(fd)
+
+    # --- ioctls --------------------------------------------------------------
+
+    def _ioctl(self, word, request, packed, changes, mutable=False):
+        operation = "ioctl " + word
+        fd = self._acquire(operation)
+        own = -1
+        try:
+            if changes and not self.writable:
+                try:
+                    own = fd = os.open(os.path.join(self.path, "mem"),
+                                       os.O_RDWR | os.O_CLOEXEC)
+                except OSError as e:
+                    raise self._open_error(e, operation) from None
+            if mutable:
+                buf = bytearray(packed)
+                fcntl.ioctl(fd, request, buf, True)
+                return bytes(buf)
+            fcntl.ioctl(fd, request, packed)
+            return None
+        except OSError as e:
+            if isinstance(e, MachError):
+                raise
+            raise self._failure(e, operation, operation) from None
+        finally:
+            if own >= 0:
+                os.close(own)
+            self._release()
+
+    def vm_allocate(self, size, address=None):
+        """Allocates size bytes (rounded to pages) at address, or anywhere if
+        address is None; returns the address."""
+        flags = _table.TASKFS_VM_ALLOCATE_ANYWHERE if address is None else 0
+        out = self._ioctl("vm_allocate", _table.TASKFS_IOC_VM_ALLOCATE,
+                          self._ALLOCATE.pack(address or 0, size, flags, 0),
+                          True, mutable=True)
+        return self._ALLOCATE.unpack(out)[0]
+
+    def vm_deallocate(self, address, size):
+        self._ioctl("vm_deallocate", _table.TASKFS_IOC_VM_DEALLOCATE,
+                    self._DEALLOCATE.pack(address, size), True)
+
+    def vm_protect(self, address, size, prot, set_maximum=False):
+        self._ioctl("vm_protect", _table.TASKFS_IOC_VM_PROTECT,
+                    self._PROTECT.pack(address, size, 1 if set_maximum else 0,
+                                       prot), True)
+
+    def vm_inherit(self, address, size, inheritance):
+        self._ioctl("vm_inherit", _table.TASKFS_IOC_VM_INHERIT,
+                    self._INHERIT.pack(address, size, inheritance, 0), True)
+
+    def vm_copy(self, src, size, dst):
+        self._ioctl("vm_copy", _table.TASKFS_IOC_VM_COPY,
+                    self._COPY.pack(src, size, dst), True)
+
+    def vm_region(self, address):
+        """The region holding address, else the first above it
+        (MachError KERN_NO_SPACE if none)."""
+        out = self._ioctl("vm_region", _table.TASKFS_IOC_VM_REGION,
+                          self._REGION.pack(address, 0, 0, 0, 0, 0), False,
+                          mutable=True)
+        start, size, prot, max_prot, inheritance, _ = self._REGION.unpack(out)
+        return Region(start, start + size, prot, max_prot, inheritance)
+
+    def regions(self):
+        """Every region, ascending, by vm_region from 0."""
+        found, address = [], 0
+        while True:
+            try:
+                region = self.vm_region(address)
+            except MachError as e:
+                if e.kern_return == _table_kern("KERN_NO_SPACE"):
+                    return found
+                raise
+            found.append(region)
+            if region.end <= address:
+                return found
+            address = region.end
+
+    def vm_map_copy(self, src_task, src, size, dst, dst_alloc=False,
+                    src_destroy=False):
+        """Copies [src, src+size) of src_task (a Task) to dst of this task."""
+        flags = ((_table.TASKFS_VM_MAP_COPY_DST_ALLOC if dst_alloc else 0)
+                 | (_table.TASKFS_VM_MAP_COPY_SRC_DESTROY if src_destroy else 0))
+        self._ioctl("vm_map_copy", _table.TASKFS_IOC_VM_MAP_COPY,
+                    self._MAP_COPY.pack(src_task.id, src, size, dst, flags, 0),
+                    True)
+
+    # --- mem I/O -------------------------------------------------------------
+
+    def vm_read(self, address, size):
+        """size bytes at address (both page multiples), as bytes.
+
+        A transfer the kernel cuts into several requests is continued after
+        a short read, so the call returns everything or raises the failing
+        request's error."""
+        operation = f"pread 0x{address:x} 0x{size:x}"
+        _check_empty_transfer(address, size, self.page_size, operation)
+        fd = self._acquire(operation)
+        buf = bytearray(size)
+        view = memoryview(buf)
+        done = 0
+        try:
+            while done < size:
+                n = os.preadv(fd, [view[done:]], address + done)
+                if n == 0:  # at or past the end of the address space
+                    raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
+                                    self._reason("pread") or
+                                    f"0x{address + done:x} is past the end of "
+                                    "the address space", operation)
+                done += n
+        except MachError:
+            raise
+        except OSError as e:
+            raise self._failure(e, "pread", operation) from None
+        except OverflowError:
+            raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
+                            "address beyond any address space",
+                            operation) from None
+        finally:
+            view.release()
+            self._release()
+        return bytes(buf)
+
+    def vm_write(self, address, data):
+        """Writes data (any bytes-like object, any alignment, a page-multiple
+        length) at address.
+
+        The daemon takes a write in requests of 512 KiB, each atomic: when a
+        later request of a larger write fails, the requests before it stay
+        written and the failing request's error is raised."""
+        view = memoryview(data).cast("B")
+        operation = f"pwrite 0x{address:x} 0x{len(view):x}"
+        _check_empty_transfer(address, len(view), self.page_size, operation)
+        fd = self._acquire(operation)
+        own = -1
+        done = 0
+        try:
+            if not self.writable and len(view):
+                try:
+                    own = fd = os.open(os.path.join(self.path, "mem"),
+                                       os.O_RDWR | os.O_CLOEXEC)
+                except OSError as e:
+                    raise self._open_error(e, operation) from None
+            while done < len(view):
+                done += os.pwrite(fd, view[done:], address + done)
+        except MachError:
+            raise
+        except OSError as e:
+            raise self._failure(e, "pwrite", operation) from None
+        except OverflowError:
+            raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
+                            "address beyond any address space",
+                            operation) from None
+        finally:
+            view.release()
+            if own >= 0:
+                os.close(own)
+            self._release()
+
+    # --- tasks ---------------------------------------------------------------
+
+    def fork(self, name):
+        """`fork NAME` (task_create with inherit_memory): the child, open."""
+        self.ctl(f"fork {name}")
+        return Task(os.path.join(self.mountpoint, name))
+
+    def terminate(self):
+        """rmdir of the task (task_terminate); close() still to be called."""
+        operation = f"rmdir {self.path}"
+        try:
+            if int(self.status()["id"]) != self.id:
+                raise FileNotFoundError(_errno.ENOENT, "replaced")
+            os.rmdir(self.path)
+        except OSError as e:
+            raise self._open_error(e, operation) from None
+        except (KeyError, ValueError):
+            raise MachError(_table_kern("KERN_INVALID_TASK"),
+                            "no task status", operation) from None

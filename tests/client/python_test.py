@@ -1,0 +1,605 @@
+"""The taskfs Python package and taskfs-ctl through a real mount.
+
+Run by CTest (ClientPython.*) with PYTHONPATH at the build's copy of the
+package, TASKFS_DAEMON the daemon built there and TASKFS_CTL its taskfs-ctl:
+    python3 -m unittest -v python_test.TaskTest
+Each test class mounts a fresh taskfs on a mkdtemp directory, waits for it in
+/proc/self/mountinfo with a deadline, and always unmounts and reaps it.
+
+ErrorsFileTest needs the daemon's errors file (SPEC §7).
+"""
+
+import array
+import errno
+import os
+import pwd
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import taskfs
+import taskfs._table
+
+DAEMON = os.environ.get("TASKFS_DAEMON", "taskfs")
+CTL = os.environ.get("TASKFS_CTL", "taskfs-ctl")
+PAGE = 4096
+A = 0x100000  # where the tests allocate
+NOBODY = pwd.getpwnam("nobody").pw_uid
+
+
+class Mount:
+    """taskfs -f OPTIONS on a fresh directory; always unmounted at close()."""
+
+    def __init__(self, options="tasks=none"):
+        self.path = tempfile.mkdtemp(prefix="taskfs-py-")
+        os.chmod(self.path, 0o755)
+        self.log = tempfile.TemporaryFile()
+        self.daemon = subprocess.Popen([DAEMON, "-f", "-o", options, self.path],
+                                       stdin=subprocess.DEVNULL,
+                                       stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while not self.mounted():
+            if self.daemon.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"taskfs did not mount: {self.daemon_log()}")
+            time.sleep(0.01)
+
+    def mounted(self):
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == self.path for line in f)
+
+    def daemon_log(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def close(self):
+        if self.mounted():
+            subprocess.run(["fusermount3", "-u", "-z", self.path], timeout=20)
+        try:
+            self.daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+        if self.mounted():
+            subprocess.run(["umount", "-l", self.path], timeout=20)
+        os.rmdir(self.path)
+
+    def __truediv__(self, rel):
+        return os.path.join(self.path, rel)
+
+
+class MountedTest(unittest.TestCase):
+    OPTIONS = "tasks=none"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.mount = Mount(cls.OPTIONS)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.mount.close()
+
+    def setUp(self):
+        self.task = taskfs.Task.create(self.mount.path, self.id().split(".")[-1])
+        self.addCleanup(self._remove, self.task)
+
+    def _remove(self, task):
+        try:
+            task.terminate()
+        except taskfs.MachError:
+            pass
+        task.close()
+
+    def fill(self, pages, byte=b"p"):
+        self.task.vm_allocate(pages * PAGE, A)
+        data = bytes((i * 7 + j) % 251 for i in range(pages) for j in range(16))
+        data = (data * (pages * PAGE // len(data) + 1))[:pages * PAGE]
+        self.task.vm_write(A, data)
+        return data
+
+    def assertMachError(self, name, call, *args, **kwargs):
+        with self.assertRaises(taskfs.MachError) as cm:
+            call(*args, **kwargs)
+        e = cm.exception
+        self.assertEqual(e.name, name)
+        self.assertEqual(e.kern_return, getattr(taskfs, name))
+        self.assertEqual(e.errno, SPEC_ERRNO[name])
+        self.assertIsInstance(e, OSError)
+        return e
+
+
+# SPEC §2, written out independently of fs/errno_table.h.
+SPEC_ERRNO = {
+    "KERN_SUCCESS": 0,
+    "KERN_INVALID_ARGUMENT": errno.EINVAL,
+    "KERN_INVALID_ADDRESS": errno.EFAULT,
+    "KERN_PROTECTION_FAILURE": errno.EACCES,
+    "KERN_NO_SPACE": errno.ENOMEM,
+    "KERN_RESOURCE_SHORTAGE": errno.ENOSPC,
+    "KERN_INVALID_TASK": errno.ESRCH,
+    "KERN_NAME_EXISTS": errno.EEXIST,
+    "KERN_FAILURE": errno.EIO,
+}
+MACH_NUMBERS = {
+    "KERN_SUCCESS": 0, "KERN_INVALID_ADDRESS": 1, "KERN_PROTECTION_FAILURE": 2,
+    "KERN_NO_SPACE": 3, "KERN_INVALID_ARGUMENT": 4, "KERN_FAILURE": 5,
+    "KERN_RESOURCE_SHORTAGE": 6, "KERN_NAME_EXISTS": 13, "KERN_INVALID_TASK": 16,
+}
+
+
+def run_as_nobody(fn):
+    """Runs fn() in a forked child as nobody; returns what it returned (a
+    small int) or raises if it died."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            code = fn()
+        except BaseException as e:  # report, never fall back into unittest
+            os.write(w, repr(e).encode()[:200])
+        finally:
+            os.write(w, b"\n%d" % code)
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as f:
+        out = f.read().decode()
+    os.waitpid(pid, 0)
+    text, _, code = out.rpartition("\n")
+    return int(code), text
+
+
+class TaskTest(MountedTest):
+    def test_constants_have_machs_numbers(self):
+        for name, number in MACH_NUMBERS.items():
+            self.assertEqual(getattr(taskfs, name), number, name)
+        self.assertEqual((taskfs.VM_PROT_NONE, taskfs.VM_PROT_READ,
+                          taskfs.VM_PROT_WRITE, taskfs.VM_PROT_EXECUTE,
+                          taskfs.VM_PROT_ALL), (0, 1, 2, 4, 7))
+        self.assertEqual((taskfs.VM_INHERIT_SHARE, taskfs.VM_INHERIT_COPY,
+                          taskfs.VM_INHERIT_NONE), (0, 1, 2))
+
+    def test_table_is_generated_from_the_c_header(self):
+        path = taskfs._table.__file__
+        with open(path) as f:
+            self.assertIn("Generated at build time by python/gen_table.c", f.read())
+        # The build's copy, not a source file.
+        self.assertNotIn(os.sep + "tests" + os.sep, path)
+        self.assertEqual({n: e for n, _, e in taskfs._table.KERN_TABLE}, SPEC_ERRNO)
+        for name, number in MACH_NUMBERS.items():
+            self.assertEqual(taskfs.errno_from_kern(number), SPEC_ERRNO[name])
+            self.assertEqual(taskfs.kern_from_errno(SPEC_ERRNO[name]), number)
+            self.assertEqual(taskfs.kern_name(number), name)
+        self.assertEqual(taskfs.kern_from_errno(errno.EPERM), taskfs.KERN_FAILURE)
+        self.assertEqual(taskfs.kern_name(42), "KERN_UNKNOWN")
+
+    def test_open_create_close_and_context_manager(self):
+        with taskfs.Task.open(self.task.path + "/") as t:
+            self.assertEqual(t.name, self.task.name)
+            self.assertEqual(t.id, self.task.id)
+            self.assertEqual(t.page_size, PAGE)
+            self.assertTrue(t.writable)
+        e = self.assertMachError("KERN_INVALID_TASK", t.vm_read, A, PAGE)
+        self.assertEqual(e.reason, "task closed")
+        t.close()  # idempotent
+        self.assertMachError("KERN_INVALID_TASK", taskfs.Task.open,
+                             self.mount / "nosuch")
+        self.assertMachError("KERN_INVALID_TASK", taskfs.Task.open, self.mount.path)
+        self.assertMachError("KERN_NAME_EXISTS", taskfs.Task.create,
+                             self.mount.path, self.task.name)
+        self.assertMachError("KERN_INVALID_ARGUMENT", taskfs.Task.create,
+                             self.mount.path, ".hidden")
+        self.assertMachError("KERN_INVALID_ARGUMENT", taskfs.Task.create,
+                             "/nonexistent/mnt", "x")
+
+    def test_allocate_anywhere_fixed_and_rounding(self):
+        self.assertEqual(self.task.vm_allocate(3 * PAGE), 0)
+        self.assertEqual(self.task.vm_allocate(2, 0x20fff), 0x20000)
+        self.assertEqual(self.task.maps(),
+                         "0000000000000000-0000000000003000 rw-/rwx copy\n"
+                         "0000000000020000-0000000000021000 rw-/rwx copy\n")
+        self.assertMachError("KERN_NO_SPACE", self.task.vm_allocate, PAGE, 0x1000)
+        self.assertMachError("KERN_NO_SPACE", self.task.vm_allocate, 1 << 47)
+        self.assertMachError("KERN_INVALID_ADDRESS", self.task.vm_allocate,
+                             PAGE, 1 << 47)
+        self.task.vm_deallocate(0, 0x21000)
+        self.assertEqual(self.task.maps(), "")
+
+    def test_write_takes_any_bytes_like_object_at_any_alignment(self):
+        self.task.vm_allocate(8 * PAGE, A)
+        raw = bytearray(os.urandom(3 * PAGE + 1))
+        self.task.vm_write(A, memoryview(raw)[1:])  # not aligned anywhere
+        self.assertEqual(self.task.vm_read(A, 3 * PAGE), bytes(raw[1:]))
+        self.task.vm_write(A, b"b" * PAGE)
+        self.task.vm_write(A + PAGE, bytearray(b"c" * PAGE))
+        words = array.array("I", [0x41424344]) * (PAGE // 4)
+        self.task.vm_write(A + 2 * PAGE, words)
+        got = self.task.vm_read(A, 3 * PAGE)
+        self.assertIsInstance(got, bytes)
+        self.assertEqual(got, b"b" * PAGE + b"c" * PAGE + words.tobytes())
+        self.task.vm_write(A, b"")
+        self.assertEqual(self.task.vm_read(A, 0), b"")
+
+    def test_read_and_write_of_several_requests(self):
+        pages = (3 << 20) // PAGE  # six requests of 512 KiB
+        data = self.fill(pages)
+        self.assertEqual(self.task.vm_read(A, pages * PAGE), data)
+        self.task.vm_protect(A + (pages - 1) * PAGE, PAGE, taskfs.VM_PROT_READ)
+        self.assertMachError("KERN_PROTECTION_FAILURE", self.task.vm_write, A,
+                             b"n" * (pages * PAGE))
+        # The requests before the failing one stay written.
+        after = self.task.vm_read(A, pages * PAGE)
+        self.assertEqual(after[:5 << 19], b"n" * (5 << 19))
+        self.assertEqual(after[5 << 19:], data[5 << 19:])
+        self.task.vm_protect(A + (pages - 1) * PAGE, PAGE, taskfs.VM_PROT_NONE)
+        self.assertMachError("KERN_PROTECTION_FAILURE", self.task.vm_read, A,
+                             pages * PAGE)
+
+    def test_copy_protect_inherit_region_and_regions(self):
+        data = self.fill(4)
+        self.task.vm_allocate(4 * PAGE, 0x400000)
+        self.task.vm_copy(A, 4 * PAGE, 0x400000)
+        self.task.vm_write(A, b"s" * PAGE)
+        self.assertEqual(self.task.vm_read(0x400000, 4 * PAGE), data)
+        self.task.vm_protect(A, PAGE, taskfs.VM_PROT_READ | taskfs.VM_PROT_EXECUTE)
+        self.task.vm_protect(A + PAGE, PAGE, taskfs.VM_PROT_READ, set_maximum=True)
+        self.task.vm_inherit(A + 2 * PAGE, PAGE, taskfs.VM_INHERIT_SHARE)
+        self.task.vm_inherit(A + 3 * PAGE, PAGE, taskfs.VM_INHERIT_NONE)
+        r = self.task.vm_region(A + PAGE + 5)
+        self.assertEqual(r, taskfs.Region(A + PAGE, A + 2 * PAGE, taskfs.VM_PROT_READ,
+                                          taskfs.VM_PROT_READ, taskfs.VM_INHERIT_COPY))
+        self.assertEqual(self.task.vm_region(0).start, A)
+        regions = self.task.regions()
+        self.assertEqual(len(regions), 5)
+        prot = lambda p: "".join(c if p & b else "-" for c, b in zip("rwx", (1, 2, 4)))
+        inh = {0: "share", 1: "copy", 2: "none"}
+        self.assertEqual(self.task.maps(), "".join(
+            f"{r.start:016x}-{r.end:016x} {prot(r.protection)}/"
+            f"{prot(r.max_protection)} {inh[r.inheritance]}\n" for r in regions))
+        self.assertMachError("KERN_NO_SPACE", self.task.vm_region, 0x400000 + 4 * PAGE)
+
+    def test_map_copy_fork_terminate_and_status(self):
+        data = self.fill(2)
+        self.task.vm_inherit(A, PAGE, taskfs.VM_INHERIT_SHARE)
+        other = taskfs.Task.create(self.mount.path, "other-" + self.task.name)
+        self.addCleanup(self._remove, other)
+        other.vm_map_copy(self.task, A, 2 * PAGE, 0x800000, dst_alloc=True)
+        self.assertEqual(other.vm_read(0x800000, 2 * PAGE), data)
+        other.vm_map_copy(self.task, A + PAGE, PAGE, 0x800000, src_destroy=True)
+        self.assertEqual(other.vm_read(0x800000, PAGE), data[PAGE:])
+        self.assertEqual(len(self.task.regions()), 1)
+        child = self.task.fork("child-" + self.task.name)
+        self.addCleanup(self._remove, child)
+        child.vm_write(A, b"S" * PAGE)
+        self.assertEqual(self.task.vm_read(A, PAGE), b"S" * PAGE)  # share
+        status = child.status()
+        self.assertEqual(status["name"], child.name)
+        self.assertIsInstance(status["id"], int)
+        self.assertEqual(status["page_size"], PAGE)
+        child.terminate()
+        self.assertFalse(os.path.exists(child.path))
+        self.assertMachError("KERN_INVALID_TASK", child.vm_read, A, PAGE)
+        self.assertMachError("KERN_INVALID_TASK", child.terminate)
+        self.assertMachError("KERN_INVALID_TASK", other.vm_map_copy, child, A,
+                             PAGE, 0x900000, dst_alloc=True)
+        # A new task of the same name is not the old one's.
+        again = taskfs.Task.create(self.mount.path, child.name)
+        self.addCleanup(self._remove, again)
+        self.assertMachError("KERN_INVALID_TASK", child.terminate)
+        self.assertTrue(os.path.exists(again.path))
+
+    def test_ctl_runs_one_command(self):
+        self.assertEqual(self.task.ctl("allocate anywhere 64K"), "0x0")
+        self.assertEqual(self.task.ctl("protect 0 4K r--"), "ok")
+        self.assertMachError("KERN_INVALID_ARGUMENT", self.task.ctl, "frobnicate")
+
+    def test_error_records_parse_and_reason_selection(self):
+        text = ("41 uid 1000 pread 0x610000 0x1000: KERN_PROTECTION_FAILURE: "
+                "page 0x610000 is ---/rwx, read needs r\n"
+                "42 uid 1000 ctl allocate 0x600000 4K: KERN_NO_SPACE: overlaps "
+                "region 0x600000-0x610000\n")
+        records = taskfs._parse_errors(text)
+        self.assertEqual(records[0], taskfs.ErrorRecord(
+            41, 1000, "pread 0x610000 0x1000", "KERN_PROTECTION_FAILURE",
+            "page 0x610000 is ---/rwx, read needs r"))
+        self.assertEqual(records[1].operation, "ctl allocate 0x600000 4K")
+        # The newest line of this uid whose operation begins with the word.
+        me = os.geteuid()
+        fake = [taskfs.ErrorRecord(1, me, "pread 0x0 0x1000", "KERN_INVALID_ADDRESS", "old"),
+                taskfs.ErrorRecord(2, me, "pread 0x0 0x1000", "KERN_INVALID_ADDRESS", "new"),
+                taskfs.ErrorRecord(3, me + 1, "pread 0x0 0x1000", "KERN_INVALID_ADDRESS", "theirs"),
+                taskfs.ErrorRecord(4, me, "pwrite 0x0 0x1000", "KERN_INVALID_ADDRESS", "write")]
+        self.task.errors = lambda: fake
+        e = self.assertMachError("KERN_INVALID_ADDRESS", self.task.vm_read, 0, PAGE)
+        self.assertEqual(e.reason, "new")
+        del self.task.errors
+
+    def test_threads_on_one_task_and_a_racing_close(self):
+        import threading
+        self.task.vm_allocate(8 * 16 * PAGE, A)
+        errors = []
+
+        def worker(task, i):
+            mine = A + i * 16 * PAGE
+            try:
+                for r in range(30):
+                    data = bytes([i * 31 + r & 0xff]) * (8 * PAGE)
+                    task.vm_write(mine, data)
+                    task.vm_copy(mine, 8 * PAGE, mine + 8 * PAGE)
+                    if task.vm_read(mine + 8 * PAGE, 8 * PAGE) != data:
+                        errors.append(f"thread {i} round {r}: mismatch")
+                    task.vm_region(mine)
+            except taskfs.MachError as e:
+                if e.name != "KERN_INVALID_TASK":
+                    errors.append(f"thread {i}: {e}")
+
+        threads = [threading.Thread(target=worker, args=(self.task, i))
+                   for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        # A second Task on the same directory, closed while in use: calls
+        # either work or fail with KERN_INVALID_TASK, never touch another fd.
+        other = taskfs.Task.open(self.task.path)
+        threads = [threading.Thread(target=worker, args=(other, i)) for i in range(4)]
+        for t in threads:
+            t.start()
+        other.close()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertMachError("KERN_INVALID_TASK", other.vm_read, A, PAGE)
+
+    def test_mach_error_is_an_oserror_with_the_mach_code(self):
+        e = self.assertMachError("KERN_INVALID_ADDRESS", self.task.vm_read, A, PAGE)
+        self.assertEqual(e.strerror, os.strerror(errno.EFAULT))
+        self.assertTrue(str(e).startswith(f"pread 0x{A:x} 0x1000: KERN_INVALID_ADDRESS"))
+        import pickle
+        again = pickle.loads(pickle.dumps(e))
+        self.assertEqual((again.kern_return, again.errno, again.reason),
+                         (e.kern_return, e.errno, e.reason))
+
+
+class ErrorsTest(MountedTest):
+    """Each code of each call, and each argument rule."""
+
+    OPTIONS = "tasks=none,allow_other"  # another user reaches the task
+
+    def test_read_and_write_codes(self):
+        self.fill(2)
+        t = self.task
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_read, A + 1, PAGE)
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_read, A, PAGE + 1)
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_read, A + 1, 0)
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_write, A + 1, b"x" * PAGE)
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_write, A, b"x" * 100)
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_write, A + 1, b"")
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_read, 0x900000, PAGE)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_write, 0x900000, b"x" * PAGE)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_read, 1 << 47, PAGE)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_read, 1 << 63, PAGE)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_write, 1 << 47, b"x" * PAGE)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_write, 1 << 64, b"x" * PAGE)
+        t.vm_protect(A + PAGE, PAGE, taskfs.VM_PROT_NONE)
+        self.assertMachError("KERN_PROTECTION_FAILURE", t.vm_read, A, 2 * PAGE)
+        self.assertMachError("KERN_PROTECTION_FAILURE", t.vm_write, A, b"x" * 2 * PAGE)
+        self.assertEqual(t.vm_read(A, PAGE)[:1], b"\x00")  # unchanged (pattern)
+
+    def test_ioctl_codes(self):
+        self.fill(2)
+        t = self.task
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_copy, A + 1, PAGE, A)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_copy, 0x900000, PAGE, A)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_copy, A, PAGE, 0x900000)
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_protect, A, PAGE, 8)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_protect, A, 3 * PAGE, 1)
+        t.vm_protect(A, PAGE, taskfs.VM_PROT_READ, set_maximum=True)
+        self.assertMachError("KERN_PROTECTION_FAILURE", t.vm_protect, A, PAGE,
+                             taskfs.VM_PROT_ALL)
+        self.assertMachError("KERN_PROTECTION_FAILURE", t.vm_copy, A + PAGE, PAGE, A)
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.vm_inherit, A, PAGE, 5)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_inherit, A, 3 * PAGE, 0)
+        self.assertMachError("KERN_NO_SPACE", t.vm_allocate, PAGE, A)
+        self.assertMachError("KERN_NO_SPACE", t.vm_region, A + 2 * PAGE)
+        self.assertMachError("KERN_INVALID_ADDRESS", t.vm_deallocate, 1 << 47, PAGE)
+        self.assertMachError("KERN_NO_SPACE", t.vm_map_copy, t, A, PAGE, A,
+                             dst_alloc=True)
+        self.assertMachError("KERN_NAME_EXISTS", t.fork, t.name)
+        self.assertMachError("KERN_INVALID_ARGUMENT", t.fork, "bad name")
+
+    def test_other_users_task_read_only_and_errno_outside_the_table(self):
+        self.fill(1)
+        os.chmod(self.task.path, 0o755)
+        os.chmod(self.task.path + "/mem", 0o644)
+        path = self.task.path
+
+        def as_nobody():
+            t = taskfs.Task.open(path)
+            if t.writable:
+                return 1
+            if len(t.vm_read(A, PAGE)) != PAGE:
+                return 2
+            for call, args in ((t.vm_write, (A, b"x" * PAGE)),
+                               (t.vm_allocate, (PAGE,)),
+                               (t.vm_copy, (A, PAGE, A)),
+                               (t.fork, ("theirs",))):
+                try:
+                    call(*args)
+                    return 3
+                except taskfs.MachError as e:
+                    if e.name != "KERN_PROTECTION_FAILURE":
+                        return 4
+            try:
+                t.terminate()  # EPERM: outside §2's table
+                return 5
+            except taskfs.MachError as e:
+                if e.name != "KERN_FAILURE" or e.errno != errno.EIO:
+                    return 6
+            return 0
+
+        code, text = run_as_nobody(as_nobody)
+        self.assertEqual(code, 0, text)
+
+
+class LimitsTest(MountedTest):
+    OPTIONS = "tasks=none,memory_limit=4M"
+
+    def test_memory_limit_is_resource_shortage(self):
+        self.task.vm_allocate(8 << 20, A)
+        self.assertMachError("KERN_RESOURCE_SHORTAGE", self.task.vm_write, A,
+                             b"r" * (8 << 20))
+
+
+
+def ctl(*args, stdin=b"", env_module=False):
+    argv = ([sys.executable, "-m", "taskfs"] if env_module else [CTL]) + list(args)
+    return subprocess.run(argv, input=stdin, capture_output=True, timeout=60)
+
+
+class CtlTest(MountedTest):
+    def test_ctl_commands_print_their_result(self):
+        d = self.task.path
+        r = ctl(d, "allocate", "anywhere", "64K")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"0x0\n", b""))
+        for command in (["allocate", "0x100000", "8K"],
+                        ["protect", "0", "4K", "r--"],
+                        ["protect", "0x1000", "4K", "max", "r--"],
+                        ["inherit", "0x2000", "4K", "share"],
+                        ["copy", "0x100000", "4K", "0x3000"],
+                        ["deallocate", "0x101000", "4K"],
+                        ["fork", "kid-" + self.task.name]):
+            r = ctl(d, *command)
+            self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"ok\n", b""),
+                             command)
+        other = taskfs.Task.create(self.mount.path, "src-" + self.task.name)
+        self.addCleanup(self._remove, other)
+        self.addCleanup(self._remove, taskfs.Task.open(self.mount / ("kid-" + self.task.name)))
+        other.vm_allocate(PAGE, 0x700000)
+        r = ctl(d, "copy-from", other.name, "0x700000", "4K", "0x700000", "alloc")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(ctl(d, "maps").stdout.decode(), self.task.maps())
+        self.assertIn(b"name: " + self.task.name.encode(), ctl(d, "status").stdout)
+
+    def test_read_and_write(self):
+        d = self.task.path
+        self.task.vm_allocate(2 * PAGE, A)
+        data = os.urandom(2 * PAGE)
+        r = ctl(d, "write", hex(A), stdin=data)
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"", b""))
+        r = ctl(d, "read", hex(A), "8K")
+        self.assertEqual((r.returncode, r.stdout), (0, data))
+        r = ctl(d, "read", str(A + PAGE), "4096", env_module=True)
+        self.assertEqual((r.returncode, r.stdout), (0, data[PAGE:]))
+
+    def test_failures_print_one_line_and_exit_1(self):
+        d = self.task.path
+        r = ctl(d, "read", "0x900000", "4K")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, b"")
+        self.assertTrue(r.stderr.startswith(
+            b"taskfs-ctl: read 0x900000 4K: KERN_INVALID_ADDRESS: "), r.stderr)
+        self.assertEqual(r.stderr.count(b"\n"), 1)
+        r = ctl(d, "allocate", "0x100000", "lots")
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stderr.startswith(
+            b"taskfs-ctl: allocate 0x100000 lots: KERN_INVALID_ARGUMENT: "), r.stderr)
+        r = ctl(d, "write", "0x0", stdin=b"x" * 100)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b": KERN_INVALID_ARGUMENT: ", r.stderr)
+        r = ctl(self.mount / "nosuch", "maps")
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stderr.startswith(b"taskfs-ctl: maps: KERN_INVALID_TASK: "))
+
+    def test_usage_is_one_line_and_exit_2(self):
+        for args in ([], [self.task.path], [self.task.path, "frobnicate"],
+                     [self.task.path, "read", "0x0"], [self.task.path, "read", "x", "4K"],
+                     [self.task.path, "maps", "extra"]):
+            r = ctl(*args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, b"")
+            self.assertEqual(r.stderr.count(b"\n"), 1, r.stderr)
+            self.assertIn(b"usage: taskfs-ctl TASK_DIR COMMAND", r.stderr)
+
+    def test_help_is_a_manual(self):
+        for module in (False, True):
+            r = ctl("--help", env_module=module)
+            self.assertEqual(r.returncode, 0)
+            for section in (b"NAME", b"SYNOPSIS", b"DESCRIPTION", b"EXIT STATUS",
+                            b"copy-from TASK", b"read ADDR SIZE", b"write ADDR"):
+                self.assertIn(section, r.stdout)
+
+
+class ErrorsFileTest(MountedTest):
+    """MachError.reason and taskfs-ctl's REASON come from the errors file."""
+
+    def newest(self, word):
+        me = os.geteuid()
+        records = [r for r in self.task.errors()
+                   if r.uid == me and r.operation.startswith(word)]
+        self.assertTrue(records, f"no errors line for {word!r}")
+        return records[-1]
+
+    def check(self, word, name, call, *args, **kwargs):
+        e = self.assertMachError(name, call, *args, **kwargs)
+        record = self.newest(word)
+        self.assertEqual(record.name, name)
+        self.assertNotEqual(e.reason, "")
+        self.assertEqual(e.reason, record.reason)
+        return e
+
+    def test_the_errors_file_exists(self):
+        self.assertTrue(os.path.exists(self.task.path + "/errors"))
+
+    def test_reason_of_each_path(self):
+        self.fill(2)
+        t = self.task
+        t.vm_protect(A + PAGE, PAGE, taskfs.VM_PROT_NONE)
+        e = self.check("pread", "KERN_PROTECTION_FAILURE", t.vm_read, A, 2 * PAGE)
+        self.assertIn(f"0x{A + PAGE:x}", e.reason)  # the lowest offending page
+        e = self.check("pwrite", "KERN_PROTECTION_FAILURE", t.vm_write, A,
+                       b"x" * 2 * PAGE)
+        self.assertIn(f"0x{A + PAGE:x}", e.reason)
+        self.check("pread", "KERN_INVALID_ARGUMENT", t.vm_read, A + 1, PAGE)
+        self.check("ioctl vm_copy", "KERN_INVALID_ADDRESS", t.vm_copy, 0x900000, PAGE, A)
+        self.check("ioctl vm_allocate", "KERN_NO_SPACE", t.vm_allocate, PAGE, A)
+        self.check("ioctl vm_deallocate", "KERN_INVALID_ADDRESS", t.vm_deallocate,
+                   1 << 47, PAGE)
+        self.check("ioctl vm_protect", "KERN_INVALID_ARGUMENT", t.vm_protect, A, PAGE, 8)
+        self.check("ioctl vm_inherit", "KERN_INVALID_ADDRESS", t.vm_inherit, A,
+                   3 * PAGE, 0)
+        self.check("ioctl vm_region", "KERN_NO_SPACE", t.vm_region, A + 2 * PAGE)
+        self.check("ioctl vm_map_copy", "KERN_NO_SPACE", t.vm_map_copy, t, A, PAGE,
+                   A, dst_alloc=True)
+        self.check("ctl allocate 0x100000 4K", "KERN_NO_SPACE", t.ctl,
+                   "allocate 0x100000 4K")
+
+    def test_taskfs_ctl_prints_the_reason(self):
+        self.fill(1)
+        r = ctl(self.task.path, "allocate", "0x100000", "4K")
+        self.assertEqual(r.returncode, 1)
+        record = self.newest("ctl allocate 0x100000 4K")
+        self.assertEqual(r.stderr.decode(),
+                         f"taskfs-ctl: allocate 0x100000 4K: KERN_NO_SPACE: "
+                         f"{record.reason}\n")
+
+    def test_errors_lists_failures_in_order(self):
+        for i in range(3):
+            with self.assertRaises(taskfs.MachError):
+                self.task.vm_read(0x900000 + i * PAGE, PAGE)
+        records = self.task.errors()
+        self.assertGreaterEqual(len(records), 3)
+        seqs = [r.seq for r in records]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertTrue(records[-1].operation.startswith("pread"))
+
+
+if __name__ == "__main__":
+    unittest.main()
