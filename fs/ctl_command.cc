@@ -1,10 +1,12 @@
 #include "fs/ctl_command.h"
 
-#include <cstdio>
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "fs/number.h"
+#include "vmcore/failure_reason.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -26,9 +28,7 @@ bool Tokenize(std::string_view line, std::vector<std::string_view>* tokens,
       continue;
     }
     if (c < 0x20 || c >= 0x7f) {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "unexpected byte 0x%02x in command", c);
-      *error = buf;
+      *error = fmt::format("unexpected byte {:#04x} in command", c);
       return false;
     }
     const std::size_t start = i;
@@ -254,7 +254,10 @@ KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
       return vm::vm_copy(task, c.address, c.size, c.dest);
     case Op::kCopyFrom: {
       std::shared_ptr<vm::Task> source = context.system->FindTask(c.name);
-      if (source == nullptr) return vm::KERN_INVALID_TASK;
+      if (source == nullptr) {
+        vm::SetFailureReason(fmt::format("no task is named {}", c.name));
+        return vm::KERN_INVALID_TASK;
+      }
       if (context.may_access) {
         const KernReturn kr = context.may_access(*source, c.src_destroy);
         if (kr != vm::KERN_SUCCESS) return kr;
@@ -263,6 +266,12 @@ KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
                              c.dst_alloc, c.src_destroy);
     }
     case Op::kFork: {
+      // The child holds the parent's contents: forking takes read access
+      // to the parent's mem as well as control of it (SPEC §4).
+      if (context.may_access) {
+        const KernReturn kr = context.may_access(task, /*want_write=*/false);
+        if (kr != vm::KERN_SUCCESS) return kr;
+      }
       const vm::KernResult<std::shared_ptr<vm::Task>> child =
           vm::task_fork(*context.system, task, c.name);
       if (child.ok() && context.on_task_created) {
@@ -300,10 +309,7 @@ KernReturn ExecuteCommand(const Command& command, vm::Task& task,
   if (kr != vm::KERN_SUCCESS) {
     *result = ResultLine(kr);
   } else if (command.op == Command::Op::kAllocateAnywhere) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "0x%llx",
-                  static_cast<unsigned long long>(address));
-    *result = buf;
+    *result = fmt::format("{:#x}", address);
   } else {
     *result = "ok";
   }

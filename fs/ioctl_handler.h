@@ -3,6 +3,7 @@
 #define TASKFS_FS_IOCTL_HANDLER_H_
 
 #include <cstddef>
+#include <string>
 
 #include "fs/ctl_command.h"
 #include "vmcore/kern_return.h"
@@ -16,6 +17,11 @@ struct IoctlResult {
   int error = 0;
   std::size_t out_size = 0;
 };
+
+// The operation of a failed ioctl as the errors file names it ("ioctl
+// vm_copy SRC SIZE DST", ...), decoded from its argument.
+std::string IoctlOperation(unsigned int cmd, const void* in,
+                           std::size_t in_size);
 
 // True for the commands that change memory (all but VM_REGION): the file
 // must be open for writing, as for pwrite.

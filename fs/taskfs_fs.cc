@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "fs/access.h"
 #include "fs/ctl_command.h"
 #include "fs/dispatch.h"
@@ -22,6 +24,7 @@
 #include "fs/line_assembler.h"
 #include "fs/render.h"
 #include "fs/taskfs_ioctl.h"
+#include "vmcore/failure_reason.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -146,6 +149,30 @@ void LogFailure(TaskFs& fs, std::string_view op, const vm::Task& task,
                vm::KernReturnName(kr));
 }
 
+// Records a failed operation of a task in its errors file (SPEC §7), before
+// the reply: the caller's uid, the operation, the code and the reason the
+// core (or the handler, through vm::SetFailureReason) gave for it. A record
+// that cannot be made for want of memory is dropped: the reply stays the
+// operation's own.
+void RecordFailure(Reply& r, ErrorLog& log, std::string_view operation,
+                   KernReturn kr) noexcept {
+  try {
+    log.Record(r.ctx()->uid, operation, kr, vm::LastFailureReason());
+  } catch (const std::bad_alloc&) {
+  }
+}
+
+// The same failure also in the log of the task it copied from, if that task
+// is still there (SPEC §7: copy-from naming a task as source).
+void RecordForSource(Reply& r, const std::shared_ptr<vm::Task>& source,
+                     std::string_view operation, KernReturn kr) noexcept {
+  if (source == nullptr) return;
+  TaskNode node;
+  if (Nodes(r.fs()).Find(source->id(), &node)) {
+    RecordFailure(r, *node.errors, operation, kr);
+  }
+}
+
 // All supplementary groups of the caller of req.
 std::vector<gid_t> RequestGroups(fuse_req_t req) {
   return ReadGroups([req](int size, gid_t* list) {
@@ -163,11 +190,24 @@ ExecContext MakeContext(TaskFs& fs, fuse_req_t req) {
   context.system = &fs.system();
   context.may_access = [&fs, req, uid, gid](vm::Task& other, bool write) {
     TaskNode node;
-    if (!Nodes(fs).Find(other.id(), &node)) return vm::KERN_INVALID_TASK;
+    if (!Nodes(fs).Find(other.id(), &node)) {
+      vm::SetFailureReason(fmt::format("task {} is gone", other.name()));
+      return vm::KERN_INVALID_TASK;
+    }
     // Reading the groups costs a read of /proc: only when they matter.
     const std::vector<gid_t> groups =
         NeedsGroups(uid, gid, node) ? RequestGroups(req) : std::vector<gid_t>();
-    return MayAccess(Caller{uid, gid, groups}, node, write);
+    const KernReturn kr = MayAccess(Caller{uid, gid, groups}, node, write);
+    if (kr != vm::KERN_SUCCESS) {
+      vm::SetFailureReason(fmt::format(
+          "uid {} may not {} task {}'s mem (directory {:04o}, mem {:04o}, "
+          "owner {}:{})",
+          uid, write ? "read and write" : "read", other.name(),
+          node.modes[static_cast<unsigned>(NodeKind::kDir)],
+          node.modes[static_cast<unsigned>(NodeKind::kMem)], node.uid,
+          node.gid));
+    }
+    return kr;
   };
   context.on_task_created = [&fs, uid,
                              gid](const std::shared_ptr<vm::Task>& task) {
@@ -459,7 +499,8 @@ Replied Release(Reply& r, fuse_ino_t, fuse_file_info* fi) {
   return r.Err(0);
 }
 
-Replied ReadMem(Reply& r, vm::Task& task, size_t size, off_t off) {
+Replied ReadMem(Reply& r, OpenFile& file, size_t size, off_t off) {
+  vm::Task& task = *file.task;
   TaskFs& fs = r.fs();
   const std::uint64_t address = static_cast<std::uint64_t>(off);
   if (size == 0 || address >= fs.system().address_limit()) {
@@ -470,6 +511,8 @@ Replied ReadMem(Reply& r, vm::Task& task, size_t size, off_t off) {
   const KernReturn kr = vm::vm_read_pinned(task, address, size, &pinned);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "read", task, address, size, kr);
+    RecordFailure(r, *file.errors,
+                  fmt::format("pread {:#x} {:#x}", address, size), kr);
     return r.Err(ErrnoFromKern(kr));
   }
   // The pins keep the snapshot alive until the reply has been written.
@@ -491,7 +534,7 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
     if (ino != kHostPageSizeIno) return r.Err(EBADF);
     return ReplyText(r, RenderHostPageSize(fs.system().page_size()), off, size);
   }
-  if (file->kind == NodeKind::kMem) return ReadMem(r, *file->task, size, off);
+  if (file->kind == NodeKind::kMem) return ReadMem(r, *file, size, off);
   std::string text;
   KernReturn kr = vm::KERN_SUCCESS;
   {
@@ -524,9 +567,10 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
 // Runs the ctl commands of lines in order until one fails. Returns 0 or the
 // errno of the failing command; *result gets the result line of the last
 // command run, *ran whether any ran.
-int RunCtl(fuse_req_t req, TaskFs& fs, OpenFile& file, Lines lines,
-           std::string* result, bool* ran) {
-  ExecContext context = MakeContext(fs, req);
+int RunCtl(Reply& r, OpenFile& file, Lines lines, std::string* result,
+           bool* ran) {
+  TaskFs& fs = r.fs();
+  ExecContext context = MakeContext(fs, r.req());
   Line line;
   while (lines.Next(&line)) {
     ParseResult parsed;
@@ -535,11 +579,16 @@ int RunCtl(fuse_req_t req, TaskFs& fs, OpenFile& file, Lines lines,
     } else {
       parsed = ParseCommand(line.text, Grammar::kCtl);
     }
+    const std::string_view written =
+        line.text.substr(0, ErrorLog::kMaxField + 1);
     if (!parsed.ok) {
       if (fs.log().should_log(spdlog::level::debug)) {
         fs.log().debug("ctl {}: {}: KERN_INVALID_ARGUMENT", file.task->name(),
                        parsed.error);
       }
+      vm::SetFailureReason(parsed.error);
+      RecordFailure(r, *file.errors, fmt::format("ctl {}", written),
+                    vm::KERN_INVALID_ARGUMENT);
       *result = "error KERN_INVALID_ARGUMENT";
       *ran = true;
       return EINVAL;
@@ -551,6 +600,13 @@ int RunCtl(fuse_req_t req, TaskFs& fs, OpenFile& file, Lines lines,
     if (kr != vm::KERN_SUCCESS) {
       LogFailure(fs, "ctl", *file.task, parsed.command.address,
                  parsed.command.size, kr);
+      const std::string operation = fmt::format("ctl {}", written);
+      RecordFailure(r, *file.errors, operation, kr);
+      if (parsed.command.op == Command::Op::kCopyFrom) {
+        const std::shared_ptr<vm::Task> source =
+            fs.system().FindTask(parsed.command.name);
+        if (source != file.task) RecordForSource(r, source, operation, kr);
+      }
       return ErrnoFromKern(kr);
     }
   }
@@ -575,7 +631,7 @@ Replied WriteCtl(Reply& r, OpenFile& file, std::string_view buf) {
   std::string result;
   bool ran = false;
   const int error =
-      RunCtl(r.req(), r.fs(), file, lines.Feed(buf), &result, &ran);
+      RunCtl(r, file, lines.Feed(buf), &result, &ran);
   if (ran) StoreCtlResult(file, result);
   if (error != 0) return r.Err(error);
   if (!lines.pending().empty()) {
@@ -598,7 +654,7 @@ Replied Flush(Reply& r, fuse_ino_t, fuse_file_info* fi) {
   if (!lines.pending().empty()) {
     std::string result;
     bool ran = false;
-    error = RunCtl(r.req(), r.fs(), *file, lines.Finish(), &result, &ran);
+    error = RunCtl(r, *file, lines.Finish(), &result, &ran);
     if (ran) StoreCtlResult(*file, result);
   }
   return r.Err(error);
@@ -619,6 +675,8 @@ Replied Write(Reply& r, fuse_ino_t, const char* buf, size_t size, off_t off,
   const KernReturn kr = vm::vm_write(*file->task, address, buf, size);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "write", *file->task, address, size, kr);
+    RecordFailure(r, *file->errors,
+                  fmt::format("pwrite {:#x} {:#x}", address, size), kr);
     return r.Err(ErrnoFromKern(kr));
   }
   return r.Write(size);
@@ -647,9 +705,19 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
       HandleIoctl(cmd, in_buf, in_bufsz, out, std::min(out_bufsz, sizeof out),
                   *file->task, context);
   if (result.error != 0) {
+    const KernReturn kr = KernFromErrno(result.error);
+    // ENOTTY (not one of ours) is no Mach failure of the task.
     if (result.error != ENOTTY) {
-      LogFailure(fs, "ioctl", *file->task, cmd, in_bufsz,
-                 KernFromErrno(result.error));
+      LogFailure(fs, "ioctl", *file->task, cmd, in_bufsz, kr);
+      const std::string operation = IoctlOperation(cmd, in_buf, in_bufsz);
+      RecordFailure(r, *file->errors, operation, kr);
+      if (cmd == TASKFS_IOC_VM_MAP_COPY && in_bufsz >= sizeof(taskfs_vm_map_copy)) {
+        taskfs_vm_map_copy a;
+        std::memcpy(&a, in_buf, sizeof a);
+        const std::shared_ptr<vm::Task> source =
+            fs.system().FindTask(a.src_task_id);
+        if (source != file->task) RecordForSource(r, source, operation, kr);
+      }
     }
     return r.Err(result.error);
   }

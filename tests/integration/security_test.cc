@@ -237,6 +237,11 @@ class SecurityPathTest : public ::testing::TestWithParam<PathRow> {
     }
     const std::string v = *mount_ / victim_;
     ASSERT_EQ(Err(::chmod((v + "/" + FileOf(row.path)).c_str(), file)), 0);
+    // fork also takes read permission on mem (SPEC §4): granted, the class
+    // has it; the other variants leave mem at its 0600.
+    if (row.path == Path::kFork && row.variant == Variant::kGranted) {
+      ASSERT_EQ(Err(::chmod((v + "/mem").c_str(), 04 << shift)), 0);
+    }
     ASSERT_EQ(Err(::chmod(v.c_str(), dir)), 0);
   }
 
@@ -381,6 +386,50 @@ INSTANTIATE_TEST_SUITE_P(Paths, SecurityPathTest,
                          [](const ::testing::TestParamInfo<PathRow>& info) {
                            return info.param.name;
                          });
+
+// Write permission on ctl does not turn into the task's memory (SPEC §4):
+// a root-owned task with its directory 0711, ctl 0622 and mem 0600, under
+// allow_other. Another user may control it through ctl, but fork, whose
+// child would hold the parent's bytes (and write its share regions), is
+// EACCES and makes no child; the victim's bytes stay out of reach.
+TEST(SecurityEscalationTest, CtlWriteDoesNotYieldMemThroughFork) {
+  Mount mount({"-o", "tasks=none,allow_other"});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  const std::string v = mount / "victim";
+  ASSERT_EQ(Err(::mkdir(v.c_str(), 0700)), 0);
+  ASSERT_EQ(WriteFile(v + "/ctl", "allocate 0x10000 4K\n"), 0);
+  ASSERT_EQ(WriteMem(v + "/mem", 0x10000, Pattern(kPage, 3)), 0);
+  ASSERT_EQ(Err(::chmod(v.c_str(), 0711)), 0);
+  ASSERT_EQ(Err(::chmod((v + "/ctl").c_str(), 0622)), 0);
+  const Identity& attacker = kOther;
+  // The mem file itself is closed to the attacker.
+  EXPECT_EQ(RunAs(attacker,
+                  [&] {
+                    std::string data;
+                    return ReadMem(v + "/mem", 0x10000, kPage, &data);
+                  }),
+            EACCES);
+  // ctl's own commands work: the attacker controls the task.
+  EXPECT_EQ(RunAs(attacker,
+                  [&] {
+                    return WriteFile(v + "/ctl", "inherit 0x10000 4K share\n");
+                  }),
+            0);
+  // fork does not.
+  EXPECT_EQ(RunAs(attacker,
+                  [&] { return WriteFile(v + "/ctl", "fork mine\n"); }),
+            EACCES);
+  struct stat st;
+  EXPECT_EQ(Err(::stat((mount / "mine").c_str(), &st)), ENOENT);
+  // The refusal is in the victim's errors file, with who and why.
+  const std::string errors = ReadFile(v + "/errors");
+  EXPECT_NE(errors.find("uid " + std::to_string(attacker.uid) +
+                        " ctl fork mine: KERN_PROTECTION_FAILURE: uid " +
+                        std::to_string(attacker.uid) +
+                        " may not read task victim's mem"),
+            std::string::npos)
+      << errors;
+}
 
 // rmdir: the root directory is 1777, so only the task's owner (and root)
 // may remove it, whatever the task's own mode (README "rmdir of someone
