@@ -556,6 +556,10 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
                  ? StatusText(fs, *file->task, &file->text)
                  : ErrorsText(fs, *file, &file->text);
         if (kr != vm::KERN_SUCCESS) file->text.clear();
+      } else if (TaskNode node; !Nodes(fs).Find(file->task->id(), &node)) {
+        // The rest of a snapshot is I/O on the task too: ESRCH once it is
+        // removed (SPEC §4).
+        kr = vm::KERN_INVALID_TASK;
       }
       text = file->text;
     }
