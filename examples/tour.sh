@@ -142,6 +142,10 @@ page demo 0x400000 "$tmp/text"
 [[ $(LC_ALL=C tr -d '\303' <"$tmp/text" | wc -c) == 0 ]] ||
   fail "the text page changed after a refused write"
 echo "the text page is unchanged: still all 0xc3"
+echo "# Each failure is in demo/errors: who, the call, the Mach code and why."
+show 'tail -n 5 demo/errors'
+grep -q 'pread 0x610000 0x1000: KERN_PROTECTION_FAILURE: page 0x610000 is ---/rwx, read needs r$' demo/errors ||
+  fail "demo/errors does not say why the guard page read failed"
 
 # --- 5. A new task, commands through ctl --------------------------------------
 

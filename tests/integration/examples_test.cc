@@ -161,6 +161,9 @@ TEST_F(Examples, TourRunsCleanOnTheEmbeddedDemo) {
            "dd: error reading 'demo/mem': Permission denied",  // guard
            "dd: error reading 'demo/mem': Bad address",
            "dd: error reading 'demo/mem': Invalid argument",
+           // demo/errors after section 4
+           "pread 0x610000 0x1000: KERN_PROTECTION_FAILURE: page 0x610000 is "
+           "---/rwx, read needs r\n",
            "addr=0x0\n",  // allocate anywhere
            "0000000000400000-0000000000410000 r-x/rwx copy\n",
            "error KERN_INVALID_TASK\n",
