@@ -101,7 +101,13 @@ TEST_F(ClientThreads, ManyThreadsOnOneTask) {
 
 TEST_F(ClientThreads, ThreadsOnSeveralTasksWhileHandlesComeAndGo) {
   std::vector<task_t> tasks;
-  for (int i = 0; i < 3; ++i) tasks.push_back(Create("t" + std::to_string(i)));
+  for (int i = 0; i < 3; ++i) {
+    // Appended, not "t" + std::to_string(i): GCC 12 reports that as
+    // -Wrestrict in Release builds.
+    std::string name = "t";
+    name += std::to_string(i);
+    tasks.push_back(Create(name));
+  }
   std::atomic<int> bad{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> threads;
