@@ -26,20 +26,12 @@ std::string RenderHostPageSize(std::uint64_t page_size) {
   return fmt::format("{}\n", page_size);
 }
 
-std::string RenderProt(vm::vm_prot_t prot) {
-  std::string s = "---";
-  if (prot & vm::VM_PROT_READ) s[0] = 'r';
-  if (prot & vm::VM_PROT_WRITE) s[1] = 'w';
-  if (prot & vm::VM_PROT_EXECUTE) s[2] = 'x';
-  return s;
-}
-
 std::string RenderMaps(std::span<const vm::RegionInfo> regions) {
   std::string out;
   for (const vm::RegionInfo& r : regions) {
     fmt::format_to(std::back_inserter(out), "{:016x}-{:016x} {}/{} {}\n",
-                   r.start, r.start + r.size, RenderProt(r.protection),
-                   RenderProt(r.max_protection),
+                   r.start, r.start + r.size, vm::ProtectionText(r.protection),
+                   vm::ProtectionText(r.max_protection),
                    InheritanceName(r.inheritance));
   }
   return out;

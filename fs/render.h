@@ -17,9 +17,6 @@ namespace taskfs::fs {
 // host_page_size: "4096\n".
 std::string RenderHostPageSize(std::uint64_t page_size);
 
-// "rwx" with '-' for each missing right.
-std::string RenderProt(vm::vm_prot_t prot);
-
 // maps: one line "START-END cur/max inheritance" per region, 16 hex digits
 // for each address (END exclusive), in the order given.
 std::string RenderMaps(std::span<const vm::RegionInfo> regions);

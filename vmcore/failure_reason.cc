@@ -35,12 +35,4 @@ void SetFailureReason(std::string_view reason) noexcept {
 
 std::uint64_t FailureReasonCount() { return This().count; }
 
-std::string ProtectionText(vm_prot_t prot) {
-  std::string s = "---";
-  if (prot & VM_PROT_READ) s[0] = 'r';
-  if (prot & VM_PROT_WRITE) s[1] = 'w';
-  if (prot & VM_PROT_EXECUTE) s[2] = 'x';
-  return s;
-}
-
 }  // namespace taskfs::vm

@@ -32,9 +32,6 @@ void SetFailureReason(std::string_view reason) noexcept;
 // before and after a call to tell whether the call set one.
 std::uint64_t FailureReasonCount();
 
-// "rw-", "r-x", "---": a protection as maps shows it.
-std::string ProtectionText(vm_prot_t prot);
-
 }  // namespace taskfs::vm
 
 #endif  // TASKFS_VMCORE_FAILURE_REASON_H_

@@ -3,6 +3,7 @@
 #define TASKFS_VMCORE_VM_TYPES_H_
 
 #include <cstdint>
+#include <string>
 
 namespace taskfs::vm {
 
@@ -19,6 +20,15 @@ inline constexpr vm_prot_t VM_PROT_WRITE = 2;
 inline constexpr vm_prot_t VM_PROT_EXECUTE = 4;
 inline constexpr vm_prot_t VM_PROT_ALL = 7;
 inline constexpr vm_prot_t VM_PROT_DEFAULT = VM_PROT_READ | VM_PROT_WRITE;
+
+// "rw-", "r-x", "---": a protection as maps and the failure reasons show it.
+inline std::string ProtectionText(vm_prot_t prot) {
+  std::string s = "---";
+  if (prot & VM_PROT_READ) s[0] = 'r';
+  if (prot & VM_PROT_WRITE) s[1] = 'w';
+  if (prot & VM_PROT_EXECUTE) s[2] = 'x';
+  return s;
+}
 
 inline constexpr vm_inherit_t VM_INHERIT_SHARE = 0;
 inline constexpr vm_inherit_t VM_INHERIT_COPY = 1;

@@ -25,15 +25,6 @@ TEST(RenderTest, HostPageSize) {
   EXPECT_EQ(RenderHostPageSize(65536), "65536\n");
 }
 
-TEST(RenderTest, Prot) {
-  EXPECT_EQ(RenderProt(vm::VM_PROT_NONE), "---");
-  EXPECT_EQ(RenderProt(vm::VM_PROT_READ), "r--");
-  EXPECT_EQ(RenderProt(vm::VM_PROT_WRITE), "-w-");
-  EXPECT_EQ(RenderProt(vm::VM_PROT_EXECUTE), "--x");
-  EXPECT_EQ(RenderProt(vm::VM_PROT_READ | vm::VM_PROT_EXECUTE), "r-x");
-  EXPECT_EQ(RenderProt(vm::VM_PROT_ALL), "rwx");
-}
-
 TEST(RenderTest, MapsOfNoRegionsIsEmpty) { EXPECT_EQ(RenderMaps({}), ""); }
 
 TEST(RenderTest, MapsLines) {

@@ -66,6 +66,9 @@ TEST_F(FailureReasonTest, EachThreadHasItsOwn) {
 
 TEST_F(FailureReasonTest, ProtectionText) {
   EXPECT_EQ(ProtectionText(VM_PROT_NONE), "---");
+  EXPECT_EQ(ProtectionText(VM_PROT_READ), "r--");
+  EXPECT_EQ(ProtectionText(VM_PROT_WRITE), "-w-");
+  EXPECT_EQ(ProtectionText(VM_PROT_EXECUTE), "--x");
   EXPECT_EQ(ProtectionText(VM_PROT_READ | VM_PROT_EXECUTE), "r-x");
   EXPECT_EQ(ProtectionText(VM_PROT_ALL), "rwx");
 }
