@@ -25,6 +25,20 @@ void AppendField(std::string* out, std::string_view text) {
 
 }  // namespace
 
+ErrorLog::ErrorLog(vm::MemoryBudget& budget) : account_(budget) {
+  account_.Charge(sizeof(ErrorLog) + kNodeBytes + vm::kHeapOverhead);
+}
+
+std::uint64_t ErrorLog::Cost(const std::string& line) {
+  // A short line lives inside the std::string itself.
+  return line.capacity() > 15 ? line.capacity() + 1 + vm::kHeapOverhead : 0;
+}
+
+void ErrorLog::Drop(std::size_t i) noexcept {
+  account_.Release(Cost(lines_[i]));
+  std::string().swap(lines_[i]);
+}
+
 std::uint64_t ErrorLog::Record(uid_t uid, std::string_view operation,
                                vm::KernReturn kr, std::string_view reason) {
   std::string line;
@@ -36,8 +50,17 @@ std::uint64_t ErrorLog::Record(uid_t uid, std::string_view operation,
   fmt::format_to(std::back_inserter(line), ": {}: ", vm::KernReturnName(kr));
   AppendField(&line, reason);
   line.push_back('\n');
-  lines_[recorded_ % kCapacity] = std::move(line);
+  const std::size_t slot = recorded_ % kCapacity;
   recorded_ = seq;
+  Drop(slot);
+  // At the limit, the oldest kept lines make room (the slot after this one
+  // holds the oldest).
+  for (std::size_t i = 1; !account_.TryCharge(Cost(line), /*use_reserve=*/true);
+       ++i) {
+    if (i == kCapacity) return seq;  // no room at all: counted, not kept
+    Drop((slot + i) % kCapacity);
+  }
+  lines_[slot] = std::move(line);
   return seq;
 }
 

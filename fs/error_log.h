@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "vmcore/kern_return.h"
+#include "vmcore/memory_budget.h"
 
 namespace taskfs::fs {
 
@@ -31,12 +32,16 @@ class ErrorLog {
   // SEQ, uid, both fields escaped (4 bytes a byte at worst), the code.
   static constexpr std::size_t kMaxLine = 2 * 4 * kMaxField + 96;
 
-  ErrorLog() = default;
+  // Charges the log's record and the task's node (kNodeBytes) to budget at
+  // once, and each kept line when it is kept: may throw LimitReached.
+  explicit ErrorLog(vm::MemoryBudget& budget);
   ErrorLog(const ErrorLog&) = delete;
   ErrorLog& operator=(const ErrorLog&) = delete;
 
   // Records one failure and returns its SEQ. May throw std::bad_alloc, and
-  // then records nothing.
+  // then records nothing. At the memory limit the oldest lines make room
+  // for the new one; when even an empty log has no room the line is not
+  // kept, but its SEQ is counted.
   std::uint64_t Record(uid_t uid, std::string_view operation, vm::KernReturn kr,
                        std::string_view reason);
 
@@ -46,7 +51,19 @@ class ErrorLog {
   // SEQ of the newest line; 0 before the first failure.
   std::uint64_t last_seq() const;
 
+  // What the log and its task's node hold, charged to the memory limit.
+  std::uint64_t metadata_bytes() const { return account_.held(); }
+
+  // The file system's record of one task beside the log (TaskNode and its
+  // NodeTable entry), charged with it.
+  static constexpr std::size_t kNodeBytes = 512;
+
  private:
+  static std::uint64_t Cost(const std::string& line);
+  // Empties slot i, releasing its charge. Requires mu_.
+  void Drop(std::size_t i) noexcept;
+
+  vm::MemoryAccount account_;
   mutable std::mutex mu_;
   std::array<std::string, kCapacity> lines_;  // guarded by mu_; a ring
   std::uint64_t recorded_ = 0;                // guarded by mu_

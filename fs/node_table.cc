@@ -2,13 +2,15 @@
 
 #include <utility>
 
+#include "vmcore/vm_system.h"
+
 namespace taskfs::fs {
 
 void NodeTable::Add(const std::shared_ptr<vm::Task>& task, uid_t uid,
                     gid_t gid) {
   Entry entry;
   entry.node.task = task;
-  entry.node.errors = std::make_shared<ErrorLog>();
+  entry.node.errors = std::make_shared<ErrorLog>(task->system().budget());
   entry.node.uid = uid;
   entry.node.gid = gid;
   entry.node.modes = kDefaultModes;

@@ -50,7 +50,9 @@ class NodeTable {
   NodeTable& operator=(const NodeTable&) = delete;
 
   // Makes task visible with owner uid:gid, kDefaultModes, an empty error log
-  // and the current time; replaces a node of the same id.
+  // and the current time; replaces a node of the same id. May throw
+  // std::bad_alloc (the log charges the memory limit) and then changes
+  // nothing.
   void Add(const std::shared_ptr<vm::Task>& task, uid_t uid, gid_t gid);
   // A copy of the visible node of task id in *out; false if there is none.
   bool Find(std::uint64_t id, TaskNode* out) const;

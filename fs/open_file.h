@@ -13,7 +13,9 @@
 #include "fs/inode.h"
 #include "fs/line_assembler.h"
 #include "fs/node_table.h"
+#include "vmcore/memory_budget.h"
 #include "vmcore/task.h"
+#include "vmcore/vm_system.h"
 
 namespace taskfs::fs {
 
@@ -29,7 +31,16 @@ inline constexpr std::size_t kMaxCtlLine = 4096;
 // snapshot (vm_region_list, task_statistics, then NodeTable::Find), so that
 // one open file's readers see one text; never across a ctl command or a
 // reply. Order: mu, then the core's locks or NodeTable's.
+//
+// Memory: each open file charges the memory limit for its record (and a ctl
+// file for the longest line it may keep) when it is made, which may throw
+// LimitReached, and for its maps/status/errors snapshot while it keeps one.
+// Both may use the budget's reserve (VmConfig::open_file_reserve), so files
+// open at the limit.
 struct OpenFile {
+  // The record of one open file: this struct and its OpenFileTable node.
+  static constexpr std::size_t kRecordBytes = 256;
+
   // pin keeps the task's node (its attributes) for fstat until the file
   // is freed, even after rmdir.
   OpenFile(std::shared_ptr<vm::Task> t, std::shared_ptr<ErrorLog> e, NodeKind k,
@@ -38,7 +49,27 @@ struct OpenFile {
         errors(std::move(e)),
         kind(k),
         flags(f),
-        pin(std::move(p)) {}
+        pin(std::move(p)),
+        account(task->system().budget()) {
+    account.Charge(sizeof(OpenFile) + kRecordBytes +
+                       (kind == NodeKind::kCtl ? kMaxCtlLine : 0),
+                   /*use_reserve=*/true);
+  }
+  ~OpenFile() { account.Release(text_charge); }
+
+  // Requires mu. Charges for text as it now is (releasing the charge of the
+  // text it replaced); false if the limit refuses, and then text is emptied.
+  bool ChargeText() {
+    account.Release(text_charge);
+    text_charge = 0;
+    const std::size_t bytes = text.capacity() + 1;
+    if (!account.TryCharge(bytes, /*use_reserve=*/true)) {
+      std::string().swap(text);
+      return false;
+    }
+    text_charge = bytes;
+    return true;
+  }
 
   // Constant after construction.
   const std::shared_ptr<vm::Task> task;
@@ -46,8 +77,10 @@ struct OpenFile {
   const NodeKind kind;
   const int flags;  // open(2) flags
   const NodePin pin;
+  vm::MemoryAccount account;  // thread-safe on its own
 
   std::mutex mu;
+  std::size_t text_charge = 0;  // guarded by mu: what text is charged
   std::string text;  // guarded by mu: ctl's result line, maps/status snapshot
   std::size_t ctl_cursor = 0;  // guarded by mu: what reads of ctl have taken
   LineAssembler ctl_lines{kMaxCtlLine};  // guarded by mu: a cut ctl line

@@ -48,10 +48,11 @@ std::string RenderStatus(const StatusFacts& facts,
       "regions: {}\n"
       "virtual_bytes: {}\n"
       "resident_bytes: {}\n"
-      "shared_bytes: {}\n",
+      "shared_bytes: {}\n"
+      "metadata_bytes: {}\n",
       facts.name, facts.id, facts.uid, facts.gid, facts.page_size,
       facts.address_bits, stats.regions, stats.virtual_bytes,
-      stats.resident_bytes, stats.shared_bytes);
+      stats.resident_bytes, stats.shared_bytes, stats.metadata_bytes);
 }
 
 }  // namespace taskfs::fs

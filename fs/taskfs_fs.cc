@@ -236,9 +236,10 @@ KernReturn MapsText(vm::Task& task, std::string* out) {
 KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
   const vm::KernResult<vm::TaskStatistics> result = vm::task_statistics(task);
   if (!result.ok()) return result.code();
-  const vm::TaskStatistics& stats = result.value();
+  vm::TaskStatistics stats = result.value();
   TaskNode node;
   if (!Nodes(fs).Find(task.id(), &node)) return vm::KERN_INVALID_TASK;
+  stats.metadata_bytes += node.errors->metadata_bytes();
   const vm::VmSystem& system = fs.system();
   StatusFacts facts;
   facts.name = task.name();
@@ -555,13 +556,21 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
              : file->kind == NodeKind::kStatus
                  ? StatusText(fs, *file->task, &file->text)
                  : ErrorsText(fs, *file, &file->text);
-        if (kr != vm::KERN_SUCCESS) file->text.clear();
+        if (kr != vm::KERN_SUCCESS) {
+          file->text.clear();
+        } else if (!file->ChargeText()) {
+          kr = vm::KERN_RESOURCE_SHORTAGE;
+        }
       } else if (TaskNode node; !Nodes(fs).Find(file->task->id(), &node)) {
         // The rest of a snapshot is I/O on the task too: ESRCH once it is
         // removed (SPEC §4).
         kr = vm::KERN_INVALID_TASK;
       }
-      text = file->text;
+      // Only the part this read returns: a snapshot can be large.
+      const std::string_view all = file->text;
+      const std::size_t from = std::min<std::size_t>(static_cast<std::size_t>(off), all.size());
+      text = all.substr(from, size);
+      off = 0;
     }
   }
   if (kr != vm::KERN_SUCCESS) return r.Err(ErrnoFromKern(kr));
@@ -619,8 +628,10 @@ int RunCtl(Reply& r, OpenFile& file, Lines lines, std::string* result,
 
 void StoreCtlResult(OpenFile& file, const std::string& result) {
   std::lock_guard lock(file.mu);
-  file.text = result + "\n";
+  file.text = result;
+  file.text.push_back('\n');
   file.ctl_cursor = 0;
+  // A result line is short, and kMaxCtlLine of the file's record covers it.
 }
 
 // A ctl write: the lines it completes run now (fs/line_assembler.h). The
@@ -750,8 +761,17 @@ Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
 Replied StatFs(Reply& r, fuse_ino_t) {
   TaskFs& fs = r.fs();
   vm::VmSystem& system = fs.system();
-  const std::uint64_t limit = system.pages().limit_pages();
-  const std::uint64_t live = system.pages().live_pages();
+  // Blocks of the limit, and the used ones: the written pages and the
+  // metadata charged with them (SPEC §3). Freed pages the allocator keeps
+  // for reuse count as free, since it gives them back whenever the budget
+  // needs them, and so do its slabs' records (under 1% of their pages).
+  const vm::MemoryBudget& budget = system.budget();
+  const std::uint64_t own = system.pages().own_bytes();
+  const std::uint64_t charged = budget.used() + budget.reserve_used();
+  const std::uint64_t used = charged > own ? charged - own : 0;
+  const std::uint64_t limit = budget.limit() / system.page_size();
+  const std::uint64_t live =
+      (used + system.page_size() - 1) / system.page_size();
   struct statvfs st;
   std::memset(&st, 0, sizeof st);
   st.f_bsize = system.page_size();
@@ -818,7 +838,13 @@ const fuse_lowlevel_ops& TaskFs::Operations() {
 
 void TaskFs::AddTask(const std::shared_ptr<vm::Task>& task, uid_t uid,
                      gid_t gid) {
-  nodes_.Add(task, uid, gid);
+  try {
+    nodes_.Add(task, uid, gid);
+  } catch (...) {
+    // No node, no task: its name must not stay taken by a task nobody sees.
+    vm::task_terminate(system_, *task);
+    throw;
+  }
 }
 
 }  // namespace taskfs::fs

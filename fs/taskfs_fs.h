@@ -44,7 +44,9 @@ class TaskFs {
   // The operations table; userdata must be a TaskFs.
   static const fuse_lowlevel_ops& Operations();
 
-  // Makes task visible with owner uid:gid and the default modes.
+  // Makes task visible with owner uid:gid and the default modes. May throw
+  // std::bad_alloc (LimitReached at the memory limit: the node's records
+  // are charged); then the task is terminated and its name free again.
   void AddTask(const std::shared_ptr<vm::Task>& task, uid_t uid, gid_t gid);
   std::size_t TaskCount() const { return nodes_.Count(); }
 

@@ -52,7 +52,7 @@ void AddressMap::AllocateRange(const PageRange& range) {
       const std::uint64_t end_index =
           below.offset + Pages(below.end - below.start);
       if (object.OnlyCovers(below.offset, end_index)) {
-        object.Cover(end_index, end_index + Pages(range.size()));
+        object.Extend(end_index, end_index + Pages(range.size()));
         below.end = range.end();
         return;
       }
@@ -61,7 +61,7 @@ void AddressMap::AllocateRange(const PageRange& range) {
   MapEntry entry;
   entry.start = range.start();
   entry.end = range.end();
-  entry.object = std::make_shared<VmObject>();
+  entry.object = std::make_shared<VmObject>(budget_);
   Insert(std::move(entry));
 }
 
@@ -70,9 +70,12 @@ void AddressMap::Insert(MapEntry entry) {
   const std::uint64_t lo = entry.offset;
   const std::uint64_t hi = lo + Pages(entry.end - entry.start);
   auto [it, inserted] = entries_.emplace(start, std::move(entry));
-  {
+  try {
     std::unique_lock lock(it->second.object->mu());
     it->second.object->Cover(lo, hi);
+  } catch (...) {
+    entries_.erase(it);
+    throw;
   }
   if (it != entries_.begin()) MergeWithNext(std::prev(it));
 }
@@ -83,14 +86,35 @@ void AddressMap::Clip(vm_address_t address) {
   MapEntry upper = it->second;
   upper.offset += Pages(address - upper.start);
   upper.start = address;
+  VmObject& object = *upper.object;
+  const std::uint64_t at = upper.offset;
+  {
+    std::unique_lock lock(object.mu());
+    object.Split(at);
+  }
+  try {
+    entries_.emplace_hint(std::next(it), address, std::move(upper));
+  } catch (...) {
+    std::unique_lock lock(object.mu());
+    object.Join(at);
+    throw;
+  }
   it->second.end = address;
-  entries_.emplace_hint(std::next(it), address, std::move(upper));
+}
+
+void AddressMap::ClipEnds(const PageRange& range) {
+  Clip(range.start());
+  try {
+    Clip(range.end());
+  } catch (...) {
+    MergeAround(range);  // undoes the first clip
+    throw;
+  }
 }
 
 void AddressMap::Remove(const PageRange& range) {
   if (range.empty()) return;
-  Clip(range.start());
-  Clip(range.end());
+  ClipEnds(range);
   auto it = entries_.lower_bound(range.start());
   while (it != entries_.end() && it->second.start < range.end()) {
     MapEntry& entry = it->second;
@@ -104,7 +128,7 @@ void AddressMap::Remove(const PageRange& range) {
   if (range.start() < free_hint_) free_hint_ = range.start();
 }
 
-bool AddressMap::MergeWithNext(Entries::iterator it) {
+bool AddressMap::MergeWithNext(Entries::iterator it) noexcept {
   auto next = std::next(it);
   if (next == entries_.end()) return false;
   MapEntry& low = it->second;
@@ -114,12 +138,16 @@ bool AddressMap::MergeWithNext(Entries::iterator it) {
       !low.SameAttributes(high)) {
     return false;
   }
+  {
+    std::unique_lock lock(low.object->mu());
+    low.object->Join(high.offset);
+  }
   low.end = high.end;
   entries_.erase(next);
   return true;
 }
 
-void AddressMap::MergeAround(const PageRange& range) {
+void AddressMap::MergeAround(const PageRange& range) noexcept {
   auto it = entries_.lower_bound(range.start());
   if (it != entries_.begin()) --it;
   while (it != entries_.end() && it->second.start <= range.end()) {
@@ -130,8 +158,7 @@ void AddressMap::MergeAround(const PageRange& range) {
 void AddressMap::ForEachClipped(const PageRange& range,
                                 const std::function<void(MapEntry&)>& fn) {
   if (range.empty()) return;
-  Clip(range.start());
-  Clip(range.end());
+  ClipEnds(range);
   for (auto it = entries_.lower_bound(range.start());
        it != entries_.end() && it->second.start < range.end(); ++it) {
     fn(it->second);

@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "vmcore/kern_result.h"
+#include "vmcore/memory_budget.h"
 #include "vmcore/page_range.h"
 #include "vmcore/vm_object.h"
 #include "vmcore/vm_types.h"
@@ -36,20 +37,35 @@ struct MapEntry {
 // The engine below the facade: it assumes valid input (ranges built by
 // PageRange, values checked) and states its preconditions instead of checking.
 //
+// Memory: the entries are charged to the map's account and new objects to
+// the budget. A method that makes something (AllocateRange, Insert, Remove,
+// ForEachClipped and what calls it) may throw std::bad_alloc (LimitReached
+// at the memory limit) and then has changed nothing; what only takes away
+// cannot fail.
+//
 // Thread-safety: none of its own; guarded by the owning Task's mu_ (shared to
-// read, exclusive to change). Methods that change coverage lock the objects
-// involved one at a time, so the caller must hold no object lock.
+// read, exclusive to change). Methods that change entries or coverage lock
+// the objects involved one at a time, so the caller must hold no object lock.
 class AddressMap {
  public:
-  using Entries = std::map<vm_address_t, MapEntry>;
+  using Entries =
+      std::map<vm_address_t, MapEntry, std::less<>,
+               ChargedAllocator<std::pair<const vm_address_t, MapEntry>>>;
 
-  explicit AddressMap(const Geometry& geometry) : geometry_(geometry) {}
+  AddressMap(const Geometry& geometry, MemoryBudget& budget)
+      : geometry_(geometry),
+        budget_(budget),
+        account_(budget),
+        entries_(Entries::allocator_type(account_)) {}
   ~AddressMap();
   AddressMap(const AddressMap&) = delete;
   AddressMap& operator=(const AddressMap&) = delete;
 
   const Geometry& geometry() const { return geometry_; }
   const Entries& entries() const { return entries_; }
+  MemoryBudget& budget() const { return budget_; }
+  // Bytes the map's entries hold (their objects have their own accounts).
+  std::uint64_t metadata_bytes() const { return account_.held(); }
 
   // The first entry whose end is above address: the one holding it, or else
   // the next one up.
@@ -77,8 +93,16 @@ class AddressMap {
   // Inserts entry, whose range must be free and whose object range
   // [offset, offset + pages) the caller has not covered yet.
   void Insert(MapEntry entry);
-  // Removes every entry part inside range.
+  // Removes every entry part inside range. Cannot fail when no entry
+  // straddles an end of range (range is all of the space, or ends where
+  // entries end), since nothing is then split.
   void Remove(const PageRange& range);
+  // Splits entries so that range's ends fall on entry boundaries, all or
+  // nothing (may throw), so that a Remove of range can no longer fail; and
+  // MergeAround, which merges every mergeable pair from the entry below
+  // range to the one at its end, undoes it.
+  void ClipEnds(const PageRange& range);
+  void MergeAround(const PageRange& range) noexcept;
   // Splits entries so that range's ends fall on entry boundaries, then calls
   // fn(entry) for each entry inside it, then merges equal neighbors again.
   void ForEachClipped(const PageRange& range,
@@ -112,20 +136,20 @@ class AddressMap {
   vm_size_t virtual_bytes() const;
 
  private:
-  // Splits the entry holding address so that one starts there.
+  // Splits the entry holding address so that one starts there (may throw;
+  // then nothing changed).
   void Clip(vm_address_t address);
   // Merges the entry after it into it when the two are contiguous in both
   // address and object and have equal attributes.
-  bool MergeWithNext(Entries::iterator it);
-  // Merges every mergeable pair from the entry below range to the one at its
-  // end.
-  void MergeAround(const PageRange& range);
+  bool MergeWithNext(Entries::iterator it) noexcept;
   std::uint64_t Pages(vm_size_t bytes) const {
     return bytes >> geometry_.page_shift;
   }
 
   const Geometry geometry_;
-  Entries entries_;  // keyed by start; entries never overlap
+  MemoryBudget& budget_;
+  MemoryAccount account_;  // before entries_, so it goes after them
+  Entries entries_;        // keyed by start; entries never overlap
   // No hole starts below free_hint_: FindSpace starts its search there.
   vm_address_t free_hint_ = 0;
 };

@@ -13,11 +13,33 @@ class Slab {
  public:
   PageAllocator* owner = nullptr;
   std::byte* base = nullptr;
-  std::size_t used = 0;         // pages handed out
-  std::size_t never_used = 0;   // index of the first page never handed out
-  Page* free_list = nullptr;    // pages handed out once and returned
+  std::size_t used = 0;        // pages handed out
+  std::size_t never_used = 0;  // index of the first page never handed out
+  std::size_t warm = 0;        // pages on warm_list
+  Page* warm_list = nullptr;   // freed, still resident and charged
+  Page* cold_list = nullptr;   // freed and given back to the system
+  // Links of PageAllocator's lists: every slab, and those with room.
+  Slab* all_prev = nullptr;
+  Slab* all_next = nullptr;
+  Slab* free_prev = nullptr;
+  Slab* free_next = nullptr;
+  bool has_room = false;  // on the list of slabs with room
   Page pages[PageAllocator::kSlabPages];
 };
+
+namespace {
+
+constexpr std::uint64_t kSlabCharge = sizeof(Slab) + kHeapOverhead;
+
+Page* Pop(Page*& list, Page* next) {
+  Page* page = list;
+  list = next;
+  return page;
+}
+
+}  // namespace
+
+std::uint64_t PageAllocator::SlabCharge() { return kSlabCharge; }
 
 void Page::Drop(std::uint64_t n) {
   if (refs_.fetch_sub(n, std::memory_order_acq_rel) == n) {
@@ -25,9 +47,11 @@ void Page::Drop(std::uint64_t n) {
   }
 }
 
-PageAllocator::PageAllocator(std::size_t page_size, std::uint64_t limit_bytes)
+PageAllocator::PageAllocator(std::size_t page_size, MemoryBudget& budget,
+                             std::uint64_t page_limit_bytes)
     : page_size_(page_size),
-      limit_pages_(limit_bytes == 0 ? 0 : (limit_bytes / page_size)) {
+      budget_(budget),
+      limit_pages_(page_limit_bytes / page_size) {
   void* zero = mmap(nullptr, page_size_, PROT_READ,
                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (zero == MAP_FAILED) throw std::bad_alloc();
@@ -35,7 +59,9 @@ PageAllocator::PageAllocator(std::size_t page_size, std::uint64_t limit_bytes)
 }
 
 PageAllocator::~PageAllocator() {
-  for (Slab* slab : all_slabs_) {
+  while (Slab* slab = all_slabs_) {
+    all_slabs_ = slab->all_next;
+    budget_.Release(slab->warm * page_size_ + kSlabCharge);
     munmap(slab->base, kSlabPages * page_size_);
     delete slab;
   }
@@ -57,8 +83,10 @@ Slab* PageAllocator::NewSlab() {
     slab->pages[i].data_ = slab->base + i * page_size_;
     slab->pages[i].slab_ = slab;
   }
-  all_slabs_.insert(slab);
-  slabs_with_free_.insert(slab);
+  slab->all_next = all_slabs_;
+  if (all_slabs_ != nullptr) all_slabs_->all_prev = slab;
+  all_slabs_ = slab;
+  ++slabs_;
   return slab;
 }
 
@@ -69,25 +97,55 @@ bool PageAllocator::Allocate(std::size_t n, Page** out) {
   if (limit_pages_ != 0 && (n > limit_pages_ || live > limit_pages_ - n)) {
     return false;
   }
-  // Make sure enough slabs exist before taking anything, so a failed mmap
-  // leaves nothing taken.
-  std::size_t available = 0;
-  for (Slab* slab : slabs_with_free_) {
-    available += kSlabPages - slab->used;
-    if (available >= n) break;
+  // Pages are taken slab by slab in with_room_'s order, warm ones
+  // first in each: count what that takes before taking anything, and charge
+  // for the pages that are not warm and for new slabs, so a refusal (or a
+  // failed mmap) leaves nothing taken.
+  std::size_t warm = 0, available = 0;
+  for (Slab* slab = with_room_; slab != nullptr; slab = slab->free_next) {
+    const std::size_t free = kSlabPages - slab->used;
+    const std::size_t take = std::min(free, n - available);
+    warm += std::min(take, slab->warm);
+    available += take;
+    if (available == n) break;
   }
-  while (available < n) {
-    if (NewSlab() == nullptr) return false;
-    available += kSlabPages;
+  const std::size_t new_slabs = (n - available + kSlabPages - 1) / kSlabPages;
+  const std::uint64_t charge =
+      (n - warm) * std::uint64_t{page_size_} + new_slabs * kSlabCharge;
+  if (!budget_.TryCharge(charge)) return false;
+  // New slabs wait on a chain of their own until the ones counted above are
+  // used up, so pages are taken in the order they were counted.
+  Slab* fresh = nullptr;
+  for (std::size_t i = 0; i < new_slabs; ++i) {
+    Slab* slab = NewSlab();
+    if (slab == nullptr) {
+      while (fresh != nullptr) {
+        Slab* next = fresh->free_next;
+        Unmap(fresh);
+        fresh = next;
+      }
+      budget_.Release(charge - i * kSlabCharge);
+      return false;
+    }
+    slab->free_next = fresh;
+    fresh = slab;
   }
   std::size_t taken = 0;
   while (taken < n) {
-    Slab* slab = *slabs_with_free_.begin();
+    if (with_room_ == nullptr) {
+      Slab* next = fresh->free_next;
+      GainRoom(fresh);
+      fresh = next;
+    }
+    Slab* slab = with_room_;
     while (taken < n && slab->used < kSlabPages) {
       Page* page;
-      if (slab->free_list != nullptr) {
-        page = slab->free_list;
-        slab->free_list = page->next_free_;
+      if (slab->warm_list != nullptr) {
+        page = Pop(slab->warm_list, slab->warm_list->next_free_);
+        --slab->warm;
+        --warm_pages_;
+      } else if (slab->cold_list != nullptr) {
+        page = Pop(slab->cold_list, slab->cold_list->next_free_);
       } else {
         page = &slab->pages[slab->never_used++];
       }
@@ -96,28 +154,88 @@ bool PageAllocator::Allocate(std::size_t n, Page** out) {
       ++slab->used;
       out[taken++] = page;
     }
-    if (slab->used == kSlabPages) slabs_with_free_.erase(slab);
+    if (slab->used == kSlabPages) LoseRoom(slab);
   }
   live_pages_.store(live + n, std::memory_order_relaxed);
   return true;
+}
+
+void PageAllocator::Unmap(Slab* slab) {
+  if (slab->all_prev != nullptr) slab->all_prev->all_next = slab->all_next;
+  if (slab->all_next != nullptr) slab->all_next->all_prev = slab->all_prev;
+  if (all_slabs_ == slab) all_slabs_ = slab->all_next;
+  --slabs_;
+  budget_.Release(slab->warm * page_size_ + kSlabCharge);
+  munmap(slab->base, kSlabPages * page_size_);
+  delete slab;
+}
+
+void PageAllocator::GainRoom(Slab* slab) {
+  slab->has_room = true;
+  slab->free_prev = nullptr;
+  slab->free_next = with_room_;
+  if (with_room_ != nullptr) with_room_->free_prev = slab;
+  with_room_ = slab;
+}
+
+void PageAllocator::LoseRoom(Slab* slab) {
+  if (!slab->has_room) return;
+  slab->has_room = false;
+  if (slab->free_prev != nullptr) slab->free_prev->free_next = slab->free_next;
+  if (slab->free_next != nullptr) slab->free_next->free_prev = slab->free_prev;
+  if (with_room_ == slab) with_room_ = slab->free_next;
+}
+
+bool PageAllocator::Fits(std::uint64_t n) const {
+  const std::uint64_t live = live_pages();
+  if (limit_pages_ != 0 && (n > limit_pages_ || live > limit_pages_ - n)) {
+    return false;
+  }
+  const std::uint64_t limit = budget_.limit();
+  const std::uint64_t bytes = n * page_size_;
+  return limit == 0 || (bytes <= limit && budget_.used() <= limit - bytes);
 }
 
 void PageAllocator::Free(Page* page) {
   Slab* slab = page->slab_;
   std::lock_guard lock(mu_);
   live_pages_.fetch_sub(1, std::memory_order_relaxed);
-  page->next_free_ = slab->free_list;
-  slab->free_list = page;
-  if (slab->used-- == kSlabPages) slabs_with_free_.insert(slab);
+  page->next_free_ = slab->warm_list;
+  slab->warm_list = page;
+  ++slab->warm;
+  ++warm_pages_;
+  if (slab->used-- == kSlabPages) GainRoom(slab);
   // Give an empty slab back to the system unless it is the only one with
   // room left, which is kept to spare an mmap/munmap pair per page when one
   // page is allocated and freed over and over.
-  if (slab->used == 0 && slabs_with_free_.size() > 1) {
-    slabs_with_free_.erase(slab);
-    all_slabs_.erase(slab);
-    munmap(slab->base, kSlabPages * page_size_);
-    delete slab;
+  if (slab->used == 0 && !(with_room_ == slab && slab->free_next == nullptr)) {
+    LoseRoom(slab);
+    warm_pages_ -= slab->warm;
+    Unmap(slab);
   }
+}
+
+std::uint64_t PageAllocator::own_bytes() const {
+  std::lock_guard lock(mu_);
+  return warm_pages_ * page_size_ + slabs_ * kSlabCharge;
+}
+
+std::uint64_t PageAllocator::Reclaim() {
+  std::lock_guard lock(mu_);
+  std::uint64_t released = 0;
+  for (Slab* slab = with_room_; slab != nullptr; slab = slab->free_next) {
+    while (slab->warm_list != nullptr) {
+      Page* page = Pop(slab->warm_list, slab->warm_list->next_free_);
+      madvise(page->data_, page_size_, MADV_DONTNEED);
+      page->next_free_ = slab->cold_list;
+      slab->cold_list = page;
+      released += page_size_;
+    }
+    warm_pages_ -= slab->warm;
+    slab->warm = 0;
+  }
+  budget_.Release(released);
+  return released;
 }
 
 }  // namespace taskfs::vm

@@ -18,6 +18,25 @@ std::size_t PageTable::LowerBound(std::uint64_t key) const {
   return static_cast<std::size_t>(it - chunks_.begin());
 }
 
+PageTable::~PageTable() {
+  for (const Entry& entry : chunks_) FreeChunk(entry.chunk);
+}
+
+PageTable::Chunk* PageTable::NewChunk() {
+  account_.Charge(kChunkCharge);
+  try {
+    return new Chunk;
+  } catch (...) {
+    account_.Release(kChunkCharge);
+    throw;
+  }
+}
+
+void PageTable::FreeChunk(Chunk* chunk) noexcept {
+  delete chunk;
+  account_.Release(kChunkCharge);
+}
+
 Page* PageTable::Get(std::uint64_t index) const {
   const std::uint64_t key = index / kChunkPages;
   const std::size_t at = LowerBound(key);
@@ -32,25 +51,30 @@ void PageTable::Reserve(std::uint64_t lo, std::uint64_t hi) {
     const std::size_t at = LowerBound(c);
     if (at == chunks_.size() || chunks_[at].key != c) {
       // Either step may throw; neither leaves a change behind.
-      auto chunk = std::make_unique<Chunk>();
-      chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(at),
-                     Entry{c, std::move(chunk)});
+      Chunk* chunk = NewChunk();
+      try {
+        chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(at),
+                       Entry{c, chunk});
+      } catch (...) {
+        FreeChunk(chunk);
+        throw;
+      }
     }
     cached_key_ = c;
-    cached_chunk_ = chunks_[at].chunk.get();
+    cached_chunk_ = chunks_[at].chunk;
   }
 }
 
 Page*& PageTable::Slot(std::uint64_t index) {
   const std::uint64_t key = index / kChunkPages;
   if (key != cached_key_) {
-    cached_chunk_ = chunks_[LowerBound(key)].chunk.get();
+    cached_chunk_ = chunks_[LowerBound(key)].chunk;
     cached_key_ = key;
   }
   return cached_chunk_->slots[index % kChunkPages];
 }
 
-void PageTable::Trim(std::uint64_t lo, std::uint64_t hi) {
+void PageTable::Trim(std::uint64_t lo, std::uint64_t hi) noexcept {
   if (lo >= hi) return;
   const auto from = chunks_.begin() +
                     static_cast<std::ptrdiff_t>(LowerBound(lo / kChunkPages));
@@ -60,10 +84,14 @@ void PageTable::Trim(std::uint64_t lo, std::uint64_t hi) {
     for (const Page* page : entry.chunk->slots) {
       if (page != nullptr) return false;
     }
-    if (cached_chunk_ == entry.chunk.get()) cached_key_ = ~std::uint64_t{0};
+    if (cached_chunk_ == entry.chunk) cached_key_ = ~std::uint64_t{0};
+    FreeChunk(entry.chunk);
     return true;
   });
   chunks_.erase(kept, to);
+  // A table left empty gives its array back too (no allocation: the
+  // library catches anything shrinking throws).
+  if (chunks_.empty()) chunks_.shrink_to_fit();
 }
 
 }  // namespace taskfs::vm

@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "vmcore/memory_budget.h"
+
 namespace taskfs::vm {
 
 class Page;
@@ -21,19 +23,26 @@ class Page;
 // vector is rare.
 // A null slot is an unwritten (zero) page.
 //
+// The chunks and the array are charged to the owner's MemoryAccount, so a
+// Reserve past the memory limit throws LimitReached (a std::bad_alloc).
+//
 // Not thread-safe: guarded by the owning VmObject's lock.
 class PageTable {
  public:
   static constexpr std::uint64_t kChunkPages = 512;
 
-  PageTable() = default;
+  explicit PageTable(MemoryAccount& account)
+      : account_(account), chunks_(ChargedAllocator<Entry>(account)) {}
+  ~PageTable();
   PageTable(const PageTable&) = delete;
   PageTable& operator=(const PageTable&) = delete;
 
   Page* Get(std::uint64_t index) const;
 
   // Creates the chunks holding [lo, hi) so that Slot() on that range cannot
-  // fail. May throw std::bad_alloc; creating chunks changes no content.
+  // fail. May throw std::bad_alloc (LimitReached among them); creating
+  // chunks changes no content, and the chunks made before the throw stay
+  // until a Trim.
   void Reserve(std::uint64_t lo, std::uint64_t hi);
   // The slot of index, whose chunk must exist (Reserve). Remembers the last
   // chunk, so walking a range costs one map lookup per chunk.
@@ -53,7 +62,7 @@ class PageTable {
   template <typename Fn>
   void Clear(std::uint64_t lo, std::uint64_t hi, Fn&& fn);
   // Drops the empty chunks that overlap [lo, hi).
-  void Trim(std::uint64_t lo, std::uint64_t hi);
+  void Trim(std::uint64_t lo, std::uint64_t hi) noexcept;
 
   bool empty() const { return chunks_.empty(); }
 
@@ -63,12 +72,16 @@ class PageTable {
   };
   struct Entry {
     std::uint64_t key;  // index / kChunkPages
-    std::unique_ptr<Chunk> chunk;
+    Chunk* chunk;       // owned: made by NewChunk, freed by FreeChunk
   };
+  static constexpr std::uint64_t kChunkCharge = sizeof(Chunk) + kHeapOverhead;
   // The position of the lowest entry whose key is at least key.
   std::size_t LowerBound(std::uint64_t key) const;
+  Chunk* NewChunk();
+  void FreeChunk(Chunk* chunk) noexcept;
 
-  std::vector<Entry> chunks_;                     // ascending by key
+  MemoryAccount& account_;
+  std::vector<Entry, ChargedAllocator<Entry>> chunks_;  // ascending by key
   std::uint64_t cached_key_ = ~std::uint64_t{0};  // Slot()'s last chunk
   Chunk* cached_chunk_ = nullptr;
 };

@@ -15,17 +15,26 @@ Geometry GeometryOf(const VmSystem& system) {
   return geometry;
 }
 
+// The record of a task: the Task made by std::make_shared, its name and its
+// two nodes in the VmSystem's registry.
+constexpr std::uint64_t kTaskCharge =
+    sizeof(Task) + 64 + 2 * 96 + 4 * kHeapOverhead;
+
 }  // namespace
 
 Task::Task(VmSystem& system, std::uint64_t id, std::string name)
     : system_(system),
       id_(id),
       name_(std::move(name)),
-      map_(GeometryOf(system)) {}
+      account_(system.budget()),
+      map_(GeometryOf(system), system.budget()) {
+  account_.Charge(kTaskCharge);
+}
 
-void Task::Terminate() {
-  terminated_ = true;
+void Task::Terminate() noexcept {
+  // Removing the whole space splits nothing, so it cannot fail.
   map_.Remove(PageRange::All(geometry()));
+  terminated_ = true;
 }
 
 }  // namespace taskfs::vm

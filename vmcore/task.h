@@ -7,6 +7,7 @@
 #include <string>
 
 #include "vmcore/address_map.h"
+#include "vmcore/memory_budget.h"
 #include "vmcore/page_range.h"
 
 namespace taskfs::vm {
@@ -23,6 +24,7 @@ class VmSystem;
 // exclusive for calls that change it. See lock_order.h.
 class Task {
  public:
+  // Charges the task's record to the budget: may throw LimitReached.
   Task(VmSystem& system, std::uint64_t id, std::string name);
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
@@ -38,13 +40,20 @@ class Task {
   const AddressMap& map() const { return map_; }
   bool terminated() const { return terminated_; }
   // Requires mu_ exclusive: empties the map (freeing its memory) and makes
-  // every later call fail with KERN_INVALID_TASK.
-  void Terminate();
+  // every later call fail with KERN_INVALID_TASK. Cannot fail.
+  void Terminate() noexcept;
+
+  // What the task's own bookkeeping holds: its record, and whatever the
+  // layers above charge to it (the file system's per-task and per-open-file
+  // state). Thread-safe.
+  MemoryAccount& account() { return account_; }
+  const MemoryAccount& account() const { return account_; }
 
  private:
   VmSystem& system_;
   const std::uint64_t id_;
   const std::string name_;
+  MemoryAccount account_;  // thread-safe on its own
 
   mutable std::shared_mutex mu_;
   AddressMap map_;          // guarded by mu_

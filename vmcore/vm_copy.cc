@@ -25,7 +25,20 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
     std::uint64_t page;  // page number from the start of the range
     Page* data;
   };
-  std::vector<Written> written;
+  // As large as the source's written pages: charged, while the copy runs.
+  MemoryAccount scratch(dst_map.budget());
+  std::vector<Written, ChargedAllocator<Written>> written{
+      ChargedAllocator<Written>(scratch)};
+  // Drops the empty chunks of the destination's pieces: after a refusal they
+  // are the ones Reserve made (nothing is left behind), after the copy the
+  // ones it emptied. Only once every piece is done, since two pieces of the
+  // destination can share an object.
+  auto trim_destination = [&] {
+    dst_map.ForEachPiece(dst_range, [&](const MapEntry& entry,
+                                        std::uint64_t lo, std::uint64_t hi) {
+      entry.object->pages().Trim(lo, hi);
+    });
+  };
   std::uint64_t seen = 0;
   try {
     src_map.ForEachPiece(src_range, [&](const MapEntry& entry, std::uint64_t lo,
@@ -52,6 +65,7 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
     });
   } catch (...) {
     for (const Written& w : written) w.data->DropMapping();
+    trim_destination();
     throw;
   }
 
@@ -66,12 +80,7 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
     }
     dst_seen += hi - lo;
   });
-  // Trim only after every piece is filled: two pieces of the destination can
-  // share an object, and trimming after the first could drop a chunk that
-  // was reserved for the second.
-  dst_map.ForEachPiece(
-      dst_range, [&](const MapEntry& entry, std::uint64_t lo,
-                     std::uint64_t hi) { entry.object->pages().Trim(lo, hi); });
+  trim_destination();
 }
 
 void CopyOut(const AddressMap& src_map, const PageRange& src_range,
@@ -79,7 +88,7 @@ void CopyOut(const AddressMap& src_map, const PageRange& src_range,
   const unsigned shift = src_map.geometry().page_shift;
   // New regions with the source's attributes over one new object.
   std::vector<MapEntry> pieces;
-  auto object = std::make_shared<VmObject>();
+  auto object = std::make_shared<VmObject>(dst_map.budget());
   for (auto it = src_map.EntryFrom(src_range.start());
        it != src_map.entries().end() && it->second.start < src_range.end();
        ++it) {
@@ -104,10 +113,18 @@ void CopyOut(const AddressMap& src_map, const PageRange& src_range,
 void MapCopy(AddressMap& src_map, const PageRange& src_range,
              AddressMap& dst_map, const PageRange& dst_range, bool dst_alloc,
              bool src_destroy) {
-  if (dst_alloc) {
-    CopyOut(src_map, src_range, dst_map, dst_range);
-  } else {
-    CopyOverwrite(src_map, src_range, dst_map, dst_range);
+  // All or nothing: the source is split where it will be removed before the
+  // copy, so that removing it cannot fail once the copy is made.
+  if (src_destroy) src_map.ClipEnds(src_range);
+  try {
+    if (dst_alloc) {
+      CopyOut(src_map, src_range, dst_map, dst_range);
+    } else {
+      CopyOverwrite(src_map, src_range, dst_map, dst_range);
+    }
+  } catch (...) {
+    if (src_destroy) src_map.MergeAround(src_range);
+    throw;
   }
   if (src_destroy) src_map.Remove(src_range);
 }

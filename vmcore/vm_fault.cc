@@ -206,7 +206,15 @@ class PinWaiter {
 // The reason of a write whose new pages the allocator refused.
 void RefuseAtTheLimit(const PageAllocator& pages, std::size_t needed) {
   const std::uint64_t page = pages.page_size();
-  if (pages.limit_pages() == 0) {
+  const MemoryBudget& budget = pages.budget();
+  const std::uint64_t cap = pages.page_limit();
+  if (cap != 0 && (needed > cap || pages.live_pages() > cap - needed)) {
+    SetFailureReason(fmt::format(
+        "page limit {} bytes: {} in pages, the write needs {} more",
+        cap * page, pages.live_pages() * page, needed * page));
+    return;
+  }
+  if (budget.limit() == 0) {
     SetFailureReason(fmt::format(
         "out of memory: {} bytes of new pages could not be mapped",
         needed * page));
@@ -214,7 +222,16 @@ void RefuseAtTheLimit(const PageAllocator& pages, std::size_t needed) {
   }
   SetFailureReason(fmt::format(
       "memory limit {} bytes: {} in use, the write needs {} more",
-      pages.limit_pages() * page, pages.live_pages() * page, needed * page));
+      budget.limit(), budget.used(), needed * page));
+}
+
+// Drops the page-table chunks of range that hold nothing: those a refused
+// write reserved. Requires the object locks, exclusive.
+void TrimReserved(const AddressMap& map, const PageRange& range) noexcept {
+  map.ForEachPiece(range, [](const MapEntry& entry, std::uint64_t lo,
+                             std::uint64_t hi) {
+    entry.object->pages().Trim(lo, hi);
+  });
 }
 
 template <typename Produce>
@@ -237,18 +254,22 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
     locks.Add(map, range, /*exclusive=*/true);
     locks.LockAll();
     std::size_t for_pins = 0;
-    const std::size_t needed = PagesToWrite(map, range, &for_pins);
+    std::size_t needed = 0;
     thread_local std::vector<Page*> batch;
-    batch.resize(needed);
+    try {
+      needed = PagesToWrite(map, range, &for_pins);
+      batch.resize(needed);
+    } catch (...) {
+      TrimReserved(map, range);
+      throw;
+    }
     if (!pages.Allocate(needed, batch.data())) {
+      TrimReserved(map, range);
       const Clock::time_point now = Clock::now();
       if (first) deadline = now + system.config().pin_wait;
       // Would the write fit if the pinned pages needed no copy?
-      const std::uint64_t limit = pages.limit_pages();
-      const std::size_t rest = needed - for_pins;
-      const bool pins_in_the_way = for_pins > 0 && limit != 0 &&
-                                   rest <= limit &&
-                                   pages.live_pages() <= limit - rest;
+      const bool pins_in_the_way =
+          for_pins > 0 && pages.Fits(needed - for_pins);
       if (!pins_in_the_way || now >= deadline) {
         RefuseAtTheLimit(pages, needed);
         return KERN_RESOURCE_SHORTAGE;

@@ -27,7 +27,7 @@ std::vector<MapEntry> ChildEntries(const AddressMap& map) {
       // A new object holding the same pages: copy-on-write both ways.
       const std::uint64_t lo = entry.offset;
       const std::uint64_t hi = lo + ((entry.end - entry.start) >> shift);
-      child.object = std::make_shared<VmObject>();
+      child.object = std::make_shared<VmObject>(map.budget());
       child.offset = 0;
       PageTable& copy = child.object->pages();
       entry.object->pages().ForEach(lo, hi,

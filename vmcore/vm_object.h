@@ -3,9 +3,11 @@
 #define TASKFS_VMCORE_VM_OBJECT_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <shared_mutex>
 
+#include "vmcore/memory_budget.h"
 #include "vmcore/page_table.h"
 
 namespace taskfs::vm {
@@ -17,13 +19,19 @@ namespace taskfs::vm {
 // (Page's reference count), never per object.
 //
 // The object counts how many entries cover each index (coverage). Pages of
-// indexes no entry covers any more are freed at once.
+// indexes no entry covers any more are freed at once. Coverage keeps a mark
+// at each end of every entry's range, so that taking an entry away (Uncover,
+// Join) never allocates: those paths run in cleanup and cannot fail.
+//
+// Memory: the object's record, its page table and its coverage are charged
+// to its own account (metadata_bytes()); what can be refused throws
+// LimitReached and changes nothing.
 //
 // Thread-safety: mu_ guards pages_ and coverage_; see lock_order.h.
 class VmObject {
  public:
-  VmObject();
-  ~VmObject();  // drops every page
+  explicit VmObject(MemoryBudget& budget);  // may throw LimitReached
+  ~VmObject();                              // drops every page
   VmObject(const VmObject&) = delete;
   VmObject& operator=(const VmObject&) = delete;
 
@@ -35,29 +43,52 @@ class VmObject {
   PageTable& pages() { return pages_; }
   const PageTable& pages() const { return pages_; }
 
-  // Requires mu_ exclusive. An entry now covers [lo, hi).
+  // These require mu_ exclusive. Cover: a new entry covers [lo, hi) (may
+  // throw; then nothing changed). Uncover: an entry that covered [lo, hi)
+  // goes; frees the pages of indexes nothing covers any more.
   void Cover(std::uint64_t lo, std::uint64_t hi);
-  // Requires mu_ exclusive. An entry no longer covers [lo, hi); frees the
-  // pages of indexes nothing covers any more.
-  void Uncover(std::uint64_t lo, std::uint64_t hi);
+  void Uncover(std::uint64_t lo, std::uint64_t hi) noexcept;
+  // An entry covering [lo, hi) becomes two, [lo, at) and [at, hi) (may
+  // throw; then nothing changed), and back again (Join of the same at).
+  void Split(std::uint64_t at);
+  void Join(std::uint64_t at) noexcept;
+  // An entry covering [lo, at) now covers [lo, hi) (may throw; then nothing
+  // changed).
+  void Extend(std::uint64_t at, std::uint64_t hi);
+
   // Requires mu_. How many entries cover index.
   std::uint32_t CoverageAt(std::uint64_t index) const;
-  // Requires mu_. True if exactly [lo, hi) is covered, once, and nothing else
-  // is: an entry over that range is the object's only user.
+  // Requires mu_. True if exactly [lo, hi) is covered, once, by one entry,
+  // and nothing else is: an entry over that range is the object's only user.
   bool OnlyCovers(std::uint64_t lo, std::uint64_t hi) const;
 
+  // Bytes of memory this object holds beyond its pages: its record, its
+  // page table, its coverage.
+  std::uint64_t metadata_bytes() const { return account_.held(); }
+
  private:
-  // Adds delta to the coverage of [lo, hi); calls on_zero(a, b) for each part
-  // whose coverage became 0.
-  template <typename Fn>
-  void AddCoverage(std::uint64_t lo, std::uint64_t hi, int delta, Fn&& on_zero);
+  // From its key up to the next: how many entries cover it, and how many
+  // entry ranges begin or end at the key.
+  struct Mark {
+    std::uint32_t count;
+    std::uint32_t ends;
+  };
+  using Coverage =
+      std::map<std::uint64_t, Mark, std::less<>,
+               ChargedAllocator<std::pair<const std::uint64_t, Mark>>>;
+
+  // The mark at key (made with the count holding there if missing; may
+  // throw), and its removal when it no longer marks anything.
+  Coverage::iterator MarkAt(std::uint64_t key, bool* made);
+  void DropIfIdle(Coverage::iterator it) noexcept;
 
   const std::uint64_t id_;
   mutable std::shared_mutex mu_;
-  PageTable pages_;  // guarded by mu_
-  // Piecewise-constant coverage: the count at key k holds from k up to the
-  // next key; below the first key it is 0. Neighbors never hold equal counts.
-  std::map<std::uint64_t, std::uint32_t> coverage_;  // guarded by mu_
+  MemoryAccount account_;  // before what it charges, so it goes after them
+  PageTable pages_;        // guarded by mu_
+  // A key exists where the count changes and where an entry's range begins
+  // or ends; below the first key the count is 0.
+  Coverage coverage_;  // guarded by mu_
 };
 
 }  // namespace taskfs::vm

@@ -18,8 +18,13 @@ TaskStatistics MapStatistics(const AddressMap& map) {
   s.virtual_bytes = map.virtual_bytes();
   const std::uint64_t page_size = map.geometry().page_size();
   std::unordered_set<const Page*> counted;
+  std::unordered_set<const VmObject*> objects;
+  s.metadata_bytes = map.metadata_bytes();
   for (const auto& [start, entry] : map.entries()) {
     const VmObject& object = *entry.object;
+    if (objects.insert(&object).second) {
+      s.metadata_bytes += object.metadata_bytes();
+    }
     const std::uint64_t lo = entry.offset;
     const std::uint64_t hi =
         lo + ((entry.end - entry.start) >> map.geometry().page_shift);

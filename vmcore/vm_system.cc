@@ -10,7 +10,13 @@
 namespace taskfs::vm {
 
 VmSystem::VmSystem(const VmConfig& config)
-    : config_(config), pages_(config.page_size, config.memory_limit) {}
+    : config_(config),
+      budget_(config.memory_limit, config.open_file_reserve),
+      pages_(config.page_size, budget_, config.page_limit) {
+  budget_.SetReclaimer(
+      [](void* pages) { return static_cast<PageAllocator*>(pages)->Reclaim(); },
+      &pages_);
+}
 
 VmSystem::~VmSystem() {
   // Tasks still held elsewhere must not keep memory of a dead system.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "vmcore/kern_result.h"
+#include "vmcore/memory_budget.h"
 #include "vmcore/page_allocator.h"
 
 namespace taskfs::vm {
@@ -23,7 +24,17 @@ class Task;
 struct VmConfig {
   std::uint64_t page_size = 4096;     // power of two, 4096..65536
   unsigned address_bits = 47;         // 24..62
-  std::uint64_t memory_limit = 0;     // bytes of resident pages; 0 = no limit
+  // Bytes of everything the tasks hold: pages and metadata (memory_budget.h);
+  // 0 = no limit.
+  std::uint64_t memory_limit = 0;
+  // A cap on written pages alone, in bytes, within memory_limit; 0 = none.
+  // The daemon has none: the differential tests use it, so that the reference
+  // model, which has no metadata, predicts every refusal.
+  std::uint64_t page_limit = 0;
+  // How far past memory_limit the charges of open files may go, so that a
+  // user at the limit can still open files, read status, maps and errors,
+  // and free memory through ctl.
+  std::uint64_t open_file_reserve = 2 << 20;
   std::uint64_t max_tasks = 1024;     // live tasks
   // At the memory limit, how long a write that would fit but for readers'
   // pins (pages it could then write in place) waits for them to go before
@@ -59,6 +70,7 @@ class VmSystem {
   std::uint64_t address_limit() const { return std::uint64_t{1} << config_.address_bits; }
 
   PageAllocator& pages() { return pages_; }
+  MemoryBudget& budget() { return budget_; }
 
   // Live tasks. Null when there is none of that name or id.
   std::shared_ptr<Task> FindTask(std::string_view name) const;
@@ -83,6 +95,7 @@ class VmSystem {
   // Constant after construction.
   const VmConfig config_;
 
+  MemoryBudget budget_;  // thread-safe on its own; before what it charges
   PageAllocator pages_;  // thread-safe on its own
 
   mutable std::mutex tasks_mu_;

@@ -53,6 +53,11 @@ struct TaskStatistics {
   std::uint64_t virtual_bytes = 0;   // allocated bytes
   std::uint64_t resident_bytes = 0;  // bytes of distinct written pages
   std::uint64_t shared_bytes = 0;    // part of resident also mapped elsewhere
+  // Memory held for the task beyond its pages: its record and what the file
+  // system keeps for it, its map's entries, and its objects' page tables and
+  // coverage (an object mapped by several tasks counts in each, as a shared
+  // page counts in each task's resident_bytes).
+  std::uint64_t metadata_bytes = 0;
 };
 
 }  // namespace taskfs::vm

@@ -28,6 +28,11 @@ auto Guarded(Body&& body) noexcept -> std::invoke_result_t<Body&> {
   using Result = std::invoke_result_t<Body&>;
   try {
     return body();
+  } catch (const LimitReached& limit) {
+    SetFailureReason(fmt::format(
+        "memory limit {} bytes: {} in use, the call needs {} more",
+        limit.limit(), limit.used(), limit.asked()));
+    return Result(KERN_RESOURCE_SHORTAGE);
   } catch (const std::bad_alloc&) {
     SetFailureReason("out of memory: the daemon could not allocate what the "
                      "call needs");
@@ -344,7 +349,9 @@ KernReturn task_terminate(VmSystem& system, Task& task) {
 
 KernResult<TaskStatistics> task_statistics(Task& task) {
   return Open(task, Lock::kShared, [&]() -> KernResult<TaskStatistics> {
-    return MapStatistics(task.map());
+    TaskStatistics stats = MapStatistics(task.map());
+    stats.metadata_bytes += task.account().held();
+    return stats;
   });
 }
 
@@ -384,6 +391,9 @@ KernReturn vm_deallocate(Task& task, vm_address_t address, vm_size_t size) {
     Checks check(task.geometry());
     check.NonEmpty(size).Rounded(address, size, &range);
     if (!check.passed()) return check.code();
+    // At the limit, the split of a region may use the reserve: freeing
+    // memory must not need free memory.
+    ReserveScope reserve;
     task.map().Remove(range);
     return KERN_SUCCESS;
   });

@@ -11,6 +11,11 @@
 namespace taskfs::fs {
 namespace {
 
+vm::MemoryBudget& Unlimited() {
+  static vm::MemoryBudget budget(0);
+  return budget;
+}
+
 std::vector<std::string> Lines(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
@@ -19,13 +24,13 @@ std::vector<std::string> Lines(const std::string& text) {
 }
 
 TEST(ErrorLogTest, EmptyBeforeTheFirstFailure) {
-  ErrorLog log;
+  ErrorLog log(Unlimited());
   EXPECT_EQ(log.Text(), "");
   EXPECT_EQ(log.last_seq(), 0u);
 }
 
 TEST(ErrorLogTest, LinesInTheSpecsForm) {
-  ErrorLog log;
+  ErrorLog log(Unlimited());
   EXPECT_EQ(
       log.Record(1000, "pread 0x610000 0x1000", vm::KERN_PROTECTION_FAILURE,
                  "page 0x610000 is ---/rwx, read needs r"),
@@ -42,7 +47,7 @@ TEST(ErrorLogTest, LinesInTheSpecsForm) {
 }
 
 TEST(ErrorLogTest, KeepsTheLast256OldestFirst) {
-  ErrorLog log;
+  ErrorLog log(Unlimited());
   for (int i = 1; i <= 300; ++i) {
     log.Record(1, "op " + std::to_string(i), vm::KERN_FAILURE, "r");
   }
@@ -54,7 +59,7 @@ TEST(ErrorLogTest, KeepsTheLast256OldestFirst) {
 }
 
 TEST(ErrorLogTest, EscapesWhatWouldBreakTheLine) {
-  ErrorLog log;
+  ErrorLog log(Unlimited());
   log.Record(5, std::string("ctl a\nb\\c\x01\xff", 11),
              vm::KERN_INVALID_ARGUMENT, "bad\tthing");
   EXPECT_EQ(log.Text(),
@@ -63,7 +68,7 @@ TEST(ErrorLogTest, EscapesWhatWouldBreakTheLine) {
 }
 
 TEST(ErrorLogTest, CutsLongFields) {
-  ErrorLog log;
+  ErrorLog log(Unlimited());
   log.Record(5, std::string(10000, 'o'), vm::KERN_INVALID_ARGUMENT,
              std::string(10000, '\n'));
   const std::string text = log.Text();
@@ -82,7 +87,7 @@ TEST(ErrorLogTest, CutsLongFields) {
 }
 
 TEST(ErrorLogTest, ConcurrentRecordsGetDistinctSeqs) {
-  ErrorLog log;
+  ErrorLog log(Unlimited());
   constexpr int kThreads = 4;
   constexpr int kEach = 100;
   std::vector<std::thread> threads;
@@ -101,6 +106,38 @@ TEST(ErrorLogTest, ConcurrentRecordsGetDistinctSeqs) {
   }
   EXPECT_EQ(seqs.size(), ErrorLog::kCapacity);
   EXPECT_EQ(*seqs.begin(), kThreads * kEach - ErrorLog::kCapacity + 1);
+}
+
+// Under the memory limit the log charges its record and each line it
+// keeps; when the limit leaves no room, the oldest lines make room, and
+// with none left a line is counted but not kept. Nothing passes the limit.
+TEST(ErrorLogTest, AtTheMemoryLimitTheOldestLinesMakeRoom) {
+  const std::string reason(200, 'r');
+  vm::MemoryBudget budget(sizeof(ErrorLog) + ErrorLog::kNodeBytes + 4096);
+  {
+    ErrorLog log(budget);
+    const std::uint64_t fixed = log.metadata_bytes();
+    for (int i = 0; i < 100; ++i) {
+      log.Record(0, "op " + std::to_string(i), vm::KERN_NO_SPACE, reason);
+      ASSERT_LE(budget.used(), budget.limit());
+    }
+    EXPECT_EQ(log.last_seq(), 100u);
+    const std::vector<std::string> lines = Lines(log.Text());
+    ASSERT_GT(lines.size(), 1u);
+    ASSERT_LT(lines.size(), 100u);
+    EXPECT_EQ(lines.back().substr(0, 11), "100 uid 0 o");  // the newest kept
+    EXPECT_GT(log.metadata_bytes(), fixed);
+  }
+  // Room for the record but not for one line: counted, not kept.
+  vm::MemoryBudget tight(sizeof(ErrorLog) + ErrorLog::kNodeBytes +
+                         vm::kHeapOverhead + 100);
+  ErrorLog log(tight);
+  const std::uint64_t fixed = log.metadata_bytes();
+  log.Record(0, "lost", vm::KERN_NO_SPACE, reason);
+  EXPECT_EQ(log.last_seq(), 1u);
+  EXPECT_EQ(log.Text(), "");
+  EXPECT_EQ(log.metadata_bytes(), fixed);
+  EXPECT_LE(tight.used(), tight.limit());
 }
 
 }  // namespace

@@ -57,6 +57,7 @@ TEST(RenderTest, Status) {
   stats.virtual_bytes = 262144;
   stats.resident_bytes = 81920;
   stats.shared_bytes = 16384;
+  stats.metadata_bytes = 9000;
   EXPECT_EQ(RenderStatus(facts, stats),
             "name: demo\n"
             "id: 3\n"
@@ -66,7 +67,8 @@ TEST(RenderTest, Status) {
             "regions: 4\n"
             "virtual_bytes: 262144\n"
             "resident_bytes: 81920\n"
-            "shared_bytes: 16384\n");
+            "shared_bytes: 16384\n"
+            "metadata_bytes: 9000\n");
 }
 
 TEST(RenderTest, StatusOfLargestValues) {
@@ -88,7 +90,8 @@ TEST(RenderTest, StatusOfLargestValues) {
             "regions: 0\n"
             "virtual_bytes: 18446744073709551615\n"
             "resident_bytes: 0\n"
-            "shared_bytes: 0\n");
+            "shared_bytes: 0\n"
+            "metadata_bytes: 0\n");
 }
 
 }  // namespace

@@ -648,12 +648,12 @@ class Harness {
   [[noreturn]] void Diverge(const std::string& detail) {
     std::fprintf(stderr,
                  "\ncore and model diverge at call #%zu\n  call: %s\n  %s\n"
-                 "  config: page_size=%llu address_bits=%u memory_limit=%llu "
+                 "  config: page_size=%llu address_bits=%u page_limit=%llu "
                  "max_tasks=%llu\n  calls up to it, oldest first:\n",
                  call_number_, calls_.back().c_str(), detail.c_str(),
                  static_cast<unsigned long long>(config_.page_size),
                  config_.address_bits,
-                 static_cast<unsigned long long>(config_.memory_limit),
+                 static_cast<unsigned long long>(config_.page_limit),
                  static_cast<unsigned long long>(config_.max_tasks));
     for (const std::string& call : calls_) {
       std::fprintf(stderr, "    %s\n", call.c_str());
@@ -683,7 +683,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
   config.page_size = kPageSizes[config_byte & 3];
   config.address_bits = taskfs::fuzz::kAddressBits;
   const std::uint64_t n = config_byte >> 2;
-  config.memory_limit = n == 63 ? 0 : (n + 1) * (config.page_size / 2);
+  config.page_limit = n == 63 ? 0 : (n + 1) * (config.page_size / 2);
   config.max_tasks = taskfs::fuzz::kMaxTasks;
   taskfs::fuzz::Harness harness(config);
   harness.Run(in);

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "tests/integration/mount_fixture.h"
+#include "tests/integration/test_util.h"
 
 namespace taskfs::testing {
 namespace {
@@ -241,29 +242,47 @@ TEST(MountTest, MaxTasksOption) {
 }
 
 TEST(MountTest, MemoryLimitOption) {
+  constexpr std::uint64_t kLimit = 1 << 20;
   Mount mount({"-o", "tasks=none,memory_limit=1M"});
   ASSERT_TRUE(mount.ok()) << mount.error();
   ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((mount / "u").c_str(), 0700), 0);
   // Address space is not memory: allocating far more than the limit works.
   ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x100000 64M\n"), 0);
-  const std::string mem = mount / "t/mem";
-  for (std::uint64_t i = 0; i < 256; ++i) {
-    ASSERT_EQ(WriteMem(mem, 0x100000 + i * kPage, kPage, 'x'), 0) << i;
-  }
-  EXPECT_EQ(StatusValue(mount / "t/status", "resident_bytes"), "1048576");
-  // The 257th page is over the limit; rewriting a resident page is not.
-  EXPECT_EQ(WriteMem(mem, 0x100000 + 256 * kPage, kPage, 'x'), ENOSPC);
-  EXPECT_EQ(WriteMem(mem, 0x100000, kPage, 'y'), 0);
-  // So is a copy-on-write copy of a page.
-  ASSERT_EQ(WriteFile(mount / "t/ctl", "copy 0x100000 4K 0x1000000\n"), 0);
-  EXPECT_EQ(WriteMem(mem, 0x1000000, kPage, 'z'), ENOSPC);
-  // Freeing memory makes room again.
-  ASSERT_EQ(WriteFile(mount / "t/ctl", "deallocate 0x101000 4K\n"), 0);
-  EXPECT_EQ(WriteMem(mem, 0x100000 + 256 * kPage, kPage, 'x'), 0);
-  // The limit is the mount's, across tasks.
-  ASSERT_EQ(::mkdir((mount / "u").c_str(), 0700), 0);
   ASSERT_EQ(WriteFile(mount / "u/ctl", "allocate 0x100000 4K\n"), 0);
+  // Pages fill what the tasks' records leave of the limit (SPEC §3: the
+  // limit covers both).
+  const std::string mem = mount / "t/mem";
+  std::uint64_t pages = 0;
+  int e = 0;
+  while (pages <= kLimit / kPage &&
+         (e = WriteMem(mem, 0x100000 + pages * kPage, kPage, 'x')) == 0) {
+    ++pages;
+  }
+  EXPECT_EQ(e, ENOSPC);
+  EXPECT_GT(pages, 200u);
+  EXPECT_LT(pages, kLimit / kPage);
+  EXPECT_EQ(StatusValue(mount / "t/status", "resident_bytes"),
+            std::to_string(pages * kPage));
+  EXPECT_LE(StatfsUsedBytes(mount.path()), kLimit);
+  // Rewriting a resident page needs nothing more.
+  EXPECT_EQ(WriteMem(mem, 0x100000, kPage, 'y'), 0);
+  // A copy-on-write copy of a page shares it (into a page-table chunk that
+  // exists: one holds 512 pages, 0x100000-0x300000 here), but writing either
+  // side needs a page. Far away it needs a new chunk, which is memory too.
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "copy 0x100000 4K 0x2f0000\n"), 0);
+  EXPECT_EQ(WriteMem(mem, 0x2f0000, kPage, 'z'), ENOSPC);
+  EXPECT_EQ(WriteFile(mount / "t/ctl", "copy 0x100000 4K 0x1000000\n"),
+            ENOSPC);
+  // The limit is the mount's, across tasks: u's page does not fit either,
+  // nor does a new task's record.
   EXPECT_EQ(WriteMem(mount / "u/mem", 0x100000, kPage, 'u'), ENOSPC);
+  EXPECT_EQ(::mkdir((mount / "v").c_str(), 0700), -1);
+  EXPECT_EQ(errno, ENOSPC);
+  // Freeing memory makes room again, even when the free splits a region
+  // (one more map entry, which the reserve lets it have at the limit).
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "deallocate 0x101000 8K\n"), 0);
+  EXPECT_EQ(WriteMem(mem, 0x100000 + pages * kPage, kPage, 'x'), 0);
 }
 
 TEST(MountTest, MaxTasksAppliesToManifestTasks) {

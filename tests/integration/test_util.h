@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +45,15 @@ struct AlignedBuffer {
   unsigned char* data;
   std::size_t size;
 };
+
+// Bytes the whole mount holds against its memory limit, from statfs: the
+// written pages and the metadata charged with them (SPEC §3; README
+// "statfs"); -1 on error.
+inline long long StatfsUsedBytes(const std::string& mountpoint) {
+  struct statvfs vfs;
+  if (::statvfs(mountpoint.c_str(), &vfs) != 0) return -1;
+  return static_cast<long long>((vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize);
+}
 
 // 0 if a system call returned r >= 0, else its errno.
 inline int Err(long r) { return r < 0 ? errno : 0; }

@@ -10,6 +10,12 @@
 namespace taskfs::vm {
 namespace {
 
+// No limit: these tests are about the map, not the memory it holds.
+MemoryBudget& Unlimited() {
+  static MemoryBudget budget(0);
+  return budget;
+}
+
 constexpr std::uint64_t kPage = 4096;
 constexpr Geometry kGeometry{12, std::uint64_t{1} << 32};
 
@@ -26,14 +32,14 @@ std::vector<RegionInfo> Regions(const AddressMap& map) {
 }
 
 TEST(AddressMapTest, ConsecutiveAllocationsExtendOneEntry) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   for (int i = 0; i < 100; ++i) map.AllocateRange(R(i * kPage, kPage));
   EXPECT_EQ(map.entries().size(), 1u);
   EXPECT_EQ(map.virtual_bytes(), 100 * kPage);
 }
 
 TEST(AddressMapTest, ClipAndMergeBack) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   map.AllocateRange(R(0, 4 * kPage));
   map.ForEachClipped(R(kPage, kPage),
                      [](MapEntry& e) { e.protection = VM_PROT_READ; });
@@ -47,7 +53,7 @@ TEST(AddressMapTest, ClipAndMergeBack) {
 }
 
 TEST(AddressMapTest, EntriesOfDifferentObjectsDoNotMergeButRegionsDo) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   map.AllocateRange(R(0, kPage));
   map.ForEachClipped(R(0, kPage), [](MapEntry& e) { e.inheritance = 0; });
   map.AllocateRange(R(kPage, kPage));  // no extension: attributes differ
@@ -57,7 +63,7 @@ TEST(AddressMapTest, EntriesOfDifferentObjectsDoNotMergeButRegionsDo) {
 }
 
 TEST(AddressMapTest, CheckRangeReportsTheLowestOffender) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   map.AllocateRange(R(0, kPage));
   map.AllocateRange(R(2 * kPage, kPage));
   map.ForEachClipped(R(2 * kPage, kPage),
@@ -72,7 +78,7 @@ TEST(AddressMapTest, CheckRangeReportsTheLowestOffender) {
 }
 
 TEST(AddressMapTest, FindSpaceUsesHolesAndTheHint) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   for (int i = 0; i < 10; ++i) {
     KernResult<vm_address_t> a = map.FindSpace(kPage);
     ASSERT_EQ(a.code(), KERN_SUCCESS);
@@ -86,7 +92,7 @@ TEST(AddressMapTest, FindSpaceUsesHolesAndTheHint) {
 }
 
 TEST(AddressMapTest, AllocateAnywhereRoundsAndTakesTheLowestHole) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   map.AllocateRange(R(0, kPage));
   map.AllocateRange(R(3 * kPage, kPage));
   KernResult<vm_address_t> a = map.AllocateAnywhere(kPage + 1);
@@ -99,7 +105,7 @@ TEST(AddressMapTest, AllocateAnywhereRoundsAndTakesTheLowestHole) {
 }
 
 TEST(AddressMapTest, FindDataAndFindHole) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   map.AllocateRange(R(2 * kPage, 2 * kPage));
   map.ForEachClipped(R(3 * kPage, kPage),
                      [](MapEntry& e) { e.protection = VM_PROT_READ; });
@@ -113,7 +119,7 @@ TEST(AddressMapTest, FindDataAndFindHole) {
 }
 
 TEST(AddressMapTest, SetProtectionAndInheritanceClipAndMerge) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   map.AllocateRange(R(0, 3 * kPage));
   map.SetProtection(R(kPage, kPage), VM_PROT_READ, /*set_maximum=*/true);
   EXPECT_EQ(map.entries().size(), 3u);
@@ -133,7 +139,7 @@ TEST(AddressMapTest, SetProtectionAndInheritanceClipAndMerge) {
 }
 
 TEST(AddressMapTest, RemoveSplitsAndUncovers) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   map.AllocateRange(R(0, 4 * kPage));
   auto object = map.entries().at(0).object;
   map.Remove(R(kPage, 2 * kPage));
@@ -148,12 +154,12 @@ TEST(AddressMapTest, RemoveSplitsAndUncovers) {
 // only by walking back to the first, and of the first only by walking
 // forward to the last.
 TEST(AddressMapTest, RegionFromWalksBothWays) {
-  AddressMap map(kGeometry);
+  AddressMap map(kGeometry, Unlimited());
   for (int i = 0; i < 3; ++i) {
     MapEntry entry;
     entry.start = (1 + i) * kPage;
     entry.end = (2 + i) * kPage;
-    entry.object = std::make_shared<VmObject>();
+    entry.object = std::make_shared<VmObject>(Unlimited());
     map.Insert(std::move(entry));
   }
   map.AllocateRange(R(5 * kPage, kPage));

@@ -250,7 +250,7 @@ class DifferentialRun {
     vm.page_size = config_.page_size;
     vm.address_bits = config_.address_bits;
     vm.max_tasks = kMaxTasks;
-    vm.memory_limit =
+    vm.page_limit =
         config_.memory_limited ? (16 + rng_.Below(48)) * config_.page_size : 0;
     ASSERT_EQ(VmSystem::ValidateConfig(vm), "");
     vm_config_ = vm;
@@ -933,7 +933,7 @@ class DifferentialRun {
             << "  op: " << op << "\n  " << detail << "\n"
             << "  config: page_size=" << vm_config_.page_size
             << " address_bits=" << vm_config_.address_bits
-            << " memory_limit=" << vm_config_.memory_limit
+            << " page_limit=" << vm_config_.page_limit
             << " max_tasks=" << vm_config_.max_tasks << "\n"
             << "  last calls of the episode, oldest first:\n";
     for (const std::string& line : recent_) message << "    " << line << "\n";

@@ -26,7 +26,7 @@ inline std::unique_ptr<VmSystem> MakeSystem(std::uint64_t limit_pages = 0) {
   VmConfig config;
   config.page_size = kPage;
   config.address_bits = 32;
-  config.memory_limit = limit_pages * kPage;
+  config.page_limit = limit_pages * kPage;
   config.max_tasks = 8;
   return std::make_unique<VmSystem>(config);
 }

@@ -22,7 +22,7 @@ class FailureReasonTest : public ::testing::Test {
   void SetUp() override {
     VmConfig config;
     config.address_bits = 32;
-    config.memory_limit = 4 * kPage;
+    config.page_limit = 4 * kPage;
     config.max_tasks = 2;
     config.pin_wait = std::chrono::microseconds(0);
     system_ = std::make_unique<VmSystem>(config);
@@ -152,14 +152,36 @@ TEST_F(FailureReasonTest, NoSpaceNamesTheRegionInTheWay) {
             "no region at or above 0x20000");
 }
 
-TEST_F(FailureReasonTest, TheMemoryLimitNamesLimitUseAndNeed) {
+TEST_F(FailureReasonTest, ThePageLimitNamesLimitUseAndNeed) {
   ASSERT_EQ(vm_write(*task_, 0x10000, page_.data(), 2 * kPage), KERN_SUCCESS);
   vm_address_t at = 0x20000;
   ASSERT_EQ(vm_allocate(*task_, &at, 4 * kPage, false), KERN_SUCCESS);
   EXPECT_EQ(ReasonOf(vm_write(*task_, 0x20000, page_.data(), 3 * kPage),
                      KERN_RESOURCE_SHORTAGE),
-            "memory limit 16384 bytes: 8192 in use, the write needs 12288 "
+            "page limit 16384 bytes: 8192 in pages, the write needs 12288 "
             "more");
+}
+
+// The memory limit counts metadata too, so the use it names is the
+// budget's: what the pages and the task's records hold together.
+TEST_F(FailureReasonTest, TheMemoryLimitNamesLimitUseAndNeed) {
+  VmConfig config;
+  config.address_bits = 32;
+  config.memory_limit = 64 * kPage;
+  config.pin_wait = std::chrono::microseconds(0);
+  VmSystem system(config);
+  std::shared_ptr<Task> task;
+  ASSERT_EQ(Take(task_create(system, "m"), &task), KERN_SUCCESS);
+  vm_address_t at = 0;
+  ASSERT_EQ(vm_allocate(*task, &at, 128 * kPage, false), KERN_SUCCESS);
+  ASSERT_EQ(vm_write(*task, 0, page_.data(), 4 * kPage), KERN_SUCCESS);
+  std::vector<unsigned char> big(64 * kPage);
+  const std::uint64_t used = system.budget().used();
+  EXPECT_EQ(ReasonOf(vm_write(*task, 64 * kPage, big.data(), big.size()),
+                     KERN_RESOURCE_SHORTAGE),
+            "memory limit 262144 bytes: " + std::to_string(used) +
+                " in use, the write needs 262144 more");
+  EXPECT_EQ(system.budget().used(), used);  // the refusal left nothing
 }
 
 TEST_F(FailureReasonTest, TasksNameWhatIsWrong) {

@@ -82,7 +82,8 @@ TEST(TaskLocksTest, TwoTasksEachInItsModeAndOneTaskOnce) {
 }
 
 TEST(ObjectLocksTest, AnExclusiveWantWinsAndEachObjectIsLockedOnce) {
-  VmObject x, y;
+  MemoryBudget budget(0);
+  VmObject x(budget), y(budget);
   {
     ObjectLocks locks;
     locks.Add(&y, /*exclusive=*/false);

@@ -8,10 +8,15 @@
 namespace taskfs::vm {
 namespace {
 
+MemoryBudget& Unlimited() {
+  static MemoryBudget budget(0);
+  return budget;
+}
+
 constexpr std::size_t kPage = 4096;
 
 TEST(PageAllocatorTest, AllocatesAdjacentPagesWithOneMapping) {
-  PageAllocator pages(kPage, 0);
+  PageAllocator pages(kPage, Unlimited());
   std::vector<Page*> got(8);
   ASSERT_TRUE(pages.Allocate(got.size(), got.data()));
   EXPECT_EQ(pages.live_pages(), 8u);
@@ -28,7 +33,8 @@ TEST(PageAllocatorTest, AllocatesAdjacentPagesWithOneMapping) {
 }
 
 TEST(PageAllocatorTest, LimitIsAllOrNothing) {
-  PageAllocator pages(kPage, 4 * kPage);
+  MemoryBudget budget(4 * kPage + PageAllocator::SlabCharge());
+  PageAllocator pages(kPage, budget);
   std::vector<Page*> got(5);
   EXPECT_FALSE(pages.Allocate(5, got.data()));
   EXPECT_EQ(pages.live_pages(), 0u);
@@ -40,7 +46,7 @@ TEST(PageAllocatorTest, LimitIsAllOrNothing) {
 }
 
 TEST(PageAllocatorTest, PinsAndMappingsBothKeepAPage) {
-  PageAllocator pages(kPage, 0);
+  PageAllocator pages(kPage, Unlimited());
   Page* page;
   ASSERT_TRUE(pages.Allocate(1, &page));
   page->Pin();
@@ -53,7 +59,7 @@ TEST(PageAllocatorTest, PinsAndMappingsBothKeepAPage) {
 }
 
 TEST(PageAllocatorTest, SpansManySlabsAndReusesFreedPages) {
-  PageAllocator pages(kPage, 0);
+  PageAllocator pages(kPage, Unlimited());
   const std::size_t n = 3 * PageAllocator::kSlabPages + 7;
   std::vector<Page*> got(n);
   ASSERT_TRUE(pages.Allocate(n, got.data()));
@@ -67,9 +73,51 @@ TEST(PageAllocatorTest, SpansManySlabsAndReusesFreedPages) {
 }
 
 TEST(PageAllocatorTest, ZeroPageIsZeros) {
-  PageAllocator pages(16384, 0);
+  PageAllocator pages(16384, Unlimited());
   const std::byte* zero = pages.zero_page();
   for (std::size_t i = 0; i < 16384; ++i) ASSERT_EQ(zero[i], std::byte{0});
+}
+
+// The budget is charged what is resident: live pages, freed pages still in
+// their slab (reused first, at no new charge) and the slab's records; a
+// Reclaim gives the freed pages back, and an empty slab goes with its charge.
+TEST(PageAllocatorTest, TheBudgetFollowsWhatIsResident) {
+  MemoryBudget budget(0);
+  {
+    PageAllocator pages(kPage, budget);
+    std::vector<Page*> got(8);
+    ASSERT_TRUE(pages.Allocate(8, got.data()));
+    const std::uint64_t slab = PageAllocator::SlabCharge();
+    EXPECT_EQ(budget.used(), 8 * kPage + slab);
+    for (int i = 0; i < 4; ++i) got[i]->DropMapping();
+    EXPECT_EQ(budget.used(), 8 * kPage + slab);  // warm: still resident
+    ASSERT_TRUE(pages.Allocate(2, got.data()));  // reused, no new charge
+    EXPECT_EQ(budget.used(), 8 * kPage + slab);
+    EXPECT_EQ(pages.Reclaim(), 2 * kPage);
+    EXPECT_EQ(budget.used(), 6 * kPage + slab);
+    ASSERT_TRUE(pages.Allocate(2, got.data() + 2));  // cold: charged again
+    EXPECT_EQ(budget.used(), 8 * kPage + slab);
+    for (Page* p : got) p->DropMapping();
+    EXPECT_EQ(pages.live_pages(), 0u);
+  }
+  EXPECT_EQ(budget.used(), 0u);
+}
+
+// A charge the budget refuses asks the reclaimer once: freed pages then make
+// room for metadata.
+TEST(PageAllocatorTest, ARefusedChargeReclaimsFreedPages) {
+  MemoryBudget budget(16 * kPage + PageAllocator::SlabCharge());
+  PageAllocator pages(kPage, budget);
+  budget.SetReclaimer(
+      [](void* p) { return static_cast<PageAllocator*>(p)->Reclaim(); },
+      &pages);
+  std::vector<Page*> got(16);
+  ASSERT_TRUE(pages.Allocate(16, got.data()));
+  for (Page* p : got) p->DropMapping();
+  MemoryAccount account(budget);
+  EXPECT_NO_THROW(account.Charge(8 * kPage));
+  EXPECT_THROW(account.Charge(9 * kPage), LimitReached);
+  EXPECT_EQ(account.held(), 8 * kPage);
 }
 
 }  // namespace

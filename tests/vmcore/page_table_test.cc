@@ -13,11 +13,17 @@
 namespace taskfs::vm {
 namespace {
 
+MemoryAccount& Account() {
+  static MemoryBudget budget(0);
+  static MemoryAccount account(budget);
+  return account;
+}
+
 // Fake page addresses: the table never dereferences what it stores.
 Page* P(std::uintptr_t n) { return reinterpret_cast<Page*>(n * 64); }
 
 TEST(PageTableTest, EmptyTableHasNothing) {
-  PageTable t;
+  PageTable t(Account());
   EXPECT_TRUE(t.empty());
   EXPECT_EQ(t.Get(12345), nullptr);
   int visited = 0;
@@ -29,7 +35,7 @@ TEST(PageTableTest, EmptyTableHasNothing) {
 }
 
 TEST(PageTableTest, SlotsAcrossChunks) {
-  PageTable t;
+  PageTable t(Account());
   const std::uint64_t k = PageTable::kChunkPages;
   t.Reserve(k - 2, k + 2);
   t.Slot(k - 1) = P(1);
@@ -46,7 +52,7 @@ TEST(PageTableTest, SlotsAcrossChunks) {
 }
 
 TEST(PageTableTest, VisitSkipsMissingChunksInOrder) {
-  PageTable t;
+  PageTable t(Account());
   const std::uint64_t k = PageTable::kChunkPages;
   t.Reserve(5 * k, 5 * k + 1);
   t.Slot(5 * k) = P(9);
@@ -59,7 +65,7 @@ TEST(PageTableTest, VisitSkipsMissingChunksInOrder) {
 }
 
 TEST(PageTableTest, ClearKeepsChunksUntilTrim) {
-  PageTable t;
+  PageTable t(Account());
   t.Reserve(0, 4);
   for (int i = 0; i < 4; ++i) t.Slot(i) = P(i + 1);
   std::vector<Page*> removed;
@@ -75,7 +81,7 @@ TEST(PageTableTest, ClearKeepsChunksUntilTrim) {
 // Chunks in runs with gaps, made in a shuffled order, then trimmed in part:
 // every lookup (the dense guess or the binary search) agrees with a map.
 TEST(PageTableTest, LookupsAgreeWithAMapForDenseAndSparseChunks) {
-  PageTable t;
+  PageTable t(Account());
   const std::uint64_t k = PageTable::kChunkPages;
   std::map<std::uint64_t, Page*> want;
   std::vector<std::uint64_t> keys;

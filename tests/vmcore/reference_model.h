@@ -83,7 +83,7 @@ class Model {
       : page_size_(config.page_size),
         limit_(std::uint64_t{1} << config.address_bits),
         total_pages_(limit_ / page_size_),
-        limit_pages_(config.memory_limit / config.page_size),
+        limit_pages_(config.page_limit / config.page_size),
         max_tasks_(config.max_tasks),
         pins_(pin_slots) {}
 

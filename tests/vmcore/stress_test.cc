@@ -317,7 +317,7 @@ VmConfig Config(std::uint64_t limit_pages) {
   VmConfig config;
   config.page_size = kPage;
   config.address_bits = 32;
-  config.memory_limit = limit_pages * kPage;
+  config.page_limit = limit_pages * kPage;
   config.max_tasks = 512;
   return config;
 }
@@ -1413,7 +1413,7 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
   const int iterations = Iterations(3000);
 
   VmSystem system(Config(kLimitPages));
-  ASSERT_EQ(system.pages().limit_pages(), kLimitPages);
+  ASSERT_EQ(system.config().page_limit, kLimitPages * kPage);
   std::shared_ptr<Task> tasks[2];
   ASSERT_EQ(Take(task_create(system, "limited-a"), &tasks[0]), KERN_SUCCESS);
   ASSERT_EQ(Take(task_create(system, "limited-b"), &tasks[1]), KERN_SUCCESS);

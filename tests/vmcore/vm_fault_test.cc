@@ -127,7 +127,7 @@ TEST(VmFaultTest, WriteAtTheLimitWaitsForAPinAndIsCountedMeanwhile) {
   VmConfig config;
   config.page_size = kPage;
   config.address_bits = 32;
-  config.memory_limit = kPage;
+  config.page_limit = kPage;
   config.pin_wait = std::chrono::seconds(10);
   VmSystem system(config);
   auto task = MakeTask(system, "t");

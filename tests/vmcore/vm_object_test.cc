@@ -7,13 +7,18 @@
 namespace taskfs::vm {
 namespace {
 
+MemoryBudget& Unlimited() {
+  static MemoryBudget budget(0);
+  return budget;
+}
+
 TEST(VmObjectTest, IdsIncrease) {
-  VmObject a, b;
+  VmObject a(Unlimited()), b(Unlimited());
   EXPECT_LT(a.id(), b.id());
 }
 
 TEST(VmObjectTest, CoverageCountsOverlaps) {
-  VmObject o;
+  VmObject o(Unlimited());
   o.Cover(0, 10);
   o.Cover(5, 15);
   EXPECT_EQ(o.CoverageAt(0), 1u);
@@ -27,8 +32,8 @@ TEST(VmObjectTest, CoverageCountsOverlaps) {
 }
 
 TEST(VmObjectTest, UncoveringFreesOnlyPagesNothingCovers) {
-  PageAllocator pages(4096, 0);
-  VmObject o;
+  PageAllocator pages(4096, Unlimited());
+  VmObject o(Unlimited());
   o.Cover(0, 4);
   o.Cover(2, 4);  // a second entry over the upper half
   Page* got[4];
@@ -45,9 +50,9 @@ TEST(VmObjectTest, UncoveringFreesOnlyPagesNothingCovers) {
 }
 
 TEST(VmObjectTest, DestructionDropsEveryPage) {
-  PageAllocator pages(4096, 0);
+  PageAllocator pages(4096, Unlimited());
   {
-    VmObject o;
+    VmObject o(Unlimited());
     Page* got[2];
     ASSERT_TRUE(pages.Allocate(2, got));
     o.pages().Reserve(0, 1000);

@@ -28,7 +28,7 @@ class VmUserTest : public ::testing::Test {
     VmConfig config;
     config.page_size = page_size;
     config.address_bits = address_bits;
-    config.memory_limit = limit;
+    config.page_limit = limit;
     config.max_tasks = 8;
     config.pin_wait = pin_wait;
     system_ = std::make_unique<VmSystem>(config);

@@ -1,0 +1,94 @@
+#include "vmcore/memory_budget.h"
+
+#include <algorithm>
+
+namespace taskfs::vm {
+namespace {
+
+// FailChargeAfter's countdown: charges left before the one that fails.
+std::atomic<std::uint64_t> charges_until_failure{0};
+
+thread_local int reserve_scopes = 0;
+
+// True if the test hook fails this charge.
+bool InjectedFailure() {
+  std::uint64_t left = charges_until_failure.load(std::memory_order_relaxed);
+  while (left != 0) {
+    if (charges_until_failure.compare_exchange_weak(
+            left, left - 1, std::memory_order_relaxed)) {
+      return left == 1;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+namespace {
+
+bool ChargeWithin(std::atomic<std::uint64_t>& used, std::uint64_t ceiling,
+                  std::uint64_t bytes) {
+  std::uint64_t now = used.load(std::memory_order_relaxed);
+  do {
+    if (bytes > ceiling || now > ceiling - bytes) return false;
+  } while (!used.compare_exchange_weak(now, now + bytes,
+                                       std::memory_order_relaxed));
+  return true;
+}
+
+}  // namespace
+
+bool MemoryBudget::TryCharge(std::uint64_t bytes) noexcept {
+  if (InjectedFailure()) return false;
+  if (limit_ == 0) {
+    used_.fetch_add(bytes, std::memory_order_relaxed);
+    return true;
+  }
+  return ChargeWithin(used_, limit_, bytes);
+}
+
+bool MemoryBudget::TryChargeReserve(std::uint64_t bytes) noexcept {
+  return limit_ != 0 && ChargeWithin(reserve_used_, reserve_, bytes);
+}
+
+bool MemoryAccount::TryCharge(std::uint64_t bytes, bool use_reserve) noexcept {
+  if (budget_->TryCharge(bytes) ||
+      (budget_->Reclaim() != 0 && budget_->TryCharge(bytes))) {
+    held_.fetch_add(bytes, std::memory_order_relaxed);
+    return true;
+  }
+  if ((use_reserve || ReserveScope::active()) &&
+      budget_->TryChargeReserve(bytes)) {
+    held_.fetch_add(bytes, std::memory_order_relaxed);
+    reserve_held_.fetch_add(bytes, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+void MemoryAccount::Charge(std::uint64_t bytes, bool use_reserve) {
+  if (!TryCharge(bytes, use_reserve)) {
+    throw LimitReached(budget_->limit(), budget_->used(), bytes);
+  }
+}
+
+void MemoryAccount::Release(std::uint64_t bytes) noexcept {
+  const std::uint64_t in_reserve =
+      std::min(bytes, reserve_held_.load(std::memory_order_relaxed));
+  if (in_reserve != 0) {
+    reserve_held_.fetch_sub(in_reserve, std::memory_order_relaxed);
+    budget_->ReleaseReserve(in_reserve);
+  }
+  held_.fetch_sub(bytes, std::memory_order_relaxed);
+  budget_->Release(bytes - in_reserve);
+}
+
+ReserveScope::ReserveScope() { ++reserve_scopes; }
+ReserveScope::~ReserveScope() { --reserve_scopes; }
+bool ReserveScope::active() { return reserve_scopes != 0; }
+
+void FailChargeAfter(std::uint64_t n) {
+  charges_until_failure.store(n, std::memory_order_relaxed);
+}
+
+}  // namespace taskfs::vm
