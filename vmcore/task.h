@@ -3,11 +3,11 @@
 #define TASKFS_VMCORE_TASK_H_
 
 #include <cstdint>
-#include <shared_mutex>
 #include <string>
 
 #include "vmcore/address_map.h"
 #include "vmcore/page_range.h"
+#include "vmcore/phase_fair_mutex.h"
 
 namespace taskfs::vm {
 
@@ -32,7 +32,7 @@ class Task {
   VmSystem& system() const { return system_; }
   const Geometry& geometry() const { return map_.geometry(); }
 
-  std::shared_mutex& mu() const { return mu_; }
+  PhaseFairMutex& mu() const { return mu_; }
   // Require mu_.
   AddressMap& map() { return map_; }
   const AddressMap& map() const { return map_; }
@@ -46,7 +46,7 @@ class Task {
   const std::uint64_t id_;
   const std::string name_;
 
-  mutable std::shared_mutex mu_;
+  mutable PhaseFairMutex mu_;
   AddressMap map_;          // guarded by mu_
   bool terminated_ = false;  // guarded by mu_
 };

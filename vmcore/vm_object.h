@@ -4,9 +4,9 @@
 
 #include <cstdint>
 #include <map>
-#include <shared_mutex>
 
 #include "vmcore/page_table.h"
+#include "vmcore/phase_fair_mutex.h"
 
 namespace taskfs::vm {
 
@@ -29,7 +29,7 @@ class VmObject {
 
   // Unique and increasing: the lock order among objects.
   std::uint64_t id() const { return id_; }
-  std::shared_mutex& mu() const { return mu_; }
+  PhaseFairMutex& mu() const { return mu_; }
 
   // Requires mu_ (shared to read, exclusive to change).
   PageTable& pages() { return pages_; }
@@ -53,7 +53,7 @@ class VmObject {
   void AddCoverage(std::uint64_t lo, std::uint64_t hi, int delta, Fn&& on_zero);
 
   const std::uint64_t id_;
-  mutable std::shared_mutex mu_;
+  mutable PhaseFairMutex mu_;
   PageTable pages_;  // guarded by mu_
   // Piecewise-constant coverage: the count at key k holds from k up to the
   // next key; below the first key it is 0. Neighbors never hold equal counts.
