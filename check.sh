@@ -37,14 +37,14 @@ ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
-stage "TSan: the core's stress tests, concurrency and faults through the mount, libtaskfs"
+stage "TSan: the core's stress tests and locks, concurrency and faults through the mount, libtaskfs"
 cmake -S . -B build-tsan -DTASKFS_WERROR=ON -DTASKFS_SANITIZE=thread -DTASKFS_BUILD_BENCHMARKS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build build-tsan -j"$jobs" --target taskfs vmcore_stress_test \
+cmake --build build-tsan -j"$jobs" --target taskfs vmcore_stress_test vmcore_tests \
   integration_concurrency_test integration_faults_test client_threads_test \
   client_mach_test
 TSAN_OPTIONS="halt_on_error=1" ctest --test-dir build-tsan --output-on-failure \
-  -R '^(VmStress|Concurrency|ClientThreads|ClientMach)'
+  -R '^(VmStress|PhaseFairMutex|Concurrency|ClientThreads|ClientMach)'
 # TSan's lock-order checker follows at most 64 locks held by one thread; the
 # core holds one per object, in id order, for a call that spans many regions
 # (the fault tests make tasks of hundreds), so here it is off.

@@ -2,8 +2,10 @@
  * taskfs_ioctl.h: the ioctls of a taskfs task's mem file (taskfs(1)).
  *
  * Usable from C and C++; Python can use the numbers below with fcntl.ioctl
- * and struct.pack("<QQQ", ...). Every struct has only fixed-width fields in
- * little-endian order, so 32- and 64-bit callers agree. On failure an ioctl
+ * and struct.pack("=QQQ", ...). Every struct has only fixed-width fields,
+ * naturally aligned with explicit padding, so 32- and 64-bit callers agree;
+ * like every ioctl struct they are in the machine's own byte order (the
+ * daemon and its callers run on one machine). On failure an ioctl
  * returns -1 with errno set from the Mach result (EINVAL, EFAULT, EACCES,
  * ENOMEM, ENOSPC, ESRCH, EIO; see taskfs(1)); an unknown command gives ENOTTY.
  * Calls that change memory need the file open for writing (else EBADF).

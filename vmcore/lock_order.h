@@ -13,12 +13,19 @@
 //                             lock only by try_lock, which never waits)
 //   4. PageAllocator::mu_     the free pages (the leaf)
 //
+// The task and object locks are PhaseFairMutex (phase_fair_mutex.h): a map
+// change waits only for the calls already in, however many readers follow,
+// and a reader for one writer at most. So no thread takes a lock it holds
+// again, not even shared: behind a waiting writer that would deadlock.
+//
 // Nothing in the core waits on anything else while holding a lock: no system
 // call but mmap/munmap inside the allocator, no callback into the caller.
 // One exception: a write at the memory limit that would fit but for readers'
 // pins (WriteBytes, vm_fault.h) sleeps, holding its task lock shared and no
 // object lock, until the pins go or VmConfig::pin_wait passes. Dropping a pin
-// takes no lock but the allocator's, so the wait cannot deadlock.
+// takes no lock but the allocator's, so the wait cannot deadlock; a map change
+// of that task meanwhile waits for it, and the task's new readers behind the
+// change, for pin_wait at most.
 // Pages are pinned (reference counts), not locked, while a caller hands their
 // bytes on (PinnedPages), so no lock is held across a FUSE reply.
 #ifndef TASKFS_VMCORE_LOCK_ORDER_H_

@@ -3,12 +3,12 @@
 #define TASKFS_VMCORE_TASK_H_
 
 #include <cstdint>
-#include <shared_mutex>
 #include <string>
 
 #include "vmcore/address_map.h"
 #include "vmcore/memory_budget.h"
 #include "vmcore/page_range.h"
+#include "vmcore/phase_fair_mutex.h"
 
 namespace taskfs::vm {
 
@@ -34,7 +34,7 @@ class Task {
   VmSystem& system() const { return system_; }
   const Geometry& geometry() const { return map_.geometry(); }
 
-  std::shared_mutex& mu() const { return mu_; }
+  PhaseFairMutex& mu() const { return mu_; }
   // Require mu_.
   AddressMap& map() { return map_; }
   const AddressMap& map() const { return map_; }
@@ -55,7 +55,7 @@ class Task {
   const std::string name_;
   MemoryAccount account_;  // thread-safe on its own
 
-  mutable std::shared_mutex mu_;
+  mutable PhaseFairMutex mu_;
   AddressMap map_;          // guarded by mu_
   bool terminated_ = false;  // guarded by mu_
 };

@@ -110,12 +110,43 @@ void CopyOut(const AddressMap& src_map, const PageRange& src_range,
   }
 }
 
+namespace {
+
+// Deallocates the parts of range below and above keep.
+void RemoveOutside(AddressMap& map, const PageRange& range,
+                   const PageRange& keep) {
+  const vm_address_t below_end = std::min(range.end(), keep.start());
+  const vm_address_t above_start = std::max(range.start(), keep.end());
+  if (range.start() < below_end) {
+    map.Remove(PageRange::Exact(map.geometry(), range.start(),
+                                below_end - range.start())
+                   .value());
+  }
+  if (above_start < range.end()) {
+    map.Remove(
+        PageRange::Exact(map.geometry(), above_start, range.end() - above_start)
+            .value());
+  }
+}
+
+}  // namespace
+
 void MapCopy(AddressMap& src_map, const PageRange& src_range,
              AddressMap& dst_map, const PageRange& dst_range, bool dst_alloc,
              bool src_destroy) {
   // All or nothing: the source is split where it will be removed before the
-  // copy, so that removing it cannot fail once the copy is made.
+  // copy (at its ends, and within one map at the destination's ends too), so
+  // that removing it cannot fail once the copy is made.
+  const bool move = src_destroy && &src_map == &dst_map && !dst_alloc;
   if (src_destroy) src_map.ClipEnds(src_range);
+  if (move) {
+    try {
+      src_map.ClipEnds(dst_range);
+    } catch (...) {
+      src_map.MergeAround(src_range);
+      throw;
+    }
+  }
   try {
     if (dst_alloc) {
       CopyOut(src_map, src_range, dst_map, dst_range);
@@ -123,10 +154,18 @@ void MapCopy(AddressMap& src_map, const PageRange& src_range,
       CopyOverwrite(src_map, src_range, dst_map, dst_range);
     }
   } catch (...) {
+    if (move) src_map.MergeAround(dst_range);
     if (src_destroy) src_map.MergeAround(src_range);
     throw;
   }
-  if (src_destroy) src_map.Remove(src_range);
+  if (!src_destroy) return;
+  if (&src_map == &dst_map) {
+    // A move within one map: the destination holds the source's contents
+    // now, so only the source outside it goes.
+    RemoveOutside(src_map, src_range, dst_range);
+  } else {
+    src_map.Remove(src_range);
+  }
 }
 
 }  // namespace taskfs::vm

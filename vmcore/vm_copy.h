@@ -31,7 +31,8 @@ void CopyOut(const AddressMap& src_map, const PageRange& src_range,
 
 // The whole of vm_map_copy after its checks: CopyOut with dst_alloc, else
 // CopyOverwrite; then with src_destroy the source range is deallocated
-// (src_map's task lock exclusive).
+// (src_map's task lock exclusive), but for the part the destination overlaps
+// when both are in one map: that part holds the moved contents.
 void MapCopy(AddressMap& src_map, const PageRange& src_range,
              AddressMap& dst_map, const PageRange& dst_range, bool dst_alloc,
              bool src_destroy);

@@ -1,12 +1,12 @@
 #include "vmcore/vm_fork.h"
 
 #include <mutex>
-#include <shared_mutex>
 #include <utility>
 #include <vector>
 
 #include "vmcore/locks.h"
 #include "vmcore/page.h"
+#include "vmcore/phase_fair_mutex.h"
 #include "vmcore/vm_object.h"
 
 namespace taskfs::vm {
@@ -50,7 +50,7 @@ KernResult<std::shared_ptr<Task>> ForkTask(VmSystem& system, const Task& parent,
   // The share entries are covered (Insert) only now, with no object locked:
   // the parent's shared task lock keeps their objects covered meanwhile, so
   // none of their pages can be freed.
-  std::unique_lock<std::shared_mutex> child_lock;
+  std::unique_lock<PhaseFairMutex> child_lock;
   KernResult<std::shared_ptr<Task>> child = system.AddTask(name, &child_lock);
   if (!child.ok()) return child;
   Task& task = *child.value();

@@ -5,10 +5,10 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <shared_mutex>
 
 #include "vmcore/memory_budget.h"
 #include "vmcore/page_table.h"
+#include "vmcore/phase_fair_mutex.h"
 
 namespace taskfs::vm {
 
@@ -37,7 +37,7 @@ class VmObject {
 
   // Unique and increasing: the lock order among objects.
   std::uint64_t id() const { return id_; }
-  std::shared_mutex& mu() const { return mu_; }
+  PhaseFairMutex& mu() const { return mu_; }
 
   // Requires mu_ (shared to read, exclusive to change).
   PageTable& pages() { return pages_; }
@@ -83,7 +83,7 @@ class VmObject {
   void DropIfIdle(Coverage::iterator it) noexcept;
 
   const std::uint64_t id_;
-  mutable std::shared_mutex mu_;
+  mutable PhaseFairMutex mu_;
   MemoryAccount account_;  // before what it charges, so it goes after them
   PageTable pages_;        // guarded by mu_
   // A key exists where the count changes and where an entry's range begins

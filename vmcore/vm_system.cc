@@ -78,7 +78,7 @@ std::vector<std::shared_ptr<Task>> VmSystem::Tasks() const {
 }
 
 KernResult<std::shared_ptr<Task>> VmSystem::AddTask(
-    std::string_view name, std::unique_lock<std::shared_mutex>* lock_out) {
+    std::string_view name, std::unique_lock<PhaseFairMutex>* lock_out) {
   std::lock_guard lock(tasks_mu_);
   if (ids_by_name_.find(name) != ids_by_name_.end()) {
     SetFailureReason(fmt::format("a task named {} exists", name));

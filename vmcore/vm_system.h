@@ -8,7 +8,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "vmcore/kern_result.h"
 #include "vmcore/memory_budget.h"
 #include "vmcore/page_allocator.h"
+#include "vmcore/phase_fair_mutex.h"
 
 namespace taskfs::vm {
 
@@ -87,7 +87,7 @@ class VmSystem {
   // RemoveTask forgets task; its name becomes free.
   KernResult<std::shared_ptr<Task>> AddTask(
       std::string_view name,
-      std::unique_lock<std::shared_mutex>* lock_out = nullptr);
+      std::unique_lock<PhaseFairMutex>* lock_out = nullptr);
   void RemoveTask(const Task& task);
 
  private:

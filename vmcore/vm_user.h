@@ -123,7 +123,9 @@ KernReturn vm_copy(Task& task, vm_address_t source, vm_size_t size,
 // Without dst_alloc the destination must be allocated and writable; with it
 // the destination must be wholly unallocated (KERN_NO_SPACE at its lowest
 // allocated page) and becomes regions with the source's protections and
-// inheritance. With src_destroy the source range is deallocated afterwards.
+// inheritance. With src_destroy the source range is deallocated afterwards,
+// except where the destination overlaps it within one task (the copy is a
+// move: [0,2P) to [P,3P) leaves [P,3P) holding the former [0,2P)).
 KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
                        vm_address_t source, vm_size_t size, bool dst_alloc,
                        bool src_destroy);

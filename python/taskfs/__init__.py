@@ -148,13 +148,15 @@ class Task:
     terminate()).
     """
 
-    _ALLOCATE = struct.Struct("<QQII")
-    _COPY = struct.Struct("<QQQ")
-    _DEALLOCATE = struct.Struct("<QQ")
-    _PROTECT = struct.Struct("<QQII")
-    _INHERIT = struct.Struct("<QQII")
-    _REGION = struct.Struct("<QQIIII")
-    _MAP_COPY = struct.Struct("<QQQQII")
+    # The ioctl structs of taskfs_ioctl.h: native byte order ("="), standard
+    # sizes, no padding beyond the structs' own.
+    _ALLOCATE = struct.Struct("=QQII")
+    _COPY = struct.Struct("=QQQ")
+    _DEALLOCATE = struct.Struct("=QQ")
+    _PROTECT = struct.Struct("=QQII")
+    _INHERIT = struct.Struct("=QQII")
+    _REGION = struct.Struct("=QQIIII")
+    _MAP_COPY = struct.Struct("=QQQQII")
 
     def __init__(self, task_dir):
         """Opens task_dir; MachError(KERN_INVALID_TASK) if it is no task."""

@@ -529,5 +529,88 @@ TEST(ConcurrencyMemoryLimitTest, RewriteAfterReadAtTheLimitSucceeds) {
             static_cast<long long>(kPages * kPage));
 }
 
+// (6) Map changes through ctl complete while eight processes read 1 MiB of
+// the same task's mem in a loop: the task's lock lets a writer in however
+// many reads overlap (vmcore/phase_fair_mutex.h; VmStressTest's fairness
+// tests show it in the core, where reads hold the lock longer: a read
+// request here only pins). The readers stop at the deadline either way, so a
+// starved change fails instead of hanging.
+TEST_F(ConcurrencyTest, CtlMapChangesCompleteWhileReadersHammerMem) {
+  constexpr int kReaders = 8;
+  constexpr int kRounds = 20;
+  constexpr std::uint64_t kBase = 0x100000;
+  constexpr std::size_t kBytes = 1 << 20;
+  constexpr std::uint64_t kChanged = 0x400000;
+  MakeTask("t", "allocate 0x100000 1M\n");
+  const std::string mem = mount_ / "t/mem";
+  {
+    const int fd = ::open(mem.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    AlignedBuffer b(kBytes);
+    for (std::size_t p = 0; p < kBytes / kPage; ++p) {
+      FillPage(b.page(p), MakeTag(0, p, 1));
+    }
+    ASSERT_EQ(WriteAll(fd, b.data, b.size, kBase), 0);
+    ::close(fd);
+  }
+  struct State {
+    std::atomic<bool> stop{false};
+    std::atomic<int> reading{0};
+    std::atomic<int> rounds_done{0};
+  };
+  static_assert(std::atomic<int>::is_always_lock_free);
+  Shared<State> state;
+
+  Children readers;
+  for (int r = 0; r < kReaders; ++r) {
+    readers.Spawn("reader " + std::to_string(r), [&]() -> int {
+      const int fd = ::open(mem.c_str(), O_RDONLY);
+      if (fd < 0) return errno;
+      AlignedBuffer b(kBytes);
+      for (bool first = true; !state->stop.load(); first = false) {
+        if (int e = ReadAll(fd, b.data, b.size, kBase)) return e;
+        if (PageTag(b.page(0)) != MakeTag(0, 0, 1)) return kWrongContent;
+        if (first) state->reading.fetch_add(1);
+      }
+      ::close(fd);
+      return 0;
+    });
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(10);
+  while (state->reading.load() < kReaders && Clock::now() < deadline &&
+         !readers.Poll()) {
+    std::this_thread::sleep_for(kPoll);
+  }
+  ASSERT_EQ(state->reading.load(), kReaders) << "the readers did not start";
+
+  Children changer;
+  changer.Spawn("ctl", [&]() -> int {
+    const int ctl = ::open((mount_ / "t/ctl").c_str(), O_WRONLY);
+    if (ctl < 0) return errno;
+    for (int i = 0; i < kRounds; ++i) {
+      const std::string at = std::to_string(kChanged + i * kPage);
+      for (const std::string& command :
+           {"allocate " + at + " 4K\n", "protect " + at + " 4K r--\n",
+            "deallocate " + at + " 4K\n"}) {
+        if (int e = Command(ctl, command)) return e;
+      }
+      state->rounds_done.fetch_add(1);
+    }
+    ::close(ctl);
+    return 0;
+  });
+  // Killed at the deadline if it is not through.
+  const bool in_time = changer.WaitAll(Clock::now() + std::chrono::seconds(10));
+  state->stop.store(true);
+  ASSERT_TRUE(readers.WaitAll(Clock::now() + std::chrono::seconds(10)))
+      << "a reader hung";
+  readers.ExpectAllSucceeded();
+  ASSERT_TRUE(in_time) << state->rounds_done.load() << " of " << kRounds
+                       << " rounds of allocate, protect and deallocate "
+                       << "through ctl within 10 s under " << kReaders
+                       << " 1 MiB pread loops";
+  changer.ExpectAllSucceeded();
+}
+
 }  // namespace
 }  // namespace taskfs::testing

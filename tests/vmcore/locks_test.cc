@@ -5,11 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <memory>
-#include <shared_mutex>
-#include <thread>
 #include <vector>
 
 #include "tests/vmcore/engine_test_util.h"
+#include "tests/vmcore/lock_probe.h"
 
 namespace taskfs::vm {
 namespace {
@@ -19,30 +18,9 @@ using engine_test::MakeSystem;
 using engine_test::MakeTask;
 using engine_test::R;
 
-// What another thread can take of mu right now (probing from the thread
-// that holds it would be undefined).
-enum class Held { kNot, kShared, kExclusive };
-Held Probe(const std::shared_mutex& mu) {
-  auto& m = const_cast<std::shared_mutex&>(mu);
-  Held held = Held::kNot;
-  std::thread other([&] {
-    if (m.try_lock()) {
-      m.unlock();
-    } else if (m.try_lock_shared()) {
-      m.unlock_shared();
-      held = Held::kShared;
-    } else {
-      held = Held::kExclusive;
-    }
-  });
-  other.join();
-  return held;
-}
-bool Free(const std::shared_mutex& mu) { return Probe(mu) == Held::kNot; }
-bool SharedOnly(const std::shared_mutex& mu) {
-  return Probe(mu) == Held::kShared;
-}
-bool Exclusive(const std::shared_mutex& mu) {
+bool Free(const PhaseFairMutex& mu) { return Probe(mu) == Held::kNot; }
+bool SharedOnly(const PhaseFairMutex& mu) { return Probe(mu) == Held::kShared; }
+bool Exclusive(const PhaseFairMutex& mu) {
   return Probe(mu) == Held::kExclusive;
 }
 

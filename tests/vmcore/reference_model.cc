@@ -349,8 +349,19 @@ KernReturn Model::MapCopy(std::size_t dst_t, vm_address_t dest,
     }
   }
   if (src_destroy) {
-    src.pages.erase(src.pages.lower_bound(src_first),
-                    src.pages.lower_bound(src_end));
+    auto erase = [&src](std::uint64_t first, std::uint64_t end) {
+      if (first < end) {
+        src.pages.erase(src.pages.lower_bound(first),
+                        src.pages.lower_bound(end));
+      }
+    };
+    if (&src == &dst) {
+      // Within one task the destination keeps what it received: a move.
+      erase(src_first, std::min(src_end, dst_first));
+      erase(std::max(src_first, dst_end), src_end);
+    } else {
+      erase(src_first, src_end);
+    }
   }
   return KERN_SUCCESS;
 }

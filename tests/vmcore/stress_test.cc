@@ -169,10 +169,9 @@ void RunConcurrently(const char* scenario,
 }
 
 // Called once per iteration by threads that contend for the same locks. The
-// core's locks are std::shared_mutex (glibc rwlocks), which are not fair: a
-// thread that unlocks and locks again at once keeps winning, and the
-// others, starved for long stretches, barely interleave with it. That makes
-// the run time erratic and the interleavings fewer, not the test stronger.
+// core's locks are fair (PhaseFairMutex), but a waiter that sleeps takes a
+// while to wake, and a thread that locks again at once, where nobody is
+// queued yet, runs on meanwhile; yielding makes the interleavings finer.
 void YieldBetweenCalls() { std::this_thread::yield(); }
 
 // Counts down as worker threads leave (however they leave), so that the
@@ -1596,6 +1595,201 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
     ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
   }
   EXPECT_EQ(system.pages().live_pages(), 0u);
+}
+
+// --- 5. fairness: neither side of a task's or an object's lock starves -----
+
+// How long the few calls of one thread may take in all while other threads
+// hammer the same lock. Generous: with the core's fair locks they take
+// milliseconds; with glibc's reader-preferring rwlock, vm_allocate under four
+// 1 MiB vm_read loops did not return within 30 s.
+constexpr std::chrono::seconds kFairnessDeadline{10};
+
+// Loops hammer(i) on `hammers` threads (i = 0, 1, ...) and, once each of them
+// has made a call, runs calls() on one more thread. True if calls() returned
+// within kFairnessDeadline. The hammers stop either way, so a starved caller
+// fails the test (and then gets through) instead of hanging it.
+bool CompletesUnderLoad(int hammers, const std::function<void(int)>& hammer,
+                        const std::function<void()>& calls,
+                        Failures& failures) {
+  std::atomic<bool> stop{false};
+  std::atomic<int> started{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < hammers; ++i) {
+    threads.emplace_back([&, i] {
+      hammer(i);
+      started.fetch_add(1);
+      while (!stop.load() && !failures.stop()) hammer(i);
+    });
+  }
+  const auto start_deadline =
+      std::chrono::steady_clock::now() + kFairnessDeadline;
+  while (started.load() < hammers && !failures.stop() &&
+         std::chrono::steady_clock::now() < start_deadline) {
+    std::this_thread::yield();
+  }
+  std::mutex mu;
+  std::condition_variable finished;
+  bool done = false;
+  std::thread caller([&] {
+    calls();
+    std::lock_guard lock(mu);
+    done = true;
+    finished.notify_all();
+  });
+  bool in_time;
+  {
+    std::unique_lock lock(mu);
+    in_time = finished.wait_for(lock, kFairnessDeadline, [&] { return done; });
+  }
+  stop.store(true);
+  for (std::thread& thread : threads) thread.join();
+  caller.join();
+  return in_time;
+}
+
+// A task with a 1 MiB region of written pages at kHammered, for the
+// fairness scenarios.
+class Hammered {
+ public:
+  static constexpr vm_address_t kHammered = 0x1000000;
+  static constexpr vm_size_t kBytes = vm_size_t{1} << 20;
+
+  Hammered() : system_(Config(0)) {
+    EXPECT_EQ(Take(task_create(system_, "hammered"), &task_), KERN_SUCCESS);
+    EXPECT_EQ(AllocateAt(*task_, kHammered, kBytes / kPage), KERN_SUCCESS);
+    EXPECT_EQ(WriteGeneration(*task_, kHammered, kBytes / kPage, 1, 1),
+              KERN_SUCCESS);
+  }
+  ~Hammered() { EXPECT_EQ(task_terminate(system_, *task_), KERN_SUCCESS); }
+
+  Task& task() { return *task_; }
+
+  // One 1 MiB read of the region into *buffer, or pinned (the daemon's read
+  // path) and then released.
+  void Read(bool pinned, Pages* buffer, Failures& failures) {
+    KernReturn kr;
+    if (pinned) {
+      PinnedPages view;
+      kr = vm_read_pinned(*task_, kHammered, kBytes, &view);
+    } else {
+      kr = vm_read(*task_, kHammered, buffer->span());
+    }
+    CheckKr(failures, kr, KERN_SUCCESS,
+            [] { return "1 MiB vm_read of the hammered region"; });
+  }
+
+  // vm_allocate of one page anywhere, vm_protect and vm_deallocate of it:
+  // three map changes, each needing the task's lock exclusive.
+  void ChangeMap(Failures& failures) {
+    vm_address_t at = 0;
+    if (!CheckKr(failures, vm_allocate(*task_, &at, kPage, true), KERN_SUCCESS,
+                 [] { return "vm_allocate"; })) {
+      return;
+    }
+    CheckKr(failures, vm_protect(*task_, at, kPage, false, VM_PROT_READ),
+            KERN_SUCCESS, [] { return "vm_protect"; });
+    CheckKr(failures, vm_deallocate(*task_, at, kPage), KERN_SUCCESS,
+            [] { return "vm_deallocate"; });
+  }
+
+  // A 1 MiB vm_write of the region from data: its object's lock exclusive.
+  void Write(const Pages& data, Failures& failures) {
+    CheckKr(failures, vm_write(*task_, kHammered, data.data(), data.bytes()),
+            KERN_SUCCESS,
+            [] { return "1 MiB vm_write of the hammered region"; });
+  }
+
+ private:
+  VmSystem system_;
+  std::shared_ptr<Task> task_;
+};
+
+// Six hammers: four read into a buffer and two pinned; four write.
+constexpr int kHammers = 6;
+constexpr int kCalls = 20;
+
+// Each hammer's or caller's own 1 MiB buffer, reused across its calls (a
+// fresh one per call would spend most of the loop outside the core).
+std::vector<Pages> Buffers(int count, std::uint64_t gen) {
+  std::vector<Pages> buffers;
+  for (int i = 0; i < count; ++i) {
+    buffers.emplace_back(Hammered::kBytes / kPage);
+    FillGeneration(&buffers.back(), 1, gen + i);
+  }
+  return buffers;
+}
+
+// Map changes on a task whose 1 MiB region six threads read in a loop: the
+// task's lock lets the changes in.
+TEST(VmStressTest, MapChangesCompleteWhileReadersHammerTheTask) {
+  Hammered hammered;
+  Failures failures;
+  std::vector<Pages> buffers = Buffers(kHammers, 2);
+  EXPECT_TRUE(CompletesUnderLoad(
+      kHammers, [&](int i) { hammered.Read(i >= 4, &buffers[i], failures); },
+      [&] {
+        for (int n = 0; n < kCalls; ++n) hammered.ChangeMap(failures);
+      },
+      failures))
+      << kCalls << " rounds of vm_allocate, vm_protect and vm_deallocate "
+      << "took over " << kFairnessDeadline.count() << " s under " << kHammers
+      << " 1 MiB reader loops";
+  failures.Report();
+}
+
+// The other way round: reads while six threads change the map.
+TEST(VmStressTest, ReadsCompleteWhileMapChangesHammerTheTask) {
+  Hammered hammered;
+  Failures failures;
+  std::vector<Pages> buffers = Buffers(1, 2);
+  EXPECT_TRUE(CompletesUnderLoad(
+      kHammers, [&](int) { hammered.ChangeMap(failures); },
+      [&] {
+        for (int n = 0; n < kCalls; ++n) {
+          hammered.Read(n % 2 == 1, &buffers[0], failures);
+        }
+      },
+      failures))
+      << kCalls << " 1 MiB reads took over " << kFairnessDeadline.count()
+      << " s under " << kHammers << " map-change loops";
+  failures.Report();
+}
+
+// Writes of a region six threads read: the object's lock lets them in.
+TEST(VmStressTest, WritesCompleteWhileReadersHammerTheRegion) {
+  Hammered hammered;
+  Failures failures;
+  std::vector<Pages> buffers = Buffers(kHammers + 1, 2);
+  EXPECT_TRUE(CompletesUnderLoad(
+      kHammers, [&](int i) { hammered.Read(i >= 4, &buffers[i], failures); },
+      [&] {
+        for (int n = 0; n < kCalls; ++n) {
+          hammered.Write(buffers[kHammers], failures);
+        }
+      },
+      failures))
+      << kCalls << " 1 MiB writes took over " << kFairnessDeadline.count()
+      << " s under " << kHammers << " 1 MiB reader loops";
+  failures.Report();
+}
+
+// Reads of a region six threads write.
+TEST(VmStressTest, ReadsCompleteWhileWritersHammerTheRegion) {
+  Hammered hammered;
+  Failures failures;
+  std::vector<Pages> buffers = Buffers(kHammers + 1, 2);
+  EXPECT_TRUE(CompletesUnderLoad(
+      kHammers, [&](int i) { hammered.Write(buffers[i], failures); },
+      [&] {
+        for (int n = 0; n < kCalls; ++n) {
+          hammered.Read(n % 2 == 1, &buffers[kHammers], failures);
+        }
+      },
+      failures))
+      << kCalls << " 1 MiB reads took over " << kFairnessDeadline.count()
+      << " s under " << kHammers << " 1 MiB writer loops";
+  failures.Report();
 }
 
 }  // namespace

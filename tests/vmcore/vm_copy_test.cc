@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <vector>
 
 #include "tests/vmcore/engine_test_util.h"
@@ -91,6 +92,43 @@ TEST(VmCopyTest, MapCopyWithSourceDestroyMovesTheRange) {
   EXPECT_TRUE(from.entries().empty());
   EXPECT_EQ(Pages(*system, to, 0, 1), "m");
   EXPECT_EQ(system->pages().live_pages(), 1u);
+}
+
+// Within one map, a destroying copy onto an overlapping range is a move: the
+// destination holds the former source, and only the source outside it goes.
+TEST(VmCopyTest, MapCopyWithSourceDestroyWithinOneMapKeepsTheDestination) {
+  struct Case {
+    vm_address_t source, dest;
+    const char* pages;  // pages 0-3 after the move, '-' where unallocated
+  };
+  for (const Case& c : {Case{0, kPage, "-ab-"}, Case{kPage, 0, "ab--"},
+                        Case{0, 0, "ab--"}, Case{0, 2 * kPage, "--ab"}}) {
+    SCOPED_TRACE(testing::Message() << "from page " << c.source / kPage
+                                    << " to page " << c.dest / kPage);
+    auto system = MakeSystem();
+    auto task = MakeTask(*system, "t");
+    AddressMap& map = task->map();
+    map.AllocateRange(R(map, 0, 4 * kPage));
+    ASSERT_EQ(Fill(*system, map, c.source, kPage, 'a'), KERN_SUCCESS);
+    ASSERT_EQ(Fill(*system, map, c.source + kPage, kPage, 'b'), KERN_SUCCESS);
+    // The pages outside both ranges are not part of it.
+    for (std::uint64_t p = 0; p < 4; ++p) {
+      const vm_address_t at = p * kPage;
+      const bool in_source = at >= c.source && at < c.source + 2 * kPage;
+      const bool in_dest = at >= c.dest && at < c.dest + 2 * kPage;
+      if (!in_source && !in_dest) map.Remove(R(map, at, kPage));
+    }
+    MapCopy(map, R(map, c.source, 2 * kPage), map, R(map, c.dest, 2 * kPage),
+            /*dst_alloc=*/false, /*src_destroy=*/true);
+    std::string got;
+    for (std::uint64_t p = 0; p < 4; ++p) {
+      got += map.IsFree(R(map, p * kPage, kPage))
+                 ? "-"
+                 : Pages(*system, map, p * kPage, 1);
+    }
+    EXPECT_EQ(got, c.pages);
+    EXPECT_EQ(system->pages().live_pages(), 2u);
+  }
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <thread>
 
@@ -77,7 +76,7 @@ TEST(VmSystemTest, MaxTasksIsResourceShortage) {
 // With lock_out, the new task comes back locked exclusive.
 TEST(VmSystemTest, AddTaskCanReturnTheTaskLocked) {
   VmSystem system(Config());
-  std::unique_lock<std::shared_mutex> lock;
+  std::unique_lock<PhaseFairMutex> lock;
   KernResult<std::shared_ptr<Task>> t = system.AddTask("t", &lock);
   ASSERT_EQ(t.code(), KERN_SUCCESS);
   ASSERT_TRUE(lock.owns_lock());

@@ -657,6 +657,21 @@ TEST_F(MapCopyTest, WithinOneTask) {
   EXPECT_EQ(Pages(2 * kBase, 1, src_.get()), "m");
 }
 
+// [0,2P) onto [P,3P) with src_destroy in one task: [P,3P) holds what [0,2P)
+// held, and [0,P) is deallocated.
+TEST_F(MapCopyTest, SrcDestroyOntoAnOverlappingRangeIsAMove) {
+  ASSERT_EQ(Alloc(kBase, 3 * kPage), KERN_SUCCESS);
+  ASSERT_EQ(Fill(kBase, kPage, 'a'), KERN_SUCCESS);
+  ASSERT_EQ(Fill(kBase + kPage, kPage, 'b'), KERN_SUCCESS);
+  ASSERT_EQ(
+      vm_map_copy(*task_, kBase + kPage, *task_, kBase, 2 * kPage, false, true),
+      KERN_SUCCESS);
+  EXPECT_EQ(
+      Regions(),
+      (std::vector<RegionInfo>{Region(kBase + kPage, 2 * kPage, 3, 7, 1)}));
+  EXPECT_EQ(Pages(kBase + kPage, 2), "ab");
+}
+
 // --- fork ------------------------------------------------------------------
 
 TEST_F(VmUserTest, ForkFollowsEachInheritance) {
