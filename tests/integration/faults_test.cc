@@ -7,7 +7,6 @@
 // Resident memory of the daemon is VmRSS from /proc/PID/status. Tolerances
 // on it are stated where they are used; each is far smaller than the memory
 // the test makes the daemon hold, so failing to free it fails the test.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -208,19 +207,6 @@ bool Alive(pid_t pid) {
   const std::size_t paren = stat.rfind(')');
   return paren != std::string::npos && paren + 2 < stat.size() &&
          stat[paren + 2] != 'Z' && stat[paren + 2] != 'X';
-}
-
-// The names in a directory, without "." and "..".
-std::vector<std::string> ListDir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return names;
-  while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(dir);
-  return names;
 }
 
 // The errno of stat(path), 0 if it succeeds.

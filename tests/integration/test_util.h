@@ -4,6 +4,7 @@
 #ifndef TASKFS_TESTS_INTEGRATION_TEST_UTIL_H_
 #define TASKFS_TESTS_INTEGRATION_TEST_UTIL_H_
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -44,6 +45,20 @@ struct AlignedBuffer {
   unsigned char* data;
   std::size_t size;
 };
+
+// The names in a directory, without "." and "..", in readdir order; none if
+// it cannot be opened.
+inline std::vector<std::string> ListDir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  return names;
+}
 
 // 0 if a system call returned r >= 0, else its errno.
 inline int Err(long r) { return r < 0 ? errno : 0; }
