@@ -16,7 +16,8 @@
 // Then the ways one permission could turn into another, as attacks by a
 // user who holds one of them: ctl write to mem read through fork, ctl write
 // to mem write through a share region and fork, copy-from into a task the
-// caller may only control, mem read or mem write alone to the other.
+// caller may only control, mem read or mem write alone to the other, and an
+// ownership a chown of another path took away.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
@@ -32,6 +33,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fs/taskfs_ioctl.h"
@@ -1081,6 +1083,8 @@ TEST(PermissionModelTest, OnePermissionDoesNotBecomeAnother) {
   {
     SCOPED_TRACE("mem read → mem write");
     const std::string v = a.MakeVictim("v4", 0711, 0644, 0600);
+    // A share region: what a fork would share, a copy still copies.
+    ASSERT_EQ(WriteCtl(v, "inherit 0x10000 8K share"), 0);
     const TaskState want = Contents(v);
     const std::uint64_t id = a.Id(v);
     EXPECT_EQ(a.As([&] {
@@ -1117,9 +1121,10 @@ TEST(PermissionModelTest, OnePermissionDoesNotBecomeAnother) {
       return EBADF;
     }),
               EBADF);
-    // The attacker may copy the bytes out; its copy is copy-on-write, and
-    // writing it leaves the victim's pages as they were. destroy, which
-    // would deallocate the source, needs write permission.
+    // The attacker may copy the bytes out; its copy is copy-on-write, even
+    // of a share region, and writing it leaves the victim's pages as they
+    // were. destroy, which would deallocate the source, needs write
+    // permission.
     EXPECT_EQ(a.As([&] {
       return WriteCtl(h, "copy-from v4 0x10000 8K 0x300000 alloc");
     }),
@@ -1135,7 +1140,7 @@ TEST(PermissionModelTest, OnePermissionDoesNotBecomeAnother) {
     EXPECT_EQ(Diff(want, ReadTask(v)), "");
     EXPECT_EQ(ReadFile(h + "/maps"),
               std::string(kHomeLine) +
-                  "0000000000300000-0000000000302000 rw-/rwx copy\n");
+                  "0000000000300000-0000000000302000 rw-/rwx share\n");
     EXPECT_EQ(WriteCtl(h, "deallocate 0x300000 8K"), 0);
     ::rmdir(v.c_str());
   }
