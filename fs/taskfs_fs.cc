@@ -236,10 +236,9 @@ KernReturn MapsText(vm::Task& task, std::string* out) {
 KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
   const vm::KernResult<vm::TaskStatistics> result = vm::task_statistics(task);
   if (!result.ok()) return result.code();
-  vm::TaskStatistics stats = result.value();
+  const vm::TaskStatistics& stats = result.value();
   TaskNode node;
   if (!Nodes(fs).Find(task.id(), &node)) return vm::KERN_INVALID_TASK;
-  stats.metadata_bytes += node.errors->metadata_bytes();
   const vm::VmSystem& system = fs.system();
   StatusFacts facts;
   facts.name = task.name();

@@ -43,9 +43,7 @@ class Task {
   // every later call fail with KERN_INVALID_TASK. Cannot fail.
   void Terminate() noexcept;
 
-  // What the task's own bookkeeping holds: its record, and whatever the
-  // layers above charge to it (the file system's per-task and per-open-file
-  // state). Thread-safe.
+  // What the task's own record holds. Thread-safe.
   MemoryAccount& account() { return account_; }
   const MemoryAccount& account() const { return account_; }
 

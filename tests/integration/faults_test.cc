@@ -7,7 +7,6 @@
 // Resident memory of the daemon is VmRSS from /proc/PID/status. Tolerances
 // on it are stated where they are used; each is far smaller than the memory
 // the test makes the daemon hold, so failing to free it fails the test.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -200,19 +199,6 @@ bool Alive(pid_t pid) {
   const std::size_t paren = stat.rfind(')');
   return paren != std::string::npos && paren + 2 < stat.size() &&
          stat[paren + 2] != 'Z' && stat[paren + 2] != 'X';
-}
-
-// The names in a directory, without "." and "..".
-std::vector<std::string> ListDir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return names;
-  while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(dir);
-  return names;
 }
 
 // The errno of stat(path), 0 if it succeeds.
@@ -541,15 +527,13 @@ TEST(FaultTaskRemovedTest, UsersGetEsrchAndTheMemoryIsFreed) {
       }
       ::close(fd);
     }
-    // statfs counts the pages and the metadata charged with them: the
-    // task's (status) and, at most, what a just-closed file still holds.
+    // statfs counts the pages and the metadata charged with them.
     {
       const long long used = StatfsUsedBytes(mount.path());
-      const long long meta =
-          std::stoll(StatusValue(ReadFile(mount / "t/status"), "metadata_bytes"));
-      ASSERT_GE(used, static_cast<long long>(kFilled) + meta -
-                          static_cast<long long>(kPage));
-      ASSERT_LE(used, static_cast<long long>(kFilled) + meta + 64 * 1024);
+      const MountCharges charges = ChargesOf(mount.path());
+      const long long filled = static_cast<long long>(kFilled);
+      ASSERT_GE(used, filled + charges.metadata - static_cast<long long>(kPage));
+      ASSERT_LE(used, filled + charges.ceiling);
     }
     const long long filled_rss = DaemonRss(daemon);
     // The measurement sees the pages, or the check below proves nothing.
@@ -988,18 +972,12 @@ TEST(FaultMemoryLimitTest, ConcurrentWritersNeverPassTheLimit) {
       all_tags.insert(tags.begin(), tags.end());
     }
   }
-  // The pages, and the metadata charged with them (every task's, from
-  // status, and at most what just-closed files still hold).
-  long long meta = 0;
-  for (const std::string& name : ListDir(mount.path())) {
-    if (name == "host_page_size") continue;
-    meta += std::stoll(
-        StatusValue(ReadFile(mount / (name + "/status")), "metadata_bytes"));
-  }
+  // The pages, and the metadata charged with them.
   const long long held = static_cast<long long>(all_tags.size() * kPage);
   const long long used = StatfsUsedBytes(mount.path());
-  EXPECT_GE(used, held + meta - static_cast<long long>(kPage));
-  EXPECT_LE(used, held + meta + 64 * 1024);
+  const MountCharges charges = ChargesOf(mount.path());
+  EXPECT_GE(used, held + charges.metadata - static_cast<long long>(kPage));
+  EXPECT_LE(used, held + charges.ceiling);
 }
 
 // ============================================================================
@@ -1285,17 +1263,11 @@ TEST(FaultSoakTest, MixedWorkloadMatchesTheModel) {
   EXPECT_EQ(ops, static_cast<std::uint64_t>(kWorkers * kOpsPerWorker));
 
   const long long held = static_cast<long long>(pages * kPage);
-  // statfs counts the pages and the metadata charged with them: every
-  // task's (status), and at most what just-closed files still hold.
-  long long meta = 0;
-  for (const std::string& name : ListDir(mount.path())) {
-    if (name == "host_page_size") continue;
-    meta += std::stoll(
-        StatusValue(ReadFile(mount / (name + "/status")), "metadata_bytes"));
-  }
+  // statfs counts the pages and the metadata charged with them.
   const long long used = StatfsUsedBytes(mount.path());
-  EXPECT_GE(used, held + meta - static_cast<long long>(kPage));
-  EXPECT_LE(used, held + meta + 64 * 1024);
+  const MountCharges charges = ChargesOf(mount.path());
+  EXPECT_GE(used, held + charges.metadata - static_cast<long long>(kPage));
+  EXPECT_LE(used, held + charges.ceiling);
   const long long rss = DaemonRss(daemon);
   if (kRssChecked) {
     EXPECT_LE(rss, baseline + held + kRssHeldTolerance)

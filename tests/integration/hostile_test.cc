@@ -10,7 +10,6 @@
 // random garbage, NUL and control bytes in ctl, mkdir of 255/256-byte and
 // control-character names, empty/binary manifests, load of a missing file or
 // a directory, ...) are not repeated here.
-#include <dirent.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
@@ -69,19 +68,6 @@ constexpr long kStep2 = -100002;
 constexpr long kStep3 = -100003;
 constexpr long kStep4 = -100004;
 constexpr long kStep5 = -100005;
-
-// The names in a directory, without "." and "..", in readdir order.
-std::vector<std::string> ListDir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return names;
-  while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(dir);
-  return names;
-}
 
 // -errno of a failed call, else its value.
 long Ret(long r) { return r < 0 ? -errno : r; }

@@ -29,23 +29,8 @@
 namespace taskfs::testing {
 namespace {
 
-constexpr std::size_t kPage = 4096;
-
-// The names in a directory, without "." and "..", in readdir order.
-std::vector<std::string> ListDir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return names;
-  while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(dir);
-  return names;
-}
-
 // The value of key in a task's status, "" if absent.
-std::string StatusValue(const std::string& status_path,
+std::string StatusFileValue(const std::string& status_path,
                         const std::string& key) {
   std::istringstream lines(ReadFile(status_path));
   std::string line;
@@ -192,7 +177,7 @@ TEST(MountTest, PageSizeOption) {
   ASSERT_TRUE(mount.ok()) << mount.error();
   EXPECT_EQ(ReadFile(mount / "host_page_size"), "16384\n");
   ASSERT_EQ(::mkdir((mount / "t").c_str(), 0700), 0);
-  EXPECT_EQ(StatusValue(mount / "t/status", "page_size"), "16384");
+  EXPECT_EQ(StatusFileValue(mount / "t/status", "page_size"), "16384");
   // Rounding follows the page size.
   ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10001 1\n"), 0);
   EXPECT_EQ(ReadFile(mount / "t/maps"),
@@ -209,7 +194,7 @@ TEST(MountTest, AddressBitsOption) {
   struct stat st;
   ASSERT_EQ(::stat((mount / "t/mem").c_str(), &st), 0);
   EXPECT_EQ(st.st_size, off_t{1} << 30);
-  EXPECT_EQ(StatusValue(mount / "t/status", "address_bits"), "30");
+  EXPECT_EQ(StatusFileValue(mount / "t/status", "address_bits"), "30");
   EXPECT_EQ(WriteFile(mount / "t/ctl", "allocate 0x3ffff000 4K\n"), 0);
   EXPECT_EQ(WriteFile(mount / "t/ctl", "allocate 0x40000000 4K\n"), EFAULT);
 }
@@ -222,7 +207,7 @@ TEST(MountTest, DefaultAddressBitsAndPageSize) {
   struct stat st;
   ASSERT_EQ(::stat((mount / "t/mem").c_str(), &st), 0);
   EXPECT_EQ(st.st_size, off_t{1} << 47);
-  EXPECT_EQ(StatusValue(mount / "t/status", "address_bits"), "47");
+  EXPECT_EQ(StatusFileValue(mount / "t/status", "address_bits"), "47");
 }
 
 TEST(MountTest, MaxTasksOption) {
@@ -262,7 +247,7 @@ TEST(MountTest, MemoryLimitOption) {
   EXPECT_EQ(e, ENOSPC);
   EXPECT_GT(pages, 200u);
   EXPECT_LT(pages, kLimit / kPage);
-  EXPECT_EQ(StatusValue(mount / "t/status", "resident_bytes"),
+  EXPECT_EQ(StatusFileValue(mount / "t/status", "resident_bytes"),
             std::to_string(pages * kPage));
   EXPECT_LE(StatfsUsedBytes(mount.path()), kLimit);
   // Rewriting a resident page needs nothing more.
@@ -496,7 +481,7 @@ TEST(MountTest, SourceManifestLoadsIt) {
             (std::vector<std::string>{"host_page_size", "one", "two"}));
   EXPECT_EQ(ReadFile(mount / "one/maps"),
             "0000000000010000-0000000000011000 rw-/rwx copy\n");
-  EXPECT_EQ(StatusValue(mount / "one/status", "address_bits"), "30");
+  EXPECT_EQ(StatusFileValue(mount / "one/status", "address_bits"), "30");
   // mount(8) shows the manifest as the source.
   const MountInfo info = FindMountInfo(mount.path());
   ASSERT_TRUE(info.found);

@@ -4,6 +4,7 @@
 #ifndef TASKFS_TESTS_INTEGRATION_TEST_UTIL_H_
 #define TASKFS_TESTS_INTEGRATION_TEST_UTIL_H_
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -53,6 +54,20 @@ inline long long StatfsUsedBytes(const std::string& mountpoint) {
   struct statvfs vfs;
   if (::statvfs(mountpoint.c_str(), &vfs) != 0) return -1;
   return static_cast<long long>((vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize);
+}
+
+// The names in a directory, without "." and "..", in readdir order; none if
+// it cannot be opened.
+inline std::vector<std::string> ListDir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  return names;
 }
 
 // 0 if a system call returned r >= 0, else its errno.
@@ -168,6 +183,33 @@ inline std::string StatusValue(const std::string& status,
   if (at == std::string::npos) return "";
   const std::size_t start = at + prefix.size();
   return text.substr(start, text.find('\n', start) - start);
+}
+
+// What statfs counts beside the written pages, for the tasks of a mount:
+// at least every task's metadata_bytes (its map and page tables, SPEC §7),
+// and at most that plus what else is charged: each task's errors file (its
+// record, ErrorLog's 256 slots and node, under 12 KiB, and each kept line
+// at most twice its text) and 64 KiB for files closed a moment ago whose
+// release has not arrived.
+struct MountCharges {
+  long long metadata = 0;  // the sum of metadata_bytes
+  long long ceiling = 0;   // metadata + what else may be charged
+};
+inline MountCharges ChargesOf(const std::string& mountpoint) {
+  MountCharges c;
+  c.ceiling = 64 * 1024;
+  for (const std::string& name : ListDir(mountpoint)) {
+    if (name == "host_page_size") continue;
+    const std::string dir = mountpoint + "/" + name;
+    const std::string meta =
+        StatusValue(ReadFile(dir + "/status"), "metadata_bytes");
+    if (meta.empty()) continue;  // removed meanwhile
+    c.metadata += std::stoll(meta);
+    c.ceiling += 12 * 1024 +
+                 2 * static_cast<long long>(ReadFile(dir + "/errors").size());
+  }
+  c.ceiling += c.metadata;
+  return c;
 }
 
 // resident_bytes from a task's status file; -1 if it cannot be read.
