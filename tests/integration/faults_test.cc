@@ -148,17 +148,6 @@ class Shell {
   std::string err_path_;
 };
 
-// Polls pred every few milliseconds until it holds or the deadline passes.
-bool PollUntil(const std::function<bool()>& pred,
-               std::chrono::milliseconds deadline) {
-  const auto until = Clock::now() + deadline;
-  while (!pred()) {
-    if (Clock::now() >= until) return pred();
-    std::this_thread::sleep_for(kPoll);
-  }
-  return true;
-}
-
 // --- pages, tags and I/O ----------------------------------------------------
 
 // TASKFS_IOC_VM_COPY on an open mem: 0 or the errno.
@@ -183,15 +172,6 @@ constexpr bool kRssChecked = false;
 #else
 constexpr bool kRssChecked = true;
 #endif
-
-// The daemon's resident memory (VmRSS) in bytes; -1 if it cannot be read.
-long long DaemonRss(pid_t pid) {
-  const std::string status =
-      ReadFile("/proc/" + std::to_string(pid) + "/status");
-  const std::size_t at = status.find("\nVmRSS:");
-  if (at == std::string::npos) return -1;
-  return std::strtoll(status.c_str() + at + 7, nullptr, 10) * 1024;
-}
 
 // True while pid is a live process (not gone, not a zombie).
 bool Alive(pid_t pid) {

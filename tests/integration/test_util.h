@@ -15,11 +15,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/mount_fixture.h"
@@ -68,6 +70,26 @@ inline std::vector<std::string> ListDir(const std::string& path) {
   }
   ::closedir(dir);
   return names;
+}
+
+// Polls pred every 5 ms until it holds or the deadline passes.
+inline bool PollUntil(const std::function<bool()>& pred,
+                      std::chrono::milliseconds deadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= until) return pred();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// A process's resident memory (VmRSS) in bytes; -1 if it cannot be read.
+inline long long DaemonRss(pid_t pid) {
+  const std::string status =
+      ReadFile("/proc/" + std::to_string(pid) + "/status");
+  const std::size_t at = status.find("\nVmRSS:");
+  if (at == std::string::npos) return -1;
+  return std::strtoll(status.c_str() + at + 7, nullptr, 10) * 1024;
 }
 
 // 0 if a system call returned r >= 0, else its errno.
