@@ -276,7 +276,7 @@ void PrintHelp(const char* program) {
       "    -o address_bits=N      address space is [0, 2^N), N 24..62 (47)\n"
       "    -o tasks=FILE|none     load tasks from a manifest; none: no tasks\n"
       "                           (default: the embedded demo)\n"
-      "    -o memory_limit=BYTES  cap on resident memory, K/M/G/T suffixes\n"
+      "    -o memory_limit=BYTES  cap on pages and their tables, K/M/G/T suffixes\n"
       "                           (half of physical memory)\n"
       "    -o max_tasks=N         cap on live tasks (1024)\n"
       "    -o log_level=L         trace, debug, info, warn, error, off (info)\n"
