@@ -225,11 +225,23 @@ Replied ReplyText(Reply& r, std::string_view text, off_t off, size_t size) {
   return r.Buf(part.data(), part.size());
 }
 
-KernReturn MapsText(vm::Task& task, std::string* out) {
+// A maps snapshot: the list of regions and then its text are as large as
+// the map, so both are charged to the open file while they are made (the
+// text's line is 58 bytes; the list's vector may be twice its size).
+KernReturn MapsText(vm::Task& task, vm::MemoryAccount& account,
+                    std::string* out) {
+  constexpr std::uint64_t kPerRegion = 2 * sizeof(vm::RegionInfo) + 64;
   const vm::KernResult<std::vector<vm::RegionInfo>> regions =
-      vm::vm_region_list(task);
+      vm::vm_region_list(task, &account, kPerRegion);
   if (!regions.ok()) return regions.code();
-  *out = RenderMaps(regions.value());
+  const std::uint64_t charged = regions.value().size() * kPerRegion;
+  try {
+    *out = RenderMaps(regions.value());
+  } catch (...) {
+    account.Release(charged);
+    throw;
+  }
+  account.Release(charged);
   return vm::KERN_SUCCESS;
 }
 
@@ -551,7 +563,7 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
         // A read from the start takes a fresh snapshot; later offsets of
         // the same open file continue it, so a reader sees one text.
         kr = file->kind == NodeKind::kMaps
-                 ? MapsText(*file->task, &file->text)
+                 ? MapsText(*file->task, file->account, &file->text)
              : file->kind == NodeKind::kStatus
                  ? StatusText(fs, *file->task, &file->text)
                  : ErrorsText(fs, *file, &file->text);

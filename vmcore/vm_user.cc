@@ -464,12 +464,26 @@ KernReturn vm_region(Task& task, vm_address_t* address, RegionInfo* info) {
   });
 }
 
-KernResult<std::vector<RegionInfo>> vm_region_list(Task& task) {
+KernResult<std::vector<RegionInfo>> vm_region_list(Task& task,
+                                                   MemoryAccount* account,
+                                                   std::uint64_t per_region) {
   return Open(
       task, Lock::kShared, [&]() -> KernResult<std::vector<RegionInfo>> {
         std::vector<RegionInfo> regions;
-        task.map().ForEachRegion(
-            [&regions](const RegionInfo& info) { regions.push_back(info); });
+        try {
+          task.map().ForEachRegion([&](const RegionInfo& info) {
+            if (account != nullptr) account->Charge(per_region, true);
+            try {
+              regions.push_back(info);
+            } catch (...) {
+              account->Release(per_region);
+              throw;
+            }
+          });
+        } catch (...) {
+          if (account != nullptr) account->Release(regions.size() * per_region);
+          throw;
+        }
         return regions;
       });
 }

@@ -91,8 +91,13 @@ KernReturn vm_inherit(Task& task, vm_address_t address, vm_size_t size,
 // KERN_NO_SPACE if there is none.
 KernReturn vm_region(Task& task, vm_address_t* address, RegionInfo* info);
 
-// Every region of the task, as vm_region would return them, ascending.
-KernResult<std::vector<RegionInfo>> vm_region_list(Task& task);
+// Every region of the task, as vm_region would return them, ascending. With
+// an account, each region listed is first charged per_region bytes to it (it
+// may use the reserve; at the limit the call fails with
+// KERN_RESOURCE_SHORTAGE), so that a list as large as the map is memory
+// too; the caller releases size() * per_region when done with it.
+KernResult<std::vector<RegionInfo>> vm_region_list(
+    Task& task, MemoryAccount* account = nullptr, std::uint64_t per_region = 0);
 
 // vm_read without a copy: pins the pages of the page-aligned range so that
 // *out describes a snapshot of it (later writes to the task do not change the
