@@ -91,4 +91,8 @@ void FailChargeAfter(std::uint64_t n) {
   charges_until_failure.store(n, std::memory_order_relaxed);
 }
 
+std::uint64_t ChargesBeforeFailure() {
+  return charges_until_failure.load(std::memory_order_relaxed);
+}
+
 }  // namespace taskfs::vm

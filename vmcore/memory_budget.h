@@ -180,6 +180,9 @@ class ChargedAllocator {
 // (1 = the next) of any budget, pages included, fails as if the limit were
 // reached; 0 disarms it. Charges are counted on all threads.
 void FailChargeAfter(std::uint64_t n);
+// The countdown FailChargeAfter set: 1 when the next charge fails, 0 once
+// the armed charge has failed or when nothing is armed.
+std::uint64_t ChargesBeforeFailure();
 
 }  // namespace taskfs::vm
 

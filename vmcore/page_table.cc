@@ -1,6 +1,7 @@
 #include "vmcore/page_table.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace taskfs::vm {
 
@@ -88,10 +89,24 @@ void PageTable::Trim(std::uint64_t lo, std::uint64_t hi) noexcept {
     FreeChunk(entry.chunk);
     return true;
   });
+  if (kept == to) return;
   chunks_.erase(kept, to);
-  // A table left empty gives its array back too (no allocation: the
-  // library catches anything shrinking throws).
-  if (chunks_.empty()) chunks_.shrink_to_fit();
+  // The array grows by doubling from one entry, one insertion at a time, so
+  // its capacity is the power of two at or above its size; giving back what
+  // is above keeps it so. Then trimming the chunks a refused write or copy
+  // reserved leaves the array, and what it is charged, as it was before
+  // (all or nothing). Shrinking allocates: if that fails, the larger array
+  // stays, which is correct, only bigger.
+  const std::size_t fit = chunks_.empty() ? 0 : std::bit_ceil(chunks_.size());
+  if (chunks_.capacity() <= fit) return;
+  try {
+    std::vector<Entry, ChargedAllocator<Entry>> smaller(
+        chunks_.get_allocator());
+    smaller.reserve(fit);
+    smaller.assign(chunks_.begin(), chunks_.end());
+    chunks_.swap(smaller);
+  } catch (...) {
+  }
 }
 
 }  // namespace taskfs::vm

@@ -61,7 +61,9 @@ class PageTable {
   // Keeps the chunks (a Reserve of the range stays good); Trim drops them.
   template <typename Fn>
   void Clear(std::uint64_t lo, std::uint64_t hi, Fn&& fn);
-  // Drops the empty chunks that overlap [lo, hi).
+  // Drops the empty chunks that overlap [lo, hi), and the room in the chunk
+  // array that the growth to its present size would not have made, so a
+  // Trim after a refused Reserve leaves the table as it was.
   void Trim(std::uint64_t lo, std::uint64_t hi) noexcept;
 
   bool empty() const { return chunks_.empty(); }

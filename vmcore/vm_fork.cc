@@ -59,6 +59,9 @@ KernResult<std::shared_ptr<Task>> ForkTask(VmSystem& system, const Task& parent,
   } catch (...) {
     task.Terminate();
     system.RemoveTask(task);
+    // Before child goes: the registry held the other reference, so the
+    // task (and its lock) goes with child.
+    child_lock.unlock();
     throw;
   }
   return child;

@@ -3,6 +3,7 @@
 // the contracts and lock_order.h for the locks.
 #include "vmcore/vm_user.h"
 
+#include <algorithm>
 #include <cassert>
 #include <initializer_list>
 #include <new>
@@ -29,9 +30,15 @@ auto Guarded(Body&& body) noexcept -> std::invoke_result_t<Body&> {
   try {
     return body();
   } catch (const LimitReached& limit) {
-    SetFailureReason(fmt::format(
+    // Formatted on the stack: the heap may be out too, and a throw here
+    // would end the daemon (this function is noexcept).
+    char text[128];
+    const auto out = fmt::format_to_n(
+        text, sizeof text,
         "memory limit {} bytes: {} in use, the call needs {} more",
-        limit.limit(), limit.used(), limit.asked()));
+        limit.limit(), limit.used(), limit.asked());
+    SetFailureReason(
+        std::string_view(text, std::min(out.size, sizeof text)));
     return Result(KERN_RESOURCE_SHORTAGE);
   } catch (const std::bad_alloc&) {
     SetFailureReason("out of memory: the daemon could not allocate what the "
@@ -333,8 +340,13 @@ KernResult<std::shared_ptr<Task>> task_create(VmSystem& system,
 
 KernResult<std::shared_ptr<Task>> task_fork(VmSystem& system, Task& parent,
                                             std::string_view name) {
-  // The name is an argument of the call, checked before the parent is.
-  if (!VmSystem::ValidTaskName(name)) return BadTaskName(name);
+  // The name is an argument of the call, checked before the parent is
+  // (guarded too: formatting the reason allocates).
+  if (!VmSystem::ValidTaskName(name)) {
+    return WithReason([&]() -> KernResult<std::shared_ptr<Task>> {
+      return BadTaskName(name);
+    });
+  }
   return Open(parent, Lock::kShared,
               [&] { return ForkTask(system, parent, name); });
 }
