@@ -488,7 +488,7 @@ KernResult<std::vector<RegionInfo>> vm_region_list(Task& task,
             try {
               regions.push_back(info);
             } catch (...) {
-              account->Release(per_region);
+              if (account != nullptr) account->Release(per_region);
               throw;
             }
           });
