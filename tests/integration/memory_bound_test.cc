@@ -42,6 +42,14 @@ constexpr long long kReserve = 2 * kMiB;
 // request vectors, and the allocator's slab rounding (2 MiB).
 constexpr long long kBase = 24 * kMiB;
 
+// prefix followed by n, built by appending (GCC 12's -Wrestrict takes
+// "literal" + std::string&& for an overlap).
+std::string Named(const char* prefix, std::uint64_t n) {
+  std::string name(prefix);
+  name.append(std::to_string(n));
+  return name;
+}
+
 std::string Hex(std::uint64_t v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
@@ -146,7 +154,7 @@ TEST_F(MemoryBoundTest, DoublingCopiesAndAForkEndInEnospc) {
   for (; k < 44 && e == 0; ++k) {
     const std::uint64_t n = std::uint64_t{1} << k;
     e = WriteFile(mount_ / "d/ctl", "copy 0 " + Hex(n) + " " + Hex(n) + "\n");
-    if (!WithinBound("copy of 2^" + std::to_string(k))) return;
+    if (!WithinBound(Named("copy of 2^", k))) return;
   }
   EXPECT_EQ(e, ENOSPC) << "at 2^" << k - 1;
   EXPECT_LT(k - 1, 44u);
@@ -159,18 +167,18 @@ TEST_F(MemoryBoundTest, DoublingCopiesAndAForkEndInEnospc) {
   // in ENOSPC, and the refused one makes no task.
   int forks = 0;
   for (e = 0; e == 0 && forks < 100;) {
-    e = WriteFile(mount_ / "d/ctl", "fork d" + std::to_string(++forks) + "\n");
+    e = WriteFile(mount_ / "d/ctl", Named("fork d", ++forks).append("\n"));
     if (!WithinBound("fork")) return;
   }
   EXPECT_EQ(e, ENOSPC) << forks << " forks";
   std::cout << "[ BOUND    ] doubling copies refused at 2^" << k - 1
             << " bytes, then " << forks - 1 << " forks before ENOSPC\n";
-  EXPECT_EQ(::access((mount_ / ("d" + std::to_string(forks))).c_str(), F_OK),
+  EXPECT_EQ(::access((mount_ / Named("d", forks)).c_str(), F_OK),
             -1);
   ExpectUsedWithinLimit();
   ExpectOtherServed();
   for (int i = 1; i < forks; ++i) {
-    ASSERT_EQ(::rmdir((mount_ / ("d" + std::to_string(i))).c_str()), 0);
+    ASSERT_EQ(::rmdir((mount_ / Named("d", i)).c_str()), 0);
   }
   ExpectRemovedAndRoomAgain("d");
 }
@@ -271,7 +279,7 @@ TEST_F(MemoryBoundTest, TenThousandTasksEndInEnospc) {
   int made = 0;
   int e = 0;
   for (; made < kTasks; ++made) {
-    if (::mkdir((mount_ / ("t" + std::to_string(made))).c_str(), 0700) != 0) {
+    if (::mkdir((mount_ / Named("t", made)).c_str(), 0700) != 0) {
       e = errno;
       break;
     }
@@ -283,7 +291,7 @@ TEST_F(MemoryBoundTest, TenThousandTasksEndInEnospc) {
   ExpectUsedWithinLimit();
   ExpectOtherServed();
   for (int i = 0; i < made; ++i) {
-    ASSERT_EQ(::rmdir((mount_ / ("t" + std::to_string(i))).c_str()), 0);
+    ASSERT_EQ(::rmdir((mount_ / Named("t", i)).c_str()), 0);
   }
   ASSERT_EQ(::mkdir((mount_ / "again").c_str(), 0700), 0);
 }
