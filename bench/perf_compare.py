@@ -59,6 +59,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 PAGE = 4096
@@ -664,6 +665,57 @@ def run(args):
         info["tib_resident"] = int(status["resident_bytes"])
         log(f"1 TiB task: daemon RSS +{info['tib_rss'] / MiB:.2f} MiB")
 
+        # -- map changes while readers hammer the task -----------------------
+        # 8 threads loop 1 MiB preads of one task's mem (the GIL is let go
+        # in the system call) while ctl allocates and frees a page of that
+        # task 200 times: the latency of each map change under load.
+        task_h = make_task(tfs, "hammer")
+        ctl_h = Ctl(task_h)
+        ctls.append(ctl_h)
+        ctl_h.run(f"allocate {BASE:#x} 64M\n")
+        dd_write(os.path.join(task_h, "mem"), BASE, 64 * MiB)
+        stop = threading.Event()
+        reads = [0]
+
+        def hammer(k):
+            fd = os.open(os.path.join(task_h, "mem"), os.O_RDONLY)
+            mine = aligned_buffer(MiB)
+            try:
+                i = k
+                while not stop.is_set():
+                    os.preadv(fd, [mine], BASE + (i % 64) * MiB)
+                    reads[0] += 1
+                    i += 1
+            finally:
+                os.close(fd)
+
+        readers = [threading.Thread(target=hammer, args=(k,))
+                   for k in range(8)]
+        for t in readers:
+            t.start()
+        latencies = []
+        try:
+            time.sleep(0.2)  # the readers are going
+            start = time.perf_counter()
+            for i in range(200):
+                latencies.append(ctl_h.run(
+                    f"allocate {BASE + 128 * MiB:#x} 4K\n"
+                    f"deallocate {BASE + 128 * MiB:#x} 4K\n"))
+            elapsed = time.perf_counter() - start
+        finally:
+            stop.set()
+            for t in readers:
+                t.join()
+        latencies.sort()
+        info["hammer_p50"] = latencies[len(latencies) // 2]
+        info["hammer_p99"] = latencies[int(len(latencies) * 0.99)]
+        info["hammer_max"] = latencies[-1]
+        info["hammer_reads_s"] = reads[0] / elapsed
+        os.rmdir(task_h)
+        log(f"map change under 8 readers: p50 {info['hammer_p50'] * 1e3:.2f} "
+            f"ms, p99 {info['hammer_p99'] * 1e3:.2f} ms, max "
+            f"{info['hammer_max'] * 1e3:.2f} ms")
+
         # -- 1000 tasks ------------------------------------------------------
         names = [f"s{i:04d}" for i in range(args.tasks)]
         start = time.perf_counter()
@@ -849,6 +901,11 @@ def print_report(args, res, info, out):
          f"{info['tib_rss'] / MiB:.2f} MiB (status: virtual "
          f"{info['tib_virtual'] / TiB:.0f} TiB, resident "
          f"{info['tib_resident']} B)"),
+        ("map change under 8 1 MiB pread loops",
+         f"p50 {info['hammer_p50'] * 1e3:.2f} ms, p99 "
+         f"{info['hammer_p99'] * 1e3:.2f} ms, max "
+         f"{info['hammer_max'] * 1e3:.2f} ms "
+         f"({info['hammer_reads_s']:,.0f} reads/s meanwhile)"),
         (f"{args.tasks} tasks: mkdir all", f"{info['mkdir_s']:.3f} s"),
         (f"{args.tasks} tasks: ls of root", f"{info['ls_s'] * 1e3:.2f} ms"),
         (f"{args.tasks} tasks: read every status",
