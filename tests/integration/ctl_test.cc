@@ -126,19 +126,6 @@ std::map<std::string, std::string> ParseStatus(const std::string& text) {
   return out;
 }
 
-// The names in a directory, without "." and "..", in readdir order.
-std::vector<std::string> ListDir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return names;
-  while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(dir);
-  return names;
-}
-
 class CtlTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -75,19 +75,6 @@ int WriteMem(const std::string& mem, std::uint64_t addr,
   return error;
 }
 
-// The names in a directory, in readdir order, without . and ..
-std::vector<std::string> List(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return names;
-  while (const dirent* e = ::readdir(d)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(d);
-  return names;
-}
-
 // One suite for every example. region_walk.c is compiled on first use.
 class Examples : public ::testing::Test {
  protected:
@@ -175,7 +162,7 @@ TEST_F(Examples, TourRunsCleanOnTheEmbeddedDemo) {
     EXPECT_NE(r.out.find(want), std::string::npos) << want << "\n" << r.out;
   }
   // It cleans up after itself: only the demo's tasks are left.
-  EXPECT_EQ(List(m.path()),
+  EXPECT_EQ(ListDir(m.path()),
             (std::vector<std::string>{"host_page_size", "demo", "child"}));
   // And can run again on the same mount.
   const RunResult again = RunTour(m);
@@ -525,7 +512,7 @@ TEST_F(Examples, DemoManifestFileMirrorsTheEmbeddedDemo) {
   ASSERT_TRUE(embedded.ok()) << embedded.error();
   Mount file({"-o", "tasks=" + DemoManifest()});
   ASSERT_TRUE(file.ok()) << file.error();
-  EXPECT_EQ(List(file.path()), List(embedded.path()));
+  EXPECT_EQ(ListDir(file.path()), ListDir(embedded.path()));
   for (const char* task : {"demo", "child"}) {
     const std::string t = task;
     const std::string maps = ReadFile(embedded / (t + "/maps"));

@@ -5,6 +5,7 @@
 #ifndef TASKFS_TESTS_INTEGRATION_MOUNT_FIXTURE_H_
 #define TASKFS_TESTS_INTEGRATION_MOUNT_FIXTURE_H_
 
+#include <dirent.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -110,6 +111,20 @@ bool IsMountpoint(const std::string& path);
 
 // Reads a whole (small) file; "" on error.
 std::string ReadFile(const std::string& path);
+
+// The names in a directory, without "." and "..", in readdir order; none if
+// it cannot be opened.
+inline std::vector<std::string> ListDir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(dir);
+  return names;
+}
 // Writes text to path with one write(2); 0 or errno, EIO if the write was
 // short.
 int WriteFile(const std::string& path, const std::string& text);

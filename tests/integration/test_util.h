@@ -58,20 +58,6 @@ inline long long StatfsUsedBytes(const std::string& mountpoint) {
   return static_cast<long long>((vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize);
 }
 
-// The names in a directory, without "." and "..", in readdir order; none if
-// it cannot be opened.
-inline std::vector<std::string> ListDir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* dir = ::opendir(path.c_str());
-  if (dir == nullptr) return names;
-  while (const dirent* e = ::readdir(dir)) {
-    const std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(dir);
-  return names;
-}
-
 // Polls pred every 5 ms until it holds or the deadline passes.
 inline bool PollUntil(const std::function<bool()>& pred,
                       std::chrono::milliseconds deadline) {
