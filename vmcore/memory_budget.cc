@@ -38,6 +38,14 @@ bool ChargeWithin(std::atomic<std::uint64_t>& used, std::uint64_t ceiling,
 
 }  // namespace
 
+MemoryBudget::MemoryBudget(std::uint64_t limit_bytes,
+                           std::uint64_t reserve_bytes)
+    : limit_(limit_bytes),
+      reserve_(reserve_bytes),
+      shared_(std::make_unique<MemoryAccount>(*this)) {}
+
+MemoryBudget::~MemoryBudget() = default;
+
 bool MemoryBudget::TryCharge(std::uint64_t bytes) noexcept {
   if (InjectedFailure()) return false;
   if (limit_ == 0) {
@@ -73,10 +81,16 @@ void MemoryAccount::Charge(std::uint64_t bytes, bool use_reserve) {
 }
 
 void MemoryAccount::Release(std::uint64_t bytes) noexcept {
-  const std::uint64_t in_reserve =
-      std::min(bytes, reserve_held_.load(std::memory_order_relaxed));
+  // What the reserve holds goes back first; a loop, since several threads
+  // may release from one account (the shared one).
+  std::uint64_t reserved = reserve_held_.load(std::memory_order_relaxed);
+  std::uint64_t in_reserve;
+  do {
+    in_reserve = std::min(bytes, reserved);
+  } while (in_reserve != 0 &&
+           !reserve_held_.compare_exchange_weak(reserved, reserved - in_reserve,
+                                                std::memory_order_relaxed));
   if (in_reserve != 0) {
-    reserve_held_.fetch_sub(in_reserve, std::memory_order_relaxed);
     budget_->ReleaseReserve(in_reserve);
   }
   held_.fetch_sub(bytes, std::memory_order_relaxed);

@@ -10,6 +10,8 @@
 
 namespace taskfs::vm {
 
+class MemoryAccount;
+
 // Bytes charged against memory_limit: written pages (PageAllocator) and the
 // metadata that maps them (page-table chunks, map entries, objects and their
 // coverage, task records, and what the file system keeps per task and per
@@ -23,8 +25,8 @@ class MemoryBudget {
   // charges allowed to use it (MemoryAccount::TryCharge) fall back on when
   // the limit refuses them.
   explicit MemoryBudget(std::uint64_t limit_bytes,
-                        std::uint64_t reserve_bytes = 0)
-      : limit_(limit_bytes), reserve_(reserve_bytes) {}
+                        std::uint64_t reserve_bytes = 0);
+  ~MemoryBudget();
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
@@ -60,6 +62,10 @@ class MemoryBudget {
     return reclaimer_ != nullptr ? reclaimer_(reclaimer_arg_) : 0;
   }
 
+  // The account of what several holders share, charged once however many
+  // hold it: the page-table nodes (page_table.h).
+  MemoryAccount& shared() { return *shared_; }
+
  private:
   const std::uint64_t limit_;
   const std::uint64_t reserve_;
@@ -67,6 +73,7 @@ class MemoryBudget {
   void* reclaimer_arg_ = nullptr;
   std::atomic<std::uint64_t> used_{0};
   std::atomic<std::uint64_t> reserve_used_{0};
+  std::unique_ptr<MemoryAccount> shared_;  // last: it releases into the above
 };
 
 // What a refused charge throws: a std::bad_alloc, so every path that
@@ -101,9 +108,6 @@ class MemoryAccount {
   // asks the budget's reclaimer for room once and tries again; then, with
   // use_reserve, tries the reserve (what lets a user at the limit still
   // open files, read status, maps and errors, and free memory through ctl).
-  // An account that uses the reserve must have its charges and releases
-  // made one at a time (the open file's and the error log's are, under
-  // their locks).
   bool TryCharge(std::uint64_t bytes, bool use_reserve = false) noexcept;
   // TryCharge that throws LimitReached when refused.
   void Charge(std::uint64_t bytes, bool use_reserve = false);

@@ -1,112 +1,475 @@
 #include "vmcore/page_table.h"
 
 #include <algorithm>
-#include <bit>
+#include <condition_variable>
+#include <mutex>
+#include <new>
+#include <thread>
+
+#include "vmcore/page.h"
 
 namespace taskfs::vm {
 
-std::size_t PageTable::LowerBound(std::uint64_t key) const {
-  // Most objects are written densely from their start, their chunks then
-  // being consecutive: try where key would be if they are, one cache line
-  // instead of a binary search's chain of dependent loads.
-  if (!chunks_.empty() && key >= chunks_.front().key) {
-    const std::uint64_t guess = key - chunks_.front().key;
-    if (guess < chunks_.size() && chunks_[guess].key == key) return guess;
+const std::uint64_t PageTable::kNodeCharge = sizeof(Node) + kHeapOverhead;
+
+// What every table does to nodes: references, clones, and frees, the large
+// ones in the background.
+struct NodeOps {
+  using Node = PageTable::Node;
+
+  static std::uint64_t Span(unsigned level) {
+    return PageTable::kFanout << (PageTable::kBits * level);
   }
-  const auto it = std::lower_bound(
-      chunks_.begin(), chunks_.end(), key,
-      [](const Entry& entry, std::uint64_t k) { return entry.key < k; });
-  return static_cast<std::size_t>(it - chunks_.begin());
-}
 
-PageTable::~PageTable() {
-  for (const Entry& entry : chunks_) FreeChunk(entry.chunk);
-}
-
-PageTable::Chunk* PageTable::NewChunk() {
-  account_.Charge(kChunkCharge);
-  try {
-    return new Chunk;
-  } catch (...) {
-    account_.Release(kChunkCharge);
-    throw;
+  static void Ref(Node* node) {
+    node->refs.fetch_add(1, std::memory_order_relaxed);
   }
-}
+  static void Unref(Node* node) noexcept;
+  static void Release(void* thing, bool page) noexcept {
+    if (thing == nullptr) return;
+    if (page) {
+      static_cast<Page*>(thing)->DropMapping();
+    } else {
+      Unref(static_cast<Node*>(thing));
+    }
+  }
 
-void PageTable::FreeChunk(Chunk* chunk) noexcept {
-  delete chunk;
-  account_.Release(kChunkCharge);
-}
+  // A node of level with every slot null, charged to account; null if
+  // either is refused.
+  static Node* TryMake(unsigned level, MemoryAccount& account,
+                       bool use_reserve) noexcept {
+    if (!account.TryCharge(PageTable::kNodeCharge, use_reserve)) return nullptr;
+    Node* node = new (std::nothrow) Node(level, &account);
+    if (node == nullptr) {
+      account.Release(PageTable::kNodeCharge);
+      return nullptr;
+    }
+    Clean(node);
+    return node;
+  }
 
-Page* PageTable::Get(std::uint64_t index) const {
-  const std::uint64_t key = index / kChunkPages;
-  const std::size_t at = LowerBound(key);
-  if (at == chunks_.size() || chunks_[at].key != key) return nullptr;
-  return chunks_[at].chunk->slots[index % kChunkPages];
-}
+  // Every slot of a new node null.
+  static void Clean(Node* node) {
+    if (node->level == 0) {
+      std::fill(node->pages, node->pages + PageTable::kFanout, nullptr);
+    } else {
+      std::fill(node->children, node->children + PageTable::kFanout, nullptr);
+    }
+  }
 
-void PageTable::Reserve(std::uint64_t lo, std::uint64_t hi) {
-  if (lo >= hi) return;
-  for (std::uint64_t c = lo / kChunkPages; c <= (hi - 1) / kChunkPages; ++c) {
-    if (c == cached_key_) continue;
-    const std::size_t at = LowerBound(c);
-    if (at == chunks_.size() || chunks_[at].key != c) {
-      // Either step may throw; neither leaves a change behind.
-      Chunk* chunk = NewChunk();
-      try {
-        chunks_.insert(chunks_.begin() + static_cast<std::ptrdiff_t>(at),
-                       Entry{c, chunk});
-      } catch (...) {
-        FreeChunk(chunk);
-        throw;
+  // Makes copy (empty, of node's level) hold what node holds, each of its
+  // pages or children gaining a reference.
+  static void Fill(Node* copy, const Node& node) {
+    if (node.level == 0) {
+      for (std::uint64_t i = 0; i < PageTable::kFanout; ++i) {
+        if (Page* page = node.pages[i]) {
+          page->AddMapping();
+          copy->pages[i] = page;
+        }
+      }
+    } else {
+      for (std::uint64_t i = 0; i < PageTable::kFanout; ++i) {
+        if (Node* child = node.children[i]) {
+          Ref(child);
+          copy->children[i] = child;
+        }
       }
     }
-    cached_key_ = c;
-    cached_chunk_ = chunks_[at].chunk;
   }
+
+  static bool AllNull(const Node& node) {
+    for (std::uint64_t i = 0; i < PageTable::kFanout; ++i) {
+      if (node.level == 0 ? node.pages[i] != nullptr
+                          : node.children[i] != nullptr) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  // Frees node, whose last reference is gone, and drops what it held.
+  static void FreeNow(Node* node) noexcept {
+    for (std::uint64_t i = 0; i < PageTable::kFanout; ++i) {
+      if (node->level == 0) {
+        if (Page* page = node->pages[i]) page->DropMapping();
+      } else if (Node* child = node->children[i]) {
+        Unref(child);
+      }
+    }
+    MemoryAccount* account = node->account;
+    delete node;
+    account->Release(PageTable::kNodeCharge);
+  }
+
+  static bool Large(const Node& node) {
+    if (node.level != 1) return false;
+    unsigned leaves = 0;
+    for (std::uint64_t i = 0; i < PageTable::kFanout; ++i) {
+      if (node.children[i] != nullptr && ++leaves > PageTable::kInlineLeaves) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+namespace {
+
+using Node = NodeOps::Node;
+
+// The background thread that frees large dead subtrees, started at the first
+// one. Its list is intrusive (Node::next_dead), so handing a node over never
+// allocates.
+class Reaper {
+ public:
+  ~Reaper() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    work_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    Drain();
+  }
+
+  // Takes node to free; false if there is no thread to do it (the caller
+  // frees it).
+  bool Take(Node* node) noexcept {
+    std::unique_lock lock(mu_);
+    if (!started_) {
+      started_ = true;
+      try {
+        thread_ = std::thread([this] { Run(); });
+      } catch (...) {
+      }
+    }
+    if (!thread_.joinable() || stopping_) return false;
+    node->next_dead = dead_;
+    dead_ = node;
+    lock.unlock();
+    work_.notify_one();
+    return true;
+  }
+
+  // Frees what is waiting on this thread and waits for what the thread is
+  // freeing. True if there was anything.
+  bool Drain() noexcept {
+    bool any = false;
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (Node* node = dead_) {
+        dead_ = node->next_dead;
+        lock.unlock();
+        NodeOps::FreeNow(node);
+        any = true;
+        lock.lock();
+        continue;
+      }
+      if (busy_ == 0) return any;
+      any = true;
+      idle_.wait(lock);
+    }
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      work_.wait(lock, [this] { return stopping_ || dead_ != nullptr; });
+      if (dead_ == nullptr) return;
+      Node* node = dead_;
+      dead_ = node->next_dead;
+      ++busy_;
+      lock.unlock();
+      NodeOps::FreeNow(node);
+      lock.lock();
+      --busy_;
+      idle_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable work_;
+  std::condition_variable idle_;
+  Node* dead_ = nullptr;  // guarded by mu_
+  int busy_ = 0;          // guarded by mu_: nodes the thread is freeing
+  bool started_ = false;  // guarded by mu_
+  bool stopping_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+Reaper& TheReaper() {
+  static Reaper reaper;
+  return reaper;
+}
+
+}  // namespace
+
+void NodeOps::Unref(Node* node) noexcept {
+  if (node->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (Large(*node) && TheReaper().Take(node)) return;
+  FreeNow(node);
+}
+
+bool PageTable::FinishDeferredFrees() { return TheReaper().Drain(); }
+
+// --- Undo --------------------------------------------------------------------
+
+void PageTable::Undo::Rollback() noexcept {
+  while (!changes_.empty()) {
+    const Change& change = changes_.back();
+    void* now;
+    if (change.page) {
+      Page** slot = static_cast<Page**>(change.slot);
+      now = *slot;
+      *slot = static_cast<Page*>(change.old);
+    } else {
+      Node** slot = static_cast<Node**>(change.slot);
+      now = *slot;
+      *slot = static_cast<Node*>(change.old);
+    }
+    if (change.grew != nullptr) change.grew->height_ = change.old_height;
+    NodeOps::Release(now, change.page);
+    changes_.pop_back();
+  }
+}
+
+void PageTable::Undo::Commit() noexcept {
+  for (const Change& change : changes_) {
+    NodeOps::Release(change.old, change.page);
+  }
+  changes_.clear();
+}
+
+// --- PageTable ---------------------------------------------------------------
+
+PageTable::~PageTable() {
+  if (root_ != nullptr) NodeOps::Unref(root_);
+}
+
+std::uint64_t PageTable::Capacity() const {
+  if (height_ == 0) return 0;
+  return NodeOps::Span(height_ - 1);
+}
+
+PageTable::Node* PageTable::NewNode(unsigned level) {
+  nodes_.Charge(kNodeCharge);
+  Node* node = new (std::nothrow) Node(level, &nodes_);
+  if (node == nullptr) {
+    nodes_.Release(kNodeCharge);
+    throw std::bad_alloc();
+  }
+  NodeOps::Clean(node);
+  return node;
+}
+
+void PageTable::Grow(std::uint64_t index, Undo& undo) {
+  if (index < Capacity()) return;
+  if (root_ == nullptr) {
+    undo.Room();
+    undo.Add({&root_, nullptr, false, this, height_});
+    while (index >= Capacity()) ++height_;
+    return;
+  }
+  while (index >= Capacity()) {
+    undo.Room();
+    Node* top = NewNode(height_);
+    NodeOps::Ref(root_);
+    top->children[0] = root_;
+    undo.Add({&root_, root_, false, this, height_});
+    root_ = top;
+    ++height_;
+  }
+}
+
+PageTable::Node* PageTable::Writable(Node** slot, unsigned level, Undo& undo,
+                                     bool* made) {
+  Node* node = *slot;
+  if (made != nullptr) *made = false;
+  if (node != nullptr && node->refs.load(std::memory_order_acquire) == 1) {
+    return node;
+  }
+  if (made != nullptr) *made = true;
+  undo.Room();
+  Node* fresh = NewNode(level);
+  if (node != nullptr) NodeOps::Fill(fresh, *node);
+  undo.Add({slot, node, false, nullptr, 0});
+  *slot = fresh;
+  return fresh;
+}
+
+void PageTable::PrepareIn(Node** slot, unsigned level, std::uint64_t base,
+                          std::uint64_t lo, std::uint64_t hi, Undo& undo) {
+  Node* node = Writable(slot, level, undo);
+  if (level == 0) return;
+  const unsigned shift = kBits * level;
+  const SlotSpan slots = SlotsIn(level, base, lo, hi);
+  for (std::uint64_t i = slots.first; i <= slots.last; ++i) {
+    PrepareIn(&node->children[i], level - 1, base + (i << shift), lo, hi,
+              undo);
+  }
+}
+
+void PageTable::Prepare(std::uint64_t lo, std::uint64_t hi, Undo& undo) {
+  if (lo >= hi) return;
+  Grow(hi - 1, undo);
+  PrepareIn(&root_, height_ - 1, 0, lo, hi, undo);
 }
 
 Page*& PageTable::Slot(std::uint64_t index) {
-  const std::uint64_t key = index / kChunkPages;
-  if (key != cached_key_) {
-    cached_chunk_ = chunks_[LowerBound(key)].chunk;
-    cached_key_ = key;
+  Node* node = root_;
+  for (unsigned level = height_ - 1; level > 0; --level) {
+    node = node->children[(index >> (kBits * level)) & (kFanout - 1)];
   }
-  return cached_chunk_->slots[index % kChunkPages];
+  return node->pages[index & (kFanout - 1)];
 }
 
-void PageTable::Trim(std::uint64_t lo, std::uint64_t hi) noexcept {
-  if (lo >= hi) return;
-  const auto from = chunks_.begin() +
-                    static_cast<std::ptrdiff_t>(LowerBound(lo / kChunkPages));
-  auto to = from;
-  while (to != chunks_.end() && to->key * kChunkPages < hi) ++to;
-  const auto kept = std::remove_if(from, to, [this](const Entry& entry) {
-    for (const Page* page : entry.chunk->slots) {
-      if (page != nullptr) return false;
-    }
-    if (cached_chunk_ == entry.chunk) cached_key_ = ~std::uint64_t{0};
-    FreeChunk(entry.chunk);
+bool PageTable::NodeAt(std::uint64_t index, unsigned level, Node** out) const {
+  if (index % NodeOps::Span(level) != 0) return false;
+  if (index >= Capacity()) {
+    *out = nullptr;  // past everything src holds
     return true;
-  });
-  if (kept == to) return;
-  chunks_.erase(kept, to);
-  // The array grows by doubling from one entry, one insertion at a time, so
-  // its capacity is the power of two at or above its size; giving back what
-  // is above keeps it so. Then trimming the chunks a refused write or copy
-  // reserved leaves the array, and what it is charged, as it was before
-  // (all or nothing). Shrinking allocates: if that fails, the larger array
-  // stays, which is correct, only bigger.
-  const std::size_t fit = chunks_.empty() ? 0 : std::bit_ceil(chunks_.size());
-  if (chunks_.capacity() <= fit) return;
-  try {
-    std::vector<Entry, ChargedAllocator<Entry>> smaller(
-        chunks_.get_allocator());
-    smaller.reserve(fit);
-    smaller.assign(chunks_.begin(), chunks_.end());
-    chunks_.swap(smaller);
-  } catch (...) {
   }
+  if (level >= height_) {
+    // index is 0 and the whole tree is inside: no node of that level.
+    if (root_ != nullptr) return false;
+    *out = nullptr;
+    return true;
+  }
+  Node* node = root_;
+  for (unsigned l = height_ - 1; node != nullptr && l > level; --l) {
+    node = node->children[(index >> (kBits * l)) & (kFanout - 1)];
+  }
+  *out = node;
+  return true;
+}
+
+bool PageTable::AnyIn(std::uint64_t lo, std::uint64_t hi) const {
+  // ForEach cannot stop early; this stops at the first page.
+  if (hi > Capacity()) hi = Capacity();
+  if (root_ == nullptr || lo >= hi) return false;
+  struct Probe {
+    static bool In(const Node* node, std::uint64_t base, std::uint64_t lo,
+                   std::uint64_t hi) {
+      const unsigned shift = kBits * node->level;
+      const SlotSpan slots = SlotsIn(node->level, base, lo, hi);
+      for (std::uint64_t i = slots.first; i <= slots.last; ++i) {
+        if (node->level == 0) {
+          if (node->pages[i] != nullptr) return true;
+        } else if (const Node* child = node->children[i]) {
+          if (In(child, base + (i << shift), lo, hi)) return true;
+        }
+      }
+      return false;
+    }
+  };
+  return Probe::In(root_, 0, lo, hi);
+}
+
+void PageTable::AssignIn(Node** slot, unsigned level, std::uint64_t base,
+                         std::uint64_t lo, std::uint64_t hi,
+                         const PageTable& src, std::uint64_t delta,
+                         Undo& undo) {
+  const std::uint64_t span = NodeOps::Span(level);
+  const std::uint64_t from = std::max(lo, base);
+  const std::uint64_t to = hi - base < span ? hi : base + span;
+  Node* shared = nullptr;
+  if (from == base && to - base == span &&
+      src.NodeAt(base + delta, level, &shared)) {
+    if (shared == *slot) return;
+    undo.Room();
+    if (shared != nullptr) NodeOps::Ref(shared);
+    undo.Add({slot, *slot, false, nullptr, 0});
+    *slot = shared;
+    return;
+  }
+  if (*slot == nullptr && !src.AnyIn(from + delta, to + delta)) return;
+  bool made = false;
+  Node* node = Writable(slot, level, undo, &made);
+  if (level == 0) {
+    for (std::uint64_t index = from; index < to; ++index) {
+      Page** at = &node->pages[index - base];
+      Page* page = src.Get(index + delta);
+      if (page == *at) continue;
+      if (made) {
+        // A leaf this undo made: its rollback frees the leaf with what it
+        // holds, and the node it replaced keeps its own mapping of the old
+        // page, so the change needs no entry of its own.
+        if (page != nullptr) page->AddMapping();
+        if (*at != nullptr) (*at)->DropMapping();
+        *at = page;
+        continue;
+      }
+      undo.Room();
+      if (page != nullptr) page->AddMapping();
+      undo.Add({at, *at, true, nullptr, 0});
+      *at = page;
+    }
+    return;
+  }
+  const unsigned shift = kBits * level;
+  const std::uint64_t first = (from - base) >> shift;
+  const std::uint64_t last = (to - 1 - base) >> shift;
+  for (std::uint64_t i = first; i <= last; ++i) {
+    AssignIn(&node->children[i], level - 1, base + (i << shift), lo, hi, src,
+             delta, undo);
+  }
+}
+
+void PageTable::Assign(std::uint64_t lo, std::uint64_t hi,
+                       const PageTable& src, std::uint64_t src_lo,
+                       Undo& undo) {
+  if (lo >= hi) return;
+  if (root_ == nullptr && !src.AnyIn(src_lo, src_lo + (hi - lo))) return;
+  Grow(hi - 1, undo);
+  AssignIn(&root_, height_ - 1, 0, lo, hi, src, src_lo - lo, undo);
+}
+
+bool PageTable::ClearIn(Node** slot, unsigned level, std::uint64_t base,
+                        std::uint64_t lo, std::uint64_t hi) noexcept {
+  Node* node = *slot;
+  if (node == nullptr) return true;
+  const std::uint64_t span = NodeOps::Span(level);
+  if (lo <= base && hi - base >= span) {
+    *slot = nullptr;
+    NodeOps::Unref(node);
+    return true;
+  }
+  if (node->refs.load(std::memory_order_acquire) != 1) {
+    Node* copy = NodeOps::TryMake(level, nodes_, /*use_reserve=*/true);
+    if (copy == nullptr) return false;
+    NodeOps::Fill(copy, *node);
+    *slot = copy;
+    NodeOps::Unref(node);
+    node = copy;
+  }
+  bool cleared = true;
+  const unsigned shift = kBits * level;
+  const SlotSpan slots = SlotsIn(level, base, lo, hi);
+  for (std::uint64_t i = slots.first; i <= slots.last; ++i) {
+    if (level == 0) {
+      if (Page* page = node->pages[i]) {
+        node->pages[i] = nullptr;
+        page->DropMapping();
+      }
+    } else {
+      cleared &= ClearIn(&node->children[i], level - 1, base + (i << shift),
+                         lo, hi);
+    }
+  }
+  if (NodeOps::AllNull(*node)) {
+    *slot = nullptr;
+    NodeOps::Unref(node);
+  }
+  return cleared;
+}
+
+bool PageTable::Clear(std::uint64_t lo, std::uint64_t hi) noexcept {
+  if (hi > Capacity()) hi = Capacity();
+  if (root_ == nullptr || lo >= hi) return true;
+  const bool cleared = ClearIn(&root_, height_ - 1, 0, lo, hi);
+  if (root_ == nullptr) height_ = 0;
+  return cleared;
 }
 
 }  // namespace taskfs::vm

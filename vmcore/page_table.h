@@ -2,9 +2,9 @@
 #ifndef TASKFS_VMCORE_PAGE_TABLE_H_
 #define TASKFS_VMCORE_PAGE_TABLE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "vmcore/memory_budget.h"
@@ -13,42 +13,54 @@ namespace taskfs::vm {
 
 class Page;
 
-// Chunks of kChunkPages slots, found through a vector sorted by chunk number:
-// a dense run of pages costs one pointer each, an unwritten range costs
-// nothing, and walking a range touches each chunk once. A lookup first tries
-// the one place the chunk is when the object's chunks are consecutive (a
-// densely written object), then a binary search of one compact array (a few
-// cache lines, where a tree of the same chunks costs a miss per level).
-// Chunks are made once per 512 pages, so inserting into the middle of the
-// vector is rare.
-// A null slot is an unwritten (zero) page.
+// A radix tree of 512-way nodes whose subtrees tables share: a copy of a
+// range whose source and destination indexes agree modulo a subtree's span
+// takes a reference to the source's subtree instead of copying its slots, so
+// copying 1 GiB of 4 KiB pages (one node of 512 leaves) is one reference.
+// A node held by more than one slot (of this table or another) is never
+// changed: whoever writes below it first clones it, and the clone holds a
+// reference to each of its children (copy-on-write by subtree); a page in
+// an unshared leaf still counts its mappings (Page) as before.
 //
-// The chunks and the array are charged to the owner's MemoryAccount, so a
-// Reserve past the memory limit throws LimitReached (a std::bad_alloc).
+// A leaf (level 0) holds 512 page slots, a node of level L 512 nodes of
+// level L-1. The tree is as tall as its highest index needs; a null slot is
+// an unwritten range. Looking a page up costs one load per level: two for an
+// object of up to 1 GiB of 4 KiB pages.
 //
-// Not thread-safe: guarded by the owning VmObject's lock.
+// Memory: every node is charged to one account that all tables share
+// (MemoryBudget::shared()), once however many tables hold it. The changes
+// that can be refused (Prepare, Assign) are logged in an Undo, so a refused
+// call puts every slot back: all or nothing. Freeing a large subtree (more
+// than kInlineLeaves leaves) is left to a background thread, so that
+// dropping a GiB costs its caller one reference; FinishDeferredFrees waits
+// for that work, and the allocator's and the budget's refusals run it first.
+//
+// Thread-safety: a table is guarded by its owning VmObject's lock. Shared
+// nodes are only read under it, and reference counts are atomic, so tables
+// of different objects may share nodes under different locks.
 class PageTable {
  public:
-  static constexpr std::uint64_t kChunkPages = 512;
+  static constexpr unsigned kBits = 9;
+  static constexpr std::uint64_t kFanout = std::uint64_t{1} << kBits;
+  // What one node is charged: its bytes and the heap's overhead.
+  static const std::uint64_t kNodeCharge;
+  // A dying node of level 1 with more leaves than this is freed in the
+  // background.
+  static constexpr unsigned kInlineLeaves = 8;
 
-  explicit PageTable(MemoryAccount& account)
-      : account_(account), chunks_(ChargedAllocator<Entry>(account)) {}
-  ~PageTable();
+  class Undo;
+
+  // nodes: the account every node of this table is charged to; it must
+  // outlive every table that may share them.
+  explicit PageTable(MemoryAccount& nodes) : nodes_(nodes) {}
+  ~PageTable();  // drops every page and node it holds
   PageTable(const PageTable&) = delete;
   PageTable& operator=(const PageTable&) = delete;
 
   Page* Get(std::uint64_t index) const;
 
-  // Creates the chunks holding [lo, hi) so that Slot() on that range cannot
-  // fail. May throw std::bad_alloc (LimitReached among them); creating
-  // chunks changes no content, and the chunks made before the throw stay
-  // until a Trim.
-  void Reserve(std::uint64_t lo, std::uint64_t hi);
-  // The slot of index, whose chunk must exist (Reserve). Remembers the last
-  // chunk, so walking a range costs one map lookup per chunk.
-  Page*& Slot(std::uint64_t index);
-
-  // Calls fn(index, page) for each non-null slot in [lo, hi), ascending.
+  // Calls fn(index, page) for each non-null slot in [lo, hi), ascending;
+  // unwritten subtrees cost nothing.
   template <typename Fn>
   void ForEach(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const;
 
@@ -57,88 +69,217 @@ class PageTable {
   template <typename Fn>
   void Visit(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const;
 
-  // Empties every slot in [lo, hi), calling fn(page) for each page removed.
-  // Keeps the chunks (a Reserve of the range stays good); Trim drops them.
-  template <typename Fn>
-  void Clear(std::uint64_t lo, std::uint64_t hi, Fn&& fn);
-  // Drops the empty chunks that overlap [lo, hi), and the room in the chunk
-  // array that the growth to its present size would not have made, so a
-  // Trim after a refused Reserve leaves the table as it was.
-  void Trim(std::uint64_t lo, std::uint64_t hi) noexcept;
+  // Walks [lo, hi) for statistics. node(id, whole) for each node reached
+  // (whole: all of its span is in the range); returning false skips what is
+  // below it. page(index, page, shared_path) for each page reached, with
+  // shared_path true when a node above it is held more than once.
+  template <typename NodeFn, typename PageFn>
+  void Walk(std::uint64_t lo, std::uint64_t hi, NodeFn&& node,
+            PageFn&& page) const;
 
-  bool empty() const { return chunks_.empty(); }
+  // Makes every node on the way to [lo, hi) exist and belong to this table
+  // alone (cloning shared ones), so that Slot() on that range is this
+  // table's own. May throw std::bad_alloc (LimitReached among them); every
+  // change is in undo.
+  void Prepare(std::uint64_t lo, std::uint64_t hi, Undo& undo);
+  // The slot of index; [index, index + 1) must be Prepared.
+  Page*& Slot(std::uint64_t index);
+
+  // Makes [lo, hi) hold what src holds at [src_lo, src_lo + (hi - lo)):
+  // each of src's subtrees that fits whole, at the same position modulo its
+  // span, is shared; the rest is copied slot by slot (each page gaining a
+  // mapping). src may be this table if the two ranges are disjoint. May
+  // throw; every change is in undo.
+  void Assign(std::uint64_t lo, std::uint64_t hi, const PageTable& src,
+              std::uint64_t src_lo, Undo& undo);
+
+  // Empties [lo, hi), dropping what only this range held. Cannot fail: a
+  // shared node the range covers in part must be cloned, and if even the
+  // memory reserve refuses that, its pages stay (unreachable through any
+  // entry) and Clear returns false.
+  bool Clear(std::uint64_t lo, std::uint64_t hi) noexcept;
+
+  bool empty() const { return root_ == nullptr; }
+
+  // Runs the frees left to the background thread on this thread, and waits
+  // for the one it is running. True if there were any.
+  static bool FinishDeferredFrees();
 
  private:
-  struct Chunk {
-    Page* slots[kChunkPages] = {};
-  };
-  struct Entry {
-    std::uint64_t key;  // index / kChunkPages
-    Chunk* chunk;       // owned: made by NewChunk, freed by FreeChunk
-  };
-  static constexpr std::uint64_t kChunkCharge = sizeof(Chunk) + kHeapOverhead;
-  // The position of the lowest entry whose key is at least key.
-  std::size_t LowerBound(std::uint64_t key) const;
-  Chunk* NewChunk();
-  void FreeChunk(Chunk* chunk) noexcept;
+  struct Node;
+  friend struct NodeOps;
 
-  MemoryAccount& account_;
-  std::vector<Entry, ChargedAllocator<Entry>> chunks_;  // ascending by key
-  std::uint64_t cached_key_ = ~std::uint64_t{0};  // Slot()'s last chunk
-  Chunk* cached_chunk_ = nullptr;
+  // The slots [first, last] of a node of level at base that [lo, hi)
+  // reaches (it must reach one).
+  struct SlotSpan {
+    std::uint64_t first, last;
+  };
+  static SlotSpan SlotsIn(unsigned level, std::uint64_t base,
+                          std::uint64_t lo, std::uint64_t hi) {
+    const unsigned shift = kBits * level;
+    const std::uint64_t last = (hi - 1 - base) >> shift;
+    return {lo > base ? (lo - base) >> shift : 0,
+            last < kFanout ? last : kFanout - 1};
+  }
+  std::uint64_t Capacity() const;
+  void Grow(std::uint64_t index, Undo& undo);
+  Node* NewNode(unsigned level);
+  // The node at level that spans [index, ...), if src has one there; false
+  // if the range is inside a node too high to share from.
+  bool NodeAt(std::uint64_t index, unsigned level, Node** out) const;
+  bool AnyIn(std::uint64_t lo, std::uint64_t hi) const;
+  // *slot, made this table's own (new or cloned, logged in undo); *made:
+  // whether this call made it.
+  Node* Writable(Node** slot, unsigned level, Undo& undo,
+                 bool* made = nullptr);
+  void PrepareIn(Node** slot, unsigned level, std::uint64_t base,
+                 std::uint64_t lo, std::uint64_t hi, Undo& undo);
+  void AssignIn(Node** slot, unsigned level, std::uint64_t base,
+                std::uint64_t lo, std::uint64_t hi, const PageTable& src,
+                std::uint64_t delta, Undo& undo);
+  bool ClearIn(Node** slot, unsigned level, std::uint64_t base,
+               std::uint64_t lo, std::uint64_t hi) noexcept;
+  template <typename Fn>
+  static void ForEachIn(const Node* node, std::uint64_t base,
+                        std::uint64_t lo, std::uint64_t hi, Fn& fn);
+  template <typename NodeFn, typename PageFn>
+  static void WalkIn(const Node* node, std::uint64_t base, std::uint64_t lo,
+                     std::uint64_t hi, bool shared, NodeFn& node_fn,
+                     PageFn& page_fn);
+  const Node* LeafOf(std::uint64_t index) const;
+
+  MemoryAccount& nodes_;
+  Node* root_ = nullptr;
+  unsigned height_ = 0;  // levels; the root's level is height_ - 1
 };
+
+// The changes of one Prepare/Assign sequence, so that they can be taken back
+// (a refused call) or made final (Commit drops what they replaced). Its log
+// is charged to the account it is given. Destroyed uncommitted, it rolls
+// back.
+class PageTable::Undo {
+ public:
+  explicit Undo(MemoryAccount& scratch)
+      : changes_(ChargedAllocator<Change>(scratch)) {}
+  ~Undo() { Rollback(); }
+  Undo(const Undo&) = delete;
+  Undo& operator=(const Undo&) = delete;
+
+  // Puts back every slot changed, newest first.
+  void Rollback() noexcept;
+  // Keeps the changes; drops the references the replaced contents held.
+  void Commit() noexcept;
+
+ private:
+  friend class PageTable;
+  struct Change {
+    void* slot;       // a Node** or, for a leaf's slot, a Page**
+    void* old;        // what it held (this change's reference to it)
+    bool page;        // slot is a Page**
+    PageTable* grew;  // the table whose height this change raised, or null
+    unsigned old_height;
+  };
+  // Room for one more change, so that Add cannot fail (may throw).
+  void Room() {
+    if (changes_.size() == changes_.capacity()) {
+      changes_.reserve(changes_.empty() ? 8 : 2 * changes_.size());
+    }
+  }
+  void Add(const Change& change) noexcept { changes_.push_back(change); }
+
+  std::vector<Change, ChargedAllocator<Change>> changes_;
+};
+
+struct PageTable::Node {
+  explicit Node(unsigned lvl, MemoryAccount* acct) : level(lvl), account(acct) {}
+
+  std::atomic<std::uint32_t> refs{1};
+  std::uint32_t level;      // 0: a leaf
+  MemoryAccount* account;   // what it is charged to
+  Node* next_dead = nullptr;  // the background free list's link
+  union {
+    Page* pages[kFanout];     // a leaf's
+    Node* children[kFanout];  // a node's of level 1 and up
+  };
+};
+
+inline const PageTable::Node* PageTable::LeafOf(std::uint64_t index) const {
+  if (index >= Capacity()) return nullptr;
+  const Node* node = root_;
+  for (unsigned level = height_ - 1; node != nullptr && level > 0; --level) {
+    node = node->children[(index >> (kBits * level)) & (kFanout - 1)];
+  }
+  return node;
+}
+
+inline Page* PageTable::Get(std::uint64_t index) const {
+  const Node* leaf = LeafOf(index);
+  return leaf != nullptr ? leaf->pages[index & (kFanout - 1)] : nullptr;
+}
+
+template <typename Fn>
+void PageTable::ForEachIn(const Node* node, std::uint64_t base,
+                          std::uint64_t lo, std::uint64_t hi, Fn& fn) {
+  const unsigned shift = kBits * node->level;
+  const SlotSpan slots = SlotsIn(node->level, base, lo, hi);
+  for (std::uint64_t i = slots.first; i <= slots.last; ++i) {
+    const std::uint64_t at = base + (i << shift);
+    if (node->level == 0) {
+      if (Page* page = node->pages[i]) fn(at, page);
+    } else if (const Node* child = node->children[i]) {
+      ForEachIn(child, at, lo, hi, fn);
+    }
+  }
+}
 
 template <typename Fn>
 void PageTable::ForEach(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
-  if (lo >= hi) return;
-  for (auto it = chunks_.begin() + LowerBound(lo / kChunkPages);
-       it != chunks_.end() && it->key * kChunkPages < hi; ++it) {
-    const std::uint64_t base = it->key * kChunkPages;
-    const std::uint64_t from = lo > base ? lo - base : 0;
-    const std::uint64_t to = hi - base < kChunkPages ? hi - base : kChunkPages;
-    for (std::uint64_t i = from; i < to; ++i) {
-      if (Page* page = it->chunk->slots[i]) fn(base + i, page);
-    }
-  }
+  if (hi > Capacity()) hi = Capacity();
+  if (root_ == nullptr || lo >= hi) return;
+  ForEachIn(root_, 0, lo, hi, fn);
 }
 
 template <typename Fn>
 void PageTable::Visit(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
   std::uint64_t index = lo;
-  auto it = chunks_.begin() + LowerBound(lo / kChunkPages);
   while (index < hi) {
-    const std::uint64_t key = index / kChunkPages;
-    const std::uint64_t chunk_end = (key + 1) * kChunkPages;
-    const std::uint64_t stop = chunk_end < hi ? chunk_end : hi;
-    if (it != chunks_.end() && it->key == key) {
-      Page* const* slots = it->chunk->slots;
-      for (; index < stop; ++index) fn(slots[index % kChunkPages]);
-      ++it;
+    const std::uint64_t leaf_end = (index | (kFanout - 1)) + 1;
+    const std::uint64_t stop = leaf_end < hi && leaf_end != 0 ? leaf_end : hi;
+    if (const Node* leaf = LeafOf(index)) {
+      Page* const* slots = leaf->pages;
+      for (; index < stop; ++index) fn(slots[index & (kFanout - 1)]);
     } else {
-      // No chunk: unwritten up to the next chunk or the end.
-      std::uint64_t next = it == chunks_.end() ? hi : it->key * kChunkPages;
-      if (next > hi) next = hi;
-      for (; index < next; ++index) fn(nullptr);
+      for (; index < stop; ++index) fn(nullptr);
     }
   }
 }
 
-template <typename Fn>
-void PageTable::Clear(std::uint64_t lo, std::uint64_t hi, Fn&& fn) {
-  if (lo >= hi) return;
-  for (auto it = chunks_.begin() + LowerBound(lo / kChunkPages);
-       it != chunks_.end() && it->key * kChunkPages < hi; ++it) {
-    const std::uint64_t base = it->key * kChunkPages;
-    const std::uint64_t from = lo > base ? lo - base : 0;
-    const std::uint64_t to = hi - base < kChunkPages ? hi - base : kChunkPages;
-    Page** slots = it->chunk->slots;
-    for (std::uint64_t i = from; i < to; ++i) {
-      if (Page* page = slots[i]) {
-        slots[i] = nullptr;
-        fn(page);
-      }
+template <typename NodeFn, typename PageFn>
+void PageTable::WalkIn(const Node* node, std::uint64_t base, std::uint64_t lo,
+                       std::uint64_t hi, bool shared, NodeFn& node_fn,
+                       PageFn& page_fn) {
+  const unsigned shift = kBits * node->level;
+  const std::uint64_t span = kFanout << shift;
+  const bool whole = lo <= base && (hi - base >= span);
+  if (!node_fn(static_cast<const void*>(node), whole)) return;
+  shared = shared || node->refs.load(std::memory_order_acquire) > 1;
+  const SlotSpan slots = SlotsIn(node->level, base, lo, hi);
+  for (std::uint64_t i = slots.first; i <= slots.last; ++i) {
+    const std::uint64_t at = base + (i << shift);
+    if (node->level == 0) {
+      if (Page* page = node->pages[i]) page_fn(at, page, shared);
+    } else if (const Node* child = node->children[i]) {
+      WalkIn(child, at, lo, hi, shared, node_fn, page_fn);
     }
   }
+}
+
+template <typename NodeFn, typename PageFn>
+void PageTable::Walk(std::uint64_t lo, std::uint64_t hi, NodeFn&& node,
+                     PageFn&& page) const {
+  if (hi > Capacity()) hi = Capacity();
+  if (root_ == nullptr || lo >= hi) return;
+  WalkIn(root_, 0, lo, hi, false, node, page);
 }
 
 }  // namespace taskfs::vm

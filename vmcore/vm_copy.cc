@@ -1,15 +1,36 @@
 #include "vmcore/vm_copy.h"
 
 #include <algorithm>
+#include <iterator>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "vmcore/locks.h"
 #include "vmcore/page.h"
+#include "vmcore/page_table.h"
 #include "vmcore/vm_object.h"
 
 namespace taskfs::vm {
+
+namespace {
+
+// One entry's part of a range: its object's indexes [lo, hi).
+struct Piece {
+  VmObject* object;
+  std::uint64_t lo, hi;
+};
+
+std::vector<Piece> PiecesOf(const AddressMap& map, const PageRange& range) {
+  std::vector<Piece> pieces;
+  map.ForEachPiece(range, [&](const MapEntry& entry, std::uint64_t lo,
+                              std::uint64_t hi) {
+    pieces.push_back({entry.object.get(), lo, hi});
+  });
+  return pieces;
+}
+
+}  // namespace
 
 void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
                    const AddressMap& dst_map, const PageRange& dst_range) {
@@ -18,87 +39,95 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
   locks.Add(dst_map, dst_range, /*exclusive=*/true);
   locks.LockAll();
 
-  // Take the written source pages first: the copy is as if the source were
-  // read whole before the destination changes. Each reference taken here
-  // becomes a destination mapping.
-  struct Written {
-    std::uint64_t page;  // page number from the start of the range
-    Page* data;
-  };
-  // As large as the source's written pages: charged, while the copy runs.
+  const std::vector<Piece> sources = PiecesOf(src_map, src_range);
+  const std::vector<Piece> targets = PiecesOf(dst_map, dst_range);
+  // The copy is as if the source were read whole before the destination
+  // changes: a source piece whose indexes a destination piece of the same
+  // object overlaps is read through a snapshot (a table sharing its nodes,
+  // at its indexes). Disjoint ranges of one table may be read while the
+  // other changes (PageTable::Assign).
+  std::vector<std::unique_ptr<PageTable>> snapshots;
+  std::vector<const PageTable*> tables;
   MemoryAccount scratch(dst_map.budget());
-  std::vector<Written, ChargedAllocator<Written>> written{
-      ChargedAllocator<Written>(scratch)};
-  // Drops the empty chunks of the destination's pieces: after a refusal they
-  // are the ones Reserve made (nothing is left behind), after the copy the
-  // ones it emptied. Only once every piece is done, since two pieces of the
-  // destination can share an object.
-  auto trim_destination = [&] {
-    dst_map.ForEachPiece(dst_range, [&](const MapEntry& entry,
-                                        std::uint64_t lo, std::uint64_t hi) {
-      entry.object->pages().Trim(lo, hi);
-    });
-  };
-  std::uint64_t seen = 0;
-  try {
-    src_map.ForEachPiece(src_range, [&](const MapEntry& entry, std::uint64_t lo,
-                                        std::uint64_t hi) {
-      const std::uint64_t base = seen;
-      entry.object->pages().ForEach(
-          lo, hi, [&](std::uint64_t index, Page* page) {
-            written.push_back({base + (index - lo), page});
-            page->AddMapping();
-          });
-      seen += hi - lo;
-    });
-    // Make room for them in the destination before anything changes.
-    auto next = written.begin();
-    std::uint64_t dst_seen = 0;
-    dst_map.ForEachPiece(dst_range, [&](const MapEntry& entry, std::uint64_t lo,
-                                        std::uint64_t hi) {
-      for (; next != written.end() && next->page < dst_seen + (hi - lo);
-           ++next) {
-        const std::uint64_t index = lo + (next->page - dst_seen);
-        entry.object->pages().Reserve(index, index + 1);
-      }
-      dst_seen += hi - lo;
-    });
-  } catch (...) {
-    for (const Written& w : written) w.data->DropMapping();
-    trim_destination();
-    throw;
+  PageTable::Undo undo(scratch);  // rolls back unless committed
+  for (const Piece& source : sources) {
+    const bool also_target =
+        std::any_of(targets.begin(), targets.end(), [&](const Piece& target) {
+          return target.object == source.object && target.lo < source.hi &&
+                 source.lo < target.hi;
+        });
+    if (!also_target) {
+      tables.push_back(&source.object->pages());
+      continue;
+    }
+    auto snapshot = std::make_unique<PageTable>(dst_map.budget().shared());
+    PageTable::Undo made(scratch);
+    snapshot->Assign(source.lo, source.hi, source.object->pages(), source.lo,
+                     made);
+    made.Commit();
+    tables.push_back(snapshot.get());
+    snapshots.push_back(std::move(snapshot));
   }
 
-  auto next = written.begin();
-  std::uint64_t dst_seen = 0;
-  dst_map.ForEachPiece(dst_range, [&](const MapEntry& entry, std::uint64_t lo,
-                                      std::uint64_t hi) {
-    PageTable& pages = entry.object->pages();
-    pages.Clear(lo, hi, [](Page* page) { page->DropMapping(); });
-    for (; next != written.end() && next->page < dst_seen + (hi - lo); ++next) {
-      pages.Slot(lo + (next->page - dst_seen)) = next->data;
-    }
-    dst_seen += hi - lo;
-  });
-  trim_destination();
+  // Source and destination pieces, walked together over the range.
+  std::size_t s = 0, t = 0;
+  std::uint64_t s_done = 0, t_done = 0;  // pages of the current pieces used
+  while (s < sources.size() && t < targets.size()) {
+    const Piece& source = sources[s];
+    const Piece& target = targets[t];
+    const std::uint64_t n = std::min(source.hi - source.lo - s_done,
+                                     target.hi - target.lo - t_done);
+    target.object->pages().Assign(target.lo + t_done, target.lo + t_done + n,
+                                  *tables[s], source.lo + s_done, undo);
+    s_done += n;
+    t_done += n;
+    if (s_done == source.hi - source.lo) ++s, s_done = 0;
+    if (t_done == target.hi - target.lo) ++t, t_done = 0;
+  }
+  undo.Commit();
 }
 
 void CopyOut(const AddressMap& src_map, const PageRange& src_range,
              AddressMap& dst_map, const PageRange& dst_range) {
-  const unsigned shift = src_map.geometry().page_shift;
-  // New regions with the source's attributes over one new object.
+  // New regions with the source's attributes, over new objects at the
+  // source objects' indexes (one for each source object), so that the copy
+  // shares the source's page-table subtrees.
   std::vector<MapEntry> pieces;
-  auto object = std::make_shared<VmObject>(dst_map.budget());
+  // A new object for each source object, unless two pieces of one source
+  // object overlap in indexes (then the second gets an object of its own).
+  struct Made {
+    const VmObject* source;
+    std::shared_ptr<VmObject> object;
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> used;  // indexes
+  };
+  std::vector<Made> made;
+  const unsigned shift = src_map.geometry().page_shift;
   for (auto it = src_map.EntryFrom(src_range.start());
        it != src_map.entries().end() && it->second.start < src_range.end();
        ++it) {
-    const vm_address_t lo = std::max(it->second.start, src_range.start());
-    const vm_address_t hi = std::min(it->second.end, src_range.end());
-    MapEntry piece = it->second;
+    const MapEntry& entry = it->second;
+    const vm_address_t lo = std::max(entry.start, src_range.start());
+    const vm_address_t hi = std::min(entry.end, src_range.end());
+    MapEntry piece = entry;
     piece.start = dst_range.start() + (lo - src_range.start());
     piece.end = dst_range.start() + (hi - src_range.start());
-    piece.object = object;
-    piece.offset = (lo - src_range.start()) >> shift;
+    piece.offset = entry.offset + ((lo - entry.start) >> shift);
+    const std::uint64_t index_end =
+        piece.offset + ((piece.end - piece.start) >> shift);
+    auto found = std::find_if(made.begin(), made.end(), [&](const Made& m) {
+      return m.source == entry.object.get() &&
+             std::none_of(m.used.begin(), m.used.end(), [&](const auto& r) {
+               return piece.offset < r.second && r.first < index_end;
+             });
+    });
+    if (found == made.end()) {
+      made.push_back({entry.object.get(),
+                      std::make_shared<VmObject>(dst_map.budget()),
+                      {}});
+      found = std::prev(made.end());
+    }
+    found->used.emplace_back(piece.offset, index_end);
+    piece.object = found->object;
     pieces.push_back(std::move(piece));
   }
   try {

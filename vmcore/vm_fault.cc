@@ -108,15 +108,21 @@ void StoreFence() {
 // How many fresh pages writing range needs: one per unwritten page, and one
 // per mapping of a shared page, except that the last mapping of a page whose
 // every mapping lies in the range is written in place. *for_pins: how many
-// of them are needed only because a reader has the page pinned. Reserves
-// the page-table chunks of the range (may throw; changes no content).
-// Requires the object locks, exclusive.
+// of them are needed only because a reader has the page pinned. First makes
+// the page-table paths of the range this write's own (Prepare: shared
+// subtrees are cloned, so each page's mappings count every slot that holds
+// it); may throw, with every change in undo. Requires the object locks,
+// exclusive.
 std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
-                         std::size_t* for_pins) {
+                         PageTable::Undo& undo, std::size_t* for_pins) {
   *for_pins = 0;
   std::size_t needed = 0;
   thread_local std::vector<Page*> shared;
   shared.clear();
+  map.ForEachPiece(
+      range, [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+        entry.object->pages().Prepare(lo, hi, undo);
+      });
   map.ForEachPiece(
       range, [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
         entry.object->pages().Visit(lo, hi, [&](Page* page) {
@@ -126,7 +132,6 @@ std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
             shared.push_back(page);
           }
         });
-        entry.object->pages().Reserve(lo, hi);
       });
   std::sort(shared.begin(), shared.end());
   for (auto it = shared.begin(); it != shared.end();) {
@@ -225,15 +230,6 @@ void RefuseAtTheLimit(const PageAllocator& pages, std::size_t needed) {
       budget.limit(), budget.used(), needed * page));
 }
 
-// Drops the page-table chunks of range that hold nothing: those a refused
-// write reserved. Requires the object locks, exclusive.
-void TrimReserved(const AddressMap& map, const PageRange& range) noexcept {
-  map.ForEachPiece(range, [](const MapEntry& entry, std::uint64_t lo,
-                             std::uint64_t hi) {
-    entry.object->pages().Trim(lo, hi);
-  });
-}
-
 template <typename Produce>
 KernReturn WriteWith(VmSystem& system, const AddressMap& map,
                      const PageRange& range, vm_address_t address,
@@ -254,17 +250,17 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
     locks.Add(map, range, /*exclusive=*/true);
     locks.LockAll();
     std::size_t for_pins = 0;
-    std::size_t needed = 0;
+    MemoryAccount scratch(map.budget());
+    PageTable::Undo undo(scratch);  // rolls back unless committed
+    const std::size_t needed = PagesToWrite(map, range, undo, &for_pins);
     thread_local std::vector<Page*> batch;
-    try {
-      needed = PagesToWrite(map, range, &for_pins);
-      batch.resize(needed);
-    } catch (...) {
-      TrimReserved(map, range);
-      throw;
-    }
-    if (!pages.Allocate(needed, batch.data())) {
-      TrimReserved(map, range);
+    batch.resize(needed);
+    // Pages whose last mapping went with a large subtree may still be on
+    // their way back (page_table.h): wait for them before refusing.
+    if (!pages.Allocate(needed, batch.data()) &&
+        (!PageTable::FinishDeferredFrees() ||
+         !pages.Allocate(needed, batch.data()))) {
+      undo.Rollback();
       const Clock::time_point now = Clock::now();
       if (first) deadline = now + system.config().pin_wait;
       // Would the write fit if the pinned pages needed no copy?
@@ -281,6 +277,7 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
                     std::chrono::ceil<microseconds>(deadline - now)});
       continue;
     }
+    undo.Commit();
     WritePages(map, range, address, size, batch, produce);
     StoreFence();  // before the object locks go
     return KERN_SUCCESS;

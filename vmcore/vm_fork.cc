@@ -6,6 +6,7 @@
 
 #include "vmcore/locks.h"
 #include "vmcore/page.h"
+#include "vmcore/page_table.h"
 #include "vmcore/phase_fair_mutex.h"
 #include "vmcore/vm_object.h"
 
@@ -24,18 +25,15 @@ std::vector<MapEntry> ChildEntries(const AddressMap& map) {
     if (entry.inheritance == VM_INHERIT_NONE) continue;
     MapEntry child = entry;
     if (entry.inheritance == VM_INHERIT_COPY) {
-      // A new object holding the same pages: copy-on-write both ways.
+      // A new object at the same indexes, sharing the page-table subtrees:
+      // copy-on-write both ways.
       const std::uint64_t lo = entry.offset;
       const std::uint64_t hi = lo + ((entry.end - entry.start) >> shift);
       child.object = std::make_shared<VmObject>(map.budget());
-      child.offset = 0;
-      PageTable& copy = child.object->pages();
-      entry.object->pages().ForEach(lo, hi,
-                                    [&](std::uint64_t index, Page* page) {
-                                      copy.Reserve(index - lo, index - lo + 1);
-                                      page->AddMapping();
-                                      copy.Slot(index - lo) = page;
-                                    });
+      MemoryAccount scratch(map.budget());
+      PageTable::Undo undo(scratch);
+      child.object->pages().Assign(lo, hi, entry.object->pages(), lo, undo);
+      undo.Commit();
     }
     entries.push_back(std::move(child));
   }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <iterator>
+#include <new>
 
 #include "vmcore/page.h"
 
@@ -20,14 +21,12 @@ constexpr std::uint64_t kObjectCharge =
 VmObject::VmObject(MemoryBudget& budget)
     : id_(next_object_id.fetch_add(1)),
       account_(budget),
-      pages_(account_),
+      pages_(budget.shared()),
       coverage_(Coverage::allocator_type(account_)) {
   account_.Charge(kObjectCharge);
 }
 
-VmObject::~VmObject() {
-  pages_.Clear(0, ~std::uint64_t{0}, [](Page* page) { page->DropMapping(); });
-}
+VmObject::~VmObject() = default;
 
 VmObject::Coverage::iterator VmObject::MarkAt(std::uint64_t key, bool* made) {
   auto it = coverage_.lower_bound(key);
@@ -68,8 +67,10 @@ void VmObject::Uncover(std::uint64_t lo, std::uint64_t hi) noexcept {
   for (auto it = lo_it; it != hi_it; ++it) {
     if (--it->second.count == 0) {
       const std::uint64_t a = it->first, b = std::next(it)->first;
-      pages_.Clear(a, b, [](Page* page) { page->DropMapping(); });
-      pages_.Trim(a, b);
+      // If even the reserve refuses the clone of a shared node this needs,
+      // the pages stay, out of every entry's reach, until Extend covers the
+      // range again (it clears it first) or the object goes.
+      pages_.Clear(a, b);
     }
   }
   --lo_it->second.ends;
@@ -91,6 +92,7 @@ void VmObject::Join(std::uint64_t at) noexcept {
 
 void VmObject::Extend(std::uint64_t at, std::uint64_t hi) {
   if (at >= hi) return;
+  if (!pages_.Clear(at, hi)) throw std::bad_alloc();
   bool made = false;
   auto hi_it = MarkAt(hi, &made);
   auto at_it = coverage_.find(at);

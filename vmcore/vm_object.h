@@ -16,16 +16,18 @@ namespace taskfs::vm {
 // object when a region is split (disjoint index ranges) or inherited `share`
 // by a fork (the same range in two tasks): a write through either is seen by
 // both, because it changes the object's slot. Copy-on-write is per page
-// (Page's reference count), never per object.
+// (Page's reference count) and per page-table subtree (page_table.h), never
+// per object.
 //
 // The object counts how many entries cover each index (coverage). Pages of
 // indexes no entry covers any more are freed at once. Coverage keeps a mark
 // at each end of every entry's range, so that taking an entry away (Uncover,
 // Join) never allocates: those paths run in cleanup and cannot fail.
 //
-// Memory: the object's record, its page table and its coverage are charged
-// to its own account (metadata_bytes()); what can be refused throws
-// LimitReached and changes nothing.
+// Memory: the object's record and its coverage are charged to its own
+// account (metadata_bytes()), its page table's nodes to the budget's shared
+// account, since other objects' tables may hold them too; what can be
+// refused throws LimitReached and changes nothing.
 //
 // Thread-safety: mu_ guards pages_ and coverage_; see lock_order.h.
 class VmObject {
@@ -62,8 +64,8 @@ class VmObject {
   // and nothing else is: an entry over that range is the object's only user.
   bool OnlyCovers(std::uint64_t lo, std::uint64_t hi) const;
 
-  // Bytes of memory this object holds beyond its pages: its record, its
-  // page table, its coverage.
+  // Bytes of memory this object holds beyond its pages and page-table
+  // nodes: its record and its coverage.
   std::uint64_t metadata_bytes() const { return account_.held(); }
 
  private:

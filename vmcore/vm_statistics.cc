@@ -4,6 +4,7 @@
 
 #include "vmcore/locks.h"
 #include "vmcore/page.h"
+#include "vmcore/page_table.h"
 #include "vmcore/vm_object.h"
 
 namespace taskfs::vm {
@@ -17,7 +18,12 @@ TaskStatistics MapStatistics(const AddressMap& map) {
   map.ForEachRegion([&s](const RegionInfo&) { ++s.regions; });
   s.virtual_bytes = map.virtual_bytes();
   const std::uint64_t page_size = map.geometry().page_size();
+  // A page can be reached twice only if it is shared (a node above it held
+  // twice, several mappings, or an index covered twice): only those are
+  // remembered. Each node counts once towards metadata.
   std::unordered_set<const Page*> counted;
+  std::unordered_set<const void*> nodes;
+  std::unordered_set<const void*> walked_whole;
   std::unordered_set<const VmObject*> objects;
   s.metadata_bytes = map.metadata_bytes();
   for (const auto& [start, entry] : map.entries()) {
@@ -28,13 +34,22 @@ TaskStatistics MapStatistics(const AddressMap& map) {
     const std::uint64_t lo = entry.offset;
     const std::uint64_t hi =
         lo + ((entry.end - entry.start) >> map.geometry().page_shift);
-    object.pages().ForEach(lo, hi, [&](std::uint64_t index, Page* page) {
-      if (!counted.insert(page).second) return;
-      s.resident_bytes += page_size;
-      if (page->mappings() > 1 || object.CoverageAt(index) > 1) {
-        s.shared_bytes += page_size;
-      }
-    });
+    object.pages().Walk(
+        lo, hi,
+        [&](const void* node, bool whole) {
+          if (nodes.insert(node).second) {
+            s.metadata_bytes += PageTable::kNodeCharge;
+          }
+          // Below a node walked whole before, every page is counted.
+          return !whole || walked_whole.insert(node).second;
+        },
+        [&](std::uint64_t index, const Page* page, bool shared_path) {
+          const bool shared = shared_path || page->mappings() > 1 ||
+                              object.CoverageAt(index) > 1;
+          if (shared && !counted.insert(page).second) return;
+          s.resident_bytes += page_size;
+          if (shared) s.shared_bytes += page_size;
+        });
   }
   return s;
 }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "vmcore/failure_reason.h"
+#include "vmcore/page_table.h"
 #include "vmcore/task.h"
 
 namespace taskfs::vm {
@@ -13,8 +14,14 @@ VmSystem::VmSystem(const VmConfig& config)
     : config_(config),
       budget_(config.memory_limit, config.open_file_reserve),
       pages_(config.page_size, budget_, config.page_limit) {
+  // Large subtrees freed in the background (page_table.h) first: their
+  // pages then are the allocator's to give back.
   budget_.SetReclaimer(
-      [](void* pages) { return static_cast<PageAllocator*>(pages)->Reclaim(); },
+      [](void* pages) {
+        const bool freed = PageTable::FinishDeferredFrees();
+        return static_cast<PageAllocator*>(pages)->Reclaim() +
+               (freed ? 1 : 0);
+      },
       &pages_);
 }
 
@@ -24,6 +31,8 @@ VmSystem::~VmSystem() {
     std::unique_lock lock(task->mu());
     task->Terminate();
   }
+  // The pages of subtrees still being freed are this system's.
+  PageTable::FinishDeferredFrees();
 }
 
 std::string VmSystem::ValidateConfig(const VmConfig& config) {

@@ -2,28 +2,57 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <iterator>
+#include <cstdint>
 #include <map>
 #include <random>
 #include <vector>
 
+#include "vmcore/memory_budget.h"
 #include "vmcore/page.h"
+#include "vmcore/page_allocator.h"
 
 namespace taskfs::vm {
 namespace {
 
-MemoryAccount& Account() {
-  static MemoryBudget budget(0);
-  static MemoryAccount account(budget);
-  return account;
-}
+constexpr std::uint64_t k = PageTable::kFanout;
 
-// Fake page addresses: the table never dereferences what it stores.
-Page* P(std::uintptr_t n) { return reinterpret_cast<Page*>(n * 64); }
+// Real pages from an allocator, since a table drops the mappings it holds.
+class PageTableTest : public ::testing::Test {
+ protected:
+  PageTableTest() : budget_(0), pages_(4096, budget_, 0), scratch_(budget_) {}
+  ~PageTableTest() override { PageTable::FinishDeferredFrees(); }
 
-TEST(PageTableTest, EmptyTableHasNothing) {
-  PageTable t(Account());
+  // A fresh page (one mapping: the caller's, which Put hands to a table).
+  Page* NewPage() {
+    Page* page = nullptr;
+    EXPECT_TRUE(pages_.Allocate(1, &page));
+    return page;
+  }
+  // Puts a fresh page at index; returns it.
+  Page* Put(PageTable& t, std::uint64_t index) {
+    PageTable::Undo undo(scratch_);
+    t.Prepare(index, index + 1, undo);
+    undo.Commit();
+    Page*& slot = t.Slot(index);
+    if (slot != nullptr) slot->DropMapping();
+    slot = NewPage();
+    return slot;
+  }
+  void Assign(PageTable& dst, std::uint64_t lo, std::uint64_t hi,
+              const PageTable& src, std::uint64_t src_lo) {
+    PageTable::Undo undo(scratch_);
+    dst.Assign(lo, hi, src, src_lo, undo);
+    undo.Commit();
+  }
+  std::uint64_t NodeBytes() { return budget_.shared().held(); }
+
+  MemoryBudget budget_;
+  PageAllocator pages_;
+  MemoryAccount scratch_;
+};
+
+TEST_F(PageTableTest, EmptyTableHasNothing) {
+  PageTable t(budget_.shared());
   EXPECT_TRUE(t.empty());
   EXPECT_EQ(t.Get(12345), nullptr);
   int visited = 0;
@@ -32,96 +61,145 @@ TEST(PageTableTest, EmptyTableHasNothing) {
     ++visited;
   });
   EXPECT_EQ(visited, 1000);
+  EXPECT_TRUE(t.Clear(0, ~std::uint64_t{0}));
 }
 
-TEST(PageTableTest, SlotsAcrossChunks) {
-  PageTable t(Account());
-  const std::uint64_t k = PageTable::kChunkPages;
-  t.Reserve(k - 2, k + 2);
-  t.Slot(k - 1) = P(1);
-  t.Slot(k) = P(2);
-  EXPECT_EQ(t.Get(k - 1), P(1));
-  EXPECT_EQ(t.Get(k), P(2));
+TEST_F(PageTableTest, SlotsAcrossLeaves) {
+  PageTable t(budget_.shared());
+  Page* a = Put(t, k - 1);
+  Page* b = Put(t, k);
+  EXPECT_EQ(t.Get(k - 1), a);
+  EXPECT_EQ(t.Get(k), b);
   std::vector<Page*> seen;
   t.Visit(k - 3, k + 3, [&](Page* p) { seen.push_back(p); });
-  EXPECT_EQ(seen, (std::vector<Page*>{nullptr, nullptr, P(1), P(2), nullptr,
-                                      nullptr}));
+  EXPECT_EQ(seen,
+            (std::vector<Page*>{nullptr, nullptr, a, b, nullptr, nullptr}));
   std::vector<std::uint64_t> indexes;
   t.ForEach(0, 10 * k, [&](std::uint64_t i, Page*) { indexes.push_back(i); });
   EXPECT_EQ(indexes, (std::vector<std::uint64_t>{k - 1, k}));
 }
 
-TEST(PageTableTest, VisitSkipsMissingChunksInOrder) {
-  PageTable t(Account());
-  const std::uint64_t k = PageTable::kChunkPages;
-  t.Reserve(5 * k, 5 * k + 1);
-  t.Slot(5 * k) = P(9);
-  std::uint64_t index = 2 * k;
-  t.Visit(2 * k, 6 * k, [&](Page* p) {
-    EXPECT_EQ(p, index == 5 * k ? P(9) : nullptr) << index;
-    ++index;
-  });
-  EXPECT_EQ(index, 6 * k);
-}
-
-TEST(PageTableTest, ClearKeepsChunksUntilTrim) {
-  PageTable t(Account());
-  t.Reserve(0, 4);
-  for (int i = 0; i < 4; ++i) t.Slot(i) = P(i + 1);
-  std::vector<Page*> removed;
-  t.Clear(1, 3, [&](Page* p) { removed.push_back(p); });
-  EXPECT_EQ(removed, (std::vector<Page*>{P(2), P(3)}));
-  t.Slot(2) = P(7);  // the chunk is still there
-  t.Clear(0, 4, [](Page*) {});
-  EXPECT_FALSE(t.empty());
-  t.Trim(0, 4);
+TEST_F(PageTableTest, ClearDropsPagesAndEmptyNodes) {
+  PageTable t(budget_.shared());
+  for (std::uint64_t i = 0; i < 4; ++i) Put(t, i);
+  EXPECT_EQ(pages_.live_pages(), 4u);
+  EXPECT_TRUE(t.Clear(1, 3));
+  EXPECT_EQ(pages_.live_pages(), 2u);
+  EXPECT_EQ(t.Get(1), nullptr);
+  EXPECT_NE(t.Get(3), nullptr);
+  EXPECT_TRUE(t.Clear(0, 4));
   EXPECT_TRUE(t.empty());
+  EXPECT_EQ(NodeBytes(), 0u);
+  EXPECT_EQ(pages_.live_pages(), 0u);
 }
 
-// Chunks in runs with gaps, made in a shuffled order, then trimmed in part:
-// every lookup (the dense guess or the binary search) agrees with a map.
-TEST(PageTableTest, LookupsAgreeWithAMapForDenseAndSparseChunks) {
-  PageTable t(Account());
-  const std::uint64_t k = PageTable::kChunkPages;
+TEST_F(PageTableTest, RollbackPutsEverySlotBack) {
+  PageTable t(budget_.shared());
+  Page* a = Put(t, 5);
+  const std::uint64_t nodes = NodeBytes();
+  {
+    PageTable::Undo undo(scratch_);
+    t.Prepare(3 * k * k, 3 * k * k + 10, undo);  // grows the tree
+    EXPECT_GT(NodeBytes(), nodes);
+  }  // not committed
+  EXPECT_EQ(NodeBytes(), nodes);
+  EXPECT_EQ(t.Get(5), a);
+  EXPECT_EQ(scratch_.held(), 0u);
+}
+
+// Lookups agree with a map for pages spread over many leaves and levels.
+TEST_F(PageTableTest, LookupsAgreeWithAMap) {
+  PageTable t(budget_.shared());
   std::map<std::uint64_t, Page*> want;
-  std::vector<std::uint64_t> keys;
-  for (std::uint64_t c = 3; c < 40; ++c) keys.push_back(c);  // dense run
-  for (std::uint64_t c : {41, 45, 46, 100, 1000, 1001, 5000}) keys.push_back(c);
   std::mt19937_64 rng(5);
-  std::shuffle(keys.begin(), keys.end(), rng);
-  for (std::uint64_t c : keys) {
-    t.Reserve(c * k, c * k + k);
-    const std::uint64_t index = c * k + rng() % k;
-    t.Slot(index) = P(index + 1);
-    want[index] = P(index + 1);
-    for (std::uint64_t probe : {std::uint64_t{0}, c * k, index, index + 1,
-                                (c + 1) * k, 6000 * k}) {
-      const auto it = want.find(probe);
-      ASSERT_EQ(t.Get(probe), it == want.end() ? nullptr : it->second)
-          << probe;
-    }
+  std::vector<std::uint64_t> indexes;
+  for (std::uint64_t i = 3 * k; i < 40 * k; i += 1 + rng() % 300) {
+    indexes.push_back(i);
   }
-  // Emptying and trimming chunks 10..19 opens a gap in the dense run.
-  t.Clear(10 * k, 20 * k, [](Page*) {});
-  t.Trim(10 * k, 20 * k);
+  for (std::uint64_t i : {k * k - 1, k * k, 5 * k * k * k + 7}) {
+    indexes.push_back(i);
+  }
+  std::shuffle(indexes.begin(), indexes.end(), rng);
+  for (std::uint64_t i : indexes) want[i] = Put(t, i);
+  for (std::uint64_t probe = 0; probe < 41 * k; ++probe) {
+    const auto it = want.find(probe);
+    ASSERT_EQ(t.Get(probe), it == want.end() ? nullptr : it->second) << probe;
+  }
+  EXPECT_TRUE(t.Clear(10 * k, 20 * k));
   for (auto it = want.begin(); it != want.end();) {
     it = it->first >= 10 * k && it->first < 20 * k ? want.erase(it)
-                                                    : std::next(it);
-  }
-  for (std::uint64_t c = 0; c < 6000; c += (c < 120 ? 1 : 37)) {
-    for (std::uint64_t i = c * k; i < c * k + k; i += 7) {
-      const auto it = want.find(i);
-      ASSERT_EQ(t.Get(i), it == want.end() ? nullptr : it->second) << i;
-    }
+                                                   : std::next(it);
   }
   std::vector<std::uint64_t> seen;
-  t.ForEach(0, 6000 * k, [&](std::uint64_t i, Page* p) {
-    EXPECT_EQ(p, P(i + 1));
+  t.ForEach(0, ~std::uint64_t{0} >> 12, [&](std::uint64_t i, Page* p) {
+    EXPECT_EQ(p, want[i]);
     seen.push_back(i);
   });
   std::vector<std::uint64_t> expected;
   for (const auto& [index, page] : want) expected.push_back(index);
   EXPECT_EQ(seen, expected);
+}
+
+// An aligned copy shares the source's subtree: one reference, no new leaf;
+// a write to either side then clones only the path to the page written.
+TEST_F(PageTableTest, AlignedAssignSharesSubtreesUntilAWrite) {
+  PageTable src(budget_.shared());
+  for (std::uint64_t i = 0; i < 4 * k; i += 3) Put(src, i);
+  const std::uint64_t live = pages_.live_pages();
+  const std::uint64_t nodes = NodeBytes();
+  PageTable dst(budget_.shared());
+  Assign(dst, 0, k * k, src, 0);
+  EXPECT_EQ(NodeBytes(), nodes);  // the root itself is shared
+  EXPECT_EQ(pages_.live_pages(), live);
+  EXPECT_EQ(dst.Get(3), src.Get(3));
+
+  Page* fresh = Put(dst, 3);
+  EXPECT_NE(src.Get(3), fresh);
+  EXPECT_EQ(dst.Get(3), fresh);
+  EXPECT_EQ(dst.Get(6), src.Get(6));
+  // The write cloned the root and one leaf.
+  EXPECT_EQ(NodeBytes(), nodes + 2 * PageTable::kNodeCharge);
+  // A page of a cloned leaf has a mapping from each leaf.
+  EXPECT_EQ(src.Get(6)->mappings(), 2u);
+  EXPECT_EQ(src.Get(513)->mappings(), 1u);  // its leaf is still shared
+}
+
+TEST_F(PageTableTest, UnalignedAssignCopiesSlots) {
+  PageTable src(budget_.shared());
+  for (std::uint64_t i = 0; i < 2 * k; i += 5) Put(src, i);
+  PageTable dst(budget_.shared());
+  Assign(dst, 7, 7 + 2 * k, src, 0);
+  for (std::uint64_t i = 0; i < 2 * k; ++i) {
+    ASSERT_EQ(dst.Get(7 + i), src.Get(i)) << i;
+  }
+  EXPECT_EQ(src.Get(0)->mappings(), 2u);
+}
+
+TEST_F(PageTableTest, AssignWithinOneTableAndOntoWrittenPages) {
+  PageTable t(budget_.shared());
+  for (std::uint64_t i = 0; i < k * k; i += 97) Put(t, i);
+  for (std::uint64_t i = k * k; i < 2 * k * k; i += 101) Put(t, i);
+  std::map<std::uint64_t, Page*> low;
+  t.ForEach(0, k * k, [&](std::uint64_t i, Page* p) { low[i] = p; });
+  Assign(t, k * k, 2 * k * k, t, 0);  // replaces the written upper half
+  std::uint64_t n = 0;
+  t.ForEach(k * k, 2 * k * k, [&](std::uint64_t i, Page* p) {
+    EXPECT_EQ(p, low[i - k * k]);
+    ++n;
+  });
+  EXPECT_EQ(n, low.size());
+  PageTable::FinishDeferredFrees();
+  EXPECT_EQ(pages_.live_pages(), low.size());
+}
+
+TEST_F(PageTableTest, LargeSubtreesAreFreedWhenTheyGo) {
+  {
+    PageTable t(budget_.shared());
+    for (std::uint64_t i = 0; i < 64 * k; i += 7) Put(t, i);
+  }
+  PageTable::FinishDeferredFrees();
+  EXPECT_EQ(pages_.live_pages(), 0u);
+  EXPECT_EQ(NodeBytes(), 0u);
 }
 
 }  // namespace

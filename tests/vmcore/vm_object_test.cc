@@ -38,7 +38,12 @@ TEST(VmObjectTest, UncoveringFreesOnlyPagesNothingCovers) {
   o.Cover(2, 4);  // a second entry over the upper half
   Page* got[4];
   ASSERT_TRUE(pages.Allocate(4, got));
-  o.pages().Reserve(0, 4);
+  {
+    MemoryAccount scratch(Unlimited());
+    PageTable::Undo undo(scratch);
+    o.pages().Prepare(0, 4, undo);
+    undo.Commit();
+  }
   for (int i = 0; i < 4; ++i) o.pages().Slot(i) = got[i];
   o.Uncover(0, 4);
   EXPECT_EQ(pages.live_pages(), 2u);
@@ -55,7 +60,10 @@ TEST(VmObjectTest, DestructionDropsEveryPage) {
     VmObject o(Unlimited());
     Page* got[2];
     ASSERT_TRUE(pages.Allocate(2, got));
-    o.pages().Reserve(0, 1000);
+    MemoryAccount scratch(Unlimited());
+    PageTable::Undo undo(scratch);
+    o.pages().Prepare(0, 1000, undo);
+    undo.Commit();
     o.pages().Slot(3) = got[0];
     o.pages().Slot(999) = got[1];
   }
