@@ -36,6 +36,13 @@
 //                         vm_copy alone. resident_MiB: the task's resident
 //                         memory after it (1024: the destination's own pages
 //                         are freed).
+//   BM_TaskFork1GiB       task_fork of the task holding the written GiB
+//                         (one region, inheritance copy); the fork is
+//                         terminated, untimed, after each.
+//   BM_TaskTerminateFork1GiB
+//                         the termination of that fork (task_terminate and
+//                         the release of the last reference: what rmdir of
+//                         its directory costs); the fork is made untimed.
 //   BM_VmReadRandomPage1GiB
 //                         a 4 KiB zero-copy vm_read (pin, release) of a
 //                         random page of 1 GiB written memory: the page-table
@@ -490,6 +497,73 @@ BENCHMARK(BM_VmCopy1GiBOntoWritten)
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
     ->Iterations(10);
+
+// --- task_fork of 1 GiB, and its termination ---------------------------------
+
+// Forks the task holding the written GiB (its one region, inheritance copy)
+// and terminates the fork, iteration after iteration; the time (manual) is
+// task_fork's when time_fork, else the termination's: task_terminate and
+// the release of the last reference, what rmdir of the fork's directory
+// does. The fork is checked on sampled pages and by its resident size.
+void ForkAndTerminate(benchmark::State& state, bool time_fork) {
+  const WrittenGiB& fixture = GetWrittenGiB();
+  if (!Ok(state, fixture.status, "setup")) return;
+  VmSystem& system = fixture.space.system();
+  Task& parent = fixture.space.task();
+  std::chrono::duration<double> timed{0};
+  for (auto _ : state) {
+    auto start = std::chrono::steady_clock::now();
+    std::shared_ptr<Task> child;
+    const KernReturn kr = Take(task_fork(system, parent, "bench-fork"), &child);
+    std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start;
+    if (!Ok(state, kr, "task_fork")) break;
+
+    state.PauseTiming();
+    TaskStatistics stats;
+    const bool same = Take(task_statistics(*child), &stats) == KERN_SUCCESS &&
+                      stats.resident_bytes == kGiB &&
+                      SamePages(parent, WrittenGiB::kSource, *child,
+                                WrittenGiB::kSource, kGiB);
+    state.ResumeTiming();
+
+    if (!time_fork) start = std::chrono::steady_clock::now();
+    const KernReturn terminated = task_terminate(system, *child);
+    child.reset();
+    if (!time_fork) took = std::chrono::steady_clock::now() - start;
+    state.SetIterationTime(took.count());
+    timed += took;
+    if (!Ok(state, terminated, "task_terminate")) break;
+    if (!same) {
+      state.SkipWithError("the fork differs from its parent");
+      break;
+    }
+  }
+  if (state.error_occurred()) return;
+  const double ms =
+      timed.count() * 1e3 / static_cast<double>(state.iterations());
+  if (time_fork) {
+    RecordFigure("task_fork, 1 GiB written: time per fork", ms, "ms");
+  } else {
+    RecordFigure("task_terminate of that fork: time", ms, "ms");
+  }
+}
+
+void BM_TaskFork1GiB(benchmark::State& state) {
+  ForkAndTerminate(state, /*time_fork=*/true);
+}
+BENCHMARK(BM_TaskFork1GiB)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(20);
+
+void BM_TaskTerminateFork1GiB(benchmark::State& state) {
+  ForkAndTerminate(state, /*time_fork=*/false);
+}
+BENCHMARK(BM_TaskTerminateFork1GiB)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(20);
 
 // --- 100,000 regions ---------------------------------------------------------
 
