@@ -43,6 +43,12 @@
 //                         the termination of that fork (task_terminate and
 //                         the release of the last reference: what rmdir of
 //                         its directory costs); the fork is made untimed.
+//   BM_VmMapCopy1GiBFromTask/A
+//                         vm_map_copy of the written GiB from its task into
+//                         a fresh range of another task, as ctl's
+//                         `copy-from` does: A=1 with dst_alloc (the copy maps
+//                         an unallocated range, `copy-from ... alloc`), A=0
+//                         onto an allocated, never written range.
 //   BM_VmReadRandomPage1GiB
 //                         a 4 KiB zero-copy vm_read (pin, release) of a
 //                         random page of 1 GiB written memory: the page-table
@@ -561,6 +567,68 @@ void BM_TaskTerminateFork1GiB(benchmark::State& state) {
   ForkAndTerminate(state, /*time_fork=*/false);
 }
 BENCHMARK(BM_TaskTerminateFork1GiB)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(20);
+
+// --- vm_map_copy of 1 GiB from another task ----------------------------------
+
+// vm_map_copy of the written GiB from the fixture's task into a fresh range
+// of a second task of the same system, as ctl's `copy-from` makes it:
+// state.range(0) 1 is `copy-from ... alloc` (dst_alloc: the range is
+// unallocated and the copy maps it), 0 a copy onto an allocated range that
+// was never written. The destination is taken away (and made again for 0),
+// untimed, before each copy; the time is the vm_map_copy alone. Each copy is
+// checked on sampled pages.
+void BM_VmMapCopy1GiBFromTask(benchmark::State& state) {
+  const WrittenGiB& fixture = GetWrittenGiB();
+  if (!Ok(state, fixture.status, "setup")) return;
+  const bool dst_alloc = state.range(0) != 0;
+  VmSystem& system = fixture.space.system();
+  Task& source = fixture.space.task();
+  constexpr vm_address_t kSource = WrittenGiB::kSource;
+  constexpr vm_address_t kDest = WrittenGiB::kDest;
+  std::shared_ptr<Task> dest;
+  if (!Ok(state, Take(task_create(system, "bench-dest"), &dest),
+          "task_create")) {
+    return;
+  }
+
+  std::chrono::duration<double> copying{0};
+  for (auto _ : state) {
+    state.PauseTiming();
+    KernReturn kr = vm_deallocate(*dest, kDest, kGiB);
+    if (kr == KERN_SUCCESS && !dst_alloc) kr = AllocateAt(*dest, kDest, kGiB);
+    state.ResumeTiming();
+    if (!Ok(state, kr, "making the destination")) break;
+    const auto start = std::chrono::steady_clock::now();
+    kr = vm_map_copy(*dest, kDest, source, kSource, kGiB, dst_alloc,
+                     /*src_destroy=*/false);
+    const std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start;
+    state.SetIterationTime(took.count());
+    copying += took;
+    if (!Ok(state, kr, "vm_map_copy")) break;
+    state.PauseTiming();
+    const bool same = SamePages(source, kSource, *dest, kDest, kGiB);
+    state.ResumeTiming();
+    if (!same) {
+      state.SkipWithError("the copy differs from its source");
+      break;
+    }
+  }
+  // The source pages are exclusively owned again once the task goes.
+  task_terminate(system, *dest);
+  if (state.error_occurred()) return;
+  state.SetLabel(dst_alloc ? "copy-from alloc" : "copy-from onto allocated");
+  RecordFigure(dst_alloc ? "vm_map_copy 1 GiB from a task, dst_alloc"
+                         : "vm_map_copy 1 GiB from a task, allocated",
+               copying.count() * 1e3 / static_cast<double>(state.iterations()),
+               "ms");
+}
+BENCHMARK(BM_VmMapCopy1GiBFromTask)
+    ->Arg(1)
+    ->Arg(0)
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime()
     ->Iterations(20);
