@@ -54,6 +54,14 @@
 //                         random page of 1 GiB written memory: the page-table
 //                         lookup and the pin with cold caches, as a random
 //                         4 KiB read through the mount sees them.
+//   BM_VmReadRandomPageAfter1000Copies
+//                         the same 4 KiB reads of a 1 GiB range that is the
+//                         last of 1,000 nested copies (R0 -> R1 -> ... ->
+//                         R1000 in one task), and of a written range never
+//                         copied, in turn: nested_ns, uncopied_ns and their
+//                         ratio (goal: 1, a chain costs reads nothing).
+//                         chain_s: the 1,000 vm_copys; metadata_MiB: the
+//                         task's metadata after them.
 //   BM_VmRegionLookup     vm_region at random addresses of a task holding
 //                         100,000 regions. Goal: <= 2 us per lookup.
 //   BM_VmReadLookup100kRegions
@@ -750,6 +758,126 @@ void BM_VmReadRandomPage1GiB(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_VmReadRandomPage1GiB)->Unit(benchmark::kNanosecond);
+
+// Random 4 KiB zero-copy vm_reads of a range at the end of a chain of
+// nested copies, against the same reads of a range that was never copied.
+// In one task: R0 (1 GiB, written) is copied by vm_copy onto R1, R1 onto
+// R2, ..., R999 onto R1000, each Ri a separate region allocated just
+// before its copy; U (1 GiB, written the same way) is never copied. Both are
+// read at the same 65,536 random page offsets, as BM_VmReadRandomPage1GiB
+// reads its GiB. Each iteration reads R1000 and U in turn (the order
+// swapped every iteration, so that a drift in the machine hits both alike):
+// for each, one untimed pass over the offsets, which brings that range's
+// page tables and page records back into the cache the other range's reads
+// pushed them out of, then kTimedPasses timed passes. The iteration time
+// (manual) is R1000's. Whatever a copy keeps to find its pages later,
+// reading the last copy of a chain must cost no more than reading memory
+// never copied (ratio 1).
+void BM_VmReadRandomPageAfter1000Copies(benchmark::State& state) {
+  constexpr int kCopies = 1000;
+  constexpr std::size_t kAddresses = 1 << 16;
+  constexpr int kTimedPasses = 2;
+  constexpr vm_address_t kUncopied = kGiB;
+  constexpr vm_address_t kChain = kTiB;       // R0; Ri at kChain + i * kStride
+  constexpr vm_address_t kStride = 2 * kGiB;  // gaps: no two Ri merge
+  constexpr vm_address_t kLast = kChain + kCopies * kStride;
+
+  Space space;
+  if (!Ok(state, space.Make(47), "make")) return;
+  Task* const task = &space.task();
+  if (!Ok(state, AllocateAt(*task, kUncopied, kGiB), "allocate U") ||
+      !Ok(state, WriteRange(*task, kUncopied, kGiB, 0x5a), "write U") ||
+      !Ok(state, AllocateAt(*task, kChain, kGiB), "allocate R0") ||
+      !Ok(state, WriteRange(*task, kChain, kGiB, 0x5a), "write R0")) {
+    return;
+  }
+  const auto chain_start = std::chrono::steady_clock::now();
+  for (int i = 1; i <= kCopies; ++i) {
+    const vm_address_t from = kChain + (i - 1) * kStride;
+    const vm_address_t to = kChain + i * kStride;
+    if (!Ok(state, AllocateAt(*task, to, kGiB), "allocate Ri") ||
+        !Ok(state, vm_copy(*task, from, kGiB, to), "vm_copy Ri-1 to Ri")) {
+      return;
+    }
+  }
+  const std::chrono::duration<double> chain_time =
+      std::chrono::steady_clock::now() - chain_start;
+  TaskStatistics stats;
+  if (!Ok(state, Take(task_statistics(*task), &stats), "task_statistics"))
+    return;
+  if (!SamePages(*task, kChain, *task, kLast, kGiB)) {
+    state.SkipWithError("R1000 differs from R0");
+    return;
+  }
+
+  std::vector<vm_size_t> offsets(kAddresses);
+  std::mt19937_64 random(7);
+  for (vm_size_t& offset : offsets) {
+    offset = (random() % (kGiB / kPage)) * kPage;
+  }
+  PinnedPages pinned;
+  // One read of [base, base + 1 GiB) at each offset; false on a failure.
+  auto read_pass = [&](vm_address_t base) {
+    for (const vm_size_t offset : offsets) {
+      if (vm_read_pinned(*task, base + offset, kPage, &pinned) !=
+          KERN_SUCCESS) {
+        return false;
+      }
+      benchmark::DoNotOptimize(pinned.iov().data());
+      pinned.Release();
+    }
+    return true;
+  };
+  std::chrono::duration<double> nested{0}, uncopied{0};
+  bool nested_first = true;
+  for (auto _ : state) {
+    std::chrono::duration<double> took[2];  // [0]: R1000, [1]: U
+    bool read = true;
+    for (const int which : {nested_first ? 0 : 1, nested_first ? 1 : 0}) {
+      const vm_address_t base = which == 0 ? kLast : kUncopied;
+      read = read && read_pass(base);  // warm-up, untimed
+      const auto start = std::chrono::steady_clock::now();
+      for (int pass = 0; pass < kTimedPasses; ++pass) {
+        read = read && read_pass(base);
+      }
+      took[which] = std::chrono::steady_clock::now() - start;
+    }
+    if (!read) {
+      state.SkipWithError("vm_read failed");
+      break;
+    }
+    nested_first = !nested_first;
+    state.SetIterationTime(took[0].count());
+    nested += took[0];
+    uncopied += took[1];
+  }
+  if (state.error_occurred()) return;
+  const std::int64_t reads_per_range =
+      state.iterations() * kTimedPasses * static_cast<std::int64_t>(kAddresses);
+  const double reads = static_cast<double>(reads_per_range);
+  const double nested_ns = nested.count() * 1e9 / reads;
+  const double uncopied_ns = uncopied.count() * 1e9 / reads;
+  state.SetItemsProcessed(reads_per_range);
+  state.counters["nested_ns"] = nested_ns;
+  state.counters["uncopied_ns"] = uncopied_ns;
+  state.counters["ratio"] = nested_ns / uncopied_ns;
+  state.counters["chain_s"] = chain_time.count();
+  state.counters["metadata_MiB"] =
+      ToMiB(static_cast<double>(stats.metadata_bytes));
+  RecordFigure("vm_read 4 KiB after 1000 copies: per read", nested_ns, "ns");
+  RecordFigure("vm_read 4 KiB, range never copied: per read", uncopied_ns,
+               "ns");
+  RecordFigure("vm_read 4 KiB: after 1000 copies / uncopied",
+               nested_ns / uncopied_ns, "x");
+  RecordFigure("1000 nested vm_copy of 1 GiB: total time",
+               chain_time.count() * 1e3, "ms");
+  RecordFigure("1000 nested vm_copy of 1 GiB: task metadata",
+               ToMiB(static_cast<double>(stats.metadata_bytes)), "MiB");
+}
+BENCHMARK(BM_VmReadRandomPageAfter1000Copies)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(8);
 
 // A 4 KiB zero-copy vm_read of a random region of the same task.
 void BM_VmReadLookup100kRegions(benchmark::State& state) {
