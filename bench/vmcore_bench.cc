@@ -84,6 +84,13 @@
 //                         the core spends on bookkeeping (page records, page
 //                         tables) per byte held. bytes_per_second is the
 //                         first-touch write rate.
+//   BM_DoublingCopies     one region of 2^44 bytes with the first page of
+//                         its first MiB written; vm_copy of [0, 2^k) onto
+//                         [2^k, 2^(k+1)) for k = 20..43 under a 512 MiB
+//                         memory limit, until one is refused: k_reached,
+//                         the task's metadata_bytes and resident_bytes after
+//                         each copy (the figures list some), the time of the
+//                         copies.
 //
 // RSS figures come from /proc/self/statm, each read after malloc_trim(0), so
 // that neither memory freed earlier and reused nor memory freed but not yet
@@ -1072,6 +1079,104 @@ void BM_ResidentOverhead256MiB(benchmark::State& state) {
 BENCHMARK(BM_ResidentOverhead256MiB)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
+
+// Metadata of doubling copies. One task with one region, [0, 2^44): the
+// first page of [0, 1 MiB) is written (the rest of that MiB reads as
+// zeros), then for k = 20..43 vm_copy copies [0, 2^k) onto [2^k, 2^(k+1)),
+// so that after copy k the region holds 2^(k-19) copies of the 1 MiB start
+// and one page is resident, mapped 2^(k-19) times. After each copy,
+// task_statistics gives metadata_bytes and resident_bytes; the copy of page
+// 0 is read back at 2^k.
+//
+// The bound: the system's memory limit (kLimit, 512 MiB) covers pages and
+// metadata together, and a copy that would pass it is refused with
+// KERN_RESOURCE_SHORTAGE and changes nothing, so the run holds at most
+// about 512 MiB (plus the heap's slack around what is charged) however far
+// it gets, and a refusal ends the series. Where a copy costs metadata per
+// page mapped (a page-table slot for each written page, in 4 KiB chunks of
+// 512 slots: one chunk per 2 MiB of the region here), the region after copy
+// k needs about 2^(k+1) / 512 bytes, which passes 512 MiB at k = 37; where
+// it costs metadata per map entry, every k up to 43 fits in a few KiB.
+// The time (manual) is that of the copies made, the refused one included.
+// k_reached: the last k copied (43: all of them); refused_at: the k refused,
+// 0 if none; metadata_MiB and resident_KiB: at k_reached.
+void BM_DoublingCopies(benchmark::State& state) {
+  constexpr std::uint64_t kLimit = 512 * kMiB;
+  constexpr unsigned kFirstK = 20;
+  constexpr unsigned kLastK = 43;
+  constexpr vm_size_t kRegion = std::uint64_t{1} << (kLastK + 1);
+  std::vector<std::uint64_t> metadata(kLastK + 1), resident(kLastK + 1);
+  unsigned reached = 0;
+  unsigned refused = 0;
+  std::chrono::duration<double> copying{0};
+  for (auto _ : state) {
+    Space space;
+    const std::vector<unsigned char> page(kPage, 0x6b);
+    if (!Ok(state, space.Make(47, kLimit), "make") ||
+        !Ok(state, AllocateAt(space.task(), 0, kRegion), "vm_allocate") ||
+        !Ok(state, vm_write(space.task(), 0, page.data(), kPage), "vm_write")) {
+      break;
+    }
+    Task& task = space.task();
+    reached = 0;
+    refused = 0;
+    copying = {};
+    std::vector<unsigned char> back(kPage);
+    for (unsigned k = kFirstK; k <= kLastK; ++k) {
+      const vm_size_t half = std::uint64_t{1} << k;
+      const auto start = std::chrono::steady_clock::now();
+      const KernReturn kr = vm_copy(task, 0, half, half);
+      copying += std::chrono::steady_clock::now() - start;
+      if (kr == KERN_RESOURCE_SHORTAGE) {
+        refused = k;
+        break;
+      }
+      TaskStatistics stats;
+      if (!Ok(state, kr, "vm_copy") ||
+          !Ok(state, Take(task_statistics(task), &stats), "task_statistics") ||
+          !Ok(state,
+              vm_read(task, half, std::as_writable_bytes(std::span(back))),
+              "vm_read")) {
+        break;
+      }
+      if (back != page) {
+        state.SkipWithError("the copy of page 0 differs from it");
+        break;
+      }
+      metadata[k] = stats.metadata_bytes;
+      resident[k] = stats.resident_bytes;
+      reached = k;
+    }
+    state.SetIterationTime(copying.count());
+  }
+  if (state.error_occurred() || reached == 0) {
+    if (!state.error_occurred()) state.SkipWithError("the first copy failed");
+    return;
+  }
+  state.counters["k_reached"] = reached;
+  state.counters["refused_at"] = refused;
+  state.counters["metadata_MiB"] =
+      ToMiB(static_cast<double>(metadata[reached]));
+  state.counters["resident_KiB"] =
+      static_cast<double>(resident[reached]) / 1024;
+  RecordFigure("doubling copies: memory limit", ToMiB(kLimit), "MiB");
+  RecordFigure("doubling copies: last k copied (goal 43)", reached, "");
+  RecordFigure("doubling copies: k refused (0: none)", refused, "");
+  for (unsigned k = kFirstK; k <= reached; ++k) {
+    if (k % 4 == 0 || k == reached) {
+      RecordFigure("doubling copies: metadata at k = " + std::to_string(k),
+                   static_cast<double>(metadata[k]) / 1024, "KiB");
+    }
+  }
+  RecordFigure("doubling copies: resident at the last k",
+               static_cast<double>(resident[reached]) / 1024, "KiB");
+  RecordFigure("doubling copies: time of the copies", copying.count() * 1e3,
+               "ms");
+}
+BENCHMARK(BM_DoublingCopies)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(1);
 
 }  // namespace
 }  // namespace taskfs::vm
