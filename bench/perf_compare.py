@@ -25,7 +25,11 @@ on every repetition and taking medians, it measures:
   two readers        two dd bs=1M readers at once: on two taskfs tasks,
                      and on two ranges of each ceiling's mem
   vm_copy            one ctl write `copy SRC SIZE DST` of the whole range,
-                     against dd copying the same range mem to mem
+                     onto a fresh destination and onto one already holding
+                     written pages, against dd copying the same range mem
+                     to mem (onto a fresh and onto a written destination)
+  fork               one ctl write `fork CHILD` of a task holding the
+                     written range, and the rmdir of the child
   RSS                the daemon's VmRSS per GiB written, beyond the bytes
                      written; the growth for a 1 TiB allocation + one page
   scale              1000 tasks (mkdir, ls, every status) and a task of
@@ -506,6 +510,7 @@ def run(args):
             ctl = Ctl(task)
             ctls.append(ctl)
             ctl.run(f"allocate {BASE:#x} {size}\n")
+        ctl_a = ctls[0]  # task a's
         # Warm the daemon up (worker threads and their request buffers)
         # before the baseline, so the growth is the written memory's.
         dd_write(os.path.join(task_a, "mem"), BASE, 4 * MiB)
@@ -625,14 +630,24 @@ def run(args):
                     path = systems[system][0]
                     jobs = [(path, BASE), (path, BASE + size // 2)]
                 res.add(f"two_readers/{system}", two_dd_readers(jobs, size))
+            # vm_copy_written comes right after a dd copy in either order
+            # and copies onto the destination that copy wrote, so it costs
+            # no write of its own (the check below makes one if it must).
             for method in alternating(rep, ["vm_copy", "dd_fresh",
-                                            "dd_written"]):
-                fresh_destination()
-                if method == "vm_copy":
+                                            "vm_copy_written", "dd_written"]):
+                if method != "vm_copy_written":
+                    fresh_destination()
+                elif int(task_status(task_cp)["resident_bytes"]) < 2 * size:
+                    # The destination needs pages of its own (the source's
+                    # shared by a copy are not), which the copy drops as it
+                    # maps the source's.
+                    fresh_destination()
+                    dd_write(mem_cp, COPY_DST, size)
+                if method.startswith("vm_copy"):
                     seconds = ctl_cp.run(f"copy {BASE:#x} {size} "
                                          f"{COPY_DST:#x}\n")
                     if ctl_cp.result() != "ok":
-                        raise BenchError("vm_copy did not answer ok")
+                        raise BenchError(f"{method} did not answer ok")
                 elif method == "dd_fresh":
                     seconds = dd_copy(mem_cp, BASE, COPY_DST, size)
                 else:
@@ -641,6 +656,19 @@ def run(args):
                     dd_write(mem_cp, COPY_DST, size)
                     seconds = dd_copy(mem_cp, BASE, COPY_DST, size)
                 res.add(f"copy/{method}", seconds)
+            # A fork of task a, which holds the written range (its pages
+            # become copy-on-write in both), then the child's rmdir, which
+            # gives task a its pages back as its own.
+            seconds = ctl_a.run("fork fk\n")
+            if ctl_a.result() != "ok":
+                raise BenchError("fork did not answer ok")
+            child = os.path.join(tfs.path, "fk")
+            if int(task_status(child)["resident_bytes"]) != size:
+                raise BenchError("the fork does not hold the written range")
+            res.add("fork/fork", seconds)
+            start = time.perf_counter()
+            os.rmdir(child)
+            res.add("fork/rmdir", time.perf_counter() - start)
             log("  " + ", ".join(f"{k} {v[-1]:.4g}"
                                  for k, v in res.samples.items()
                                  if not k.startswith("cpu/")))
@@ -885,14 +913,20 @@ def print_report(args, res, info, out):
     p()
 
     vm_copy = g("copy/vm_copy")
+    vm_copy_written = g("copy/vm_copy_written")
     dd_fresh = g("copy/dd_fresh")
     dd_written = g("copy/dd_written")
     dd_best = min(dd_fresh, dd_written)
     lines = [
         (f"vm_copy of {args.size_mib} MiB (one ctl write)",
          f"{vm_copy * 1e3:.2f} ms"),
+        ("vm_copy onto a written destination",
+         f"{vm_copy_written * 1e3:.2f} ms"),
         ("dd mem->mem, fresh destination", f"{dd_fresh * 1e3:.2f} ms"),
         ("dd mem->mem, written destination", f"{dd_written * 1e3:.2f} ms"),
+        (f"fork of a task holding {args.size_mib} MiB (ctl)",
+         f"{g('fork/fork') * 1e3:.2f} ms"),
+        ("rmdir of that fork", f"{g('fork/rmdir') * 1e3:.2f} ms"),
         ("first-touch write, dd bs=1M (taskfs)",
          fmt_rate(info["first_touch_write"])),
         ("daemon RSS growth / bytes written",
@@ -949,6 +983,8 @@ def print_report(args, res, info, out):
          "x"),
         ("vm_copy speedup vs dd (best)", ratio(dd_best, vm_copy), ">=", 20.0,
          "x"),
+        ("vm_copy onto written vs dd (best)",
+         ratio(dd_best, vm_copy_written), ">=", 20.0, "x"),
         ("RSS overhead per GiB written", info["rss_overhead_pct"], "<=", 3.0,
          "%"),
         ("1 TiB + 1 page: RSS growth", info["tib_rss"] / MiB, "<=", 16.0,

@@ -29,11 +29,39 @@
 //                         shared_MiB is the resident memory now mapped twice
 //                         (1024). rss_growth_MiB is the process's growth: the
 //                         destination's page table, not page contents.
+//   BM_VmCopy1GiBOntoWritten
+//                         the same copy onto a destination that already
+//                         holds 1 GiB of written pages (written again,
+//                         untimed, before each copy); the time is the
+//                         vm_copy alone. resident_MiB: the task's resident
+//                         memory after it (1024: the destination's own pages
+//                         are freed).
+//   BM_TaskFork1GiB       task_fork of the task holding the written GiB
+//                         (one region, inheritance copy); the fork is
+//                         terminated, untimed, after each.
+//   BM_TaskTerminateFork1GiB
+//                         the termination of that fork (task_terminate and
+//                         the release of the last reference: what rmdir of
+//                         its directory costs); the fork is made untimed.
+//   BM_VmMapCopy1GiBFromTask/A
+//                         vm_map_copy of the written GiB from its task into
+//                         a fresh range of another task, as ctl's
+//                         `copy-from` does: A=1 with dst_alloc (the copy maps
+//                         an unallocated range, `copy-from ... alloc`), A=0
+//                         onto an allocated, never written range.
 //   BM_VmReadRandomPage1GiB
 //                         a 4 KiB zero-copy vm_read (pin, release) of a
 //                         random page of 1 GiB written memory: the page-table
 //                         lookup and the pin with cold caches, as a random
 //                         4 KiB read through the mount sees them.
+//   BM_VmReadRandomPageAfter1000Copies
+//                         the same 4 KiB reads of a 1 GiB range that is the
+//                         last of 1,000 nested copies (R0 -> R1 -> ... ->
+//                         R1000 in one task), and of a written range never
+//                         copied, in turn: nested_ns, uncopied_ns and their
+//                         ratio (goal: 1, a chain costs reads nothing).
+//                         chain_s: the 1,000 vm_copys; metadata_MiB: the
+//                         task's metadata after them.
 //   BM_VmRegionLookup     vm_region at random addresses of a task holding
 //                         100,000 regions. Goal: <= 2 us per lookup.
 //   BM_VmReadLookup100kRegions
@@ -56,6 +84,13 @@
 //                         the core spends on bookkeeping (page records, page
 //                         tables) per byte held. bytes_per_second is the
 //                         first-touch write rate.
+//   BM_DoublingCopies     one region of 2^44 bytes with the first page of
+//                         its first MiB written; vm_copy of [0, 2^k) onto
+//                         [2^k, 2^(k+1)) for k = 20..43 under a 512 MiB
+//                         memory limit, until one is refused: k_reached,
+//                         the task's metadata_bytes and resident_bytes after
+//                         each copy (the figures list some), the time of the
+//                         copies.
 //
 // RSS figures come from /proc/self/statm, each read after malloc_trim(0), so
 // that neither memory freed earlier and reused nor memory freed but not yet
@@ -131,13 +166,13 @@ class Space {
   Space& operator=(const Space&) = delete;
   ~Space() { Reset(); }
 
-  // A fresh system with no memory limit, and its task.
-  KernReturn Make(unsigned address_bits) {
+  // A fresh system and its task; memory_limit 0 is none.
+  KernReturn Make(unsigned address_bits, std::uint64_t memory_limit = 0) {
     Reset();
     VmConfig config;
     config.page_size = kPage;
     config.address_bits = address_bits;
-    config.memory_limit = 0;  // no limit
+    config.memory_limit = memory_limit;
     system_ = std::make_unique<VmSystem>(config);
     return Take(task_create(*system_, "bench"), &task_);
   }
@@ -174,6 +209,29 @@ KernReturn WriteRange(Task& task, vm_address_t address, vm_size_t size,
     done += n;
   }
   return KERN_SUCCESS;
+}
+
+// True if sampled pages of [b, b + size) in task_b hold the same bytes as
+// the pages at the same offsets of [a, a + size) in task_a: the first, the
+// last and `samples` pseudo-random ones in between. size is a page multiple.
+bool SamePages(Task& task_a, vm_address_t a, Task& task_b, vm_address_t b,
+               vm_size_t size, int samples = 16) {
+  std::mt19937_64 random(size);
+  std::vector<unsigned char> page_a(kPage), page_b(kPage);
+  const std::uint64_t pages = size / kPage;
+  for (int i = 0; i < samples + 2; ++i) {
+    const std::uint64_t page = i == 0   ? 0
+                               : i == 1 ? pages - 1
+                                        : random() % pages;
+    if (vm_read(task_a, a + page * kPage,
+                std::as_writable_bytes(std::span(page_a))) != KERN_SUCCESS ||
+        vm_read(task_b, b + page * kPage,
+                std::as_writable_bytes(std::span(page_b))) != KERN_SUCCESS ||
+        page_a != page_b) {
+      return false;
+    }
+  }
+  return true;
 }
 
 // --- figures with goals, printed after the table ----------------------------
@@ -406,6 +464,190 @@ void BM_VmCopy1GiB(benchmark::State& state) {
 }
 BENCHMARK(BM_VmCopy1GiB)->Unit(benchmark::kMillisecond)->Iterations(20);
 
+// vm_copy of the written GiB onto a destination that holds 1 GiB of written
+// pages of its own, which the copy drops as it maps the source's. The time
+// is the vm_copy alone (manual time); before each copy the destination is
+// written again, untimed, which also takes back the sharing the previous
+// copy made. Each copy is checked on sampled pages. resident_MiB is the
+// task's resident memory after the last copy: 1024, the destination's own
+// pages freed.
+void BM_VmCopy1GiBOntoWritten(benchmark::State& state) {
+  const WrittenGiB& fixture = GetWrittenGiB();
+  if (!Ok(state, fixture.status, "setup")) return;
+  Task& task = fixture.space.task();
+  constexpr vm_address_t kSource = WrittenGiB::kSource;
+  constexpr vm_address_t kDest = WrittenGiB::kDest;
+  if (!Ok(state, AllocateAt(task, kDest, kGiB), "allocating the destination"))
+    return;
+
+  std::chrono::duration<double> copying{0};
+  for (auto _ : state) {
+    state.PauseTiming();
+    // Not a byte the source holds, so a copy that left it would show.
+    KernReturn kr = WriteRange(task, kDest, kGiB, 0xc3);
+    state.ResumeTiming();
+    if (!Ok(state, kr, "writing the destination")) break;
+    const auto start = std::chrono::steady_clock::now();
+    kr = vm_copy(task, kSource, kGiB, kDest);
+    const std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start;
+    state.SetIterationTime(took.count());
+    copying += took;
+    if (!Ok(state, kr, "vm_copy")) break;
+    state.PauseTiming();
+    const bool same = SamePages(task, kSource, task, kDest, kGiB);
+    state.ResumeTiming();
+    if (!same) {
+      state.SkipWithError("the copy differs from its source");
+      break;
+    }
+  }
+
+  TaskStatistics after;
+  const KernReturn stats = Take(task_statistics(task), &after);
+  // Undo, so the source pages are exclusively owned again for later writes.
+  vm_deallocate(task, kDest, kGiB);
+  if (state.error_occurred() || !Ok(state, stats, "task_statistics")) return;
+  state.counters["resident_MiB"] =
+      ToMiB(static_cast<double>(after.resident_bytes));
+  RecordFigure("vm_copy 1 GiB onto written: time per copy",
+               copying.count() * 1e3 / static_cast<double>(state.iterations()),
+               "ms");
+}
+BENCHMARK(BM_VmCopy1GiBOntoWritten)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(10);
+
+// --- task_fork of 1 GiB, and its termination ---------------------------------
+
+// Forks the task holding the written GiB (its one region, inheritance copy)
+// and terminates the fork, iteration after iteration; the time (manual) is
+// task_fork's when time_fork, else the termination's: task_terminate and
+// the release of the last reference, what rmdir of the fork's directory
+// does. The fork is checked on sampled pages and by its resident size.
+void ForkAndTerminate(benchmark::State& state, bool time_fork) {
+  const WrittenGiB& fixture = GetWrittenGiB();
+  if (!Ok(state, fixture.status, "setup")) return;
+  VmSystem& system = fixture.space.system();
+  Task& parent = fixture.space.task();
+  std::chrono::duration<double> timed{0};
+  for (auto _ : state) {
+    auto start = std::chrono::steady_clock::now();
+    std::shared_ptr<Task> child;
+    const KernReturn kr = Take(task_fork(system, parent, "bench-fork"), &child);
+    std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start;
+    if (!Ok(state, kr, "task_fork")) break;
+
+    state.PauseTiming();
+    TaskStatistics stats;
+    const bool same = Take(task_statistics(*child), &stats) == KERN_SUCCESS &&
+                      stats.resident_bytes == kGiB &&
+                      SamePages(parent, WrittenGiB::kSource, *child,
+                                WrittenGiB::kSource, kGiB);
+    state.ResumeTiming();
+
+    if (!time_fork) start = std::chrono::steady_clock::now();
+    const KernReturn terminated = task_terminate(system, *child);
+    child.reset();
+    if (!time_fork) took = std::chrono::steady_clock::now() - start;
+    state.SetIterationTime(took.count());
+    timed += took;
+    if (!Ok(state, terminated, "task_terminate")) break;
+    if (!same) {
+      state.SkipWithError("the fork differs from its parent");
+      break;
+    }
+  }
+  if (state.error_occurred()) return;
+  const double ms =
+      timed.count() * 1e3 / static_cast<double>(state.iterations());
+  if (time_fork) {
+    RecordFigure("task_fork, 1 GiB written: time per fork", ms, "ms");
+  } else {
+    RecordFigure("task_terminate of that fork: time", ms, "ms");
+  }
+}
+
+void BM_TaskFork1GiB(benchmark::State& state) {
+  ForkAndTerminate(state, /*time_fork=*/true);
+}
+BENCHMARK(BM_TaskFork1GiB)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(20);
+
+void BM_TaskTerminateFork1GiB(benchmark::State& state) {
+  ForkAndTerminate(state, /*time_fork=*/false);
+}
+BENCHMARK(BM_TaskTerminateFork1GiB)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(20);
+
+// --- vm_map_copy of 1 GiB from another task ----------------------------------
+
+// vm_map_copy of the written GiB from the fixture's task into a fresh range
+// of a second task of the same system, as ctl's `copy-from` makes it:
+// state.range(0) 1 is `copy-from ... alloc` (dst_alloc: the range is
+// unallocated and the copy maps it), 0 a copy onto an allocated range that
+// was never written. The destination is taken away (and made again for 0),
+// untimed, before each copy; the time is the vm_map_copy alone. Each copy is
+// checked on sampled pages.
+void BM_VmMapCopy1GiBFromTask(benchmark::State& state) {
+  const WrittenGiB& fixture = GetWrittenGiB();
+  if (!Ok(state, fixture.status, "setup")) return;
+  const bool dst_alloc = state.range(0) != 0;
+  VmSystem& system = fixture.space.system();
+  Task& source = fixture.space.task();
+  constexpr vm_address_t kSource = WrittenGiB::kSource;
+  constexpr vm_address_t kDest = WrittenGiB::kDest;
+  std::shared_ptr<Task> dest;
+  if (!Ok(state, Take(task_create(system, "bench-dest"), &dest),
+          "task_create")) {
+    return;
+  }
+
+  std::chrono::duration<double> copying{0};
+  for (auto _ : state) {
+    state.PauseTiming();
+    KernReturn kr = vm_deallocate(*dest, kDest, kGiB);
+    if (kr == KERN_SUCCESS && !dst_alloc) kr = AllocateAt(*dest, kDest, kGiB);
+    state.ResumeTiming();
+    if (!Ok(state, kr, "making the destination")) break;
+    const auto start = std::chrono::steady_clock::now();
+    kr = vm_map_copy(*dest, kDest, source, kSource, kGiB, dst_alloc,
+                     /*src_destroy=*/false);
+    const std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start;
+    state.SetIterationTime(took.count());
+    copying += took;
+    if (!Ok(state, kr, "vm_map_copy")) break;
+    state.PauseTiming();
+    const bool same = SamePages(source, kSource, *dest, kDest, kGiB);
+    state.ResumeTiming();
+    if (!same) {
+      state.SkipWithError("the copy differs from its source");
+      break;
+    }
+  }
+  // The source pages are exclusively owned again once the task goes.
+  task_terminate(system, *dest);
+  if (state.error_occurred()) return;
+  state.SetLabel(dst_alloc ? "copy-from alloc" : "copy-from onto allocated");
+  RecordFigure(dst_alloc ? "vm_map_copy 1 GiB from a task, dst_alloc"
+                         : "vm_map_copy 1 GiB from a task, allocated",
+               copying.count() * 1e3 / static_cast<double>(state.iterations()),
+               "ms");
+}
+BENCHMARK(BM_VmMapCopy1GiBFromTask)
+    ->Arg(1)
+    ->Arg(0)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(20);
+
 // --- 100,000 regions ---------------------------------------------------------
 
 // One task with kRegionCount one-page regions side by side: every page is
@@ -523,6 +765,126 @@ void BM_VmReadRandomPage1GiB(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_VmReadRandomPage1GiB)->Unit(benchmark::kNanosecond);
+
+// Random 4 KiB zero-copy vm_reads of a range at the end of a chain of
+// nested copies, against the same reads of a range that was never copied.
+// In one task: R0 (1 GiB, written) is copied by vm_copy onto R1, R1 onto
+// R2, ..., R999 onto R1000, each Ri a separate region allocated just
+// before its copy; U (1 GiB, written the same way) is never copied. Both are
+// read at the same 65,536 random page offsets, as BM_VmReadRandomPage1GiB
+// reads its GiB. Each iteration reads R1000 and U in turn (the order
+// swapped every iteration, so that a drift in the machine hits both alike):
+// for each, one untimed pass over the offsets, which brings that range's
+// page tables and page records back into the cache the other range's reads
+// pushed them out of, then kTimedPasses timed passes. The iteration time
+// (manual) is R1000's. Whatever a copy keeps to find its pages later,
+// reading the last copy of a chain must cost no more than reading memory
+// never copied (ratio 1).
+void BM_VmReadRandomPageAfter1000Copies(benchmark::State& state) {
+  constexpr int kCopies = 1000;
+  constexpr std::size_t kAddresses = 1 << 16;
+  constexpr int kTimedPasses = 2;
+  constexpr vm_address_t kUncopied = kGiB;
+  constexpr vm_address_t kChain = kTiB;       // R0; Ri at kChain + i * kStride
+  constexpr vm_address_t kStride = 2 * kGiB;  // gaps: no two Ri merge
+  constexpr vm_address_t kLast = kChain + kCopies * kStride;
+
+  Space space;
+  if (!Ok(state, space.Make(47), "make")) return;
+  Task* const task = &space.task();
+  if (!Ok(state, AllocateAt(*task, kUncopied, kGiB), "allocate U") ||
+      !Ok(state, WriteRange(*task, kUncopied, kGiB, 0x5a), "write U") ||
+      !Ok(state, AllocateAt(*task, kChain, kGiB), "allocate R0") ||
+      !Ok(state, WriteRange(*task, kChain, kGiB, 0x5a), "write R0")) {
+    return;
+  }
+  const auto chain_start = std::chrono::steady_clock::now();
+  for (int i = 1; i <= kCopies; ++i) {
+    const vm_address_t from = kChain + (i - 1) * kStride;
+    const vm_address_t to = kChain + i * kStride;
+    if (!Ok(state, AllocateAt(*task, to, kGiB), "allocate Ri") ||
+        !Ok(state, vm_copy(*task, from, kGiB, to), "vm_copy Ri-1 to Ri")) {
+      return;
+    }
+  }
+  const std::chrono::duration<double> chain_time =
+      std::chrono::steady_clock::now() - chain_start;
+  TaskStatistics stats;
+  if (!Ok(state, Take(task_statistics(*task), &stats), "task_statistics"))
+    return;
+  if (!SamePages(*task, kChain, *task, kLast, kGiB)) {
+    state.SkipWithError("R1000 differs from R0");
+    return;
+  }
+
+  std::vector<vm_size_t> offsets(kAddresses);
+  std::mt19937_64 random(7);
+  for (vm_size_t& offset : offsets) {
+    offset = (random() % (kGiB / kPage)) * kPage;
+  }
+  PinnedPages pinned;
+  // One read of [base, base + 1 GiB) at each offset; false on a failure.
+  auto read_pass = [&](vm_address_t base) {
+    for (const vm_size_t offset : offsets) {
+      if (vm_read_pinned(*task, base + offset, kPage, &pinned) !=
+          KERN_SUCCESS) {
+        return false;
+      }
+      benchmark::DoNotOptimize(pinned.iov().data());
+      pinned.Release();
+    }
+    return true;
+  };
+  std::chrono::duration<double> nested{0}, uncopied{0};
+  bool nested_first = true;
+  for (auto _ : state) {
+    std::chrono::duration<double> took[2];  // [0]: R1000, [1]: U
+    bool read = true;
+    for (const int which : {nested_first ? 0 : 1, nested_first ? 1 : 0}) {
+      const vm_address_t base = which == 0 ? kLast : kUncopied;
+      read = read && read_pass(base);  // warm-up, untimed
+      const auto start = std::chrono::steady_clock::now();
+      for (int pass = 0; pass < kTimedPasses; ++pass) {
+        read = read && read_pass(base);
+      }
+      took[which] = std::chrono::steady_clock::now() - start;
+    }
+    if (!read) {
+      state.SkipWithError("vm_read failed");
+      break;
+    }
+    nested_first = !nested_first;
+    state.SetIterationTime(took[0].count());
+    nested += took[0];
+    uncopied += took[1];
+  }
+  if (state.error_occurred()) return;
+  const std::int64_t reads_per_range =
+      state.iterations() * kTimedPasses * static_cast<std::int64_t>(kAddresses);
+  const double reads = static_cast<double>(reads_per_range);
+  const double nested_ns = nested.count() * 1e9 / reads;
+  const double uncopied_ns = uncopied.count() * 1e9 / reads;
+  state.SetItemsProcessed(reads_per_range);
+  state.counters["nested_ns"] = nested_ns;
+  state.counters["uncopied_ns"] = uncopied_ns;
+  state.counters["ratio"] = nested_ns / uncopied_ns;
+  state.counters["chain_s"] = chain_time.count();
+  state.counters["metadata_MiB"] =
+      ToMiB(static_cast<double>(stats.metadata_bytes));
+  RecordFigure("vm_read 4 KiB after 1000 copies: per read", nested_ns, "ns");
+  RecordFigure("vm_read 4 KiB, range never copied: per read", uncopied_ns,
+               "ns");
+  RecordFigure("vm_read 4 KiB: after 1000 copies / uncopied",
+               nested_ns / uncopied_ns, "x");
+  RecordFigure("1000 nested vm_copy of 1 GiB: total time",
+               chain_time.count() * 1e3, "ms");
+  RecordFigure("1000 nested vm_copy of 1 GiB: task metadata",
+               ToMiB(static_cast<double>(stats.metadata_bytes)), "MiB");
+}
+BENCHMARK(BM_VmReadRandomPageAfter1000Copies)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(8);
 
 // A 4 KiB zero-copy vm_read of a random region of the same task.
 void BM_VmReadLookup100kRegions(benchmark::State& state) {
@@ -717,6 +1079,104 @@ void BM_ResidentOverhead256MiB(benchmark::State& state) {
 BENCHMARK(BM_ResidentOverhead256MiB)
     ->Unit(benchmark::kMillisecond)
     ->Iterations(3);
+
+// Metadata of doubling copies. One task with one region, [0, 2^44): the
+// first page of [0, 1 MiB) is written (the rest of that MiB reads as
+// zeros), then for k = 20..43 vm_copy copies [0, 2^k) onto [2^k, 2^(k+1)),
+// so that after copy k the region holds 2^(k-19) copies of the 1 MiB start
+// and one page is resident, mapped 2^(k-19) times. After each copy,
+// task_statistics gives metadata_bytes and resident_bytes; the copy of page
+// 0 is read back at 2^k.
+//
+// The bound: the system's memory limit (kLimit, 512 MiB) covers pages and
+// metadata together, and a copy that would pass it is refused with
+// KERN_RESOURCE_SHORTAGE and changes nothing, so the run holds at most
+// about 512 MiB (plus the heap's slack around what is charged) however far
+// it gets, and a refusal ends the series. Where a copy costs metadata per
+// page mapped (a page-table slot for each written page, in 4 KiB chunks of
+// 512 slots: one chunk per 2 MiB of the region here), the region after copy
+// k needs about 2^(k+1) / 512 bytes, which passes 512 MiB at k = 37; where
+// it costs metadata per map entry, every k up to 43 fits in a few KiB.
+// The time (manual) is that of the copies made, the refused one included.
+// k_reached: the last k copied (43: all of them); refused_at: the k refused,
+// 0 if none; metadata_MiB and resident_KiB: at k_reached.
+void BM_DoublingCopies(benchmark::State& state) {
+  constexpr std::uint64_t kLimit = 512 * kMiB;
+  constexpr unsigned kFirstK = 20;
+  constexpr unsigned kLastK = 43;
+  constexpr vm_size_t kRegion = std::uint64_t{1} << (kLastK + 1);
+  std::vector<std::uint64_t> metadata(kLastK + 1), resident(kLastK + 1);
+  unsigned reached = 0;
+  unsigned refused = 0;
+  std::chrono::duration<double> copying{0};
+  for (auto _ : state) {
+    Space space;
+    const std::vector<unsigned char> page(kPage, 0x6b);
+    if (!Ok(state, space.Make(47, kLimit), "make") ||
+        !Ok(state, AllocateAt(space.task(), 0, kRegion), "vm_allocate") ||
+        !Ok(state, vm_write(space.task(), 0, page.data(), kPage), "vm_write")) {
+      break;
+    }
+    Task& task = space.task();
+    reached = 0;
+    refused = 0;
+    copying = {};
+    std::vector<unsigned char> back(kPage);
+    for (unsigned k = kFirstK; k <= kLastK; ++k) {
+      const vm_size_t half = std::uint64_t{1} << k;
+      const auto start = std::chrono::steady_clock::now();
+      const KernReturn kr = vm_copy(task, 0, half, half);
+      copying += std::chrono::steady_clock::now() - start;
+      if (kr == KERN_RESOURCE_SHORTAGE) {
+        refused = k;
+        break;
+      }
+      TaskStatistics stats;
+      if (!Ok(state, kr, "vm_copy") ||
+          !Ok(state, Take(task_statistics(task), &stats), "task_statistics") ||
+          !Ok(state,
+              vm_read(task, half, std::as_writable_bytes(std::span(back))),
+              "vm_read")) {
+        break;
+      }
+      if (back != page) {
+        state.SkipWithError("the copy of page 0 differs from it");
+        break;
+      }
+      metadata[k] = stats.metadata_bytes;
+      resident[k] = stats.resident_bytes;
+      reached = k;
+    }
+    state.SetIterationTime(copying.count());
+  }
+  if (state.error_occurred() || reached == 0) {
+    if (!state.error_occurred()) state.SkipWithError("the first copy failed");
+    return;
+  }
+  state.counters["k_reached"] = reached;
+  state.counters["refused_at"] = refused;
+  state.counters["metadata_MiB"] =
+      ToMiB(static_cast<double>(metadata[reached]));
+  state.counters["resident_KiB"] =
+      static_cast<double>(resident[reached]) / 1024;
+  RecordFigure("doubling copies: memory limit", ToMiB(kLimit), "MiB");
+  RecordFigure("doubling copies: last k copied (goal 43)", reached, "");
+  RecordFigure("doubling copies: k refused (0: none)", refused, "");
+  for (unsigned k = kFirstK; k <= reached; ++k) {
+    if (k % 4 == 0 || k == reached) {
+      RecordFigure("doubling copies: metadata at k = " + std::to_string(k),
+                   static_cast<double>(metadata[k]) / 1024, "KiB");
+    }
+  }
+  RecordFigure("doubling copies: resident at the last k",
+               static_cast<double>(resident[reached]) / 1024, "KiB");
+  RecordFigure("doubling copies: time of the copies", copying.count() * 1e3,
+               "ms");
+}
+BENCHMARK(BM_DoublingCopies)
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime()
+    ->Iterations(1);
 
 }  // namespace
 }  // namespace taskfs::vm
