@@ -1,5 +1,8 @@
 #include "vmcore/page_table.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -173,6 +176,10 @@ class Reaper {
 
  private:
   void Run() {
+    // Batch scheduling: a woken reaper does not preempt the thread that
+    // handed it the work (the caller it is there to spare).
+    sched_param param{};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     std::unique_lock lock(mu_);
     for (;;) {
       work_.wait(lock, [this] { return stopping_ || dead_ != nullptr; });
