@@ -2,8 +2,10 @@
 //
 // A minimal low-level FUSE server with taskfs's settings (SPEC §5): one
 // regular file `mem` of 2^40 bytes, opened with direct_io, served by the
-// multithreaded loop with 1 MiB requests (conn->max_write), no readahead, no
-// splice, default_permissions. A read replies from a static buffer of zeros
+// multithreaded loop with taskfs's request size (fs/fuse_channel.h: the
+// mount's max_read, max_write and the INIT reply's max_pages, 512 KiB under
+// the kernel's default fs.fuse.max_pages_limit), no readahead, no splice,
+// default_permissions. A read replies from a static buffer of zeros
 // with fuse_reply_buf; a write is discarded and replies its size. No state,
 // no locks: whatever time a request takes here is the cost of FUSE itself
 // (kernel, /dev/fuse, libfuse), which bench/perf_compare.py divides taskfs's
@@ -22,8 +24,15 @@
 // and a read system call on every request. It measures what taskfs would
 // gain and lose with the same path.
 //
+// With -o land (and store_mib), a request is read from /dev/fuse with
+// readv: its first 80 bytes (a write's headers) into libfuse's buffer, the
+// rest straight into the store's next request-sized slot, round robin. A
+// write's bytes then are copied once, by the kernel, into memory that is not
+// in the cache, as a server whose request reads land in fresh pages that
+// become the file's would copy them; other requests' rest is copied back.
+//
 //   fuse_ceiling MOUNTPOINT [-f] [-s] [-d] [-o clone_fd] [-o max_idle_threads=N]
-//                [-o store_mib=N] [-o splice]
+//                [-o store_mib=N] [-o splice] [-o land]
 //
 // SIGINT, SIGTERM or `fusermount3 -u MOUNTPOINT` unmounts; the exit status is
 // 0 then, 1 if the session could not start.
@@ -31,10 +40,13 @@
 #define FUSE_USE_VERSION 314
 #endif
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +55,9 @@
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <string>
+
+#include "fs/fuse_channel.h"
 
 namespace {
 
@@ -61,6 +76,8 @@ timespec g_started;
 char* g_store = nullptr;      // -o store_mib: the buffer, or null
 std::size_t g_store_size = 0;  // its size, a multiple of kMaxRequest
 bool g_splice = false;         // -o splice
+std::uint32_t g_max_request = kMaxRequest;  // taskfs's request size
+bool g_land = false;           // -o land
 
 // Where a request of n <= kMaxRequest bytes at off lands in the store.
 char* StoreAt(off_t off, std::size_t n) {
@@ -92,8 +109,9 @@ bool Attr(fuse_ino_t ino, struct stat* st) {
 }
 
 void Init(void*, fuse_conn_info* conn) {
-  // As taskfs: 1 MiB requests, no readahead, no splice.
-  conn->max_write = kMaxRequest;
+  // As taskfs: its request size, no readahead, no splice.
+  conn->max_read = g_max_request;
+  conn->max_write = g_max_request;
   conn->max_readahead = 0;
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
                   FUSE_CAP_SPLICE_MOVE);
@@ -188,8 +206,31 @@ void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
   fuse_reply_buf(req, g_store != nullptr ? StoreAt(off, n) : kZeros, n);
 }
 
+// -o land: reads a request, a write's bytes landing in the store.
+ssize_t LandingRead(int fd, void* buf, size_t len) {
+  constexpr std::size_t kHeaders =
+      sizeof(fuse_in_header) + sizeof(fuse_write_in);
+  static std::atomic<std::size_t> next{0};
+  char* land = g_store + next.fetch_add(g_max_request) % g_store_size;
+  iovec iov[2] = {{buf, kHeaders}, {land, len - kHeaders}};
+  const ssize_t n = ::readv(fd, iov, 2);
+  if (n > static_cast<ssize_t>(kHeaders)) {
+    fuse_in_header in;
+    std::memcpy(&in, buf, sizeof in);
+    if (in.opcode != FUSE_WRITE) {
+      std::memcpy(static_cast<char*>(buf) + kHeaders, land,
+                  static_cast<std::size_t>(n) - kHeaders);
+    }
+  }
+  return n;
+}
+
 void Write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
            fuse_file_info*) {
+  if (g_land) {  // the bytes are in the store already
+    fuse_reply_write(req, size);
+    return;
+  }
   if (g_store != nullptr && off >= 0) {
     for (std::size_t done = 0; done < size; done += kMaxRequest) {
       const std::size_t n =
@@ -250,10 +291,12 @@ fuse_lowlevel_ops MakeOperations() {
 struct CeilingOptions {
   unsigned store_mib = 0;
   int splice = 0;
+  int land = 0;
 };
 const fuse_opt kCeilingOpts[] = {
     {"store_mib=%u", offsetof(CeilingOptions, store_mib), 0},
     {"splice", offsetof(CeilingOptions, splice), 1},
+    {"land", offsetof(CeilingOptions, land), 1},
     FUSE_OPT_END,
 };
 
@@ -290,8 +333,19 @@ int main(int argc, char** argv) {
        {"-odefault_permissions", "-osubtype=ceiling", "-ofsname=fuse_ceiling"}) {
     if (fuse_opt_add_arg(&args, extra) != 0) return 1;
   }
+  // The same request size as taskfs with 4 KiB task pages.
+  const taskfs::fs::RequestLimits limits =
+      taskfs::fs::RequestLimitsForThisHost(4096);
+  g_max_request = limits.max_bytes;
+  const std::string max_read = "-omax_read=" + std::to_string(limits.max_bytes);
+  if (fuse_opt_add_arg(&args, max_read.c_str()) != 0) return 1;
   clock_gettime(CLOCK_REALTIME, &g_started);
   g_splice = ceiling.splice != 0;
+  if (ceiling.land != 0 && ceiling.store_mib == 0) {
+    std::fprintf(stderr, "fuse_ceiling: -o land needs -o store_mib=N\n");
+    return 1;
+  }
+  g_land = ceiling.land != 0;
   if (ceiling.store_mib != 0) {
     g_store_size = std::size_t{ceiling.store_mib} * kMaxRequest;
     void* store = mmap(nullptr, g_store_size, PROT_READ | PROT_WRITE,
@@ -311,6 +365,12 @@ int main(int argc, char** argv) {
   if (session == nullptr) return 1;
   if (fuse_set_signal_handlers(session.get()) != 0) return 1;
   if (fuse_session_mount(session.get(), mountpoint.get()) != 0) {
+    fuse_remove_signal_handlers(session.get());
+    return 1;
+  }
+  if (taskfs::fs::UseRequestLimits(session.get(), limits,
+                                   g_land ? LandingRead : nullptr) != 0) {
+    fuse_session_unmount(session.get());
     fuse_remove_signal_handlers(session.get());
     return 1;
   }

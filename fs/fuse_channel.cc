@@ -23,9 +23,11 @@ std::atomic<std::uint16_t> g_max_pages{0};
 // The unique of the kernel's INIT request, 0 until it has come.
 std::atomic<std::uint64_t> g_init_unique{0};
 std::atomic<bool> g_init_answered{false};
+RequestReader g_reader = nullptr;  // set before the session runs
 
 ssize_t ReadRequest(int fd, void* buf, size_t len, void*) {
-  const ssize_t n = ::read(fd, buf, len);
+  const ssize_t n = g_reader != nullptr ? g_reader(fd, buf, len)
+                                        : ::read(fd, buf, len);
   // INIT is the first request; after its reply nothing here looks again.
   if (!g_init_answered.load(std::memory_order_relaxed) &&
       n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {
@@ -93,8 +95,10 @@ RequestLimits RequestLimitsForThisHost(std::uint64_t page_size) {
       max_pages_limit);
 }
 
-int UseRequestLimits(fuse_session* se, const RequestLimits& limits) {
+int UseRequestLimits(fuse_session* se, const RequestLimits& limits,
+                     RequestReader reader) {
   g_max_pages.store(limits.max_pages, std::memory_order_relaxed);
+  g_reader = reader;
   static const fuse_custom_io kIo = {
       .writev = WriteReply,
       .read = ReadRequest,

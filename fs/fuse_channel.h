@@ -18,6 +18,7 @@
 #define TASKFS_FS_FUSE_CHANNEL_H_
 
 #include <fuse_lowlevel.h>
+#include <sys/types.h>
 
 #include <cstdint>
 
@@ -39,10 +40,16 @@ RequestLimits ChooseRequestLimits(std::uint64_t page_size,
 // kernel has it, else 256.
 RequestLimits RequestLimitsForThisHost(std::uint64_t page_size);
 
+// How a request is read from /dev/fuse into buf: read(2) unless a caller
+// gives its own (bench/fuse_ceiling's -o land).
+using RequestReader = ssize_t (*)(int fd, void* buf, size_t len);
+
 // Makes session se, already mounted, read and write /dev/fuse through hooks
-// that give the kernel's INIT request the reply max_pages of limits. One
-// session a process. Returns 0 or a negative errno.
-int UseRequestLimits(fuse_session* se, const RequestLimits& limits);
+// that give the kernel's INIT request the reply max_pages of limits, reading
+// requests with reader (null: read(2)). One session a process. Returns 0 or
+// a negative errno.
+int UseRequestLimits(fuse_session* se, const RequestLimits& limits,
+                     RequestReader reader = nullptr);
 
 }  // namespace taskfs::fs
 
