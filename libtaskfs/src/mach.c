@@ -292,19 +292,56 @@ task_t mach_task_self(void) { return TASKFS_TASK_SELF; }
  * inaccessible (PROT_NONE, so a use after the deallocation faults as it would
  * after munmap), and the next vm_read of that size takes it back. Anything
  * else is unmapped. g_buffer_mu guards both lists; no system call is made
- * under it. */
-enum { kKeep = 4, kKeepBytes = 4 << 20, kRecent = 64 };
+ * under it.
+ *
+ * A buffer of kHuge / 2 bytes or more is the start of a mapping of whole
+ * kHuge (2 MiB) blocks, aligned and backed by transparent huge pages where
+ * the system has them: then taking a kept buffer back and keeping it again
+ * change one page-table entry each instead of one per 4 KiB page (2 against
+ * 11 us for 1 MiB, measured), and reading into it misses the TLB once. The
+ * rest of the mapping past the buffer (its tail) is nobody's but this
+ * file's: it goes with the buffer, when the whole buffer has been
+ * deallocated, or when the buffer leaves the list of recent ones. */
+enum { kKeep = 4, kKeepBytes = 4 << 20, kRecent = 64, kHuge = 2 << 20 };
 struct buffer {
   void *addr;
-  size_t len;
+  size_t len;       /* what vm_read handed out */
+  size_t map_len;   /* what is mapped from addr: len, or whole kHuge blocks */
+  size_t remaining; /* of len, what has not been deallocated yet */
 };
 static pthread_mutex_t g_buffer_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct buffer g_kept[kKeep];     /* deallocated, PROT_NONE */
 static struct buffer g_recent[kRecent]; /* handed out by vm_read */
 static unsigned g_recent_next;
 
-/* len bytes of read-write memory of this process; NULL if there is no room. */
+static size_t mapping_len(size_t len) {
+  if (len < kHuge / 2 || len > kKeepBytes) return len;
+  return (len + kHuge - 1) / kHuge * kHuge;
+}
+
+/* A new mapping of map_len bytes, aligned to kHuge when it is whole kHuge
+ * blocks; NULL if there is no room. */
+static void *map_new(size_t map_len) {
+  if (map_len % kHuge != 0) {
+    void *p = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+  }
+  char *p = mmap(NULL, map_len + kHuge, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  char *aligned = (char *)(((uintptr_t)p + kHuge - 1) & ~(uintptr_t)(kHuge - 1));
+  if (aligned > p) munmap(p, (size_t)(aligned - p));
+  char *end = p + map_len + kHuge;
+  if (end > aligned + map_len) munmap(aligned + map_len, (size_t)(end - (aligned + map_len)));
+  madvise(aligned, map_len, MADV_HUGEPAGE); /* a hint: fine if refused */
+  return aligned;
+}
+
+/* len bytes of read-write memory of this process, at the start of a mapping
+ * of mapping_len(len) bytes; NULL if there is no room. */
 static void *buffer_get(size_t len) {
+  const size_t map_len = mapping_len(len);
   void *kept = NULL;
   if (len <= kKeepBytes) {
     pthread_mutex_lock(&g_buffer_mu);
@@ -317,45 +354,75 @@ static void *buffer_get(size_t len) {
     pthread_mutex_unlock(&g_buffer_mu);
   }
   if (kept != NULL) {
-    if (mprotect(kept, len, PROT_READ | PROT_WRITE) == 0) return kept;
-    munmap(kept, len);
+    if (mprotect(kept, map_len, PROT_READ | PROT_WRITE) == 0) return kept;
+    munmap(kept, map_len);
   }
-  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                 -1, 0);
-  return p == MAP_FAILED ? NULL : p;
+  return map_new(map_len);
+}
+
+/* Unmaps a buffer buffer_get made that vm_read is not handing out. */
+static void buffer_drop(void *addr, size_t len) {
+  munmap(addr, mapping_len(len));
 }
 
 static void buffer_handed_out(void *addr, size_t len) {
   if (len > kKeepBytes) return;
   pthread_mutex_lock(&g_buffer_mu);
-  g_recent[g_recent_next++ % kRecent] = (struct buffer){addr, len};
+  struct buffer *slot = &g_recent[g_recent_next++ % kRecent];
+  const struct buffer gone = *slot;
+  *slot = (struct buffer){addr, len, mapping_len(len), len};
   pthread_mutex_unlock(&g_buffer_mu);
+  /* A buffer no longer followed keeps only what vm_read handed out. */
+  if (gone.addr != NULL && gone.map_len > gone.len) {
+    munmap((char *)gone.addr + gone.len, gone.map_len - gone.len);
+  }
 }
 
-/* Keeps [addr, addr + len) for reuse if it is a whole buffer vm_read handed
- * out and there is room; true if kept (then it is PROT_NONE). */
-static int buffer_keep(void *addr, size_t len) {
-  if (len > kKeepBytes) return 0;
-  int ours = 0;
+/* Frees [addr, addr + len) of vm_read's memory: keeps it for reuse if it is
+ * a whole buffer vm_read handed out and there is room (then it is
+ * PROT_NONE), else unmaps it, and a buffer's tail with the last of it.
+ * Returns 0 or an errno. */
+static int buffer_free(void *addr, size_t len) {
+  struct buffer found = {0};
+  int whole = 0;
+  void *tail = NULL;
+  size_t tail_len = 0;
   pthread_mutex_lock(&g_buffer_mu);
-  for (int i = 0; i < kRecent && !ours; ++i) {
-    if (g_recent[i].addr == addr && g_recent[i].len == len) {
-      g_recent[i].addr = NULL;
-      ours = 1;
+  for (int i = 0; i < kRecent && found.addr == NULL; ++i) {
+    struct buffer *b = &g_recent[i];
+    if (b->addr == NULL || (char *)addr < (char *)b->addr ||
+        (char *)addr >= (char *)b->addr + b->len) {
+      continue;
+    }
+    found = *b;
+    whole = addr == b->addr && len == b->len && b->remaining == b->len;
+    const size_t in = (size_t)((char *)b->addr + b->len - (char *)addr);
+    const size_t freed = len < in ? len : in;
+    b->remaining -= freed < b->remaining ? freed : b->remaining;
+    if (whole || b->remaining == 0) {
+      if (!whole && b->map_len > b->len) {
+        tail = (char *)b->addr + b->len;
+        tail_len = b->map_len - b->len;
+      }
+      b->addr = NULL;
     }
   }
   pthread_mutex_unlock(&g_buffer_mu);
-  if (!ours || mprotect(addr, len, PROT_NONE) != 0) return 0;
-  int kept = 0;
-  pthread_mutex_lock(&g_buffer_mu);
-  for (int i = 0; i < kKeep && !kept; ++i) {
-    if (g_kept[i].addr == NULL) {
-      g_kept[i] = (struct buffer){addr, len};
-      kept = 1;
+  if (whole && mprotect(addr, found.map_len, PROT_NONE) == 0) {
+    int kept = 0;
+    pthread_mutex_lock(&g_buffer_mu);
+    for (int i = 0; i < kKeep && !kept; ++i) {
+      if (g_kept[i].addr == NULL) {
+        g_kept[i] = found;
+        kept = 1;
+      }
     }
+    pthread_mutex_unlock(&g_buffer_mu);
+    if (kept) return 0;
   }
-  pthread_mutex_unlock(&g_buffer_mu);
-  return kept;
+  if (whole) len = found.map_len; /* the buffer and its tail */
+  if (tail != NULL) munmap(tail, tail_len);
+  return munmap(addr, len) == 0 ? 0 : errno;
 }
 
 /* ---- I/O helpers -----------------------------------------------------------
@@ -449,9 +516,8 @@ kern_return_t vm_deallocate(task_t target_task, vm_address_t address,
       return KERN_INVALID_ARGUMENT;
     }
     const uintptr_t end = (address + size + page - 1) & ~(page - 1);
-    if (buffer_keep((void *)start, end - start)) return KERN_SUCCESS;
-    return munmap((void *)start, end - start) == 0 ? KERN_SUCCESS
-                                                   : kern_from_errno(errno);
+    const int error = buffer_free((void *)start, end - start);
+    return error == 0 ? KERN_SUCCESS : kern_from_errno(error);
   }
   struct taskfs_vm_deallocate d = {address, size};
   return mem_ioctl(target_task, TASKFS_IOC_VM_DEALLOCATE, &d, 1);
@@ -517,7 +583,7 @@ kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
         *data = (vm_offset_t)buf;
         *data_count = (mach_msg_type_number_t)size;
       } else {
-        munmap(buf, size);
+        buffer_drop(buf, size);
       }
     }
   }

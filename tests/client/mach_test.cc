@@ -268,6 +268,53 @@ TEST_F(ClientMach, DeallocateOfTheCallerFreesVmReadsMemory) {
             KERN_INVALID_ARGUMENT);
 }
 
+// Buffers of 1 MiB and more start a mapping of whole 2 MiB blocks whose
+// tail is libtaskfs's own: it goes with the buffer, whether the buffer is
+// freed whole, in parts, or after it left the list of recent buffers, and
+// nothing of a freed buffer stays readable.
+TEST_F(ClientMach, LargeVmReadBuffersGoWholeHoweverTheyAreFreed) {
+  constexpr std::size_t kMiB = 1 << 20;
+  constexpr std::size_t kBlock = 2 * kMiB;
+  vm_address_t big = 0x10000000;
+  ASSERT_EQ(vm_allocate(t_, &big, 3 * kMiB, FALSE), KERN_SUCCESS);
+  auto read = [&](std::size_t size) {
+    vm_offset_t data = 0;
+    mach_msg_type_number_t count = 0;
+    EXPECT_EQ(vm_read(t_, big, size, &data, &count), KERN_SUCCESS);
+    EXPECT_EQ(count, size);
+    return data;
+  };
+  // Nothing readable of [data, data + span) but what is still handed out.
+  auto gone = [&](vm_offset_t data, std::size_t span) {
+    for (std::size_t at = 0; at < span; at += kPage) {
+      if (Readable(data + at, 1)) return false;
+    }
+    return true;
+  };
+  for (std::size_t size : {kMiB, 3 * kMiB}) {
+    const vm_offset_t whole = read(size);
+    EXPECT_TRUE(Readable(whole, 1) && Readable(whole + size - 1, 1));
+    ASSERT_EQ(vm_deallocate(mach_task_self(), whole, size), KERN_SUCCESS);
+    EXPECT_TRUE(gone(whole, (size + kBlock - 1) / kBlock * kBlock)) << size;
+    // Freed in two parts: the tail goes with the second.
+    const vm_offset_t parts = read(size);
+    ASSERT_EQ(vm_deallocate(mach_task_self(), parts, size / 2), KERN_SUCCESS);
+    EXPECT_TRUE(Readable(parts + size / 2, 1) && Readable(parts + size - 1, 1));
+    ASSERT_EQ(vm_deallocate(mach_task_self(), parts + size / 2, size / 2),
+              KERN_SUCCESS);
+    EXPECT_TRUE(gone(parts, (size + kBlock - 1) / kBlock * kBlock)) << size;
+  }
+  // More held at once than the list of recent buffers follows (64): the
+  // oldest lose their tails while held, and every one goes when freed.
+  std::vector<vm_offset_t> held;
+  for (int i = 0; i < 70; ++i) held.push_back(read(kMiB));
+  for (vm_offset_t d : held) {
+    EXPECT_EQ(*reinterpret_cast<volatile char*>(d + kMiB - 1), 0);
+    ASSERT_EQ(vm_deallocate(mach_task_self(), d, kMiB), KERN_SUCCESS);
+    EXPECT_TRUE(gone(d, kBlock));
+  }
+}
+
 // --- vm_read
 // -------------------------------------------------------------------
 
