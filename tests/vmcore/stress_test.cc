@@ -1797,12 +1797,12 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
       seen[page] = got.Tag(0);
     }
-    for (const auto& [page, tag] : seen) {
-      const auto it = model.find(page);
+    for (const auto& shown : seen) {
+      const auto it = model.find(shown.first);
       const std::uint64_t want = it == model.end() ? 0 : it->second;
-      if (!Check(failures, tag == want, [&] {
-            return what + ": page " + std::to_string(page) + " shows " +
-                   Hex(tag) + ", want " + Hex(want);
+      if (!Check(failures, shown.second == want, [&] {
+            return what + ": page " + std::to_string(shown.first) + " shows " +
+                   Hex(shown.second) + ", want " + Hex(want);
           })) {
         return false;
       }
