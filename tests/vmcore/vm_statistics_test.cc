@@ -105,6 +105,8 @@ TEST(VmStatisticsTest, CopyThenAWriteOnEachSideThenFreeingBoth) {
 
   map.AllocateRange(R(map, kSrc, kPages * kPage));
   map.AllocateRange(R(map, kDst, kPages * kPage));
+  // Three entries over the destination's one object, counted once.
+  map.SetProtection(R(map, kDst + 900 * kPage, kPage), VM_PROT_READ, false);
   expect("allocated", 0, 0, 0);
   // The source's pages 0, 1, 511 and 512 (either side of the chunk
   // boundary); the destination's page 1, which the copy replaces, and page
