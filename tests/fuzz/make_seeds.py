@@ -17,7 +17,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 (ALLOCATE, ANYWHERE, DEALLOCATE, PROTECT, INHERIT, READ, WRITE, FILL, COPY,
  MAP_COPY, REGION, FIND_DATA, FIND_HOLE, CHECK_TASK, PIN, CHECK_PIN, FORK,
- CREATE, TERMINATE) = range(19)
+ CREATE, TERMINATE, COPY_CHAIN, MAP_COPY_CHAIN, FORK_CHAIN,
+ ALIGNED_COPY) = range(23)
+
+BIG_SPACE = 3  # page kind: 4 KiB pages in a 2^31 space
+PAGE = 4096
+CHUNK = 512  # pages
+LEVEL = 512 * CHUNK
 
 
 def config(page_kind=0, limit_half_pages=40):  # 0 for no limit
@@ -67,6 +73,41 @@ def whole_space(less=0):  # size: 2^24 - less pages
 
 def wrapping(n):  # size: 2^64 - n pages
     return bytes([0xc0 | n])
+
+
+def at_page(n):  # address or size: n 4 KiB pages, as a raw value
+    return raw(n * PAGE)
+
+
+def stride(kind, n=0):  # a chain's stride: see NextStride
+    return bytes([kind << 5 | n])
+
+
+def chain(copies, ring=0):  # a chain's count byte; ring: places, 0 for none
+    return bytes([(copies - 1) | ((ring - 1) << 6 if ring else 0)])
+
+
+def chain_writes(every, page_of_range=0):
+    return bytes([every | page_of_range << 3])
+
+
+def hops(n, dst_alloc=False, src_destroy=False):
+    return bytes([(n - 1) | (0x40 if dst_alloc else 0) |
+                  (0x80 if src_destroy else 0)])
+
+
+def forks(n, terminate_parents=False, write=False):
+    return bytes([(n - 1) | (0x10 if terminate_parents else 0) |
+                  (0x20 if write else 0)])
+
+
+def aligned(k, d=0, level=False):  # page (or size) k units + d
+    assert -8 <= d <= 7
+    return bytes([(0x80 if level else 0) | k << 4 | (d + 8)])
+
+
+(ALLOC_SRC, ALLOC_DST, WRITE_BOUNDARIES, WRITE_AFTER, ACROSS, DST_ALLOC,
+ SRC_DESTROY, FREE_AFTER) = (1 << i for i in range(8))
 
 
 def call(op, *operands):
@@ -204,6 +245,96 @@ VM_OPS = {
         call(WRITE, 0, top(1), pages(1), 1),
         call(COPY, 0, top(2), pages(1), top(1)),
         call(ALLOCATE, 0, raw(0xfffffffffffff000), raw(0x2000))),
+    # Six nested copies of 520 pages a chunk apart, both sides written
+    # after each.
+    'copy_chain': seed(
+        config(0, 0),
+        call(ANYWHERE, 0, page(0), whole_space()),
+        call(WRITE, 0, page(0), pages(4), 1),
+        call(WRITE, 0, at_page(511), pages(2), 2),
+        call(WRITE, 0, at_page(519), pages(1), 3),
+        call(COPY_CHAIN, 0, page(0), at_page(520), stride(2), chain(6),
+             chain_writes(1, 3)),
+        call(READ, 0, at_page(3072), pages(8))),
+    # 64 copies round a ring of three places 511 pages apart (every chunk
+    # cut otherwise than the last), a write on each side every other copy.
+    'copy_ring': seed(
+        config(0, 0),
+        call(ANYWHERE, 0, page(0), whole_space()),
+        call(WRITE, 0, page(0), pages(2), 4),
+        call(WRITE, 0, at_page(599), pages(1), 5),
+        call(COPY_CHAIN, 0, page(0), at_page(600), stride(3, 1),
+             chain(64, ring=3), chain_writes(2, 1))),
+    # Chains onto their own source: a page up 40 times, then a page down.
+    'copy_chain_overlap': seed(
+        config(0, 0),
+        call(ANYWHERE, 0, page(0), whole_space()),
+        call(WRITE, 0, page(0), pages(8), 6),
+        call(WRITE, 0, at_page(512), pages(1), 7),
+        call(COPY_CHAIN, 0, page(0), at_page(513), stride(0, 1), chain(40),
+             chain_writes(3)),
+        call(COPY_CHAIN, 0, at_page(2000), at_page(513), stride(5), chain(20),
+             chain_writes(4, 2))),
+    # Copies from task to task round three tasks: onto memory, as new
+    # memory, and moving.
+    'map_copy_chain': seed(
+        config(0, 0),
+        call(CREATE, 1),
+        call(CREATE, 2),
+        call(ALLOCATE, 0, page(0), at_page(1024)),
+        call(ALLOCATE, 1, page(0), at_page(1024)),
+        call(ALLOCATE, 2, page(0), at_page(1024)),
+        call(WRITE, 0, page(0), pages(3), 8),
+        call(WRITE, 0, at_page(511), pages(2), 9),
+        call(MAP_COPY_CHAIN, 0, page(0), at_page(1024), hops(9), 0x0b),
+        call(MAP_COPY_CHAIN, 1, page(0), at_page(520), hops(5, True), 0x01),
+        call(MAP_COPY_CHAIN, 2, page(0), at_page(513), hops(3, True, True),
+             0x03)),
+    # Twelve nested forks, each parent terminated once forked, with a page
+    # written on both sides after each; a share page and a none page along.
+    'fork_chain': seed(
+        config(0, 0),
+        call(ALLOCATE, 0, page(0), at_page(600)),
+        call(INHERIT, 0, page(0), pages(1), 0),
+        call(INHERIT, 0, page(1), pages(1), 2),
+        call(WRITE, 0, page(0), pages(4), 10),
+        call(WRITE, 0, at_page(512), pages(1), 11),
+        call(FORK_CHAIN, 0, forks(12, True, True), 1, page(2)),
+        call(FORK_CHAIN, 12, forks(3, False, True), 5, at_page(512))),
+    # Copies of chunks: one exactly, aligned alike; 1,025 pages a page
+    # off; two chunks onto their own range a chunk up; a chunk and two
+    # pages from another task as new memory, moving them.
+    'aligned_copy_chunks': seed(
+        config(0, 0),
+        call(ANYWHERE, 0, page(0), whole_space()),
+        call(ALIGNED_COPY, 0, aligned(0), aligned(2), aligned(1),
+             WRITE_BOUNDARIES | WRITE_AFTER),
+        call(ALIGNED_COPY, 0, aligned(0, 1), aligned(4), aligned(2, 1),
+             WRITE_BOUNDARIES | WRITE_AFTER),
+        call(ALIGNED_COPY, 0, aligned(0), aligned(1), aligned(2),
+             WRITE_AFTER),
+        call(CREATE, 1),
+        call(ALIGNED_COPY, 0, aligned(1, -1), aligned(6), aligned(1, 2),
+             ALLOC_SRC | WRITE_BOUNDARIES | WRITE_AFTER | ACROSS | DST_ALLOC
+             | SRC_DESTROY)),
+    # In the big space: a level-2 node exactly onto the next one, then
+    # 519 pages across the node boundary onto a range a chunk in.
+    'aligned_copy_radix': seed(
+        config(BIG_SPACE, 0),
+        call(ALIGNED_COPY, 0, aligned(0, level=True), aligned(1, level=True),
+             aligned(1, level=True),
+             ALLOC_SRC | ALLOC_DST | WRITE_BOUNDARIES | WRITE_AFTER),
+        call(ALIGNED_COPY, 0, aligned(1, -3, level=True), aligned(2, 7),
+             aligned(1, 7), WRITE_BOUNDARIES | WRITE_AFTER | FREE_AFTER)),
+    # In the big space: a level-2 node moved from another task as new
+    # memory, then freed.
+    'aligned_map_copy_radix': seed(
+        config(BIG_SPACE, 0),
+        call(CREATE, 1),
+        call(ALIGNED_COPY, 0, aligned(0, level=True), aligned(1, level=True),
+             aligned(1, level=True),
+             ALLOC_SRC | WRITE_BOUNDARIES | WRITE_AFTER | ACROSS | DST_ALLOC
+             | SRC_DESTROY | FREE_AFTER)),
 }
 
 # --- ioctl -------------------------------------------------------------------

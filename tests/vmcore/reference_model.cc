@@ -306,9 +306,9 @@ KernReturn Model::Copy(std::size_t t, vm_address_t source, vm_size_t size,
   }
   // As if the source were read whole first: overlap cannot smear.
   const std::vector<PageData> pages = Snapshot(task, src_first, src_end);
-  for (std::uint64_t i = 0; i < pages.size(); ++i) {
-    task.pages.at(dst_first + i).slot->data = pages[i];
-  }
+  // The destination's pages are consecutive entries, all allocated.
+  auto it = task.pages.find(dst_first);
+  for (const PageData& data : pages) (it++)->second.slot->data = data;
   return KERN_SUCCESS;
 }
 
@@ -338,15 +338,18 @@ KernReturn Model::MapCopy(std::size_t dst_t, vm_address_t dest,
     return kr;
   }
   const std::vector<PageData> pages = Snapshot(src, src_first, src_end);
-  for (std::uint64_t i = 0; i < pages.size(); ++i) {
-    if (dst_alloc) {
-      // New memory with the source's attributes, aliasing nothing.
-      PageState state = src.pages.at(src_first + i);
+  if (dst_alloc) {
+    // New memory with the source's attributes, aliasing nothing.
+    auto from = src.pages.find(src_first);
+    for (std::uint64_t i = 0; i < pages.size(); ++i, ++from) {
+      PageState state = from->second;
       state.slot = std::make_shared<Slot>(Slot{pages[i]});
       dst.pages[dst_first + i] = state;
-    } else {
-      dst.pages.at(dst_first + i).slot->data = pages[i];
     }
+  } else {
+    // The destination's pages are consecutive entries, all allocated.
+    auto it = dst.pages.find(dst_first);
+    for (const PageData& data : pages) (it++)->second.slot->data = data;
   }
   if (src_destroy) {
     auto erase = [&src](std::uint64_t first, std::uint64_t end) {
@@ -449,6 +452,66 @@ KernReturn Model::Statistics(std::size_t t, TaskStatistics* out) const {
   return KERN_SUCCESS;
 }
 
+std::vector<std::pair<KernReturn, TaskStatistics>> Model::AllStatistics(
+    std::uint64_t* live_pages) const {
+  // One walk of every page: each task's regions, allocated pages and
+  // written pages, and how many task pages show each written page (as
+  // CountMappings counts them); then Statistics' counting over the written
+  // pages alone.
+  std::vector<std::pair<KernReturn, TaskStatistics>> all(
+      tasks_.size(), {KERN_INVALID_TASK, TaskStatistics{}});
+  std::vector<std::vector<const Bytes*>> written(tasks_.size());
+  std::unordered_map<const Bytes*, std::uint64_t> mappings;
+  for (std::size_t t = 0; t < tasks_.size(); ++t) {
+    const ModelTask& task = tasks_[t];
+    if (!task.alive) continue;
+    TaskStatistics& stats = all[t].second;
+    all[t].first = KERN_SUCCESS;
+    stats.virtual_bytes = task.pages.size() * page_size_;
+    const PageState* last = nullptr;
+    std::uint64_t last_page = 0;
+    for (const auto& [page, state] : task.pages) {
+      // A region per maximal run of equal attributes, as RegionList makes
+      // them.
+      if (last == nullptr || last_page + 1 != page ||
+          last->protection != state.protection ||
+          last->max_protection != state.max_protection ||
+          last->inheritance != state.inheritance) {
+        ++stats.regions;
+      }
+      last = &state;
+      last_page = page;
+      if (const Bytes* data = state.slot->data.get()) {
+        written[t].push_back(data);
+        ++mappings[data];
+      }
+    }
+  }
+  for (const std::vector<PageData>& pin : pins_) {
+    for (const PageData& data : pin) {
+      if (data != nullptr) mappings.try_emplace(data.get(), 0);
+    }
+  }
+  if (live_pages != nullptr) *live_pages = mappings.size();
+  for (std::size_t t = 0; t < tasks_.size(); ++t) {
+    std::unordered_set<const Bytes*> seen;
+    for (const Bytes* data : written[t]) {
+      if (!seen.insert(data).second) continue;
+      all[t].second.resident_bytes += page_size_;
+      if (mappings.at(data) > 1) all[t].second.shared_bytes += page_size_;
+    }
+  }
+  return all;
+}
+
+std::vector<std::uint64_t> Model::WrittenPages(std::size_t t) const {
+  std::vector<std::uint64_t> written;
+  for (const auto& [page, state] : tasks_[t].pages) {
+    if (state.slot->data != nullptr) written.push_back(page);
+  }
+  return written;
+}
+
 std::vector<std::pair<std::uint64_t, std::uint64_t>> Model::Runs(
     std::size_t t, vm_prot_t needed) const {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> runs;
@@ -503,9 +566,13 @@ bool Model::ExactPages(vm_address_t address, vm_size_t size,
 
 KernReturn Model::CheckPages(const ModelTask& task, std::uint64_t first,
                              std::uint64_t end, vm_prot_t needed) {
-  for (std::uint64_t page = first; page < end; ++page) {
-    auto it = task.pages.find(page);
-    if (it == task.pages.end()) return KERN_INVALID_ADDRESS;
+  // One step per page from the first: allocated pages are consecutive
+  // entries, and the first page missing from them is not allocated.
+  auto it = task.pages.lower_bound(first);
+  for (std::uint64_t page = first; page < end; ++page, ++it) {
+    if (it == task.pages.end() || it->first != page) {
+      return KERN_INVALID_ADDRESS;
+    }
     if ((it->second.protection & needed) != needed) {
       return KERN_PROTECTION_FAILURE;
     }
@@ -529,9 +596,12 @@ void Model::MapFresh(ModelTask& task, std::uint64_t first, std::uint64_t end) {
 
 std::vector<PageData> Model::Snapshot(const ModelTask& task,
                                       std::uint64_t first, std::uint64_t end) {
+  // Every page of [first, end) is allocated: consecutive entries.
   std::vector<PageData> pages;
+  pages.reserve(end - first);
+  auto it = task.pages.find(first);
   for (std::uint64_t page = first; page < end; ++page) {
-    pages.push_back(task.pages.at(page).slot->data);
+    pages.push_back((it++)->second.slot->data);
   }
   return pages;
 }

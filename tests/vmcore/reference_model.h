@@ -149,6 +149,17 @@ class Model {
 
   KernReturn Statistics(std::size_t t, TaskStatistics* out) const;
 
+  // Statistics of every task, by task number, in one walk of all pages
+  // (Statistics walks all pages for each task): what a check of every task
+  // after every call can afford. A terminated task's code is
+  // KERN_INVALID_TASK. With live_pages, sets it to LivePages() too.
+  std::vector<std::pair<KernReturn, TaskStatistics>> AllStatistics(
+      std::uint64_t* live_pages = nullptr) const;
+
+  // The page numbers of task t whose pages hold written bytes, ascending;
+  // every other allocated page reads as zeros.
+  std::vector<std::uint64_t> WrittenPages(std::size_t t) const;
+
   // Written pages held anywhere in the system: mapped by a live task or
   // pinned by a read.
   std::uint64_t LivePages() const { return CountMappings().size(); }

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -1597,7 +1598,490 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
   EXPECT_EQ(system.pages().live_pages(), 0u);
 }
 
-// --- 5. fairness: neither side of a task's or an object's lock starves -----
+// --- 5. copies and forks of a sparse GiB under its writers ------------------
+
+// Four writers own two blocks each of a region of a GiB and a bit (the
+// second radix level, 262,144 pages, and four chunks more) of which nothing
+// else is written: block A of writer w lies across the chunk boundary at
+// page 512 * (w + 1), block B across or next to the level boundary at page
+// 262,144. Each writer writes generation g to its A (one call), then to its
+// B, for g = 1, 2, .... Meanwhile a copier vm_copies the region, whole or
+// from a page or a chunk in, onto a scratch region of the same task; a
+// mapper vm_map_copies it into a second task, onto memory there or as new
+// memory that it frees again; a forker forks the task, now and then its own
+// last child, and terminates the children (the oldest as new ones come, the
+// rest at the end); and two readers read the blocks. The copier, the mapper
+// and the forker each write a page of their own marker into what they made.
+//
+// A copy or a fork is one moment of the region: each block in it is one
+// whole generation of its owner at its place (never torn, never another
+// block's, never what was written into a copy), no older than the last one
+// completed before the call began and no newer than the last one begun
+// before it ended, and of a writer's two blocks A's generation is B's or
+// one more; the pages next to the blocks are zeros. After it the copy keeps
+// what it showed and what its maker wrote into it, whatever the writers do,
+// and the writers' blocks never show what was written into a copy. At the
+// end every block holds its writer's last generation, the scratch region
+// and the second task's copy what was last put there, and once every task
+// is terminated no page and no charged byte is left.
+TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
+  constexpr std::uint64_t kChunk = 512;
+  constexpr std::uint64_t kLevel = 512 * kChunk;
+  constexpr std::uint64_t kRegionPages = kLevel + 4 * kChunk;
+  constexpr std::uint64_t kBlockPages = 4;
+  constexpr int kWriters = 4;
+  constexpr int kBlocks = 2 * kWriters;
+  // Block b is writer b / 2's, its A when b is even; where it starts in the
+  // region, in pages.
+  constexpr std::uint64_t kBlockAt[kBlocks] = {
+      1 * kChunk - 2, kLevel - 2,               // across a chunk, the level
+      2 * kChunk - 2, kLevel + kChunk - 2,      // across the next chunk
+      3 * kChunk - 2, kLevel - kChunk - 2,      // across the chunk before
+      4 * kChunk - 2, kLevel + 2 * kChunk - 2,  // and the one after that
+  };
+  constexpr vm_address_t kRegion = vm_address_t{1} << 32;
+  constexpr vm_address_t kScratch = vm_address_t{2} << 32;   // the copier's
+  constexpr vm_address_t kPeerCopy = vm_address_t{1} << 32;  // the mapper's
+  constexpr vm_address_t kPeerFresh = vm_address_t{3} << 32;
+  // Where a copy of the region starts: on its first page (all chunks
+  // aligned alike), a page in (every chunk cut), a chunk in (aligned, one
+  // chunk on).
+  constexpr std::uint64_t kShifts[] = {0, 1, kChunk};
+  constexpr std::uint64_t kCopierMarker = 60, kMapperMarker = 61;
+  constexpr std::uint64_t kChildMarker = 62;
+  constexpr std::size_t kLiveChildren = 4;
+  const int copies = Iterations(300);
+  const int forks = Iterations(200);
+  auto marker = [](int b) { return std::uint64_t{10} + b; };
+
+  VmConfig config = Config(0);
+  config.address_bits = 36;
+  VmSystem system(config);
+  std::shared_ptr<Task> main_task, peer;
+  ASSERT_EQ(Take(task_create(system, "main"), &main_task), KERN_SUCCESS);
+  ASSERT_EQ(Take(task_create(system, "peer"), &peer), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*main_task, kRegion, kRegionPages), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*main_task, kScratch, kRegionPages), KERN_SUCCESS);
+  ASSERT_EQ(AllocateAt(*peer, kPeerCopy, kRegionPages), KERN_SUCCESS);
+  for (int b = 0; b < kBlocks; ++b) {
+    ASSERT_EQ(WriteGeneration(*main_task, kRegion + kBlockAt[b] * kPage,
+                              kBlockPages, marker(b), 0),
+              KERN_SUCCESS);
+  }
+
+  Failures failures;
+  Countdown makers_left(3);
+  std::atomic<std::uint64_t> started[kBlocks] = {};
+  std::atomic<std::uint64_t> completed[kBlocks] = {};
+  std::uint64_t final_gen[kWriters] = {};
+
+  auto writer = [&](int w) {
+    std::uint64_t gen = 1;
+    for (; !makers_left.done() && !failures.stop(); ++gen) {
+      YieldBetweenCalls();
+      for (int b = 2 * w; b < 2 * w + 2; ++b) {
+        started[b].store(gen);
+        if (!CheckKr(failures,
+                     WriteGeneration(*main_task, kRegion + kBlockAt[b] * kPage,
+                                     kBlockPages, marker(b), gen),
+                     KERN_SUCCESS,
+                     [&] { return "writer " + std::to_string(w); })) {
+          final_gen[w] = gen - 1;
+          return;
+        }
+        completed[b].store(gen);
+      }
+    }
+    final_gen[w] = gen - 1;
+  };
+
+  // The generation bounds of a call over the region: low before it, high
+  // after it.
+  struct Window {
+    std::uint64_t low[kBlocks];
+    std::uint64_t high[kBlocks];
+  };
+  auto open_window = [&](Window* window) {
+    for (int b = 0; b < kBlocks; ++b) window->low[b] = completed[b].load();
+  };
+  auto close_window = [&](Window* window) {
+    for (int b = 0; b < kBlocks; ++b) window->high[b] = started[b].load();
+  };
+
+  // The tags of a copy of the region made from its page `shift` on, at
+  // base: the blocks that lie in it and the page either side of each. A
+  // copy's pages hold only these (and what its maker writes), everything
+  // else being unwritten.
+  using Tags = std::map<std::uint64_t, std::uint64_t>;  // page -> tag
+  auto read_copy = [&](Task& task, vm_address_t base, std::uint64_t shift,
+                       bool pinned, Tags* tags) {
+    tags->clear();
+    for (int b = 0; b < kBlocks; ++b) {
+      if (kBlockAt[b] < shift + 1) continue;
+      const std::uint64_t first = kBlockAt[b] - shift - 1;
+      Pages got(kBlockPages + 2);
+      const KernReturn kr = ReadPages(task, base + first * kPage, pinned, &got);
+      if (kr != KERN_SUCCESS) return kr;
+      for (std::uint64_t k = 0; k < got.count(); ++k) {
+        (*tags)[first + k] = got.Tag(k);
+      }
+    }
+    return KERN_SUCCESS;
+  };
+  // Checks a copy's tags (read_copy) against the window of the call that
+  // made it.
+  auto check_copy = [&](const Tags& tags, std::uint64_t shift,
+                        const Window& window, const std::string& what) {
+    std::optional<std::uint64_t> gens[kBlocks];
+    for (int b = 0; b < kBlocks; ++b) {
+      if (kBlockAt[b] < shift + 1) continue;
+      const std::uint64_t first = kBlockAt[b] - shift;
+      Pages block(kBlockPages);
+      for (std::uint64_t k = 0; k < kBlockPages; ++k) {
+        block.Set(k, tags.at(first + k));
+      }
+      gens[b] = OneGeneration(block, marker(b));
+      const bool zeros_around =
+          tags.at(first - 1) == 0 && tags.at(first + kBlockPages) == 0;
+      if (!Check(failures,
+                 zeros_around && gens[b].has_value() &&
+                     *gens[b] >= window.low[b] && *gens[b] <= window.high[b],
+                 [&] {
+                   return what + ": block " + std::to_string(b) + " is " +
+                          Hex(tags.at(first - 1)) + " " + DescribeTags(block) +
+                          " " + Hex(tags.at(first + kBlockPages)) +
+                          ", want zeros around one generation in [" +
+                          std::to_string(window.low[b]) + ", " +
+                          std::to_string(window.high[b]) + "]";
+                 })) {
+        return false;
+      }
+    }
+    for (int w = 0; w < kWriters; ++w) {
+      const auto& a = gens[2 * w];
+      const auto& b = gens[2 * w + 1];
+      if (!a || !b) continue;
+      if (!Check(failures, *a == *b || *a == *b + 1, [&] {
+            return what + ": writer " + std::to_string(w) + "'s A is " +
+                   std::to_string(*a) + " and B " + std::to_string(*b) +
+                   ", no one moment of its writes";
+          })) {
+        return false;
+      }
+    }
+    return true;
+  };
+  // A copy of the region from page `shift` on replaces what the range held
+  // before: its tags afterwards, given the tags it held (model) and what
+  // the copy showed (tags).
+  auto copied_over = [&](Tags* model, const Tags& tags, std::uint64_t shift) {
+    model->erase(model->begin(), model->lower_bound(kRegionPages - shift));
+    for (const auto& [page, tag] : tags) {
+      if (tag != 0) (*model)[page] = tag;
+    }
+  };
+  // Whether the pages of a copy (and those next to its blocks) still hold
+  // its model's tags.
+  auto holds = [&](Task& task, vm_address_t base, const Tags& model,
+                   const std::string& what) {
+    Tags seen;
+    if (!CheckKr(failures, read_copy(task, base, 0, false, &seen), KERN_SUCCESS,
+                 [&] { return what + ": vm_read"; })) {
+      return false;
+    }
+    for (const auto& [page, tag] : model) {
+      Pages got(1);
+      if (!CheckKr(failures, ReadPages(task, base + page * kPage, true, &got),
+                   KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
+        return false;
+      }
+      seen[page] = got.Tag(0);
+    }
+    for (const auto& shown : seen) {
+      const auto it = model.find(shown.first);
+      const std::uint64_t want = it == model.end() ? 0 : it->second;
+      if (!Check(failures, shown.second == want, [&] {
+            return what + ": page " + std::to_string(shown.first) + " shows " +
+                   Hex(shown.second) + ", want " + Hex(want);
+          })) {
+        return false;
+      }
+    }
+    return true;
+  };
+  // The writers' blocks show only their writers' generations.
+  auto region_is_clean = [&](const std::string& what) {
+    for (int b = 0; b < kBlocks; ++b) {
+      Pages got(kBlockPages);
+      if (!CheckKr(
+              failures,
+              ReadPages(*main_task, kRegion + kBlockAt[b] * kPage, false, &got),
+              KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
+        return false;
+      }
+      if (!Check(failures, OneGeneration(got, marker(b)).has_value(), [&] {
+            return what + ": the writers' block " + std::to_string(b) + " is " +
+                   DescribeTags(got);
+          })) {
+        return false;
+      }
+    }
+    return true;
+  };
+
+  Tags scratch;  // the copier's model of its scratch region
+  auto copier = [&] {
+    for (int i = 0; i < copies && !failures.stop(); ++i) {
+      YieldBetweenCalls();
+      const std::uint64_t shift = kShifts[i % std::size(kShifts)];
+      const std::string what = "copier " + std::to_string(i) + " (from page " +
+                               std::to_string(shift) + ")";
+      Window window;
+      open_window(&window);
+      if (!CheckKr(failures,
+                   vm_copy(*main_task, kRegion + shift * kPage,
+                           (kRegionPages - shift) * kPage, kScratch),
+                   KERN_SUCCESS, [&] { return what + ": vm_copy"; })) {
+        break;
+      }
+      close_window(&window);
+      Tags tags;
+      if (!CheckKr(failures,
+                   read_copy(*main_task, kScratch, shift, i % 2 == 0, &tags),
+                   KERN_SUCCESS, [&] { return what + ": vm_read"; }) ||
+          !check_copy(tags, shift, window, what)) {
+        break;
+      }
+      copied_over(&scratch, tags, shift);
+      // A page of the copy written: a block's first page, or its second
+      // (block 0 lies before a copy from a chunk in).
+      const std::uint64_t page =
+          kBlockAt[1 + i % (kBlocks - 1)] - shift + i % 2;
+      Pages mine(1);
+      mine.Set(0, GenTag(kCopierMarker, i, page));
+      if (!CheckKr(
+              failures,
+              vm_write(*main_task, kScratch + page * kPage, mine.data(), kPage),
+              KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
+        break;
+      }
+      scratch[page] = mine.Tag(0);
+      if (!holds(*main_task, kScratch, scratch, what) ||
+          !region_is_clean(what + ", after writing the copy")) {
+        break;
+      }
+    }
+    makers_left.Leave();
+  };
+
+  Tags peer_copy;  // the mapper's model of the second task's copy
+  auto mapper = [&] {
+    for (int i = 0; i < copies && !failures.stop(); ++i) {
+      YieldBetweenCalls();
+      const std::uint64_t shift = kShifts[(i / 2) % std::size(kShifts)];
+      const bool fresh = i % 2 == 1;
+      const vm_address_t dest = fresh ? kPeerFresh : kPeerCopy;
+      const std::string what = "mapper " + std::to_string(i) + " (from page " +
+                               std::to_string(shift) +
+                               (fresh ? ", new memory)" : ")");
+      Window window;
+      open_window(&window);
+      if (!CheckKr(failures,
+                   vm_map_copy(*peer, dest, *main_task, kRegion + shift * kPage,
+                               (kRegionPages - shift) * kPage, fresh, false),
+                   KERN_SUCCESS, [&] { return what + ": vm_map_copy"; })) {
+        break;
+      }
+      close_window(&window);
+      Tags tags;
+      if (!CheckKr(failures, read_copy(*peer, dest, shift, i % 4 < 2, &tags),
+                   KERN_SUCCESS, [&] { return what + ": vm_read"; }) ||
+          !check_copy(tags, shift, window, what)) {
+        break;
+      }
+      Tags fresh_model;
+      Tags& model = fresh ? fresh_model : peer_copy;
+      copied_over(&model, tags, shift);
+      const std::uint64_t page = kBlockAt[1 + (i + 3) % (kBlocks - 1)] - shift;
+      Pages mine(1);
+      mine.Set(0, GenTag(kMapperMarker, i, page));
+      if (!CheckKr(failures,
+                   vm_write(*peer, dest + page * kPage, mine.data(), kPage),
+                   KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
+        break;
+      }
+      model[page] = mine.Tag(0);
+      if (!holds(*peer, dest, model, what) ||
+          !region_is_clean(what + ", after writing the copy")) {
+        break;
+      }
+      if (fresh &&
+          !CheckKr(failures,
+                   vm_deallocate(*peer, dest, (kRegionPages - shift) * kPage),
+                   KERN_SUCCESS, [&] { return what + ": vm_deallocate"; })) {
+        break;
+      }
+    }
+    makers_left.Leave();
+  };
+
+  auto forker = [&] {
+    struct Child {
+      std::shared_ptr<Task> task;
+      Tags region;  // what its copy of the region holds
+    };
+    std::vector<Child> children;
+    auto retire_oldest = [&](const std::string& when) {
+      Child& child = children.front();
+      const std::string what = "child " + child.task->name() + " " + when;
+      holds(*child.task, kRegion, child.region, what);
+      CheckKr(failures, task_terminate(system, *child.task), KERN_SUCCESS,
+              [&] { return what + ": task_terminate"; });
+      Pages got(1);
+      CheckKr(failures, ReadPages(*child.task, kRegion, false, &got),
+              KERN_INVALID_TASK,
+              [&] { return what + ": vm_read after task_terminate"; });
+      children.erase(children.begin());
+    };
+    for (int i = 0; i < forks && !failures.stop(); ++i) {
+      YieldBetweenCalls();
+      const bool grandchild = i % 4 == 3 && !children.empty();
+      std::string name(grandchild ? "g" : "c");
+      name.append(std::to_string(i));
+      const std::string what = "fork " + name;
+      Window window;
+      open_window(&window);
+      Child child;
+      if (!CheckKr(
+              failures,
+              Take(task_fork(system,
+                             grandchild ? *children.back().task : *main_task,
+                             name),
+                   &child.task),
+              KERN_SUCCESS, [&] { return what + ": task_fork"; })) {
+        break;
+      }
+      close_window(&window);
+      Tags tags;
+      if (!CheckKr(failures,
+                   read_copy(*child.task, kRegion, 0, i % 2 == 0, &tags),
+                   KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
+        break;
+      }
+      if (grandchild) {
+        // Of a child only this thread writes: exactly its copy.
+        child.region = children.back().region;
+        if (!holds(*child.task, kRegion, child.region, what)) break;
+      } else {
+        if (!check_copy(tags, 0, window, what)) break;
+        copied_over(&child.region, tags, 0);
+      }
+      const std::uint64_t page = kBlockAt[i % kBlocks] + 1;
+      Pages mine(1);
+      mine.Set(0, GenTag(kChildMarker, i, page));
+      if (!CheckKr(
+              failures,
+              vm_write(*child.task, kRegion + page * kPage, mine.data(), kPage),
+              KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
+        break;
+      }
+      child.region[page] = mine.Tag(0);
+      if (!holds(*child.task, kRegion, child.region, what) ||
+          !region_is_clean(what + ", after writing the child")) {
+        break;
+      }
+      children.push_back(std::move(child));
+      if (children.size() > kLiveChildren) retire_oldest("midway");
+    }
+    while (!children.empty()) retire_oldest("at the end");
+    makers_left.Leave();
+  };
+
+  std::atomic<std::uint64_t> reads{0};
+  auto reader = [&](int r) {
+    std::mt19937_64 rng(77 + r);
+    for (int i = 0; !makers_left.done() && !failures.stop(); ++i) {
+      reads.fetch_add(1);
+      YieldBetweenCalls();
+      const int b = static_cast<int>(rng() % kBlocks);
+      const bool pinned = rng() % 2 == 0;
+      const std::uint64_t low = completed[b].load();
+      const vm_address_t at = kRegion + kBlockAt[b] * kPage;
+      PinnedPages view;
+      Pages got(kBlockPages);
+      const KernReturn kr =
+          pinned ? vm_read_pinned(*main_task, at, got.bytes(), &view)
+                 : vm_read(*main_task, at, got.span());
+      const std::uint64_t high = started[b].load();
+      auto where = [&] {
+        return "reader " + std::to_string(r) + " iteration " +
+               std::to_string(i) + ", block " + std::to_string(b);
+      };
+      if (!CheckKr(failures, kr, KERN_SUCCESS, where)) break;
+      if (pinned && !Check(failures, CopyPinned(view, &got), where)) break;
+      const std::optional<std::uint64_t> gen = OneGeneration(got, marker(b));
+      if (!Check(failures, gen.has_value() && *gen >= low && *gen <= high, [&] {
+            return where() + " is " + DescribeTags(got) +
+                   ", want one generation in [" + std::to_string(low) + ", " +
+                   std::to_string(high) + "]";
+          })) {
+        break;
+      }
+      if (pinned) {
+        // The pinned view keeps its bytes while the writer goes on.
+        YieldBetweenCalls();
+        Pages again(kBlockPages);
+        if (!Check(failures,
+                   CopyPinned(view, &again) &&
+                       OneGeneration(again, marker(b)) == gen,
+                   [&] { return where() + ": the pinned view changed"; })) {
+          break;
+        }
+      }
+    }
+  };
+
+  std::vector<std::function<void()>> bodies = {copier, mapper, forker};
+  for (int w = 0; w < kWriters; ++w) {
+    bodies.push_back([&writer, w] { writer(w); });
+  }
+  for (int r = 0; r < 2; ++r) bodies.push_back([&reader, r] { reader(r); });
+  RunConcurrently("CopiesAndForksOfASparseGiBUnderItsWriters",
+                  std::move(bodies));
+  failures.Report();
+  if (failures.stop()) return;
+  std::printf(
+      "[ stress   ] %d copies, %d map copies, %d forks and %llu "
+      "reads while the writers wrote generations %llu, %llu, %llu "
+      "and %llu\n",
+      copies, copies, forks, static_cast<unsigned long long>(reads.load()),
+      static_cast<unsigned long long>(final_gen[0]),
+      static_cast<unsigned long long>(final_gen[1]),
+      static_cast<unsigned long long>(final_gen[2]),
+      static_cast<unsigned long long>(final_gen[3]));
+
+  for (int b = 0; b < kBlocks; ++b) {
+    Pages got(kBlockPages);
+    ASSERT_EQ(
+        ReadPages(*main_task, kRegion + kBlockAt[b] * kPage, b % 2 == 0, &got),
+        KERN_SUCCESS);
+    EXPECT_EQ(OneGeneration(got, marker(b)), final_gen[b / 2])
+        << "block " << b << " is " << DescribeTags(got);
+  }
+  EXPECT_TRUE(holds(*main_task, kScratch, scratch, "the scratch region"));
+  EXPECT_TRUE(holds(*peer, kPeerCopy, peer_copy, "the second task's copy"));
+  failures.Report();
+  EXPECT_EQ(system.Tasks().size(), 2u);
+  ASSERT_EQ(task_terminate(system, *main_task), KERN_SUCCESS);
+  ASSERT_EQ(task_terminate(system, *peer), KERN_SUCCESS);
+  EXPECT_EQ(system.pages().live_pages(), 0u);
+  main_task.reset();
+  peer.reset();
+  EXPECT_EQ(system.budget().used(), system.pages().own_bytes())
+      << "charged beyond the allocator's own memory once every task is gone";
+}
+
+// --- 6. fairness: neither side of a task's or an object's lock starves -----
 
 // How long the few calls of one thread may take in all while other threads
 // hammer the same lock. Generous: with the core's fair locks they take

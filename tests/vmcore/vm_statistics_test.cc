@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/vmcore/engine_test_util.h"
+#include "vmcore/page_allocator.h"
 #include "vmcore/vm_copy.h"
 
 namespace taskfs::vm {
@@ -13,7 +14,22 @@ using engine_test::Fill;
 using engine_test::kPage;
 using engine_test::MakeSystem;
 using engine_test::MakeTask;
+using engine_test::Pages;
 using engine_test::R;
+
+// What the budget holds beyond the live pages and the allocator's own
+// memory (its freed pages kept for reuse, its slab records): the tasks' maps
+// and page tables, and their records.
+std::uint64_t ChargedBeyondPages(VmSystem& system) {
+  return system.budget().used() - system.pages().own_bytes() -
+         system.pages().live_pages() * kPage;
+}
+
+// A task's metadata_bytes as task_statistics reports it: its map and
+// objects (MapStatistics) and its record.
+std::uint64_t MetadataBytes(const Task& task) {
+  return MapStatistics(task.map()).metadata_bytes + task.account().held();
+}
 
 TEST(VmStatisticsTest, EmptyMap) {
   auto system = MakeSystem();
@@ -57,6 +73,128 @@ TEST(VmStatisticsTest, PageOfAnotherTaskIsShared) {
                 R(b->map(), 0, kPage));
   EXPECT_EQ(MapStatistics(b->map()).shared_bytes, kPage);
   EXPECT_EQ(MapStatistics(a->map()).shared_bytes, kPage);
+}
+
+// SPEC §7 through a copy within one task and a write on each side of it:
+// resident_bytes counts each written page once however many addresses show
+// it, shared_bytes the part shown at more than one, and metadata_bytes is
+// all the budget holds for the task beyond its pages (one task: nothing is
+// counted twice, nothing left out). The ranges cross a chunk boundary (512
+// pages) and the copy covers a whole chunk. Freeing both sides gives back
+// every page and every byte of metadata.
+TEST(VmStatisticsTest, CopyThenAWriteOnEachSideThenFreeingBoth) {
+  constexpr std::uint64_t kPages = 1024;
+  constexpr vm_address_t kSrc = 0;
+  constexpr vm_address_t kDst = 4096 * kPage;
+  auto system = MakeSystem();
+  auto task = MakeTask(*system, "t");
+  AddressMap& map = task->map();
+  const std::uint64_t live_at_start = system->pages().live_pages();
+  const std::uint64_t charged_at_start = ChargedBeyondPages(*system);
+  ASSERT_EQ(charged_at_start, MetadataBytes(*task));
+
+  auto expect = [&](const char* when, std::uint64_t resident,
+                    std::uint64_t shared, std::uint64_t live) {
+    SCOPED_TRACE(when);
+    const TaskStatistics s = MapStatistics(map);
+    EXPECT_EQ(s.resident_bytes, resident * kPage);
+    EXPECT_EQ(s.shared_bytes, shared * kPage);
+    EXPECT_EQ(system->pages().live_pages(), live_at_start + live);
+    EXPECT_EQ(MetadataBytes(*task), ChargedBeyondPages(*system));
+  };
+
+  map.AllocateRange(R(map, kSrc, kPages * kPage));
+  map.AllocateRange(R(map, kDst, kPages * kPage));
+  // Three entries over the destination's one object, counted once.
+  map.SetProtection(R(map, kDst + 900 * kPage, kPage), VM_PROT_READ, false);
+  expect("allocated", 0, 0, 0);
+  // The source's pages 0, 1, 511 and 512 (either side of the chunk
+  // boundary); the destination's page 1, which the copy replaces, and page
+  // 1000, which it does not reach.
+  for (const std::uint64_t p : {0, 1, 511, 512}) {
+    ASSERT_EQ(Fill(*system, map, kSrc + p * kPage, kPage, 'a'), KERN_SUCCESS);
+  }
+  ASSERT_EQ(Fill(*system, map, kDst + kPage, kPage, 'x'), KERN_SUCCESS);
+  ASSERT_EQ(Fill(*system, map, kDst + 1000 * kPage, kPage, 'y'), KERN_SUCCESS);
+  expect("written", 6, 0, 6);
+
+  // [0, 513) onto the destination: the four written pages are now shown
+  // twice, counted once, and shared; the replaced page is freed.
+  CopyOverwrite(map, R(map, kSrc, 513 * kPage), map, R(map, kDst, 513 * kPage));
+  expect("copied", 5, 4, 5);
+  EXPECT_EQ(Pages(*system, map, kDst, 2), "aa");
+  EXPECT_EQ(Pages(*system, map, kDst + 511 * kPage, 2), "aa");
+
+  // A write on the destination side copies its page: the source's stays,
+  // no longer shared.
+  ASSERT_EQ(Fill(*system, map, kDst + 511 * kPage, kPage, 'd'), KERN_SUCCESS);
+  expect("destination written", 6, 3, 6);
+  // And one on the source side, of another page.
+  ASSERT_EQ(Fill(*system, map, kSrc + 512 * kPage, kPage, 's'), KERN_SUCCESS);
+  expect("source written", 7, 2, 7);
+  EXPECT_EQ(Pages(*system, map, kSrc + 511 * kPage, 2), "as");
+  EXPECT_EQ(Pages(*system, map, kDst + 511 * kPage, 2), "da");
+  EXPECT_EQ(Pages(*system, map, kSrc, 2), "aa");
+  EXPECT_EQ(Pages(*system, map, kDst, 2), "aa");
+
+  map.Remove(R(map, kDst, kPages * kPage));
+  expect("destination freed", 4, 0, 4);
+  map.Remove(R(map, kSrc, kPages * kPage));
+  expect("both freed", 0, 0, 0);
+  const TaskStatistics s = MapStatistics(map);
+  EXPECT_EQ(s.regions, 0u);
+  EXPECT_EQ(s.virtual_bytes, 0u);
+  EXPECT_EQ(ChargedBeyondPages(*system), charged_at_start);
+  // What the allocator keeps of the freed pages it gives back on demand,
+  // but for the one slab it keeps for the next page.
+  system->pages().Reclaim();
+  EXPECT_LE(system->pages().own_bytes(), PageAllocator::SlabCharge());
+}
+
+// The same across two tasks: each counts the pages it shows, shared while
+// the other task shows them too. A task's metadata_bytes may count memory
+// that another task's counts as well (SPEC §7: what is held for its map
+// and page tables), so together they account for at least what is held.
+TEST(VmStatisticsTest, CopyToAnotherTaskThenAWriteOnEachSide) {
+  auto system = MakeSystem();
+  auto a = MakeTask(*system, "a");
+  auto b = MakeTask(*system, "b");
+  const std::uint64_t charged_at_start = ChargedBeyondPages(*system);
+  auto expect = [&](const char* when, std::uint64_t a_resident,
+                    std::uint64_t a_shared, std::uint64_t b_resident,
+                    std::uint64_t b_shared, std::uint64_t live) {
+    SCOPED_TRACE(when);
+    const TaskStatistics sa = MapStatistics(a->map());
+    const TaskStatistics sb = MapStatistics(b->map());
+    EXPECT_EQ(sa.resident_bytes, a_resident * kPage);
+    EXPECT_EQ(sa.shared_bytes, a_shared * kPage);
+    EXPECT_EQ(sb.resident_bytes, b_resident * kPage);
+    EXPECT_EQ(sb.shared_bytes, b_shared * kPage);
+    EXPECT_EQ(system->pages().live_pages(), live);
+    EXPECT_GE(MetadataBytes(*a) + MetadataBytes(*b),
+              ChargedBeyondPages(*system));
+  };
+  a->map().AllocateRange(R(a->map(), 0, 600 * kPage));
+  b->map().AllocateRange(R(b->map(), 0, 600 * kPage));
+  for (const std::uint64_t p : {0, 511, 512}) {
+    ASSERT_EQ(Fill(*system, a->map(), p * kPage, kPage, 'a'), KERN_SUCCESS);
+  }
+  CopyOverwrite(a->map(), R(a->map(), 0, 600 * kPage), b->map(),
+                R(b->map(), 0, 600 * kPage));
+  expect("copied", 3, 3, 3, 3, 3);
+  ASSERT_EQ(Fill(*system, b->map(), 0, kPage, 'b'), KERN_SUCCESS);
+  expect("b written", 3, 2, 3, 2, 4);
+  ASSERT_EQ(Fill(*system, a->map(), 511 * kPage, kPage, 'c'), KERN_SUCCESS);
+  expect("a written", 3, 1, 3, 1, 5);
+  EXPECT_EQ(Pages(*system, a->map(), 0, 1), "a");
+  EXPECT_EQ(Pages(*system, b->map(), 511 * kPage, 2), "aa");
+  EXPECT_EQ(Pages(*system, a->map(), 511 * kPage, 2), "ca");
+
+  b->map().Remove(R(b->map(), 0, 600 * kPage));
+  expect("b freed", 3, 0, 0, 0, 3);
+  a->map().Remove(R(a->map(), 0, 600 * kPage));
+  expect("both freed", 0, 0, 0, 0, 0);
+  EXPECT_EQ(ChargedBeyondPages(*system), charged_at_start);
 }
 
 }  // namespace
