@@ -984,7 +984,7 @@ def print_report(args, res, info, out):
         ("vm_copy speedup vs dd (best)", ratio(dd_best, vm_copy), ">=", 20.0,
          "x"),
         ("vm_copy onto written vs dd (best)",
-         ratio(dd_best, vm_copy_written), ">=", 20.0, "x"),
+         ratio(dd_best, vm_copy_written), ">=", 50.0, "x"),
         ("RSS overhead per GiB written", info["rss_overhead_pct"], "<=", 3.0,
          "%"),
         ("1 TiB + 1 page: RSS growth", info["tib_rss"] / MiB, "<=", 16.0,
