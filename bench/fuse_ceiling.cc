@@ -210,8 +210,11 @@ void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
 ssize_t LandingRead(int fd, void* buf, size_t len) {
   constexpr std::size_t kHeaders =
       sizeof(fuse_in_header) + sizeof(fuse_write_in);
+  // Request-sized slots, at least as many as 2 GiB of store has (4,096 of
+  // 512 KiB), so concurrent requests land apart.
   static std::atomic<std::size_t> next{0};
-  char* land = g_store + next.fetch_add(g_max_request) % g_store_size;
+  const std::size_t slots = g_store_size / g_max_request;
+  char* land = g_store + next.fetch_add(1) % slots * g_max_request;
   iovec iov[2] = {{buf, kHeaders}, {land, len - kHeaders}};
   const ssize_t n = ::readv(fd, iov, 2);
   if (n > static_cast<ssize_t>(kHeaders)) {
@@ -341,8 +344,8 @@ int main(int argc, char** argv) {
   if (fuse_opt_add_arg(&args, max_read.c_str()) != 0) return 1;
   clock_gettime(CLOCK_REALTIME, &g_started);
   g_splice = ceiling.splice != 0;
-  if (ceiling.land != 0 && ceiling.store_mib == 0) {
-    std::fprintf(stderr, "fuse_ceiling: -o land needs -o store_mib=N\n");
+  if (ceiling.land != 0 && ceiling.store_mib < 64) {
+    std::fprintf(stderr, "fuse_ceiling: -o land needs -o store_mib=64 or more\n");
     return 1;
   }
   g_land = ceiling.land != 0;

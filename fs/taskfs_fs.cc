@@ -24,6 +24,7 @@
 #include "fs/line_assembler.h"
 #include "fs/render.h"
 #include "fs/taskfs_ioctl.h"
+#include "vmcore/page_table.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/vm_user.h"
 
@@ -776,6 +777,8 @@ Replied StatFs(Reply& r, fuse_ino_t) {
   // metadata charged with them (SPEC §3). Freed pages the allocator keeps
   // for reuse count as free, since it gives them back whenever the budget
   // needs them, and so do its slabs' records (under 1% of their pages).
+  // Subtrees still being freed in the background are let go first.
+  vm::PageTable::FinishDeferredFrees();
   const vm::MemoryBudget& budget = system.budget();
   const std::uint64_t own = system.pages().own_bytes();
   const std::uint64_t charged = budget.used() + budget.reserve_used();

@@ -27,13 +27,15 @@ struct NodeOps {
   static void Ref(Node* node) {
     node->refs.fetch_add(1, std::memory_order_relaxed);
   }
-  static void Unref(Node* node) noexcept;
-  static void Release(void* thing, bool page) noexcept {
+  // Drops a reference; at the last, frees the node, a large one in the
+  // background unless now.
+  static void Unref(Node* node, bool now = false) noexcept;
+  static void Release(void* thing, bool page, bool now = false) noexcept {
     if (thing == nullptr) return;
     if (page) {
       static_cast<Page*>(thing)->DropMapping();
     } else {
-      Unref(static_cast<Node*>(thing));
+      Unref(static_cast<Node*>(thing), now);
     }
   }
 
@@ -162,10 +164,13 @@ class Reaper {
     for (;;) {
       if (Node* node = dead_) {
         dead_ = node->next_dead;
+        ++busy_;  // so that another Drain waits for it too
         lock.unlock();
         NodeOps::FreeNow(node);
         any = true;
         lock.lock();
+        --busy_;
+        idle_.notify_all();
         continue;
       }
       if (busy_ == 0) return any;
@@ -205,16 +210,18 @@ class Reaper {
   std::thread thread_;
 };
 
+// Never destroyed: objects that outlive static destruction (a test's
+// static fixture) may still drop nodes. Its thread ends with the process.
 Reaper& TheReaper() {
-  static Reaper reaper;
-  return reaper;
+  static Reaper* const reaper = new Reaper;
+  return *reaper;
 }
 
 }  // namespace
 
-void NodeOps::Unref(Node* node) noexcept {
+void NodeOps::Unref(Node* node, bool now) noexcept {
   if (node->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  if (Large(*node) && TheReaper().Take(node)) return;
+  if (!now && Large(*node) && TheReaper().Take(node)) return;
   FreeNow(node);
 }
 
@@ -235,17 +242,34 @@ void PageTable::Undo::Rollback() noexcept {
       now = *slot;
       *slot = static_cast<Node*>(change.old);
     }
-    if (change.grew != nullptr) change.grew->height_ = change.old_height;
-    NodeOps::Release(now, change.page);
+    if (change.grew != nullptr) {
+      change.grew->height_ = change.old_height;
+      // The new root holds the old one without a reference of its own.
+      if (now != nullptr) static_cast<Node*>(now)->children[0] = nullptr;
+    }
+    // What this log made goes now, not in the background: a refusal leaves
+    // nothing behind.
+    NodeOps::Release(now, change.page, /*now=*/true);
     changes_.pop_back();
   }
+  node_changes_ = 0;
 }
 
 void PageTable::Undo::Commit() noexcept {
   for (const Change& change : changes_) {
-    NodeOps::Release(change.old, change.page);
+    if (change.grew == nullptr) NodeOps::Release(change.old, change.page);
   }
   changes_.clear();
+  node_changes_ = 0;
+}
+
+std::uint32_t PageTable::Undo::Holds(const void* node) const {
+  std::uint32_t holds = 0;
+  if (node_changes_ == 0) return 0;
+  for (const Change& change : changes_) {
+    if (!change.page && change.grew == nullptr && change.old == node) ++holds;
+  }
+  return holds;
 }
 
 // --- PageTable ---------------------------------------------------------------
@@ -281,8 +305,7 @@ void PageTable::Grow(std::uint64_t index, Undo& undo) {
   while (index >= Capacity()) {
     undo.Room();
     Node* top = NewNode(height_);
-    NodeOps::Ref(root_);
-    top->children[0] = root_;
+    top->children[0] = root_;  // the table's reference moves with it
     undo.Add({&root_, root_, false, this, height_});
     root_ = top;
     ++height_;
@@ -293,7 +316,12 @@ PageTable::Node* PageTable::Writable(Node** slot, unsigned level, Undo& undo,
                                      bool* made) {
   Node* node = *slot;
   if (made != nullptr) *made = false;
-  if (node != nullptr && node->refs.load(std::memory_order_acquire) == 1) {
+  // The node is this table's alone when the slot's reference is its only
+  // one but those this log keeps until Commit (a node cloned for another
+  // slot of the same table, say): changing it in place is then logged like
+  // any change, and a rollback takes it back before the clone goes.
+  if (node != nullptr &&
+      node->refs.load(std::memory_order_acquire) == 1 + undo.Holds(node)) {
     return node;
   }
   if (made != nullptr) *made = true;
@@ -301,6 +329,7 @@ PageTable::Node* PageTable::Writable(Node** slot, unsigned level, Undo& undo,
   Node* fresh = NewNode(level);
   if (node != nullptr) NodeOps::Fill(fresh, *node);
   undo.Add({slot, node, false, nullptr, 0});
+  if (node != nullptr) ++undo.node_changes_;
   *slot = fresh;
   return fresh;
 }
@@ -386,6 +415,7 @@ void PageTable::AssignIn(Node** slot, unsigned level, std::uint64_t base,
     if (shared == *slot) return;
     undo.Room();
     if (shared != nullptr) NodeOps::Ref(shared);
+    if (*slot != nullptr) ++undo.node_changes_;
     undo.Add({slot, *slot, false, nullptr, 0});
     *slot = shared;
     return;
@@ -412,14 +442,21 @@ void PageTable::AssignIn(Node** slot, unsigned level, std::uint64_t base,
       undo.Add({at, *at, true, nullptr, 0});
       *at = page;
     }
-    return;
+  } else {
+    const unsigned shift = kBits * level;
+    const std::uint64_t first = (from - base) >> shift;
+    const std::uint64_t last = (to - 1 - base) >> shift;
+    for (std::uint64_t i = first; i <= last; ++i) {
+      AssignIn(&node->children[i], level - 1, base + (i << shift), lo, hi, src,
+               delta, undo);
+    }
   }
-  const unsigned shift = kBits * level;
-  const std::uint64_t first = (from - base) >> shift;
-  const std::uint64_t last = (to - 1 - base) >> shift;
-  for (std::uint64_t i = first; i <= last; ++i) {
-    AssignIn(&node->children[i], level - 1, base + (i << shift), lo, hi, src,
-             delta, undo);
+  // A node the copy emptied (unwritten source over written pages) goes.
+  if (NodeOps::AllNull(*node)) {
+    undo.Room();
+    ++undo.node_changes_;
+    undo.Add({slot, node, false, nullptr, 0});
+    *slot = nullptr;
   }
 }
 

@@ -176,9 +176,14 @@ class PageTable::Undo {
     void* slot;       // a Node** or, for a leaf's slot, a Page**
     void* old;        // what it held (this change's reference to it)
     bool page;        // slot is a Page**
-    PageTable* grew;  // the table whose height this change raised, or null
+    PageTable* grew;  // the table whose height this change raised, or null:
+                      // then old moved into the new root's first slot, with
+                      // the reference, and is not this change's to drop
     unsigned old_height;
   };
+  // How many of this log's changes hold node as what they replaced: the
+  // references that go at Commit.
+  std::uint32_t Holds(const void* node) const;
   // Room for one more change, so that Add cannot fail (may throw).
   void Room() {
     if (changes_.size() == changes_.capacity()) {
@@ -188,6 +193,8 @@ class PageTable::Undo {
   void Add(const Change& change) noexcept { changes_.push_back(change); }
 
   std::vector<Change, ChargedAllocator<Change>> changes_;
+  // Of changes_, how many replaced a node (so Holds reads only those).
+  std::size_t node_changes_ = 0;
 };
 
 struct PageTable::Node {

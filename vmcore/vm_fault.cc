@@ -244,7 +244,8 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
   PinWaiter waiter(pages);
   Clock::time_point deadline{};
   microseconds pause{0};  // before the next attempt, locks released
-  for (bool first = true;; first = false) {
+  bool drained = false;
+  for (;;) {
     if (pause.count() > 0) std::this_thread::sleep_for(pause);
     ObjectLocks locks;
     locks.Add(map, range, /*exclusive=*/true);
@@ -255,14 +256,19 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
     const std::size_t needed = PagesToWrite(map, range, undo, &for_pins);
     thread_local std::vector<Page*> batch;
     batch.resize(needed);
-    // Pages whose last mapping went with a large subtree may still be on
-    // their way back (page_table.h): wait for them before refusing.
-    if (!pages.Allocate(needed, batch.data()) &&
-        (!PageTable::FinishDeferredFrees() ||
-         !pages.Allocate(needed, batch.data()))) {
+    if (!pages.Allocate(needed, batch.data())) {
       undo.Rollback();
+      // Subtrees freed in the background (page_table.h) may still hold
+      // pages and mappings: once, wait for them and count again (their
+      // pages back, and pages they shared now this write's alone).
+      if (!drained && PageTable::FinishDeferredFrees()) {
+        drained = true;
+        continue;
+      }
       const Clock::time_point now = Clock::now();
-      if (first) deadline = now + system.config().pin_wait;
+      if (deadline == Clock::time_point{}) {
+        deadline = now + system.config().pin_wait;
+      }
       // Would the write fit if the pinned pages needed no copy?
       const bool pins_in_the_way =
           for_pins > 0 && pages.Fits(needed - for_pins);

@@ -10,6 +10,9 @@
 namespace taskfs::vm {
 
 TaskStatistics MapStatistics(const AddressMap& map) {
+  // A subtree still being freed in the background holds references that
+  // would count its pages as shared: let it go first.
+  PageTable::FinishDeferredFrees();
   ObjectLocks locks;
   locks.Add(map, PageRange::All(map.geometry()), /*exclusive=*/false);
   locks.LockAll();

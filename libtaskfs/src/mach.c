@@ -388,12 +388,21 @@ static int buffer_free(void *addr, size_t len) {
   void *tail = NULL;
   size_t tail_len = 0;
   pthread_mutex_lock(&g_buffer_mu);
-  for (int i = 0; i < kRecent && found.addr == NULL; ++i) {
-    struct buffer *b = &g_recent[i];
-    if (b->addr == NULL || (char *)addr < (char *)b->addr ||
-        (char *)addr >= (char *)b->addr + b->len) {
-      continue;
+  /* The buffer that starts at addr first: an entry of a buffer freed in
+   * part may still span an address the system has since handed out again. */
+  int at = -1;
+  for (int i = 0; i < kRecent && at < 0; ++i) {
+    if (g_recent[i].addr == addr) at = i;
+  }
+  for (int i = 0; i < kRecent && at < 0; ++i) {
+    const struct buffer *b = &g_recent[i];
+    if (b->addr != NULL && (char *)addr > (char *)b->addr &&
+        (char *)addr < (char *)b->addr + b->len) {
+      at = i;
     }
+  }
+  if (at >= 0) {
+    struct buffer *b = &g_recent[at];
     found = *b;
     whole = addr == b->addr && len == b->len && b->remaining == b->len;
     const size_t in = (size_t)((char *)b->addr + b->len - (char *)addr);

@@ -42,6 +42,42 @@ TEST(VmCopyTest, CopyOverwriteSharesPagesAndIsolatesWrites) {
   EXPECT_EQ(Pages(*system, map, 0, 4), "c0b0");
 }
 
+// A leaf shared by two slots of one table, then written through both in one
+// call: the first slot's clone is this write's, and the second writes the
+// leaf in place, so the write needs one fresh page per page, as the
+// reference model says, and fits a page limit of exactly that.
+TEST(VmCopyTest, WritingBothSidesOfASharedLeafNeedsOnePagePerPage) {
+  constexpr std::uint64_t kLeaf = 512;
+  auto system = MakeSystem(/*limit_pages=*/2 * kLeaf);
+  auto task = MakeTask(*system, "t");
+  AddressMap& map = task->map();
+  map.AllocateRange(R(map, 0, 2 * kLeaf * kPage));
+  ASSERT_EQ(Fill(*system, map, 0, kLeaf * kPage, 'a'), KERN_SUCCESS);
+  CopyOverwrite(map, R(map, 0, kLeaf * kPage), map,
+                R(map, kLeaf * kPage, kLeaf * kPage));
+  EXPECT_EQ(system->pages().live_pages(), kLeaf);
+  ASSERT_EQ(Fill(*system, map, 0, 2 * kLeaf * kPage, 'b'), KERN_SUCCESS);
+  EXPECT_EQ(system->pages().live_pages(), 2 * kLeaf);
+  EXPECT_EQ(Pages(*system, map, (kLeaf - 1) * kPage, 2), "bb");
+}
+
+// A write that raises the page table's height: the pages below the old root
+// stay the table's own and are written in place, needing nothing.
+TEST(VmCopyTest, AWriteThatGrowsTheTableWritesItsOwnPagesInPlace) {
+  constexpr std::uint64_t kGiBPages = 512 * 512;
+  auto system = MakeSystem(/*limit_pages=*/300);
+  auto task = MakeTask(*system, "t");
+  AddressMap& map = task->map();
+  map.AllocateRange(R(map, 0, 2 * kGiBPages * kPage));
+  const vm_address_t at = (kGiBPages - 256) * kPage;  // 256 pages below 1 GiB
+  ASSERT_EQ(Fill(*system, map, at, 256 * kPage, 'a'), KERN_SUCCESS);
+  // 256 written pages and 40 fresh ones: within the limit of 300 only if
+  // the first 256 are written in place.
+  ASSERT_EQ(Fill(*system, map, at, 296 * kPage, 'b'), KERN_SUCCESS);
+  EXPECT_EQ(system->pages().live_pages(), 296u);
+  EXPECT_EQ(Pages(*system, map, (kGiBPages - 1) * kPage, 2), "bb");
+}
+
 // Overlap: as if the source were read whole first.
 TEST(VmCopyTest, OverlappingCopyReadsTheSourceFirst) {
   auto system = MakeSystem();
