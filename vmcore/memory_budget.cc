@@ -81,6 +81,7 @@ void MemoryAccount::Charge(std::uint64_t bytes, bool use_reserve) {
 }
 
 void MemoryAccount::Release(std::uint64_t bytes) noexcept {
+  if (bytes == 0) return;  // an account that held nothing goes untouched
   // What the reserve holds goes back first; a loop, since several threads
   // may release from one account (the shared one).
   std::uint64_t reserved = reserve_held_.load(std::memory_order_relaxed);

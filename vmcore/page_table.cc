@@ -39,27 +39,27 @@ struct NodeOps {
     }
   }
 
-  // A node of level with every slot null, charged to account; null if
-  // either is refused.
-  static Node* TryMake(unsigned level, MemoryAccount& account,
-                       bool use_reserve) noexcept {
-    if (!account.TryCharge(PageTable::kNodeCharge, use_reserve)) return nullptr;
+  // A node of level with every slot null, for which account has just been
+  // charged; null (the charge given back) if the heap refuses it.
+  static Node* Build(unsigned level, MemoryAccount& account) noexcept {
     Node* node = new (std::nothrow) Node(level, &account);
     if (node == nullptr) {
       account.Release(PageTable::kNodeCharge);
       return nullptr;
     }
-    Clean(node);
-    return node;
-  }
-
-  // Every slot of a new node null.
-  static void Clean(Node* node) {
-    if (node->level == 0) {
+    if (level == 0) {
       std::fill(node->pages, node->pages + PageTable::kFanout, nullptr);
     } else {
       std::fill(node->children, node->children + PageTable::kFanout, nullptr);
     }
+    return node;
+  }
+
+  // Build, charging account first; null if either is refused.
+  static Node* TryMake(unsigned level, MemoryAccount& account,
+                       bool use_reserve) noexcept {
+    if (!account.TryCharge(PageTable::kNodeCharge, use_reserve)) return nullptr;
+    return Build(level, account);
   }
 
   // Makes copy (empty, of node's level) hold what node holds, each of its
@@ -127,16 +127,6 @@ using Node = NodeOps::Node;
 // allocates.
 class Reaper {
  public:
-  ~Reaper() {
-    {
-      std::lock_guard lock(mu_);
-      stopping_ = true;
-    }
-    work_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    Drain();
-  }
-
   // Takes node to free; false if there is no thread to do it (the caller
   // frees it).
   bool Take(Node* node) noexcept {
@@ -148,7 +138,7 @@ class Reaper {
       } catch (...) {
       }
     }
-    if (!thread_.joinable() || stopping_) return false;
+    if (!thread_.joinable()) return false;
     node->next_dead = dead_;
     dead_ = node;
     lock.unlock();
@@ -156,26 +146,20 @@ class Reaper {
     return true;
   }
 
-  // Frees what is waiting on this thread and waits for what the thread is
+  // Frees what is waiting on this thread and waits for what others are
   // freeing. True if there was anything.
   bool Drain() noexcept {
     bool any = false;
     std::unique_lock lock(mu_);
     for (;;) {
-      if (Node* node = dead_) {
-        dead_ = node->next_dead;
-        ++busy_;  // so that another Drain waits for it too
-        lock.unlock();
-        NodeOps::FreeNow(node);
-        any = true;
-        lock.lock();
-        --busy_;
-        idle_.notify_all();
-        continue;
+      if (dead_ != nullptr) {
+        FreeOne(lock);
+      } else if (busy_ == 0) {
+        return any;
+      } else {
+        idle_.wait(lock);
       }
-      if (busy_ == 0) return any;
       any = true;
-      idle_.wait(lock);
     }
   }
 
@@ -187,26 +171,30 @@ class Reaper {
     pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
     std::unique_lock lock(mu_);
     for (;;) {
-      work_.wait(lock, [this] { return stopping_ || dead_ != nullptr; });
-      if (dead_ == nullptr) return;
-      Node* node = dead_;
-      dead_ = node->next_dead;
-      ++busy_;
-      lock.unlock();
-      NodeOps::FreeNow(node);
-      lock.lock();
-      --busy_;
-      idle_.notify_all();
+      work_.wait(lock, [this] { return dead_ != nullptr; });
+      FreeOne(lock);
     }
+  }
+
+  // Frees the first waiting node, counted in busy_ meanwhile so that a
+  // Drain waits for it. lock holds mu_, and does again on return.
+  void FreeOne(std::unique_lock<std::mutex>& lock) noexcept {
+    Node* node = dead_;
+    dead_ = node->next_dead;
+    ++busy_;
+    lock.unlock();
+    NodeOps::FreeNow(node);
+    lock.lock();
+    --busy_;
+    idle_.notify_all();
   }
 
   std::mutex mu_;
   std::condition_variable work_;
   std::condition_variable idle_;
   Node* dead_ = nullptr;  // guarded by mu_
-  int busy_ = 0;          // guarded by mu_: nodes the thread is freeing
+  int busy_ = 0;          // guarded by mu_: nodes being freed
   bool started_ = false;  // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
   std::thread thread_;
 };
 
@@ -284,13 +272,9 @@ std::uint64_t PageTable::Capacity() const {
 }
 
 PageTable::Node* PageTable::NewNode(unsigned level) {
-  nodes_.Charge(kNodeCharge);
-  Node* node = new (std::nothrow) Node(level, &nodes_);
-  if (node == nullptr) {
-    nodes_.Release(kNodeCharge);
-    throw std::bad_alloc();
-  }
-  NodeOps::Clean(node);
+  nodes_.Charge(kNodeCharge);  // throws LimitReached
+  Node* node = NodeOps::Build(level, nodes_);
+  if (node == nullptr) throw std::bad_alloc();
   return node;
 }
 

@@ -90,11 +90,10 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
 void CopyOut(const AddressMap& src_map, const PageRange& src_range,
              AddressMap& dst_map, const PageRange& dst_range) {
   // New regions with the source's attributes, over new objects at the
-  // source objects' indexes (one for each source object), so that the copy
-  // shares the source's page-table subtrees.
+  // source objects' indexes, so that the copy shares the source's
+  // page-table subtrees: one for each source object, unless two pieces of
+  // one overlap in indexes (then the second gets an object of its own).
   std::vector<MapEntry> pieces;
-  // A new object for each source object, unless two pieces of one source
-  // object overlap in indexes (then the second gets an object of its own).
   struct Made {
     const VmObject* source;
     std::shared_ptr<VmObject> object;
