@@ -8,6 +8,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace taskfs::fs {
 
@@ -32,11 +33,20 @@ class Lines {
 
   explicit Lines(std::string_view text, std::size_t max_line = kNoLimit)
       : rest_(text), max_line_(max_line) {}
+  // head, one line (no newline), first; then the lines of rest.
+  Lines(std::string head, std::string_view rest, std::size_t max_line)
+      : head_(std::move(head)),
+        has_head_(true),
+        rest_(rest),
+        max_line_(max_line) {}
 
-  // The next line in *out; false at the end.
+  // The next line in *out: valid while this Lines is, unmoved, and the text
+  // it was split from.
   bool Next(Line* out);
 
  private:
+  std::string head_;  // a line joined from pieces, owned here
+  bool has_head_ = false;
   std::string_view rest_;
   std::size_t max_line_;
 };
@@ -50,28 +60,35 @@ class Lines {
 // there is one. A kept piece is never longer than max_line: a cut line
 // already longer runs at once, and fails as kTooLong.
 //
+// Memory: whatever the writes, an assembler holds at most the kept piece,
+// max_line bytes (kept_bytes() says what it holds). The lines of a write
+// are views of the write itself, but for the one line a kept piece starts:
+// that line is joined into the Lines returned, as far as max_line + 1 bytes
+// (enough to run it, or to fail it as kTooLong), and goes with them.
+//
 // Not thread-safe; a value type, so that a caller may take it out from
 // under its lock, feed it, and put it back.
 class LineAssembler {
  public:
   explicit LineAssembler(std::size_t max_line) : max_line_(max_line) {}
 
-  // The lines complete after write. They stay valid until the next Feed or
-  // Finish on this assembler, or its move or destruction.
+  // The lines complete after write; they refer to write.
   Lines Feed(std::string_view write);
 
   // The end of the stream (close(2)): the kept cut line, if any, as a line
-  // to run; the assembler is empty afterwards. Valid as Feed's lines.
+  // to run; the assembler is empty afterwards.
   Lines Finish();
 
   // The cut line kept for the next write; empty if none.
   std::string_view pending() const { return pending_; }
   std::size_t max_line() const { return max_line_; }
+  // The bytes the assembler holds now (its kept piece's capacity): at most
+  // max_line, or std::string's smallest allocation.
+  std::size_t kept_bytes() const { return pending_.capacity(); }
 
  private:
   std::size_t max_line_;
   std::string pending_;  // the start of a line cut by the last write
-  std::string joined_;   // pending_ and a write, while their lines are used
 };
 
 }  // namespace taskfs::fs

@@ -120,10 +120,48 @@ TEST(LineAssemblerTest, LinesOutliveTheWriteBuffer) {
   a.Feed(first);
   std::string second = "d\ne";
   Lines lines = a.Feed(second);
-  second.assign(second.size(), '#');  // the joined line lives in a
+  second.assign(second.size(), '#');  // the joined line lives in lines
   Line line;
   ASSERT_TRUE(lines.Next(&line));
   EXPECT_EQ(line.text, "bcd");
+}
+
+// A hostile writer keeps a cut line and then sends writes as large as the
+// kernel allows: what the assembler keeps stays within the line limit, and
+// the lines still come out whole and in order.
+TEST(LineAssemblerTest, HoldsNoMoreThanItsLinesWhateverTheWrites) {
+  constexpr std::size_t kMax = 4096;
+  LineAssembler a(kMax);
+  std::string big;
+  for (int i = 0; i < 20000; ++i) big += "allocate 0 4K\n";
+  big += "cut";  // 280 KiB of lines, ending inside one
+  for (int round = 0; round < 4; ++round) {
+    Lines lines = a.Feed(round == 0 ? std::string_view("\npart") : big);
+    std::size_t n = 0;
+    Line line;
+    std::string first;
+    while (lines.Next(&line)) {
+      if (n++ == 0) first = std::string(line.text);
+      EXPECT_EQ(line.status, Status::kOk);
+    }
+    EXPECT_LE(a.kept_bytes(), kMax) << "round " << round;
+    if (round > 0) {
+      EXPECT_EQ(n, 20000u);
+      // The kept piece joined the first line of the write.
+      EXPECT_EQ(first, round == 1 ? "partallocate 0 4K" : "cutallocate 0 4K");
+      EXPECT_EQ(a.pending(), "cut");
+    }
+  }
+  // A write without a newline after a kept piece is one line, and is kept
+  // only as far as it takes to fail.
+  const std::string huge(512 << 10, 'x');
+  Lines lines = a.Feed(huge);
+  Line line;
+  ASSERT_TRUE(lines.Next(&line));
+  EXPECT_EQ(line.status, Status::kTooLong);
+  EXPECT_EQ(line.text.size(), kMax + 1);
+  EXPECT_FALSE(lines.Next(&line));
+  EXPECT_LE(a.kept_bytes(), kMax);
 }
 
 TEST(LineAssemblerTest, MovesWithItsKeptLine) {

@@ -10,7 +10,8 @@
 //
 // Checked:
 //   - the lines of a text, joined with newlines, give back the text;
-//   - no line holds a newline; a kept piece is never longer than the limit;
+//   - no line holds a newline; a kept piece is never longer than the limit,
+//     nor is what the assembler keeps;
 //   - the cut stream's lines (each write's, then Finish's) equal the uncut
 //     stream's, up to the first line too long: there both are too long,
 //     the cut one a prefix of the uncut one (a write that holds it fails,
@@ -115,6 +116,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
     }
     if (assembler.pending().find('\n') != std::string_view::npos) {
       Fail("a kept piece holds a newline", cut.size());
+    }
+    // What it keeps is bounded by the limit (or std::string's smallest
+    // allocation), however large the writes.
+    if (assembler.kept_bytes() > std::max<std::size_t>(max_line, 30)) {
+      Fail("the assembler keeps more than its limit", cut.size());
     }
   }
   Collect(assembler.Finish(), &cut);
