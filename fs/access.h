@@ -22,6 +22,19 @@ struct Caller {
   std::span<const gid_t> groups;  // supplementary groups
 };
 
+// The identity an open file acts with: its opener's, read when the file was
+// opened (uid, gid and every supplementary group), for every later request
+// on it whoever sends it, as the kernel keeps a file's f_cred. A process
+// that inherits a file (a setuid program) gets its opener's rights through
+// it, never its own.
+struct Credentials {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+
+  Caller caller() const { return Caller{uid, gid, groups}; }
+};
+
 // Does the class of caller (owner, group, other of node) hold all `want`
 // bits (a mask of 04, 02, 01) in mode? Root is not special here.
 bool ModeAllows(const Caller& caller, const TaskNode& node, mode_t mode,

@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "fs/access.h"
 #include "fs/error_log.h"
 #include "fs/inode.h"
 #include "fs/line_assembler.h"
@@ -22,18 +23,27 @@ namespace taskfs::fs {
 // The longest ctl line worth keeping across a split write; no valid command
 // comes near it.
 inline constexpr std::size_t kMaxCtlLine = 4096;
+// What a ctl file's line reassembly may keep between writes, at most
+// (LineAssembler::kept_bytes, with the heap's own overhead).
+inline constexpr std::size_t kCtlLineBytes = kMaxCtlLine + 64;
 
 // An open file of a task. Its address is the fh of its requests.
 //
-// Thread-safety: task, kind and flags are constant after open, and requests
+// Rights: opener holds the credentials of the process that opened the file,
+// and every request on it acts with them (fs/access.h, Credentials): the
+// errors line's uid, and every path from a ctl command or ioctl to another
+// task (copy-from, fork, vm_map_copy), whoever sends the request.
+//
+// Thread-safety: task, kind, flags and opener are constant after open, and requests
 // read them without a lock. mu guards the rest. It is held to copy or swap
 // those fields, and across the core calls that take a maps or status
 // snapshot (vm_region_list, task_statistics, then NodeTable::Find), so that
 // one open file's readers see one text; never across a ctl command or a
 // reply. Order: mu, then the core's locks or NodeTable's.
 //
-// Memory: each open file charges the memory limit for its record (and a ctl
-// file for the longest line it may keep) when it is made, which may throw
+// Memory: each open file charges the memory limit for its record, its
+// opener's group list (and a ctl file for what its line reassembly may keep,
+// kCtlLineBytes) when it is made, which may throw
 // LimitReached, and for its maps/status/errors snapshot while it keeps one.
 // Both may use the budget's reserve (VmConfig::open_file_reserve), so files
 // open at the limit.
@@ -44,15 +54,17 @@ struct OpenFile {
   // pin keeps the task's node (its attributes) for fstat until the file
   // is freed, even after rmdir.
   OpenFile(std::shared_ptr<vm::Task> t, std::shared_ptr<ErrorLog> e, NodeKind k,
-           int f, NodePin p = {})
+           int f, Credentials o, NodePin p = {})
       : task(std::move(t)),
         errors(std::move(e)),
         kind(k),
         flags(f),
+        opener(std::move(o)),
         pin(std::move(p)),
         account(task->system().budget()) {
     account.Charge(sizeof(OpenFile) + kRecordBytes +
-                       (kind == NodeKind::kCtl ? kMaxCtlLine : 0),
+                       opener.groups.capacity() * sizeof(gid_t) +
+                       (kind == NodeKind::kCtl ? kCtlLineBytes : 0),
                    /*use_reserve=*/true);
   }
   ~OpenFile() { account.Release(text_charge); }
@@ -76,6 +88,7 @@ struct OpenFile {
   const std::shared_ptr<ErrorLog> errors;  // the task's (never null)
   const NodeKind kind;
   const int flags;  // open(2) flags
+  const Credentials opener;  // who opened it: the rights of every request
   const NodePin pin;
   vm::MemoryAccount account;  // thread-safe on its own
 

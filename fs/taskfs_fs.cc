@@ -151,26 +151,41 @@ void LogFailure(TaskFs& fs, std::string_view op, const vm::Task& task,
 }
 
 // Records a failed operation of a task in its errors file (SPEC §7), before
-// the reply: the caller's uid, the operation, the code and the reason the
-// core (or the handler, through vm::SetFailureReason) gave for it. A record
-// that cannot be made for want of memory is dropped: the reply stays the
-// operation's own.
-void RecordFailure(Reply& r, ErrorLog& log, std::string_view operation,
-                   KernReturn kr) noexcept {
+// the reply: the uid of the file's opener (whose rights the request used),
+// the operation, the code and the reason the core (or the handler, through
+// vm::SetFailureReason) gave for it. A record that cannot be made for want
+// of memory is dropped: the reply stays the operation's own.
+void RecordFailure(const OpenFile& file, ErrorLog& log,
+                   std::string_view operation, KernReturn kr) noexcept {
   try {
-    log.Record(r.ctx()->uid, operation, kr, vm::LastFailureReason());
+    log.Record(file.opener.uid, operation, kr, vm::LastFailureReason());
   } catch (const std::bad_alloc&) {
   }
 }
 
-// The same failure also in the log of the task it copied from, if that task
-// is still there (SPEC §7: copy-from naming a task as source).
-void RecordForSource(Reply& r, const std::shared_ptr<vm::Task>& source,
-                     std::string_view operation, KernReturn kr) noexcept {
-  if (source == nullptr) return;
+// A vm_map_copy that failed (a copy-from line or the ioctl) also goes into
+// the log of the task it copied from, if that task is still there and is
+// another (SPEC §7). Its caller may hold no right on that task, so the line
+// is the daemon's own account of the call, never the caller's text: which
+// task it copied into, and the ranges.
+void RecordForSource(TaskFs& fs, const OpenFile& file, const vm::Task* source,
+                     vm::vm_address_t src, vm::vm_size_t size,
+                     vm::vm_address_t dst, bool dst_alloc, bool src_destroy,
+                     KernReturn kr) noexcept {
   TaskNode node;
-  if (Nodes(r.fs()).Find(source->id(), &node)) {
-    RecordFailure(r, *node.errors, operation, kr);
+  if (source == nullptr || source == file.task.get() ||
+      !Nodes(fs).Find(source->id(), &node)) {
+    return;
+  }
+  try {
+    RecordFailure(file, *node.errors,
+                  fmt::format("vm_map_copy {:#x} {:#x} into task {} at "
+                              "{:#x}{}{}",
+                              src, size, file.task->name(), dst,
+                              dst_alloc ? " alloc" : "",
+                              src_destroy ? " destroy" : ""),
+                  kr);
+  } catch (const std::bad_alloc&) {
   }
 }
 
@@ -181,38 +196,47 @@ std::vector<gid_t> RequestGroups(fuse_req_t req) {
   });
 }
 
-// What a ctl command or an ioctl of req may do beyond its own task. The
-// context refers to req: use it only before the reply.
-ExecContext MakeContext(TaskFs& fs, fuse_req_t req) {
+// The rights of a file opened by req: its caller's identity, with the
+// groups where they can ever matter (a mem or ctl file, whose ctl commands
+// and ioctls reach other tasks, opened by anyone but root).
+Credentials OpenerOf(fuse_req_t req, NodeKind kind) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  const uid_t uid = ctx->uid;
-  const gid_t gid = ctx->gid;
+  Credentials opener{ctx->uid, ctx->gid, {}};
+  if (ctx->uid != 0 && (kind == NodeKind::kMem || kind == NodeKind::kCtl)) {
+    opener.groups = RequestGroups(req);
+    opener.groups.shrink_to_fit();
+  }
+  return opener;
+}
+
+// What a ctl command or an ioctl on file may do beyond its own task: what
+// the file's opener may do, whoever sends the request. The context refers
+// to file: use it only while the request runs.
+ExecContext MakeContext(TaskFs& fs, const OpenFile& file) {
+  const Credentials& opener = file.opener;
   ExecContext context;
   context.system = &fs.system();
-  context.may_access = [&fs, req, uid, gid](vm::Task& other, bool write) {
+  context.may_access = [&fs, &opener](vm::Task& other, bool write) {
     TaskNode node;
     if (!Nodes(fs).Find(other.id(), &node)) {
       vm::SetFailureReason(fmt::format("task {} is gone", other.name()));
       return vm::KERN_INVALID_TASK;
     }
-    // Reading the groups costs a read of /proc: only when they matter.
-    const std::vector<gid_t> groups =
-        NeedsGroups(uid, gid, node) ? RequestGroups(req) : std::vector<gid_t>();
-    const KernReturn kr = MayAccess(Caller{uid, gid, groups}, node, write);
+    const KernReturn kr = MayAccess(opener.caller(), node, write);
     if (kr != vm::KERN_SUCCESS) {
       vm::SetFailureReason(fmt::format(
           "uid {} may not {} task {}'s mem (directory {:04o}, mem {:04o}, "
           "owner {}:{})",
-          uid, write ? "read and write" : "read", other.name(),
+          opener.uid, write ? "read and write" : "read", other.name(),
           node.modes[static_cast<unsigned>(NodeKind::kDir)],
           node.modes[static_cast<unsigned>(NodeKind::kMem)], node.uid,
           node.gid));
     }
     return kr;
   };
-  context.on_task_created = [&fs, uid,
-                             gid](const std::shared_ptr<vm::Task>& task) {
-    fs.AddTask(task, uid, gid);
+  context.on_task_created = [&fs,
+                             &opener](const std::shared_ptr<vm::Task>& task) {
+    fs.AddTask(task, opener.uid, opener.gid);
   };
   return context;
 }
@@ -498,8 +522,10 @@ Replied Open(Reply& r, fuse_ino_t ino, fuse_file_info* fi) {
   // generated files are fresh on each read from offset 0.
   fi->direct_io = 1;
   fi->keep_cache = 0;
+  // The file's rights are its opener's, fixed now (fs/access.h).
   OpenFile* const file = Files(fs).Adopt(std::make_unique<OpenFile>(
-      node.task, node.errors, w.kind, fi->flags, std::move(pin)));
+      node.task, node.errors, w.kind, fi->flags, OpenerOf(r.req(), w.kind),
+      std::move(pin)));
   fi->fh = reinterpret_cast<std::uint64_t>(file);
   const Replied done = r.Open(*fi);
   // An interrupted open gets no release.
@@ -524,7 +550,7 @@ Replied ReadMem(Reply& r, OpenFile& file, size_t size, off_t off) {
   const KernReturn kr = vm::vm_read_pinned(task, address, size, &pinned);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "read", task, address, size, kr);
-    RecordFailure(r, *file.errors,
+    RecordFailure(file, *file.errors,
                   fmt::format("pread {:#x} {:#x}", address, size), kr);
     return r.Err(ErrnoFromKern(kr));
   }
@@ -595,7 +621,7 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
 int RunCtl(Reply& r, OpenFile& file, Lines lines, std::string* result,
            bool* ran) {
   TaskFs& fs = r.fs();
-  ExecContext context = MakeContext(fs, r.req());
+  ExecContext context = MakeContext(fs, file);
   Line line;
   while (lines.Next(&line)) {
     ParseResult parsed;
@@ -612,7 +638,7 @@ int RunCtl(Reply& r, OpenFile& file, Lines lines, std::string* result,
                        parsed.error);
       }
       vm::SetFailureReason(parsed.error);
-      RecordFailure(r, *file.errors, fmt::format("ctl {}", written),
+      RecordFailure(file, *file.errors, fmt::format("ctl {}", written),
                     vm::KERN_INVALID_ARGUMENT);
       *result = "error KERN_INVALID_ARGUMENT";
       *ran = true;
@@ -625,12 +651,11 @@ int RunCtl(Reply& r, OpenFile& file, Lines lines, std::string* result,
     if (kr != vm::KERN_SUCCESS) {
       LogFailure(fs, "ctl", *file.task, parsed.command.address,
                  parsed.command.size, kr);
-      const std::string operation = fmt::format("ctl {}", written);
-      RecordFailure(r, *file.errors, operation, kr);
-      if (parsed.command.op == Command::Op::kCopyFrom) {
-        const std::shared_ptr<vm::Task> source =
-            fs.system().FindTask(parsed.command.name);
-        if (source != file.task) RecordForSource(r, source, operation, kr);
+      RecordFailure(file, *file.errors, fmt::format("ctl {}", written), kr);
+      if (const Command& c = parsed.command; c.op == Command::Op::kCopyFrom) {
+        RecordForSource(fs, file, fs.system().FindTask(c.name).get(),
+                        c.address, c.size, c.dest, c.dst_alloc, c.src_destroy,
+                        kr);
       }
       return ErrnoFromKern(kr);
     }
@@ -702,7 +727,7 @@ Replied Write(Reply& r, fuse_ino_t, const char* buf, size_t size, off_t off,
   const KernReturn kr = vm::vm_write(*file->task, address, buf, size);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "write", *file->task, address, size, kr);
-    RecordFailure(r, *file->errors,
+    RecordFailure(*file, *file->errors,
                   fmt::format("pwrite {:#x} {:#x}", address, size), kr);
     return r.Err(ErrnoFromKern(kr));
   }
@@ -723,9 +748,9 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
   if (IoctlChangesMemory(cmd) && (file->flags & O_ACCMODE) == O_RDONLY) {
     return r.Err(EBADF);
   }
-  // Only VM_MAP_COPY reaches another task and needs the caller's identity.
+  // Only VM_MAP_COPY reaches another task, with the opener's rights.
   ExecContext context =
-      cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, r.req()) : ExecContext{};
+      cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, *file) : ExecContext{};
   context.system = &fs.system();
   alignas(8) unsigned char out[64];
   const IoctlResult result =
@@ -737,13 +762,15 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
     if (result.error != ENOTTY) {
       LogFailure(fs, "ioctl", *file->task, cmd, in_bufsz, kr);
       const std::string operation = IoctlOperation(cmd, in_buf, in_bufsz);
-      RecordFailure(r, *file->errors, operation, kr);
-      if (cmd == TASKFS_IOC_VM_MAP_COPY && in_bufsz >= sizeof(taskfs_vm_map_copy)) {
+      RecordFailure(*file, *file->errors, operation, kr);
+      if (cmd == TASKFS_IOC_VM_MAP_COPY &&
+          in_bufsz >= sizeof(taskfs_vm_map_copy)) {
         taskfs_vm_map_copy a;
         std::memcpy(&a, in_buf, sizeof a);
-        const std::shared_ptr<vm::Task> source =
-            fs.system().FindTask(a.src_task_id);
-        if (source != file->task) RecordForSource(r, source, operation, kr);
+        RecordForSource(fs, *file, fs.system().FindTask(a.src_task_id).get(),
+                        a.src, a.size, a.dst,
+                        (a.flags & TASKFS_VM_MAP_COPY_DST_ALLOC) != 0,
+                        (a.flags & TASKFS_VM_MAP_COPY_SRC_DESTROY) != 0, kr);
       }
     }
     return r.Err(result.error);
