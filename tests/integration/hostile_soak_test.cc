@@ -206,6 +206,11 @@ PageKind Decode(const unsigned char* p, std::uint64_t* owner,
 // --- what every process reports ---------------------------------------------
 
 constexpr int kNotes = 24;
+const char* const kPhaseName[] = {
+    "the soak alone",           "lines: opening ctl files",
+    "lines: continuing lines",  "strand: protect splits",
+    "strand: refilling pages",  "status: filling the task",
+    "status: reading status"};
 struct SoakState {
   std::atomic<bool> stop{false};
   std::atomic<bool> over_bound{false};
@@ -213,6 +218,9 @@ struct SoakState {
   std::atomic<long long> peak_rss{0};
   std::atomic<long long> attack_peak_rss{0};
   std::atomic<long long> over_bound_rss{0};
+  // What runs now (kPhaseName), and what ran when VmRSS passed the bound.
+  std::atomic<int> phase{0};
+  std::atomic<int> over_bound_phase{0};
   std::atomic<long> ops{0};
   std::atomic<long> pages_checked{0};
   std::atomic<long> leaks{0};        // pages read by a user who may not
@@ -963,6 +971,7 @@ class HostileSoakTest : public ::testing::Test {
 #else
       if (rss > Bound() && !state_->over_bound.exchange(true)) {
         state_->over_bound_rss.store(rss);
+        state_->over_bound_phase.store(state_->phase.load());
         state_->stop.store(true);
       }
 #endif
@@ -994,6 +1003,7 @@ class HostileSoakTest : public ::testing::Test {
               << (r == kChildHung ? "hung" : r == 0 ? "ok" : std::strerror(r))
               << "\n";
     if (r != 0) Note(&*state_, "attack %s ended with %d", name, r);
+    state_->phase.store(0);
   }
 
   // Kept ctl lines: kCtlFiles open ctl files, each keeping a cut line, then
@@ -1002,6 +1012,7 @@ class HostileSoakTest : public ::testing::Test {
   int KeptLines() {
     SoakState* s = &*state_;
     const std::string dir = mount_ / "lines";
+    s->phase.store(1);
     if (::mkdir(dir.c_str(), 0700) != 0) return errno;
     std::vector<int> fds;
     for (int i = 0; i < kCtlFiles && !Stopped(); ++i) {
@@ -1014,6 +1025,7 @@ class HostileSoakTest : public ::testing::Test {
       Check(s, "ctl cut line", Command(fd, "# kept\ndeallocate 0x10000"));
     }
     s->figure[0].store(static_cast<long>(fds.size()));
+    s->phase.store(2);
     std::string big = " 4K\n";
     const std::string comment = "#" + std::string(1022, 'k') + "\n";
     while (big.size() + comment.size() + 64 < 512 * 1024) big += comment;
@@ -1033,6 +1045,7 @@ class HostileSoakTest : public ::testing::Test {
   int Strand() {
     SoakState* s = &*state_;
     const std::string dir = mount_ / "splits";
+    s->phase.store(3);
     const long long before = StatfsUsedBytes(mount_.path());
     const std::uint64_t pages = 2 * static_cast<std::uint64_t>(kSplitBytes / 64);
     if (::mkdir(dir.c_str(), 0700) != 0) return errno;
@@ -1063,6 +1076,7 @@ class HostileSoakTest : public ::testing::Test {
     if (::rmdir(dir.c_str()) != 0) return errno;
     PollUntil([&] { return StatfsUsedBytes(mount_.path()) <= before + kMiB; },
               std::chrono::seconds(10));
+    s->phase.store(4);
     s->figure[4].store(FillWithPages(mount_ / "refill") / kMiB);
     return Err(::rmdir((mount_ / "refill").c_str()));
   }
@@ -1103,11 +1117,14 @@ class HostileSoakTest : public ::testing::Test {
   int StatusReaders() {
     SoakState* s = &*state_;
     const std::string big = mount_ / "big";
+    s->phase.store(5);
     const long long written = FillWithPages(big, 8 * kMiB);
     s->figure[5].store(written / static_cast<long long>(kPage));
     int e = WriteCtlText(big + "/ctl", "fork bigchild\n");
     Check(s, "fork big", e);
     if (e == 0) {
+      s->figure[7].store((DaemonRss(daemon_) - baseline_) / kMiB);
+      s->phase.store(6);
       std::atomic<long>* reads = &s->figure[6];
       Children readers;
       const auto until = Clock::now() + std::chrono::seconds(3);
@@ -1237,7 +1254,8 @@ TEST_F(HostileSoakTest, UsersSeeOnlyWhatTheyMayAndTheDaemonStaysBounded) {
             << " splits (" << s.figure[3].load() << " MiB), then "
             << s.figure[4].load() << " MiB written; status: "
             << s.figure[5].load() << " pages forked, " << s.figure[6].load()
-            << " status reads\n";
+            << " status reads, VmRSS before them " << s.figure[7].load()
+            << " MiB above idle\n";
   for (int i = 0; i < std::min(s.notes.load(), kNotes); ++i) {
     std::cout << "[ NOTE     ] " << s.note[i] << "\n";
   }
@@ -1251,7 +1269,8 @@ TEST_F(HostileSoakTest, UsersSeeOnlyWhatTheyMayAndTheDaemonStaysBounded) {
   EXPECT_FALSE(s.over_bound.load())
       << "daemon VmRSS " << s.over_bound_rss.load() << " passed idle "
       << baseline_ << " + limit " << kLimit << " + reserve " << kReserve
-      << " + base " << kBase;
+      << " + base " << kBase << " during "
+      << kPhaseName[s.over_bound_phase.load()];
   EXPECT_FALSE(s.daemon_lost.load());
   EXPECT_TRUE(alive) << "the daemon died";
   EXPECT_TRUE(all_exited) << "workers had to be killed at the deadline";
