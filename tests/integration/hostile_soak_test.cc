@@ -1118,7 +1118,7 @@ class HostileSoakTest : public ::testing::Test {
     SoakState* s = &*state_;
     const std::string big = mount_ / "big";
     s->phase.store(5);
-    const long long written = FillWithPages(big, 8 * kMiB);
+    const long long written = FillWithPages(big, 3 * kMiB);
     s->figure[5].store(written / static_cast<long long>(kPage));
     int e = WriteCtlText(big + "/ctl", "fork bigchild\n");
     Check(s, "fork big", e);
