@@ -788,12 +788,15 @@ class Worker {
       return;
     }
     Reply reply{-1, -1};
+    // Our own descriptor stays open until root is done with its copy: our
+    // close would otherwise flush the file first, and a line root left cut
+    // would run at our close, not at root's.
     const bool sent = SendWithFd(broker_, req, fd);
+    const bool replied =
+        sent && ::recv(broker_, &reply, sizeof reply, MSG_WAITALL) ==
+                    sizeof reply;
     ::close(fd);
-    if (!sent || ::recv(broker_, &reply, sizeof reply, MSG_WAITALL) !=
-                     sizeof reply) {
-      return;  // the broker is gone: the soak is ending
-    }
+    if (!replied) return;  // the broker is gone: the soak is ending
     Check(s_, "borrowed op", reply.op_errno);
     Check(s_, "borrowed close", reply.close_errno);
     const int result = kind == 4 ? reply.close_errno : reply.op_errno;
