@@ -5,11 +5,16 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <sstream>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "fs/ctl_command.h"
 #include "fs/line_assembler.h"
+#include "vmcore/failure_reason.h"
+#include "vmcore/memory_budget.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -46,8 +51,16 @@ std::string Located(std::string_view path, std::size_t line,
   return std::string(path) + ":" + std::to_string(line) + ": " + message;
 }
 
+// "VERB failed: KERN_NAME". A shortage also names the limit that refused
+// it (the memory limit and what it held, or max_tasks): the manifest may be
+// right and the mount's options too small for it.
 std::string Failed(std::string_view what, vm::KernReturn kr) {
-  return std::string(what) + " failed: " + std::string(vm::KernReturnName(kr));
+  std::string message =
+      std::string(what) + " failed: " + std::string(vm::KernReturnName(kr));
+  if (kr == vm::KERN_RESOURCE_SHORTAGE && !vm::LastFailureReason().empty()) {
+    message += ": " + std::string(vm::LastFailureReason());
+  }
+  return message;
 }
 
 std::string_view Verb(const Command& c) {
@@ -106,6 +119,28 @@ std::string RunLine(vm::VmSystem& system, const Command& c,
   return kr == vm::KERN_SUCCESS ? "" : Failed(Verb(c), kr);
 }
 
+// RunLine, with running out of memory as an error of the line like any
+// other: the task records the file system keeps for a new task (its node
+// and errors file, made by on_task_created) are charged against the memory
+// limit and throw when it refuses them, and a manifest's error must be a
+// line, never an abort.
+std::string RunLineGuarded(vm::VmSystem& system, const Command& c,
+                           std::shared_ptr<vm::Task>* current,
+                           const OnTaskCreated& on_task_created,
+                           const FileReader& read_file) {
+  try {
+    return RunLine(system, c, current, on_task_created, read_file);
+  } catch (const vm::LimitReached& limit) {
+    return fmt::format(
+        "{} failed: KERN_RESOURCE_SHORTAGE: memory limit {} bytes: {} in use, "
+        "the call needs {} more",
+        Verb(c), limit.limit(), limit.used(), limit.asked());
+  } catch (const std::bad_alloc&) {
+    return std::string(Verb(c)) +
+           " failed: KERN_RESOURCE_SHORTAGE: out of memory";
+  }
+}
+
 std::string Apply(vm::VmSystem& system, std::string_view path,
                   std::string_view text, const OnTaskCreated& on_task_created,
                   const FileReader& read_file) {
@@ -122,8 +157,8 @@ std::string Apply(vm::VmSystem& system, std::string_view path,
     const ParseResult parsed = ParseCommand(line.text, Grammar::kManifest);
     if (!parsed.ok) return Located(path, line_number, parsed.error);
     if (parsed.empty) continue;
-    const std::string error = RunLine(system, parsed.command, &current,
-                                      on_task_created, read_file);
+    const std::string error = RunLineGuarded(system, parsed.command, &current,
+                                             on_task_created, read_file);
     if (!error.empty()) return Located(path, line_number, error);
   }
   return "";

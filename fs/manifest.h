@@ -27,7 +27,14 @@ std::string ApplyEmbeddedDemo(
 // Parses text (the contents of the file at path; path names it in errors
 // and anchors relative `load` paths) and creates its tasks in system,
 // calling on_task_created (may be null) for each. Returns "" on success,
-// else one line "PATH:LINE: message". Stops at the first error.
+// else one line "PATH:LINE: message". Stops at the first error; the lines
+// before it stay done.
+//
+// Running out of memory is such an error, never an exception:
+// on_task_created may throw std::bad_alloc (vm::LimitReached when the
+// memory limit refuses what the file system keeps for a task), and a
+// refusal names the limit ("task failed: KERN_RESOURCE_SHORTAGE: memory
+// limit N bytes: ..."; max_tasks likewise).
 std::string ApplyManifest(
     vm::VmSystem& system, std::string_view path, std::string_view text,
     const std::function<void(const std::shared_ptr<vm::Task>&)>&

@@ -1,5 +1,6 @@
 // Manifests (SPEC §8): the embedded demo, "PATH:LINE: message" errors, fill
-// and load.
+// and load, and a memory limit too small for a manifest as an error of its
+// line.
 #include "fs/manifest.h"
 
 #include <gtest/gtest.h>
@@ -14,8 +15,10 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/node_table.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
+#include "vmcore/memory_budget.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
 #include "vmcore/vm_types.h"
@@ -88,11 +91,11 @@ class ManifestTest : public ::testing::Test {
 
   static constexpr std::uint64_t kPage4K = 4096;
 
-  void MakeSystem(std::uint64_t page_size) {
+  void MakeSystem(std::uint64_t page_size, std::uint64_t memory_limit = 0) {
     vm::VmConfig config;
     config.page_size = page_size;
     config.address_bits = 32;
-    config.memory_limit = 0;
+    config.memory_limit = memory_limit;
     config.max_tasks = 16;
     system_ = std::make_unique<vm::VmSystem>(config);
     created_.clear();
@@ -453,6 +456,82 @@ TEST_F(ManifestTest, LoadManifestFileOfDirectory) {
   ASSERT_FALSE(dir.path().empty());
   EXPECT_EQ(LoadManifestFile(*system_, dir.path(), nullptr),
             dir.path() + ": Is a directory");
+}
+
+// --- the memory limit ------------------------------------------------------
+
+// What TaskFs::AddTask does for each new task: a node and its errors file,
+// charged against the memory limit, throwing vm::LimitReached when refused.
+class NodesRecorder {
+ public:
+  std::function<void(const std::shared_ptr<vm::Task>&)> Callback() {
+    return [this](const std::shared_ptr<vm::Task>& task) {
+      nodes_.Add(task, 0, 0);
+    };
+  }
+
+ private:
+  NodeTable nodes_;
+};
+
+TEST_F(ManifestTest, FillPastTheLimitNamesTheLimit) {
+  MakeSystem(kPage4K, 64 * 1024);
+  const std::string error = Apply("m", "task a\nallocate 0 1M\nfill 0 1M 1\n");
+  ExpectError(error, "m", 3,
+              "fill failed: KERN_RESOURCE_SHORTAGE: memory limit 65536 bytes");
+}
+
+TEST_F(ManifestTest, TaskRecordsPastTheLimitAreAnErrorOfTheLine) {
+  // Each task's node and errors file take about 10 KiB: 64 KiB hold a few.
+  MakeSystem(kPage4K, 64 * 1024);
+  NodesRecorder nodes;
+  std::string text;
+  for (int i = 0; i < 16; ++i) text += "task t" + std::to_string(i) + "\n";
+  std::string error;
+  EXPECT_NO_THROW(error = ApplyManifest(*system_, "m", text, nodes.Callback()));
+  ASSERT_FALSE(error.empty());
+  EXPECT_NE(error.find(": task failed: KERN_RESOURCE_SHORTAGE: memory limit "
+                       "65536 bytes: "),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
+TEST_F(ManifestTest, ForkWhoseRecordsPassTheLimitIsAnErrorOfTheLine) {
+  const auto refuse_b = [](const std::shared_ptr<vm::Task>& task) {
+    if (task->name() == "b") throw vm::LimitReached(4096, 4000, 9000);
+  };
+  std::string error;
+  EXPECT_NO_THROW(
+      error = ApplyManifest(*system_, "m", "task a\nfork b\n", refuse_b));
+  EXPECT_EQ(error,
+            "m:2: fork failed: KERN_RESOURCE_SHORTAGE: memory limit 4096 "
+            "bytes: 4000 in use, the call needs 9000 more");
+}
+
+// Every limit too small for the demo is an error of one line naming the
+// limit, never an exception; a large enough one creates the demo.
+TEST_F(ManifestTest, EmbeddedDemoUnderEverySmallLimit) {
+  std::uint64_t fits = 0;
+  for (std::uint64_t limit = 1; limit <= 1024 * 1024 && fits == 0;
+       limit += limit < 16 * 1024 ? 1021 : 4093) {
+    SCOPED_TRACE(limit);
+    MakeSystem(kPage4K, limit);
+    NodesRecorder nodes;
+    std::string error;
+    ASSERT_NO_THROW(error = ApplyEmbeddedDemo(*system_, nodes.Callback()));
+    if (error.empty()) {
+      fits = limit;
+      break;
+    }
+    EXPECT_EQ(error.rfind("<embedded demo>:", 0), 0u) << error;
+    EXPECT_NE(error.find("KERN_RESOURCE_SHORTAGE: memory limit " +
+                         std::to_string(limit) + " bytes"),
+              std::string::npos)
+        << error;
+    EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  }
+  EXPECT_NE(fits, 0u) << "the demo fits in no limit up to 1 MiB";
 }
 
 }  // namespace

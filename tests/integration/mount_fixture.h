@@ -63,6 +63,9 @@ class Mount {
     return mountpoint_ + "/" + rel;
   }
   pid_t daemon_pid() const { return pid_; }
+  // Once the daemon has ended (it exited before mounting, or StopWith):
+  // its exit status; -1 while it runs or if a signal ended it.
+  int exit_status() const { return exit_status_; }
 
   // Sends sig to the daemon and waits (with a deadline) for it to exit.
   // Returns its exit status (-1 if it died by a signal or did not exit).

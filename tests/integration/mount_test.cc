@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -283,6 +284,64 @@ TEST(MountTest, MaxTasksAppliesToManifestTasks) {
   EXPECT_EQ(r.err.rfind("taskfs: " + manifest + ":4: ", 0), 0u) << r.err;
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
   EXPECT_FALSE(IsMountpoint(mountpoint));
+}
+
+// --- limits too small for the tasks ---------------------------------------
+
+// Starts `taskfs -f -o memory_limit=LIMIT[,EXTRA] MOUNTPOINT`: it must mount
+// (then the Mount unmounts it and reaps the daemon) or exit 1 with one line
+// on stderr naming the limit, never end by a signal. True if it mounted.
+bool MountsOrRefusesTheLimit(std::uint64_t limit, const std::string& extra) {
+  SCOPED_TRACE("memory_limit=" + std::to_string(limit) + " " + extra);
+  Mount mount({"-o", "memory_limit=" + std::to_string(limit) +
+                         (extra.empty() ? "" : "," + extra)});
+  if (mount.ok()) return true;
+  const std::string log = mount.DaemonLog();
+  EXPECT_EQ(mount.exit_status(), 1) << mount.error();
+  EXPECT_EQ(log.rfind("taskfs: ", 0), 0u) << log;
+  EXPECT_EQ(log.find('\n'), log.size() - 1) << "not one line: " << log;
+  const std::string named = limit == 0
+                                ? "bad memory_limit '0'"
+                                : "KERN_RESOURCE_SHORTAGE: memory limit " +
+                                      std::to_string(limit) + " bytes";
+  EXPECT_NE(log.find(named), std::string::npos) << log;
+  return false;
+}
+
+// Every memory limit too small for the tasks to create ends the daemon with
+// one line and exit status 1 (it used to abort on an uncaught LimitReached):
+// every 4 KiB from 0 to 64 KiB and the odd values around the first pages,
+// then the least limit that mounts, found by bisection, and the values
+// around it. For the embedded demo and for its copy on disk, whose `load`
+// reads a file.
+TEST(MountTest, EveryLimitTooSmallForTheTasksIsOneLine) {
+  const std::string on_disk = "tasks=" + SourceDir() + "/examples/demo.tasks";
+  for (const std::string& tasks : {std::string(), on_disk}) {
+    SCOPED_TRACE(tasks.empty() ? "the embedded demo" : tasks);
+    std::vector<std::uint64_t> limits = {1, 4095, 4096, 4097, 8191, 8192};
+    for (std::uint64_t l = 0; l <= 64 * 1024; l += 4096) limits.push_back(l);
+    for (const std::uint64_t limit : limits) {
+      EXPECT_FALSE(MountsOrRefusesTheLimit(limit, tasks));
+    }
+    std::uint64_t refused = 64 * 1024;
+    std::uint64_t mounts = 4 << 20;
+    ASSERT_TRUE(MountsOrRefusesTheLimit(mounts, tasks));
+    while (mounts - refused > 1) {
+      const std::uint64_t mid = refused + (mounts - refused) / 2;
+      if (MountsOrRefusesTheLimit(mid, tasks)) {
+        mounts = mid;
+      } else {
+        refused = mid;
+      }
+    }
+    std::printf("the demo (%s) needs memory_limit=%llu\n",
+                tasks.empty() ? "embedded" : "on disk",
+                static_cast<unsigned long long>(mounts));
+    EXPECT_FALSE(MountsOrRefusesTheLimit(mounts - 1, tasks));
+    EXPECT_FALSE(MountsOrRefusesTheLimit(mounts - 4096, tasks));
+    EXPECT_TRUE(MountsOrRefusesTheLimit(mounts, tasks));
+    EXPECT_TRUE(MountsOrRefusesTheLimit(mounts + 4096, tasks));
+  }
 }
 
 TEST(MountTest, EveryLogLevelIsAccepted) {
