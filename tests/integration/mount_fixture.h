@@ -23,6 +23,7 @@ struct RunResult {
   int exit_code = -1;  // -1 if killed by a signal or timed out
   std::string out;     // stdout
   std::string err;     // stderr
+  long max_rss_kib = -1;  // its peak resident memory (wait4's ru_maxrss)
 };
 
 // Runs argv to completion with a deadline (then SIGKILL), capturing output.

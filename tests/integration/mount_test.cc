@@ -286,7 +286,7 @@ TEST(MountTest, MaxTasksAppliesToManifestTasks) {
   EXPECT_FALSE(IsMountpoint(mountpoint));
 }
 
-// --- limits too small for the tasks ---------------------------------------
+// --- limits too small for the tasks, and what a manifest may be -------------
 
 // Starts `taskfs -f -o memory_limit=LIMIT[,EXTRA] MOUNTPOINT`: it must mount
 // (then the Mount unmounts it and reaps the daemon) or exit 1 with one line
@@ -341,6 +341,72 @@ TEST(MountTest, EveryLimitTooSmallForTheTasksIsOneLine) {
     EXPECT_FALSE(MountsOrRefusesTheLimit(mounts - 4096, tasks));
     EXPECT_TRUE(MountsOrRefusesTheLimit(mounts, tasks));
     EXPECT_TRUE(MountsOrRefusesTheLimit(mounts + 4096, tasks));
+  }
+}
+
+// A manifest must be a regular file: /proc's files say st_size 0 and read
+// on (/proc/self/mem used to mount as an empty manifest).
+TEST(MountTest, ManifestThatIsNoRegularFileIsRefused) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string mountpoint = dir.MakeDir("mnt");
+  for (const std::string manifest :
+       {"/proc/self/mem", "/proc/self/status", "/dev/null"}) {
+    SCOPED_TRACE(manifest);
+    const RunResult r =
+        RunCommand({DaemonPath(), "-f", "-o", "tasks=" + manifest, mountpoint},
+                   std::chrono::seconds(10));
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.rfind("taskfs: " + manifest + ": not a regular file", 0),
+              0u)
+        << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_FALSE(IsMountpoint(mountpoint));
+  }
+}
+
+// A `load` of a 3 GiB file (sparse: no disk) under memory_limit=512M is
+// refused before a byte of it is read, whether the pages it needs pass the
+// limit or its region is too small; the daemon used to read it whole first
+// (2 GiB resident). The bound: a load holds at most one 1 MiB piece of its
+// file, so the daemon's peak resident memory stays under 64 MiB (idle it is
+// about 5 MiB; ru_maxrss also counts the test's own pages the forked child
+// held before exec).
+TEST(MountTest, LoadOfAHugeFileIsRefusedWithoutReadingIt) {
+  constexpr long kBoundKib = 64 * 1024;
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string big = dir / "big.bin";
+  ASSERT_EQ(RunCommand({"truncate", "-s", "3G", big}).exit_code, 0);
+  const std::string mountpoint = dir.MakeDir("mnt");
+  struct Row {
+    std::string region;  // the allocate line
+    std::string named;   // what the error must say
+  };
+  for (const Row& row :
+       {Row{"allocate 0x100000000 4G",
+            "load failed: KERN_RESOURCE_SHORTAGE: 'big.bin' holds 3221225472 "
+            "bytes"},
+        Row{"allocate 0x100000000 64K",
+            "load failed: KERN_INVALID_ADDRESS: 'big.bin' holds 3221225472 "
+            "bytes"}}) {
+    SCOPED_TRACE(row.region);
+    const std::string manifest = dir.Write(
+        "big.tasks", "task a\n" + row.region + "\nload 0x100000000 big.bin\n");
+    const auto start = std::chrono::steady_clock::now();
+    const RunResult r =
+        RunCommand({DaemonPath(), "-f", "-o",
+                    "memory_limit=512M,tasks=" + manifest, mountpoint},
+                   std::chrono::seconds(60));
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.rfind("taskfs: " + manifest + ":3: " + row.named, 0), 0u)
+        << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_GT(r.max_rss_kib, 0);
+    EXPECT_LT(r.max_rss_kib, kBoundKib);
+    EXPECT_LT(took, std::chrono::seconds(5));
+    EXPECT_FALSE(IsMountpoint(mountpoint));
   }
 }
 
