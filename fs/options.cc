@@ -29,8 +29,11 @@ struct RawOptions {
   char* memory_limit = nullptr;
   char* max_tasks = nullptr;
   char* log_level = nullptr;
-  // fuse_opt_parse hands the same pointer to the option proc.
+  // fuse_opt_parse hands the same pointer to the option proc. The first
+  // three non-option arguments (a third is already an error), and how many
+  // there were: argv never grows what the daemon keeps.
   std::vector<std::string> positional;
+  std::size_t positional_count = 0;
 };
 
 #define TASKFS_OPT(templ, field) \
@@ -49,7 +52,9 @@ const fuse_opt kOptionSpec[] = {
 // Collects the non-option arguments (SOURCE, MOUNTPOINT); keeps the rest.
 int CollectPositional(void* data, const char* arg, int key, fuse_args*) {
   if (key == FUSE_OPT_KEY_NONOPT) {
-    static_cast<RawOptions*>(data)->positional.push_back(arg);
+    RawOptions* raw = static_cast<RawOptions*>(data);
+    if (raw->positional.size() < 3) raw->positional.push_back(arg);
+    ++raw->positional_count;
     return 0;
   }
   return 1;
@@ -67,6 +72,27 @@ void FreeRaw(RawOptions* raw) {
                   raw->memory_limit, raw->max_tasks, raw->log_level}) {
     std::free(p);
   }
+}
+
+// An option's value as an error quotes it: at most 64 bytes, and a byte
+// that is not printable ASCII as \xNN, so that the error stays one short
+// line whatever the value holds (a newline, 100 KiB of it).
+std::string Quoted(std::string_view value) {
+  constexpr std::size_t kMax = 64;
+  std::string out = "'";
+  for (const char ch : value.substr(0, kMax)) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += ch;
+    }
+  }
+  if (value.size() > kMax) out += "...";
+  out += '\'';
+  return out;
 }
 
 std::string AbsolutePath(const std::string& path) {
@@ -89,13 +115,13 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
   std::uint64_t value = 0;
   if (raw.page_size != nullptr) {
     if (!ParseOptionNumber(raw.page_size, NumberForm::kPlain, &value)) {
-      return std::string("bad page_size '") + raw.page_size + "'";
+      return "bad page_size " + Quoted(raw.page_size);
     }
     o->vm.page_size = value;
   }
   if (raw.address_bits != nullptr) {
     if (!ParseOptionNumber(raw.address_bits, NumberForm::kPlain, &value) || value > 64) {
-      return std::string("bad address_bits '") + raw.address_bits + "'";
+      return "bad address_bits " + Quoted(raw.address_bits);
     }
     o->vm.address_bits = static_cast<unsigned>(value);
   }
@@ -106,15 +132,15 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
   o->vm.pin_wait = std::chrono::seconds(1);
   if (raw.memory_limit != nullptr) {
     if (!ParseOptionNumber(raw.memory_limit, NumberForm::kSize, &value) || value == 0) {
-      return std::string("bad memory_limit '") + raw.memory_limit +
-             "' (want a positive size such as 512M or 2G)";
+      return "bad memory_limit " + Quoted(raw.memory_limit) +
+             " (want a positive size such as 512M or 2G)";
     }
     o->vm.memory_limit = value;
   }
   if (raw.max_tasks != nullptr) {
     if (!ParseOptionNumber(raw.max_tasks, NumberForm::kPlain, &value) || value == 0) {
-      return std::string("bad max_tasks '") + raw.max_tasks +
-             "' (want a positive number)";
+      return "bad max_tasks " + Quoted(raw.max_tasks) +
+             " (want a positive number)";
     }
     o->vm.max_tasks = value;
   }
@@ -137,8 +163,8 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
       }
     }
     if (!found) {
-      return std::string("bad log_level '") + raw.log_level +
-             "' (want trace, debug, info, warn, error or off)";
+      return "bad log_level " + Quoted(raw.log_level) +
+             " (want trace, debug, info, warn, error or off)";
     }
   }
   const std::string invalid = vm::VmSystem::ValidateConfig(o->vm);
@@ -158,10 +184,12 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
 
 // SOURCE (mount(8) form) and MOUNTPOINT.
 std::string ApplyPositional(const std::vector<std::string>& positional,
-                            bool tasks_option, Options* o) {
+                            std::size_t count, bool tasks_option, Options* o) {
   if (positional.empty()) return "no mountpoint given (see taskfs --help)";
-  if (positional.size() > 2) {
-    return "too many arguments: '" + positional[2] + "' (see taskfs --help)";
+  if (count > 2) {
+    return "too many arguments: " + Quoted(positional[2]) +
+           (count > 3 ? " and " + std::to_string(count - 3) + " more" : "") +
+           " (see taskfs --help)";
   }
   o->mountpoint = positional.back();
   if (positional.size() == 2) {
@@ -242,7 +270,8 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* o,
   o->max_threads = cmdline.max_threads;
   *error = ApplyRaw(raw, o);
   if (error->empty()) {
-    *error = ApplyPositional(raw.positional, raw.tasks != nullptr, o);
+    *error = ApplyPositional(raw.positional, raw.positional_count,
+                             raw.tasks != nullptr, o);
   }
   FreeRaw(&raw);
   if (!error->empty()) return ParseOutcome::kError;

@@ -10,12 +10,14 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 
 #include "fs/fuse_channel.h"
 #include "fs/manifest.h"
 #include "fs/options.h"
 #include "fs/taskfs_fs.h"
+#include "vmcore/memory_budget.h"
 #include "vmcore/vm_system.h"
 
 namespace {
@@ -52,6 +54,35 @@ void BoundTheHeap() {
   mallopt(M_ARENA_MAX, 2);
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+}
+
+// Creates the tasks the options name: "" or the one-line error. Running
+// out of memory is such an error, never an abort: a manifest (the demo
+// too) reports a refusal of the memory limit on its line (fs/manifest.h),
+// and this is the net under it for anything else the limit refuses while
+// the daemon starts.
+std::string CreateTasks(const Options& options, taskfs::vm::VmSystem& system,
+                        taskfs::fs::TaskFs& fs) {
+  const auto add = [&fs](const std::shared_ptr<taskfs::vm::Task>& task) {
+    fs.AddTask(task, fs.daemon_uid(), fs.daemon_gid());
+  };
+  try {
+    switch (options.tasks) {
+      case Options::Tasks::kDemo:
+        return taskfs::fs::ApplyEmbeddedDemo(system, add);
+      case Options::Tasks::kManifest:
+        return taskfs::fs::LoadManifestFile(system, options.manifest, add);
+      case Options::Tasks::kNone:
+        break;
+    }
+  } catch (const taskfs::vm::LimitReached& limit) {
+    return "memory_limit=" + std::to_string(limit.limit()) +
+           " is too small to start: " + std::to_string(limit.used()) +
+           " bytes in use, " + std::to_string(limit.asked()) + " more needed";
+  } catch (const std::bad_alloc&) {
+    return "out of memory while creating the tasks";
+  }
+  return "";
 }
 
 struct SessionDeleter {
@@ -94,19 +125,7 @@ int main(int argc, char** argv) {
                        sizeof(fuse_lowlevel_ops), &fs));
   if (session == nullptr) return 1;  // libfuse has printed why
 
-  const auto add = [&fs](const std::shared_ptr<taskfs::vm::Task>& task) {
-    fs.AddTask(task, fs.daemon_uid(), fs.daemon_gid());
-  };
-  switch (options.tasks) {
-    case Options::Tasks::kDemo:
-      error = taskfs::fs::ApplyEmbeddedDemo(system, add);
-      break;
-    case Options::Tasks::kManifest:
-      error = taskfs::fs::LoadManifestFile(system, options.manifest, add);
-      break;
-    case Options::Tasks::kNone:
-      break;
-  }
+  error = CreateTasks(options, system, fs);
   if (!error.empty()) return Fail(error);
 
   if (fuse_set_signal_handlers(session.get()) != 0) {

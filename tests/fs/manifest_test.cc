@@ -1,9 +1,14 @@
 // Manifests (SPEC §8): the embedded demo, "PATH:LINE: message" errors, fill
-// and load.
+// and load, and the bounds: a memory limit too small for a manifest is an
+// error of its line, a `load` reads nothing that does not fit and only
+// regular files, and a manifest is read in pieces with bounded lines.
 #include "fs/manifest.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -14,8 +19,10 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/node_table.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
+#include "vmcore/memory_budget.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
 #include "vmcore/vm_types.h"
@@ -78,6 +85,19 @@ class TempDir {
     return full;
   }
 
+  // Makes path()/name a sparse file of size bytes (no disk used) and
+  // returns its path.
+  std::string Sparse(const std::string& name, off_t size) const {
+    const std::string full = path_ + "/" + name;
+    const int fd = ::open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    EXPECT_GE(fd, 0) << full;
+    if (fd >= 0) {
+      EXPECT_EQ(::ftruncate(fd, size), 0) << full;
+      ::close(fd);
+    }
+    return full;
+  }
+
  private:
   std::string path_;
 };
@@ -88,11 +108,11 @@ class ManifestTest : public ::testing::Test {
 
   static constexpr std::uint64_t kPage4K = 4096;
 
-  void MakeSystem(std::uint64_t page_size) {
+  void MakeSystem(std::uint64_t page_size, std::uint64_t memory_limit = 0) {
     vm::VmConfig config;
     config.page_size = page_size;
     config.address_bits = 32;
-    config.memory_limit = 0;
+    config.memory_limit = memory_limit;
     config.max_tasks = 16;
     system_ = std::make_unique<vm::VmSystem>(config);
     created_.clear();
@@ -453,6 +473,225 @@ TEST_F(ManifestTest, LoadManifestFileOfDirectory) {
   ASSERT_FALSE(dir.path().empty());
   EXPECT_EQ(LoadManifestFile(*system_, dir.path(), nullptr),
             dir.path() + ": Is a directory");
+}
+
+// --- the memory limit ------------------------------------------------------
+
+// What TaskFs::AddTask does for each new task: a node and its errors file,
+// charged against the memory limit, throwing vm::LimitReached when refused.
+class NodesRecorder {
+ public:
+  std::function<void(const std::shared_ptr<vm::Task>&)> Callback() {
+    return [this](const std::shared_ptr<vm::Task>& task) {
+      nodes_.Add(task, 0, 0);
+    };
+  }
+
+ private:
+  NodeTable nodes_;
+};
+
+TEST_F(ManifestTest, FillPastTheLimitNamesTheLimit) {
+  MakeSystem(kPage4K, 64 * 1024);
+  const std::string error = Apply("m", "task a\nallocate 0 1M\nfill 0 1M 1\n");
+  ExpectError(error, "m", 3,
+              "fill failed: KERN_RESOURCE_SHORTAGE: memory limit 65536 bytes");
+}
+
+TEST_F(ManifestTest, TaskRecordsPastTheLimitAreAnErrorOfTheLine) {
+  // Each task's node and errors file take about 10 KiB: 64 KiB hold a few.
+  MakeSystem(kPage4K, 64 * 1024);
+  NodesRecorder nodes;
+  std::string text;
+  for (int i = 0; i < 16; ++i) text += "task t" + std::to_string(i) + "\n";
+  std::string error;
+  EXPECT_NO_THROW(error = ApplyManifest(*system_, "m", text, nodes.Callback()));
+  ASSERT_FALSE(error.empty());
+  EXPECT_NE(error.find(": task failed: KERN_RESOURCE_SHORTAGE: memory limit "
+                       "65536 bytes: "),
+            std::string::npos)
+      << error;
+  EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+}
+
+TEST_F(ManifestTest, ForkWhoseRecordsPassTheLimitIsAnErrorOfTheLine) {
+  const auto refuse_b = [](const std::shared_ptr<vm::Task>& task) {
+    if (task->name() == "b") throw vm::LimitReached(4096, 4000, 9000);
+  };
+  std::string error;
+  EXPECT_NO_THROW(
+      error = ApplyManifest(*system_, "m", "task a\nfork b\n", refuse_b));
+  EXPECT_EQ(error,
+            "m:2: fork failed: KERN_RESOURCE_SHORTAGE: memory limit 4096 "
+            "bytes: 4000 in use, the call needs 9000 more");
+}
+
+// Every limit too small for the demo is an error of one line naming the
+// limit, never an exception; a large enough one creates the demo.
+TEST_F(ManifestTest, EmbeddedDemoUnderEverySmallLimit) {
+  std::uint64_t fits = 0;
+  for (std::uint64_t limit = 1; limit <= 1024 * 1024 && fits == 0;
+       limit += limit < 16 * 1024 ? 1021 : 4093) {
+    SCOPED_TRACE(limit);
+    MakeSystem(kPage4K, limit);
+    NodesRecorder nodes;
+    std::string error;
+    ASSERT_NO_THROW(error = ApplyEmbeddedDemo(*system_, nodes.Callback()));
+    if (error.empty()) {
+      fits = limit;
+      break;
+    }
+    EXPECT_EQ(error.rfind("<embedded demo>:", 0), 0u) << error;
+    EXPECT_NE(error.find("KERN_RESOURCE_SHORTAGE: memory limit " +
+                         std::to_string(limit) + " bytes"),
+              std::string::npos)
+        << error;
+    EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  }
+  EXPECT_NE(fits, 0u) << "the demo fits in no limit up to 1 MiB";
+}
+
+// --- load: what it reads ---------------------------------------------------
+
+TEST_F(ManifestTest, LoadLargerThanItsRegionIsRefusedBeforeReading) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Sparse("big.bin", off_t{256} << 20);
+  const std::string path = dir.path() + "/m.tasks";
+  const std::string error =
+      Apply(path, "task a\nallocate 0x10000 64K\nload 0x10000 big.bin\n");
+  ExpectError(error, path, 3,
+              "load failed: KERN_INVALID_ADDRESS: 'big.bin' holds 268435456 "
+              "bytes, and 0x10000 is allocated only up to 0x20000");
+  // Not a byte was written.
+  EXPECT_EQ(Read("a", 0x10000, 0x10000), std::string(0x10000, '\0'));
+  ExpectError(Apply(path, "task b\nload 0x10000 big.bin\n"), path, 2,
+              "0x10000 is not allocated");
+}
+
+TEST_F(ManifestTest, LoadLargerThanTheLimitIsRefusedBeforeReading) {
+  MakeSystem(kPage4K, 1 << 20);
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Sparse("big.bin", off_t{256} << 20);
+  const std::string path = dir.path() + "/m.tasks";
+  ExpectError(Apply(path, "task a\nallocate 0 1G\nload 0 big.bin\n"), path, 3,
+              "load failed: KERN_RESOURCE_SHORTAGE: 'big.bin' holds 268435456 "
+              "bytes, 65536 pages of 4096; memory limit 1048576 bytes holds "
+              "at most 256");
+}
+
+// A file that passes the checks but not the limit (its pages and their
+// tables together) stops at the first piece the limit refuses.
+TEST_F(ManifestTest, LoadThatPassesTheLimitOnTheWayIsResourceShortage) {
+  MakeSystem(kPage4K, 1 << 20);
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Write("data.bin", std::string(255 * 4096, 'd'));
+  const std::string path = dir.path() + "/m.tasks";
+  ExpectError(
+      Apply(path, "task a\nallocate 0 1M\nload 0 data.bin\n"), path, 3,
+      "load failed: KERN_RESOURCE_SHORTAGE: memory limit 1048576 bytes");
+}
+
+// Pieces of 1 MiB at an unaligned address: every byte lands where it must.
+TEST_F(ManifestTest, LoadInPiecesKeepsEveryByte) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string data(3 * 1024 * 1024 + 12345, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    data[i] = static_cast<char>((i * 7 + i / 4096) % 251);
+  }
+  dir.Write("data.bin", data);
+  const std::string path = dir.path() + "/m.tasks";
+  ASSERT_EQ(
+      Apply(path, "task a\nallocate 0x100000 4M\nload 0x100003 data.bin\n"),
+      "");
+  const std::string back = Read("a", 0x100000, 4 * 1024 * 1024);
+  ASSERT_EQ(back.size(), 4u * 1024 * 1024);
+  EXPECT_EQ(back.substr(0, 3), std::string(3, '\0'));
+  EXPECT_TRUE(back.substr(3, data.size()) == data);
+  EXPECT_EQ(back.substr(3 + data.size()),
+            std::string(back.size() - 3 - data.size(), '\0'));
+}
+
+// Files that are no regular files: refused as such, without blocking and
+// without taking /proc's st_size of 0 for an empty file.
+TEST_F(ManifestTest, LoadOfWhatIsNoRegularFile) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  ASSERT_EQ(::mkfifo((dir.path() + "/fifo").c_str(), 0600), 0);
+  const std::string path = dir.path() + "/m.tasks";
+  for (const std::string& name :
+       {"/proc/self/mem"s, "/proc/self/status"s, "/dev/zero"s, "fifo"s}) {
+    SCOPED_TRACE(name);
+    MakeSystem(kPage4K);
+    const std::string error =
+        Apply(path, "task a\nallocate 0 64K\nload 0 " + name + "\n");
+    ExpectError(error, path, 3, "load: " + name + ": not a regular file");
+  }
+}
+
+TEST_F(ManifestTest, LoadOfAnEmptyFileLoadsNothing) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  dir.Write("empty.bin", "");
+  const std::string path = dir.path() + "/m.tasks";
+  EXPECT_EQ(Apply(path, "task a\nload 0x10000 empty.bin\n"), "");
+}
+
+// --- reading the manifest --------------------------------------------------
+
+TEST_F(ManifestTest, LoadManifestFileOfWhatIsNoRegularFile) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string fifo = dir.path() + "/fifo.tasks";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path :
+       {"/proc/self/mem"s, "/proc/self/status"s, "/dev/zero"s, fifo}) {
+    SCOPED_TRACE(path);
+    const std::string error = LoadManifestFile(*system_, path, nullptr);
+    EXPECT_EQ(error.rfind(path + ": not a regular file", 0), 0u) << error;
+    EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+  }
+  EXPECT_TRUE(TaskNames().empty());
+}
+
+TEST_F(ManifestTest, CommandPartLongerThanTheLineLimitIsAnError) {
+  const std::string spaces(kMaxManifestLine, ' ');
+  ExpectError(Apply("m", "task a\nallocate" + spaces + "0 4K\ntask b\n"), "m",
+              2, "line too long");
+  EXPECT_EQ(TaskNames(), std::vector<std::string>{"a"});
+  // At the limit it is a line like any other.
+  MakeSystem(kPage4K);
+  EXPECT_EQ(Apply("m", "task a\nallocate" +
+                           std::string(kMaxManifestLine - 12, ' ') + "0 4K\n"),
+            "");
+}
+
+TEST_F(ManifestTest, CommentsMayBeAnyLength) {
+  const std::string comment(4 * kMaxManifestLine, 'c');
+  EXPECT_EQ(Apply("m", "#" + comment + "\ntask a # " + comment + "\n"), "");
+  EXPECT_EQ(TaskNames(), std::vector<std::string>{"a"});
+  // A NUL byte is still an error, in a comment too.
+  ExpectError(Apply("m2", "task b # x\0y\n"s), "m2", 1, "0x00");
+}
+
+// A manifest read in pieces: lines cut between two pieces, comments longer
+// than a piece, and line numbers counted across them.
+TEST_F(ManifestTest, LoadManifestFileReadsAcrossPieces) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string text =
+      "# " + std::string(65536 - 2 - 3, 'c') + "\ntask straddle\n";
+  text += "#" + std::string(200000, 'x') + "\n";
+  for (int i = 0; i < 20000; ++i) text += "allocate anywhere 4K\n";
+  text += "task last\nbogus";
+  const std::string path = dir.Write("m.tasks", text);
+  ExpectError(LoadManifestFile(*system_, path, Recorder()), path, 20005,
+              "unknown command 'bogus'");
+  EXPECT_EQ(created_, (std::vector<std::string>{"straddle", "last"}));
+  EXPECT_EQ(Regions("straddle").size(), 1u);  // 20,000 pages, one region
 }
 
 }  // namespace

@@ -347,6 +347,25 @@ TEST_F(OptionsTest, ThreePositionalArguments) {
   ExpectError({"none", mountpoint_, "extra"}, "extra");
 }
 
+// Only the first three are kept, whatever argv holds.
+TEST_F(OptionsTest, ManyPositionalArguments) {
+  std::vector<std::string> args = {"none", mountpoint_, "extra"};
+  args.resize(args.size() + 1000, "more");
+  ExpectError(args, "too many arguments: 'extra' and 1000 more");
+}
+
+// A bad value is quoted cut short, its unprintable bytes as \xNN: the
+// error stays one short line.
+TEST_F(OptionsTest, BadValueIsQuotedOnOneShortLine) {
+  ExpectError({"-o", "page_size=4\n096", mountpoint_},
+              "bad page_size '4\\x0a096'");
+  ExpectError({"-o", "log_level=" + std::string(100000, 'x'), mountpoint_},
+              "bad log_level '" + std::string(64, 'x') + "...'");
+  EXPECT_LT(error_.size(), 200u) << error_;
+  ExpectError({"-o", "memory_limit=\xff\x01", mountpoint_},
+              "bad memory_limit '\\xff\\x01'");
+}
+
 TEST_F(OptionsTest, SourceAndTasksOption) {
   ExpectError({"/etc/demo.tasks", mountpoint_, "-o", "tasks=none"}, "tasks");
   EXPECT_NE(error_.find("/etc/demo.tasks"), std::string::npos) << error_;

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,19 +40,20 @@ std::string TempFile(const char* stem) {
 }
 
 // Waits for pid with a deadline; kills it when the deadline passes.
-// Returns the wait status, or -1 if it had to be killed.
+// Returns the wait status, or -1 if it had to be killed. usage, if given,
+// gets the child's resource usage.
 int WaitWithDeadline(pid_t pid, std::chrono::steady_clock::duration deadline,
-                     bool* killed) {
+                     bool* killed, rusage* usage = nullptr) {
   const auto until = Clock::now() + deadline;
   int status = 0;
   *killed = false;
   while (true) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    const pid_t r = ::wait4(pid, &status, WNOHANG, usage);
     if (r == pid) return status;
     if (r < 0 && errno != EINTR) return -1;
     if (Clock::now() >= until) {
       ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+      ::wait4(pid, &status, 0, usage);
       *killed = true;
       return status;
     }
@@ -121,8 +123,10 @@ RunResult RunCommand(const std::vector<std::string>& argv,
     ::_exit(127);
   }
   bool killed = false;
-  const int status = WaitWithDeadline(pid, deadline, &killed);
+  rusage usage{};
+  const int status = WaitWithDeadline(pid, deadline, &killed, &usage);
   if (!killed && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.max_rss_kib = usage.ru_maxrss;
   result.out = ReadFile(out_path);
   result.err = ReadFile(err_path);
   ::unlink(out_path.c_str());

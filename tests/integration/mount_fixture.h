@@ -23,6 +23,7 @@ struct RunResult {
   int exit_code = -1;  // -1 if killed by a signal or timed out
   std::string out;     // stdout
   std::string err;     // stderr
+  long max_rss_kib = -1;  // its peak resident memory (wait4's ru_maxrss)
 };
 
 // Runs argv to completion with a deadline (then SIGKILL), capturing output.
@@ -63,6 +64,9 @@ class Mount {
     return mountpoint_ + "/" + rel;
   }
   pid_t daemon_pid() const { return pid_; }
+  // Once the daemon has ended (it exited before mounting, or StopWith):
+  // its exit status; -1 while it runs or if a signal ended it.
+  int exit_status() const { return exit_status_; }
 
   // Sends sig to the daemon and waits (with a deadline) for it to exit.
   // Returns its exit status (-1 if it died by a signal or did not exit).

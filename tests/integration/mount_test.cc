@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -283,6 +284,130 @@ TEST(MountTest, MaxTasksAppliesToManifestTasks) {
   EXPECT_EQ(r.err.rfind("taskfs: " + manifest + ":4: ", 0), 0u) << r.err;
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
   EXPECT_FALSE(IsMountpoint(mountpoint));
+}
+
+// --- limits too small for the tasks, and what a manifest may be -------------
+
+// Starts `taskfs -f -o memory_limit=LIMIT[,EXTRA] MOUNTPOINT`: it must mount
+// (then the Mount unmounts it and reaps the daemon) or exit 1 with one line
+// on stderr naming the limit, never end by a signal. True if it mounted.
+bool MountsOrRefusesTheLimit(std::uint64_t limit, const std::string& extra) {
+  SCOPED_TRACE("memory_limit=" + std::to_string(limit) + " " + extra);
+  Mount mount({"-o", "memory_limit=" + std::to_string(limit) +
+                         (extra.empty() ? "" : "," + extra)});
+  if (mount.ok()) return true;
+  const std::string log = mount.DaemonLog();
+  EXPECT_EQ(mount.exit_status(), 1) << mount.error();
+  EXPECT_EQ(log.rfind("taskfs: ", 0), 0u) << log;
+  EXPECT_EQ(log.find('\n'), log.size() - 1) << "not one line: " << log;
+  const std::string named = limit == 0
+                                ? "bad memory_limit '0'"
+                                : "KERN_RESOURCE_SHORTAGE: memory limit " +
+                                      std::to_string(limit) + " bytes";
+  EXPECT_NE(log.find(named), std::string::npos) << log;
+  return false;
+}
+
+// Every memory limit too small for the tasks to create ends the daemon with
+// one line and exit status 1 (it used to abort on an uncaught LimitReached):
+// every 4 KiB from 0 to 64 KiB and the odd values around the first pages,
+// then the least limit that mounts, found by bisection, and the values
+// around it. For the embedded demo and for its copy on disk, whose `load`
+// reads a file.
+TEST(MountTest, EveryLimitTooSmallForTheTasksIsOneLine) {
+  const std::string on_disk = "tasks=" + SourceDir() + "/examples/demo.tasks";
+  for (const std::string& tasks : {std::string(), on_disk}) {
+    SCOPED_TRACE(tasks.empty() ? "the embedded demo" : tasks);
+    std::vector<std::uint64_t> limits = {1, 4095, 4096, 4097, 8191, 8192};
+    for (std::uint64_t l = 0; l <= 64 * 1024; l += 4096) limits.push_back(l);
+    for (const std::uint64_t limit : limits) {
+      EXPECT_FALSE(MountsOrRefusesTheLimit(limit, tasks));
+    }
+    std::uint64_t refused = 64 * 1024;
+    std::uint64_t mounts = 4 << 20;
+    ASSERT_TRUE(MountsOrRefusesTheLimit(mounts, tasks));
+    while (mounts - refused > 1) {
+      const std::uint64_t mid = refused + (mounts - refused) / 2;
+      if (MountsOrRefusesTheLimit(mid, tasks)) {
+        mounts = mid;
+      } else {
+        refused = mid;
+      }
+    }
+    std::printf("the demo (%s) needs memory_limit=%llu\n",
+                tasks.empty() ? "embedded" : "on disk",
+                static_cast<unsigned long long>(mounts));
+    EXPECT_FALSE(MountsOrRefusesTheLimit(mounts - 1, tasks));
+    EXPECT_FALSE(MountsOrRefusesTheLimit(mounts - 4096, tasks));
+    EXPECT_TRUE(MountsOrRefusesTheLimit(mounts, tasks));
+    EXPECT_TRUE(MountsOrRefusesTheLimit(mounts + 4096, tasks));
+  }
+}
+
+// A manifest must be a regular file: /proc's files say st_size 0 and read
+// on (/proc/self/mem used to mount as an empty manifest).
+TEST(MountTest, ManifestThatIsNoRegularFileIsRefused) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string mountpoint = dir.MakeDir("mnt");
+  for (const std::string manifest :
+       {"/proc/self/mem", "/proc/self/status", "/dev/null"}) {
+    SCOPED_TRACE(manifest);
+    const RunResult r =
+        RunCommand({DaemonPath(), "-f", "-o", "tasks=" + manifest, mountpoint},
+                   std::chrono::seconds(10));
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.rfind("taskfs: " + manifest + ": not a regular file", 0),
+              0u)
+        << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_FALSE(IsMountpoint(mountpoint));
+  }
+}
+
+// A `load` of a 3 GiB file (sparse: no disk) under memory_limit=512M is
+// refused before a byte of it is read, whether the pages it needs pass the
+// limit or its region is too small; the daemon used to read it whole first
+// (2 GiB resident). The bound: a load holds at most one 1 MiB piece of its
+// file, so the daemon's peak resident memory stays under 64 MiB (idle it is
+// about 5 MiB; ru_maxrss also counts the test's own pages the forked child
+// held before exec).
+TEST(MountTest, LoadOfAHugeFileIsRefusedWithoutReadingIt) {
+  constexpr long kBoundKib = 64 * 1024;
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string big = dir / "big.bin";
+  ASSERT_EQ(RunCommand({"truncate", "-s", "3G", big}).exit_code, 0);
+  const std::string mountpoint = dir.MakeDir("mnt");
+  struct Row {
+    std::string region;  // the allocate line
+    std::string named;   // what the error must say
+  };
+  for (const Row& row :
+       {Row{"allocate 0x100000000 4G",
+            "load failed: KERN_RESOURCE_SHORTAGE: 'big.bin' holds 3221225472 "
+            "bytes"},
+        Row{"allocate 0x100000000 64K",
+            "load failed: KERN_INVALID_ADDRESS: 'big.bin' holds 3221225472 "
+            "bytes"}}) {
+    SCOPED_TRACE(row.region);
+    const std::string manifest = dir.Write(
+        "big.tasks", "task a\n" + row.region + "\nload 0x100000000 big.bin\n");
+    const auto start = std::chrono::steady_clock::now();
+    const RunResult r =
+        RunCommand({DaemonPath(), "-f", "-o",
+                    "memory_limit=512M,tasks=" + manifest, mountpoint},
+                   std::chrono::seconds(60));
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_EQ(r.err.rfind("taskfs: " + manifest + ":3: " + row.named, 0), 0u)
+        << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+    EXPECT_GT(r.max_rss_kib, 0);
+    EXPECT_LT(r.max_rss_kib, kBoundKib);
+    EXPECT_LT(took, std::chrono::seconds(5));
+    EXPECT_FALSE(IsMountpoint(mountpoint));
+  }
 }
 
 TEST(MountTest, EveryLogLevelIsAccepted) {
