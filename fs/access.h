@@ -1,13 +1,15 @@
 // Permission checks of a caller on a task's paths, as the kernel's
 // default_permissions makes them on the paths it walks: used where a ctl
-// command reaches another task (copy-from, fork; SPEC §4). Pure functions.
+// command or an ioctl reaches another task (copy-from, fork, vm_map_copy),
+// and the credentials an open file carries for them. Pure functions but
+// ReadCredentials, which reads /proc.
 #ifndef TASKFS_FS_ACCESS_H_
 #define TASKFS_FS_ACCESS_H_
 
 #include <sys/types.h>
 
-#include <functional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "fs/node_table.h"
@@ -20,42 +22,61 @@ struct Caller {
   uid_t uid = 0;
   gid_t gid = 0;
   std::span<const gid_t> groups;  // supplementary groups
+  // The capabilities that pass the modes, as the kernel's own checks honour
+  // them: CAP_DAC_OVERRIDE (read, write and search) and CAP_DAC_READ_SEARCH
+  // (read and search). Only root's count (ReadCredentials): a uid 0 without
+  // them (a container's root with its capabilities dropped) is held to the
+  // modes like anyone.
+  bool dac_override = false;
+  bool dac_read_search = false;
 };
 
 // The identity an open file acts with: its opener's, read when the file was
-// opened (uid, gid and every supplementary group), for every later request
-// on it whoever sends it, as the kernel keeps a file's f_cred. A process
-// that inherits a file (a setuid program) gets its opener's rights through
-// it, never its own.
+// opened (uid, gid, every supplementary group, and root's capabilities),
+// for every later request on it whoever sends it, as the kernel keeps a
+// file's f_cred. A process that inherits a file (a setuid program) gets its
+// opener's rights through it, never its own.
 struct Credentials {
   uid_t uid = 0;
   gid_t gid = 0;
   std::vector<gid_t> groups;
+  bool dac_override = false;
+  bool dac_read_search = false;
+  // False when the opener's groups and capabilities could not be read: then
+  // the file reaches no task beyond its own (MayAccess refuses).
+  bool known = false;
 
-  Caller caller() const { return Caller{uid, gid, groups}; }
+  Caller caller() const {
+    return Caller{uid, gid, groups, dac_override, dac_read_search};
+  }
 };
 
 // Does the class of caller (owner, group, other of node) hold all `want`
-// bits (a mask of 04, 02, 01) in mode? Root is not special here.
+// bits (a mask of 04, 02, 01) in mode? Capabilities are not counted here.
 bool ModeAllows(const Caller& caller, const TaskNode& node, mode_t mode,
                 mode_t want);
 
-// Whether ModeAllows needs caller.groups for node: not for the owner, nor
-// for a caller whose own gid is node's group.
-bool NeedsGroups(uid_t uid, gid_t gid, const TaskNode& node);
-
 // The check a path walk to NODE/mem and an open of it would make: search on
-// the task directory, read (and write, if want_write) on mem. KERN_SUCCESS
-// for root; else KERN_SUCCESS or KERN_PROTECTION_FAILURE.
+// the task directory, read (and write, if want_write) on mem, each granted
+// by the modes or by the caller's capabilities. KERN_SUCCESS or
+// KERN_PROTECTION_FAILURE.
 vm::KernReturn MayAccess(const Caller& caller, const TaskNode& node,
                          bool want_write);
 
-// Reads a whole group list from get, which behaves as fuse_req_getgroups:
-// fills up to size entries of list and returns the total number of groups,
-// or a negative errno. Grows the buffer until the list fits; an error gives
-// an empty list.
-std::vector<gid_t> ReadGroups(
-    const std::function<int(int size, gid_t* list)>& get);
+// Reads the credentials of a request by uid:gid from `status`, the text of
+// its thread's /proc/PID/task/TID/status: the Groups line and, for uid 0,
+// the CapEff line. out->known says whether that worked: false if a line is
+// missing or malformed, or if the file's filesystem uid and gid are not
+// uid:gid (another process, or credentials the kernel swapped for the open,
+// as io_uring's personalities do), so that unknown groups never pass for
+// none.
+void ParseProcStatus(std::string_view status, uid_t uid, gid_t gid,
+                     Credentials* out);
+
+// The credentials of the thread pid that made a request as uid:gid, from
+// its /proc status (ParseProcStatus); known is false if pid is 0 (outside
+// the daemon's pid namespace) or the file cannot be read.
+Credentials ReadCredentials(pid_t pid, uid_t uid, gid_t gid);
 
 }  // namespace taskfs::fs
 

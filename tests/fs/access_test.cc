@@ -1,10 +1,14 @@
 // Access checks (fs/access.h), driven over owner, group and other classes,
-// supplementary groups, root, and the group list reader.
+// supplementary groups, root's capabilities, and the reading of an
+// opener's credentials from /proc.
 #include "fs/access.h"
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <string>
 #include <vector>
 
 namespace taskfs::fs {
@@ -68,18 +72,22 @@ TEST(ModeAllowsTest, AGroupPastTheSixtyFourthCounts) {
   EXPECT_TRUE(ModeAllows(member, Node(0700, 0600), 0040, 04));
 }
 
-TEST(NeedsGroupsTest, OnlyForNonRootOutsideOwnerAndPrimaryGroup) {
-  const TaskNode node = Node(0700, 0600);
-  EXPECT_FALSE(NeedsGroups(0, 5, node));
-  EXPECT_FALSE(NeedsGroups(kOwner, 5, node));
-  EXPECT_FALSE(NeedsGroups(2000, kGroup, node));
-  EXPECT_TRUE(NeedsGroups(2000, 5, node));
-}
-
-TEST(MayAccessTest, RootMayAlways) {
-  const Caller root{0, 0, {}};
+TEST(MayAccessTest, RootPassesTheModesOnlyWithItsCapabilities) {
+  Caller root{0, 0, {}};
+  root.dac_override = true;
   EXPECT_EQ(MayAccess(root, Node(0, 0), false), vm::KERN_SUCCESS);
   EXPECT_EQ(MayAccess(root, Node(0, 0), true), vm::KERN_SUCCESS);
+  // CAP_DAC_READ_SEARCH reads, and does not write.
+  Caller reader{0, 0, {}};
+  reader.dac_read_search = true;
+  EXPECT_EQ(MayAccess(reader, Node(0, 0), false), vm::KERN_SUCCESS);
+  EXPECT_EQ(MayAccess(reader, Node(0, 0), true), vm::KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(MayAccess(reader, Node(0700, 0622), true), vm::KERN_SUCCESS);
+  // A uid 0 without them is held to the modes, as "other" here.
+  const Caller capless{0, 0, {}};
+  EXPECT_EQ(MayAccess(capless, Node(0700, 0600), false),
+            vm::KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(MayAccess(capless, Node(0711, 0604), false), vm::KERN_SUCCESS);
 }
 
 TEST(MayAccessTest, NeedsSearchOnTheDirectoryAndReadOrWriteOnMem) {
@@ -109,50 +117,97 @@ TEST(MayAccessTest, GroupAndOtherClasses) {
   EXPECT_EQ(MayAccess(other, open, true), vm::KERN_SUCCESS);
 }
 
-// A fake fuse_req_getgroups over a list of n groups.
-struct FakeGroups {
-  std::vector<gid_t> all;
-  int calls = 0;
-  int error = 0;
-  int operator()(int size, gid_t* list) {
-    ++calls;
-    if (error != 0) return -error;
-    for (int i = 0; i < size && i < static_cast<int>(all.size()); ++i) {
-      list[i] = all[static_cast<std::size_t>(i)];
-    }
-    return static_cast<int>(all.size());
-  }
-};
-
-TEST(ReadGroupsTest, AFewGroupsInOneCall) {
-  FakeGroups fake{{3, 1, 2}};
-  const std::vector<gid_t> groups =
-      ReadGroups([&](int size, gid_t* list) { return fake(size, list); });
-  EXPECT_EQ(groups, (std::vector<gid_t>{3, 1, 2}));
-  EXPECT_EQ(fake.calls, 1);
+// The lines of a /proc status text that ParseProcStatus reads.
+std::string Status(const std::string& uid, const std::string& gid,
+                   const std::string& groups, const std::string& cap_eff) {
+  return "Name:\tsh\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t" + uid +
+         "\nGid:\t" + gid + "\nFDSize:\t64\nGroups:\t" + groups +
+         "\nCapInh:\t0000000000000000\nCapEff:\t" + cap_eff + "\n";
 }
 
-TEST(ReadGroupsTest, GrowsTheBufferForMoreThanItHadRoomFor) {
-  FakeGroups fake;
-  for (gid_t g = 0; g < 1000; ++g) fake.all.push_back(g * 3);
-  const std::vector<gid_t> groups =
-      ReadGroups([&](int size, gid_t* list) { return fake(size, list); });
-  EXPECT_EQ(groups, fake.all);
-  EXPECT_EQ(fake.calls, 2);
+TEST(ParseProcStatusTest, ReadsTheGroups) {
+  Credentials c;
+  ParseProcStatus(Status("1000\t1000\t1000\t1000", "100\t100\t100\t100",
+                         "4 24 27 100 ", "0000000000000000"),
+                  1000, 100, &c);
+  EXPECT_TRUE(c.known);
+  EXPECT_EQ(c.uid, 1000u);
+  EXPECT_EQ(c.gid, 100u);
+  EXPECT_EQ(c.groups, (std::vector<gid_t>{4, 24, 27, 100}));
+  EXPECT_FALSE(c.dac_override);
+  // None is a known empty list.
+  ParseProcStatus(Status("7\t7\t7\t7", "7\t7\t7\t7", "", "0000000000000000"),
+                  7, 7, &c);
+  EXPECT_TRUE(c.known);
+  EXPECT_TRUE(c.groups.empty());
 }
 
-TEST(ReadGroupsTest, ExactlyTheFirstBufferAndNone) {
-  FakeGroups fake;
-  for (gid_t g = 0; g < 64; ++g) fake.all.push_back(g);
-  EXPECT_EQ(ReadGroups([&](int s, gid_t* l) { return fake(s, l); }), fake.all);
-  EXPECT_EQ(fake.calls, 1);
-  FakeGroups none;
-  EXPECT_TRUE(ReadGroups([&](int s, gid_t* l) { return none(s, l); }).empty());
+TEST(ParseProcStatusTest, AGroupPastTheSixtyFourthIsRead) {
+  std::string groups;
+  for (int g = 1; g <= 300; ++g) groups += std::to_string(5000 + g) + " ";
+  Credentials c;
+  ParseProcStatus(Status("9\t9\t9\t9", "9\t9\t9\t9", groups,
+                         "0000000000000000"),
+                  9, 9, &c);
+  ASSERT_TRUE(c.known);
+  ASSERT_EQ(c.groups.size(), 300u);
+  EXPECT_EQ(c.groups.back(), 5300u);
 }
 
-TEST(ReadGroupsTest, AnErrorGivesNoGroups) {
-  FakeGroups fake{{1, 2}, 0, ENOSYS};
-  EXPECT_TRUE(ReadGroups([&](int s, gid_t* l) { return fake(s, l); }).empty());
+TEST(ParseProcStatusTest, RootsCapabilitiesCountAndOnlyRoots) {
+  Credentials c;
+  const std::string all = "000001ffffffffff";
+  ParseProcStatus(Status("0\t0\t0\t0", "0\t0\t0\t0", "0", all), 0, 0, &c);
+  EXPECT_TRUE(c.known && c.dac_override && c.dac_read_search);
+  // CAP_DAC_READ_SEARCH (bit 2) alone.
+  ParseProcStatus(Status("0\t0\t0\t0", "0\t0\t0\t0", "0", "0000000000000004"),
+                  0, 0, &c);
+  EXPECT_TRUE(c.known && !c.dac_override && c.dac_read_search);
+  // Dropped.
+  ParseProcStatus(Status("0\t0\t0\t0", "0\t0\t0\t0", "0", "0000000000000000"),
+                  0, 0, &c);
+  EXPECT_TRUE(c.known && !c.dac_override && !c.dac_read_search);
+  // A file capability on another uid's program is not honoured.
+  ParseProcStatus(Status("5\t5\t5\t5", "5\t5\t5\t5", "", all), 5, 5, &c);
+  EXPECT_TRUE(c.known && !c.dac_override && !c.dac_read_search);
+}
+
+TEST(ParseProcStatusTest, WhatItCannotTrustIsUnknown) {
+  Credentials c;
+  // The filesystem ids (the fourth) are not the request's: another process,
+  // or credentials the kernel swapped for the open.
+  ParseProcStatus(Status("1000\t1000\t1000\t2000", "100\t100\t100\t100", "5",
+                         "0000000000000000"),
+                  1000, 100, &c);
+  EXPECT_FALSE(c.known);
+  EXPECT_TRUE(c.groups.empty());
+  ParseProcStatus(Status("0\t0\t0\t0", "0\t0\t0\t0", "", "0"), 0, 7, &c);
+  EXPECT_FALSE(c.known);
+  // Malformed or missing lines.
+  ParseProcStatus(Status("1\t1\t1\t1", "1\t1\t1\t1", "5 x", "0"), 1, 1, &c);
+  EXPECT_FALSE(c.known);
+  ParseProcStatus("Uid:\t1\t1\t1\t1\nGid:\t1\t1\t1\t1\n", 1, 1, &c);
+  EXPECT_FALSE(c.known);
+  ParseProcStatus(Status("0\t0\t0\t0", "0\t0\t0\t0", "", "zz"), 0, 0, &c);
+  EXPECT_FALSE(c.known);
+  EXPECT_FALSE(c.dac_override);
+  ParseProcStatus("", 0, 0, &c);
+  EXPECT_FALSE(c.known);
+}
+
+TEST(ReadCredentialsTest, ReadsThisThread) {
+  const Credentials c = ReadCredentials(static_cast<pid_t>(::gettid()),
+                                        ::getuid(), ::getgid());
+  EXPECT_TRUE(c.known);
+  std::vector<gid_t> groups(static_cast<std::size_t>(::getgroups(0, nullptr)));
+  ASSERT_EQ(::getgroups(static_cast<int>(groups.size()), groups.data()),
+            static_cast<int>(groups.size()));
+  EXPECT_EQ(c.groups, groups);
+  // Ids that are not the thread's, and no pid, are unknown.
+  EXPECT_FALSE(ReadCredentials(static_cast<pid_t>(::gettid()), ::getuid() + 1,
+                               ::getgid())
+                   .known);
+  EXPECT_FALSE(ReadCredentials(0, ::getuid(), ::getgid()).known);
 }
 
 }  // namespace
