@@ -252,19 +252,11 @@ KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
       return vm::vm_inherit(task, c.address, c.size, c.inheritance);
     case Op::kCopy:
       return vm::vm_copy(task, c.address, c.size, c.dest);
-    case Op::kCopyFrom: {
-      std::shared_ptr<vm::Task> source = context.system->FindTask(c.name);
-      if (source == nullptr) {
-        vm::SetFailureReason(fmt::format("no task is named {}", c.name));
-        return vm::KERN_INVALID_TASK;
-      }
-      if (context.may_access) {
-        const KernReturn kr = context.may_access(*source, c.src_destroy);
-        if (kr != vm::KERN_SUCCESS) return kr;
-      }
-      return vm::vm_map_copy(task, c.dest, *source, c.address, c.size,
-                             c.dst_alloc, c.src_destroy);
-    }
+    case Op::kCopyFrom:
+      return MapCopyFrom(
+          context, task, context.system->FindTask(c.name),
+          fmt::format("no task is named {}", c.name),
+          MapCopyArgs{c.address, c.size, c.dest, c.dst_alloc, c.src_destroy});
     case Op::kFork: {
       // The child holds the parent's contents: forking takes read access
       // to the parent's mem as well as control of it (SPEC §4).
@@ -288,6 +280,26 @@ KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
 }
 
 }  // namespace
+
+KernReturn MapCopyFrom(ExecContext& context, vm::Task& task,
+                       const std::shared_ptr<vm::Task>& source,
+                       std::string_view missing, const MapCopyArgs& args) {
+  if (source == nullptr) {
+    vm::SetFailureReason(missing);
+    return vm::KERN_INVALID_TASK;
+  }
+  KernReturn kr = context.may_access
+                      ? context.may_access(*source, args.src_destroy)
+                      : vm::KERN_SUCCESS;
+  if (kr == vm::KERN_SUCCESS) {
+    kr = vm::vm_map_copy(task, args.dst, *source, args.src, args.size,
+                         args.dst_alloc, args.src_destroy);
+  }
+  if (kr != vm::KERN_SUCCESS && context.on_source_failure) {
+    context.on_source_failure(*source, args, kr);
+  }
+  return kr;
+}
 
 ParseResult ParseCommand(std::string_view line, Grammar grammar) {
   ParseResult result;

@@ -62,6 +62,16 @@ struct ParseResult {
 // the ctl grammar.
 ParseResult ParseCommand(std::string_view line, Grammar grammar);
 
+// The arguments of a vm_map_copy from another task into this one
+// (copy-from, TASKFS_IOC_VM_MAP_COPY).
+struct MapCopyArgs {
+  vm::vm_address_t src = 0;
+  vm::vm_size_t size = 0;
+  vm::vm_address_t dst = 0;
+  bool dst_alloc = false;
+  bool src_destroy = false;
+};
+
 // What a command needs from the file system around it.
 struct ExecContext {
   vm::VmSystem* system = nullptr;
@@ -71,7 +81,23 @@ struct ExecContext {
   // Called for a task a command created (fork), so the file system can give
   // it an owner and inodes. May be null.
   std::function<void(const std::shared_ptr<vm::Task>&)> on_task_created;
+  // Called when a vm_map_copy from source failed once source was found (its
+  // access refused, or the copy itself), so the file system can tell the
+  // source's owner. May be null.
+  std::function<void(vm::Task& source, const MapCopyArgs& args,
+                     vm::KernReturn kr)>
+      on_source_failure;
 };
+
+// The one front end of a copy from another task, for copy-from and
+// TASKFS_IOC_VM_MAP_COPY: source is the task the caller named (null: none
+// has that name or id, and missing says so, as the failure's reason). Checks
+// that the caller may reach source (read; read and write for src_destroy),
+// then runs vm_map_copy into task. Reports a failure after source was found
+// to context.on_source_failure.
+vm::KernReturn MapCopyFrom(ExecContext& context, vm::Task& task,
+                           const std::shared_ptr<vm::Task>& source,
+                           std::string_view missing, const MapCopyArgs& args);
 
 // Runs a ctl-grammar command on task. *result gets the line a read of ctl
 // returns afterwards, without newline: the address as 0x... for

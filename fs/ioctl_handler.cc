@@ -61,19 +61,12 @@ IoctlResult MapCopy(const taskfs_vm_map_copy& a, vm::Task& task,
                               "src_destroy (2)",
                               a.flags));
   }
-  const bool destroy = (a.flags & TASKFS_VM_MAP_COPY_SRC_DESTROY) != 0;
-  std::shared_ptr<vm::Task> source = context.system->FindTask(a.src_task_id);
-  if (source == nullptr) {
-    return Refuse(vm::KERN_INVALID_TASK,
-                  fmt::format("no task has id {}", a.src_task_id));
-  }
-  if (context.may_access) {
-    const vm::KernReturn kr = context.may_access(*source, destroy);
-    if (kr != vm::KERN_SUCCESS) return FromKern(kr);
-  }
-  return FromKern(vm::vm_map_copy(task, a.dst, *source, a.src, a.size,
-                                  (a.flags & TASKFS_VM_MAP_COPY_DST_ALLOC) != 0,
-                                  destroy));
+  return FromKern(MapCopyFrom(
+      context, task, context.system->FindTask(a.src_task_id),
+      fmt::format("no task has id {}", a.src_task_id),
+      MapCopyArgs{a.src, a.size, a.dst,
+                  (a.flags & TASKFS_VM_MAP_COPY_DST_ALLOC) != 0,
+                  (a.flags & TASKFS_VM_MAP_COPY_SRC_DESTROY) != 0}));
 }
 
 }  // namespace

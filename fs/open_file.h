@@ -23,9 +23,10 @@ namespace taskfs::fs {
 // The longest ctl line worth keeping across a split write; no valid command
 // comes near it.
 inline constexpr std::size_t kMaxCtlLine = 4096;
-// What a ctl file's line reassembly may keep between writes, at most
-// (LineAssembler::kept_bytes, with the heap's own overhead).
-inline constexpr std::size_t kCtlLineBytes = kMaxCtlLine + 64;
+// What a ctl file keeps between writes, at most: the cut line of its line
+// reassembly (LineAssembler::kept_bytes) and its result line (under 64
+// bytes), each with the heap's own overhead.
+inline constexpr std::size_t kCtlLineBytes = kMaxCtlLine + 128;
 
 // An open file of a task. Its address is the fh of its requests.
 //

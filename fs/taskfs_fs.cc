@@ -152,61 +152,48 @@ void LogFailure(TaskFs& fs, std::string_view op, const vm::Task& task,
 
 // Records a failed operation of a task in its errors file (SPEC §7), before
 // the reply: the uid of the file's opener (whose rights the request used),
-// the operation, the code and the reason the core (or the handler, through
-// vm::SetFailureReason) gave for it. A record that cannot be made for want
-// of memory is dropped: the reply stays the operation's own.
-void RecordFailure(const OpenFile& file, ErrorLog& log,
-                   std::string_view operation, KernReturn kr) noexcept {
+// the operation (fmt's format and its arguments, formatted here), the code
+// and the reason the core (or the handler, through vm::SetFailureReason)
+// gave for it. A record that cannot be made for want of memory is dropped:
+// the reply stays the operation's own.
+template <typename... Args>
+void RecordFailure(const OpenFile& file, ErrorLog& log, KernReturn kr,
+                   fmt::format_string<Args...> operation,
+                   Args&&... args) noexcept {
   try {
-    log.Record(file.opener.uid, operation, kr, vm::LastFailureReason());
+    log.Record(file.opener.uid,
+               fmt::format(operation, std::forward<Args>(args)...), kr,
+               vm::LastFailureReason());
   } catch (const std::bad_alloc&) {
   }
 }
 
-// A vm_map_copy that failed (a copy-from line or the ioctl) also goes into
-// the log of the task it copied from, if that task is still there and is
-// another (SPEC §7). Its caller may hold no right on that task, so the line
-// is the daemon's own account of the call, never the caller's text: which
-// task it copied into, and the ranges.
-void RecordForSource(TaskFs& fs, const OpenFile& file, const vm::Task* source,
-                     vm::vm_address_t src, vm::vm_size_t size,
-                     vm::vm_address_t dst, bool dst_alloc, bool src_destroy,
-                     KernReturn kr) noexcept {
+// A vm_map_copy from another task that failed once that task was found (a
+// copy-from line or the ioctl) goes into the source's log too (SPEC §7).
+// Its caller may hold no right on the source, so the line is the daemon's
+// own account of the call, with nothing the caller chose but numbers: the
+// ranges and the id of the task copied into.
+void RecordForSource(TaskFs& fs, const OpenFile& file, vm::Task& source,
+                     const MapCopyArgs& a, KernReturn kr) noexcept {
   TaskNode node;
-  if (source == nullptr || source == file.task.get() ||
-      !Nodes(fs).Find(source->id(), &node)) {
+  if (&source == file.task.get() || !Nodes(fs).Find(source.id(), &node)) {
     return;
   }
-  try {
-    RecordFailure(file, *node.errors,
-                  fmt::format("vm_map_copy {:#x} {:#x} into task {} at "
-                              "{:#x}{}{}",
-                              src, size, file.task->name(), dst,
-                              dst_alloc ? " alloc" : "",
-                              src_destroy ? " destroy" : ""),
-                  kr);
-  } catch (const std::bad_alloc&) {
-  }
-}
-
-// All supplementary groups of the caller of req.
-std::vector<gid_t> RequestGroups(fuse_req_t req) {
-  return ReadGroups([req](int size, gid_t* list) {
-    return fuse_req_getgroups(req, size, list);
-  });
+  RecordFailure(file, *node.errors, kr,
+                "vm_map_copy {:#x} {:#x} into task id {} at {:#x}{}{}", a.src,
+                a.size, file.task->id(), a.dst, a.dst_alloc ? " alloc" : "",
+                a.src_destroy ? " destroy" : "");
 }
 
 // The rights of a file opened by req: its caller's identity, with the
-// groups where they can ever matter (a mem or ctl file, whose ctl commands
-// and ioctls reach other tasks, opened by anyone but root).
+// groups and capabilities where they can ever matter (a mem or ctl file,
+// whose ctl commands and ioctls reach other tasks).
 Credentials OpenerOf(fuse_req_t req, NodeKind kind) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
-  Credentials opener{ctx->uid, ctx->gid, {}};
-  if (ctx->uid != 0 && (kind == NodeKind::kMem || kind == NodeKind::kCtl)) {
-    opener.groups = RequestGroups(req);
-    opener.groups.shrink_to_fit();
+  if (kind == NodeKind::kMem || kind == NodeKind::kCtl) {
+    return ReadCredentials(ctx->pid, ctx->uid, ctx->gid);
   }
-  return opener;
+  return Credentials{ctx->uid, ctx->gid, {}, false, false, false};
 }
 
 // What a ctl command or an ioctl on file may do beyond its own task: what
@@ -221,6 +208,13 @@ ExecContext MakeContext(TaskFs& fs, const OpenFile& file) {
     if (!Nodes(fs).Find(other.id(), &node)) {
       vm::SetFailureReason(fmt::format("task {} is gone", other.name()));
       return vm::KERN_INVALID_TASK;
+    }
+    if (!opener.known) {
+      vm::SetFailureReason(fmt::format(
+          "the groups and capabilities of uid {}, who opened this file, could "
+          "not be read when it was opened",
+          opener.uid));
+      return vm::KERN_PROTECTION_FAILURE;
     }
     const KernReturn kr = MayAccess(opener.caller(), node, write);
     if (kr != vm::KERN_SUCCESS) {
@@ -237,6 +231,11 @@ ExecContext MakeContext(TaskFs& fs, const OpenFile& file) {
   context.on_task_created = [&fs,
                              &opener](const std::shared_ptr<vm::Task>& task) {
     fs.AddTask(task, opener.uid, opener.gid);
+  };
+  context.on_source_failure = [&fs, &file](vm::Task& source,
+                                           const MapCopyArgs& args,
+                                           KernReturn kr) {
+    RecordForSource(fs, file, source, args, kr);
   };
   return context;
 }
@@ -550,8 +549,7 @@ Replied ReadMem(Reply& r, OpenFile& file, size_t size, off_t off) {
   const KernReturn kr = vm::vm_read_pinned(task, address, size, &pinned);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "read", task, address, size, kr);
-    RecordFailure(file, *file.errors,
-                  fmt::format("pread {:#x} {:#x}", address, size), kr);
+    RecordFailure(file, *file.errors, kr, "pread {:#x} {:#x}", address, size);
     return r.Err(ErrnoFromKern(kr));
   }
   // The pins keep the snapshot alive until the reply has been written.
@@ -638,8 +636,8 @@ int RunCtl(Reply& r, OpenFile& file, Lines lines, std::string* result,
                        parsed.error);
       }
       vm::SetFailureReason(parsed.error);
-      RecordFailure(file, *file.errors, fmt::format("ctl {}", written),
-                    vm::KERN_INVALID_ARGUMENT);
+      RecordFailure(file, *file.errors, vm::KERN_INVALID_ARGUMENT, "ctl {}",
+                    written);
       *result = "error KERN_INVALID_ARGUMENT";
       *ran = true;
       return EINVAL;
@@ -651,12 +649,7 @@ int RunCtl(Reply& r, OpenFile& file, Lines lines, std::string* result,
     if (kr != vm::KERN_SUCCESS) {
       LogFailure(fs, "ctl", *file.task, parsed.command.address,
                  parsed.command.size, kr);
-      RecordFailure(file, *file.errors, fmt::format("ctl {}", written), kr);
-      if (const Command& c = parsed.command; c.op == Command::Op::kCopyFrom) {
-        RecordForSource(fs, file, fs.system().FindTask(c.name).get(),
-                        c.address, c.size, c.dest, c.dst_alloc, c.src_destroy,
-                        kr);
-      }
+      RecordFailure(file, *file.errors, kr, "ctl {}", written);
       return ErrnoFromKern(kr);
     }
   }
@@ -668,7 +661,7 @@ void StoreCtlResult(OpenFile& file, const std::string& result) {
   file.text = result;
   file.text.push_back('\n');
   file.ctl_cursor = 0;
-  // A result line is short, and kMaxCtlLine of the file's record covers it.
+  // A result line is short: kCtlLineBytes of the file's charge covers it.
 }
 
 // A ctl write: the lines it completes run now (fs/line_assembler.h). The
@@ -727,8 +720,8 @@ Replied Write(Reply& r, fuse_ino_t, const char* buf, size_t size, off_t off,
   const KernReturn kr = vm::vm_write(*file->task, address, buf, size);
   if (kr != vm::KERN_SUCCESS) {
     LogFailure(fs, "write", *file->task, address, size, kr);
-    RecordFailure(*file, *file->errors,
-                  fmt::format("pwrite {:#x} {:#x}", address, size), kr);
+    RecordFailure(*file, *file->errors, kr, "pwrite {:#x} {:#x}", address,
+                  size);
     return r.Err(ErrnoFromKern(kr));
   }
   return r.Write(size);
@@ -761,16 +754,12 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
     // ENOTTY (not one of ours) is no Mach failure of the task.
     if (result.error != ENOTTY) {
       LogFailure(fs, "ioctl", *file->task, cmd, in_bufsz, kr);
-      const std::string operation = IoctlOperation(cmd, in_buf, in_bufsz);
-      RecordFailure(*file, *file->errors, operation, kr);
-      if (cmd == TASKFS_IOC_VM_MAP_COPY &&
-          in_bufsz >= sizeof(taskfs_vm_map_copy)) {
-        taskfs_vm_map_copy a;
-        std::memcpy(&a, in_buf, sizeof a);
-        RecordForSource(fs, *file, fs.system().FindTask(a.src_task_id).get(),
-                        a.src, a.size, a.dst,
-                        (a.flags & TASKFS_VM_MAP_COPY_DST_ALLOC) != 0,
-                        (a.flags & TASKFS_VM_MAP_COPY_SRC_DESTROY) != 0, kr);
+      try {
+        RecordFailure(*file, *file->errors, kr, "{}",
+                      IoctlOperation(cmd, in_buf, in_bufsz));
+      } catch (const std::bad_alloc&) {
+        // No record, as RecordFailure itself drops it: the reply is the
+        // ioctl's own.
       }
     }
     return r.Err(result.error);

@@ -369,8 +369,10 @@ TEST_F(ErrorsTest, CopyFromRecordsInDestinationAndSource) {
       ": KERN_PROTECTION_FAILURE: page 0x20000 is ---/rwx, read needs r";
   ExpectRecorded("ctl copy-from u 0x20000 4K 0x50000 alloc # NOTICE from "
                  "admin" + why);
+  const std::string t = std::to_string(TaskId(mount_, "t"));
   const std::string copy_from =
-      " vm_map_copy 0x20000 0x1000 into task t at 0x50000 alloc" + why;
+      " vm_map_copy 0x20000 0x1000 into task id " + t + " at 0x50000 alloc" +
+      why;
   EXPECT_EQ(Errors("u"), "1 uid " + kUid + copy_from + "\n");
 
   const std::uint64_t u = TaskId(mount_, "u");
@@ -383,7 +385,8 @@ TEST_F(ErrorsTest, CopyFromRecordsInDestinationAndSource) {
                  " 0x21000 0x1000 0x50000 flags 0x1" + map_copy_why);
   EXPECT_EQ(Errors("u"),
             "1 uid " + kUid + copy_from + "\n2 uid " + kUid +
-                " vm_map_copy 0x21000 0x1000 into task t at 0x50000 alloc" +
+                " vm_map_copy 0x21000 0x1000 into task id " + t +
+                " at 0x50000 alloc" +
                 map_copy_why + "\n");
 
   // Copying from itself: one line, in t only.

@@ -12,10 +12,12 @@
 // test lets a real setuid-root program (fusermount3) inherit and close one.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,6 +227,9 @@ class OpenerRightsTest : public ::testing::Test {
   std::uint64_t VictimId() {
     return std::stoull(StatusValue(ReadFile(mount_ / "victim/status"), "id"));
   }
+  std::string HomeId() {
+    return StatusValue(ReadFile(mount_ / "home/status"), "id");
+  }
 
   Mount mount_{{"-o", "tasks=none,allow_other"}};
   std::string home_maps_, victim_maps_;
@@ -244,8 +249,8 @@ TEST_F(OpenerRightsTest, ACutLineRunAtRootsCloseHasTheOpenersRights) {
   ASSERT_GE(file.fd(), 0);
   EXPECT_EQ(file.Close(), EACCES);
   ExpectNothingTaken();
-  ExpectVictimLogged("uid 42002 vm_map_copy 0x600000 0x1000 into task home "
-                     "at 0x0" + kRefusedRead);
+  ExpectVictimLogged("uid 42002 vm_map_copy 0x600000 0x1000 into task id " +
+                     HomeId() + " at 0x0" + kRefusedRead);
   const std::string home_errors = ReadFile(mount_ / "home/errors");
   EXPECT_NE(home_errors.find("1 uid 42002 ctl copy-from victim 0x600000 4K 0" +
                              kRefusedRead),
@@ -292,8 +297,8 @@ TEST_F(OpenerRightsTest, ASetuidProgramThatInheritsTheFileGetsOnlyItsOpenersRigh
   EXPECT_NE(WEXITSTATUS(status), 3);
   EXPECT_NE(WEXITSTATUS(status), 4);
   ExpectNothingTaken();
-  ExpectVictimLogged("uid 42002 vm_map_copy 0x600000 0x1000 into task home "
-                     "at 0x1000 destroy" + kRefusedWrite);
+  ExpectVictimLogged("uid 42002 vm_map_copy 0x600000 0x1000 into task id " +
+                     HomeId() + " at 0x1000 destroy" + kRefusedWrite);
 }
 
 // Writes by root through the user's ctl: copy-from (with alloc, with
@@ -310,8 +315,8 @@ TEST_F(OpenerRightsTest, RootsWritesThroughTheFileHaveTheOpenersRights) {
   }
   EXPECT_EQ(file.Close(), 0);
   ExpectNothingTaken();
-  ExpectVictimLogged("uid 42002 vm_map_copy 0x600000 0x1000 into task home at "
-                     "0x100000 alloc destroy" + kRefusedWrite);
+  ExpectVictimLogged("uid 42002 vm_map_copy 0x600000 0x1000 into task id " +
+                     HomeId() + " at 0x100000 alloc destroy" + kRefusedWrite);
 }
 
 // ioctls by root on the user's mem: vm_map_copy from the victim, with and
@@ -332,8 +337,8 @@ TEST_F(OpenerRightsTest, RootsIoctlsOnTheFileHaveTheOpenersRights) {
   }
   EXPECT_EQ(file.Close(), 0);
   ExpectNothingTaken();
-  ExpectVictimLogged("uid 42002 vm_map_copy 0x600000 0x1000 into task home at "
-                     "0x100000 alloc destroy" + kRefusedWrite);
+  ExpectVictimLogged("uid 42002 vm_map_copy 0x600000 0x1000 into task id " +
+                     HomeId() + " at 0x100000 alloc destroy" + kRefusedWrite);
 }
 
 // A fork run by root through the user's ctl makes a child that belongs to
@@ -384,6 +389,38 @@ TEST_F(OpenerRightsTest, TheOpenersOwnRightsWorkThroughTheFile) {
   std::string got;
   ASSERT_EQ(ReadMem(mount_ / "home/mem", kHome, kPage, &got), 0);
   EXPECT_TRUE(got == Secret().substr(0, kPage));
+}
+
+// Root's rights over other tasks are its capabilities, as in the kernel's
+// own checks: a uid 0 process that dropped them all (a container's root, a
+// sandboxed service) is held to the modes through its own task's files too.
+TEST_F(OpenerRightsTest, ARootWithoutCapabilitiesIsHeldToTheModes) {
+  const std::string ctl = mount_ / "capless/ctl";
+  const int result = RunAs(Identity{0, 0, {}}, [&] {
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    if (::syscall(SYS_capset, &header, data) != 0) return kMismatch;
+    if (::mkdir((mount_ / "capless").c_str(), 0700) != 0) return errno;
+    for (const std::string line :
+         {"allocate 0 64K\n", "copy-from victim 0x600000 4K 0\n",
+          "copy-from victim 0x600000 4K 0x100000 alloc destroy\n"}) {
+      const int e = WriteFile(ctl, line);
+      if (e != (line[0] == 'a' ? 0 : EACCES)) return e == 0 ? kMismatch : e;
+    }
+    // The kernel refuses it the victim's mem directly, as taskfs does
+    // through copy-from.
+    std::string bytes;
+    return ReadMem(mount_ / "victim/mem", kSecret, kPage, &bytes) == EACCES
+               ? 0
+               : kMismatch;
+  });
+  EXPECT_EQ(result, 0);
+  EXPECT_EQ(ReadFile(mount_ / "victim/maps"), victim_maps_);
+  std::string copied;
+  ASSERT_EQ(ReadMem(mount_ / "capless/mem", 0, kPage, &copied), 0);
+  EXPECT_EQ(copied, std::string(kPage, '\0'));
+  ExpectVictimLogged(": KERN_PROTECTION_FAILURE: uid 0 may not read and "
+                     "write task victim's mem");
 }
 
 }  // namespace
