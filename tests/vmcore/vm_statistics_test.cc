@@ -335,5 +335,24 @@ TEST(VmStatisticsTest, AWalkNeedsNoMemoryPerPage) {
   EXPECT_LT(for_large, 4096u);
 }
 
+// Nor with the regions split from one: 4,096 of them cost what 16 do.
+TEST(VmStatisticsTest, AWalkNeedsNoMemoryPerSplitRegion) {
+  auto system = MakeSystem();
+  auto few = MakeTask(*system, "few");
+  auto many = MakeTask(*system, "many");
+  for (const auto& [task, regions] : {std::pair{few.get(), 16u},
+                                      std::pair{many.get(), 4096u}}) {
+    AddressMap& map = task->map();
+    map.AllocateRange(R(map, 0, 2 * regions * kPage));
+    ASSERT_EQ(Fill(*system, map, 0, 2 * regions * kPage, 'r'), KERN_SUCCESS);
+    CopyOverwrite(map, R(map, 0, kPage), map, R(map, kPage, kPage));
+    for (std::uint64_t p = 1; p < 2 * regions; p += 2) {
+      map.SetProtection(R(map, p * kPage, kPage), VM_PROT_READ, false);
+    }
+    ASSERT_EQ(MapStatistics(map).regions, 2 * regions);
+  }
+  EXPECT_EQ(WalkAllocates(*many), WalkAllocates(*few));
+}
+
 }  // namespace
 }  // namespace taskfs::vm
