@@ -13,6 +13,10 @@
 //                             lock only by try_lock, which never waits)
 //   4. PageAllocator::mu_     the free pages (the leaf)
 //
+// One more leaf, never held together with PageAllocator::mu_: the
+// statistics walk's lock (vm_statistics.cc), which MapStatistics takes after
+// every object lock of its map.
+//
 // The task and object locks are PhaseFairMutex (phase_fair_mutex.h): a map
 // change waits only for the calls already in, however many readers follow,
 // and a reader for one writer at most. So no thread takes a lock it holds

@@ -20,7 +20,15 @@ void ObjectLocks::Add(const AddressMap& map, const PageRange& range,
                       bool exclusive) {
   for (auto it = map.EntryFrom(range.start());
        it != map.entries().end() && it->second.start < range.end(); ++it) {
-    wants_.push_back({it->second.object.get(), exclusive});
+    // The entries split from one region follow one another with one
+    // object: one want for each run, so that a million regions made by
+    // vm_protect cost one want, not a million (16 bytes each, uncharged).
+    VmObject* object = it->second.object.get();
+    if (!wants_.empty() && wants_[wants_.size() - 1].object == object) {
+      wants_[wants_.size() - 1].exclusive |= exclusive;
+      continue;
+    }
+    wants_.push_back({object, exclusive});
   }
 }
 

@@ -55,6 +55,19 @@ bool MemoryBudget::TryCharge(std::uint64_t bytes) noexcept {
   return ChargeWithin(used_, limit_, bytes);
 }
 
+void MemoryBudget::SetHeapTrim(std::uint64_t threshold,
+                               HeapTrimmer::Trim trim) {
+  trim_threshold_ = threshold;
+  trimmer_ = threshold != 0 ? std::make_unique<HeapTrimmer>(trim) : nullptr;
+}
+
+void MemoryBudget::AskForTrim() noexcept {
+  // One of the releasers that saw the count pass the threshold asks.
+  if (heap_freed_.exchange(0, std::memory_order_relaxed) >= trim_threshold_) {
+    trimmer_->Request();
+  }
+}
+
 bool MemoryBudget::TryChargeReserve(std::uint64_t bytes) noexcept {
   return limit_ != 0 && ChargeWithin(reserve_used_, reserve_, bytes);
 }
@@ -63,12 +76,14 @@ bool MemoryAccount::TryCharge(std::uint64_t bytes, bool use_reserve) noexcept {
   if (budget_->TryCharge(bytes) ||
       (budget_->Reclaim() != 0 && budget_->TryCharge(bytes))) {
     held_.fetch_add(bytes, std::memory_order_relaxed);
+    budget_->HeapCharged(bytes);
     return true;
   }
   if ((use_reserve || ReserveScope::active()) &&
       budget_->TryChargeReserve(bytes)) {
     held_.fetch_add(bytes, std::memory_order_relaxed);
     reserve_held_.fetch_add(bytes, std::memory_order_relaxed);
+    budget_->HeapCharged(bytes);
     return true;
   }
   return false;
@@ -96,6 +111,7 @@ void MemoryAccount::Release(std::uint64_t bytes) noexcept {
   }
   held_.fetch_sub(bytes, std::memory_order_relaxed);
   budget_->Release(bytes - in_reserve);
+  budget_->HeapReleased(bytes);
 }
 
 ReserveScope::ReserveScope() { ++reserve_scopes; }

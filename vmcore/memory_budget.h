@@ -8,6 +8,8 @@
 #include <memory>
 #include <new>
 
+#include "vmcore/heap_trimmer.h"
+
 namespace taskfs::vm {
 
 class MemoryAccount;
@@ -66,13 +68,55 @@ class MemoryBudget {
   // hold it: the page-table nodes (page_table.h).
   MemoryAccount& shared() { return *shared_; }
 
+  // Giving freed metadata back to the system. What accounts charge is
+  // malloc'd, and freeing it leaves it resident in malloc's free lists,
+  // where written pages (mmap'd slabs) cannot reuse it. Once what accounts
+  // hold has fallen threshold bytes below its highest level since the last
+  // trim (allocations that reuse what was freed lower the count again, so
+  // churn asks for nothing), a trim (heap_trimmer.h) is asked for; it runs
+  // on its own thread, outside every lock. So the heap holds at most about
+  // threshold bytes that nothing is charged for, beyond what fragmentation
+  // keeps. 0 = never. Set before the budget is shared; trim: what runs
+  // (glibc's malloc_trim(0) unless a test says otherwise).
+  void SetHeapTrim(std::uint64_t threshold,
+                   HeapTrimmer::Trim trim = &HeapTrimmer::TrimMallocHeap);
+  // The trimmer, or null if none is set: to wait for its trims (tests).
+  HeapTrimmer* heap_trimmer() const { return trimmer_.get(); }
+  // What accounts have released since the last trim and not charged again.
+  std::uint64_t heap_freed() const {
+    return heap_freed_.load(std::memory_order_relaxed);
+  }
+
+  // MemoryAccount's side: bytes of heap charged, and released.
+  void HeapCharged(std::uint64_t bytes) noexcept {
+    if (trimmer_ == nullptr) return;
+    std::uint64_t freed = heap_freed_.load(std::memory_order_relaxed);
+    while (freed != 0 &&
+           !heap_freed_.compare_exchange_weak(
+               freed, freed > bytes ? freed - bytes : 0,
+               std::memory_order_relaxed)) {
+    }
+  }
+  void HeapReleased(std::uint64_t bytes) noexcept {
+    if (trimmer_ == nullptr) return;
+    if (heap_freed_.fetch_add(bytes, std::memory_order_relaxed) + bytes >=
+        trim_threshold_) {
+      AskForTrim();
+    }
+  }
+
  private:
+  void AskForTrim() noexcept;
+
   const std::uint64_t limit_;
   const std::uint64_t reserve_;
   Reclaimer reclaimer_ = nullptr;
   void* reclaimer_arg_ = nullptr;
+  std::uint64_t trim_threshold_ = 0;       // constant once shared
+  std::unique_ptr<HeapTrimmer> trimmer_;   // constant once shared
   std::atomic<std::uint64_t> used_{0};
   std::atomic<std::uint64_t> reserve_used_{0};
+  std::atomic<std::uint64_t> heap_freed_{0};
   std::unique_ptr<MemoryAccount> shared_;  // last: it releases into the above
 };
 

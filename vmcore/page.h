@@ -39,6 +39,13 @@ class Page {
     return static_cast<std::uint32_t>(refs_.load(std::memory_order_acquire));
   }
 
+  // The statistics walk's mark (vm_statistics.cc): which walk counted the
+  // page last. Meaningful on a live page only, and read and written only
+  // under that walk's lock. It shares the word of the free list's link, so
+  // it costs the page nothing.
+  std::uint64_t walk_mark() const { return walk_mark_; }
+  void set_walk_mark(std::uint64_t mark) { walk_mark_ = mark; }
+
  private:
   friend class PageAllocator;
   static constexpr std::uint64_t kPin = std::uint64_t{1} << 32;
@@ -48,7 +55,10 @@ class Page {
   std::atomic<std::uint64_t> refs_{0};
   std::byte* data_ = nullptr;  // constant after the slab is made
   Slab* slab_ = nullptr;       // constant after the slab is made
-  Page* next_free_ = nullptr;  // guarded by PageAllocator::mu_
+  union {
+    Page* next_free_ = nullptr;  // while free; guarded by PageAllocator::mu_
+    std::uint64_t walk_mark_;    // while live; see walk_mark()
+  };
 };
 
 }  // namespace taskfs::vm

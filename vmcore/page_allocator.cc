@@ -149,7 +149,7 @@ bool PageAllocator::Allocate(std::size_t n, Page** out) {
       } else {
         page = &slab->pages[slab->never_used++];
       }
-      page->next_free_ = nullptr;
+      page->walk_mark_ = 0;  // live: no walk has counted it
       page->refs_.store(1, std::memory_order_relaxed);
       ++slab->used;
       out[taken++] = page;

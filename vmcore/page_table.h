@@ -69,10 +69,13 @@ class PageTable {
   template <typename Fn>
   void Visit(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const;
 
-  // Walks [lo, hi) for statistics. node(id, whole) for each node reached
-  // (whole: all of its span is in the range); returning false skips what is
+  // Walks [lo, hi) for statistics. node(mark, whole) for each node reached,
+  // with the node's walk mark (a word the caller may read and change, under
+  // a lock of its own, to remember what it has seen; free otherwise) and
+  // whole: all of its span is in the range; returning false skips what is
   // below it. page(index, page, shared_path) for each page reached, with
-  // shared_path true when a node above it is held more than once.
+  // shared_path true when a node above it is held more than once. Needs no
+  // memory: it recurses once a level.
   template <typename NodeFn, typename PageFn>
   void Walk(std::uint64_t lo, std::uint64_t hi, NodeFn&& node,
             PageFn&& page) const;
@@ -203,7 +206,11 @@ struct PageTable::Node {
   std::atomic<std::uint32_t> refs{1};
   std::uint32_t level;      // 0: a leaf
   MemoryAccount* account;   // what it is charged to
-  Node* next_dead = nullptr;  // the background free list's link
+  union {
+    Node* next_dead;  // while dying: the background free list's link
+    // While live: the statistics walk's mark (Walk), set to 0 at birth.
+    mutable std::uint64_t walk_mark = 0;
+  };
   union {
     Page* pages[kFanout];     // a leaf's
     Node* children[kFanout];  // a node's of level 1 and up
@@ -268,7 +275,7 @@ void PageTable::WalkIn(const Node* node, std::uint64_t base, std::uint64_t lo,
   const unsigned shift = kBits * node->level;
   const std::uint64_t span = kFanout << shift;
   const bool whole = lo <= base && (hi - base >= span);
-  if (!node_fn(static_cast<const void*>(node), whole)) return;
+  if (!node_fn(node->walk_mark, whole)) return;
   shared = shared || node->refs.load(std::memory_order_acquire) > 1;
   const SlotSpan slots = SlotsIn(node->level, base, lo, hi);
   for (std::uint64_t i = slots.first; i <= slots.last; ++i) {

@@ -68,6 +68,11 @@ class VmObject {
   // nodes: its record and its coverage.
   std::uint64_t metadata_bytes() const { return account_.held(); }
 
+  // The statistics walk's mark (vm_statistics.cc): which walk counted the
+  // object last. Read and written only under that walk's lock.
+  std::uint64_t walk_mark() const { return walk_mark_; }
+  void set_walk_mark(std::uint64_t mark) const { walk_mark_ = mark; }
+
  private:
   // From its key up to the next: how many entries cover it, and how many
   // entry ranges begin or end at the key.
@@ -85,6 +90,7 @@ class VmObject {
   void DropIfIdle(Coverage::iterator it) noexcept;
 
   const std::uint64_t id_;
+  mutable std::uint64_t walk_mark_ = 0;  // see walk_mark()
   mutable PhaseFairMutex mu_;
   MemoryAccount account_;  // before what it charges, so it goes after them
   PageTable pages_;        // guarded by mu_

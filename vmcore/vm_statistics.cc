@@ -1,6 +1,6 @@
 #include "vmcore/vm_statistics.h"
 
-#include <unordered_set>
+#include <mutex>
 
 #include "vmcore/locks.h"
 #include "vmcore/page.h"
@@ -8,6 +8,17 @@
 #include "vmcore/vm_object.h"
 
 namespace taskfs::vm {
+namespace {
+
+// One walk at a time marks what it has counted with a number no walk used
+// before, in the words that pages, nodes and objects keep for it: so a walk
+// needs no memory for what it has seen, however much that is. Walks of all
+// systems share the lock (a leaf, lock_order.h); a walk holds it only while
+// it walks, never while it waits for another lock.
+std::mutex walk_mu;
+std::uint64_t last_walk = 0;  // guarded by walk_mu
+
+}  // namespace
 
 TaskStatistics MapStatistics(const AddressMap& map) {
   // A subtree still being freed in the background holds references that
@@ -16,6 +27,8 @@ TaskStatistics MapStatistics(const AddressMap& map) {
   ObjectLocks locks;
   locks.Add(map, PageRange::All(map.geometry()), /*exclusive=*/false);
   locks.LockAll();
+  std::lock_guard walk_lock(walk_mu);
+  const std::uint64_t walk = ++last_walk;
 
   TaskStatistics s;
   map.ForEachRegion([&s](const RegionInfo&) { ++s.regions; });
@@ -23,15 +36,14 @@ TaskStatistics MapStatistics(const AddressMap& map) {
   const std::uint64_t page_size = map.geometry().page_size();
   // A page can be reached twice only if it is shared (a node above it held
   // twice, several mappings, or an index covered twice): only those are
-  // remembered. Each node counts once towards metadata.
-  std::unordered_set<const Page*> counted;
-  std::unordered_set<const void*> nodes;
-  std::unordered_set<const void*> walked_whole;
-  std::unordered_set<const VmObject*> objects;
+  // marked. Each node and object counts once towards metadata; a node's
+  // mark says too whether it was walked whole (bit 0), and then every page
+  // below it is counted.
   s.metadata_bytes = map.metadata_bytes();
   for (const auto& [start, entry] : map.entries()) {
     const VmObject& object = *entry.object;
-    if (objects.insert(&object).second) {
+    if (object.walk_mark() != walk) {
+      object.set_walk_mark(walk);
       s.metadata_bytes += object.metadata_bytes();
     }
     const std::uint64_t lo = entry.offset;
@@ -39,17 +51,25 @@ TaskStatistics MapStatistics(const AddressMap& map) {
         lo + ((entry.end - entry.start) >> map.geometry().page_shift);
     object.pages().Walk(
         lo, hi,
-        [&](const void* node, bool whole) {
-          if (nodes.insert(node).second) {
+        [&](std::uint64_t& mark, bool whole) {
+          if (mark >> 1 != walk) {
             s.metadata_bytes += PageTable::kNodeCharge;
+            mark = walk << 1 | (whole ? 1 : 0);
+            return true;
           }
           // Below a node walked whole before, every page is counted.
-          return !whole || walked_whole.insert(node).second;
+          if (!whole) return true;
+          if ((mark & 1) != 0) return false;
+          mark |= 1;
+          return true;
         },
-        [&](std::uint64_t index, const Page* page, bool shared_path) {
+        [&](std::uint64_t index, Page* page, bool shared_path) {
           const bool shared = shared_path || page->mappings() > 1 ||
                               object.CoverageAt(index) > 1;
-          if (shared && !counted.insert(page).second) return;
+          if (shared) {
+            if (page->walk_mark() == walk) return;
+            page->set_walk_mark(walk);
+          }
           s.resident_bytes += page_size;
           if (shared) s.shared_bytes += page_size;
         });

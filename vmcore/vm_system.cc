@@ -23,6 +23,7 @@ VmSystem::VmSystem(const VmConfig& config)
                (freed ? 1 : 0);
       },
       &pages_);
+  budget_.SetHeapTrim(config.heap_trim_threshold);
 }
 
 VmSystem::~VmSystem() {

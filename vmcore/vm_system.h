@@ -43,6 +43,9 @@ struct VmConfig {
   // thread for far longer. The writer waits holding its task lock, shared
   // (not the object locks), so map changes of that task wait too.
   std::chrono::microseconds pin_wait{1000};
+  // How much freed metadata may stay in malloc's heap before the budget
+  // asks for it to be given back (MemoryBudget::SetHeapTrim); 0 = never.
+  std::uint64_t heap_trim_threshold = 4 << 20;
 };
 
 // Thread-safety: all methods may be called concurrently. The task registry is

@@ -3,9 +3,43 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <shared_mutex>
+#include <thread>
+#include <vector>
+
 #include "tests/vmcore/engine_test_util.h"
 #include "vmcore/page_allocator.h"
 #include "vmcore/vm_copy.h"
+#include "vmcore/vm_fork.h"
+
+namespace {
+
+// What this thread has allocated with operator new while counting: so a
+// test can see what one call needs.
+thread_local bool counting = false;
+thread_local std::size_t counted_bytes = 0;
+
+// Out of line, so that the compiler does not pair the frees below with
+// operator new's call.
+[[gnu::noinline]] void* CountedMalloc(std::size_t size) {
+  if (counting) counted_bytes += size;
+  return std::malloc(size == 0 ? 1 : size);
+}
+[[gnu::noinline]] void Free(void* p) { std::free(p); }
+
+}  // namespace
+
+// For the whole of vmcore_tests: plain malloc, counted on a thread that asks
+// (the nothrow forms call this one).
+void* operator new(std::size_t size) {
+  if (void* p = CountedMalloc(size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { Free(p); }
+void operator delete(void* p, std::size_t) noexcept { Free(p); }
 
 namespace taskfs::vm {
 namespace {
@@ -195,6 +229,129 @@ TEST(VmStatisticsTest, CopyToAnotherTaskThenAWriteOnEachSide) {
   a->map().Remove(R(a->map(), 0, 600 * kPage));
   expect("both freed", 0, 0, 0, 0, 0);
   EXPECT_EQ(ChargedBeyondPages(*system), charged_at_start);
+}
+
+// A task with an aligned copy of its pages (which shares whole leaves) and
+// one a page off (which maps the pages again, slot by slot), and its fork,
+// which inherits the aligned copy shared (the same object, each index
+// covered by both tasks' entries) and the rest copied (the page tables
+// shared): every page is reached several ways.
+std::shared_ptr<Task> SharedEveryWay(VmSystem& system, Task& task,
+                                     std::uint64_t pages) {
+  AddressMap& map = task.map();
+  map.AllocateRange(R(map, 0, 4 * pages * kPage));
+  EXPECT_EQ(Fill(system, map, 0, pages * kPage, 'a'), KERN_SUCCESS);
+  CopyOverwrite(map, R(map, 0, pages * kPage), map,
+                R(map, pages * kPage, pages * kPage));
+  CopyOverwrite(map, R(map, 0, pages * kPage), map,
+                R(map, (2 * pages + 1) * kPage, pages * kPage));
+  map.SetInheritance(R(map, pages * kPage, pages * kPage), VM_INHERIT_SHARE);
+  std::shared_lock lock(task.mu());
+  KernResult<std::shared_ptr<Task>> child = ForkTask(system, task, "child");
+  EXPECT_EQ(child.code(), KERN_SUCCESS);
+  return child.ok() ? child.value() : nullptr;
+}
+
+// Each page counts once, and a walk counts the same however many walks (of
+// either task) came before it.
+TEST(VmStatisticsTest, PagesReachedManyWaysCountOnceInEveryWalk) {
+  constexpr std::uint64_t kPages = 2048;  // four leaves
+  auto system = MakeSystem();
+  auto task = MakeTask(*system, "t");
+  auto child = SharedEveryWay(*system, *task, kPages);
+  ASSERT_NE(child, nullptr);
+  for (int walk = 0; walk < 3; ++walk) {
+    for (const Task* t : {task.get(), child.get()}) {
+      const TaskStatistics s = MapStatistics(t->map());
+      EXPECT_EQ(s.resident_bytes, kPages * kPage);
+      EXPECT_EQ(s.shared_bytes, kPages * kPage);
+      EXPECT_EQ(s.virtual_bytes, 4 * kPages * kPage);
+    }
+  }
+  // One task alone: every byte it holds beyond its pages, counted once.
+  system->RemoveTask(*child);
+  child.reset();
+  EXPECT_EQ(MetadataBytes(*task), ChargedBeyondPages(*system));
+  const TaskStatistics s = MapStatistics(task->map());
+  EXPECT_EQ(s.resident_bytes, kPages * kPage);
+  EXPECT_EQ(s.shared_bytes, kPages * kPage);
+}
+
+// Walks of both tasks on eight threads at once each see the figures one
+// walk alone sees.
+TEST(VmStatisticsTest, ConcurrentWalksAgree) {
+  constexpr std::uint64_t kPages = 1536;
+  auto system = MakeSystem();
+  auto task = MakeTask(*system, "t");
+  auto child = SharedEveryWay(*system, *task, kPages);
+  ASSERT_NE(child, nullptr);
+  const TaskStatistics alone = MapStatistics(task->map());
+  const TaskStatistics child_alone = MapStatistics(child->map());
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      const Task& t = i % 2 == 0 ? *task : *child;
+      const TaskStatistics& expect = i % 2 == 0 ? alone : child_alone;
+      for (int n = 0; n < 50; ++n) {
+        std::shared_lock lock(t.mu());
+        const TaskStatistics s = MapStatistics(t.map());
+        if (s.resident_bytes != expect.resident_bytes ||
+            s.shared_bytes != expect.shared_bytes ||
+            s.metadata_bytes != expect.metadata_bytes) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+// The bytes one MapStatistics call allocates.
+std::size_t WalkAllocates(const Task& task) {
+  counted_bytes = 0;
+  counting = true;
+  const TaskStatistics s = MapStatistics(task.map());
+  counting = false;
+  EXPECT_GT(s.shared_bytes, 0u);
+  return counted_bytes;
+}
+
+// What a walk allocates does not grow with the pages it counts: 16 times
+// the shared pages, the same bytes.
+TEST(VmStatisticsTest, AWalkNeedsNoMemoryPerPage) {
+  auto system = MakeSystem();
+  auto small = MakeTask(*system, "small");
+  auto small_child = SharedEveryWay(*system, *small, 512);
+  ASSERT_NE(small_child, nullptr);
+  system->RemoveTask(*small_child);
+  auto large = MakeTask(*system, "large");
+  auto large_child = SharedEveryWay(*system, *large, 16 * 512);
+  ASSERT_NE(large_child, nullptr);
+  const std::size_t for_small = WalkAllocates(*small);
+  const std::size_t for_large = WalkAllocates(*large);
+  EXPECT_EQ(for_large, for_small);
+  EXPECT_LT(for_large, 4096u);
+}
+
+// Nor with the regions split from one: 4,096 of them cost what 16 do.
+TEST(VmStatisticsTest, AWalkNeedsNoMemoryPerSplitRegion) {
+  auto system = MakeSystem();
+  auto few = MakeTask(*system, "few");
+  auto many = MakeTask(*system, "many");
+  for (const auto& [task, regions] : {std::pair{few.get(), 16u},
+                                      std::pair{many.get(), 4096u}}) {
+    AddressMap& map = task->map();
+    map.AllocateRange(R(map, 0, 2 * regions * kPage));
+    ASSERT_EQ(Fill(*system, map, 0, 2 * regions * kPage, 'r'), KERN_SUCCESS);
+    CopyOverwrite(map, R(map, 0, kPage), map, R(map, kPage, kPage));
+    for (std::uint64_t p = 1; p < 2 * regions; p += 2) {
+      map.SetProtection(R(map, p * kPage, kPage), VM_PROT_READ, false);
+    }
+    ASSERT_EQ(MapStatistics(map).regions, 2 * regions);
+  }
+  EXPECT_EQ(WalkAllocates(*many), WalkAllocates(*few));
 }
 
 }  // namespace

@@ -1,0 +1,94 @@
+// The thread that gives the heap back.
+#include "vmcore/heap_trimmer.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+namespace taskfs::vm {
+namespace {
+
+std::atomic<int> trims_run{0};
+std::atomic<bool> hold_trim{false};
+
+// A trim that counts, and waits while a test holds it.
+void CountingTrim() {
+  while (hold_trim.load()) std::this_thread::yield();
+  ++trims_run;
+}
+
+TEST(HeapTrimmerTest, NothingRunsUntilAsked) {
+  trims_run = 0;
+  {
+    HeapTrimmer trimmer(&CountingTrim);
+    trimmer.Wait();
+    EXPECT_EQ(trimmer.trims(), 0u);
+  }
+  EXPECT_EQ(trims_run.load(), 0);
+}
+
+TEST(HeapTrimmerTest, ARequestIsServedByOneTrim) {
+  trims_run = 0;
+  HeapTrimmer trimmer(&CountingTrim);
+  trimmer.Request();
+  trimmer.Wait();
+  EXPECT_EQ(trimmer.trims(), 1u);
+  EXPECT_EQ(trims_run.load(), 1);
+  trimmer.Request();
+  trimmer.Wait();
+  EXPECT_EQ(trimmer.trims(), 2u);
+}
+
+// Requests made while a trim runs are served together by the next.
+TEST(HeapTrimmerTest, RequestsDuringATrimAreServedByOneMore) {
+  trims_run = 0;
+  hold_trim = true;
+  HeapTrimmer trimmer(&CountingTrim);
+  trimmer.Request();
+  std::vector<std::thread> askers;
+  for (int i = 0; i < 4; ++i) {
+    askers.emplace_back([&] {
+      for (int n = 0; n < 100; ++n) trimmer.Request();
+    });
+  }
+  for (auto& t : askers) t.join();
+  hold_trim = false;
+  trimmer.Wait();
+  EXPECT_GE(trimmer.trims(), 1u);
+  EXPECT_LE(trimmer.trims(), 3u);
+  EXPECT_EQ(trims_run.load(), static_cast<int>(trimmer.trims()));
+}
+
+// The real trim runs and returns.
+TEST(HeapTrimmerTest, MallocTrimRuns) {
+  HeapTrimmer trimmer;
+  std::vector<std::vector<char>> blocks;
+  for (int i = 0; i < 1024; ++i) blocks.emplace_back(4096, 'x');
+  blocks.clear();
+  trimmer.Request();
+  trimmer.Wait();
+  EXPECT_EQ(trimmer.trims(), 1u);
+}
+
+// Destroyed with a trim under way: it waits for it.
+TEST(HeapTrimmerTest, DestroyedWhileTrimming) {
+  trims_run = 0;
+  hold_trim = true;
+  std::thread release;
+  {
+    HeapTrimmer trimmer(&CountingTrim);
+    trimmer.Request();
+    release = std::thread([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      hold_trim = false;
+    });
+  }
+  EXPECT_LE(trims_run.load(), 1);
+  release.join();
+}
+
+}  // namespace
+}  // namespace taskfs::vm

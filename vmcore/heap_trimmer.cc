@@ -1,0 +1,60 @@
+#include "vmcore/heap_trimmer.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+
+namespace taskfs::vm {
+
+void HeapTrimmer::TrimMallocHeap() { malloc_trim(0); }
+
+HeapTrimmer::~HeapTrimmer() {
+  if (!started_.load(std::memory_order_acquire)) return;
+  stop_.store(true, std::memory_order_release);
+  requested_.fetch_add(1, std::memory_order_acq_rel);
+  requested_.notify_one();
+  thread_.join();
+}
+
+void HeapTrimmer::Request() noexcept {
+  requested_.fetch_add(1, std::memory_order_acq_rel);
+  if (!starting_.test_and_set(std::memory_order_acq_rel)) {
+    try {
+      thread_ = std::thread([this] { Run(); });
+      started_.store(true, std::memory_order_release);
+    } catch (...) {
+      // No thread: every request counts as served from now on.
+      served_.store(~std::uint64_t{0}, std::memory_order_release);
+      served_.notify_all();
+    }
+    return;
+  }
+  requested_.notify_one();
+}
+
+void HeapTrimmer::Wait() const noexcept {
+  const std::uint64_t target = requested_.load(std::memory_order_acquire);
+  std::uint64_t served = served_.load(std::memory_order_acquire);
+  while (served < target) {
+    served_.wait(served, std::memory_order_acquire);
+    served = served_.load(std::memory_order_acquire);
+  }
+}
+
+void HeapTrimmer::Run() noexcept {
+  // Batch scheduling: the trim does not preempt the thread that asked.
+  sched_param param{};
+  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+  std::uint64_t seen = 0;
+  for (;;) {
+    requested_.wait(seen, std::memory_order_acquire);
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = requested_.load(std::memory_order_acquire);
+    trim_();
+    trims_.fetch_add(1, std::memory_order_acq_rel);
+    served_.store(seen, std::memory_order_release);
+    served_.notify_all();
+  }
+}
+
+}  // namespace taskfs::vm

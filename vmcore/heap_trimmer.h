@@ -1,0 +1,60 @@
+// Gives the heap's free memory back to the system, on a thread of its own.
+#ifndef TASKFS_VMCORE_HEAP_TRIMMER_H_
+#define TASKFS_VMCORE_HEAP_TRIMMER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+namespace taskfs::vm {
+
+// Metadata lives in malloc's heap, and what is freed there stays resident
+// in malloc's free lists until malloc is told to give it back; written
+// pages come from their own mmaps (page_allocator.h) and cannot reuse it.
+// A HeapTrimmer runs a trim (by default glibc's malloc_trim(0), which also
+// gives back the free whole pages inside the heap) when asked, on its own
+// thread, so the asker holds whatever locks it holds for no longer.
+//
+// Thread-safety: all methods are thread-safe. Request never blocks and
+// takes no lock, so it may be called from any release path.
+class HeapTrimmer {
+ public:
+  using Trim = void (*)();
+  // glibc's malloc_trim(0).
+  static void TrimMallocHeap();
+
+  explicit HeapTrimmer(Trim trim = &TrimMallocHeap) : trim_(trim) {}
+  ~HeapTrimmer();  // waits for a trim under way, then stops the thread
+  HeapTrimmer(const HeapTrimmer&) = delete;
+  HeapTrimmer& operator=(const HeapTrimmer&) = delete;
+
+  // Asks for one trim after this call. Requests that come while a trim
+  // runs are served by one more. The thread starts at the first request;
+  // if it cannot be started, the request is dropped (the memory stays
+  // resident, nothing else goes wrong).
+  void Request() noexcept;
+  // Waits until every request made before this call has been served (or
+  // dropped).
+  void Wait() const noexcept;
+  // Trims run so far.
+  std::uint64_t trims() const { return trims_.load(std::memory_order_acquire); }
+
+ private:
+  void Run() noexcept;
+
+  const Trim trim_;
+  // requested_ counts requests; served_ is the count the last finished
+  // trim started after (64 bits never wrap; all ones once requests are
+  // dropped); trims_ counts trims.
+  std::atomic<std::uint64_t> requested_{0};
+  std::atomic<std::uint64_t> served_{0};
+  std::atomic<std::uint64_t> trims_{0};
+  std::atomic<bool> stop_{false};     // set by the destructor
+  std::atomic_flag starting_ = ATOMIC_FLAG_INIT;  // set by the first Request
+  std::atomic<bool> started_{false};  // thread_ is set
+  std::thread thread_;  // written once, by the Request that set starting_
+};
+
+}  // namespace taskfs::vm
+
+#endif  // TASKFS_VMCORE_HEAP_TRIMMER_H_
