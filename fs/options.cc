@@ -5,7 +5,6 @@
 
 #include <cctype>
 #include <cerrno>
-#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdio>
@@ -100,10 +99,6 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
     o->vm.address_bits = static_cast<unsigned>(value);
   }
   o->vm.memory_limit = HalfOfPhysicalMemory();
-  // The daemon's only pins are read replies being written to /dev/fuse, so a
-  // write at the memory limit can afford to wait them out even when the
-  // machine is busy.
-  o->vm.pin_wait = std::chrono::seconds(1);
   if (raw.memory_limit != nullptr) {
     if (!ParseOptionNumber(raw.memory_limit, NumberForm::kSize, &value) || value == 0) {
       return std::string("bad memory_limit '") + raw.memory_limit +

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -111,9 +110,6 @@ TEST_F(OptionsTest, Defaults) {
   EXPECT_EQ(options_->vm.address_bits, 47u);
   EXPECT_EQ(options_->vm.max_tasks, 1024u);
   EXPECT_EQ(options_->vm.memory_limit, HalfOfPhysicalMemory());
-  // The daemon's pins last only while a reply is written: a write at the
-  // limit can wait them out.
-  EXPECT_EQ(options_->vm.pin_wait, std::chrono::seconds(1));
   EXPECT_EQ(options_->tasks, Options::Tasks::kDemo);
   EXPECT_EQ(options_->log_level, spdlog::level::info);
   EXPECT_EQ(options_->mountpoint, mountpoint_);
