@@ -256,6 +256,17 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* o,
   return ParseOutcome::kRun;
 }
 
+unsigned WorkerThreads(const Options& options) {
+  if (options.single_thread) return 1;
+  // fuse_parse_cmdline gives 10 unless -o max_threads= says otherwise; the
+  // loop's own default, for a value it would not take, is 10 too.
+  constexpr unsigned kLoopDefault = 10;
+  constexpr unsigned kLoopMost = 100000;
+  return options.max_threads >= 1 && options.max_threads <= kLoopMost
+             ? options.max_threads
+             : kLoopDefault;
+}
+
 void PrintHelp(const char* program) {
   std::printf(
       "usage: %s [options] MOUNTPOINT\n"

@@ -115,6 +115,20 @@ TEST_F(OptionsTest, Defaults) {
   EXPECT_EQ(options_->mountpoint, mountpoint_);
   EXPECT_FALSE(options_->foreground);
   EXPECT_FALSE(options_->single_thread);
+  EXPECT_EQ(WorkerThreads(*options_), 10u);
+}
+
+// The threads that may each hold a read reply's pins: what the daemon sizes
+// its pin reserve by.
+TEST_F(OptionsTest, WorkerThreads) {
+  ASSERT_EQ(Parse({"-s", mountpoint_}), ParseOutcome::kRun) << error_;
+  EXPECT_EQ(WorkerThreads(*options_), 1u);
+  ASSERT_EQ(Parse({"-o", "max_threads=3", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(WorkerThreads(*options_), 3u);
+  ASSERT_EQ(Parse({"-o", "max_threads=0", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(WorkerThreads(*options_), 10u);
 }
 
 TEST_F(OptionsTest, DefaultPermissionsIsAlwaysOn) {
