@@ -5,7 +5,6 @@
 
 #include <cctype>
 #include <cerrno>
-#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdio>
@@ -126,10 +125,6 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
     o->vm.address_bits = static_cast<unsigned>(value);
   }
   o->vm.memory_limit = HalfOfPhysicalMemory();
-  // The daemon's only pins are read replies being written to /dev/fuse, so a
-  // write at the memory limit can afford to wait them out even when the
-  // machine is busy.
-  o->vm.pin_wait = std::chrono::seconds(1);
   if (raw.memory_limit != nullptr) {
     if (!ParseOptionNumber(raw.memory_limit, NumberForm::kSize, &value) || value == 0) {
       return "bad memory_limit " + Quoted(raw.memory_limit) +
@@ -288,6 +283,17 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* o,
     }
   }
   return ParseOutcome::kRun;
+}
+
+unsigned WorkerThreads(const Options& options) {
+  if (options.single_thread) return 1;
+  // fuse_parse_cmdline gives 10 unless -o max_threads= says otherwise; the
+  // loop's own default, for a value it would not take, is 10 too.
+  constexpr unsigned kLoopDefault = 10;
+  constexpr unsigned kLoopMost = 100000;
+  return options.max_threads >= 1 && options.max_threads <= kLoopMost
+             ? options.max_threads
+             : kLoopDefault;
 }
 
 void PrintHelp(const char* program) {

@@ -42,6 +42,10 @@ enum class ParseOutcome { kRun, kHelp, kVersion, kError };
 ParseOutcome ParseOptions(int argc, char** argv, Options* options,
                           std::string* error);
 
+// How many threads serve requests at once, the most that can each hold a
+// read reply's pins: 1 with -s, else -o max_threads (10 when not given).
+unsigned WorkerThreads(const Options& options);
+
 // Prints --help: usage, taskfs's options, then libfuse's.
 void PrintHelp(const char* program);
 

@@ -7,6 +7,7 @@
 #include <syslog.h>
 
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -110,9 +111,14 @@ int main(int argc, char** argv) {
   }
 
   std::shared_ptr<spdlog::logger> log = MakeLogger(options);
-  taskfs::vm::VmSystem system(options.vm);
   const taskfs::fs::RequestLimits limits =
-      taskfs::fs::RequestLimitsForThisHost(system.page_size());
+      taskfs::fs::RequestLimitsForThisHost(options.vm.page_size);
+  // The only pins are read replies on their way to the kernel, one request
+  // at most for each thread: a write at the limit copies what they pin from
+  // this reserve rather than be refused.
+  const unsigned threads = taskfs::fs::WorkerThreads(options);
+  options.vm.pin_reserve = std::uint64_t{threads} * limits.max_bytes;
+  taskfs::vm::VmSystem system(options.vm);
   taskfs::fs::TaskFs fs(system, log, limits.max_bytes);
   // The kernel's read requests are cut at the same size as its writes.
   const std::string max_read = "max_read=" + std::to_string(limits.max_bytes);
@@ -154,13 +160,12 @@ int main(int argc, char** argv) {
   } else {
     fuse_loop_config* config = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(config, options.clone_fd ? 1 : 0);
-    // fuse_parse_cmdline leaves these out of range unless they are given.
+    // fuse_parse_cmdline leaves this out of range unless it is given.
     if (options.max_idle_threads <= 100000) {
       fuse_loop_cfg_set_idle_threads(config, options.max_idle_threads);
     }
-    if (options.max_threads >= 1 && options.max_threads <= 100000) {
-      fuse_loop_cfg_set_max_threads(config, options.max_threads);
-    }
+    // The bound the pin reserve was sized for.
+    fuse_loop_cfg_set_max_threads(config, threads);
     result = fuse_session_loop_mt(session.get(), config);
     fuse_loop_cfg_destroy(config);
   }

@@ -23,13 +23,10 @@
 // again, not even shared: behind a waiting writer that would deadlock.
 //
 // Nothing in the core waits on anything else while holding a lock: no system
-// call but mmap/munmap inside the allocator, no callback into the caller.
-// One exception: a write at the memory limit that would fit but for readers'
-// pins (WriteBytes, vm_fault.h) sleeps, holding its task lock shared and no
-// object lock, until the pins go or VmConfig::pin_wait passes. Dropping a pin
-// takes no lock but the allocator's, so the wait cannot deadlock; a map change
-// of that task meanwhile waits for it, and the task's new readers behind the
-// change, for pin_wait at most.
+// call but mmap/munmap/madvise inside the allocator, no callback into the
+// caller, no sleep. A write at the memory limit that meets readers' pins does
+// not wait for them: it copies the pages from the pin reserve
+// (page_allocator.h).
 // Pages are pinned (reference counts), not locked, while a caller hands their
 // bytes on (PinnedPages), so no lock is held across a FUSE reply.
 #ifndef TASKFS_VMCORE_LOCK_ORDER_H_

@@ -39,9 +39,11 @@ bool ChargeWithin(std::atomic<std::uint64_t>& used, std::uint64_t ceiling,
 }  // namespace
 
 MemoryBudget::MemoryBudget(std::uint64_t limit_bytes,
-                           std::uint64_t reserve_bytes)
+                           std::uint64_t reserve_bytes,
+                           std::uint64_t pin_reserve_bytes)
     : limit_(limit_bytes),
       reserve_(reserve_bytes),
+      pin_reserve_(pin_reserve_bytes),
       shared_(std::make_unique<MemoryAccount>(*this)) {}
 
 MemoryBudget::~MemoryBudget() = default;
@@ -70,6 +72,10 @@ void MemoryBudget::AskForTrim() noexcept {
 
 bool MemoryBudget::TryChargeReserve(std::uint64_t bytes) noexcept {
   return limit_ != 0 && ChargeWithin(reserve_used_, reserve_, bytes);
+}
+
+bool MemoryBudget::TryChargePinReserve(std::uint64_t bytes) noexcept {
+  return ChargeWithin(pin_reserve_used_, pin_reserve_, bytes);
 }
 
 bool MemoryAccount::TryCharge(std::uint64_t bytes, bool use_reserve) noexcept {

@@ -25,9 +25,12 @@ class MemoryBudget {
  public:
   // limit_bytes: 0 means none. reserve_bytes: a second, small pool that the
   // charges allowed to use it (MemoryAccount::TryCharge) fall back on when
-  // the limit refuses them.
+  // the limit refuses them. pin_reserve_bytes: a third, that only the page
+  // allocator draws on, for the copies of pages that only readers' pins
+  // keep (PageAllocator::Allocate).
   explicit MemoryBudget(std::uint64_t limit_bytes,
-                        std::uint64_t reserve_bytes = 0);
+                        std::uint64_t reserve_bytes = 0,
+                        std::uint64_t pin_reserve_bytes = 0);
   ~MemoryBudget();
   MemoryBudget(const MemoryBudget&) = delete;
   MemoryBudget& operator=(const MemoryBudget&) = delete;
@@ -43,12 +46,22 @@ class MemoryBudget {
   void ReleaseReserve(std::uint64_t bytes) noexcept {
     reserve_used_.fetch_sub(bytes, std::memory_order_relaxed);
   }
+  // The same for the pin reserve.
+  bool TryChargePinReserve(std::uint64_t bytes) noexcept;
+  void ReleasePinReserve(std::uint64_t bytes) noexcept {
+    pin_reserve_used_.fetch_sub(bytes, std::memory_order_relaxed);
+  }
 
   std::uint64_t limit() const { return limit_; }  // 0 = none
   // What is charged within the limit, and within the reserve.
   std::uint64_t used() const { return used_.load(std::memory_order_relaxed); }
   std::uint64_t reserve_used() const {
     return reserve_used_.load(std::memory_order_relaxed);
+  }
+  // The pin reserve's size, and what is charged within it.
+  std::uint64_t pin_reserve() const { return pin_reserve_; }
+  std::uint64_t pin_reserve_used() const {
+    return pin_reserve_used_.load(std::memory_order_relaxed);
   }
 
   // What MemoryAccount::Charge calls once when the budget refuses, before
@@ -110,6 +123,7 @@ class MemoryBudget {
 
   const std::uint64_t limit_;
   const std::uint64_t reserve_;
+  const std::uint64_t pin_reserve_;
   Reclaimer reclaimer_ = nullptr;
   void* reclaimer_arg_ = nullptr;
   std::uint64_t trim_threshold_ = 0;       // constant once shared
@@ -117,6 +131,7 @@ class MemoryBudget {
   std::atomic<std::uint64_t> used_{0};
   std::atomic<std::uint64_t> reserve_used_{0};
   std::atomic<std::uint64_t> heap_freed_{0};
+  std::atomic<std::uint64_t> pin_reserve_used_{0};
   std::unique_ptr<MemoryAccount> shared_;  // last: it releases into the above
 };
 

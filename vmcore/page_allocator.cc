@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -41,6 +42,15 @@ Page* Pop(Page*& list, Page* next) {
 
 std::uint64_t PageAllocator::SlabCharge() { return kSlabCharge; }
 
+std::uint64_t PageAllocator::PinReserveFor(std::uint64_t pinned_bytes,
+                                           std::size_t page_size) {
+  if (pinned_bytes == 0) return 0;
+  const std::uint64_t pages = (pinned_bytes + page_size - 1) / page_size;
+  // Copies that fill new slabs need one slab per kSlabPages of them, and a
+  // first copy may need one more when every slab is full.
+  return pages * page_size + (pages / kSlabPages + 1) * kSlabCharge;
+}
+
 void Page::Drop(std::uint64_t n) {
   if (refs_.fetch_sub(n, std::memory_order_acq_rel) == n) {
     slab_->owner->Free(this);
@@ -61,7 +71,7 @@ PageAllocator::PageAllocator(std::size_t page_size, MemoryBudget& budget,
 PageAllocator::~PageAllocator() {
   while (Slab* slab = all_slabs_) {
     all_slabs_ = slab->all_next;
-    budget_.Release(slab->warm * page_size_ + kSlabCharge);
+    GiveBack(slab->warm * page_size_ + kSlabCharge);
     munmap(slab->base, kSlabPages * page_size_);
     delete slab;
   }
@@ -90,13 +100,15 @@ Slab* PageAllocator::NewSlab() {
   return slab;
 }
 
-bool PageAllocator::Allocate(std::size_t n, Page** out) {
+bool PageAllocator::Allocate(std::size_t n, Page** out,
+                             std::size_t pinned_copies) {
   if (n == 0) return true;
   std::lock_guard lock(mu_);
   const std::uint64_t live = live_pages_.load(std::memory_order_relaxed);
-  if (limit_pages_ != 0 && (n > limit_pages_ || live > limit_pages_ - n)) {
-    return false;
-  }
+  const auto within_page_limit = [&](std::size_t pages) {
+    return limit_pages_ == 0 ||
+           (pages <= limit_pages_ && live <= limit_pages_ - pages);
+  };
   // Pages are taken slab by slab in with_room_'s order, warm ones
   // first in each: count what that takes before taking anything, and charge
   // for the pages that are not warm and for new slabs, so a refusal (or a
@@ -112,19 +124,37 @@ bool PageAllocator::Allocate(std::size_t n, Page** out) {
   const std::size_t new_slabs = (n - available + kSlabPages - 1) / kSlabPages;
   const std::uint64_t charge =
       (n - warm) * std::uint64_t{page_size_} + new_slabs * kSlabCharge;
-  if (!budget_.TryCharge(charge)) return false;
+  // The part of charge that the pin reserve holds: none unless the limit
+  // refuses; then the copies of doomed pages that cost something, and the
+  // new slabs' records.
+  std::uint64_t reserved = 0;
+  if (!within_page_limit(n) || !budget_.TryCharge(charge)) {
+    const std::size_t copies = std::min(pinned_copies, n);
+    if (copies == 0 || !within_page_limit(n - copies)) return false;
+    reserved = std::min(copies, n - warm) * std::uint64_t{page_size_} +
+               new_slabs * kSlabCharge;
+    if (!budget_.TryChargePinReserve(reserved)) return false;
+    if (charge != reserved && !budget_.TryCharge(charge - reserved)) {
+      budget_.ReleasePinReserve(reserved);
+      return false;
+    }
+    debt_ += reserved;
+  }
   // New slabs wait on a chain of their own until the ones counted above are
   // used up, so pages are taken in the order they were counted.
   Slab* fresh = nullptr;
   for (std::size_t i = 0; i < new_slabs; ++i) {
     Slab* slab = NewSlab();
     if (slab == nullptr) {
+      // Exactly what was charged goes back, to where it was charged.
       while (fresh != nullptr) {
         Slab* next = fresh->free_next;
-        Unmap(fresh);
+        Discard(fresh);
         fresh = next;
       }
-      budget_.Release(charge - i * kSlabCharge);
+      debt_ -= reserved;
+      budget_.ReleasePinReserve(reserved);
+      budget_.Release(charge - reserved);
       return false;
     }
     slab->free_next = fresh;
@@ -161,13 +191,28 @@ bool PageAllocator::Allocate(std::size_t n, Page** out) {
 }
 
 void PageAllocator::Unmap(Slab* slab) {
+  const std::uint64_t charged = slab->warm * page_size_ + kSlabCharge;
+  Discard(slab);
+  GiveBack(charged);
+}
+
+void PageAllocator::Discard(Slab* slab) {
   if (slab->all_prev != nullptr) slab->all_prev->all_next = slab->all_next;
   if (slab->all_next != nullptr) slab->all_next->all_prev = slab->all_prev;
   if (all_slabs_ == slab) all_slabs_ = slab->all_next;
   --slabs_;
-  budget_.Release(slab->warm * page_size_ + kSlabCharge);
   munmap(slab->base, kSlabPages * page_size_);
   delete slab;
+}
+
+std::uint64_t PageAllocator::GiveBack(std::uint64_t bytes) {
+  const std::uint64_t repaid = std::min(bytes, debt_);
+  if (repaid != 0) {
+    debt_ -= repaid;
+    budget_.ReleasePinReserve(repaid);
+  }
+  budget_.Release(bytes - repaid);
+  return bytes - repaid;
 }
 
 void PageAllocator::GainRoom(Slab* slab) {
@@ -186,24 +231,23 @@ void PageAllocator::LoseRoom(Slab* slab) {
   if (with_room_ == slab) with_room_ = slab->free_next;
 }
 
-bool PageAllocator::Fits(std::uint64_t n) const {
-  const std::uint64_t live = live_pages();
-  if (limit_pages_ != 0 && (n > limit_pages_ || live > limit_pages_ - n)) {
-    return false;
-  }
-  const std::uint64_t limit = budget_.limit();
-  const std::uint64_t bytes = n * page_size_;
-  return limit == 0 || (bytes <= limit && budget_.used() <= limit - bytes);
-}
-
 void PageAllocator::Free(Page* page) {
   Slab* slab = page->slab_;
   std::lock_guard lock(mu_);
   live_pages_.fetch_sub(1, std::memory_order_relaxed);
-  page->next_free_ = slab->warm_list;
-  slab->warm_list = page;
-  ++slab->warm;
-  ++warm_pages_;
+  if (debt_ != 0) {
+    // Owing the pin reserve: this page's bytes go to pay it (the class
+    // comment), so the page is not kept warm.
+    madvise(page->data_, page_size_, MADV_DONTNEED);
+    page->next_free_ = slab->cold_list;
+    slab->cold_list = page;
+    GiveBack(page_size_);
+  } else {
+    page->next_free_ = slab->warm_list;
+    slab->warm_list = page;
+    ++slab->warm;
+    ++warm_pages_;
+  }
   if (slab->used-- == kSlabPages) GainRoom(slab);
   // Give an empty slab back to the system unless it is the only one with
   // room left, which is kept to spare an mmap/munmap pair per page when one
@@ -234,8 +278,7 @@ std::uint64_t PageAllocator::Reclaim() {
     warm_pages_ -= slab->warm;
     slab->warm = 0;
   }
-  budget_.Release(released);
-  return released;
+  return GiveBack(released);
 }
 
 }  // namespace taskfs::vm

@@ -25,6 +25,27 @@ namespace taskfs::vm {
 // freeing pages makes room for new pages at once, and for anything else
 // once Reclaim has given the warm ones back.
 //
+// The pin reserve. A write must copy a page that readers have pinned even
+// when it is the page's last mapping; the old page is then doomed: nothing
+// maps it, nothing can pin it again, and it is freed when its last pin goes,
+// a moment later. At the limit such a copy is not refused: Allocate charges
+// it to the budget's pin reserve instead (MemoryBudget::pin_reserve, sized
+// by VmConfig::pin_reserve for every page readers can pin at once), and the
+// allocator owes the reserve what it drew. The invariant, under mu_:
+//
+//   budget().pin_reserve_used() == debt_, and
+//   what the allocator has charged within the limit + debt_
+//       == (live + warm pages) * page_size + slabs * SlabCharge().
+//
+// Every byte the allocator gives back pays the debt first, and a page freed
+// while there is a debt goes cold instead of warm, so that its bytes are
+// given back. The next free after a copy (the doomed page's own, when its
+// last pin goes, unless another page was freed first) therefore returns the
+// reserve to where it was, and the figure within the limit never moved: the
+// copy took over the doomed page's charge. (A copy that needed a new slab
+// when every slab was full drew the slab's records too; the frees after
+// the doomed page's pay those.)
+//
 // Thread-safety: all methods are thread-safe; mu_ is a leaf lock.
 class PageAllocator {
  public:
@@ -43,13 +64,24 @@ class PageAllocator {
 
   // All or nothing: fills out[0..n) with pages holding one mapping each and
   // undefined contents, or returns false (the budget or the page limit
-  // refuses, or the system is out of memory) and takes none.
-  bool Allocate(std::size_t n, Page** out);
+  // refuses, or the system is out of memory) and takes none. pinned_copies:
+  // how many of the n are copies of doomed pages (see above); when the
+  // limit refuses the n, those copies (and the records of any new slab) may
+  // be charged to the pin reserve and be past the page limit, as long as
+  // the rest fits within them.
+  bool Allocate(std::size_t n, Page** out, std::size_t pinned_copies = 0);
+
+  // What the pin reserve must hold for readers to pin pinned_bytes at once
+  // with every pinned page doomed: the copies, and the records of the slabs
+  // they may need. 0 for 0.
+  static std::uint64_t PinReserveFor(std::uint64_t pinned_bytes,
+                                     std::size_t page_size);
 
   // Gives every warm page back to the system (madvise) and releases its
-  // charge; returns the bytes released. The budget calls it when a charge
-  // is refused (set_reclaimer); requires that the caller hold no lock
-  // below the allocator's.
+  // charge, paying the pin reserve's debt first; returns the bytes released
+  // within the limit. The budget calls it when a charge is refused
+  // (set_reclaimer); requires that the caller hold no lock below the
+  // allocator's.
   std::uint64_t Reclaim();
 
   // What of the budget's use is the allocator's own: the warm pages and the
@@ -66,30 +98,19 @@ class PageAllocator {
   }
   MemoryBudget& budget() const { return budget_; }
   std::uint64_t page_limit() const { return limit_pages_; }  // pages; 0 = none
-  // Whether n more pages would fit: the budget's room (with nothing else
-  // charged meanwhile) and the page limit's.
-  bool Fits(std::uint64_t n) const;
-
-  // How many writers are waiting at the limit for readers' pins to go (the
-  // pin wait of vm_fault.h), so a test can see a writer blocked there.
-  std::uint32_t pin_waiters() const {
-    return pin_waiters_.load(std::memory_order_acquire);
-  }
-  // The waiting writer's side: +1 when it starts waiting, -1 when it stops.
-  void CountPinWaiter(int delta) {
-    pin_waiters_.fetch_add(static_cast<std::uint32_t>(delta),
-                           std::memory_order_acq_rel);
-  }
-
  private:
   friend class Page;
   void Free(Page* page);
   // These require mu_. NewSlab maps a slab (nullptr if the system has no
   // memory), on all_slabs_ only; Unmap takes an empty slab off all_slabs_,
-  // releases its charge and unmaps it; GainRoom and LoseRoom put a slab on
-  // and off with_room_.
+  // gives back its charge and unmaps it (Discard: the same but its charge);
+  // GainRoom and LoseRoom put a slab on and off with_room_. GiveBack
+  // releases bytes of the allocator's charge, the debt to the pin reserve
+  // first, and returns what it released within the limit.
   Slab* NewSlab();
   void Unmap(Slab* slab);
+  void Discard(Slab* slab);
+  std::uint64_t GiveBack(std::uint64_t bytes);
   void GainRoom(Slab* slab);
   void LoseRoom(Slab* slab);
 
@@ -102,7 +123,7 @@ class PageAllocator {
   std::atomic<std::uint64_t> live_pages_{0};  // written under mu_
   std::uint64_t warm_pages_ = 0;               // guarded by mu_
   std::uint64_t slabs_ = 0;                    // guarded by mu_
-  std::atomic<std::uint32_t> pin_waiters_{0};
+  std::uint64_t debt_ = 0;  // bytes charged to the pin reserve; mu_
 
   mutable std::mutex mu_;
   // Intrusive lists (no allocation, so Free cannot fail), guarded by mu_:

@@ -1,9 +1,7 @@
 #include "vmcore/vm_fault.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -108,11 +106,12 @@ void StoreFence() {
 // How many fresh pages writing range needs: one per unwritten page, and one
 // per mapping of a shared page, except that the last mapping of a page whose
 // every mapping lies in the range is written in place. *for_pins: how many
-// of them are needed only because a reader has the page pinned. First makes
-// the page-table paths of the range this write's own (Prepare: shared
-// subtrees are cloned, so each page's mappings count every slot that holds
-// it); may throw, with every change in undo. Requires the object locks,
-// exclusive.
+// of them are needed only because a reader has the page pinned: copies of
+// pages the write dooms (page_allocator.h), which may use the pin reserve.
+// First makes the page-table paths of the range this write's own (Prepare:
+// shared subtrees are cloned, so each page's mappings count every slot that
+// holds it); may throw, with every change in undo. Requires the object
+// locks, exclusive.
 std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
                          PageTable::Undo& undo, std::size_t* for_pins) {
   *for_pins = 0;
@@ -187,29 +186,10 @@ void WritePages(const AddressMap& map, const PageRange& range,
   for (std::size_t i = used; i < batch.size(); ++i) batch[i]->DropMapping();
 }
 
-// Counts its writer in PageAllocator::pin_waiters() from Start() until it
-// goes.
-class PinWaiter {
- public:
-  explicit PinWaiter(PageAllocator& pages) : pages_(pages) {}
-  ~PinWaiter() {
-    if (waiting_) pages_.CountPinWaiter(-1);
-  }
-  PinWaiter(const PinWaiter&) = delete;
-  PinWaiter& operator=(const PinWaiter&) = delete;
-
-  void Start() {
-    if (!waiting_) pages_.CountPinWaiter(+1);
-    waiting_ = true;
-  }
-
- private:
-  PageAllocator& pages_;
-  bool waiting_ = false;
-};
-
-// The reason of a write whose new pages the allocator refused.
-void RefuseAtTheLimit(const PageAllocator& pages, std::size_t needed) {
+// The reason of a write whose new pages the allocator refused; for_pins of
+// them were copies of doomed pages, which could use the pin reserve.
+void RefuseAtTheLimit(const PageAllocator& pages, std::size_t needed,
+                      std::size_t for_pins) {
   const std::uint64_t page = pages.page_size();
   const MemoryBudget& budget = pages.budget();
   const std::uint64_t cap = pages.page_limit();
@@ -225,28 +205,26 @@ void RefuseAtTheLimit(const PageAllocator& pages, std::size_t needed) {
         needed * page));
     return;
   }
+  if (for_pins == 0) {
+    SetFailureReason(fmt::format(
+        "memory limit {} bytes: {} in use, the write needs {} more",
+        budget.limit(), budget.used(), needed * page));
+    return;
+  }
   SetFailureReason(fmt::format(
-      "memory limit {} bytes: {} in use, the write needs {} more",
-      budget.limit(), budget.used(), needed * page));
+      "memory limit {} bytes: {} in use, the write needs {} more ({} of "
+      "them copies of pinned pages; the pin reserve has {} of {} in use)",
+      budget.limit(), budget.used(), needed * page, for_pins * page,
+      budget.pin_reserve_used(), budget.pin_reserve()));
 }
 
 template <typename Produce>
 KernReturn WriteWith(VmSystem& system, const AddressMap& map,
                      const PageRange& range, vm_address_t address,
                      vm_size_t size, Produce&& produce) {
-  // At the memory limit, a page held only by a reader's pin (a reply still
-  // on its way to the kernel) would need a copy now but not a moment later:
-  // when the write would fit without those copies, wait up to
-  // config().pin_wait for the pins to go before refusing it.
-  using Clock = std::chrono::steady_clock;
-  using std::chrono::microseconds;
   PageAllocator& pages = system.pages();
-  PinWaiter waiter(pages);
-  Clock::time_point deadline{};
-  microseconds pause{0};  // before the next attempt, locks released
   bool drained = false;
   for (;;) {
-    if (pause.count() > 0) std::this_thread::sleep_for(pause);
     ObjectLocks locks;
     locks.Add(map, range, /*exclusive=*/true);
     locks.LockAll();
@@ -256,7 +234,10 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
     const std::size_t needed = PagesToWrite(map, range, undo, &for_pins);
     thread_local std::vector<Page*> batch;
     batch.resize(needed);
-    if (!pages.Allocate(needed, batch.data())) {
+    // At the limit, the copies of pages only readers' pins keep come from
+    // the pin reserve: the reply that pins such a page may still be on its
+    // way to the kernel, and the page is freed when it has gone.
+    if (!pages.Allocate(needed, batch.data(), for_pins)) {
       undo.Rollback();
       // Subtrees freed in the background (page_table.h) may still hold
       // pages and mappings: once, wait for them and count again (their
@@ -265,23 +246,8 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
         drained = true;
         continue;
       }
-      const Clock::time_point now = Clock::now();
-      if (deadline == Clock::time_point{}) {
-        deadline = now + system.config().pin_wait;
-      }
-      // Would the write fit if the pinned pages needed no copy?
-      const bool pins_in_the_way =
-          for_pins > 0 && pages.Fits(needed - for_pins);
-      if (!pins_in_the_way || now >= deadline) {
-        RefuseAtTheLimit(pages, needed);
-        return KERN_RESOURCE_SHORTAGE;
-      }
-      waiter.Start();
-      // 20 us, doubling to 1 ms, never past the deadline.
-      pause =
-          std::min({std::max(pause * 2, microseconds{20}), microseconds{1000},
-                    std::chrono::ceil<microseconds>(deadline - now)});
-      continue;
+      RefuseAtTheLimit(pages, needed, for_pins);
+      return KERN_RESOURCE_SHORTAGE;
     }
     undo.Commit();
     WritePages(map, range, address, size, batch, produce);

@@ -77,11 +77,12 @@ class WriteSource {
 // in place. All fresh pages are taken in one batch before any byte changes.
 //
 // Returns KERN_SUCCESS, or KERN_RESOURCE_SHORTAGE if the batch would pass
-// the memory limit (then nothing changed). When the write would fit but for
-// pages that only readers' pins keep shared, it first waits up to
-// VmConfig::pin_wait for those pins to go, holding no object lock while it
-// sleeps (PageAllocator::pin_waiters() counts it meanwhile). May throw
-// std::bad_alloc (page-table chunks) before any byte changes.
+// the memory limit (then nothing changed). The copies of pages that only
+// readers' pins keep (the write leaves them unmapped, and their last pin
+// frees them) may go past the limit into the pin reserve (page_allocator.h);
+// the write is refused only when the rest does not fit or the reserve is
+// used up. It never waits for a pin. May throw std::bad_alloc (page-table
+// chunks) before any byte changes.
 KernReturn WriteBytes(VmSystem& system, const AddressMap& map,
                       const PageRange& range, vm_address_t address,
                       vm_size_t size, const WriteSource& source);

@@ -12,7 +12,9 @@ namespace taskfs::vm {
 
 VmSystem::VmSystem(const VmConfig& config)
     : config_(config),
-      budget_(config.memory_limit, config.open_file_reserve),
+      budget_(config.memory_limit, config.open_file_reserve,
+              PageAllocator::PinReserveFor(config.pin_reserve,
+                                           config.page_size)),
       pages_(config.page_size, budget_, config.page_limit) {
   // Large subtrees freed in the background (page_table.h) first: their
   // pages then are the allocator's to give back.
@@ -47,10 +49,6 @@ std::string VmSystem::ValidateConfig(const VmConfig& config) {
            std::to_string(config.address_bits);
   }
   if (config.max_tasks == 0) return "max_tasks must be at least 1";
-  if (config.pin_wait < std::chrono::microseconds::zero() ||
-      config.pin_wait > std::chrono::minutes(1)) {
-    return "pin_wait must be from 0 to 1 minute";
-  }
   return "";
 }
 

@@ -3,7 +3,6 @@
 #ifndef TASKFS_VMCORE_VM_SYSTEM_H_
 #define TASKFS_VMCORE_VM_SYSTEM_H_
 
-#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -36,13 +35,18 @@ struct VmConfig {
   // and free memory through ctl.
   std::uint64_t open_file_reserve = 2 << 20;
   std::uint64_t max_tasks = 1024;     // live tasks
-  // At the memory limit, how long a write that would fit but for readers'
-  // pins (pages it could then write in place) waits for them to go before
-  // it is refused, 0 to 1 minute. A pin held by a reply on its way to the
-  // kernel goes within microseconds, but a busy machine can deschedule its
-  // thread for far longer. The writer waits holding its task lock, shared
-  // (not the object locks), so map changes of that task wait too.
-  std::chrono::microseconds pin_wait{1000};
+  // The most bytes of pages that readers may hold pinned at once
+  // (vm_read_pinned views not yet released). A write at the memory limit
+  // must still copy a page that only readers' pins keep, although the pins
+  // free the old page a moment later; such copies go this far past
+  // memory_limit (plus the records of the slabs they may need:
+  // PageAllocator::PinReserveFor) instead of being refused. The daemon's
+  // pins are its read replies in flight: one request's pages for each of
+  // its threads, each of which at any moment holds one reply's pins or
+  // writes one request, whose copies were pinned when it counted them; so
+  // that much covers every copy. 0: no reserve, such a write is refused at
+  // the limit.
+  std::uint64_t pin_reserve = 0;
   // How much freed metadata may stay in malloc's heap before the budget
   // asks for it to be given back (MemoryBudget::SetHeapTrim); 0 = never.
   std::uint64_t heap_trim_threshold = 4 << 20;

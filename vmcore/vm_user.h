@@ -111,10 +111,9 @@ KernReturn vm_read(Task& task, vm_address_t address,
                    std::span<std::byte> buffer);
 
 // vm_write: every page of the page-aligned range must be allocated and
-// writable. KERN_RESOURCE_SHORTAGE if the memory limit would be passed; when
-// it would not be but for pages pinned by readers (which would need a copy),
-// first waits up to VmConfig::pin_wait for those pins to go, as vm_load and
-// vm_fill do.
+// writable. KERN_RESOURCE_SHORTAGE if the memory limit would be passed; the
+// copies of pages that only readers' pins keep draw on the pin reserve
+// instead (VmConfig::pin_reserve), as in vm_load and vm_fill.
 KernReturn vm_write(Task& task, vm_address_t address, const void* data,
                     vm_size_t size);
 

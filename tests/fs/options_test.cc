@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -111,14 +110,25 @@ TEST_F(OptionsTest, Defaults) {
   EXPECT_EQ(options_->vm.address_bits, 47u);
   EXPECT_EQ(options_->vm.max_tasks, 1024u);
   EXPECT_EQ(options_->vm.memory_limit, HalfOfPhysicalMemory());
-  // The daemon's pins last only while a reply is written: a write at the
-  // limit can wait them out.
-  EXPECT_EQ(options_->vm.pin_wait, std::chrono::seconds(1));
   EXPECT_EQ(options_->tasks, Options::Tasks::kDemo);
   EXPECT_EQ(options_->log_level, spdlog::level::info);
   EXPECT_EQ(options_->mountpoint, mountpoint_);
   EXPECT_FALSE(options_->foreground);
   EXPECT_FALSE(options_->single_thread);
+  EXPECT_EQ(WorkerThreads(*options_), 10u);
+}
+
+// The threads that may each hold a read reply's pins: what the daemon sizes
+// its pin reserve by.
+TEST_F(OptionsTest, WorkerThreads) {
+  ASSERT_EQ(Parse({"-s", mountpoint_}), ParseOutcome::kRun) << error_;
+  EXPECT_EQ(WorkerThreads(*options_), 1u);
+  ASSERT_EQ(Parse({"-o", "max_threads=3", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(WorkerThreads(*options_), 3u);
+  ASSERT_EQ(Parse({"-o", "max_threads=0", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(WorkerThreads(*options_), 10u);
 }
 
 TEST_F(OptionsTest, DefaultPermissionsIsAlwaysOn) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,7 +25,6 @@ class FailureReasonTest : public ::testing::Test {
     config.address_bits = 32;
     config.page_limit = 4 * kPage;
     config.max_tasks = 2;
-    config.pin_wait = std::chrono::microseconds(0);
     system_ = std::make_unique<VmSystem>(config);
     ASSERT_EQ(Take(task_create(*system_, "t"), &task_), KERN_SUCCESS);
     vm_address_t at = 0x10000;
@@ -168,7 +168,6 @@ TEST_F(FailureReasonTest, TheMemoryLimitNamesLimitUseAndNeed) {
   VmConfig config;
   config.address_bits = 32;
   config.memory_limit = 64 * kPage;
-  config.pin_wait = std::chrono::microseconds(0);
   VmSystem system(config);
   std::shared_ptr<Task> task;
   ASSERT_EQ(Take(task_create(system, "m"), &task), KERN_SUCCESS);
@@ -182,6 +181,34 @@ TEST_F(FailureReasonTest, TheMemoryLimitNamesLimitUseAndNeed) {
             "memory limit 262144 bytes: " + std::to_string(used) +
                 " in use, the write needs 262144 more");
   EXPECT_EQ(system.budget().used(), used);  // the refusal left nothing
+}
+
+// A rewrite that only a reader's pin turns into a copy, refused because
+// the pin reserve cannot hold it, says so.
+TEST_F(FailureReasonTest, APinnedCopyPastThePinReserveNamesIt) {
+  VmConfig config;
+  config.address_bits = 32;
+  config.memory_limit = 64 * kPage;
+  config.pin_reserve = 0;
+  VmSystem system(config);
+  std::shared_ptr<Task> task;
+  ASSERT_EQ(Take(task_create(system, "m"), &task), KERN_SUCCESS);
+  vm_address_t at = 0;
+  ASSERT_EQ(vm_allocate(*task, &at, 64 * kPage, false), KERN_SUCCESS);
+  std::uint64_t written = 0;
+  while (vm_write(*task, written * kPage, page_.data(), kPage) ==
+         KERN_SUCCESS) {
+    ++written;
+  }
+  ASSERT_GT(written, 0u);
+  PinnedPages pinned;
+  ASSERT_EQ(vm_read_pinned(*task, 0, kPage, &pinned), KERN_SUCCESS);
+  const std::uint64_t used = system.budget().used();
+  EXPECT_EQ(ReasonOf(vm_write(*task, 0, page_.data(), kPage),
+                     KERN_RESOURCE_SHORTAGE),
+            "memory limit 262144 bytes: " + std::to_string(used) +
+                " in use, the write needs 4096 more (4096 of them copies of "
+                "pinned pages; the pin reserve has 0 of 0 in use)");
 }
 
 TEST_F(FailureReasonTest, TasksNameWhatIsWrong) {

@@ -120,5 +120,67 @@ TEST(PageAllocatorTest, ARefusedChargeReclaimsFreedPages) {
   EXPECT_EQ(account.held(), 8 * kPage);
 }
 
+// At the limit, copies of doomed pages are charged to the pin reserve, and
+// the free that follows pays it back: the page goes cold, the figure within
+// the limit never moves, and nothing is left kept for reuse.
+TEST(PageAllocatorTest, PinnedCopiesDrawOnThePinReserveUntilTheNextFree) {
+  const std::uint64_t slab = PageAllocator::SlabCharge();
+  MemoryBudget budget(4 * kPage + slab, 0, 2 * kPage);
+  PageAllocator pages(kPage, budget);
+  std::vector<Page*> got(7);
+  ASSERT_TRUE(pages.Allocate(4, got.data()));
+  EXPECT_FALSE(pages.Allocate(1, &got[4]));
+  EXPECT_FALSE(pages.Allocate(2, &got[4], /*pinned_copies=*/1));  // one new
+  ASSERT_TRUE(pages.Allocate(1, &got[4], /*pinned_copies=*/1));
+  EXPECT_EQ(budget.used(), 4 * kPage + slab);
+  EXPECT_EQ(budget.pin_reserve_used(), kPage);
+  EXPECT_EQ(pages.live_pages(), 5u);
+  ASSERT_TRUE(pages.Allocate(1, &got[5], /*pinned_copies=*/1));
+  // Past the reserve: refused, all or nothing.
+  EXPECT_FALSE(pages.Allocate(1, &got[6], /*pinned_copies=*/1));
+  EXPECT_EQ(budget.pin_reserve_used(), 2 * kPage);
+  EXPECT_EQ(pages.live_pages(), 6u);
+
+  got[0]->DropMapping();  // a doomed page goes
+  EXPECT_EQ(budget.used(), 4 * kPage + slab);
+  EXPECT_EQ(budget.pin_reserve_used(), kPage);
+  EXPECT_EQ(pages.own_bytes(), slab);  // cold, not kept warm
+  got[1]->DropMapping();
+  EXPECT_EQ(budget.pin_reserve_used(), 0u);
+  EXPECT_EQ(budget.used(), 4 * kPage + slab);
+  EXPECT_EQ(pages.live_pages(), 4u);
+  // Out of debt: a free keeps its page warm, for reuse at no new charge.
+  got[2]->DropMapping();
+  EXPECT_EQ(pages.own_bytes(), kPage + slab);
+  ASSERT_TRUE(pages.Allocate(1, &got[2]));
+  for (int i = 2; i < 6; ++i) got[i]->DropMapping();
+  EXPECT_EQ(pages.live_pages(), 0u);
+  EXPECT_EQ(budget.pin_reserve_used(), 0u);
+}
+
+// A copy that finds every slab full draws the new slab's records from the
+// pin reserve too; what the allocator gives back after pays it all.
+TEST(PageAllocatorTest, PinnedCopyIntoANewSlabDrawsItsRecordsToo) {
+  const std::uint64_t slab = PageAllocator::SlabCharge();
+  const std::size_t n = PageAllocator::kSlabPages;
+  MemoryBudget budget(n * kPage + slab, 0,
+                      PageAllocator::PinReserveFor(kPage, kPage));
+  EXPECT_EQ(budget.pin_reserve(), kPage + slab);
+  PageAllocator pages(kPage, budget);
+  std::vector<Page*> got(n + 1);
+  ASSERT_TRUE(pages.Allocate(n, got.data()));
+  ASSERT_TRUE(pages.Allocate(1, &got[n], /*pinned_copies=*/1));
+  EXPECT_EQ(budget.used(), n * kPage + slab);
+  EXPECT_EQ(budget.pin_reserve_used(), kPage + slab);
+  std::size_t freed = 0;
+  while (budget.pin_reserve_used() != 0) got[freed++]->DropMapping();
+  EXPECT_EQ(freed, (kPage + slab + kPage - 1) / kPage);
+  // All within the limit now: the live pages and both slabs' records.
+  EXPECT_EQ(pages.own_bytes(), 2 * slab);
+  EXPECT_EQ(budget.used(), (n + 1 - freed) * kPage + 2 * slab);
+  for (std::size_t i = freed; i <= n; ++i) got[i]->DropMapping();
+  EXPECT_EQ(pages.live_pages(), 0u);
+}
+
 }  // namespace
 }  // namespace taskfs::vm
