@@ -329,6 +329,9 @@ TEST(VmStatisticsTest, AWalkNeedsNoMemoryPerPage) {
   auto large = MakeTask(*system, "large");
   auto large_child = SharedEveryWay(*system, *large, 16 * 512);
   ASSERT_NE(large_child, nullptr);
+  // The first walk on a thread may set up what its thread keeps for every
+  // later call (the lock list); that is not per page.
+  WalkAllocates(*small);
   const std::size_t for_small = WalkAllocates(*small);
   const std::size_t for_large = WalkAllocates(*large);
   EXPECT_EQ(for_large, for_small);
