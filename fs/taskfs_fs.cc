@@ -169,7 +169,7 @@ void RecordFailure(const OpenFile& file, ErrorLog& log, KernReturn kr,
 }
 
 // A vm_map_copy from another task that failed once that task was found (a
-// copy-from line or the ioctl) goes into the source's log too (SPEC §7).
+// copy-from line or the ioctl) goes into the source's errors file too.
 // Its caller may hold no right on the source, so the line is the daemon's
 // own account of the call, with nothing the caller chose but numbers: the
 // ranges and the id of the task copied into.

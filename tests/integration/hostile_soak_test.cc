@@ -245,8 +245,8 @@ void Note(SoakState* s, const char* fmt, ...) {
   va_end(ap);
 }
 
-// The errnos the operations here may return (SPEC §2 and §4; EPERM for
-// rmdir, chmod and chown of others' tasks).
+// The errnos the operations here may return (the README's errno table and
+// permission model; EPERM for rmdir, chmod and chown of others' tasks).
 bool AllowedErrno(int e) {
   switch (e) {
     case 0:

@@ -453,7 +453,7 @@ TEST_F(MemoryBoundTest, CutLinesContinuedByLargeWritesStayCharged) {
   ExpectOtherServed();
 }
 
-// SPEC §3 after frees: what the daemon holds on top of its idle level is
+// The memory limit after frees (the README's memory section): what the daemon holds on top of its idle level is
 // what is charged plus the fixed base, whatever was freed before. With
 // memory_limit=256M, memory that held one kind of thing (map entries, errors
 // lines) and was freed is filled again with another (written pages), and
