@@ -17,6 +17,14 @@ HeapTrimmer::~HeapTrimmer() {
 }
 
 void HeapTrimmer::Request() noexcept {
+  // Set before the request counts: the thread that sees the count sees it.
+  trim_wanted_.store(true, std::memory_order_release);
+  Kick();
+}
+
+void HeapTrimmer::RequestAfter() noexcept { Kick(); }
+
+void HeapTrimmer::Kick() noexcept {
   requested_.fetch_add(1, std::memory_order_acq_rel);
   if (!starting_.test_and_set(std::memory_order_acq_rel)) {
     try {
@@ -50,8 +58,11 @@ void HeapTrimmer::Run() noexcept {
     requested_.wait(seen, std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
     seen = requested_.load(std::memory_order_acquire);
-    trim_();
-    trims_.fetch_add(1, std::memory_order_acq_rel);
+    if (trim_wanted_.exchange(false, std::memory_order_acq_rel)) {
+      trim_();
+      trims_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    if (after_ != nullptr) after_(after_arg_);
     served_.store(seen, std::memory_order_release);
     served_.notify_all();
   }

@@ -15,15 +15,22 @@ namespace taskfs::vm {
 // gives back the free whole pages inside the heap) when asked, on its own
 // thread, so the asker holds whatever locks it holds for no longer.
 //
-// Thread-safety: all methods are thread-safe. Request never blocks and
-// takes no lock, so it may be called from any release path.
+// After each trim, and for each RequestAfter, the thread runs an "after"
+// hook if one is given: the budget measures there what the heap still holds
+// (MemoryBudget::ChargeHeapOverhang).
+//
+// Thread-safety: all methods are thread-safe. Request and RequestAfter never
+// block and take no lock, so they may be called from any release path.
 class HeapTrimmer {
  public:
   using Trim = void (*)();
+  using After = void (*)(void* arg);
   // glibc's malloc_trim(0).
   static void TrimMallocHeap();
 
-  explicit HeapTrimmer(Trim trim = &TrimMallocHeap) : trim_(trim) {}
+  explicit HeapTrimmer(Trim trim = &TrimMallocHeap, After after = nullptr,
+                       void* after_arg = nullptr)
+      : trim_(trim), after_(after), after_arg_(after_arg) {}
   ~HeapTrimmer();  // waits for a trim under way, then stops the thread
   HeapTrimmer(const HeapTrimmer&) = delete;
   HeapTrimmer& operator=(const HeapTrimmer&) = delete;
@@ -33,6 +40,8 @@ class HeapTrimmer {
   // if it cannot be started, the request is dropped (the memory stays
   // resident, nothing else goes wrong).
   void Request() noexcept;
+  // Asks for the after hook alone, without a trim (served like Request).
+  void RequestAfter() noexcept;
   // Waits until every request made before this call has been served (or
   // dropped).
   void Wait() const noexcept;
@@ -40,9 +49,13 @@ class HeapTrimmer {
   std::uint64_t trims() const { return trims_.load(std::memory_order_acquire); }
 
  private:
+  void Kick() noexcept;
   void Run() noexcept;
 
   const Trim trim_;
+  const After after_;
+  void* const after_arg_;
+  std::atomic<bool> trim_wanted_{false};  // set by Request before it counts
   // requested_ counts requests; served_ is the count the last finished
   // trim started after (64 bits never wrap; all ones once requests are
   // dropped); trims_ counts trims.

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <new>
 
 #include "vmcore/heap_trimmer.h"
@@ -73,8 +74,12 @@ class MemoryBudget {
     reclaimer_ = reclaimer;
     reclaimer_arg_ = arg;
   }
-  std::uint64_t Reclaim() const {
-    return reclaimer_ != nullptr ? reclaimer_(reclaimer_arg_) : 0;
+  // The reclaimer's bytes, plus what measuring the heap's overhang anew
+  // took off it (below).
+  std::uint64_t Reclaim() noexcept {
+    const std::uint64_t released =
+        reclaimer_ != nullptr ? reclaimer_(reclaimer_arg_) : 0;
+    return released + LowerHeapOverhang();
   }
 
   // The account of what several holders share, charged once however many
@@ -100,6 +105,43 @@ class MemoryBudget {
     return heap_freed_.load(std::memory_order_relaxed);
   }
 
+  // Charging the heap's resident overhang: what fragmentation keeps. A
+  // heap page that still holds one live block stays resident however much
+  // of it was freed, and a trim cannot give it back: free all but one map
+  // entry in every 4 KiB and only the survivors are charged, while the
+  // heap they pin stays. So after each trim, and after every threshold
+  // bytes of heap released (releases that charges reuse included, so that
+  // freeing and allocating again in turn cannot hide it), the trimmer's
+  // thread measures what the process holds resident beyond its idle level,
+  // what is charged (pages, warm pages and slab records too, within the
+  // limit and both reserves) and allowance, and keeps that as one floating
+  // charge: used() includes it, so charges are refused once fragmentation
+  // has taken their room, and it goes down as the heap comes back. A
+  // refused charge measures again (Reclaim) and only lowers it, so a
+  // refusal never rests on a level the heap has since left, and never waits
+  // for a trim. The idle level is what is resident and not charged when
+  // this is called. The heap is the process's: only one budget of a process
+  // may do this, and only with SetHeapTrim set (its thread measures).
+  // resident: the process's anonymous resident bytes (0 = unknown, changes
+  // nothing). Set before the budget is shared.
+  using Resident = std::uint64_t (*)();
+  // From /proc/self/statm: resident less file-backed pages; 0 if unreadable.
+  static std::uint64_t ResidentAnonymousBytes() noexcept;
+  void ChargeHeapOverhang(std::uint64_t allowance,
+                          Resident resident = &ResidentAnonymousBytes);
+  // The floating charge now (included in used()).
+  std::uint64_t heap_overhang() const {
+    return overhang_.load(std::memory_order_relaxed);
+  }
+  // Measures the overhang now and sets it, up or down (the trimmer's
+  // thread; tests). Does nothing unless ChargeHeapOverhang was called.
+  void MeasureHeapOverhang() noexcept { MeasureOverhang(/*raise=*/true); }
+  // The same, but only ever lowering it, and nothing while another
+  // measurement runs; returns the bytes it took off.
+  std::uint64_t LowerHeapOverhang() noexcept {
+    return resident_ != nullptr ? MeasureOverhang(/*raise=*/false) : 0;
+  }
+
   // MemoryAccount's side: bytes of heap charged, and released.
   void HeapCharged(std::uint64_t bytes) noexcept {
     if (trimmer_ == nullptr) return;
@@ -116,10 +158,17 @@ class MemoryBudget {
         trim_threshold_) {
       AskForTrim();
     }
+    if (resident_ != nullptr &&
+        released_.fetch_add(bytes, std::memory_order_relaxed) + bytes >=
+            trim_threshold_) {
+      AskForMeasure();
+    }
   }
 
  private:
   void AskForTrim() noexcept;
+  void AskForMeasure() noexcept;
+  std::uint64_t MeasureOverhang(bool raise) noexcept;
 
   const std::uint64_t limit_;
   const std::uint64_t reserve_;
@@ -132,6 +181,15 @@ class MemoryBudget {
   std::atomic<std::uint64_t> reserve_used_{0};
   std::atomic<std::uint64_t> heap_freed_{0};
   std::atomic<std::uint64_t> pin_reserve_used_{0};
+  // The overhang's: constant once shared but for the two atomics. idle_ is
+  // the resident memory not charged when ChargeHeapOverhang was called.
+  Resident resident_ = nullptr;  // null: the overhang is not charged
+  std::uint64_t overhang_allowance_ = 0;
+  std::uint64_t idle_ = 0;
+  std::atomic<std::uint64_t> overhang_{0};   // also in used_
+  std::atomic<std::uint64_t> released_{0};   // since the last measurement
+  std::mutex measure_mu_;  // a leaf: held while measuring, never blocks a
+                           // refusal (LowerHeapOverhang only tries it)
   std::unique_ptr<MemoryAccount> shared_;  // last: it releases into the above
 };
 

@@ -241,10 +241,14 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
       undo.Rollback();
       // Subtrees freed in the background (page_table.h) may still hold
       // pages and mappings: once, wait for them and count again (their
-      // pages back, and pages they shared now this write's alone).
-      if (!drained && PageTable::FinishDeferredFrees()) {
-        drained = true;
-        continue;
+      // pages back, and pages they shared now this write's alone). And the
+      // heap's overhang may be lower than last measured (memory_budget.h).
+      if (!drained) {
+        const bool freed = PageTable::FinishDeferredFrees();
+        if (system.budget().LowerHeapOverhang() != 0 || freed) {
+          drained = true;
+          continue;
+        }
       }
       RefuseAtTheLimit(pages, needed, for_pins);
       return KERN_RESOURCE_SHORTAGE;

@@ -26,6 +26,9 @@ VmSystem::VmSystem(const VmConfig& config)
       },
       &pages_);
   budget_.SetHeapTrim(config.heap_trim_threshold);
+  if (config.charge_heap_overhang && config.heap_trim_threshold != 0) {
+    budget_.ChargeHeapOverhang(config.heap_overhang_allowance);
+  }
 }
 
 VmSystem::~VmSystem() {

@@ -50,6 +50,14 @@ struct VmConfig {
   // How much freed metadata may stay in malloc's heap before the budget
   // asks for it to be given back (MemoryBudget::SetHeapTrim); 0 = never.
   std::uint64_t heap_trim_threshold = 4 << 20;
+  // Whether the heap's resident overhang, what fragmentation keeps resident
+  // beyond what is charged, is charged too (MemoryBudget::ChargeHeapOverhang),
+  // past heap_overhang_allowance bytes of memory resident and not charged
+  // beyond the process's level when the VmSystem is made. The heap is the
+  // process's: only a process's one VmSystem may (the daemon's). Needs
+  // heap_trim_threshold.
+  bool charge_heap_overhang = false;
+  std::uint64_t heap_overhang_allowance = 8 << 20;
 };
 
 // Thread-safety: all methods may be called concurrently. The task registry is

@@ -73,6 +73,30 @@ TEST(HeapTrimmerTest, MallocTrimRuns) {
   EXPECT_EQ(trimmer.trims(), 1u);
 }
 
+std::atomic<int> afters_run{0};
+void CountAfter(void* arg) {
+  ++afters_run;
+  *static_cast<int*>(arg) = trims_run.load();
+}
+
+// The after hook runs after each trim, and alone when asked alone.
+TEST(HeapTrimmerTest, AfterRunsAfterTrimsAndAlone) {
+  trims_run = 0;
+  afters_run = 0;
+  int trims_seen = -1;
+  HeapTrimmer trimmer(&CountingTrim, &CountAfter, &trims_seen);
+  trimmer.Request();
+  trimmer.Wait();
+  EXPECT_EQ(trimmer.trims(), 1u);
+  EXPECT_EQ(afters_run.load(), 1);
+  EXPECT_EQ(trims_seen, 1);  // after the trim
+  trimmer.RequestAfter();
+  trimmer.Wait();
+  EXPECT_EQ(trimmer.trims(), 1u);
+  EXPECT_EQ(trims_run.load(), 1);
+  EXPECT_EQ(afters_run.load(), 2);
+}
+
 // Destroyed with a trim under way: it waits for it.
 TEST(HeapTrimmerTest, DestroyedWhileTrimming) {
   trims_run = 0;
