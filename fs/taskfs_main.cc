@@ -57,6 +57,21 @@ void BoundTheHeap() {
   mallopt(M_TRIM_THRESHOLD, 128 * 1024);
 }
 
+// Whether resident memory is this process's own: under a sanitizer it also
+// holds shadow memory and freed blocks in quarantine, which charging the
+// heap's overhang would take for fragmentation and refuse users for.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 // Creates the tasks the options name: "" or the one-line error. Running
 // out of memory is such an error, never an abort: a manifest (the demo
 // too) reports a refusal of the memory limit on its line (fs/manifest.h),
@@ -118,6 +133,10 @@ int main(int argc, char** argv) {
   // this reserve rather than be refused.
   const unsigned threads = taskfs::fs::WorkerThreads(options);
   options.vm.pin_reserve = std::uint64_t{threads} * limits.max_bytes;
+  // The heap is this process's and this is its one VmSystem: what
+  // fragmentation keeps resident is charged to the limit too (the
+  // README's memory section).
+  options.vm.charge_heap_overhang = !kSanitized;
   taskfs::vm::VmSystem system(options.vm);
   taskfs::fs::TaskFs fs(system, log, limits.max_bytes);
   // The kernel's read requests are cut at the same size as its writes.
