@@ -793,9 +793,12 @@ Replied StatFs(Reply& r, fuse_ino_t) {
   // metadata charged with them (SPEC §3). Freed pages the allocator keeps
   // for reuse count as free, since it gives them back whenever the budget
   // needs them, and so do its slabs' records (under 1% of their pages).
-  // Subtrees still being freed in the background are let go first.
+  // Subtrees still being freed in the background are let go first. The
+  // heap's overhang counts as used (memory_budget.h): it is measured again
+  // first, since pages freed after its last measurement lower it.
   vm::PageTable::FinishDeferredFrees();
-  const vm::MemoryBudget& budget = system.budget();
+  vm::MemoryBudget& budget = system.budget();
+  budget.LowerHeapOverhang();
   const std::uint64_t own = system.pages().own_bytes();
   const std::uint64_t charged = budget.used() + budget.reserve_used();
   const std::uint64_t used = charged > own ? charged - own : 0;

@@ -121,6 +121,16 @@ void MemoryBudget::ChargeHeapOverhang(std::uint64_t allowance,
   resident_ = now != 0 ? resident : nullptr;
 }
 
+std::uint64_t MemoryBudget::LowerHeapOverhang() noexcept {
+  if (resident_ == nullptr) return 0;
+  const std::uint64_t lowered = MeasureOverhang(/*raise=*/false);
+  if (trimmer_ != nullptr && heap_overhang() != 0 &&
+      heap_freed_.exchange(0, std::memory_order_relaxed) != 0) {
+    trimmer_->Request();
+  }
+  return lowered;
+}
+
 std::uint64_t MemoryBudget::MeasureOverhang(bool raise) noexcept {
   if (resident_ == nullptr) return 0;
   std::unique_lock lock(measure_mu_, std::defer_lock);

@@ -137,10 +137,11 @@ class MemoryBudget {
   // thread; tests). Does nothing unless ChargeHeapOverhang was called.
   void MeasureHeapOverhang() noexcept { MeasureOverhang(/*raise=*/true); }
   // The same, but only ever lowering it, and nothing while another
-  // measurement runs; returns the bytes it took off.
-  std::uint64_t LowerHeapOverhang() noexcept {
-    return resident_ != nullptr ? MeasureOverhang(/*raise=*/false) : 0;
-  }
+  // measurement runs; returns the bytes it took off. If some is left and
+  // heap was freed since the last trim was asked for, asks for one (never
+  // waits for it): its measurement lowers the rest if the trim gives the
+  // heap back. For refusals, and for statfs.
+  std::uint64_t LowerHeapOverhang() noexcept;
 
   // MemoryAccount's side: bytes of heap charged, and released.
   void HeapCharged(std::uint64_t bytes) noexcept {

@@ -106,19 +106,28 @@ TEST(MemoryBudgetTest, ConcurrentReleasesAskForTrims) {
 std::atomic<std::uint64_t> resident{0};
 std::uint64_t FakeResident() { return resident.load(); }
 
-// A budget of 100 MiB charging the overhang past 8 MiB, the process idle at
-// 50 MiB resident, trims counted.
+// A trim that counts, and gives the heap back down to trimmed_to bytes
+// resident when that is set.
+std::atomic<std::uint64_t> trimmed_to{0};
+void TrimTo() {
+  ++trims;
+  if (trimmed_to.load() != 0) resident = trimmed_to.load();
+}
+
+// A budget of 100 MiB (and reserves of 1 MiB) charging the overhang past
+// 8 MiB, the process idle at 50 MiB resident, trims counted.
 class HeapOverhangTest : public ::testing::Test {
  protected:
   void SetUp() override {
     trims = 0;
+    trimmed_to = 0;
     resident = 50 * kMiB;
-    budget_.SetHeapTrim(4 * kMiB, &CountTrim);
+    budget_.SetHeapTrim(4 * kMiB, &TrimTo);
     budget_.ChargeHeapOverhang(8 * kMiB, &FakeResident);
   }
   void WaitForTrimmer() { budget_.heap_trimmer()->Wait(); }
 
-  MemoryBudget budget_{100 * kMiB, kMiB};
+  MemoryBudget budget_{100 * kMiB, kMiB, kMiB};
 };
 
 TEST(MemoryBudgetTest, NoOverhangUnlessCharged) {
@@ -189,6 +198,32 @@ TEST_F(HeapOverhangTest, RefusesOnceItTakesTheRoomAndLetsGo) {
   EXPECT_EQ(budget_.used(), 78 * kMiB);
 }
 
+// Heap freed since the last trim may be what keeps the overhang up: a
+// refusal that cannot lower it asks for a trim, whose measurement does.
+TEST_F(HeapOverhangTest, ARefusalAsksForTheTrimThatLowersIt) {
+  MemoryAccount account(budget_);
+  account.Charge(90 * kMiB);
+  resident = 140 * kMiB;
+  account.Release(80 * kMiB);
+  WaitForTrimmer();
+  EXPECT_EQ(trims.load(), 1);
+  EXPECT_EQ(budget_.heap_overhang(), 72 * kMiB);
+  // Under the threshold: no trim asked for.
+  account.Release(2 * kMiB);
+  WaitForTrimmer();
+  EXPECT_EQ(trims.load(), 1);
+  trimmed_to = 60 * kMiB;
+  EXPECT_FALSE(account.TryCharge(30 * kMiB));
+  WaitForTrimmer();
+  EXPECT_EQ(trims.load(), 2);
+  EXPECT_EQ(budget_.heap_overhang(), 0u);
+  EXPECT_TRUE(account.TryCharge(30 * kMiB));
+  // Nothing freed since: a refusal asks for no trim.
+  EXPECT_FALSE(account.TryCharge(70 * kMiB));
+  WaitForTrimmer();
+  EXPECT_EQ(trims.load(), 2);
+}
+
 // Freeing and charging in turn asks for no trim, but still measures: heap
 // freed in one place and charged in another can leave both resident.
 TEST_F(HeapOverhangTest, ChurnIsMeasured) {
@@ -207,14 +242,19 @@ TEST_F(HeapOverhangTest, ChurnIsMeasured) {
   EXPECT_EQ(budget_.used(), (8 + 34) * kMiB);
 }
 
-// The reserve's charges are resident too: not overhang.
-TEST_F(HeapOverhangTest, TheReserveIsCharged) {
+// The reserves' charges are resident too: not overhang.
+TEST_F(HeapOverhangTest, TheReservesAreCharged) {
   MemoryAccount account(budget_);
   account.Charge(100 * kMiB);
   account.Charge(kMiB, /*use_reserve=*/true);
-  resident = 159 * kMiB;
+  ASSERT_TRUE(budget_.TryChargePinReserve(kMiB));
+  resident = 160 * kMiB;
   budget_.MeasureHeapOverhang();
   EXPECT_EQ(budget_.heap_overhang(), 0u);
+  resident = 161 * kMiB;
+  budget_.MeasureHeapOverhang();
+  EXPECT_EQ(budget_.heap_overhang(), kMiB);
+  budget_.ReleasePinReserve(kMiB);
 }
 
 // An unreadable figure changes nothing.
