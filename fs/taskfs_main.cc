@@ -137,6 +137,12 @@ int main(int argc, char** argv) {
   // fragmentation keeps resident is charged to the limit too (the
   // README's memory section).
   options.vm.charge_heap_overhang = !kSanitized;
+  // What is resident and charged to nobody before any of it is overhang:
+  // each worker thread's request buffer (one request and its header, kept
+  // by libfuse once used) and 8 MiB for the rest of the daemon's own.
+  options.vm.heap_overhang_allowance =
+      (std::uint64_t{8} << 20) +
+      std::uint64_t{threads} * (limits.max_bytes + (64 << 10));
   taskfs::vm::VmSystem system(options.vm);
   taskfs::fs::TaskFs fs(system, log, limits.max_bytes);
   // The kernel's read requests are cut at the same size as its writes.
