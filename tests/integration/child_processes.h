@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +24,43 @@
 #include <vector>
 
 namespace taskfs::testing {
+
+// Sends n bytes of data and the descriptor fd over the unix socket sock,
+// as SCM_RIGHTS: true if all of it went.
+inline bool SendWithFd(int sock, const void* data, std::size_t n, int fd) {
+  iovec iov{const_cast<void*>(data), n};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  return ::sendmsg(sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(n);
+}
+
+// Receives n bytes into data and a descriptor (close-on-exec) into *fd
+// from sock: false at the end of the stream or without a descriptor.
+inline bool ReceiveWithFd(int sock, void* data, std::size_t n, int* fd) {
+  iovec iov{data, n};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  if (::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != static_cast<ssize_t>(n)) {
+    return false;
+  }
+  const cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return false;
+  std::memcpy(fd, CMSG_DATA(c), sizeof *fd);
+  return true;
+}
 
 // A child's exit code: 0, an errno (< kFirstChildCode), or one of these; a
 // test numbers its own from kFirstOwnChildCode.

@@ -348,38 +348,6 @@ struct Reply {
   int close_errno;
 };
 
-bool SendWithFd(int sock, const Request& req, int fd) {
-  iovec iov{const_cast<Request*>(&req), sizeof req};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  return ::sendmsg(sock, &msg, MSG_NOSIGNAL) == sizeof req;
-}
-
-// A request and its descriptor; false at the end of the stream.
-bool ReceiveWithFd(int sock, Request* req, int* fd) {
-  iovec iov{req, sizeof *req};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != sizeof *req) return false;
-  const cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return false;
-  std::memcpy(fd, CMSG_DATA(c), sizeof *fd);
-  return true;
-}
-
 // The root process: for each descriptor a user sends, does what was asked,
 // closes it and answers with the errnos. Ends when every user hung up.
 int RunBroker(const std::vector<int>& socks) {
@@ -392,7 +360,7 @@ int RunBroker(const std::vector<int>& socks) {
       if (p.fd < 0 || p.revents == 0) continue;
       Request req{};
       int fd = -1;
-      if (!ReceiveWithFd(p.fd, &req, &fd)) {
+      if (!ReceiveWithFd(p.fd, &req, sizeof req, &fd)) {
         ::close(p.fd);
         p.fd = -1;
         --open;
@@ -791,7 +759,7 @@ class Worker {
     // Our own descriptor stays open until root is done with its copy: our
     // close would otherwise flush the file first, and a line root left cut
     // would run at our close, not at root's.
-    const bool sent = SendWithFd(broker_, req, fd);
+    const bool sent = SendWithFd(broker_, &req, sizeof req, fd);
     const bool replied =
         sent && ::recv(broker_, &reply, sizeof reply, MSG_WAITALL) ==
                     sizeof reply;

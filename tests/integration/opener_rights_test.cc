@@ -28,6 +28,7 @@
 #include <string>
 
 #include "fs/taskfs_ioctl.h"
+#include "tests/integration/child_processes.h"
 #include "tests/integration/mount_fixture.h"
 #include "tests/integration/test_util.h"
 
@@ -41,42 +42,14 @@ constexpr std::uint64_t kSecret = 0x600000;  // the victim's page of secrets
 constexpr std::uint64_t kHome = 0x0;         // the attacker's 64 KiB region
 constexpr std::uint64_t kFree = 0x100000;    // free in the attacker's task
 
-// Sends fd over sock with SCM_RIGHTS: true on success.
-bool SendFd(int sock, int fd) {
-  char byte = 'f';
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  return ::sendmsg(sock, &msg, 0) == 1;
-}
-
 // Receives a descriptor from sock within 20 s: the descriptor, or -1.
 int ReceiveFd(int sock) {
   pollfd p{sock, POLLIN, 0};
-  if (::poll(&p, 1, 20000) != 1) return -1;
   char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return -1;
   int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return fd;
+  return ::poll(&p, 1, 20000) == 1 && ReceiveWithFd(sock, &byte, 1, &fd)
+             ? fd
+             : -1;
 }
 
 // A file opened by another user and handed to this process (root) over a
@@ -110,8 +83,8 @@ class HandedFile {
               static_cast<ssize_t>(written.size())) {
         ::_exit(4);
       }
-      if (!SendFd(socks[1], fd)) ::_exit(5);
-      char byte;
+      char byte = 'f';
+      if (!SendWithFd(socks[1], &byte, 1, fd)) ::_exit(5);
       while (::read(socks[1], &byte, 1) < 0 && errno == EINTR) {
       }
       ::_exit(0);  // after the test let go of its end
