@@ -62,7 +62,7 @@ class Reply {
   Reply& operator=(const Reply&) = delete;
 
   // The request, for libfuse calls that are not replies
-  // (fuse_req_ctx, fuse_add_direntry, fuse_req_getgroups). Do not use it
+  // (fuse_req_ctx, fuse_add_direntry). Do not use it
   // after a reply: libfuse frees it.
   fuse_req_t req() const { return req_; }
   const fuse_ctx* ctx() const { return fuse_req_ctx(req_); }
