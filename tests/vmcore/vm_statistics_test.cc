@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 #include <shared_mutex>
@@ -24,22 +25,71 @@ thread_local std::size_t counted_bytes = 0;
 
 // Out of line, so that the compiler does not pair the frees below with
 // operator new's call.
-[[gnu::noinline]] void* CountedMalloc(std::size_t size) {
+[[gnu::noinline]] void* CountedMalloc(std::size_t size,
+                                      std::size_t align = 0) noexcept {
   if (counting) counted_bytes += size;
-  return std::malloc(size == 0 ? 1 : size);
+  if (align <= alignof(std::max_align_t)) {
+    return std::malloc(size == 0 ? 1 : size);
+  }
+  void* p = nullptr;
+  return posix_memalign(&p, align, size == 0 ? 1 : size) == 0 ? p : nullptr;
 }
-[[gnu::noinline]] void Free(void* p) { std::free(p); }
+[[gnu::noinline]] void Free(void* p) noexcept { std::free(p); }
+
+void* CountedOrThrow(std::size_t size, std::size_t align = 0) {
+  if (void* p = CountedMalloc(size, align)) return p;
+  throw std::bad_alloc();
+}
 
 }  // namespace
 
-// For the whole of vmcore_tests: plain malloc, counted on a thread that asks
-// (the nothrow forms call this one).
-void* operator new(std::size_t size) {
-  if (void* p = CountedMalloc(size)) return p;
-  throw std::bad_alloc();
+// For the whole of vmcore_tests: plain malloc, counted on a thread that asks.
+// Every form is replaced, so that each allocation and its release meet in
+// the same allocator (AddressSanitizer checks that they do).
+void* operator new(std::size_t size) { return CountedOrThrow(size); }
+void* operator new[](std::size_t size) { return CountedOrThrow(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedMalloc(size);
+}
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return CountedMalloc(size);
+}
+void* operator new(std::size_t size, std::align_val_t align) {
+  return CountedOrThrow(size, static_cast<std::size_t>(align));
+}
+void* operator new[](std::size_t size, std::align_val_t align) {
+  return CountedOrThrow(size, static_cast<std::size_t>(align));
+}
+void* operator new(std::size_t size, std::align_val_t align,
+                   const std::nothrow_t&) noexcept {
+  return CountedMalloc(size, static_cast<std::size_t>(align));
+}
+void* operator new[](std::size_t size, std::align_val_t align,
+                     const std::nothrow_t&) noexcept {
+  return CountedMalloc(size, static_cast<std::size_t>(align));
 }
 void operator delete(void* p) noexcept { Free(p); }
+void operator delete[](void* p) noexcept { Free(p); }
 void operator delete(void* p, std::size_t) noexcept { Free(p); }
+void operator delete[](void* p, std::size_t) noexcept { Free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { Free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { Free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { Free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { Free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+  Free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+  Free(p);
+}
+void operator delete(void* p, std::align_val_t,
+                     const std::nothrow_t&) noexcept {
+  Free(p);
+}
+void operator delete[](void* p, std::align_val_t,
+                       const std::nothrow_t&) noexcept {
+  Free(p);
+}
 
 namespace taskfs::vm {
 namespace {
