@@ -45,15 +45,6 @@ bool Tokenize(std::string_view line, std::vector<std::string_view>* tokens,
   return true;
 }
 
-std::string Quoted(std::string_view s) {
-  constexpr std::size_t kMax = 40;
-  std::string out = "'";
-  out.append(s.substr(0, kMax));
-  if (s.size() > kMax) out.append("...");
-  out.push_back('\'');
-  return out;
-}
-
 // ParseNumber (fs/number.h) with this grammar's error lines.
 bool Number(std::string_view text, NumberForm form, std::uint64_t* out,
             std::string* error) {
@@ -299,6 +290,14 @@ KernReturn MapCopyFrom(ExecContext& context, vm::Task& task,
     context.on_source_failure(*source, args, kr);
   }
   return kr;
+}
+
+std::string Quoted(std::string_view s, std::size_t max) {
+  std::string out = "'";
+  out.append(s.substr(0, max));
+  if (s.size() > max) out.append("...");
+  out.push_back('\'');
+  return out;
 }
 
 ParseResult ParseCommand(std::string_view line, Grammar grammar) {

@@ -56,6 +56,9 @@ struct ParseResult {
   std::string error;
 };
 
+// Text a user wrote, in quotes for an error line, cut after max bytes.
+std::string Quoted(std::string_view s, std::size_t max = 40);
+
 // Parses one line (no trailing newline). Numbers follow fs/number.h:
 // decimal or 0x hex, sizes also take K, M, G, T (x1024), and a number that
 // does not fit in 64 bits is an error. Manifest-only commands are errors in

@@ -161,14 +161,7 @@ std::string Located(std::string_view path, std::size_t line,
 }
 
 // Text a user wrote, cut short for an error line.
-std::string Quoted(std::string_view s) {
-  constexpr std::size_t kMax = 64;
-  std::string out = "'";
-  out.append(s.substr(0, kMax));
-  if (s.size() > kMax) out.append("...");
-  out.push_back('\'');
-  return out;
-}
+std::string QuotedName(std::string_view s) { return Quoted(s, 64); }
 
 // "VERB failed: KERN_NAME". A shortage also names the limit that refused
 // it (the memory limit and what it held, or max_tasks): the manifest may be
@@ -221,7 +214,7 @@ std::string Load(vm::VmSystem& system, vm::Task& task, const Command& c,
                             hole.value());
       return fmt::format(
           "load failed: KERN_INVALID_ADDRESS: {} holds {} bytes, and {}",
-          Quoted(c.name), size, where);
+          QuotedName(c.name), size, where);
     }
     // No overflow: size fits below the address limit (at most 2^62).
     const std::uint64_t page = system.page_size();
@@ -231,7 +224,7 @@ std::string Load(vm::VmSystem& system, vm::Task& task, const Command& c,
       return fmt::format(
           "load failed: KERN_RESOURCE_SHORTAGE: {} holds {} bytes, {} pages "
           "of {}; memory limit {} bytes holds at most {}",
-          Quoted(c.name), size, pages, page, limit, limit / page);
+          QuotedName(c.name), size, pages, page, limit, limit / page);
     }
   }
   std::vector<char> piece(std::min<std::uint64_t>(size, kLoadPiece));
@@ -260,7 +253,7 @@ std::string RunLine(vm::VmSystem& system, const Command& c,
   using Op = Command::Op;
   if (c.op == Op::kTask) {
     if (!vm::VmSystem::ValidTaskName(c.name)) {
-      return "bad task name " + Quoted(c.name) +
+      return "bad task name " + QuotedName(c.name) +
              " (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.')";
     }
     vm::KernResult<std::shared_ptr<vm::Task>> created =
