@@ -24,7 +24,6 @@
 #include "fs/line_assembler.h"
 #include "fs/render.h"
 #include "fs/taskfs_ioctl.h"
-#include "vmcore/page_table.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/vm_user.h"
 
@@ -789,20 +788,9 @@ Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
 Replied StatFs(Reply& r, fuse_ino_t) {
   TaskFs& fs = r.fs();
   vm::VmSystem& system = fs.system();
-  // Blocks of the limit, and the used ones: the written pages and the
-  // metadata charged with them (SPEC §3). Freed pages the allocator keeps
-  // for reuse count as free, since it gives them back whenever the budget
-  // needs them, and so do its slabs' records (under 1% of their pages).
-  // Subtrees still being freed in the background are let go first. The
-  // heap's overhang counts as used (memory_budget.h): it is measured again
-  // first, since pages freed after its last measurement lower it.
-  vm::PageTable::FinishDeferredFrees();
-  vm::MemoryBudget& budget = system.budget();
-  budget.LowerHeapOverhang();
-  const std::uint64_t own = system.pages().own_bytes();
-  const std::uint64_t charged = budget.used() + budget.reserve_used();
-  const std::uint64_t used = charged > own ? charged - own : 0;
-  const std::uint64_t limit = budget.limit() / system.page_size();
+  // Blocks of the limit, and the used ones (VmSystem::MeasureUsedBytes).
+  const std::uint64_t used = system.MeasureUsedBytes();
+  const std::uint64_t limit = system.budget().limit() / system.page_size();
   const std::uint64_t live =
       (used + system.page_size() - 1) / system.page_size();
   struct statvfs st;

@@ -41,6 +41,14 @@ VmSystem::~VmSystem() {
   PageTable::FinishDeferredFrees();
 }
 
+std::uint64_t VmSystem::MeasureUsedBytes() {
+  PageTable::FinishDeferredFrees();
+  budget_.LowerHeapOverhang();
+  const std::uint64_t own = pages_.own_bytes();
+  const std::uint64_t charged = budget_.used() + budget_.reserve_used();
+  return charged > own ? charged - own : 0;
+}
+
 std::string VmSystem::ValidateConfig(const VmConfig& config) {
   const std::uint64_t ps = config.page_size;
   if (ps < 4096 || ps > 65536 || (ps & (ps - 1)) != 0) {

@@ -87,6 +87,15 @@ class VmSystem {
   PageAllocator& pages() { return pages_; }
   MemoryBudget& budget() { return budget_; }
 
+  // What the memory limit counts as used now, in bytes: the written pages
+  // and the metadata charged with them, and the heap's overhang. Freed pages
+  // the allocator keeps for reuse count as free, since it gives them back
+  // whenever the budget needs them, and so do its slabs' records. Subtrees
+  // still being freed in the background are let go first, and the overhang
+  // is measured again, since pages freed after its last measurement lower
+  // it. For statfs(2).
+  std::uint64_t MeasureUsedBytes();
+
   // Live tasks. Null when there is none of that name or id.
   std::shared_ptr<Task> FindTask(std::string_view name) const;
   std::shared_ptr<Task> FindTask(std::uint64_t id) const;
