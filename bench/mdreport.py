@@ -111,6 +111,14 @@ def _number(value):
     return f"{value:.3g}"
 
 
+def _counter(key, value):
+    if key.endswith("bytes_per_second"):
+        return f"{key} {value / 1e9:,.2f} GB/s"
+    if key.endswith("per_second"):
+        return f"{key} {value:,.3g}/s"
+    return f"{key} {_number(value)}"
+
+
 def gbench_table(path):
     with open(path) as f:
         data = json.load(f)
@@ -127,7 +135,7 @@ def gbench_table(path):
                          "| | |")
             continue
         counters = ", ".join(
-            f"{k} {_number(v)}" for k, v in r.items()
+            _counter(k, v) for k, v in r.items()
             if k not in STANDARD_KEYS and isinstance(v, (int, float)))
         lines.append(f"| `{name}` | {_time(r['real_time'], r['time_unit'])} "
                      f"| {_time(r['cpu_time'], r['time_unit'])} "
