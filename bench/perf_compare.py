@@ -842,7 +842,9 @@ def fmt_rate(bytes_per_s):
     return f"{bytes_per_s / MiB:,.0f} MiB/s"
 
 
-def print_report(args, res, info, out):
+def print_report(args, res, info, out, md=False):
+    """Prints the figures as text tables, or with md as markdown tables
+    stamped with the commit, the machine and the command (mdreport.py)."""
     def g(name):
         return res.get(name)
 
@@ -852,14 +854,32 @@ def print_report(args, res, info, out):
     def p(text=""):
         print(text, file=out)
 
-    p(f"\ntaskfs performance, side by side ({args.size_mib} MiB range, "
-      f"{args.reps} repetitions, medians)")
-    p(f"kernel {platform.release()}, {os.cpu_count()} CPUs, "
-      f"build {os.path.abspath(args.build)}")
-    p(f"load average {info['load_start']} at the start, "
-      f"{info['load_end']} at the end (other work on the machine moves "
-      "wall-clock figures)")
-    p()
+    def note(text):
+        # In markdown a paragraph of its own: a line right after a table
+        # would be read as one more row.
+        if md:
+            p()
+            p(" ".join(line.strip() for line in text.split("\n")))
+        else:
+            p(text)
+
+    if md:
+        import mdreport  # bench/mdreport.py, next to this script
+        for line in mdreport.stamp_lines(
+                "python3 bench/perf_compare.py " + " ".join(args.argv)):
+            p(line)
+        p(f"- figures: {args.size_mib} MiB range, {args.reps} repetitions, "
+          f"medians; load average {info['load_start']} at the start")
+        p()
+    else:
+        p(f"\ntaskfs performance, side by side ({args.size_mib} MiB range, "
+          f"{args.reps} repetitions, medians)")
+        p(f"kernel {platform.release()}, {os.cpu_count()} CPUs, "
+          f"build {os.path.abspath(args.build)}")
+        p(f"load average {info['load_start']} at the start, "
+          f"{info['load_end']} at the end (other work on the machine moves "
+          "wall-clock figures)")
+        p()
 
     def per_s(v):
         return f"{v:,.0f} /s"
@@ -879,6 +899,19 @@ def print_report(args, res, info, out):
     ]
 
     def table(title, rows):
+        if md:
+            p(f"| {title} | " + " | ".join(
+                name if name != "proc" else "/proc/PID/mem"
+                for name in columns) + " |")
+            p("|---" * (len(columns) + 1) + "|")
+            for label, key, fmt in rows:
+                cells = [(g(f"{key}/{system}"),
+                          f"{key}/{system}" in res.failures)
+                         for system in columns]
+                p(f"| {label} | " + " | ".join(
+                    fmt(v) if v is not None else "fails" if failed else ""
+                    for v, failed in cells) + " |")
+            return
         header = f"{title:<26}" + "".join(
             f"{name if name != 'proc' else '/proc/PID/mem':>15}"
             for name in columns)
@@ -892,7 +925,7 @@ def print_report(args, res, info, out):
                 for v, failed in cells))
 
     table("throughput", rows)
-    p("(ceiling: FUSE replying from a 1 MiB static buffer, discarding "
+    note("(ceiling: FUSE replying from a 1 MiB static buffer, discarding "
       "writes; store: the same\n keeping the data in "
       f"{args.size_mib} MiB, one memcpy per write. pinned: reader and "
       "daemon threads on one\n CPU; free: placed by the scheduler. "
@@ -957,8 +990,11 @@ def print_report(args, res, info, out):
             for mode in ("pinned", "free") if g(f"{key}/{mode}") is not None)))
     lines.append(("daemon RSS at the end",
                   f"{info['daemon_rss_end'] / MiB:.1f} MiB"))
+    if md:
+        p("| figure | measured |")
+        p("|---|---|")
     for label, value in lines:
-        p(f"{label:<44}{value}")
+        p(f"| {label.strip()} | {value} |" if md else f"{label:<44}{value}")
     p()
 
     goals = [
@@ -995,8 +1031,12 @@ def print_report(args, res, info, out):
          None, " us"),
     ]
     header = f"{'ratio':<34}{'value':>12}{'goal':>10}   {'verdict':<8}"
-    p(header)
-    p("-" * len(header))
+    if md:
+        p("| ratio | value | goal | verdict |")
+        p("|---|---|---|---|")
+    else:
+        p(header)
+        p("-" * len(header))
     for label, value, op, goal, unit in goals:
         if value is None:
             continue
@@ -1008,8 +1048,9 @@ def print_report(args, res, info, out):
             goal_text = f"{'≥' if op == '>=' else '≤'}{goal:g}{unit.strip()}"
             met = value >= goal if op == ">=" else value <= goal
             verdict = "met" if met else "not met"
-        p(f"{label:<34}{shown:>12}{goal_text:>10}   {verdict:<8}")
-    p("(4K reads are judged pinned; free, a run's figure swings 3x with "
+        p(f"| {label} | {shown} | {goal_text} | {verdict} |" if md else
+          f"{label:<34}{shown:>12}{goal_text:>10}   {verdict:<8}")
+    note("(4K reads are judged pinned; free, a run's figure swings 3x with "
       "where the scheduler\n puts the reader and the daemon thread, on "
       "any server. Two readers: the seq-read goal,\n for two tasks read "
       "at once. Region lookup has no goal through the mount: compare it\n"
@@ -1021,26 +1062,36 @@ def print_report(args, res, info, out):
         ("4K rand reads/s (pinned): t / s", "rand4k/pinned"),
         ("two readers: taskfs / store", "two_readers"),
     ]
-    p("against the store ceiling, which touches as much memory as taskfs "
-      "(no goal):")
+    def info_row(label, value):
+        p(f"| {label} | {value:.2f}x |" if md else
+          f"{label:<34}{value:>11.2f}x")
+
+    if md:
+        p("| ratio without a goal | value |")
+        p("|---|---|")
+    else:
+        p("against the store ceiling, which touches as much memory as taskfs "
+          "(no goal):")
     for label, key in info_rows:
         value = ratio(g(f"{key}/taskfs"), g(f"{key}/store"))
         if value is not None:
-            p(f"{label:<34}{value:>11.2f}x")
-    p("and CPU time per operation, ceiling / taskfs (1.0: taskfs costs no "
-      "more than FUSE itself):")
+            info_row(label, value)
+    if not md:
+        p("and CPU time per operation, ceiling / taskfs (1.0: taskfs costs "
+          "no more than FUSE itself):")
     for label, key in (("seq read CPU: c / t", "seq_read"),
                        ("seq write CPU: c / t", "seq_write"),
                        ("4K rand read CPU (pinned): c / t", "rand4k/pinned")):
         value = ratio(g(f"cpu/{key}/ceiling"), g(f"cpu/{key}/taskfs"))
         if value is not None:
-            p(f"{label:<34}{value:>11.2f}x")
+            info_row(label, value)
     value = ratio(g("one4k/pinned/taskfs"), g("one4k/pinned/ceiling"))
     if value is not None:
-        p("and 4 KiB reads of one cached page, taskfs / ceiling (the cost of "
-          "a request apart\nfrom the memory it touches; 1.0: none beyond "
-          "FUSE's):")
-        p(f"{'4K reads of 1 page (pinned): t / c':<34}{value:>11.2f}x")
+        if not md:
+            p("and 4 KiB reads of one cached page, taskfs / ceiling (the "
+              "cost of a request apart\nfrom the memory it touches; 1.0: "
+              "none beyond FUSE's):")
+        info_row("4K reads of 1 page (pinned): t / c", value)
 
 
 def main():
@@ -1062,7 +1113,12 @@ def main():
                         help="regions in the region task (100000)")
     parser.add_argument("--lookups", type=int, default=20000,
                         help="vm_region calls and reads per repetition (20000)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print markdown tables stamped with the commit, "
+                             "the machine and this command (for "
+                             "docs/performance.md)")
     args = parser.parse_args()
+    args.argv = sys.argv[1:]
     if args.size_mib < 8 or args.reps < 1 or args.small_reads < 1 or \
             args.tasks < 1 or args.regions < 2 or args.lookups < 1:
         parser.error("sizes and counts must be positive (size >= 8 MiB)")
@@ -1075,8 +1131,9 @@ def main():
     except (BenchError, OSError, subprocess.SubprocessError) as e:
         print(f"perf_compare: {e}", file=sys.stderr)
         return 1
-    print_report(args, res, info, sys.stdout)
-    print(f"\n(total {time.monotonic() - start:.0f} s)")
+    print_report(args, res, info, sys.stdout, md=args.markdown)
+    if not args.markdown:
+        print(f"\n(total {time.monotonic() - start:.0f} s)")
     return 0
 
 
