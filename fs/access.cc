@@ -9,6 +9,10 @@
 #include <cstdint>
 #include <string>
 
+#include <fmt/format.h>
+
+#include "vmcore/failure_reason.h"
+
 namespace taskfs::fs {
 namespace {
 
@@ -92,6 +96,34 @@ vm::KernReturn MayAccess(const Caller& caller, const TaskNode& node,
   return search && read && (!want_write || write)
              ? vm::KERN_SUCCESS
              : vm::KERN_PROTECTION_FAILURE;
+}
+
+vm::KernReturn OpenerMayAccess(const Credentials& opener,
+                               const NodeTable& nodes, vm::Task& other,
+                               bool want_write) {
+  TaskNode node;
+  if (!nodes.Find(other.id(), &node)) {
+    vm::SetFailureReason(fmt::format("task {} is gone", other.name()));
+    return vm::KERN_INVALID_TASK;
+  }
+  if (!opener.known) {
+    vm::SetFailureReason(fmt::format(
+        "the groups and capabilities of uid {}, who opened this file, could "
+        "not be read when it was opened",
+        opener.uid));
+    return vm::KERN_PROTECTION_FAILURE;
+  }
+  const vm::KernReturn kr = MayAccess(opener.caller(), node, want_write);
+  if (kr != vm::KERN_SUCCESS) {
+    vm::SetFailureReason(fmt::format(
+        "uid {} may not {} task {}'s mem (directory {:04o}, mem {:04o}, "
+        "owner {}:{})",
+        opener.uid, want_write ? "read and write" : "read", other.name(),
+        node.modes[static_cast<unsigned>(NodeKind::kDir)],
+        node.modes[static_cast<unsigned>(NodeKind::kMem)], node.uid,
+        node.gid));
+  }
+  return kr;
 }
 
 void ParseProcStatus(std::string_view status, uid_t uid, gid_t gid,

@@ -14,6 +14,7 @@
 
 #include "fs/node_table.h"
 #include "vmcore/kern_return.h"
+#include "vmcore/task.h"
 
 namespace taskfs::fs {
 
@@ -62,6 +63,17 @@ bool ModeAllows(const Caller& caller, const TaskNode& node, mode_t mode,
 // KERN_PROTECTION_FAILURE.
 vm::KernReturn MayAccess(const Caller& caller, const TaskNode& node,
                          bool want_write);
+
+// May the opener of a file reach other through a ctl command or an ioctl
+// on it (copy-from, fork, vm_map_copy): MayAccess of other's visible node
+// in nodes with opener's rights, reading (and writing, with want_write)
+// its mem. KERN_SUCCESS; KERN_INVALID_TASK if other is no longer visible;
+// KERN_PROTECTION_FAILURE if the modes refuse, or if opener is not known.
+// A refusal sets its reason (vm::SetFailureReason), naming the opener's uid,
+// other's modes and owner. (ExecContext::may_access.)
+vm::KernReturn OpenerMayAccess(const Credentials& opener,
+                               const NodeTable& nodes, vm::Task& other,
+                               bool want_write);
 
 // Reads the credentials of a request by uid:gid from `status`, the text of
 // its thread's /proc/PID/task/TID/status: the Groups line and, for uid 0,

@@ -2,16 +2,16 @@
 
 #include <fmt/format.h>
 
-#include <cerrno>
+#include <algorithm>
 #include <cstring>
 
-#include "fs/errno_map.h"
-#include "fs/taskfs_ioctl.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
 namespace {
+
+using vm::KernReturn;
 
 static_assert(sizeof(taskfs_vm_copy) == 24);
 static_assert(sizeof(taskfs_vm_allocate) == 24);
@@ -21,39 +21,131 @@ static_assert(sizeof(taskfs_vm_inherit) == 24);
 static_assert(sizeof(taskfs_vm_region) == 32);
 static_assert(sizeof(taskfs_vm_map_copy) == 40);
 
-// Copies the argument in; false if the kernel passed fewer bytes than the
-// command's struct (it passes exactly _IOC_SIZE(cmd) for these numbers).
-template <typename T>
-bool Decode(const void* in, std::size_t in_size, T* arg) {
-  if (in == nullptr || in_size < sizeof(T)) return false;
-  std::memcpy(arg, in, sizeof(T));
+// A failure decided here, not in the core: its reason for the errors file.
+KernReturn Refuse(KernReturn kr, std::string_view reason) {
+  vm::SetFailureReason(reason);
+  return kr;
+}
+
+template <auto kMember>
+bool DecodeAs(const void* in, std::size_t in_size, IoctlArg* arg) {
+  auto& member = arg->*kMember;
+  if (in == nullptr || in_size < sizeof member) return false;
+  std::memcpy(&member, in, sizeof member);
   return true;
 }
 
-template <typename T>
-IoctlResult Reply(const T& arg, void* out, std::size_t out_capacity) {
-  if (out == nullptr || out_capacity < sizeof(T)) return {EINVAL, 0};
-  std::memcpy(out, &arg, sizeof(T));
-  return {0, sizeof(T)};
+// --- vm_copy ---------------------------------------------------------------
+
+KernReturn RunCopy(IoctlArg& arg, const IoctlTarget& t) {
+  const taskfs_vm_copy& a = arg.copy;
+  return vm::vm_copy(t.task, a.src, a.size, a.dst);
 }
 
-IoctlResult FromKern(vm::KernReturn kr) { return {ErrnoFromKern(kr), 0}; }
-
-// A failure decided here, not in the core: its reason for the errors file.
-IoctlResult Refuse(vm::KernReturn kr, std::string_view reason) {
-  vm::SetFailureReason(reason);
-  return FromKern(kr);
+std::string DescribeCopy(const IoctlArg& arg) {
+  const taskfs_vm_copy& a = arg.copy;
+  return fmt::format("{:#x} {:#x} {:#x}", a.src, a.size, a.dst);
 }
 
-template <typename T>
-IoctlResult BadSize(std::size_t in_size) {
-  vm::SetFailureReason(fmt::format(
-      "the argument is {} bytes, the command takes {}", in_size, sizeof(T)));
-  return {EINVAL, 0};
+// --- vm_allocate -----------------------------------------------------------
+
+KernReturn CheckAllocate(const IoctlArg& arg) {
+  const taskfs_vm_allocate& a = arg.allocate;
+  if ((a.flags & ~TASKFS_VM_ALLOCATE_ANYWHERE) != 0) {
+    return Refuse(
+        vm::KERN_INVALID_ARGUMENT,
+        fmt::format("flags {:#x} has bits beyond anywhere (1)", a.flags));
+  }
+  return vm::KERN_SUCCESS;
 }
 
-IoctlResult MapCopy(const taskfs_vm_map_copy& a, vm::Task& task,
-                    ExecContext& context) {
+KernReturn RunAllocate(IoctlArg& arg, const IoctlTarget& t) {
+  taskfs_vm_allocate& a = arg.allocate;
+  vm::vm_address_t address = a.address;
+  const KernReturn kr = vm::vm_allocate(
+      t.task, &address, a.size, (a.flags & TASKFS_VM_ALLOCATE_ANYWHERE) != 0);
+  if (kr == vm::KERN_SUCCESS) a.address = address;
+  return kr;
+}
+
+std::string DescribeAllocate(const IoctlArg& arg) {
+  const taskfs_vm_allocate& a = arg.allocate;
+  return fmt::format("{:#x} {:#x} flags {:#x}", a.address, a.size, a.flags);
+}
+
+// --- vm_deallocate ---------------------------------------------------------
+
+KernReturn RunDeallocate(IoctlArg& arg, const IoctlTarget& t) {
+  const taskfs_vm_deallocate& a = arg.deallocate;
+  return vm::vm_deallocate(t.task, a.address, a.size);
+}
+
+std::string DescribeDeallocate(const IoctlArg& arg) {
+  const taskfs_vm_deallocate& a = arg.deallocate;
+  return fmt::format("{:#x} {:#x}", a.address, a.size);
+}
+
+// --- vm_protect ------------------------------------------------------------
+
+KernReturn CheckProtect(const IoctlArg& arg) {
+  const taskfs_vm_protect& a = arg.protect;
+  if (a.set_maximum > 1) {
+    return Refuse(
+        vm::KERN_INVALID_ARGUMENT,
+        fmt::format("set_maximum {} is neither 0 nor 1", a.set_maximum));
+  }
+  return vm::KERN_SUCCESS;
+}
+
+KernReturn RunProtect(IoctlArg& arg, const IoctlTarget& t) {
+  const taskfs_vm_protect& a = arg.protect;
+  return vm::vm_protect(t.task, a.address, a.size, a.set_maximum != 0,
+                        a.prot);
+}
+
+std::string DescribeProtect(const IoctlArg& arg) {
+  const taskfs_vm_protect& a = arg.protect;
+  return fmt::format("{:#x} {:#x} set_maximum {} {:#x}", a.address, a.size,
+                     a.set_maximum, a.prot);
+}
+
+// --- vm_inherit ------------------------------------------------------------
+
+KernReturn RunInherit(IoctlArg& arg, const IoctlTarget& t) {
+  const taskfs_vm_inherit& a = arg.inherit;
+  return vm::vm_inherit(t.task, a.address, a.size, a.inheritance);
+}
+
+std::string DescribeInherit(const IoctlArg& arg) {
+  const taskfs_vm_inherit& a = arg.inherit;
+  return fmt::format("{:#x} {:#x} {}", a.address, a.size, a.inheritance);
+}
+
+// --- vm_region -------------------------------------------------------------
+
+KernReturn RunRegion(IoctlArg& arg, const IoctlTarget& t) {
+  taskfs_vm_region& a = arg.region;
+  vm::vm_address_t address = a.address;
+  vm::RegionInfo info;
+  const KernReturn kr = vm::vm_region(t.task, &address, &info);
+  if (kr != vm::KERN_SUCCESS) return kr;
+  a.address = info.start;
+  a.size = info.size;
+  a.prot = info.protection;
+  a.max_prot = info.max_protection;
+  a.inheritance = info.inheritance;
+  a.pad = 0;
+  return vm::KERN_SUCCESS;
+}
+
+std::string DescribeRegion(const IoctlArg& arg) {
+  return fmt::format("{:#x}", arg.region.address);
+}
+
+// --- vm_map_copy -----------------------------------------------------------
+
+KernReturn CheckMapCopy(const IoctlArg& arg) {
+  const taskfs_vm_map_copy& a = arg.map_copy;
   if ((a.flags &
        ~(TASKFS_VM_MAP_COPY_DST_ALLOC | TASKFS_VM_MAP_COPY_SRC_DESTROY)) != 0) {
     return Refuse(vm::KERN_INVALID_ARGUMENT,
@@ -61,159 +153,105 @@ IoctlResult MapCopy(const taskfs_vm_map_copy& a, vm::Task& task,
                               "src_destroy (2)",
                               a.flags));
   }
-  return FromKern(MapCopyFrom(
-      context, task, context.system->FindTask(a.src_task_id),
+  return vm::KERN_SUCCESS;
+}
+
+// Through the one front end of a copy from another task (fs/ctl_command.h),
+// as copy-from.
+KernReturn RunMapCopy(IoctlArg& arg, const IoctlTarget& t) {
+  const taskfs_vm_map_copy& a = arg.map_copy;
+  return MapCopyFrom(
+      t.context, t.task, t.context.system->FindTask(a.src_task_id),
       fmt::format("no task has id {}", a.src_task_id),
       MapCopyArgs{a.src, a.size, a.dst,
                   (a.flags & TASKFS_VM_MAP_COPY_DST_ALLOC) != 0,
-                  (a.flags & TASKFS_VM_MAP_COPY_SRC_DESTROY) != 0}));
+                  (a.flags & TASKFS_VM_MAP_COPY_SRC_DESTROY) != 0});
 }
+
+std::string DescribeMapCopy(const IoctlArg& arg) {
+  const taskfs_vm_map_copy& a = arg.map_copy;
+  return fmt::format("task {} {:#x} {:#x} {:#x} flags {:#x}", a.src_task_id,
+                     a.src, a.size, a.dst, a.flags);
+}
+
+// --- the table -------------------------------------------------------------
+
+constexpr IoctlCommand kCommands[] = {
+    {TASKFS_IOC_VM_COPY, "vm_copy", true, false, DecodeAs<&IoctlArg::copy>,
+     nullptr, RunCopy, DescribeCopy},
+    {TASKFS_IOC_VM_ALLOCATE, "vm_allocate", true, true,
+     DecodeAs<&IoctlArg::allocate>, CheckAllocate, RunAllocate,
+     DescribeAllocate},
+    {TASKFS_IOC_VM_DEALLOCATE, "vm_deallocate", true, false,
+     DecodeAs<&IoctlArg::deallocate>, nullptr, RunDeallocate,
+     DescribeDeallocate},
+    {TASKFS_IOC_VM_PROTECT, "vm_protect", true, false,
+     DecodeAs<&IoctlArg::protect>, CheckProtect, RunProtect, DescribeProtect},
+    {TASKFS_IOC_VM_INHERIT, "vm_inherit", true, false,
+     DecodeAs<&IoctlArg::inherit>, nullptr, RunInherit, DescribeInherit},
+    {TASKFS_IOC_VM_REGION, "vm_region", false, true,
+     DecodeAs<&IoctlArg::region>, nullptr, RunRegion, DescribeRegion},
+    {TASKFS_IOC_VM_MAP_COPY, "vm_map_copy", true, false,
+     DecodeAs<&IoctlArg::map_copy>, CheckMapCopy, RunMapCopy,
+     DescribeMapCopy},
+};
+
+// A number's size is its struct's, which the table's decode copies.
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_COPY) == sizeof(taskfs_vm_copy));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_ALLOCATE) == sizeof(taskfs_vm_allocate));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_DEALLOCATE) ==
+              sizeof(taskfs_vm_deallocate));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_PROTECT) == sizeof(taskfs_vm_protect));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_INHERIT) == sizeof(taskfs_vm_inherit));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_REGION) == sizeof(taskfs_vm_region));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_MAP_COPY) == sizeof(taskfs_vm_map_copy));
 
 }  // namespace
 
-std::string IoctlOperation(unsigned int cmd, const void* in,
-                           std::size_t in_size) {
-  switch (cmd) {
-    case TASKFS_IOC_VM_COPY: {
-      taskfs_vm_copy a;
-      if (!Decode(in, in_size, &a)) break;
-      return fmt::format("ioctl vm_copy {:#x} {:#x} {:#x}", a.src, a.size,
-                         a.dst);
-    }
-    case TASKFS_IOC_VM_ALLOCATE: {
-      taskfs_vm_allocate a;
-      if (!Decode(in, in_size, &a)) break;
-      return fmt::format("ioctl vm_allocate {:#x} {:#x} flags {:#x}", a.address,
-                         a.size, a.flags);
-    }
-    case TASKFS_IOC_VM_DEALLOCATE: {
-      taskfs_vm_deallocate a;
-      if (!Decode(in, in_size, &a)) break;
-      return fmt::format("ioctl vm_deallocate {:#x} {:#x}", a.address, a.size);
-    }
-    case TASKFS_IOC_VM_PROTECT: {
-      taskfs_vm_protect a;
-      if (!Decode(in, in_size, &a)) break;
-      return fmt::format("ioctl vm_protect {:#x} {:#x} set_maximum {} {:#x}",
-                         a.address, a.size, a.set_maximum, a.prot);
-    }
-    case TASKFS_IOC_VM_INHERIT: {
-      taskfs_vm_inherit a;
-      if (!Decode(in, in_size, &a)) break;
-      return fmt::format("ioctl vm_inherit {:#x} {:#x} {}", a.address, a.size,
-                         a.inheritance);
-    }
-    case TASKFS_IOC_VM_REGION: {
-      taskfs_vm_region a;
-      if (!Decode(in, in_size, &a)) break;
-      return fmt::format("ioctl vm_region {:#x}", a.address);
-    }
-    case TASKFS_IOC_VM_MAP_COPY: {
-      taskfs_vm_map_copy a;
-      if (!Decode(in, in_size, &a)) break;
-      return fmt::format(
-          "ioctl vm_map_copy task {} {:#x} {:#x} {:#x} flags {:#x}",
-          a.src_task_id, a.src, a.size, a.dst, a.flags);
-    }
-    default:
-      break;
-  }
-  return fmt::format("ioctl {:#x} of {} bytes", cmd, in_size);
+std::span<const IoctlCommand> IoctlCommands() { return kCommands; }
+
+const IoctlCommand* FindIoctl(unsigned int number) {
+  const auto it =
+      std::find_if(std::begin(kCommands), std::end(kCommands),
+                   [number](const IoctlCommand& c) { return c.number == number; });
+  return it == std::end(kCommands) ? nullptr : it;
 }
 
-bool IoctlChangesMemory(unsigned int cmd) {
-  switch (cmd) {
-    case TASKFS_IOC_VM_COPY:
-    case TASKFS_IOC_VM_ALLOCATE:
-    case TASKFS_IOC_VM_DEALLOCATE:
-    case TASKFS_IOC_VM_PROTECT:
-    case TASKFS_IOC_VM_INHERIT:
-    case TASKFS_IOC_VM_MAP_COPY:
-      return true;
-    default:
-      return false;
-  }
+IoctlRequest::IoctlRequest(unsigned int number, const void* in,
+                           std::size_t in_size)
+    : number_(number), in_size_(in_size), command_(FindIoctl(number)) {
+  if (command_ != nullptr) decoded_ = command_->decode(in, in_size, &arg_);
 }
 
-IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,
-                        void* out, std::size_t out_capacity, vm::Task& task,
-                        ExecContext& context) {
-  switch (cmd) {
-    case TASKFS_IOC_VM_COPY: {
-      taskfs_vm_copy a;
-      if (!Decode(in, in_size, &a)) return BadSize<taskfs_vm_copy>(in_size);
-      return FromKern(vm::vm_copy(task, a.src, a.size, a.dst));
-    }
-    case TASKFS_IOC_VM_ALLOCATE: {
-      taskfs_vm_allocate a;
-      if (!Decode(in, in_size, &a)) return BadSize<taskfs_vm_allocate>(in_size);
-      if ((a.flags & ~TASKFS_VM_ALLOCATE_ANYWHERE) != 0) {
-        return Refuse(
-            vm::KERN_INVALID_ARGUMENT,
-            fmt::format("flags {:#x} has bits beyond anywhere (1)", a.flags));
-      }
-      // Check the reply's room first: a failure after allocating would
-      // leave a change behind.
-      if (out == nullptr || out_capacity < sizeof a) {
-        return Refuse(vm::KERN_INVALID_ARGUMENT,
-                      "no room for the result in the argument");
-      }
-      vm::vm_address_t address = a.address;
-      const vm::KernReturn kr = vm::vm_allocate(
-          task, &address, a.size, (a.flags & TASKFS_VM_ALLOCATE_ANYWHERE) != 0);
-      if (kr != vm::KERN_SUCCESS) return FromKern(kr);
-      a.address = address;
-      return Reply(a, out, out_capacity);
-    }
-    case TASKFS_IOC_VM_DEALLOCATE: {
-      taskfs_vm_deallocate a;
-      if (!Decode(in, in_size, &a))
-        return BadSize<taskfs_vm_deallocate>(in_size);
-      return FromKern(vm::vm_deallocate(task, a.address, a.size));
-    }
-    case TASKFS_IOC_VM_PROTECT: {
-      taskfs_vm_protect a;
-      if (!Decode(in, in_size, &a)) return BadSize<taskfs_vm_protect>(in_size);
-      if (a.set_maximum > 1) {
-        return Refuse(
-            vm::KERN_INVALID_ARGUMENT,
-            fmt::format("set_maximum {} is neither 0 nor 1", a.set_maximum));
-      }
-      return FromKern(
-          vm::vm_protect(task, a.address, a.size, a.set_maximum != 0, a.prot));
-    }
-    case TASKFS_IOC_VM_INHERIT: {
-      taskfs_vm_inherit a;
-      if (!Decode(in, in_size, &a)) return BadSize<taskfs_vm_inherit>(in_size);
-      return FromKern(vm::vm_inherit(task, a.address, a.size, a.inheritance));
-    }
-    case TASKFS_IOC_VM_REGION: {
-      taskfs_vm_region a;
-      if (!Decode(in, in_size, &a)) return BadSize<taskfs_vm_region>(in_size);
-      if (out == nullptr || out_capacity < sizeof a) {
-        return Refuse(vm::KERN_INVALID_ARGUMENT,
-                      "no room for the result in the argument");
-      }
-      vm::vm_address_t address = a.address;
-      vm::RegionInfo info;
-      const vm::KernReturn kr = vm::vm_region(task, &address, &info);
-      if (kr != vm::KERN_SUCCESS) return FromKern(kr);
-      a.address = info.start;
-      a.size = info.size;
-      a.prot = info.protection;
-      a.max_prot = info.max_protection;
-      a.inheritance = info.inheritance;
-      a.pad = 0;
-      return Reply(a, out, out_capacity);
-    }
-    case TASKFS_IOC_VM_MAP_COPY: {
-      taskfs_vm_map_copy a;
-      if (!Decode(in, in_size, &a)) return BadSize<taskfs_vm_map_copy>(in_size);
-      return MapCopy(a, task, context);
-    }
-    default:
-      return {ENOTTY, 0};
+KernReturn IoctlRequest::Run(const IoctlTarget& target, void* out,
+                             std::size_t out_capacity, std::size_t* out_size) {
+  *out_size = 0;
+  const std::size_t size = _IOC_SIZE(command_->number);
+  if (!decoded_) {
+    return Refuse(vm::KERN_INVALID_ARGUMENT,
+                  fmt::format("the argument is {} bytes, the command takes {}",
+                              in_size_, size));
   }
+  if (command_->check != nullptr) {
+    const KernReturn kr = command_->check(arg_);
+    if (kr != vm::KERN_SUCCESS) return kr;
+  }
+  // Room for the result is checked first: a failure after the call would
+  // leave a change behind.
+  if (command_->returns_argument && (out == nullptr || out_capacity < size)) {
+    return Refuse(vm::KERN_INVALID_ARGUMENT,
+                  "no room for the result in the argument");
+  }
+  const KernReturn kr = command_->run(arg_, target);
+  if (kr != vm::KERN_SUCCESS || !command_->returns_argument) return kr;
+  std::memcpy(out, &arg_, size);
+  *out_size = size;
+  return vm::KERN_SUCCESS;
+}
+
+std::string IoctlRequest::Describe() const {
+  if (!decoded_) return fmt::format("ioctl {:#x} of {} bytes", number_, in_size_);
+  return fmt::format("ioctl {} {}", command_->name, command_->describe(arg_));
 }
 
 }  // namespace taskfs::fs

@@ -16,15 +16,17 @@
 #include <fmt/format.h>
 
 #include "fs/access.h"
+#include "fs/attributes.h"
 #include "fs/ctl_command.h"
+#include "fs/ctl_stream.h"
+#include "fs/directory.h"
 #include "fs/dispatch.h"
 #include "fs/errno_map.h"
+#include "fs/failure_report.h"
+#include "fs/generated_files.h"
 #include "fs/inode.h"
 #include "fs/ioctl_handler.h"
-#include "fs/line_assembler.h"
 #include "fs/render.h"
-#include "fs/taskfs_ioctl.h"
-#include "vmcore/failure_reason.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -42,146 +44,18 @@ using vm::KernReturn;
 
 static_assert(kRootIno == FUSE_ROOT_ID);
 
-constexpr double kCacheSeconds = 1.0;
-// A chown changes the owner of all five paths of a task at once, and the
-// kernel checks permissions against cached attributes: so task attributes
-// are not cached, and every check sees the owner and modes of now.
-constexpr double kTaskAttrSeconds = 0.0;
-// The readdir offsets of the root's fixed entries; task t comes at id + 3.
-constexpr off_t kRootFixedEntries = 3;
-
 NodeTable& Nodes(TaskFs& fs) { return Handlers::Nodes(fs); }
 OpenFileTable& Files(TaskFs& fs) { return Handlers::Files(fs); }
 
+Attributes Attrs(TaskFs& fs) {
+  return Attributes(fs.system(), Nodes(fs), fs.daemon_uid(), fs.daemon_gid(),
+                    Handlers::MountedAt(fs));
+}
+Directory Names(TaskFs& fs) { return Directory(fs.system(), Nodes(fs)); }
+FailureReport Report(TaskFs& fs) { return FailureReport(fs.log(), Nodes(fs)); }
+
 OpenFile* File(fuse_file_info* fi) {
   return fi == nullptr ? nullptr : reinterpret_cast<OpenFile*>(fi->fh);
-}
-
-bool FindNodeByName(TaskFs& fs, const std::string& name, TaskNode* out) {
-  std::shared_ptr<vm::Task> task = fs.system().FindTask(name);
-  return task != nullptr && Nodes(fs).Find(task->id(), out);
-}
-
-void FillRootAttr(TaskFs& fs, struct stat* st) {
-  std::memset(st, 0, sizeof *st);
-  st->st_ino = kRootIno;
-  st->st_mode = S_IFDIR | 01777;
-  st->st_nlink = 2 + fs.TaskCount();
-  st->st_uid = fs.daemon_uid();
-  st->st_gid = fs.daemon_gid();
-  st->st_atim = st->st_mtim = st->st_ctim = Handlers::MountedAt(fs);
-}
-
-void FillHostPageSizeAttr(TaskFs& fs, struct stat* st) {
-  std::memset(st, 0, sizeof *st);
-  st->st_ino = kHostPageSizeIno;
-  st->st_mode = S_IFREG | 0444;
-  st->st_nlink = 1;
-  st->st_size =
-      static_cast<off_t>(RenderHostPageSize(fs.system().page_size()).size());
-  st->st_uid = fs.daemon_uid();
-  st->st_gid = fs.daemon_gid();
-  st->st_atim = st->st_mtim = st->st_ctim = Handlers::MountedAt(fs);
-}
-
-void FillTaskAttr(TaskFs& fs, const TaskNode& node, NodeKind kind,
-                  struct stat* st) {
-  std::memset(st, 0, sizeof *st);
-  const unsigned k = static_cast<unsigned>(kind);
-  st->st_ino = TaskIno(node.task->id(), kind);
-  st->st_mode = (kind == NodeKind::kDir ? S_IFDIR : S_IFREG) | node.modes[k];
-  st->st_nlink = kind == NodeKind::kDir ? 2 : 1;
-  st->st_uid = node.uid;
-  st->st_gid = node.gid;
-  // mem's size is the address space; the text files are generated on read.
-  st->st_size = kind == NodeKind::kMem
-                    ? static_cast<off_t>(fs.system().address_limit())
-                    : 0;
-  st->st_blksize = static_cast<blksize_t>(fs.system().page_size());
-  st->st_atim = st->st_mtim = st->st_ctim = node.created;
-}
-
-// Attributes of ino: 0, or ENOENT for a task that is gone. With last, a
-// removed task whose files are still open has the attributes it last had
-// (fstat of such a file, SPEC §5); a path walk (lookup) does not find it.
-int Attr(TaskFs& fs, fuse_ino_t ino, struct stat* st, bool last = false) {
-  const Where w = Decode(ino);
-  if (w.root) {
-    FillRootAttr(fs, st);
-    return 0;
-  }
-  if (w.host_page_size) {
-    FillHostPageSizeAttr(fs, st);
-    return 0;
-  }
-  TaskNode node;
-  if (!ValidTaskPath(w) || !(last ? Nodes(fs).FindLast(w.id, &node)
-                                  : Nodes(fs).Find(w.id, &node))) {
-    return ENOENT;
-  }
-  FillTaskAttr(fs, node, w.kind, st);
-  return 0;
-}
-
-double AttrSeconds(fuse_ino_t ino) {
-  return ino <= kHostPageSizeIno ? kCacheSeconds : kTaskAttrSeconds;
-}
-
-Replied ReplyEntry(Reply& r, fuse_ino_t ino) {
-  fuse_entry_param e;
-  std::memset(&e, 0, sizeof e);
-  const int error = Attr(r.fs(), ino, &e.attr);
-  if (error != 0) return r.Err(error);
-  e.ino = ino;
-  e.attr_timeout = AttrSeconds(ino);
-  e.entry_timeout = kCacheSeconds;
-  return r.Entry(e);
-}
-
-// One debug line per failed operation, with the Mach code; KERN_FAILURE is
-// unexpected and logged as a warning.
-void LogFailure(TaskFs& fs, std::string_view op, const vm::Task& task,
-                std::uint64_t address, std::uint64_t size, KernReturn kr) {
-  const auto level =
-      kr == vm::KERN_FAILURE ? spdlog::level::warn : spdlog::level::debug;
-  if (!fs.log().should_log(level)) return;
-  fs.log().log(level, "{} {} 0x{:x}+0x{:x}: {}", op, task.name(), address, size,
-               vm::KernReturnName(kr));
-}
-
-// Records a failed operation of a task in its errors file (SPEC §7), before
-// the reply: the uid of the file's opener (whose rights the request used),
-// the operation (fmt's format and its arguments, formatted here), the code
-// and the reason the core (or the handler, through vm::SetFailureReason)
-// gave for it. A record that cannot be made for want of memory is dropped:
-// the reply stays the operation's own.
-template <typename... Args>
-void RecordFailure(const OpenFile& file, ErrorLog& log, KernReturn kr,
-                   fmt::format_string<Args...> operation,
-                   Args&&... args) noexcept {
-  try {
-    log.Record(file.opener.uid,
-               fmt::format(operation, std::forward<Args>(args)...), kr,
-               vm::LastFailureReason());
-  } catch (const std::bad_alloc&) {
-  }
-}
-
-// A vm_map_copy from another task that failed once that task was found (a
-// copy-from line or the ioctl) goes into the source's errors file too.
-// Its caller may hold no right on the source, so the line is the daemon's
-// own account of the call, with nothing the caller chose but numbers: the
-// ranges and the id of the task copied into.
-void RecordForSource(TaskFs& fs, const OpenFile& file, vm::Task& source,
-                     const MapCopyArgs& a, KernReturn kr) noexcept {
-  TaskNode node;
-  if (&source == file.task.get() || !Nodes(fs).Find(source.id(), &node)) {
-    return;
-  }
-  RecordFailure(file, *node.errors, kr,
-                "vm_map_copy {:#x} {:#x} into task id {} at {:#x}{}{}", a.src,
-                a.size, file.task->id(), a.dst, a.dst_alloc ? " alloc" : "",
-                a.src_destroy ? " destroy" : "");
 }
 
 // The rights of a file opened by req: its caller's identity, with the
@@ -197,100 +71,33 @@ Credentials OpenerOf(fuse_req_t req, NodeKind kind) {
 
 // What a ctl command or an ioctl on file may do beyond its own task: what
 // the file's opener may do, whoever sends the request. The context refers
-// to file: use it only while the request runs.
-ExecContext MakeContext(TaskFs& fs, const OpenFile& file) {
-  const Credentials& opener = file.opener;
+// to fs and file: use it only while the request runs.
+ExecContext OpenerContext(TaskFs& fs, const OpenFile& file) {
   ExecContext context;
   context.system = &fs.system();
-  context.may_access = [&fs, &opener](vm::Task& other, bool write) {
-    TaskNode node;
-    if (!Nodes(fs).Find(other.id(), &node)) {
-      vm::SetFailureReason(fmt::format("task {} is gone", other.name()));
-      return vm::KERN_INVALID_TASK;
-    }
-    if (!opener.known) {
-      vm::SetFailureReason(fmt::format(
-          "the groups and capabilities of uid {}, who opened this file, could "
-          "not be read when it was opened",
-          opener.uid));
-      return vm::KERN_PROTECTION_FAILURE;
-    }
-    const KernReturn kr = MayAccess(opener.caller(), node, write);
-    if (kr != vm::KERN_SUCCESS) {
-      vm::SetFailureReason(fmt::format(
-          "uid {} may not {} task {}'s mem (directory {:04o}, mem {:04o}, "
-          "owner {}:{})",
-          opener.uid, write ? "read and write" : "read", other.name(),
-          node.modes[static_cast<unsigned>(NodeKind::kDir)],
-          node.modes[static_cast<unsigned>(NodeKind::kMem)], node.uid,
-          node.gid));
-    }
-    return kr;
+  context.may_access = [&fs, &file](vm::Task& other, bool write) {
+    return OpenerMayAccess(file.opener, Nodes(fs), other, write);
   };
   context.on_task_created = [&fs,
-                             &opener](const std::shared_ptr<vm::Task>& task) {
-    fs.AddTask(task, opener.uid, opener.gid);
+                             &file](const std::shared_ptr<vm::Task>& task) {
+    fs.AddTask(task, file.opener.uid, file.opener.gid);
   };
   context.on_source_failure = [&fs, &file](vm::Task& source,
                                            const MapCopyArgs& args,
                                            KernReturn kr) {
-    RecordForSource(fs, file, source, args, kr);
+    Report(fs).Source(file, source, args, kr);
   };
   return context;
 }
 
-Replied ReplyText(Reply& r, std::string_view text, off_t off, size_t size) {
-  if (off < 0 || static_cast<std::size_t>(off) >= text.size()) {
-    return r.Buf(nullptr, 0);
-  }
-  const std::string_view part =
-      text.substr(static_cast<std::size_t>(off), size);
-  return r.Buf(part.data(), part.size());
+Replied ReplyEntry(Reply& r, fuse_ino_t ino) {
+  fuse_entry_param e;
+  const int error = Attrs(r.fs()).Entry(ino, &e);
+  return error != 0 ? r.Err(error) : r.Entry(e);
 }
 
-// A maps snapshot: the list of regions and then its text are as large as
-// the map, so both are charged to the open file while they are made (the
-// text's line is 58 bytes; the list's vector may be twice its size).
-KernReturn MapsText(vm::Task& task, vm::MemoryAccount& account,
-                    std::string* out) {
-  constexpr std::uint64_t kPerRegion = 2 * sizeof(vm::RegionInfo) + 64;
-  const vm::KernResult<std::vector<vm::RegionInfo>> regions =
-      vm::vm_region_list(task, &account, kPerRegion);
-  if (!regions.ok()) return regions.code();
-  const std::uint64_t charged = regions.value().size() * kPerRegion;
-  try {
-    *out = RenderMaps(regions.value());
-  } catch (...) {
-    account.Release(charged);
-    throw;
-  }
-  account.Release(charged);
-  return vm::KERN_SUCCESS;
-}
-
-KernReturn StatusText(TaskFs& fs, vm::Task& task, std::string* out) {
-  const vm::KernResult<vm::TaskStatistics> result = vm::task_statistics(task);
-  if (!result.ok()) return result.code();
-  const vm::TaskStatistics& stats = result.value();
-  TaskNode node;
-  if (!Nodes(fs).Find(task.id(), &node)) return vm::KERN_INVALID_TASK;
-  const vm::VmSystem& system = fs.system();
-  StatusFacts facts;
-  facts.name = task.name();
-  facts.id = task.id();
-  facts.uid = node.uid;
-  facts.gid = node.gid;
-  facts.page_size = system.page_size();
-  facts.address_bits = system.address_bits();
-  *out = RenderStatus(facts, stats);
-  return vm::KERN_SUCCESS;
-}
-
-KernReturn ErrorsText(TaskFs& fs, const OpenFile& file, std::string* out) {
-  TaskNode node;
-  if (!Nodes(fs).Find(file.task->id(), &node)) return vm::KERN_INVALID_TASK;
-  *out = file.errors->Text();
-  return vm::KERN_SUCCESS;
+Replied ReplyText(Reply& r, std::string_view text) {
+  return text.empty() ? r.Buf(nullptr, 0) : r.Buf(text.data(), text.size());
 }
 
 // --- handlers --------------------------------------------------------------
@@ -314,127 +121,42 @@ Replied Forget(Reply& r, fuse_ino_t, uint64_t) { return r.None(); }
 Replied ForgetMulti(Reply& r, size_t, fuse_forget_data*) { return r.None(); }
 
 Replied Lookup(Reply& r, fuse_ino_t parent, const char* name) {
-  const Where p = Decode(parent);
-  const std::string_view n = name;
-  if (p.root) {
-    if (n == "host_page_size") return ReplyEntry(r, kHostPageSizeIno);
-    TaskNode node;
-    if (!FindNodeByName(r.fs(), std::string(n), &node)) return r.Err(ENOENT);
-    return ReplyEntry(r, TaskIno(node.task->id(), NodeKind::kDir));
-  }
-  TaskNode node;
-  if (ValidTaskPath(p) && p.kind == NodeKind::kDir &&
-      Nodes(r.fs()).Find(p.id, &node)) {
-    for (unsigned k = 1; k < kNodeKinds; ++k) {
-      const NodeKind kind = static_cast<NodeKind>(k);
-      if (n == FileName(kind)) return ReplyEntry(r, TaskIno(p.id, kind));
-    }
-  }
-  return r.Err(ENOENT);
+  Ino ino = 0;
+  const int error = Names(r.fs()).Lookup(parent, name, &ino);
+  return error != 0 ? r.Err(error) : ReplyEntry(r, ino);
 }
 
 Replied GetAttr(Reply& r, fuse_ino_t ino, fuse_file_info*) {
   struct stat st;
-  const int error = Attr(r.fs(), ino, &st, /*last=*/true);
-  if (error != 0) return r.Err(error);
-  return r.Attr(st, AttrSeconds(ino));
+  const int error = Attrs(r.fs()).Get(ino, &st, /*last=*/true);
+  return error != 0 ? r.Err(error) : r.Attr(st, Attributes::Seconds(ino));
 }
 
 Replied SetAttr(Reply& r, fuse_ino_t ino, struct stat* attr, int to_set,
                 fuse_file_info*) {
-  const Where w = Decode(ino);
-  const uid_t caller = r.ctx()->uid;
-  const int kTimes = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
-                     FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW |
-                     FUSE_SET_ATTR_CTIME;
-  TaskNode node;
-  if (w.root || w.host_page_size) {
-    // Only the times may be "set", and they stay as they are.
-    if ((to_set & ~kTimes) != 0) return r.Err(EPERM);
-  } else if (!ValidTaskPath(w) || !Nodes(r.fs()).Find(w.id, &node)) {
-    return r.Err(ENOENT);
-  } else {
-    const bool is_owner = caller == 0 || caller == node.uid;
-    int error = 0;
-    if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) && caller != 0) {
-      error = EPERM;
-    } else if ((to_set & FUSE_SET_ATTR_MODE) && !is_owner) {
-      error = EPERM;
-    } else if ((to_set & FUSE_SET_ATTR_SIZE) && w.kind != NodeKind::kMem &&
-               w.kind != NodeKind::kCtl) {
-      error = w.kind == NodeKind::kDir ? EISDIR : EPERM;
-    }
-    if (error != 0) return r.Err(error);
-    // truncate and O_TRUNC change nothing: mem's size is the address space.
-    const unsigned k = static_cast<unsigned>(w.kind);
-    const bool alive = Nodes(r.fs()).Update(w.id, [&](TaskNode& n) {
-      if (to_set & FUSE_SET_ATTR_MODE) n.modes[k] = attr->st_mode & 07777;
-      if (to_set & FUSE_SET_ATTR_UID) n.uid = attr->st_uid;
-      if (to_set & FUSE_SET_ATTR_GID) n.gid = attr->st_gid;
-    });
-    if (!alive) return r.Err(ENOENT);
-  }
-  return GetAttr(r, ino, nullptr);
+  const int error = Attrs(r.fs()).Set(ino, r.ctx()->uid, *attr, to_set);
+  return error != 0 ? r.Err(error) : GetAttr(r, ino, nullptr);
 }
 
 Replied ReadDir(Reply& r, fuse_ino_t ino, size_t size, off_t off,
                 fuse_file_info*) {
-  TaskFs& fs = r.fs();
-  const Where w = Decode(ino);
   std::vector<char> buf(size);
   std::size_t used = 0;
   // Adds one entry; false when the buffer is full.
-  auto add = [&](const char* name, fuse_ino_t entry_ino, mode_t type,
-                 off_t next) {
-    struct stat st;
-    std::memset(&st, 0, sizeof st);
-    st.st_ino = entry_ino;
-    st.st_mode = type;
-    const std::size_t need = fuse_add_direntry(r.req(), buf.data() + used,
-                                               size - used, name, &st, next);
-    if (need > size - used) return false;
-    used += need;
-    return true;
-  };
-  if (w.root) {
-    bool room = true;
-    if (off < 1) room = add(".", kRootIno, S_IFDIR, 1);
-    if (room && off < 2) room = add("..", kRootIno, S_IFDIR, 2);
-    if (room && off < 3) {
-      room = add("host_page_size", kHostPageSizeIno, S_IFREG, 3);
-    }
-    const std::uint64_t after =
-        off <= kRootFixedEntries
-            ? 0
-            : static_cast<std::uint64_t>(off - kRootFixedEntries);
-    // A directory entry takes at least 24 bytes: no more nodes can fit.
-    const std::vector<TaskNode> nodes =
-        room ? Nodes(fs).NodesAfter(after, size / 24 + 1)
-             : std::vector<TaskNode>();
-    for (const TaskNode& n : nodes) {
-      const std::uint64_t id = n.task->id();
-      if (!add(n.task->name().c_str(), TaskIno(id, NodeKind::kDir), S_IFDIR,
-               static_cast<off_t>(id) + kRootFixedEntries)) {
-        break;
-      }
-    }
-  } else if (ValidTaskPath(w) && w.kind == NodeKind::kDir) {
-    TaskNode node;
-    if (!Nodes(fs).Find(w.id, &node)) return r.Err(ENOENT);
-    bool room = true;
-    if (off < 1) room = add(".", ino, S_IFDIR, 1);
-    if (room && off < 2) room = add("..", kRootIno, S_IFDIR, 2);
-    for (unsigned k = 1; room && k < kNodeKinds; ++k) {
-      if (off < static_cast<off_t>(k + 2)) {
-        const NodeKind kind = static_cast<NodeKind>(k);
-        room = add(FileName(kind).data(), TaskIno(w.id, kind), S_IFREG,
-                   static_cast<off_t>(k + 2));
-      }
-    }
-  } else {
-    return r.Err(ENOTDIR);
-  }
-  return r.Buf(buf.data(), used);
+  const int error =
+      Names(r.fs()).List(ino, off, size, [&](const DirEntry& entry) {
+        struct stat st;
+        std::memset(&st, 0, sizeof st);
+        st.st_ino = entry.ino;
+        st.st_mode = entry.type;
+        const std::size_t need =
+            fuse_add_direntry(r.req(), buf.data() + used, size - used,
+                              entry.name, &st, entry.next);
+        if (need > size - used) return false;
+        used += need;
+        return true;
+      });
+  return error != 0 ? r.Err(error) : r.Buf(buf.data(), used);
 }
 
 Replied MkDir(Reply& r, fuse_ino_t parent, const char* name, mode_t) {
@@ -443,16 +165,12 @@ Replied MkDir(Reply& r, fuse_ino_t parent, const char* name, mode_t) {
   if (!vm::VmSystem::ValidTaskName(name)) return r.Err(EINVAL);
   vm::KernResult<std::shared_ptr<vm::Task>> created =
       vm::task_create(fs.system(), name);
-  const KernReturn kr = created.code();
-  if (kr != vm::KERN_SUCCESS) {
-    if (fs.log().should_log(spdlog::level::debug)) {
-      fs.log().debug("mkdir {}: {}", name, vm::KernReturnName(kr));
-    }
-    return r.Err(ErrnoFromKern(kr));
+  if (!created.ok()) {
+    Report(fs).Untracked("mkdir", name, created.code());
+    return r.Err(ErrnoFromKern(created.code()));
   }
   const std::shared_ptr<vm::Task>& task = created.value();
-  const fuse_ctx* ctx = r.ctx();
-  fs.AddTask(task, ctx->uid, ctx->gid);
+  fs.AddTask(task, r.ctx()->uid, r.ctx()->gid);
   return ReplyEntry(r, TaskIno(task->id(), NodeKind::kDir));
 }
 
@@ -460,7 +178,7 @@ Replied RmDir(Reply& r, fuse_ino_t parent, const char* name) {
   TaskFs& fs = r.fs();
   TaskNode node;
   if (parent != kRootIno) return r.Err(EPERM);
-  if (!FindNodeByName(fs, name, &node)) {
+  if (!Names(fs).FindTask(name, &node)) {
     return r.Err(std::string_view(name) == "host_page_size" ? ENOTDIR : ENOENT);
   }
   const uid_t caller = r.ctx()->uid;
@@ -537,18 +255,17 @@ Replied Release(Reply& r, fuse_ino_t, fuse_file_info* fi) {
 }
 
 Replied ReadMem(Reply& r, OpenFile& file, size_t size, off_t off) {
-  vm::Task& task = *file.task;
-  TaskFs& fs = r.fs();
   const std::uint64_t address = static_cast<std::uint64_t>(off);
-  if (size == 0 || address >= fs.system().address_limit()) {
+  if (size == 0 || address >= r.fs().system().address_limit()) {
     return r.Buf(nullptr, 0);  // end of file
   }
   // One per thread, so the hot path allocates nothing once warm.
   thread_local vm::PinnedPages pinned;
-  const KernReturn kr = vm::vm_read_pinned(task, address, size, &pinned);
+  const KernReturn kr = vm::vm_read_pinned(*file.task, address, size, &pinned);
   if (kr != vm::KERN_SUCCESS) {
-    LogFailure(fs, "read", task, address, size, kr);
-    RecordFailure(file, *file.errors, kr, "pread {:#x} {:#x}", address, size);
+    Report(r.fs()).Task(file, {"read", kr, address, size}, [&] {
+      return fmt::format("pread {:#x} {:#x}", address, size);
+    });
     return r.Err(ErrnoFromKern(kr));
   }
   // The pins keep the snapshot alive until the reply has been written.
@@ -568,140 +285,21 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
   if (off < 0) return r.Err(EINVAL);
   if (file == nullptr) {
     if (ino != kHostPageSizeIno) return r.Err(EBADF);
-    return ReplyText(r, RenderHostPageSize(fs.system().page_size()), off, size);
+    const std::string text = RenderHostPageSize(fs.system().page_size());
+    return ReplyText(r, TextPart(text, off, size));
   }
-  if (file->kind == NodeKind::kMem) return ReadMem(r, *file, size, off);
-  std::string text;
-  KernReturn kr = vm::KERN_SUCCESS;
-  {
-    std::lock_guard lock(file->mu);
-    if (file->kind == NodeKind::kCtl) {
-      // The file position has moved past what was written: ctl's result
-      // line is read from its own cursor, reset by each write, so that
-      // `exec 3<>ctl; echo ... >&3; read r <&3` works.
-      text = std::string_view(file->text).substr(file->ctl_cursor, size);
-      file->ctl_cursor += text.size();
-      off = 0;
-    } else {
-      if (off == 0 || file->text.empty()) {
-        // A read from the start takes a fresh snapshot; later offsets of
-        // the same open file continue it, so a reader sees one text.
-        kr = file->kind == NodeKind::kMaps
-                 ? MapsText(*file->task, file->account, &file->text)
-             : file->kind == NodeKind::kStatus
-                 ? StatusText(fs, *file->task, &file->text)
-                 : ErrorsText(fs, *file, &file->text);
-        if (kr != vm::KERN_SUCCESS) {
-          file->text.clear();
-        } else if (!file->ChargeText()) {
-          kr = vm::KERN_RESOURCE_SHORTAGE;
-        }
-      } else if (TaskNode node; !Nodes(fs).Find(file->task->id(), &node)) {
-        // The rest of a snapshot is I/O on the task too: ESRCH once it is
-        // removed (SPEC §4).
-        kr = vm::KERN_INVALID_TASK;
-      }
-      // Only the part this read returns: a snapshot can be large.
-      const std::string_view all = file->text;
-      const std::size_t from = std::min<std::size_t>(static_cast<std::size_t>(off), all.size());
-      text = all.substr(from, size);
-      off = 0;
+  switch (file->kind) {
+    case NodeKind::kMem:
+      return ReadMem(r, *file, size, off);
+    case NodeKind::kCtl:
+      return ReplyText(r, CtlStream::Read(*file, size));
+    default: {
+      std::string part;
+      const KernReturn kr = ReadGenerated(Nodes(fs), *file, off, size, &part);
+      return kr != vm::KERN_SUCCESS ? r.Err(ErrnoFromKern(kr))
+                                    : ReplyText(r, part);
     }
   }
-  if (kr != vm::KERN_SUCCESS) return r.Err(ErrnoFromKern(kr));
-  return ReplyText(r, text, off, size);
-}
-
-// Runs the ctl commands of lines in order until one fails. Returns 0 or the
-// errno of the failing command; *result gets the result line of the last
-// command run, *ran whether any ran.
-int RunCtl(Reply& r, OpenFile& file, Lines lines, std::string* result,
-           bool* ran) {
-  TaskFs& fs = r.fs();
-  ExecContext context = MakeContext(fs, file);
-  Line line;
-  while (lines.Next(&line)) {
-    ParseResult parsed;
-    if (line.status != Line::Status::kOk) {
-      parsed.error = std::string(line.error());
-    } else {
-      parsed = ParseCommand(line.text, Grammar::kCtl);
-    }
-    const std::string_view written =
-        line.text.substr(0, ErrorLog::kMaxField + 1);
-    if (!parsed.ok) {
-      if (fs.log().should_log(spdlog::level::debug)) {
-        fs.log().debug("ctl {}: {}: KERN_INVALID_ARGUMENT", file.task->name(),
-                       parsed.error);
-      }
-      vm::SetFailureReason(parsed.error);
-      RecordFailure(file, *file.errors, vm::KERN_INVALID_ARGUMENT, "ctl {}",
-                    written);
-      *result = "error KERN_INVALID_ARGUMENT";
-      *ran = true;
-      return EINVAL;
-    }
-    if (parsed.empty) continue;
-    const KernReturn kr =
-        ExecuteCommand(parsed.command, *file.task, context, result);
-    *ran = true;
-    if (kr != vm::KERN_SUCCESS) {
-      LogFailure(fs, "ctl", *file.task, parsed.command.address,
-                 parsed.command.size, kr);
-      RecordFailure(file, *file.errors, kr, "ctl {}", written);
-      return ErrnoFromKern(kr);
-    }
-  }
-  return 0;
-}
-
-void StoreCtlResult(OpenFile& file, const std::string& result) {
-  std::lock_guard lock(file.mu);
-  file.text = result;
-  file.text.push_back('\n');
-  file.ctl_cursor = 0;
-  // A result line is short: kCtlLineBytes of the file's charge covers it.
-}
-
-// A ctl write: the lines it completes run now (fs/line_assembler.h). The
-// assembler is taken out of the file while they run, and goes back only if
-// they all succeed: a failing write drops the cut line it kept.
-Replied WriteCtl(Reply& r, OpenFile& file, std::string_view buf) {
-  LineAssembler lines(kMaxCtlLine);
-  {
-    std::lock_guard lock(file.mu);
-    std::swap(lines, file.ctl_lines);
-  }
-  std::string result;
-  bool ran = false;
-  const int error =
-      RunCtl(r, file, lines.Feed(buf), &result, &ran);
-  if (ran) StoreCtlResult(file, result);
-  if (error != 0) return r.Err(error);
-  if (!lines.pending().empty()) {
-    std::lock_guard lock(file.mu);
-    file.ctl_lines = std::move(lines);
-  }
-  return r.Write(buf.size());
-}
-
-// close(2) of a ctl file runs a cut line the last write kept, and reports
-// its error.
-Replied Flush(Reply& r, fuse_ino_t, fuse_file_info* fi) {
-  OpenFile* file = File(fi);
-  LineAssembler lines(kMaxCtlLine);
-  if (file != nullptr && file->kind == NodeKind::kCtl) {
-    std::lock_guard lock(file->mu);
-    std::swap(lines, file->ctl_lines);
-  }
-  int error = 0;
-  if (!lines.pending().empty()) {
-    std::string result;
-    bool ran = false;
-    error = RunCtl(r, *file, lines.Finish(), &result, &ran);
-    if (ran) StoreCtlResult(*file, result);
-  }
-  return r.Err(error);
 }
 
 Replied Write(Reply& r, fuse_ino_t, const char* buf, size_t size, off_t off,
@@ -711,19 +309,32 @@ Replied Write(Reply& r, fuse_ino_t, const char* buf, size_t size, off_t off,
   if (file == nullptr || off < 0) {
     return r.Err(file == nullptr ? EBADF : EINVAL);
   }
+  KernReturn kr = vm::KERN_SUCCESS;
   if (file->kind == NodeKind::kCtl) {
-    return WriteCtl(r, *file, std::string_view(buf, size));
+    ExecContext context = OpenerContext(fs, *file);
+    kr = CtlStream(*file, context, Report(fs)).Write({buf, size});
+  } else if (file->kind == NodeKind::kMem) {
+    const std::uint64_t address = static_cast<std::uint64_t>(off);
+    kr = vm::vm_write(*file->task, address, buf, size);
+    if (kr != vm::KERN_SUCCESS) {
+      Report(fs).Task(*file, {"write", kr, address, size}, [&] {
+        return fmt::format("pwrite {:#x} {:#x}", address, size);
+      });
+    }
+  } else {
+    return r.Err(EBADF);
   }
-  if (file->kind != NodeKind::kMem) return r.Err(EBADF);
-  const std::uint64_t address = static_cast<std::uint64_t>(off);
-  const KernReturn kr = vm::vm_write(*file->task, address, buf, size);
-  if (kr != vm::KERN_SUCCESS) {
-    LogFailure(fs, "write", *file->task, address, size, kr);
-    RecordFailure(*file, *file->errors, kr, "pwrite {:#x} {:#x}", address,
-                  size);
-    return r.Err(ErrnoFromKern(kr));
-  }
-  return r.Write(size);
+  return kr != vm::KERN_SUCCESS ? r.Err(ErrnoFromKern(kr)) : r.Write(size);
+}
+
+// close(2) of a ctl file runs a cut line the last write kept, and reports
+// its error.
+Replied Flush(Reply& r, fuse_ino_t, fuse_file_info* fi) {
+  OpenFile* file = File(fi);
+  if (file == nullptr || file->kind != NodeKind::kCtl) return r.Err(0);
+  ExecContext context = OpenerContext(r.fs(), *file);
+  return r.Err(
+      ErrnoFromKern(CtlStream(*file, context, Report(r.fs())).Flush()));
 }
 
 Replied Fsync(Reply& r, fuse_ino_t, int, fuse_file_info*) { return r.Err(0); }
@@ -737,37 +348,27 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
       file->kind != NodeKind::kMem) {
     return r.Err(ENOTTY);
   }
-  if (IoctlChangesMemory(cmd) && (file->flags & O_ACCMODE) == O_RDONLY) {
+  IoctlRequest request(cmd, in_buf, in_bufsz);
+  if (request.command() == nullptr) return r.Err(ENOTTY);
+  if (request.command()->changes_memory &&
+      (file->flags & O_ACCMODE) == O_RDONLY) {
     return r.Err(EBADF);
   }
-  // Only VM_MAP_COPY reaches another task, with the opener's rights.
-  ExecContext context =
-      cmd == TASKFS_IOC_VM_MAP_COPY ? MakeContext(fs, *file) : ExecContext{};
-  context.system = &fs.system();
+  ExecContext context = OpenerContext(fs, *file);
   alignas(8) unsigned char out[64];
-  const IoctlResult result =
-      HandleIoctl(cmd, in_buf, in_bufsz, out, std::min(out_bufsz, sizeof out),
-                  *file->task, context);
-  if (result.error != 0) {
-    const KernReturn kr = KernFromErrno(result.error);
-    // ENOTTY (not one of ours) is no Mach failure of the task.
-    if (result.error != ENOTTY) {
-      LogFailure(fs, "ioctl", *file->task, cmd, in_bufsz, kr);
-      try {
-        RecordFailure(*file, *file->errors, kr, "{}",
-                      IoctlOperation(cmd, in_buf, in_bufsz));
-      } catch (const std::bad_alloc&) {
-        // No record, as RecordFailure itself drops it: the reply is the
-        // ioctl's own.
-      }
-    }
-    return r.Err(result.error);
+  std::size_t out_size = 0;
+  const KernReturn kr =
+      request.Run({*file->task, context}, out,
+                  std::min(out_bufsz, sizeof out), &out_size);
+  if (kr != vm::KERN_SUCCESS) {
+    Report(fs).Task(*file, {"ioctl", kr, cmd, in_bufsz},
+                    [&] { return request.Describe(); });
+    return r.Err(ErrnoFromKern(kr));
   }
-  return r.Ioctl(0, result.out_size != 0 ? out : nullptr, result.out_size);
+  return r.Ioctl(0, out_size != 0 ? out : nullptr, out_size);
 }
 
 Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
-  TaskFs& fs = r.fs();
   OpenFile* file = File(fi);
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return r.Err(EINVAL);
   if (off < 0) return r.Err(ENXIO);
@@ -776,7 +377,7 @@ Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
     return r.Err(ENXIO);
   }
   const std::uint64_t from = static_cast<std::uint64_t>(off);
-  if (from >= fs.system().address_limit()) return r.Err(ENXIO);
+  if (from >= r.fs().system().address_limit()) return r.Err(ENXIO);
   const vm::KernResult<vm::vm_address_t> found =
       whence == SEEK_DATA ? vm::vm_find_data(*file->task, from)
                           : vm::vm_find_hole(*file->task, from);
@@ -786,25 +387,8 @@ Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
 }
 
 Replied StatFs(Reply& r, fuse_ino_t) {
-  TaskFs& fs = r.fs();
-  vm::VmSystem& system = fs.system();
-  // Blocks of the limit, and the used ones (VmSystem::MeasureUsedBytes).
-  const std::uint64_t used = system.MeasureUsedBytes();
-  const std::uint64_t limit = system.budget().limit() / system.page_size();
-  const std::uint64_t live =
-      (used + system.page_size() - 1) / system.page_size();
   struct statvfs st;
-  std::memset(&st, 0, sizeof st);
-  st.f_bsize = system.page_size();
-  st.f_frsize = system.page_size();
-  st.f_blocks = limit;
-  st.f_bfree = limit > live ? limit - live : 0;
-  st.f_bavail = st.f_bfree;
-  st.f_files = system.config().max_tasks;
-  const std::uint64_t tasks = fs.TaskCount();
-  st.f_ffree = st.f_files > tasks ? st.f_files - tasks : 0;
-  st.f_favail = st.f_ffree;
-  st.f_namemax = 64;
+  Attrs(r.fs()).FileSystem(&st);
   return r.Statfs(st);
 }
 

@@ -8,8 +8,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "tests/vmcore/take_result.h"
+#include "vmcore/failure_reason.h"
+#include "vmcore/vm_system.h"
+#include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
 namespace {
@@ -208,6 +214,71 @@ TEST(ReadCredentialsTest, ReadsThisThread) {
                                ::getgid())
                    .known);
   EXPECT_FALSE(ReadCredentials(0, ::getuid(), ::getgid()).known);
+}
+
+// --- an opener reaching another task ---------------------------------------
+
+class OpenerMayAccessTest : public ::testing::Test {
+ protected:
+  OpenerMayAccessTest() : system_(Config()) {
+    EXPECT_EQ(vm::Take(vm::task_create(system_, "victim"), &victim_),
+              vm::KERN_SUCCESS);
+    nodes_.Add(victim_, kOwner, kGroup);
+  }
+
+  static vm::VmConfig Config() {
+    vm::VmConfig config;
+    config.page_size = 4096;
+    config.address_bits = 24;
+    config.max_tasks = 4;
+    return config;
+  }
+
+  static Credentials Known(uid_t uid, gid_t gid) {
+    return Credentials{uid, gid, {}, false, false, true};
+  }
+
+  vm::VmSystem system_;
+  NodeTable nodes_;
+  std::shared_ptr<vm::Task> victim_;
+};
+
+TEST_F(OpenerMayAccessTest, TheModesOfTheTasksNodeDecide) {
+  EXPECT_EQ(OpenerMayAccess(Known(kOwner, 1), nodes_, *victim_, true),
+            vm::KERN_SUCCESS);
+  EXPECT_EQ(OpenerMayAccess(Known(2000, 2000), nodes_, *victim_, false),
+            vm::KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(vm::LastFailureReason(),
+            "uid 2000 may not read task victim's mem (directory 0700, mem "
+            "0600, owner 1000:100)");
+  ASSERT_TRUE(nodes_.Update(victim_->id(), [](TaskNode& n) {
+    n.modes[kDir] = 0711;
+    n.modes[kMem] = 0604;
+  }));
+  EXPECT_EQ(OpenerMayAccess(Known(2000, 2000), nodes_, *victim_, false),
+            vm::KERN_SUCCESS);
+  EXPECT_EQ(OpenerMayAccess(Known(2000, 2000), nodes_, *victim_, true),
+            vm::KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(vm::LastFailureReason(),
+            "uid 2000 may not read and write task victim's mem (directory "
+            "0711, mem 0604, owner 1000:100)");
+}
+
+TEST_F(OpenerMayAccessTest, AnOpenerWhoseGroupsAreUnknownReachesNothing) {
+  Credentials unknown = Known(kOwner, kGroup);
+  unknown.known = false;
+  EXPECT_EQ(OpenerMayAccess(unknown, nodes_, *victim_, false),
+            vm::KERN_PROTECTION_FAILURE);
+  EXPECT_EQ(vm::LastFailureReason(),
+            "the groups and capabilities of uid 1000, who opened this file, "
+            "could not be read when it was opened");
+}
+
+TEST_F(OpenerMayAccessTest, AGoneTaskIsInvalidTask) {
+  nodes_.Remove(victim_->id());
+  EXPECT_EQ(OpenerMayAccess(Known(kOwner, kGroup), nodes_, *victim_, false),
+            vm::KERN_INVALID_TASK);
+  EXPECT_EQ(vm::LastFailureReason(), "task victim is gone");
 }
 
 }  // namespace

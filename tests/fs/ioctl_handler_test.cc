@@ -8,12 +8,15 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "fs/ctl_command.h"
+#include "fs/errno_map.h"
 #include "fs/taskfs_ioctl.h"
 #include "tests/vmcore/take_result.h"
+#include "vmcore/failure_reason.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
@@ -24,6 +27,30 @@ namespace taskfs::fs {
 namespace {
 
 constexpr std::uint64_t kPage = 4096;
+
+// What the adapter makes of a request (fs/taskfs_fs.cc): ENOTTY for a
+// number that is none of ours, else the errno of the code Run returns, and
+// the bytes it wrote back.
+struct IoctlResult {
+  int error = 0;
+  std::size_t out_size = 0;
+};
+
+IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,
+                        void* out, std::size_t out_capacity, vm::Task& task,
+                        ExecContext& context) {
+  IoctlRequest request(cmd, in, in_size);
+  if (request.command() == nullptr) return {ENOTTY, 0};
+  IoctlResult result;
+  result.error = ErrnoFromKern(
+      request.Run({task, context}, out, out_capacity, &result.out_size));
+  return result;
+}
+
+bool IoctlChangesMemory(unsigned int cmd) {
+  const IoctlCommand* command = FindIoctl(cmd);
+  return command != nullptr && command->changes_memory;
+}
 
 constexpr unsigned int kAllCommands[] = {
     TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE, TASKFS_IOC_VM_DEALLOCATE,
@@ -101,6 +128,63 @@ TEST(IoctlChangesMemoryTest, AllButRegion) {
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_MAP_COPY));
   EXPECT_FALSE(IoctlChangesMemory(TASKFS_IOC_VM_REGION));
   EXPECT_FALSE(IoctlChangesMemory(0));
+}
+
+// --- the table -------------------------------------------------------------
+
+TEST(IoctlTableTest, OneRowPerCommandByNumber) {
+  const std::span<const IoctlCommand> rows = IoctlCommands();
+  ASSERT_EQ(rows.size(), std::size(kAllCommands));
+  const char* const kNames[] = {"vm_copy",    "vm_allocate", "vm_deallocate",
+                                "vm_protect", "vm_inherit",  "vm_region",
+                                "vm_map_copy"};
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    SCOPED_TRACE(kNames[i]);
+    EXPECT_EQ(rows[i].number, kAllCommands[i]);
+    EXPECT_EQ(rows[i].name, kNames[i]);
+    EXPECT_EQ(FindIoctl(kAllCommands[i]), &rows[i]);
+    EXPECT_EQ(rows[i].returns_argument,
+              (_IOC_DIR(rows[i].number) & _IOC_READ) != 0 &&
+                  rows[i].number != TASKFS_IOC_VM_MAP_COPY);
+  }
+  EXPECT_EQ(FindIoctl(0), nullptr);
+  EXPECT_EQ(FindIoctl(0x5401), nullptr);
+}
+
+TEST(IoctlDescribeTest, TheErrorsFileNamesTheDecodedArgument) {
+  const auto describe = [](unsigned int cmd, const auto& arg) {
+    return IoctlRequest(cmd, &arg, sizeof arg).Describe();
+  };
+  EXPECT_EQ(describe(TASKFS_IOC_VM_COPY, taskfs_vm_copy{0x10, 0x20, 0x30}),
+            "ioctl vm_copy 0x10 0x20 0x30");
+  EXPECT_EQ(describe(TASKFS_IOC_VM_ALLOCATE,
+                     taskfs_vm_allocate{0x1000, 0x2000, 5, 9}),
+            "ioctl vm_allocate 0x1000 0x2000 flags 0x5");
+  EXPECT_EQ(describe(TASKFS_IOC_VM_DEALLOCATE,
+                     taskfs_vm_deallocate{0x1000, 0x2000}),
+            "ioctl vm_deallocate 0x1000 0x2000");
+  EXPECT_EQ(describe(TASKFS_IOC_VM_PROTECT,
+                     taskfs_vm_protect{0x1000, 0x2000, 1, 5}),
+            "ioctl vm_protect 0x1000 0x2000 set_maximum 1 0x5");
+  EXPECT_EQ(describe(TASKFS_IOC_VM_INHERIT,
+                     taskfs_vm_inherit{0x1000, 0x2000, 2, 0}),
+            "ioctl vm_inherit 0x1000 0x2000 2");
+  EXPECT_EQ(describe(TASKFS_IOC_VM_REGION,
+                     taskfs_vm_region{0x1000, 7, 1, 2, 3, 4}),
+            "ioctl vm_region 0x1000");
+  EXPECT_EQ(describe(TASKFS_IOC_VM_MAP_COPY,
+                     taskfs_vm_map_copy{3, 0x1000, 0x2000, 0x3000, 3, 0}),
+            "ioctl vm_map_copy task 3 0x1000 0x2000 0x3000 flags 0x3");
+}
+
+TEST(IoctlDescribeTest, AShortArgumentIsNamedByNumberAndSize) {
+  const taskfs_vm_copy arg{0x10, 0x20, 0x30};
+  EXPECT_EQ(IoctlRequest(TASKFS_IOC_VM_COPY, &arg, 8).Describe(),
+            "ioctl 0x40184d01 of 8 bytes");
+  EXPECT_EQ(IoctlRequest(TASKFS_IOC_VM_COPY, nullptr, 24).Describe(),
+            "ioctl 0x40184d01 of 24 bytes");
+  EXPECT_EQ(IoctlRequest(0x5401, &arg, sizeof arg).Describe(),
+            "ioctl 0x5401 of 24 bytes");
 }
 
 // --- running them ----------------------------------------------------------
@@ -537,6 +621,51 @@ TEST_F(IoctlTest, TerminatedTaskIsEsrch) {
                  taskfs_vm_allocate{0x10000, kPage, 0, 0}, &out)
                 .error,
             ESRCH);
+}
+
+TEST_F(IoctlTest, RunReturnsTheMachCodeAndItsReason) {
+  IoctlRequest flags(TASKFS_IOC_VM_ALLOCATE, nullptr, 0);
+  const taskfs_vm_allocate bad{0x10000, kPage, 2, 0};
+  IoctlRequest request(TASKFS_IOC_VM_ALLOCATE, &bad, sizeof bad);
+  unsigned char out[64];
+  std::memset(out, 0xee, sizeof out);
+  std::size_t out_size = 99;
+  EXPECT_EQ(request.Run({*task_, context_}, out, sizeof out, &out_size),
+            vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(out_size, 0u);
+  EXPECT_EQ(out[0], 0xee);
+  EXPECT_EQ(vm::LastFailureReason(), "flags 0x2 has bits beyond anywhere (1)");
+
+  EXPECT_EQ(flags.Run({*task_, context_}, out, sizeof out, &out_size),
+            vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(vm::LastFailureReason(),
+            "the argument is 0 bytes, the command takes 24");
+
+  const taskfs_vm_allocate good{0x10000, kPage, 0, 0};
+  IoctlRequest no_room(TASKFS_IOC_VM_ALLOCATE, &good, sizeof good);
+  EXPECT_EQ(no_room.Run({*task_, context_}, out, sizeof good - 1, &out_size),
+            vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(vm::LastFailureReason(), "no room for the result in the argument");
+  EXPECT_TRUE(Regions().empty());  // checked before anything ran
+
+  const taskfs_vm_copy copy{0x10000, kPage, 0x20000};
+  IoctlRequest unmapped(TASKFS_IOC_VM_COPY, &copy, sizeof copy);
+  EXPECT_EQ(unmapped.Run({*task_, context_}, out, sizeof out, &out_size),
+            vm::KERN_INVALID_ADDRESS);
+  EXPECT_EQ(out_size, 0u);
+}
+
+TEST_F(IoctlTest, ARequestIsDecodedOnceFromItsArgument) {
+  taskfs_vm_allocate arg{0x10000, kPage, 0, 0};
+  IoctlRequest request(TASKFS_IOC_VM_ALLOCATE, &arg, sizeof arg);
+  arg.address = 0x20000;  // a later change of the caller's buffer
+  taskfs_vm_allocate out{};
+  std::size_t out_size = 0;
+  EXPECT_EQ(request.Run({*task_, context_}, &out, sizeof out, &out_size),
+            vm::KERN_SUCCESS);
+  EXPECT_EQ(out_size, sizeof out);
+  EXPECT_EQ(out.address, 0x10000u);
+  EXPECT_EQ(request.Describe(), "ioctl vm_allocate 0x10000 0x1000 flags 0x0");
 }
 
 }  // namespace

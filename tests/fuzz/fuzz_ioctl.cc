@@ -1,8 +1,8 @@
 // Fuzz target: the mem file's ioctl decoder (fs/ioctl_handler.h, SPEC §5).
 //
 // Two identical systems run side by side: one receives each ioctl through
-// HandleIoctl, the other the Mach call that SPEC §5's table says the argument
-// bytes stand for, decoded here independently, field by field, as
+// the ioctl table's IoctlRequest, the other the Mach call that SPEC §5's
+// table says the argument bytes stand for, decoded here independently, field by field, as
 // little-endian numbers at their offsets. The errno, the bytes returned and
 // afterwards both tasks' regions and statistics must agree; otherwise the
 // target prints the call and aborts. Both systems hold tasks "a" (id 1) and
@@ -50,6 +50,30 @@ constexpr unsigned int kCommands[] = {
     TASKFS_IOC_VM_MAP_COPY,
 };
 constexpr std::size_t kMaxRecords = 200;
+
+// What the daemon makes of a request (fs/taskfs_fs.cc): ENOTTY for a number
+// that is none of ours, else the errno of the code the table's Run returns,
+// and the bytes it wrote back.
+struct IoctlResult {
+  int error = 0;
+  std::size_t out_size = 0;
+};
+
+IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,
+                        void* out, std::size_t out_capacity, vm::Task& task,
+                        fs::ExecContext& context) {
+  fs::IoctlRequest request(cmd, in, in_size);
+  if (request.command() == nullptr) return {ENOTTY, 0};
+  IoctlResult result;
+  result.error = fs::ErrnoFromKern(
+      request.Run({task, context}, out, out_capacity, &result.out_size));
+  return result;
+}
+
+bool IoctlChangesMemory(unsigned int cmd) {
+  const fs::IoctlCommand* command = fs::FindIoctl(cmd);
+  return command != nullptr && command->changes_memory;
+}
 
 // The argument size SPEC §5 gives the command; 0 for an unknown one.
 std::size_t ArgSize(unsigned int cmd) {
@@ -260,7 +284,7 @@ bool KnownErrno(int error) {
 }
 
 void Run(FuzzInput& in) {
-  World handled;   // through HandleIoctl
+  World handled;   // through the ioctl table
   World expected;  // through the vm calls
   for (std::size_t record = 1; record <= kMaxRecords && !in.empty(); ++record) {
     const std::uint8_t selector = in.Byte();
@@ -295,7 +319,7 @@ void Run(FuzzInput& in) {
       };
     }
     vm::Task& task = on_b ? *handled.b : *handled.a;
-    const fs::IoctlResult got = fs::HandleIoctl(
+    const IoctlResult got = HandleIoctl(
         cmd, in_size == 0 ? nullptr : arg.data(), in_size,
         out_room == 0 ? nullptr : out.data(), out_room, task, context);
     const Outcome want =
@@ -322,7 +346,7 @@ void Run(FuzzInput& in) {
       Fail(record, cmd, shown, out_room,
            "returned " + Hex(returned) + ", expected " + Hex(want.out));
     }
-    if (fs::IoctlChangesMemory(cmd) !=
+    if (IoctlChangesMemory(cmd) !=
         (ArgSize(cmd) != 0 && cmd != TASKFS_IOC_VM_REGION)) {
       Fail(record, cmd, shown, out_room, "IoctlChangesMemory is wrong");
     }
