@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "fs/errno_map.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/vm_user.h"
 

@@ -23,7 +23,7 @@
 #include "fs/ioctl_handler.h"
 #include "fs/line_assembler.h"
 #include "fs/render.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/vm_user.h"
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "fs/ctl_command.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/task.h"
