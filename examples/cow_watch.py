@@ -26,7 +26,7 @@ import struct
 import sys
 
 # The ioctl numbers, as <linux/ioctl.h>'s _IOW/_IOWR compute them for
-# fs/taskfs_ioctl.h: dir << 30 | size << 16 | type << 8 | nr.
+# <taskfs/ioctl.h>: dir << 30 | size << 16 | type << 8 | nr.
 _IOC_WRITE, _IOC_READ = 1, 2
 
 

@@ -16,7 +16,8 @@
  * TASKFS_IOC_VM_ALLOCATE (SIZE takes K, M, G suffixes) and reports the
  * address on stderr, so stdout stays a copy of maps.
  *
- * Build: cc -Wall -Werror -I fs -o region_walk examples/region_walk.c
+ * Build: cc -Wall -Werror -I include -o region_walk examples/region_walk.c
+ * (or with no -I once taskfs is installed: the header is <taskfs/ioctl.h>).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 
 static void prot_string(uint32_t prot, char out[4]) {
   out[0] = (prot & TASKFS_VM_PROT_READ) ? 'r' : '-';

@@ -12,7 +12,7 @@ copy-on-write copy), and that an unaligned vm_copy fails with EINVAL.
 Finally it deallocates both regions again, leaving the task as it was.
 
 The ioctl numbers are computed exactly as <linux/ioctl.h>'s _IOW/_IOWR do
-for fs/taskfs_ioctl.h (asm-generic layout: x86, arm, riscv, ...). The structs
+for <taskfs/ioctl.h> (asm-generic layout: x86, arm, riscv, ...). The structs
 are little-endian u64s (and u32s), so struct.pack('<QQQ', ...) builds them.
 
 Exit status: 0 if everything behaved as described, 1 if not, 2 on usage or
@@ -42,7 +42,7 @@ def _IOWR(kind, nr, size):
     return _IOC(_IOC_READ | _IOC_WRITE, kind, nr, size)
 
 
-# fs/taskfs_ioctl.h
+# <taskfs/ioctl.h>
 TASKFS_IOC_VM_COPY = _IOW("M", 1, 24)        # {u64 src, u64 size, u64 dst}
 TASKFS_IOC_VM_ALLOCATE = _IOWR("M", 2, 24)   # {u64 address, u64 size,
 #                                               u32 flags, u32 pad}

@@ -156,8 +156,7 @@ void ParseProcStatus(std::string_view status, uid_t uid, gid_t gid,
 Credentials ReadCredentials(pid_t pid, uid_t uid, gid_t gid) {
   Credentials credentials{uid, gid, {}, false, false, false};
   if (pid <= 0) return credentials;
-  const std::string path = "/proc/" + std::to_string(pid) + "/task/" +
-                           std::to_string(pid) + "/status";
+  const std::string path = fmt::format("/proc/{0}/task/{0}/status", pid);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return credentials;
   // Usually about 1.5 KiB, and up to some 400 KiB for 65,536 groups.

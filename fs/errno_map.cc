@@ -2,7 +2,7 @@
 
 #include <cerrno>
 
-#include "fs/errno_table.h"
+#include "taskfs/errno_table.h"
 
 namespace taskfs::fs {
 namespace {
@@ -12,7 +12,7 @@ struct Mapping {
   int error;
 };
 
-// fs/errno_table.h is the table, shared with libtaskfs and the Python
+// <taskfs/errno_table.h> is the table, shared with libtaskfs and the Python
 // package; here it becomes rows of vmcore's enum.
 #define TASKFS_ERRNO_ROW(kern, error) {vm::kern, error},
 constexpr Mapping kTable[] = {TASKFS_ERRNO_TABLE(TASKFS_ERRNO_ROW)};

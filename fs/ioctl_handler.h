@@ -1,4 +1,4 @@
-// The mem file's ioctls (SPEC §5, fs/taskfs_ioctl.h). One table, a row per
+// The mem file's ioctls (SPEC §5, taskfs/ioctl.h). One table, a row per
 // command, says all the daemon knows of each: its number and name, whether
 // it changes memory (then the file must be open for writing, as for
 // pwrite), how its argument is checked, the Mach call it runs, and how the
@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "fs/ctl_command.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/task.h"
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <new>
 #include <utility>
 #include <vector>
@@ -14,7 +15,9 @@
 #include <fmt/format.h>
 
 #include "fs/ctl_command.h"
+#include "fs/embedded_demo.h"  // generated from examples/ (fs/CMakeLists.txt)
 #include "fs/line_assembler.h"
+#include "taskfs/task_name.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/memory_budget.h"
 #include "vmcore/vm_user.h"
@@ -22,23 +25,11 @@
 namespace taskfs::fs {
 namespace {
 
-// Addresses are multiples of 64 KiB so the demo works with every page size.
-constexpr std::string_view kDemoManifest = R"(# The taskfs demo: a small program-like task and a child forked from it.
-task demo
-allocate 0x400000 64K            # text
-fill 0x400000 64K 0xc3
-protect 0x400000 64K r-x
-allocate 0x600000 64K            # data, holding a greeting
-load 0x600000 greeting.txt
-allocate 0x610000 64K            # guard
-protect 0x610000 64K ---
-allocate 0x700000 64K            # memory shared with the child
-inherit 0x700000 64K share
-fork child
-)";
-
-constexpr std::string_view kDemoGreeting =
-    "Hello from taskfs! This is the data region of task demo.\n";
+// The demo, examples/demo.tasks and examples/greeting.txt as the build
+// embedded them. Its addresses are multiples of 64 KiB so that it works with
+// every page size.
+using embedded::kDemoGreeting;
+using embedded::kDemoManifest;
 
 // What the daemon holds while it reads a manifest: one piece of the file
 // and the command part of one line (a comment may be any length: it is
@@ -157,7 +148,7 @@ using LoadOpener =
 
 std::string Located(std::string_view path, std::size_t line,
                     const std::string& message) {
-  return std::string(path) + ":" + std::to_string(line) + ": " + message;
+  return fmt::format("{}:{}: {}", path, line, message);
 }
 
 // Text a user wrote, cut short for an error line.
@@ -253,8 +244,8 @@ std::string RunLine(vm::VmSystem& system, const Command& c,
   using Op = Command::Op;
   if (c.op == Op::kTask) {
     if (!vm::VmSystem::ValidTaskName(c.name)) {
-      return "bad task name " + QuotedName(c.name) +
-             " (1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.')";
+      return fmt::format("bad task name {} ({})", QuotedName(c.name),
+                         TASKFS_TASK_NAME_RULE);
     }
     vm::KernResult<std::shared_ptr<vm::Task>> created =
         vm::task_create(system, c.name);
@@ -429,17 +420,12 @@ std::string ApplyText(vm::VmSystem& system, std::string_view path,
   return apply.error();
 }
 
-std::string Directory(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
-// Opens a `load` file of the manifest at path: relative to its directory.
+// Opens a `load` file of the manifest at path: an absolute name as it is,
+// a relative one in the manifest's directory.
 LoadOpener FromDisk(std::string_view path) {
-  return [base = Directory(std::string(path))](const std::string& name,
-                                               LoadSource* source) {
-    const std::string full = name.front() == '/' ? name : base + "/" + name;
-    return source->OpenFile(full, name);
+  return [base = std::filesystem::path(path).parent_path()](
+             const std::string& name, LoadSource* source) {
+    return source->OpenFile((base / name).string(), name);
   };
 }
 

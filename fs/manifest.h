@@ -19,13 +19,15 @@ namespace taskfs::fs {
 // bounded whatever the file's size: 64 KiB of the file and one line.
 inline constexpr std::size_t kMaxManifestLine = 8192;
 
-// The demo used when no manifest is given (examples/demo.tasks is a copy): a task with text (r-x), data
+// The demo used when no manifest is given, examples/demo.tasks (from the
+// line after its note) as the build embedded it: a task with text (r-x), data
 // (rw-) holding a greeting, a guard page (---), and a region inherited
 // `share` by a forked child task.
 std::string_view EmbeddedDemoManifest();
 
-// Creates the embedded demo's tasks (its `load` lines read files embedded
-// in the daemon). Returns "" on success, else as ApplyManifest.
+// Creates the embedded demo's tasks (its `load` line reads
+// examples/greeting.txt as the build embedded it). Returns "" on success,
+// else as ApplyManifest.
 std::string ApplyEmbeddedDemo(
     vm::VmSystem& system,
     const std::function<void(const std::shared_ptr<vm::Task>&)>&

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -10,9 +11,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "fs/mount_table.h"
 #include "fs/number.h"
@@ -20,7 +24,14 @@
 namespace taskfs::fs {
 namespace {
 
-// taskfs's own -o options, as fuse_opt_parse fills them in.
+// A string the C library allocated with malloc, freed with free.
+struct FreeDeleter {
+  void operator()(char* p) const noexcept { std::free(p); }
+};
+using MallocedString = std::unique_ptr<char, FreeDeleter>;
+
+// taskfs's own -o options, as fuse_opt_parse fills them in: it gives each
+// value (malloc'd) to a char* of this struct.
 struct RawOptions {
   char* page_size = nullptr;
   char* address_bits = nullptr;
@@ -33,6 +44,14 @@ struct RawOptions {
   // there were: argv never grows what the daemon keeps.
   std::vector<std::string> positional;
   std::size_t positional_count = 0;
+
+  // Owners of the values fuse_opt_parse set, to take once, right after it:
+  // the char*s stay readable while they live, and they free them.
+  std::array<MallocedString, 6> TakeOwnership() const {
+    return {MallocedString(page_size), MallocedString(address_bits),
+            MallocedString(tasks),     MallocedString(memory_limit),
+            MallocedString(max_tasks), MallocedString(log_level)};
+  }
 };
 
 #define TASKFS_OPT(templ, field) \
@@ -64,13 +83,6 @@ bool ParseOptionNumber(const char* text, NumberForm form, std::uint64_t* out) {
   const ParsedNumber n = ParseNumber(text, form);
   if (n.ok()) *out = n.value;
   return n.ok();
-}
-
-void FreeRaw(RawOptions* raw) {
-  for (char* p : {raw->page_size, raw->address_bits, raw->tasks,
-                  raw->memory_limit, raw->max_tasks, raw->log_level}) {
-    std::free(p);
-  }
 }
 
 // An option's value as an error quotes it: at most 64 bytes, and a byte
@@ -140,24 +152,11 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
     o->vm.max_tasks = value;
   }
   if (raw.log_level != nullptr) {
-    const std::string_view level = raw.log_level;
-    struct Named {
-      std::string_view name;
-      spdlog::level::level_enum level;
-    };
-    constexpr Named kLevels[] = {
-        {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
-        {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
-        {"error", spdlog::level::err},   {"off", spdlog::level::off},
-    };
-    bool found = false;
-    for (const Named& l : kLevels) {
-      if (level == l.name) {
-        o->log_level = l.level;
-        found = true;
-      }
-    }
-    if (!found) {
+    // spdlog's names: trace, debug, info, warning or warn, error or err,
+    // critical, off. Any other name is off to from_str.
+    const std::string level = raw.log_level;
+    o->log_level = spdlog::level::from_str(level);
+    if (o->log_level == spdlog::level::off && level != "off") {
       return "bad log_level " + Quoted(raw.log_level) +
              " (want trace, debug, info, warn, error or off)";
     }
@@ -183,7 +182,7 @@ std::string ApplyPositional(const std::vector<std::string>& positional,
   if (positional.empty()) return "no mountpoint given (see taskfs --help)";
   if (count > 2) {
     return "too many arguments: " + Quoted(positional[2]) +
-           (count > 3 ? " and " + std::to_string(count - 3) + " more" : "") +
+           (count > 3 ? fmt::format(" and {} more", count - 3) : "") +
            " (see taskfs --help)";
   }
   o->mountpoint = positional.back();
@@ -232,32 +231,29 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* o,
                           std::string* error) {
   fuse_args args = FUSE_ARGS_INIT(argc, argv);
   RawOptions raw;
-  if (fuse_opt_parse(&args, &raw, kOptionSpec, CollectPositional) != 0) {
+  const int parsed =
+      fuse_opt_parse(&args, &raw, kOptionSpec, CollectPositional);
+  const std::array<MallocedString, 6> raw_values = raw.TakeOwnership();
+  if (parsed != 0) {
     fuse_opt_free_args(&args);
-    FreeRaw(&raw);
     *error = "bad command line (see taskfs --help)";
     return ParseOutcome::kError;
   }
   // The standard options: -f, -d, -s, -h, -V, clone_fd, max_idle_threads.
   fuse_cmdline_opts cmdline;
   std::memset(&cmdline, 0, sizeof cmdline);
-  if (fuse_parse_cmdline(&args, &cmdline) != 0) {
+  const int cmdline_parsed = fuse_parse_cmdline(&args, &cmdline);
+  // None: the positional arguments were taken.
+  const MallocedString no_mountpoint(cmdline.mountpoint);
+  if (cmdline_parsed != 0) {
     fuse_opt_free_args(&args);
-    FreeRaw(&raw);
     *error = "bad command line (see taskfs --help)";
     return ParseOutcome::kError;
   }
-  std::free(cmdline.mountpoint);  // none: the positional ones were taken
   fuse_opt_free_args(&o->fuse);
   o->fuse = args;
-  if (cmdline.show_help) {
-    FreeRaw(&raw);
-    return ParseOutcome::kHelp;
-  }
-  if (cmdline.show_version) {
-    FreeRaw(&raw);
-    return ParseOutcome::kVersion;
-  }
+  if (cmdline.show_help) return ParseOutcome::kHelp;
+  if (cmdline.show_version) return ParseOutcome::kVersion;
   o->foreground = cmdline.foreground != 0 || cmdline.debug != 0;
   o->single_thread = cmdline.singlethread != 0;
   o->clone_fd = cmdline.clone_fd != 0;
@@ -268,7 +264,6 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* o,
     *error = ApplyPositional(raw.positional, raw.positional_count,
                              raw.tasks != nullptr, o);
   }
-  FreeRaw(&raw);
   if (!error->empty()) return ParseOutcome::kError;
 
   const std::string fsname =

@@ -1,4 +1,5 @@
 // taskfs: mounts a VM system of emulated Mach tasks (SPEC §3).
+#include <fmt/format.h>
 #include <fuse_lowlevel.h>
 #include <malloc.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -92,9 +93,10 @@ std::string CreateTasks(const Options& options, taskfs::vm::VmSystem& system,
         break;
     }
   } catch (const taskfs::vm::LimitReached& limit) {
-    return "memory_limit=" + std::to_string(limit.limit()) +
-           " is too small to start: " + std::to_string(limit.used()) +
-           " bytes in use, " + std::to_string(limit.asked()) + " more needed";
+    return fmt::format(
+        "memory_limit={} is too small to start: {} bytes in use, {} more "
+        "needed",
+        limit.limit(), limit.used(), limit.asked());
   } catch (const std::bad_alloc&) {
     return "out of memory while creating the tasks";
   }
@@ -146,7 +148,7 @@ int main(int argc, char** argv) {
   taskfs::vm::VmSystem system(options.vm);
   taskfs::fs::TaskFs fs(system, log, limits.max_bytes);
   // The kernel's read requests are cut at the same size as its writes.
-  const std::string max_read = "max_read=" + std::to_string(limits.max_bytes);
+  const std::string max_read = fmt::format("max_read={}", limits.max_bytes);
   fuse_opt_add_arg(&options.fuse, "-o");
   fuse_opt_add_arg(&options.fuse, max_read.c_str());
 

@@ -1,20 +1,117 @@
 /*
- * gen_table: prints taskfs/_table.py, the Python package's copy of the
- * numbers defined in C: the errno table of fs/errno_table.h (shared with the
- * daemon and libtaskfs), the KERN_*, VM_PROT_* and VM_INHERIT_* values of
- * <taskfs/mach.h> and the ioctl numbers of fs/taskfs_ioctl.h. CMake builds
- * and runs it; the file is never written by hand.
+ * gen_table: prints taskfs/_table.py, the Python package's copy of what the
+ * public headers of include/taskfs/ define: the errno table of
+ * <taskfs/errno_table.h> (shared with the daemon and libtaskfs), the KERN_*,
+ * VM_PROT_* and VM_INHERIT_* values of <taskfs/mach.h>, the ioctl numbers of
+ * <taskfs/ioctl.h> and the struct module format of each of its structs, and
+ * the task-name rule of <taskfs/task_name.h>. CMake builds and runs it; the
+ * file is never written by hand.
  */
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "fs/errno_table.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/errno_table.h"
+#include "taskfs/ioctl.h"
 #include "taskfs/mach.h"
+#include "taskfs/task_name.h"
+
+/* --- The ioctl structs as struct module formats ---------------------------
+ * TASKFS_FIELDS_<struct>(F, s) calls F(s, field) for each field of the
+ * struct, in any order: the format lists them by offset. The checks make
+ * the format the C layout: each field's letter comes from its type
+ * (_Generic: a type other than uint8/16/32/64_t does not compile), and the
+ * fields' sizes add up to the struct's size (_Static_assert), so no field is
+ * left out and there is no padding, since the fields of a struct never
+ * overlap. "=" (native byte order, standard sizes, no alignment) then reads
+ * the struct byte for byte. */
+#define TASKFS_IOCTL_STRUCTS(S) \
+  S(taskfs_vm_copy)             \
+  S(taskfs_vm_allocate)         \
+  S(taskfs_vm_deallocate)       \
+  S(taskfs_vm_protect)          \
+  S(taskfs_vm_inherit)          \
+  S(taskfs_vm_region)           \
+  S(taskfs_vm_map_copy)
+
+#define TASKFS_FIELDS_taskfs_vm_copy(F, s) F(s, src) F(s, size) F(s, dst)
+#define TASKFS_FIELDS_taskfs_vm_allocate(F, s) \
+  F(s, address) F(s, size) F(s, flags) F(s, pad)
+#define TASKFS_FIELDS_taskfs_vm_deallocate(F, s) F(s, address) F(s, size)
+#define TASKFS_FIELDS_taskfs_vm_protect(F, s) \
+  F(s, address) F(s, size) F(s, set_maximum) F(s, prot)
+#define TASKFS_FIELDS_taskfs_vm_inherit(F, s) \
+  F(s, address) F(s, size) F(s, inheritance) F(s, pad)
+#define TASKFS_FIELDS_taskfs_vm_region(F, s) \
+  F(s, address) F(s, size) F(s, prot) F(s, max_prot) F(s, inheritance) F(s, pad)
+#define TASKFS_FIELDS_taskfs_vm_map_copy(F, s) \
+  F(s, src_task_id) F(s, src) F(s, size) F(s, dst) F(s, flags) F(s, pad)
+
+#define TASKFS_MEMBER(s, f) (((struct s *)0)->f)
+/* clang-format off */
+#define TASKFS_FORMAT_LETTER(s, f) \
+  _Generic(TASKFS_MEMBER(s, f), \
+           uint8_t: 'B', uint16_t: 'H', uint32_t: 'I', uint64_t: 'Q')
+/* clang-format on */
+
+#define TASKFS_SIZE_TERM(s, f) +sizeof TASKFS_MEMBER(s, f)
+#define TASKFS_CHECK_STRUCT(s)                                                 \
+  _Static_assert(sizeof(struct s) == 0 TASKFS_FIELDS_##s(TASKFS_SIZE_TERM, s), \
+                 "struct " #s ": fields missing from TASKFS_FIELDS_" #s        \
+                 ", or padding");
+TASKFS_IOCTL_STRUCTS(TASKFS_CHECK_STRUCT)
+#undef TASKFS_CHECK_STRUCT
+#undef TASKFS_SIZE_TERM
+
+struct field {
+  const char *name;
+  size_t offset;
+  size_t size;
+  char letter;
+};
+
+static int by_offset(const void *a, const void *b) {
+  const size_t x = ((const struct field *)a)->offset;
+  const size_t y = ((const struct field *)b)->offset;
+  return (x > y) - (x < y);
+}
+
+/* Prints one entry of IOCTL_STRUCTS; fields is sorted here. Nonzero if the
+ * fields do not tile the struct (which the static checks rule out). */
+static int print_struct(const char *name, size_t size, struct field *fields,
+                        size_t count) {
+  char format[64] = "=";
+  if (count + 2 > sizeof format) return 1;
+  qsort(fields, count, sizeof fields[0], by_offset);
+  size_t end = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (fields[i].offset != end) {
+      fprintf(stderr, "gen_table: struct %s: a gap before %s\n", name,
+              fields[i].name);
+      return 1;
+    }
+    end += fields[i].size;
+    format[i + 1] = fields[i].letter;
+    format[i + 2] = '\0';
+  }
+  if (end != size) {
+    fprintf(stderr, "gen_table: struct %s: %zu of its %zu bytes listed\n", name,
+            end, size);
+    return 1;
+  }
+  printf("    \"%s\": (\"%s\", %zu, (", name, format, size);
+  for (size_t i = 0; i < count; ++i) printf("\"%s\", ", fields[i].name);
+  printf(")),\n");
+  return 0;
+}
 
 int main(void) {
   printf(
-      "# Generated at build time by python/gen_table.c from fs/errno_table.h,\n"
-      "# <taskfs/mach.h> and fs/taskfs_ioctl.h. Do not edit.\n\n");
+      "# Generated at build time by python/gen_table.c from the headers of\n"
+      "# include/taskfs/: errno_table.h, mach.h, ioctl.h and task_name.h.\n"
+      "# Do not edit.\n\n");
   printf(
       "# (name, kern_return_t, errno), one row per code (SPEC \xc2\xa7"
       "2).\n");
@@ -49,5 +146,34 @@ int main(void) {
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_REGION)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_MAP_COPY)
 #undef TASKFS_PRINT_IOC
+
+  printf(
+      "\n# The ioctl structs: name -> (struct module format, size in bytes,\n"
+      "# field names in the format's order).\n");
+  printf("IOCTL_STRUCTS = {\n");
+#define TASKFS_FIELD_ROW(s, f)                            \
+  {#f, offsetof(struct s, f), sizeof TASKFS_MEMBER(s, f), \
+   TASKFS_FORMAT_LETTER(s, f)},
+#define TASKFS_PRINT_STRUCT(s)                                        \
+  {                                                                   \
+    struct field fields[] = {TASKFS_FIELDS_##s(TASKFS_FIELD_ROW, s)}; \
+    if (print_struct(#s, sizeof(struct s), fields,                    \
+                     sizeof fields / sizeof fields[0]) != 0) {        \
+      return 1;                                                       \
+    }                                                                 \
+  }
+  TASKFS_IOCTL_STRUCTS(TASKFS_PRINT_STRUCT)
+#undef TASKFS_PRINT_STRUCT
+#undef TASKFS_FIELD_ROW
+  printf("}\n");
+
+  printf(
+      "\n# A task's name (SPEC \xc2\xa7"
+      "4): 1 to TASK_NAME_MAX of TASK_NAME_CHARS, not starting\n"
+      "# with '.', not TASK_NAME_RESERVED.\n");
+  printf("TASK_NAME_MAX = %d\n", TASKFS_TASK_NAME_MAX);
+  printf("TASK_NAME_CHARS = \"%s\"\n", TASKFS_TASK_NAME_CHARS);
+  printf("TASK_NAME_RESERVED = \"%s\"\n", TASKFS_TASK_NAME_RESERVED);
+  printf("TASK_NAME_RULE = \"%s\"\n", TASKFS_TASK_NAME_RULE);
   return ferror(stdout) ? 1 : 0;
 }

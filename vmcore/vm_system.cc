@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "taskfs/task_name.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/page_table.h"
 #include "vmcore/task.h"
@@ -52,28 +53,19 @@ std::uint64_t VmSystem::MeasureUsedBytes() {
 std::string VmSystem::ValidateConfig(const VmConfig& config) {
   const std::uint64_t ps = config.page_size;
   if (ps < 4096 || ps > 65536 || (ps & (ps - 1)) != 0) {
-    return "page_size must be a power of two from 4096 to 65536, not " +
-           std::to_string(ps);
+    return fmt::format(
+        "page_size must be a power of two from 4096 to 65536, not {}", ps);
   }
   if (config.address_bits < 24 || config.address_bits > 62) {
-    return "address_bits must be from 24 to 62, not " +
-           std::to_string(config.address_bits);
+    return fmt::format("address_bits must be from 24 to 62, not {}",
+                       config.address_bits);
   }
   if (config.max_tasks == 0) return "max_tasks must be at least 1";
   return "";
 }
 
 bool VmSystem::ValidTaskName(std::string_view name) {
-  if (name.empty() || name.size() > 64 || name.front() == '.' ||
-      name == "host_page_size") {
-    return false;
-  }
-  for (char c : name) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                    (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
+  return taskfs_valid_task_name(name.data(), name.size()) != 0;
 }
 
 std::shared_ptr<Task> VmSystem::FindTask(std::string_view name) const {

@@ -75,7 +75,8 @@ class VmSystem {
   // Empty string if config is usable, else a one-line reason.
   static std::string ValidateConfig(const VmConfig& config);
   // 1 to 64 of A-Z a-z 0-9 . _ -, not starting with '.', not
-  // "host_page_size".
+  // "host_page_size": the rule of <taskfs/task_name.h>, which libtaskfs and
+  // the Python package share.
   static bool ValidTaskName(std::string_view name);
 
   const VmConfig& config() const { return config_; }

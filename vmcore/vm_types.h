@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "taskfs/vm_attributes.h"
+
 namespace taskfs::vm {
 
 using vm_address_t = std::uint64_t;
@@ -14,12 +16,13 @@ using vm_size_t = std::uint64_t;
 using vm_prot_t = std::uint32_t;
 using vm_inherit_t = std::uint32_t;
 
-inline constexpr vm_prot_t VM_PROT_NONE = 0;
-inline constexpr vm_prot_t VM_PROT_READ = 1;
-inline constexpr vm_prot_t VM_PROT_WRITE = 2;
-inline constexpr vm_prot_t VM_PROT_EXECUTE = 4;
-inline constexpr vm_prot_t VM_PROT_ALL = 7;
-inline constexpr vm_prot_t VM_PROT_DEFAULT = VM_PROT_READ | VM_PROT_WRITE;
+// Mach's values, as <taskfs/vm_attributes.h> defines them for every user.
+inline constexpr vm_prot_t VM_PROT_NONE = TASKFS_VM_PROT_NONE;
+inline constexpr vm_prot_t VM_PROT_READ = TASKFS_VM_PROT_READ;
+inline constexpr vm_prot_t VM_PROT_WRITE = TASKFS_VM_PROT_WRITE;
+inline constexpr vm_prot_t VM_PROT_EXECUTE = TASKFS_VM_PROT_EXECUTE;
+inline constexpr vm_prot_t VM_PROT_ALL = TASKFS_VM_PROT_ALL;
+inline constexpr vm_prot_t VM_PROT_DEFAULT = TASKFS_VM_PROT_DEFAULT;
 
 // "rw-", "r-x", "---": a protection as maps and the failure reasons show it.
 inline std::string ProtectionText(vm_prot_t prot) {
@@ -30,10 +33,10 @@ inline std::string ProtectionText(vm_prot_t prot) {
   return s;
 }
 
-inline constexpr vm_inherit_t VM_INHERIT_SHARE = 0;
-inline constexpr vm_inherit_t VM_INHERIT_COPY = 1;
-inline constexpr vm_inherit_t VM_INHERIT_NONE = 2;
-inline constexpr vm_inherit_t VM_INHERIT_DEFAULT = VM_INHERIT_COPY;
+inline constexpr vm_inherit_t VM_INHERIT_SHARE = TASKFS_VM_INHERIT_SHARE;
+inline constexpr vm_inherit_t VM_INHERIT_COPY = TASKFS_VM_INHERIT_COPY;
+inline constexpr vm_inherit_t VM_INHERIT_NONE = TASKFS_VM_INHERIT_NONE;
+inline constexpr vm_inherit_t VM_INHERIT_DEFAULT = TASKFS_VM_INHERIT_DEFAULT;
 
 // Attributes of one region: a maximal run of pages with equal attributes, as
 // vm_region returns it and as the maps file lists it.

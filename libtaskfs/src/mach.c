@@ -4,8 +4,9 @@
  * Each call is: check the arguments Mach checks before any I/O, take a
  * reference to the handle, make one system call on the task's files (or a
  * loop of them for a transfer larger than one kernel request), and turn the
- * errno into a kern_return_t through fs/errno_table.h, the table the daemon
- * uses.
+ * errno into a kern_return_t through <taskfs/errno_table.h>, the table the
+ * daemon uses. Task names are judged by <taskfs/task_name.h>, the daemon's
+ * rule, and the ioctls are <taskfs/ioctl.h>'s.
  */
 #define _GNU_SOURCE
 
@@ -24,8 +25,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "fs/errno_table.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/errno_table.h"
+#include "taskfs/ioctl.h"
+#include "taskfs/task_name.h"
 
 /* mach_task_self(): a value no handle takes (handles have a generation of at
  * most kMaxGeneration in their top bits). */
@@ -38,9 +40,6 @@ enum {
   kMaxSlots = (1 << kSlotBits) - 1,
   kMaxGeneration = 4094
 };
-
-/* Task names are at most 64 characters (SPEC §4). */
-enum { kMaxName = 64 };
 
 /* One open task. Constant after construction but for refs, which the table
  * mutex guards. */
@@ -719,16 +718,7 @@ static kern_return_t open_new(const char *root, const char *name,
 /* A name the daemon could take (SPEC §4), checked before the child is made
  * so that a bad one is KERN_INVALID_ARGUMENT whatever the path holds. */
 static int valid_name(const char *name) {
-  const size_t len = strlen(name);
-  if (len == 0 || len > kMaxName || name[0] == '.') return 0;
-  for (size_t i = 0; i < len; ++i) {
-    const char c = name[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')) {
-      return 0;
-    }
-  }
-  return strcmp(name, "host_page_size") != 0;
+  return taskfs_valid_task_name(name, strlen(name));
 }
 
 kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
@@ -759,7 +749,7 @@ kern_return_t task_create(task_t parent_task, boolean_t inherit_memory,
   if (kr != KERN_SUCCESS) return kr;
   /* PARENT.N for the lowest N that is free; a name taken meanwhile by
    * someone else is EEXIST, and the next N is tried. */
-  char name[kMaxName + 24];
+  char name[TASKFS_TASK_NAME_MAX + 24];
   kr = KERN_NAME_EXISTS;
   for (unsigned long n = 1; kr == KERN_NAME_EXISTS && n <= 1000000; ++n) {
     snprintf(name, sizeof name, "%s.%lu", e->name, n);

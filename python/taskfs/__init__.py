@@ -44,7 +44,7 @@ from ._table import (  # noqa: F401  (re-exported: Mach's numbers)
 
 __all__ = [
     "Task", "Region", "ErrorRecord", "MachError", "kern_name",
-    "errno_from_kern", "kern_from_errno",
+    "errno_from_kern", "kern_from_errno", "valid_task_name",
 ]
 
 # KERN_* constants, from the C header through the generated table.
@@ -78,6 +78,25 @@ def _table_kern(name):
         if n == name:
             return k
     raise KeyError(name)
+
+
+def valid_task_name(name):
+    """Whether name (a str) is a name the daemon takes for a task (SPEC §4),
+    by the rule of <taskfs/task_name.h> (_table.TASK_NAME_RULE in words)."""
+    return (0 < len(name) <= _table.TASK_NAME_MAX
+            and not name.startswith(".")
+            and all(c in _table.TASK_NAME_CHARS for c in name)
+            and name != _table.TASK_NAME_RESERVED)
+
+
+def _check_task_name(name, operation):
+    """MachError(KERN_INVALID_ARGUMENT) unless valid_task_name(name):
+    checked before anything is made, as libtaskfs does, so that a name can
+    neither reach outside the mount ("../x") nor add a ctl line."""
+    if not isinstance(name, str) or not valid_task_name(name):
+        raise MachError(_table_kern("KERN_INVALID_ARGUMENT"),
+                        f"bad task name '{str(name)[:80]}' "
+                        f"({_table.TASK_NAME_RULE})", operation)
 
 
 class MachError(OSError):
@@ -148,15 +167,16 @@ class Task:
     terminate()).
     """
 
-    # The ioctl structs of taskfs_ioctl.h: native byte order ("="), standard
-    # sizes, no padding beyond the structs' own.
-    _ALLOCATE = struct.Struct("=QQII")
-    _COPY = struct.Struct("=QQQ")
-    _DEALLOCATE = struct.Struct("=QQ")
-    _PROTECT = struct.Struct("=QQII")
-    _INHERIT = struct.Struct("=QQII")
-    _REGION = struct.Struct("=QQIIII")
-    _MAP_COPY = struct.Struct("=QQQQII")
+    # The ioctl structs of <taskfs/ioctl.h>, in the formats gen_table
+    # derived from the C structs: native byte order ("="), standard sizes,
+    # no padding beyond the structs' own.
+    _ALLOCATE = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_allocate"][0])
+    _COPY = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_copy"][0])
+    _DEALLOCATE = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_deallocate"][0])
+    _PROTECT = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_protect"][0])
+    _INHERIT = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_inherit"][0])
+    _REGION = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_region"][0])
+    _MAP_COPY = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_map_copy"][0])
 
     def __init__(self, task_dir):
         """Opens task_dir; MachError(KERN_INVALID_TASK) if it is no task."""
@@ -196,8 +216,10 @@ class Task:
 
     @classmethod
     def create(cls, mountpoint, name):
-        """mkdir MOUNTPOINT/NAME (task_create of an empty task) and open it."""
+        """mkdir MOUNTPOINT/NAME (task_create of an empty task) and open it.
+        MachError(KERN_INVALID_ARGUMENT) for a name valid_task_name refuses."""
         path = os.path.join(mountpoint, name)
+        _check_task_name(name, f"mkdir {path}")
         try:
             os.mkdir(path, 0o700)
         except OSError as e:
@@ -479,7 +501,9 @@ class Task:
     # --- tasks ---------------------------------------------------------------
 
     def fork(self, name):
-        """`fork NAME` (task_create with inherit_memory): the child, open."""
+        """`fork NAME` (task_create with inherit_memory): the child, open.
+        MachError(KERN_INVALID_ARGUMENT) for a name valid_task_name refuses."""
+        _check_task_name(name, f"ctl fork {name}")
         self.ctl(f"fork {name}")
         return Task(os.path.join(self.mountpoint, name))
 

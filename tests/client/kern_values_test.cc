@@ -23,7 +23,7 @@ constexpr int kVmCodes =
 #include <gtest/gtest.h>
 
 #include "fs/errno_map.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "taskfs/mach.h"
 
 static_assert(KERN_SUCCESS == kVmSuccess);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "taskfs/task_name.h"
 #include "tests/integration/mount_fixture.h"
 #include "tests/integration/test_util.h"
 
@@ -674,6 +675,25 @@ TEST_F(ClientMach, TaskfsCreateAndForkRules) {
   EXPECT_EQ(taskfs_task_fork(t_, "kid", &x), KERN_NAME_EXISTS);
   EXPECT_EQ(taskfs_task_fork(t_, "bad name", &x), KERN_INVALID_ARGUMENT);
   EXPECT_EQ(taskfs_task_close(child), KERN_SUCCESS);
+}
+
+// The rule is <taskfs/task_name.h>'s, the daemon's: its longest name is
+// taken, and a refused one never reaches the file system.
+TEST_F(ClientMach, TaskNamesFollowTheSharedRule) {
+  task_t x = TASK_NULL;
+  const std::string longest(TASKFS_TASK_NAME_MAX, 'l');
+  ASSERT_EQ(taskfs_task_create(mount_.path().c_str(), longest.c_str(), &x),
+            KERN_SUCCESS);
+  EXPECT_EQ(taskfs_task_close(x), KERN_SUCCESS);
+  for (const char* name :
+       {"..", "../escape", "a\nb", TASKFS_TASK_NAME_RESERVED}) {
+    EXPECT_EQ(taskfs_task_create(mount_.path().c_str(), name, &x),
+              KERN_INVALID_ARGUMENT)
+        << name;
+    EXPECT_EQ(taskfs_task_fork(t_, name, &x), KERN_INVALID_ARGUMENT) << name;
+  }
+  struct stat st;
+  EXPECT_NE(::stat((mount_.path() + "/../escape").c_str(), &st), 0);
 }
 
 TEST_F(ClientMach, TerminateKeepsTheHandleUntilClosed) {

@@ -13,6 +13,7 @@ import array
 import errno
 import os
 import pwd
+import struct
 import subprocess
 import sys
 import tempfile
@@ -110,7 +111,7 @@ class MountedTest(unittest.TestCase):
         return e
 
 
-# SPEC §2, written out independently of fs/errno_table.h.
+# SPEC §2, written out independently of include/taskfs/errno_table.h.
 SPEC_ERRNO = {
     "KERN_SUCCESS": 0,
     "KERN_INVALID_ARGUMENT": errno.EINVAL,
@@ -178,6 +179,64 @@ class TaskTest(MountedTest):
             self.assertEqual(taskfs.kern_name(number), name)
         self.assertEqual(taskfs.kern_from_errno(errno.EPERM), taskfs.KERN_FAILURE)
         self.assertEqual(taskfs.kern_name(42), "KERN_UNKNOWN")
+
+    def test_struct_formats_are_the_c_structs(self):
+        # gen_table derives each format from the C struct (and checks it
+        # statically); here the struct module must read it as the same size
+        # the ioctl number encodes (asm-generic: bits 16-29).
+        structs = taskfs._table.IOCTL_STRUCTS
+        numbers = {
+            "taskfs_vm_copy": taskfs._table.TASKFS_IOC_VM_COPY,
+            "taskfs_vm_allocate": taskfs._table.TASKFS_IOC_VM_ALLOCATE,
+            "taskfs_vm_deallocate": taskfs._table.TASKFS_IOC_VM_DEALLOCATE,
+            "taskfs_vm_protect": taskfs._table.TASKFS_IOC_VM_PROTECT,
+            "taskfs_vm_inherit": taskfs._table.TASKFS_IOC_VM_INHERIT,
+            "taskfs_vm_region": taskfs._table.TASKFS_IOC_VM_REGION,
+            "taskfs_vm_map_copy": taskfs._table.TASKFS_IOC_VM_MAP_COPY,
+        }
+        self.assertEqual(set(structs), set(numbers))
+        for name, (fmt, size, fields) in structs.items():
+            self.assertTrue(fmt.startswith("="), name)
+            self.assertEqual(struct.calcsize(fmt), size, name)
+            self.assertEqual((numbers[name] >> 16) & 0x3FFF, size, name)
+            self.assertEqual(len(fields), len(fmt) - 1, name)
+        self.assertEqual(structs["taskfs_vm_region"][2],
+                         ("address", "size", "prot", "max_prot", "inheritance",
+                          "pad"))
+        self.assertEqual(taskfs.Task._REGION.format,
+                         structs["taskfs_vm_region"][0])
+        self.assertEqual(taskfs.Task._MAP_COPY.format,
+                         structs["taskfs_vm_map_copy"][0])
+
+    def test_task_name_rule_is_the_daemons(self):
+        # valid_task_name is <taskfs/task_name.h>'s rule: the daemon takes
+        # exactly the names it takes.
+        longest = "n" * taskfs._table.TASK_NAME_MAX
+        for name in ["a", longest, longest + "n", ".a", "a.", "-_.x",
+                     "host_page_size", "host_page_sizeX", "a b", "a:b",
+                     "\u00e9", "x\u00e9", "A9"]:
+            path = self.mount / name
+            try:
+                os.mkdir(path, 0o700)
+                taken = True
+            except OSError as e:
+                # EEXIST: the kernel finds the root's host_page_size first.
+                self.assertIn(e.errno, (errno.EINVAL, errno.EEXIST), name)
+                taken = False
+            self.assertEqual(taskfs.valid_task_name(name), taken, name)
+            if taken:
+                os.rmdir(path)
+        self.assertFalse(taskfs.valid_task_name(""))
+        self.assertEqual(taskfs._table.TASK_NAME_RULE,
+                         "1 to 64 of A-Z a-z 0-9 . _ -, not starting with "
+                         "'.', not host_page_size")
+        # Checked before anything is made: nothing outside the mount.
+        for name in ("..", "../escape", "a\nb", "host_page_size"):
+            e = self.assertMachError("KERN_INVALID_ARGUMENT", taskfs.Task.create,
+                                     self.mount.path, name)
+            self.assertIn(taskfs._table.TASK_NAME_RULE, e.reason)
+            self.assertMachError("KERN_INVALID_ARGUMENT", self.task.fork, name)
+        self.assertFalse(os.path.exists(self.mount / "../escape"))
 
     def test_open_create_close_and_context_manager(self):
         with taskfs.Task.open(self.task.path + "/") as t:

@@ -1,4 +1,4 @@
-// The mem file's ioctls (SPEC §5, fs/taskfs_ioctl.h): decoding, results and
+// The mem file's ioctls (SPEC §5, taskfs/ioctl.h): decoding, results and
 // exact errno values.
 #include "fs/ioctl_handler.h"
 
@@ -14,7 +14,7 @@
 
 #include "fs/ctl_command.h"
 #include "fs/errno_map.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/kern_return.h"

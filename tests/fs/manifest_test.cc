@@ -14,12 +14,14 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "fs/node_table.h"
+#include "taskfs/task_name.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/memory_budget.h"
@@ -241,6 +243,24 @@ TEST_F(ManifestTest, EmbeddedDemoDataIsACopyInChild) {
             kGreeting);
 }
 
+// The embedded demo's one home is examples/: demo.tasks from the line after
+// its note, and greeting.txt, as the build embedded them.
+TEST_F(ManifestTest, EmbeddedDemoIsTheExamplesFiles) {
+  const auto read = [](const std::string& leaf) {
+    std::ifstream in(std::string(TASKFS_SOURCE_DIR) + "/examples/" + leaf,
+                     std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string demo = read("demo.tasks");
+  const std::size_t note_end = demo.find("\n#\n");
+  ASSERT_NE(note_end, std::string::npos) << demo;
+  EXPECT_EQ(EmbeddedDemoManifest(), demo.substr(note_end + 3));
+  const std::string greeting = read("greeting.txt");
+  ASSERT_FALSE(greeting.empty());
+  ASSERT_EQ(ApplyEmbeddedDemo(*system_, nullptr), "");
+  EXPECT_EQ(Read("demo", 0x600000, 4096).substr(0, greeting.size()), greeting);
+}
+
 TEST_F(ManifestTest, EmbeddedDemoWorksWithTheLargestPageSize) {
   MakeSystem(65536);
   EXPECT_EQ(ApplyEmbeddedDemo(*system_, nullptr), "");
@@ -256,6 +276,13 @@ TEST_F(ManifestTest, BadCommand) {
   EXPECT_EQ(error, "/etc/x.tasks:4: unknown command 'frobnicate'");
   // The lines before the error stay done, the ones after do not run.
   EXPECT_EQ(TaskNames(), std::vector<std::string>{"a"});
+}
+
+// The rule and its words are <taskfs/task_name.h>'s, as for mkdir and fork.
+TEST_F(ManifestTest, BadTaskNameStatesTheSharedRule) {
+  EXPECT_EQ(Apply("m", "task host_page_size\n"),
+            "m:1: bad task name 'host_page_size' (" TASKFS_TASK_NAME_RULE ")");
+  EXPECT_TRUE(TaskNames().empty());
 }
 
 TEST_F(ManifestTest, MalformedArguments) {

@@ -221,6 +221,27 @@ TEST_F(OptionsTest, LogLevels) {
   }
 }
 
+// spdlog::level::from_str's other names are taken too.
+TEST_F(OptionsTest, SpdlogsOtherLogLevelNames) {
+  const struct {
+    const char* name;
+    spdlog::level::level_enum level;
+  } kCases[] = {
+      {"warning", spdlog::level::warn},
+      {"err", spdlog::level::err},
+      {"critical", spdlog::level::critical},
+  };
+  for (const auto& c : kCases) {
+    SCOPED_TRACE(c.name);
+    ASSERT_EQ(Parse({"-o", std::string("log_level=") + c.name, mountpoint_}),
+              ParseOutcome::kRun)
+        << error_;
+    EXPECT_EQ(options_->log_level, c.level);
+  }
+  ExpectError({"-o", "log_level=", mountpoint_},
+              "bad log_level '' (want trace, debug, info, warn, error or off)");
+}
+
 TEST_F(OptionsTest, SeveralOptionsInOneList) {
   ASSERT_EQ(Parse({mountpoint_, "-o",
                    "page_size=16384,address_bits=30,tasks=none,"

@@ -25,7 +25,7 @@
 #include <fmt/format.h>
 
 #include "fs/inode.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "vmcore/vm_system.h"
 
 namespace {

@@ -32,7 +32,7 @@
 #include "fs/ctl_command.h"
 #include "fs/errno_map.h"
 #include "fs/ioctl_handler.h"
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/integration/mount_fixture.h"
 
 namespace taskfs::testing {
@@ -117,8 +117,8 @@ class Examples : public ::testing::Test {
     ::close(fd);
     region_walk_ = path;
     const RunResult cc =
-        RunCommand({"cc", "-Wall", "-Werror", "-I", SourceDir() + "/fs", "-o",
-                    region_walk_, Example("region_walk.c")});
+        RunCommand({"cc", "-Wall", "-Werror", "-I", SourceDir() + "/include",
+                    "-o", region_walk_, Example("region_walk.c")});
     EXPECT_EQ(cc.exit_code, 0) << Describe(cc);
     return cc.exit_code == 0 ? region_walk_ : "";
   }

@@ -37,7 +37,7 @@
 #include <thread>
 #include <vector>
 
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/integration/child_processes.h"
 #include "tests/integration/mount_fixture.h"
 #include "tests/integration/tagged_pages.h"

@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/integration/test_util.h"
 #include "tests/integration/mount_fixture.h"
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/integration/mount_fixture.h"
 
 namespace taskfs::testing {

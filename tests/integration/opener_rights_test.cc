@@ -27,7 +27,7 @@
 #include <cstring>
 #include <string>
 
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/integration/child_processes.h"
 #include "tests/integration/mount_fixture.h"
 #include "tests/integration/test_util.h"

@@ -36,7 +36,7 @@
 #include <tuple>
 #include <vector>
 
-#include "fs/taskfs_ioctl.h"
+#include "taskfs/ioctl.h"
 #include "tests/integration/mount_fixture.h"
 #include "tests/integration/test_util.h"
 

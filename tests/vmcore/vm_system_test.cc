@@ -7,7 +7,10 @@
 #include <string>
 #include <thread>
 
+#include "taskfs/task_name.h"
+#include "vmcore/failure_reason.h"
 #include "vmcore/task.h"
+#include "vmcore/vm_user.h"
 
 namespace taskfs::vm {
 namespace {
@@ -43,6 +46,35 @@ TEST(VmSystemTest, ValidTaskName) {
   EXPECT_FALSE(VmSystem::ValidTaskName("host_page_size"));
   EXPECT_FALSE(VmSystem::ValidTaskName("a b"));
   EXPECT_FALSE(VmSystem::ValidTaskName(std::string(65, 'n')));
+}
+
+// The rule is <taskfs/task_name.h>'s, which libtaskfs and the Python package
+// use too, and a refused name's reason states it in the header's words.
+TEST(VmSystemTest, ValidTaskNameIsTheSharedRule) {
+  const std::string chars = TASKFS_TASK_NAME_CHARS;
+  for (const std::string& name :
+       {std::string("a"), chars.substr(0, TASKFS_TASK_NAME_MAX),
+        std::string(TASKFS_TASK_NAME_MAX + 1, 'n'),
+        std::string(TASKFS_TASK_NAME_RESERVED), std::string(".a"),
+        std::string("a."), std::string("a/b"), std::string("a\0b", 3),
+        std::string("\xc3\xa9")}) {
+    EXPECT_EQ(VmSystem::ValidTaskName(name),
+              taskfs_valid_task_name(name.data(), name.size()) != 0)
+        << name;
+  }
+  for (int c = 0; c < 256; ++c) {
+    std::string name = "x";
+    name.push_back(static_cast<char>(c));
+    EXPECT_EQ(VmSystem::ValidTaskName(name),
+              c != 0 && chars.find(static_cast<char>(c)) != std::string::npos)
+        << c;
+  }
+  VmSystem system(Config());
+  EXPECT_EQ(task_create(system, ".x").code(), KERN_INVALID_ARGUMENT);
+  EXPECT_NE(
+      std::string(LastFailureReason()).find("(" TASKFS_TASK_NAME_RULE ")"),
+      std::string::npos)
+      << LastFailureReason();
 }
 
 TEST(VmSystemTest, AddFindAndRemoveTasks) {

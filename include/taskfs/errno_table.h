@@ -1,5 +1,5 @@
 /*
- * errno_table.h: the one table from Mach result codes to errno values
+ * <taskfs/errno_table.h>: the one table from Mach result codes to errno values
  * (SPEC §2), as a plain C X-macro so that the daemon (fs/errno_map.cc), the
  * C client library (libtaskfs) and the Python package (its _table.py is
  * generated from this header at build time) share a single definition.
@@ -9,8 +9,8 @@
  * KERN_NAME argument is a bare name: each user gives it meaning (an enum of
  * vmcore, the macros of <taskfs/mach.h>, or a string with #).
  */
-#ifndef TASKFS_FS_ERRNO_TABLE_H_
-#define TASKFS_FS_ERRNO_TABLE_H_
+#ifndef TASKFS_ERRNO_TABLE_H_
+#define TASKFS_ERRNO_TABLE_H_
 
 #include <errno.h>
 
@@ -27,4 +27,4 @@
   X(KERN_NAME_EXISTS, EEXIST)        \
   X(KERN_FAILURE, EIO)
 
-#endif /* TASKFS_FS_ERRNO_TABLE_H_ */
+#endif /* TASKFS_ERRNO_TABLE_H_ */

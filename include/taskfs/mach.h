@@ -35,6 +35,8 @@
 
 #include <stdint.h>
 
+#include "taskfs/vm_attributes.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -78,17 +80,17 @@ typedef mach_port_t task_t;
 #define KERN_INVALID_TASK 16
 
 /* --- Protections and inheritance: Mach's numbers (SPEC §1) -----------------
- */
-#define VM_PROT_NONE ((vm_prot_t)0x00)
-#define VM_PROT_READ ((vm_prot_t)0x01)
-#define VM_PROT_WRITE ((vm_prot_t)0x02)
-#define VM_PROT_EXECUTE ((vm_prot_t)0x04)
+ * Their values are <taskfs/vm_attributes.h>'s, the daemon's. */
+#define VM_PROT_NONE ((vm_prot_t)TASKFS_VM_PROT_NONE)
+#define VM_PROT_READ ((vm_prot_t)TASKFS_VM_PROT_READ)
+#define VM_PROT_WRITE ((vm_prot_t)TASKFS_VM_PROT_WRITE)
+#define VM_PROT_EXECUTE ((vm_prot_t)TASKFS_VM_PROT_EXECUTE)
 #define VM_PROT_DEFAULT (VM_PROT_READ | VM_PROT_WRITE)
 #define VM_PROT_ALL (VM_PROT_READ | VM_PROT_WRITE | VM_PROT_EXECUTE)
 
-#define VM_INHERIT_SHARE ((vm_inherit_t)0)
-#define VM_INHERIT_COPY ((vm_inherit_t)1)
-#define VM_INHERIT_NONE ((vm_inherit_t)2)
+#define VM_INHERIT_SHARE ((vm_inherit_t)TASKFS_VM_INHERIT_SHARE)
+#define VM_INHERIT_COPY ((vm_inherit_t)TASKFS_VM_INHERIT_COPY)
+#define VM_INHERIT_NONE ((vm_inherit_t)TASKFS_VM_INHERIT_NONE)
 #define VM_INHERIT_DEFAULT VM_INHERIT_COPY
 
 /* --- Mach's calls -----------------------------------------------------------
@@ -197,8 +199,9 @@ const char *mach_error_string(kern_return_t error_value);
 kern_return_t taskfs_task_open(const char *task_dir, task_t *task);
 
 /* mkdir MOUNTPOINT/NAME (task_create of an empty task) and open it.
- * KERN_NAME_EXISTS if taken, KERN_INVALID_ARGUMENT for a bad name or a
- * mountpoint that does not exist, KERN_RESOURCE_SHORTAGE at max_tasks. */
+ * KERN_NAME_EXISTS if taken, KERN_INVALID_ARGUMENT for a bad name (the rule
+ * of <taskfs/task_name.h>, checked before anything is made) or a mountpoint
+ * that does not exist, KERN_RESOURCE_SHORTAGE at max_tasks. */
 kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
                                  task_t *task);
 

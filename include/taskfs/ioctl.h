@@ -1,5 +1,8 @@
 /*
- * taskfs_ioctl.h: the ioctls of a taskfs task's mem file (taskfs(1)).
+ * <taskfs/ioctl.h>: the ioctls of a taskfs task's mem file (taskfs(1)), the
+ * wire format that the daemon (fs/ioctl_handler.cc), libtaskfs and the
+ * Python package (whose struct formats and numbers python/gen_table.c
+ * generates from this header) share. <taskfs_ioctl.h> includes it.
  *
  * Usable from C and C++; Python can use the numbers below with fcntl.ioctl
  * and struct.pack("=QQQ", ...). Every struct has only fixed-width fields,
@@ -15,6 +18,10 @@
 
 #include <linux/ioctl.h>
 #include <stdint.h>
+
+/* The values of the prot, max_prot and inheritance fields:
+ * TASKFS_VM_PROT_* and TASKFS_VM_INHERIT_*. */
+#include "taskfs/vm_attributes.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -90,14 +97,6 @@ struct taskfs_vm_map_copy {
 #define TASKFS_IOC_VM_INHERIT _IOW('M', 5, struct taskfs_vm_inherit)
 #define TASKFS_IOC_VM_REGION _IOWR('M', 6, struct taskfs_vm_region)
 #define TASKFS_IOC_VM_MAP_COPY _IOWR('M', 7, struct taskfs_vm_map_copy)
-
-/* Mach's values, for prot and inheritance fields. */
-#define TASKFS_VM_PROT_READ 1u
-#define TASKFS_VM_PROT_WRITE 2u
-#define TASKFS_VM_PROT_EXECUTE 4u
-#define TASKFS_VM_INHERIT_SHARE 0u
-#define TASKFS_VM_INHERIT_COPY 1u
-#define TASKFS_VM_INHERIT_NONE 2u
 
 #ifdef __cplusplus
 }
