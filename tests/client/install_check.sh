@@ -1,17 +1,33 @@
 #!/usr/bin/env bash
-# Installs the build into a fresh prefix and uses the client side from there
-# alone: a C program built with nothing but
+# Runs the README's install steps as written (the fenced blocks of its
+# "## Installing") and then uses what they installed, from there alone: a C
+# program built with nothing but
 #   cc prog.c $(pkg-config --cflags --libs taskfs)
-# (and one with --static), `python3 -c 'import taskfs'` and taskfs-ctl with
-# PYTHONPATH and PATH at the prefix only, all against a real mount of the
-# installed daemon, which is always unmounted and reaped.
-# Usage: install_check.sh BUILD_DIR PYTHON_SITEDIR LIBDIR [SANITIZER_CFLAGS]
+# (and one linking libtaskfs.a), a Python script that imports taskfs and
+# reads the demo's greeting, taskfs-ctl and man taskfs, all against a real
+# mount of the installed daemon, which is always unmounted and reaped.
+#   prefix: the block with `--prefix`, with P set to a fresh directory.
+#   system: the other block (`cmake --install build`, `ldconfig`), as root
+#           in a private mount namespace whose /usr/local and /etc are
+#           overlays on a fresh directory: the host's are not touched.
+# Usage: install_check.sh SOURCE_DIR BUILD_DIR PYTHON_SITEDIR LIBDIR
+#                         prefix|system [SANITIZER_CFLAGS]
 # (run by CTest; a sanitizer build's library needs its runtime linked too)
+# No `cmd | grep -q` here: with pipefail, grep's early exit fails cmd.
 set -euo pipefail
-build=$1 sitedir=$2 libdir=$3 san=${4:-}
+source_dir=$1 build=$2 sitedir=$3 libdir=$4 mode=$5 san=${6:-}
+fail() { echo "install_check $mode: FAILED: $*" >&2; exit 1; }
 
+if [[ $mode == system && -z ${TASKFS_INSTALL_CHECK_NS:-} ]]; then
+  exec unshare --mount --propagation private \
+    env TASKFS_INSTALL_CHECK_NS=1 bash "$0" "$@"
+fi
+
+if [[ $mode == system && $(readlink /proc/self/ns/mnt) == $(readlink /proc/1/ns/mnt) ]]; then
+  fail "not in a mount namespace of its own"
+fi
 work=$(mktemp -d /tmp/taskfs-install-XXXXXX)
-prefix=$work/prefix
+overlays=()
 mnt=$work/mnt
 daemon=
 cleanup() {
@@ -22,13 +38,63 @@ cleanup() {
     wait "$daemon" 2>/dev/null || true
   fi
   if grep -qs " $mnt " /proc/self/mountinfo; then umount -l "$mnt" || true; fi
+  for ((i = ${#overlays[@]} - 1; i >= 0; i--)); do umount -l "${overlays[i]}" || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { echo "install_check: FAILED: $*" >&2; exit 1; }
 
-cmake --install "$build" --prefix "$prefix" >/dev/null
-for f in bin/taskfs bin/taskfs-ctl include/taskfs/mach.h include/taskfs_ioctl.h \
+# The fenced ```sh blocks of the README's "## Installing", one per element.
+mapfile -d '' blocks < <(awk '
+  /^## / { section = ($0 == "## Installing") }
+  section && /^```/ {
+    if (inside) { inside = 0; printf "%c", 0 } else if ($0 == "```sh") inside = 1
+    next
+  }
+  section && inside' "$source_dir/README.md")
+steps=
+for block in "${blocks[@]}"; do
+  [[ $block == *"cmake --install build"* ]] || continue
+  kind=system
+  if [[ $block == *--prefix* ]]; then kind=prefix; fi
+  if [[ $kind == "$mode" ]]; then
+    [[ -z $steps ]] || fail "two $mode blocks under ## Installing"
+    steps=$block
+  fi
+done
+[[ -n $steps ]] || fail "no $mode block (\`\`\`sh with cmake --install build) under ## Installing"
+
+# The README's steps run here, where build/ is the build under test, in an
+# environment of Debian's defaults: nothing of this build on any path.
+ln -s "$build" "$work/build"
+cd "$work"
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+unset PYTHONPATH PYTHONHOME LD_LIBRARY_PATH PKG_CONFIG_PATH MANPATH
+export PYTHONDONTWRITEBYTECODE=1
+case $mode in
+  prefix)
+    prefix=$work/prefix
+    [[ $(grep -c '^P=' <<<"$steps") == 1 ]] || fail "the prefix block does not set P once: $steps"
+    steps=$(sed "s|^P=.*|P=$prefix|" <<<"$steps")
+    ;;
+  system)
+    prefix=/usr/local
+    # On a tmpfs of its own: an overlay's upper directory cannot be on an
+    # overlay (a container's /tmp often is).
+    mkdir "$work/overlay"
+    mount -t tmpfs tmpfs "$work/overlay"
+    overlays+=("$work/overlay")
+    for dir in /usr/local /etc; do
+      mkdir -p "$work/overlay$dir/upper" "$work/overlay$dir/work"
+      mount -t overlay overlay -o "lowerdir=$dir,upperdir=$work/overlay$dir/upper,workdir=$work/overlay$dir/work" "$dir"
+      overlays+=("$dir")
+    done
+    ;;
+esac
+echo "install_check $mode: running the README's steps:"
+echo "$steps"
+eval "$steps"
+
+for f in bin/taskfs bin/taskfs-ctl include/taskfs/mach.h share/man/man1/taskfs.1 \
          "$libdir/libtaskfs.a" "$libdir/libtaskfs.so" "$libdir/pkgconfig/taskfs.pc" \
          "$sitedir/taskfs/__init__.py" "$sitedir/taskfs/__main__.py" \
          "$sitedir/taskfs/_table.py"; do
@@ -36,6 +102,19 @@ for f in bin/taskfs bin/taskfs-ctl include/taskfs/mach.h include/taskfs_ioctl.h 
 done
 grep -q "Generated at build time" "$prefix/$sitedir/taskfs/_table.py" ||
   fail "_table.py is not the generated table"
+[[ $(command -v taskfs) == "$prefix/bin/taskfs" ]] || fail "taskfs on PATH: $(command -v taskfs)"
+[[ $(command -v taskfs-ctl) == "$prefix/bin/taskfs-ctl" ]] || fail "taskfs-ctl on PATH: $(command -v taskfs-ctl)"
+if [[ $mode == system ]]; then
+  grep -q "libtaskfs.so.0 .*=> $prefix/$libdir/libtaskfs.so.0\$" <<<"$(ldconfig -p)" ||
+    fail "ldconfig's cache has no libtaskfs.so.0: $(ldconfig -p | grep taskfs)"
+fi
+if command -v man >/dev/null; then
+  # (Debian's /usr/local/man is a link to share/man.)
+  [[ $(realpath "$(man -w taskfs)") == "$(realpath "$prefix/share/man/man1/taskfs.1")" ]] ||
+    fail "man -w taskfs: $(man -w taskfs)"
+else
+  echo "install_check $mode: man is not installed: man taskfs not checked"
+fi
 
 cat >"$work/prog.c" <<'EOF'
 #include <stdio.h>
@@ -59,15 +138,29 @@ int main(int argc, char **argv) {
   return taskfs_task_close(t) == KERN_SUCCESS ? 0 : 5;
 }
 EOF
-export PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
-# Only the prefix: no PYTHONPATH or PATH of the build.
 cc -Wall -Werror $san "$work/prog.c" -o "$work/prog" $(pkg-config --cflags --libs taskfs)
 cc -Wall -Werror $san "$work/prog.c" -o "$work/prog-static" \
   $(pkg-config --cflags taskfs) "$prefix/$libdir/libtaskfs.a" $(pkg-config --static --libs-only-other taskfs)
-ldd "$work/prog-static" | grep -q libtaskfs && fail "the static program links libtaskfs.so"
+grep -qF "libtaskfs.so.0 => $prefix/$libdir/libtaskfs.so.0 " <<<"$(ldd "$work/prog")" ||
+  fail "prog's libtaskfs: $(ldd "$work/prog")"
+grep -q libtaskfs <<<"$(ldd "$work/prog-static")" && fail "the static program links libtaskfs.so"
+# The README's other way to run it: an rpath instead of LD_LIBRARY_PATH.
+cc -Wall -Werror $san "$work/prog.c" -o "$work/prog-rpath" $(pkg-config --cflags --libs taskfs) \
+  -Wl,-rpath,"$prefix/$libdir"
 
+cat >"$work/greeting.py" <<'EOF'
+import sys
+
+import taskfs
+
+task = taskfs.Task.open(sys.argv[1] + "/demo")
+print(taskfs.__file__)
+print(task.vm_read(0x600000, task.page_size).split(b"\n")[0].decode())
+EOF
+
+# The installed daemon, from PATH, with the embedded demo.
 mkdir "$mnt"
-"$prefix/bin/taskfs" -f -o tasks=none "$mnt" >"$work/daemon.log" 2>&1 &
+taskfs -f "$mnt" >"$work/daemon.log" 2>&1 &
 daemon=$!
 for _ in $(seq 200); do
   grep -qs " $mnt " /proc/self/mountinfo && break
@@ -77,22 +170,24 @@ done
 grep -qs " $mnt " /proc/self/mountinfo || fail "no mount within 20 s"
 
 want=$'from an installed libtaskfs\n(os/kern) invalid argument'
-out=$(LD_LIBRARY_PATH=$prefix/$libdir "$work/prog" "$mnt") || fail "prog: $out"
+out=$("$work/prog" "$mnt") || fail "prog: $out"
 [[ $out == "$want" ]] || fail "prog printed: $out"
 out=$(env -u LD_LIBRARY_PATH "$work/prog-static" "$mnt" static) || fail "prog-static: $out"
 [[ $out == "$want" ]] || fail "prog-static printed: $out"
+out=$(env -u LD_LIBRARY_PATH "$work/prog-rpath" "$mnt" rpath) || fail "prog-rpath: $out"
+[[ $out == "$want" ]] || fail "prog-rpath printed: $out"
 
-py_env=(env -i "PATH=$prefix/bin:/usr/bin:/bin" "PYTHONPATH=$prefix/$sitedir" PYTHONDONTWRITEBYTECODE=1)
-out=$("${py_env[@]}" python3 -c 'import taskfs; print(taskfs.__file__, taskfs.KERN_INVALID_TASK)')
-[[ $out == "$prefix/$sitedir/taskfs/__init__.py 16" ]] || fail "import taskfs: $out"
-out=$("${py_env[@]}" /usr/bin/python3 -c 'import taskfs; print(taskfs.KERN_NO_SPACE)')
+out=$(python3 "$work/greeting.py" "$mnt") || fail "greeting.py: $out"
+[[ $out == "$prefix/$sitedir/taskfs/__init__.py"$'\n'"Hello from taskfs! This is the data region of task demo." ]] ||
+  fail "greeting.py printed: $out"
+out=$(/usr/bin/python3 -c 'import taskfs; print(taskfs.KERN_NO_SPACE)')
 [[ $out == 3 ]] || fail "system python3: $out"
-[[ $("${py_env[@]}" bash -c "command -v taskfs-ctl") == "$prefix/bin/taskfs-ctl" ]] || fail "taskfs-ctl not on PATH"
-out=$("${py_env[@]}" taskfs-ctl "$mnt/installed" allocate anywhere 4K) || fail "taskfs-ctl: $out"
+out=$(taskfs-ctl "$mnt/installed" allocate anywhere 4K) || fail "taskfs-ctl: $out"
 [[ $out == 0x2000 ]] || fail "taskfs-ctl allocate printed: $out"
-out=$("${py_env[@]}" taskfs-ctl "$mnt/installed" read 0x0 4K | head -c 27)
+taskfs-ctl "$mnt/installed" read 0x0 4K >"$work/page" || fail "taskfs-ctl read failed"
+out=$(head -c 27 "$work/page")
 [[ $out == "from an installed libtaskfs" ]] || fail "taskfs-ctl read printed: $out"
-if "${py_env[@]}" taskfs-ctl "$mnt/nosuch" maps 2>"$work/err"; then fail "nosuch succeeded"; fi
+if taskfs-ctl "$mnt/nosuch" maps 2>"$work/err"; then fail "nosuch succeeded"; fi
 grep -q "^taskfs-ctl: maps: KERN_INVALID_TASK: " "$work/err" || fail "error line: $(cat "$work/err")"
-"${py_env[@]}" taskfs-ctl --help | grep -q "^SYNOPSIS" || fail "taskfs-ctl --help"
-echo "install_check: ok"
+grep -q "^SYNOPSIS" <<<"$(taskfs-ctl --help)" || fail "taskfs-ctl --help"
+echo "install_check $mode: ok"
