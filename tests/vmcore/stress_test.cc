@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/vmcore/random_ops.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/pinned_pages.h"
@@ -399,8 +400,8 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
       }
     };
     for (int i = 0; i < iterations && !failures.stop(); ++i) {
-      const std::uint64_t n = 1 + rng() % 4;
-      const std::uint64_t p = rng() % (kOwnPages - n + 1);
+      const auto run = random_ops::RandomPageRun(rng, kOwnPages);
+      const std::uint64_t n = run.count, p = run.first;
       const vm_address_t at = first + p * kPage;
       auto where = [&](const char* call) {
         return "owner " + std::to_string(t) + " iteration " +
@@ -430,7 +431,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 4: {
           // Overlap is allowed and must act as if the source were read
           // whole first.
-          const std::uint64_t q = rng() % (kOwnPages - n + 1);
+          const std::uint64_t q = random_ops::RandomRunStart(rng, kOwnPages, n);
           if (CheckKr(failures,
                       vm_copy(*task, at, n * kPage, first + q * kPage),
                       KERN_SUCCESS, [&] { return where("vm_copy"); })) {
@@ -544,8 +545,8 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
     int round = 0;
     for (; (round < kMinRounds || !owners_left.done()) && !failures.stop();
          ++round) {
-      const std::uint64_t n = 1 + rng() % 4;
-      const std::uint64_t p = rng() % (kScratchPages - n + 1);
+      const auto run = random_ops::RandomPageRun(rng, kScratchPages);
+      const std::uint64_t n = run.count, p = run.first;
       const vm_address_t at = kScratch + p * kPage;
       auto where = [&](const char* call) {
         return "admin round " + std::to_string(round) + ": " + call;
@@ -1473,8 +1474,8 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
       }
     };
     for (int i = 0; i < iterations && !failures.stop(); ++i) {
-      const std::uint64_t n = 1 + rng() % 4;
-      const std::uint64_t p = rng() % (kOwnPages - n + 1);
+      const auto run = random_ops::RandomPageRun(rng, kOwnPages);
+      const std::uint64_t n = run.count, p = run.first;
       const vm_address_t at = first + p * kPage;
       switch (rng() % 6) {
         case 0:
@@ -1518,7 +1519,7 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         }
         case 4: {
           // A virtual copy needs no memory even at the limit.
-          const std::uint64_t q = rng() % (kOwnPages - n + 1);
+          const std::uint64_t q = random_ops::RandomRunStart(rng, kOwnPages, n);
           if (CheckKr(failures, vm_copy(task, at, n * kPage, first + q * kPage),
                       KERN_SUCCESS, [] { return std::string("vm_copy"); })) {
             const std::vector<std::uint64_t> moved(model.begin() + p,
