@@ -221,6 +221,19 @@ const char* WhereName(Where w) {
                                      : "fixed_unaligned";
 }
 
+// The rows of the size x address kind matrices, and their names.
+auto SizesAndPlaces() {
+  return ::testing::Combine(
+      ::testing::ValuesIn(kSizes),
+      ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
+                        Where::kFixedUnaligned));
+}
+std::string SizeAndPlaceName(
+    const ::testing::TestParamInfo<std::tuple<vm_size_t, Where>>& info) {
+  return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
+         WhereName(std::get<1>(info.param));
+}
+
 // --- vm_allocate: the main, pattern and reallocation tests per size and
 // address kind (allocate_main_tests, allocate_address_error_tests) ---------
 
@@ -310,15 +323,8 @@ TEST_P(XnuVmAllocationMatrix, AllocateMainAndPatternTests) {
   ExpectZeroFilled(start, span);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ConformanceSizesAndAddresses, XnuVmAllocationMatrix,
-    ::testing::Combine(::testing::ValuesIn(kSizes),
-                       ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
-                                         Where::kFixedUnaligned)),
-    [](const auto& info) {
-      return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
-             WhereName(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(ConformanceSizesAndAddresses, XnuVmAllocationMatrix,
+                         SizesAndPlaces(), SizeAndPlaceName);
 
 // --- vm_allocate edge cases (allocate_fixed_size_tests,
 // allocate_invalid_large_size_test, allocate_address_error_tests) ---------
@@ -472,15 +478,9 @@ TEST_P(XnuVmAllocationReadMatrix, ReadMainPatternAndInaccessibleTests) {
   EXPECT_KR(KERN_INVALID_TASK, vm_read(TASK_NULL, address, size, &d, &c));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ConformanceSizesAndAddresses, XnuVmAllocationReadMatrix,
-    ::testing::Combine(::testing::ValuesIn(kSizes),
-                       ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
-                                         Where::kFixedUnaligned)),
-    [](const auto& info) {
-      return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
-             WhereName(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(ConformanceSizesAndAddresses,
+                         XnuVmAllocationReadMatrix, SizesAndPlaces(),
+                         SizeAndPlaceName);
 
 // --- vm_read edge cases (read_edge_case_tests) ------------------------------
 
@@ -700,15 +700,9 @@ TEST_P(XnuVmAllocationProtectMatrix, ProtectMainAndAccessTests) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ConformanceSizesAndAddresses, XnuVmAllocationProtectMatrix,
-    ::testing::Combine(::testing::ValuesIn(kSizes),
-                       ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
-                                         Where::kFixedUnaligned)),
-    [](const auto& info) {
-      return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
-             WhereName(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(ConformanceSizesAndAddresses,
+                         XnuVmAllocationProtectMatrix, SizesAndPlaces(),
+                         SizeAndPlaceName);
 
 TEST_F(Conformance, XnuVmAllocationProtectEdgeCases) {
   // test_readprotect_zero_size / test_writeprotect_zero_size: success.

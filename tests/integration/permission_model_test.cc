@@ -309,20 +309,22 @@ void Deallocated(const Context&, World& w) {
   w.victim.status_may_change = true;
 }
 
-void Protected(const Context&, World& w) {
-  w.victim.maps =
-      "0000000000010000-0000000000011000 r--/rwx copy\n"
-      "0000000000011000-0000000000012000 rw-/rwx copy\n" +
-      std::string(kSpareLine);
+// The victim's first data page given other attributes: its maps line ends
+// in `attributes` (protection and inheritance).
+void FirstDataPageBecame(World& w, const std::string& attributes) {
+  w.victim.maps = "0000000000010000-0000000000011000 " + attributes +
+                  "\n"
+                  "0000000000011000-0000000000012000 rw-/rwx copy\n" +
+                  std::string(kSpareLine);
   w.victim.status_may_change = true;
 }
 
+void Protected(const Context&, World& w) {
+  FirstDataPageBecame(w, "r--/rwx copy");
+}
+
 void Inherited(const Context&, World& w) {
-  w.victim.maps =
-      "0000000000010000-0000000000011000 rw-/rwx none\n"
-      "0000000000011000-0000000000012000 rw-/rwx copy\n" +
-      std::string(kSpareLine);
-  w.victim.status_may_change = true;
+  FirstDataPageBecame(w, "rw-/rwx none");
 }
 
 void Copied(const Context&, World& w) {
