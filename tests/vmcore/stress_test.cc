@@ -1625,76 +1625,57 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
 // end every block holds its writer's last generation, the scratch region
 // and the second task's copy what was last put there, and once every task
 // is terminated no page and no charged byte is left.
-TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
-  constexpr std::uint64_t kChunk = 512;
-  constexpr std::uint64_t kLevel = 512 * kChunk;
-  constexpr std::uint64_t kRegionPages = kLevel + 4 * kChunk;
-  constexpr std::uint64_t kBlockPages = 4;
-  constexpr int kWriters = 4;
-  constexpr int kBlocks = 2 * kWriters;
+class VmStressSparseGiBTest : public ::testing::Test {
+ protected:
+  static constexpr std::uint64_t kChunk = 512;
+  static constexpr std::uint64_t kLevel = 512 * kChunk;
+  static constexpr std::uint64_t kRegionPages = kLevel + 4 * kChunk;
+  static constexpr std::uint64_t kBlockPages = 4;
+  static constexpr int kWriters = 4;
+  static constexpr int kBlocks = 2 * kWriters;
   // Block b is writer b / 2's, its A when b is even; where it starts in the
   // region, in pages.
-  constexpr std::uint64_t kBlockAt[kBlocks] = {
+  static constexpr std::uint64_t kBlockAt[kBlocks] = {
       1 * kChunk - 2, kLevel - 2,               // across a chunk, the level
       2 * kChunk - 2, kLevel + kChunk - 2,      // across the next chunk
       3 * kChunk - 2, kLevel - kChunk - 2,      // across the chunk before
       4 * kChunk - 2, kLevel + 2 * kChunk - 2,  // and the one after that
   };
-  constexpr vm_address_t kRegion = vm_address_t{1} << 32;
-  constexpr vm_address_t kScratch = vm_address_t{2} << 32;   // the copier's
-  constexpr vm_address_t kPeerCopy = vm_address_t{1} << 32;  // the mapper's
-  constexpr vm_address_t kPeerFresh = vm_address_t{3} << 32;
+  static constexpr vm_address_t kRegion = vm_address_t{1} << 32;
+  static constexpr vm_address_t kScratch = vm_address_t{2}
+                                           << 32;  // the copier's
+  static constexpr vm_address_t kPeerCopy = vm_address_t{1}
+                                            << 32;  // the mapper's
+  static constexpr vm_address_t kPeerFresh = vm_address_t{3} << 32;
   // Where a copy of the region starts: on its first page (all chunks
   // aligned alike), a page in (every chunk cut), a chunk in (aligned, one
   // chunk on).
-  constexpr std::uint64_t kShifts[] = {0, 1, kChunk};
-  constexpr std::uint64_t kCopierMarker = 60, kMapperMarker = 61;
-  constexpr std::uint64_t kChildMarker = 62;
-  constexpr std::size_t kLiveChildren = 4;
-  const int copies = Iterations(300);
-  const int forks = Iterations(200);
-  auto marker = [](int b) { return std::uint64_t{10} + b; };
+  static constexpr std::uint64_t kShifts[] = {0, 1, kChunk};
+  static constexpr std::uint64_t kCopierMarker = 60, kMapperMarker = 61;
+  static constexpr std::uint64_t kChildMarker = 62;
+  static constexpr std::size_t kLiveChildren = 4;
+  const int copies_ = Iterations(300);
+  const int forks_ = Iterations(200);
+  static std::uint64_t Marker(int b) { return std::uint64_t{10} + b; }
 
-  VmConfig config = Config(0);
-  config.address_bits = 36;
-  VmSystem system(config);
-  std::shared_ptr<Task> main_task, peer;
-  ASSERT_EQ(Take(task_create(system, "main"), &main_task), KERN_SUCCESS);
-  ASSERT_EQ(Take(task_create(system, "peer"), &peer), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*main_task, kRegion, kRegionPages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*main_task, kScratch, kRegionPages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*peer, kPeerCopy, kRegionPages), KERN_SUCCESS);
-  for (int b = 0; b < kBlocks; ++b) {
-    ASSERT_EQ(WriteGeneration(*main_task, kRegion + kBlockAt[b] * kPage,
-                              kBlockPages, marker(b), 0),
-              KERN_SUCCESS);
+  static VmConfig SparseConfig() {
+    VmConfig config = Config(0);
+    config.address_bits = 36;
+    return config;
   }
 
-  Failures failures;
-  Countdown makers_left(3);
-  std::atomic<std::uint64_t> started[kBlocks] = {};
-  std::atomic<std::uint64_t> completed[kBlocks] = {};
-  std::uint64_t final_gen[kWriters] = {};
-
-  auto writer = [&](int w) {
-    std::uint64_t gen = 1;
-    for (; !makers_left.done() && !failures.stop(); ++gen) {
-      YieldBetweenCalls();
-      for (int b = 2 * w; b < 2 * w + 2; ++b) {
-        started[b].store(gen);
-        if (!CheckKr(failures,
-                     WriteGeneration(*main_task, kRegion + kBlockAt[b] * kPage,
-                                     kBlockPages, marker(b), gen),
-                     KERN_SUCCESS,
-                     [&] { return "writer " + std::to_string(w); })) {
-          final_gen[w] = gen - 1;
-          return;
-        }
-        completed[b].store(gen);
-      }
+  void SetUp() override {
+    ASSERT_EQ(Take(task_create(system_, "main"), &main_task_), KERN_SUCCESS);
+    ASSERT_EQ(Take(task_create(system_, "peer"), &peer_), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*main_task_, kRegion, kRegionPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*main_task_, kScratch, kRegionPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*peer_, kPeerCopy, kRegionPages), KERN_SUCCESS);
+    for (int b = 0; b < kBlocks; ++b) {
+      ASSERT_EQ(WriteGeneration(*main_task_, kRegion + kBlockAt[b] * kPage,
+                                kBlockPages, Marker(b), 0),
+                KERN_SUCCESS);
     }
-    final_gen[w] = gen - 1;
-  };
+  }
 
   // The generation bounds of a call over the region: low before it, high
   // after it.
@@ -1702,20 +1683,42 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
     std::uint64_t low[kBlocks];
     std::uint64_t high[kBlocks];
   };
-  auto open_window = [&](Window* window) {
-    for (int b = 0; b < kBlocks; ++b) window->low[b] = completed[b].load();
-  };
-  auto close_window = [&](Window* window) {
-    for (int b = 0; b < kBlocks; ++b) window->high[b] = started[b].load();
-  };
+  using Tags = std::map<std::uint64_t, std::uint64_t>;  // page -> tag
+
+  void Writer(int w) {
+    std::uint64_t gen = 1;
+    for (; !makers_left_.done() && !failures_.stop(); ++gen) {
+      YieldBetweenCalls();
+      for (int b = 2 * w; b < 2 * w + 2; ++b) {
+        started_[b].store(gen);
+        if (!CheckKr(failures_,
+                     WriteGeneration(*main_task_, kRegion + kBlockAt[b] * kPage,
+                                     kBlockPages, Marker(b), gen),
+                     KERN_SUCCESS,
+                     [&] { return "writer " + std::to_string(w); })) {
+          final_gen_[w] = gen - 1;
+          return;
+        }
+        completed_[b].store(gen);
+      }
+    }
+    final_gen_[w] = gen - 1;
+  }
+
+  void OpenWindow(Window* window) {
+    for (int b = 0; b < kBlocks; ++b) window->low[b] = completed_[b].load();
+  }
+
+  void CloseWindow(Window* window) {
+    for (int b = 0; b < kBlocks; ++b) window->high[b] = started_[b].load();
+  }
 
   // The tags of a copy of the region made from its page `shift` on, at
   // base: the blocks that lie in it and the page either side of each. A
   // copy's pages hold only these (and what its maker writes), everything
   // else being unwritten.
-  using Tags = std::map<std::uint64_t, std::uint64_t>;  // page -> tag
-  auto read_copy = [&](Task& task, vm_address_t base, std::uint64_t shift,
-                       bool pinned, Tags* tags) {
+  KernReturn ReadCopy(Task& task, vm_address_t base, std::uint64_t shift,
+                      bool pinned, Tags* tags) {
     tags->clear();
     for (int b = 0; b < kBlocks; ++b) {
       if (kBlockAt[b] < shift + 1) continue;
@@ -1728,11 +1731,12 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
     }
     return KERN_SUCCESS;
-  };
-  // Checks a copy's tags (read_copy) against the window of the call that
+  }
+
+  // Checks a copy's tags (ReadCopy) against the window of the call that
   // made it.
-  auto check_copy = [&](const Tags& tags, std::uint64_t shift,
-                        const Window& window, const std::string& what) {
+  bool CheckCopy(const Tags& tags, std::uint64_t shift, const Window& window,
+                 const std::string& what) {
     std::optional<std::uint64_t> gens[kBlocks];
     for (int b = 0; b < kBlocks; ++b) {
       if (kBlockAt[b] < shift + 1) continue;
@@ -1741,10 +1745,10 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       for (std::uint64_t k = 0; k < kBlockPages; ++k) {
         block.Set(k, tags.at(first + k));
       }
-      gens[b] = OneGeneration(block, marker(b));
+      gens[b] = OneGeneration(block, Marker(b));
       const bool zeros_around =
           tags.at(first - 1) == 0 && tags.at(first + kBlockPages) == 0;
-      if (!Check(failures,
+      if (!Check(failures_,
                  zeros_around && gens[b].has_value() &&
                      *gens[b] >= window.low[b] && *gens[b] <= window.high[b],
                  [&] {
@@ -1762,7 +1766,7 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       const auto& a = gens[2 * w];
       const auto& b = gens[2 * w + 1];
       if (!a || !b) continue;
-      if (!Check(failures, *a == *b || *a == *b + 1, [&] {
+      if (!Check(failures_, *a == *b || *a == *b + 1, [&] {
             return what + ": writer " + std::to_string(w) + "'s A is " +
                    std::to_string(*a) + " and B " + std::to_string(*b) +
                    ", no one moment of its writes";
@@ -1771,28 +1775,30 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
     }
     return true;
-  };
+  }
+
   // A copy of the region from page `shift` on replaces what the range held
   // before: its tags afterwards, given the tags it held (model) and what
   // the copy showed (tags).
-  auto copied_over = [&](Tags* model, const Tags& tags, std::uint64_t shift) {
+  static void CopiedOver(Tags* model, const Tags& tags, std::uint64_t shift) {
     model->erase(model->begin(), model->lower_bound(kRegionPages - shift));
     for (const auto& [page, tag] : tags) {
       if (tag != 0) (*model)[page] = tag;
     }
-  };
+  }
+
   // Whether the pages of a copy (and those next to its blocks) still hold
   // its model's tags.
-  auto holds = [&](Task& task, vm_address_t base, const Tags& model,
-                   const std::string& what) {
+  bool Holds(Task& task, vm_address_t base, const Tags& model,
+             const std::string& what) {
     Tags seen;
-    if (!CheckKr(failures, read_copy(task, base, 0, false, &seen), KERN_SUCCESS,
+    if (!CheckKr(failures_, ReadCopy(task, base, 0, false, &seen), KERN_SUCCESS,
                  [&] { return what + ": vm_read"; })) {
       return false;
     }
     for (const auto& [page, tag] : model) {
       Pages got(1);
-      if (!CheckKr(failures, ReadPages(task, base + page * kPage, true, &got),
+      if (!CheckKr(failures_, ReadPages(task, base + page * kPage, true, &got),
                    KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
         return false;
       }
@@ -1801,7 +1807,7 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
     for (const auto& shown : seen) {
       const auto it = model.find(shown.first);
       const std::uint64_t want = it == model.end() ? 0 : it->second;
-      if (!Check(failures, shown.second == want, [&] {
+      if (!Check(failures_, shown.second == want, [&] {
             return what + ": page " + std::to_string(shown.first) + " shows " +
                    Hex(shown.second) + ", want " + Hex(want);
           })) {
@@ -1809,18 +1815,19 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
     }
     return true;
-  };
+  }
+
   // The writers' blocks show only their writers' generations.
-  auto region_is_clean = [&](const std::string& what) {
+  bool RegionIsClean(const std::string& what) {
     for (int b = 0; b < kBlocks; ++b) {
       Pages got(kBlockPages);
-      if (!CheckKr(
-              failures,
-              ReadPages(*main_task, kRegion + kBlockAt[b] * kPage, false, &got),
-              KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
+      if (!CheckKr(failures_,
+                   ReadPages(*main_task_, kRegion + kBlockAt[b] * kPage, false,
+                             &got),
+                   KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
         return false;
       }
-      if (!Check(failures, OneGeneration(got, marker(b)).has_value(), [&] {
+      if (!Check(failures_, OneGeneration(got, Marker(b)).has_value(), [&] {
             return what + ": the writers' block " + std::to_string(b) + " is " +
                    DescribeTags(got);
           })) {
@@ -1828,56 +1835,54 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
     }
     return true;
-  };
+  }
 
-  Tags scratch;  // the copier's model of its scratch region
-  auto copier = [&] {
-    for (int i = 0; i < copies && !failures.stop(); ++i) {
+  void Copier() {
+    for (int i = 0; i < copies_ && !failures_.stop(); ++i) {
       YieldBetweenCalls();
       const std::uint64_t shift = kShifts[i % std::size(kShifts)];
       const std::string what = "copier " + std::to_string(i) + " (from page " +
                                std::to_string(shift) + ")";
       Window window;
-      open_window(&window);
-      if (!CheckKr(failures,
-                   vm_copy(*main_task, kRegion + shift * kPage,
+      OpenWindow(&window);
+      if (!CheckKr(failures_,
+                   vm_copy(*main_task_, kRegion + shift * kPage,
                            (kRegionPages - shift) * kPage, kScratch),
                    KERN_SUCCESS, [&] { return what + ": vm_copy"; })) {
         break;
       }
-      close_window(&window);
+      CloseWindow(&window);
       Tags tags;
-      if (!CheckKr(failures,
-                   read_copy(*main_task, kScratch, shift, i % 2 == 0, &tags),
+      if (!CheckKr(failures_,
+                   ReadCopy(*main_task_, kScratch, shift, i % 2 == 0, &tags),
                    KERN_SUCCESS, [&] { return what + ": vm_read"; }) ||
-          !check_copy(tags, shift, window, what)) {
+          !CheckCopy(tags, shift, window, what)) {
         break;
       }
-      copied_over(&scratch, tags, shift);
+      CopiedOver(&scratch_, tags, shift);
       // A page of the copy written: a block's first page, or its second
       // (block 0 lies before a copy from a chunk in).
       const std::uint64_t page =
           kBlockAt[1 + i % (kBlocks - 1)] - shift + i % 2;
       Pages mine(1);
       mine.Set(0, GenTag(kCopierMarker, i, page));
-      if (!CheckKr(
-              failures,
-              vm_write(*main_task, kScratch + page * kPage, mine.data(), kPage),
-              KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
+      if (!CheckKr(failures_,
+                   vm_write(*main_task_, kScratch + page * kPage, mine.data(),
+                            kPage),
+                   KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
         break;
       }
-      scratch[page] = mine.Tag(0);
-      if (!holds(*main_task, kScratch, scratch, what) ||
-          !region_is_clean(what + ", after writing the copy")) {
+      scratch_[page] = mine.Tag(0);
+      if (!Holds(*main_task_, kScratch, scratch_, what) ||
+          !RegionIsClean(what + ", after writing the copy")) {
         break;
       }
     }
-    makers_left.Leave();
-  };
+    makers_left_.Leave();
+  }
 
-  Tags peer_copy;  // the mapper's model of the second task's copy
-  auto mapper = [&] {
-    for (int i = 0; i < copies && !failures.stop(); ++i) {
+  void Mapper() {
+    for (int i = 0; i < copies_ && !failures_.stop(); ++i) {
       YieldBetweenCalls();
       const std::uint64_t shift = kShifts[(i / 2) % std::size(kShifts)];
       const bool fresh = i % 2 == 1;
@@ -1886,47 +1891,48 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
                                std::to_string(shift) +
                                (fresh ? ", new memory)" : ")");
       Window window;
-      open_window(&window);
-      if (!CheckKr(failures,
-                   vm_map_copy(*peer, dest, *main_task, kRegion + shift * kPage,
-                               (kRegionPages - shift) * kPage, fresh, false),
-                   KERN_SUCCESS, [&] { return what + ": vm_map_copy"; })) {
+      OpenWindow(&window);
+      if (!CheckKr(
+              failures_,
+              vm_map_copy(*peer_, dest, *main_task_, kRegion + shift * kPage,
+                          (kRegionPages - shift) * kPage, fresh, false),
+              KERN_SUCCESS, [&] { return what + ": vm_map_copy"; })) {
         break;
       }
-      close_window(&window);
+      CloseWindow(&window);
       Tags tags;
-      if (!CheckKr(failures, read_copy(*peer, dest, shift, i % 4 < 2, &tags),
+      if (!CheckKr(failures_, ReadCopy(*peer_, dest, shift, i % 4 < 2, &tags),
                    KERN_SUCCESS, [&] { return what + ": vm_read"; }) ||
-          !check_copy(tags, shift, window, what)) {
+          !CheckCopy(tags, shift, window, what)) {
         break;
       }
       Tags fresh_model;
-      Tags& model = fresh ? fresh_model : peer_copy;
-      copied_over(&model, tags, shift);
+      Tags& model = fresh ? fresh_model : peer_copy_;
+      CopiedOver(&model, tags, shift);
       const std::uint64_t page = kBlockAt[1 + (i + 3) % (kBlocks - 1)] - shift;
       Pages mine(1);
       mine.Set(0, GenTag(kMapperMarker, i, page));
-      if (!CheckKr(failures,
-                   vm_write(*peer, dest + page * kPage, mine.data(), kPage),
+      if (!CheckKr(failures_,
+                   vm_write(*peer_, dest + page * kPage, mine.data(), kPage),
                    KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
         break;
       }
       model[page] = mine.Tag(0);
-      if (!holds(*peer, dest, model, what) ||
-          !region_is_clean(what + ", after writing the copy")) {
+      if (!Holds(*peer_, dest, model, what) ||
+          !RegionIsClean(what + ", after writing the copy")) {
         break;
       }
       if (fresh &&
-          !CheckKr(failures,
-                   vm_deallocate(*peer, dest, (kRegionPages - shift) * kPage),
+          !CheckKr(failures_,
+                   vm_deallocate(*peer_, dest, (kRegionPages - shift) * kPage),
                    KERN_SUCCESS, [&] { return what + ": vm_deallocate"; })) {
         break;
       }
     }
-    makers_left.Leave();
-  };
+    makers_left_.Leave();
+  }
 
-  auto forker = [&] {
+  void Forker() {
     struct Child {
       std::shared_ptr<Task> task;
       Tags region;  // what its copy of the region holds
@@ -1935,150 +1941,164 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
     auto retire_oldest = [&](const std::string& when) {
       Child& child = children.front();
       const std::string what = "child " + child.task->name() + " " + when;
-      holds(*child.task, kRegion, child.region, what);
-      CheckKr(failures, task_terminate(system, *child.task), KERN_SUCCESS,
+      Holds(*child.task, kRegion, child.region, what);
+      CheckKr(failures_, task_terminate(system_, *child.task), KERN_SUCCESS,
               [&] { return what + ": task_terminate"; });
       Pages got(1);
-      CheckKr(failures, ReadPages(*child.task, kRegion, false, &got),
+      CheckKr(failures_, ReadPages(*child.task, kRegion, false, &got),
               KERN_INVALID_TASK,
               [&] { return what + ": vm_read after task_terminate"; });
       children.erase(children.begin());
     };
-    for (int i = 0; i < forks && !failures.stop(); ++i) {
+    for (int i = 0; i < forks_ && !failures_.stop(); ++i) {
       YieldBetweenCalls();
       const bool grandchild = i % 4 == 3 && !children.empty();
       std::string name(grandchild ? "g" : "c");
       name.append(std::to_string(i));
       const std::string what = "fork " + name;
       Window window;
-      open_window(&window);
+      OpenWindow(&window);
       Child child;
       if (!CheckKr(
-              failures,
-              Take(task_fork(system,
-                             grandchild ? *children.back().task : *main_task,
+              failures_,
+              Take(task_fork(system_,
+                             grandchild ? *children.back().task : *main_task_,
                              name),
                    &child.task),
               KERN_SUCCESS, [&] { return what + ": task_fork"; })) {
         break;
       }
-      close_window(&window);
+      CloseWindow(&window);
       Tags tags;
-      if (!CheckKr(failures,
-                   read_copy(*child.task, kRegion, 0, i % 2 == 0, &tags),
+      if (!CheckKr(failures_,
+                   ReadCopy(*child.task, kRegion, 0, i % 2 == 0, &tags),
                    KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
         break;
       }
       if (grandchild) {
         // Of a child only this thread writes: exactly its copy.
         child.region = children.back().region;
-        if (!holds(*child.task, kRegion, child.region, what)) break;
+        if (!Holds(*child.task, kRegion, child.region, what)) break;
       } else {
-        if (!check_copy(tags, 0, window, what)) break;
-        copied_over(&child.region, tags, 0);
+        if (!CheckCopy(tags, 0, window, what)) break;
+        CopiedOver(&child.region, tags, 0);
       }
       const std::uint64_t page = kBlockAt[i % kBlocks] + 1;
       Pages mine(1);
       mine.Set(0, GenTag(kChildMarker, i, page));
       if (!CheckKr(
-              failures,
+              failures_,
               vm_write(*child.task, kRegion + page * kPage, mine.data(), kPage),
               KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
         break;
       }
       child.region[page] = mine.Tag(0);
-      if (!holds(*child.task, kRegion, child.region, what) ||
-          !region_is_clean(what + ", after writing the child")) {
+      if (!Holds(*child.task, kRegion, child.region, what) ||
+          !RegionIsClean(what + ", after writing the child")) {
         break;
       }
       children.push_back(std::move(child));
       if (children.size() > kLiveChildren) retire_oldest("midway");
     }
     while (!children.empty()) retire_oldest("at the end");
-    makers_left.Leave();
-  };
+    makers_left_.Leave();
+  }
 
-  std::atomic<std::uint64_t> reads{0};
-  auto reader = [&](int r) {
+  void Reader(int r) {
     std::mt19937_64 rng(77 + r);
-    for (int i = 0; !makers_left.done() && !failures.stop(); ++i) {
-      reads.fetch_add(1);
+    for (int i = 0; !makers_left_.done() && !failures_.stop(); ++i) {
+      reads_.fetch_add(1);
       YieldBetweenCalls();
       const int b = static_cast<int>(rng() % kBlocks);
       const bool pinned = rng() % 2 == 0;
-      const std::uint64_t low = completed[b].load();
+      const std::uint64_t low = completed_[b].load();
       const vm_address_t at = kRegion + kBlockAt[b] * kPage;
       PinnedPages view;
       Pages got(kBlockPages);
       const KernReturn kr =
-          pinned ? vm_read_pinned(*main_task, at, got.bytes(), &view)
-                 : vm_read(*main_task, at, got.span());
-      const std::uint64_t high = started[b].load();
+          pinned ? vm_read_pinned(*main_task_, at, got.bytes(), &view)
+                 : vm_read(*main_task_, at, got.span());
+      const std::uint64_t high = started_[b].load();
       auto where = [&] {
         return "reader " + std::to_string(r) + " iteration " +
                std::to_string(i) + ", block " + std::to_string(b);
       };
-      if (!CheckKr(failures, kr, KERN_SUCCESS, where)) break;
-      if (pinned && !Check(failures, CopyPinned(view, &got), where)) break;
-      const std::optional<std::uint64_t> gen = OneGeneration(got, marker(b));
-      if (!Check(failures, gen.has_value() && *gen >= low && *gen <= high, [&] {
-            return where() + " is " + DescribeTags(got) +
-                   ", want one generation in [" + std::to_string(low) + ", " +
-                   std::to_string(high) + "]";
-          })) {
+      if (!CheckKr(failures_, kr, KERN_SUCCESS, where)) break;
+      if (pinned && !Check(failures_, CopyPinned(view, &got), where)) break;
+      const std::optional<std::uint64_t> gen = OneGeneration(got, Marker(b));
+      if (!Check(failures_, gen.has_value() && *gen >= low && *gen <= high,
+                 [&] {
+                   return where() + " is " + DescribeTags(got) +
+                          ", want one generation in [" + std::to_string(low) +
+                          ", " + std::to_string(high) + "]";
+                 })) {
         break;
       }
       if (pinned) {
         // The pinned view keeps its bytes while the writer goes on.
         YieldBetweenCalls();
         Pages again(kBlockPages);
-        if (!Check(failures,
+        if (!Check(failures_,
                    CopyPinned(view, &again) &&
-                       OneGeneration(again, marker(b)) == gen,
+                       OneGeneration(again, Marker(b)) == gen,
                    [&] { return where() + ": the pinned view changed"; })) {
           break;
         }
       }
     }
-  };
-
-  std::vector<std::function<void()>> bodies = {copier, mapper, forker};
-  for (int w = 0; w < kWriters; ++w) {
-    bodies.push_back([&writer, w] { writer(w); });
   }
-  for (int r = 0; r < 2; ++r) bodies.push_back([&reader, r] { reader(r); });
+
+  VmSystem system_{SparseConfig()};
+  std::shared_ptr<Task> main_task_, peer_;
+  Failures failures_;
+  Countdown makers_left_{3};
+  std::atomic<std::uint64_t> started_[kBlocks] = {};
+  std::atomic<std::uint64_t> completed_[kBlocks] = {};
+  std::uint64_t final_gen_[kWriters] = {};
+  Tags scratch_;    // the copier's model of its scratch region
+  Tags peer_copy_;  // the mapper's model of the second task's copy
+  std::atomic<std::uint64_t> reads_{0};
+};
+
+TEST_F(VmStressSparseGiBTest, CopiesAndForksUnderItsWriters) {
+  std::vector<std::function<void()>> bodies = {
+      [this] { Copier(); }, [this] { Mapper(); }, [this] { Forker(); }};
+  for (int w = 0; w < kWriters; ++w) {
+    bodies.push_back([this, w] { Writer(w); });
+  }
+  for (int r = 0; r < 2; ++r) bodies.push_back([this, r] { Reader(r); });
   RunConcurrently("CopiesAndForksOfASparseGiBUnderItsWriters",
                   std::move(bodies));
-  failures.Report();
-  if (failures.stop()) return;
+  failures_.Report();
+  if (failures_.stop()) return;
   std::printf(
       "[ stress   ] %d copies, %d map copies, %d forks and %llu "
       "reads while the writers wrote generations %llu, %llu, %llu "
       "and %llu\n",
-      copies, copies, forks, static_cast<unsigned long long>(reads.load()),
-      static_cast<unsigned long long>(final_gen[0]),
-      static_cast<unsigned long long>(final_gen[1]),
-      static_cast<unsigned long long>(final_gen[2]),
-      static_cast<unsigned long long>(final_gen[3]));
+      copies_, copies_, forks_, static_cast<unsigned long long>(reads_.load()),
+      static_cast<unsigned long long>(final_gen_[0]),
+      static_cast<unsigned long long>(final_gen_[1]),
+      static_cast<unsigned long long>(final_gen_[2]),
+      static_cast<unsigned long long>(final_gen_[3]));
 
   for (int b = 0; b < kBlocks; ++b) {
     Pages got(kBlockPages);
     ASSERT_EQ(
-        ReadPages(*main_task, kRegion + kBlockAt[b] * kPage, b % 2 == 0, &got),
+        ReadPages(*main_task_, kRegion + kBlockAt[b] * kPage, b % 2 == 0, &got),
         KERN_SUCCESS);
-    EXPECT_EQ(OneGeneration(got, marker(b)), final_gen[b / 2])
+    EXPECT_EQ(OneGeneration(got, Marker(b)), final_gen_[b / 2])
         << "block " << b << " is " << DescribeTags(got);
   }
-  EXPECT_TRUE(holds(*main_task, kScratch, scratch, "the scratch region"));
-  EXPECT_TRUE(holds(*peer, kPeerCopy, peer_copy, "the second task's copy"));
-  failures.Report();
-  EXPECT_EQ(system.Tasks().size(), 2u);
-  ASSERT_EQ(task_terminate(system, *main_task), KERN_SUCCESS);
-  ASSERT_EQ(task_terminate(system, *peer), KERN_SUCCESS);
-  EXPECT_EQ(system.pages().live_pages(), 0u);
-  main_task.reset();
-  peer.reset();
-  EXPECT_EQ(system.budget().used(), system.pages().own_bytes())
+  EXPECT_TRUE(Holds(*main_task_, kScratch, scratch_, "the scratch region"));
+  EXPECT_TRUE(Holds(*peer_, kPeerCopy, peer_copy_, "the second task's copy"));
+  failures_.Report();
+  EXPECT_EQ(system_.Tasks().size(), 2u);
+  ASSERT_EQ(task_terminate(system_, *main_task_), KERN_SUCCESS);
+  ASSERT_EQ(task_terminate(system_, *peer_), KERN_SUCCESS);
+  EXPECT_EQ(system_.pages().live_pages(), 0u);
+  main_task_.reset();
+  peer_.reset();
+  EXPECT_EQ(system_.budget().used(), system_.pages().own_bytes())
       << "charged beyond the allocator's own memory once every task is gone";
 }
 
