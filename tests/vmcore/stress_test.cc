@@ -343,43 +343,44 @@ KernReturn WriteGeneration(Task& task, vm_address_t address,
 // reads its attributes and statistics. Each owner keeps a model of its pages;
 // the map is changed by the admin alone, so its regions are known exactly at
 // every moment. At the end every page holds exactly its owner's last write.
-TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
-  constexpr int kOwners = 5;
-  constexpr std::uint64_t kOwnPages = 24;
-  constexpr std::uint64_t kOwned = kOwners * kOwnPages;
-  constexpr std::uint64_t kHalf = kOwned / 2;
-  constexpr vm_address_t kBase = 0x1000000;
-  constexpr vm_address_t kScratch = 0x2000000;
-  constexpr std::uint64_t kScratchPages = 16;
-  const int iterations = Iterations(5000);
+class VmStressOwnersTest : public ::testing::Test {
+ protected:
+  static constexpr int kOwners = 5;
+  static constexpr std::uint64_t kOwnPages = 24;
+  static constexpr std::uint64_t kOwned = kOwners * kOwnPages;
+  static constexpr std::uint64_t kHalf = kOwned / 2;
+  static constexpr vm_address_t kBase = 0x1000000;
+  static constexpr vm_address_t kScratch = 0x2000000;
+  static constexpr std::uint64_t kScratchPages = 16;
+  const int iterations_ = Iterations(5000);
 
-  VmSystem system(Config(0));
-  std::shared_ptr<Task> task;
-  ASSERT_EQ(Take(task_create(system, "owners"), &task), KERN_SUCCESS);
-  // The owned pages span two objects: the first half gets other attributes
-  // before the second half is allocated, so the second cannot extend the
-  // first's object. Owner 2's pages, and its copies, cross from one object
-  // to the other, so its writes lock two objects at once.
-  ASSERT_EQ(AllocateAt(*task, kBase, kHalf), KERN_SUCCESS);
-  ASSERT_EQ(vm_inherit(*task, kBase, kHalf * kPage, VM_INHERIT_SHARE),
-            KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*task, kBase + kHalf * kPage, kOwned - kHalf),
-            KERN_SUCCESS);
-  const std::vector<RegionInfo> owned_regions = {
-      {kBase, kHalf * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE},
-      {kBase + kHalf * kPage, (kOwned - kHalf) * kPage, VM_PROT_DEFAULT,
-       VM_PROT_ALL, VM_INHERIT_COPY}};
+  void SetUp() override {
+    ASSERT_EQ(Take(task_create(system_, "owners"), &task_), KERN_SUCCESS);
+    // The owned pages span two objects: the first half gets other attributes
+    // before the second half is allocated, so the second cannot extend the
+    // first's object. Owner 2's pages, and its copies, cross from one object
+    // to the other, so its writes lock two objects at once.
+    ASSERT_EQ(AllocateAt(*task_, kBase, kHalf), KERN_SUCCESS);
+    ASSERT_EQ(vm_inherit(*task_, kBase, kHalf * kPage, VM_INHERIT_SHARE),
+              KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*task_, kBase + kHalf * kPage, kOwned - kHalf),
+              KERN_SUCCESS);
+  }
 
-  Failures failures;
-  Countdown owners_left(kOwners);
-  // models[t][p]: the tag owner t last put at its page p. Each owner touches
-  // only its own model; the main thread reads them after the join.
-  std::vector<std::vector<std::uint64_t>> models(
-      kOwners, std::vector<std::uint64_t>(kOwnPages, 0));
+  // The admin's scratch pages: the admin alone changes the map, so it knows
+  // the exact result of every call and the exact region list.
+  struct ScratchPage {
+    bool allocated = false;
+    vm_prot_t protection = VM_PROT_DEFAULT;
+    vm_inherit_t inheritance = VM_INHERIT_COPY;
+    std::uint64_t tag = 0;
+  };
 
-  auto owner = [&](int t) {
+  // Owner t's pages: writes, copies and reads of them checked against its
+  // model.
+  void Owner(int t) {
     std::mt19937_64 rng(1000 + t);
-    std::vector<std::uint64_t>& model = models[t];
+    std::vector<std::uint64_t>& model = models_[t];
     const vm_address_t first = kBase + t * kOwnPages * kPage;
     auto tag = [t](std::uint64_t page, int i) {
       return std::uint64_t{1} << 60 | std::uint64_t(t) << 48 | page << 32 |
@@ -389,7 +390,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
     auto expect_model = [&](const Pages& got, std::uint64_t p, int i,
                             const char* how) {
       for (std::uint64_t k = 0; k < got.count(); ++k) {
-        if (!Check(failures, got.Tag(k) == model[p + k], [&] {
+        if (!Check(failures_, got.Tag(k) == model[p + k], [&] {
               return "owner " + std::to_string(t) + " iteration " +
                      std::to_string(i) + ": " + how + " of page " +
                      std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
@@ -399,7 +400,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
       }
     };
-    for (int i = 0; i < iterations && !failures.stop(); ++i) {
+    for (int i = 0; i < iterations_ && !failures_.stop(); ++i) {
       const auto run = random_ops::RandomPageRun(rng, kOwnPages);
       const std::uint64_t n = run.count, p = run.first;
       const vm_address_t at = first + p * kPage;
@@ -412,7 +413,8 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 1: {
           Pages data(n);
           for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
-          if (CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
+          if (CheckKr(failures_,
+                      vm_write(*task_, at, data.data(), data.bytes()),
                       KERN_SUCCESS, [&] { return where("vm_write"); })) {
             for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
           }
@@ -422,7 +424,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 3: {
           const bool pinned = rng() % 2 == 0;
           Pages got(n);
-          if (CheckKr(failures, ReadPages(*task, at, pinned, &got),
+          if (CheckKr(failures_, ReadPages(*task_, at, pinned, &got),
                       KERN_SUCCESS, [&] { return where("vm_read"); })) {
             expect_model(got, p, i, pinned ? "pinned vm_read" : "vm_read");
           }
@@ -432,8 +434,8 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
           // Overlap is allowed and must act as if the source were read
           // whole first.
           const std::uint64_t q = random_ops::RandomRunStart(rng, kOwnPages, n);
-          if (CheckKr(failures,
-                      vm_copy(*task, at, n * kPage, first + q * kPage),
+          if (CheckKr(failures_,
+                      vm_copy(*task_, at, n * kPage, first + q * kPage),
                       KERN_SUCCESS, [&] { return where("vm_copy"); })) {
             const std::vector<std::uint64_t> moved(model.begin() + p,
                                                    model.begin() + p + n);
@@ -444,25 +446,27 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 5: {
           // A pinned view taken before a write keeps the old bytes.
           PinnedPages before;
-          if (!CheckKr(failures, vm_read_pinned(*task, at, n * kPage, &before),
+          if (!CheckKr(failures_,
+                       vm_read_pinned(*task_, at, n * kPage, &before),
                        KERN_SUCCESS, [&] { return where("pinned vm_read"); })) {
             break;
           }
           Pages data(n);
           for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
-          if (!CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
+          if (!CheckKr(failures_,
+                       vm_write(*task_, at, data.data(), data.bytes()),
                        KERN_SUCCESS, [&] { return where("vm_write"); })) {
             break;
           }
           Pages old(n);
-          if (Check(failures, CopyPinned(before, &old),
+          if (Check(failures_, CopyPinned(before, &old),
                     [&] { return where("malformed pinned view"); })) {
             expect_model(old, p, i, "snapshot pinned before a write");
           }
           for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
           Pages now(n);
-          if (CheckKr(failures, ReadPages(*task, at, false, &now), KERN_SUCCESS,
-                      [&] { return where("vm_read"); })) {
+          if (CheckKr(failures_, ReadPages(*task_, at, false, &now),
+                      KERN_SUCCESS, [&] { return where("vm_read"); })) {
             expect_model(now, p, i, "vm_read after a pinned write");
           }
           break;
@@ -475,10 +479,10 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
           for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
           const vm_size_t split = 1 + rng() % (data.bytes() - 1);
           const auto* bytes = static_cast<const std::byte*>(data.data());
-          if (CheckKr(failures, vm_load(*task, at, bytes, split), KERN_SUCCESS,
-                      [&] { return where("vm_load"); }) &&
-              CheckKr(failures,
-                      vm_load(*task, at + split, bytes + split,
+          if (CheckKr(failures_, vm_load(*task_, at, bytes, split),
+                      KERN_SUCCESS, [&] { return where("vm_load"); }) &&
+              CheckKr(failures_,
+                      vm_load(*task_, at + split, bytes + split,
                               data.bytes() - split),
                       KERN_SUCCESS, [&] { return where("vm_load"); })) {
             for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
@@ -487,27 +491,20 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
       }
     }
-    if (!failures.stop()) {
+    if (!failures_.stop()) {
       Pages all(kOwnPages);
       if (CheckKr(
-              failures, ReadPages(*task, first, true, &all), KERN_SUCCESS,
+              failures_, ReadPages(*task_, first, true, &all), KERN_SUCCESS,
               [&] { return "owner " + std::to_string(t) + ": final read"; })) {
-        expect_model(all, 0, iterations, "final pinned vm_read");
+        expect_model(all, 0, iterations_, "final pinned vm_read");
       }
     }
-    owners_left.Leave();
-  };
+    owners_left_.Leave();
+  }
 
-  // The admin's scratch pages: the admin alone changes the map, so it knows
-  // the exact result of every call and the exact region list.
-  struct ScratchPage {
-    bool allocated = false;
-    vm_prot_t protection = VM_PROT_DEFAULT;
-    vm_inherit_t inheritance = VM_INHERIT_COPY;
-    std::uint64_t tag = 0;
-  };
-  int admin_rounds = 0;
-  auto admin = [&] {
+  // The admin: changes the map beside the owned pages and checks its
+  // attributes, regions and statistics.
+  void Admin() {
     std::mt19937_64 rng(7);
     std::vector<ScratchPage> scratch(kScratchPages);
     constexpr vm_prot_t kProts[] = {VM_PROT_NONE, VM_PROT_READ, VM_PROT_WRITE,
@@ -523,7 +520,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
       return KERN_SUCCESS;
     };
     auto expected_regions = [&] {
-      std::vector<RegionInfo> regions = owned_regions;
+      std::vector<RegionInfo> regions = owned_regions_;
       for (std::uint64_t k = 0; k < kScratchPages; ++k) {
         const ScratchPage& page = scratch[k];
         if (!page.allocated) continue;
@@ -543,7 +540,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
     // A few rounds at least, even if the owners finish first.
     constexpr int kMinRounds = 50;
     int round = 0;
-    for (; (round < kMinRounds || !owners_left.done()) && !failures.stop();
+    for (; (round < kMinRounds || !owners_left_.done()) && !failures_.stop();
          ++round) {
       const auto run = random_ops::RandomPageRun(rng, kScratchPages);
       const std::uint64_t n = run.count, p = run.first;
@@ -560,7 +557,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
       switch (rng() % 9) {
         case 0: {
           const KernReturn want = any_allocated ? KERN_NO_SPACE : KERN_SUCCESS;
-          if (CheckKr(failures, AllocateAt(*task, at, n), want,
+          if (CheckKr(failures_, AllocateAt(*task_, at, n), want,
                       [&] { return where("vm_allocate"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = p; k < p + n; ++k) scratch[k] = {true};
@@ -568,7 +565,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
           break;
         }
         case 1:
-          if (CheckKr(failures, vm_deallocate(*task, at, n * kPage),
+          if (CheckKr(failures_, vm_deallocate(*task_, at, n * kPage),
                       KERN_SUCCESS, [&] { return where("vm_deallocate"); })) {
             for (std::uint64_t k = p; k < p + n; ++k) scratch[k] = {};
           }
@@ -577,7 +574,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
           const vm_prot_t prot = kProts[rng() % std::size(kProts)];
           const KernReturn want =
               all_allocated ? KERN_SUCCESS : KERN_INVALID_ADDRESS;
-          if (CheckKr(failures, vm_protect(*task, at, n * kPage, false, prot),
+          if (CheckKr(failures_, vm_protect(*task_, at, n * kPage, false, prot),
                       want, [&] { return where("vm_protect"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = p; k < p + n; ++k) {
@@ -591,7 +588,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
               rng() % 2 == 0 ? VM_INHERIT_COPY : VM_INHERIT_NONE;
           const KernReturn want =
               all_allocated ? KERN_SUCCESS : KERN_INVALID_ADDRESS;
-          if (CheckKr(failures, vm_inherit(*task, at, n * kPage, inheritance),
+          if (CheckKr(failures_, vm_inherit(*task_, at, n * kPage, inheritance),
                       want, [&] { return where("vm_inherit"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = p; k < p + n; ++k) {
@@ -607,8 +604,9 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
                             std::uint64_t(round));
           }
           const KernReturn want = access(p, n, VM_PROT_WRITE);
-          if (CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
-                      want, [&] { return where("vm_write"); }) &&
+          if (CheckKr(failures_,
+                      vm_write(*task_, at, data.data(), data.bytes()), want,
+                      [&] { return where("vm_write"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = 0; k < n; ++k) {
               scratch[p + k].tag = data.Tag(k);
@@ -619,11 +617,11 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 5: {
           Pages got(n);
           const KernReturn want = access(p, n, VM_PROT_READ);
-          if (CheckKr(failures, ReadPages(*task, at, rng() % 2 == 0, &got),
+          if (CheckKr(failures_, ReadPages(*task_, at, rng() % 2 == 0, &got),
                       want, [&] { return where("vm_read"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = 0; k < n; ++k) {
-              if (!Check(failures, got.Tag(k) == scratch[p + k].tag, [&] {
+              if (!Check(failures_, got.Tag(k) == scratch[p + k].tag, [&] {
                     return where("vm_read") + " of scratch page " +
                            std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
                            ", want " + Hex(scratch[p + k].tag);
@@ -637,32 +635,32 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 6: {
           // Nothing lies below the owned pages, so "anywhere" is address 0.
           vm_address_t address = 12345;
-          if (CheckKr(failures, vm_allocate(*task, &address, n * kPage, true),
+          if (CheckKr(failures_, vm_allocate(*task_, &address, n * kPage, true),
                       KERN_SUCCESS,
                       [&] { return where("vm_allocate anywhere"); })) {
-            Check(failures, address == 0, [&] {
+            Check(failures_, address == 0, [&] {
               return where("vm_allocate anywhere") + " chose " + Hex(address);
             });
-            CheckKr(failures, vm_deallocate(*task, address, n * kPage),
+            CheckKr(failures_, vm_deallocate(*task_, address, n * kPage),
                     KERN_SUCCESS, [&] { return where("vm_deallocate"); });
           }
           break;
         }
         case 7: {
           std::vector<RegionInfo> regions;
-          if (CheckKr(failures, Take(vm_region_list(*task), &regions),
+          if (CheckKr(failures_, Take(vm_region_list(*task_), &regions),
                       KERN_SUCCESS, [&] { return where("vm_region_list"); })) {
-            Check(failures, regions == expected_regions(), [&] {
+            Check(failures_, regions == expected_regions(), [&] {
               return where("vm_region_list") + " differs from the model (" +
                      std::to_string(regions.size()) + " regions)";
             });
           }
           vm_address_t address = kBase + rng() % (kOwned * kPage);
           RegionInfo info;
-          if (CheckKr(failures, vm_region(*task, &address, &info), KERN_SUCCESS,
-                      [&] { return where("vm_region"); })) {
-            Check(failures,
-                  info == owned_regions[0] || info == owned_regions[1], [&] {
+          if (CheckKr(failures_, vm_region(*task_, &address, &info),
+                      KERN_SUCCESS, [&] { return where("vm_region"); })) {
+            Check(failures_,
+                  info == owned_regions_[0] || info == owned_regions_[1], [&] {
                     return where("vm_region") + " of the owned pages gave " +
                            Hex(info.start) + "+" + Hex(info.size);
                   });
@@ -671,14 +669,14 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
         case 8: {
           TaskStatistics stats;
-          if (!CheckKr(failures, Take(task_statistics(*task), &stats),
+          if (!CheckKr(failures_, Take(task_statistics(*task_), &stats),
                        KERN_SUCCESS,
                        [&] { return where("task_statistics"); })) {
             break;
           }
           std::uint64_t allocated = kOwned;
           for (const ScratchPage& page : scratch) allocated += page.allocated;
-          Check(failures,
+          Check(failures_,
                 stats.regions == expected_regions().size() &&
                     stats.virtual_bytes == allocated * kPage &&
                     stats.resident_bytes <= stats.virtual_bytes &&
@@ -695,33 +693,52 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
       }
     }
-    admin_rounds = round;
-  };
+    admin_rounds_ = round;
+  }
 
+  VmSystem system_{Config(0)};
+  std::shared_ptr<Task> task_;
+  const std::vector<RegionInfo> owned_regions_ = {
+      {kBase, kHalf* kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE},
+      {kBase + kHalf * kPage, (kOwned - kHalf) * kPage, VM_PROT_DEFAULT,
+       VM_PROT_ALL, VM_INHERIT_COPY}};
+  Failures failures_;
+  Countdown owners_left_{kOwners};
+  // models[t][p]: the tag owner t last put at its page p. Each owner touches
+  // only its own model; the main thread reads them after the join.
+  std::vector<std::vector<std::uint64_t>> models_ =
+      std::vector<std::vector<std::uint64_t>>(
+          kOwners, std::vector<std::uint64_t>(kOwnPages, 0));
+  int admin_rounds_ = 0;
+};
+
+TEST_F(VmStressOwnersTest, DisjointPagesKeepTheirLastWrites) {
   std::vector<std::function<void()>> bodies;
-  for (int t = 0; t < kOwners; ++t) bodies.push_back([&owner, t] { owner(t); });
-  bodies.push_back(admin);
+  for (int t = 0; t < kOwners; ++t) {
+    bodies.push_back([this, t] { Owner(t); });
+  }
+  bodies.push_back([this] { Admin(); });
   RunConcurrently("OwnersOfDisjointPagesKeepTheirLastWrites",
                   std::move(bodies));
-  failures.Report();
-  EXPECT_GT(admin_rounds, 0);
+  failures_.Report();
+  EXPECT_GT(admin_rounds_, 0);
 
   // The whole owned range, read in one call each way, is every owner's last
   // write.
   for (const bool pinned : {false, true}) {
     Pages all(kOwned);
-    ASSERT_EQ(ReadPages(*task, kBase, pinned, &all), KERN_SUCCESS);
+    ASSERT_EQ(ReadPages(*task_, kBase, pinned, &all), KERN_SUCCESS);
     for (std::uint64_t page = 0; page < kOwned; ++page) {
-      ASSERT_EQ(all.Tag(page), models[page / kOwnPages][page % kOwnPages])
+      ASSERT_EQ(all.Tag(page), models_[page / kOwnPages][page % kOwnPages])
           << "page " << page << (pinned ? " (pinned read)" : "");
     }
   }
   TaskStatistics stats;
-  ASSERT_EQ(Take(task_statistics(*task), &stats), KERN_SUCCESS);
-  EXPECT_LE(stats.resident_bytes, system.pages().live_pages() * kPage);
+  ASSERT_EQ(Take(task_statistics(*task_), &stats), KERN_SUCCESS);
+  EXPECT_LE(stats.resident_bytes, system_.pages().live_pages() * kPage);
   // Nothing leaked: pins released, copies dropped.
-  ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
-  EXPECT_EQ(system.pages().live_pages(), 0u);
+  ASSERT_EQ(task_terminate(system_, *task_), KERN_SUCCESS);
+  EXPECT_EQ(system_.pages().live_pages(), 0u);
 }
 
 // --- 2. atomicity of one multi-page operation -------------------------------
