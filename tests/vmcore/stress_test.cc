@@ -698,10 +698,14 @@ class VmStressOwnersTest : public ::testing::Test {
 
   VmSystem system_{Config(0)};
   std::shared_ptr<Task> task_;
-  const std::vector<RegionInfo> owned_regions_ = {
-      {kBase, kHalf* kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE},
-      {kBase + kHalf * kPage, (kOwned - kHalf) * kPage, VM_PROT_DEFAULT,
-       VM_PROT_ALL, VM_INHERIT_COPY}};
+  // The regions of the owned pages, as SetUp makes them.
+  static std::vector<RegionInfo> OwnedRegions() {
+    return {
+        {kBase, kHalf * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE},
+        {kBase + kHalf * kPage, (kOwned - kHalf) * kPage, VM_PROT_DEFAULT,
+         VM_PROT_ALL, VM_INHERIT_COPY}};
+  }
+  const std::vector<RegionInfo> owned_regions_ = OwnedRegions();
   Failures failures_;
   Countdown owners_left_{kOwners};
   // models[t][p]: the tag owner t last put at its page p. Each owner touches
@@ -1105,97 +1109,92 @@ TEST(VmStressTest, OppositeMapCopiesBetweenTwoTasks) {
 // the parent with the child. Share regions stay one memory for parent and
 // all children; none regions are absent. Children are terminated (the
 // oldest as new ones come, the rest at the end) while the writers still run.
-TEST(VmStressTest, ForksSeeConsistentSnapshots) {
-  constexpr vm_address_t kC = 0x1000000;   // copy: whole-range generations
-  constexpr vm_address_t kC2 = 0x1100000;  // copy: one page per write
-  constexpr vm_address_t kS = 0x1200000;   // share
-  constexpr vm_address_t kX = 0x1300000;   // none
-  constexpr std::uint64_t kCPages = 8;
-  constexpr std::uint64_t kC2Pages = 6;
-  constexpr std::uint64_t kSPages = 8;
-  constexpr std::uint64_t kCMarker = 20;
-  constexpr std::uint64_t kC2Marker = 21;
-  constexpr std::uint64_t kSMarker = 22;
+class VmStressForksTest : public ::testing::Test {
+ protected:
+  static constexpr vm_address_t kC =
+      0x1000000;  // copy: whole-range generations
+  static constexpr vm_address_t kC2 = 0x1100000;  // copy: one page per write
+  static constexpr vm_address_t kS = 0x1200000;   // share
+  static constexpr vm_address_t kX = 0x1300000;   // none
+  static constexpr std::uint64_t kCPages = 8;
+  static constexpr std::uint64_t kC2Pages = 6;
+  static constexpr std::uint64_t kSPages = 8;
+  static constexpr std::uint64_t kCMarker = 20;
+  static constexpr std::uint64_t kC2Marker = 21;
+  static constexpr std::uint64_t kSMarker = 22;
   // Writer 1 writes share pages [0, 4); forker f writes share page 4 + f.
-  constexpr std::uint64_t kSWritten = 4;
-  constexpr int kForkers = 2;
+  static constexpr std::uint64_t kSWritten = 4;
+  static constexpr int kForkers = 2;
   // Children alive at once per forker; older ones are terminated.
-  constexpr std::size_t kLiveChildren = 12;
-  const int forks = Iterations(800);
+  static constexpr std::size_t kLiveChildren = 12;
+  const int forks_ = Iterations(800);
 
-  VmSystem system(Config(0));
-  std::shared_ptr<Task> parent;
-  ASSERT_EQ(Take(task_create(system, "parent"), &parent), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*parent, kC, kCPages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*parent, kC2, kC2Pages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*parent, kS, kSPages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*parent, kX, 2), KERN_SUCCESS);
-  ASSERT_EQ(vm_inherit(*parent, kS, kSPages * kPage, VM_INHERIT_SHARE),
-            KERN_SUCCESS);
-  ASSERT_EQ(vm_inherit(*parent, kX, 2 * kPage, VM_INHERIT_NONE), KERN_SUCCESS);
-  ASSERT_EQ(WriteGeneration(*parent, kC, kCPages, kCMarker, 0), KERN_SUCCESS);
-  ASSERT_EQ(WriteGeneration(*parent, kC2, kC2Pages, kC2Marker, 0),
-            KERN_SUCCESS);
-  ASSERT_EQ(WriteGeneration(*parent, kS, kSWritten, kSMarker, 0), KERN_SUCCESS);
-  const std::vector<RegionInfo> child_regions = {
-      {kC, kCPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
-      {kC2, kC2Pages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
-      {kS, kSPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE}};
+  void SetUp() override {
+    ASSERT_EQ(Take(task_create(system_, "parent"), &parent_), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*parent_, kC, kCPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*parent_, kC2, kC2Pages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*parent_, kS, kSPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*parent_, kX, 2), KERN_SUCCESS);
+    ASSERT_EQ(vm_inherit(*parent_, kS, kSPages * kPage, VM_INHERIT_SHARE),
+              KERN_SUCCESS);
+    ASSERT_EQ(vm_inherit(*parent_, kX, 2 * kPage, VM_INHERIT_NONE),
+              KERN_SUCCESS);
+    ASSERT_EQ(WriteGeneration(*parent_, kC, kCPages, kCMarker, 0),
+              KERN_SUCCESS);
+    ASSERT_EQ(WriteGeneration(*parent_, kC2, kC2Pages, kC2Marker, 0),
+              KERN_SUCCESS);
+    ASSERT_EQ(WriteGeneration(*parent_, kS, kSWritten, kSMarker, 0),
+              KERN_SUCCESS);
+  }
 
-  Failures failures;
-  Countdown forkers_left(kForkers);
-  // Writer 1: generation g is written to C (one call), then to S[0, 4).
-  std::atomic<std::uint64_t> c_started{0}, c_completed{0};
-  std::atomic<std::uint64_t> s_started{0}, s_completed{0};
-  // Writer 2: its w-th write (from 1) puts sequence (w - 1) / 6 + 1 into page
-  // (w - 1) % 6 of C2.
-  std::atomic<std::uint64_t> c2_started{0}, c2_completed{0};
-  std::uint64_t final_gen = 0, final_writes = 0;
-
-  auto writer1 = [&] {
+  // Writer 1: generations of C, then of S's written pages.
+  void Writer1() {
     std::uint64_t gen = 1;
-    for (; !forkers_left.done() && !failures.stop(); ++gen) {
+    for (; !forkers_left_.done() && !failures_.stop(); ++gen) {
       YieldBetweenCalls();
-      c_started.store(gen);
-      if (!CheckKr(failures,
-                   WriteGeneration(*parent, kC, kCPages, kCMarker, gen),
+      c_started_.store(gen);
+      if (!CheckKr(failures_,
+                   WriteGeneration(*parent_, kC, kCPages, kCMarker, gen),
                    KERN_SUCCESS, [] { return std::string("writer 1: C"); })) {
         break;
       }
-      c_completed.store(gen);
-      s_started.store(gen);
-      if (!CheckKr(failures,
-                   WriteGeneration(*parent, kS, kSWritten, kSMarker, gen),
+      c_completed_.store(gen);
+      s_started_.store(gen);
+      if (!CheckKr(failures_,
+                   WriteGeneration(*parent_, kS, kSWritten, kSMarker, gen),
                    KERN_SUCCESS, [] { return std::string("writer 1: S"); })) {
         break;
       }
-      s_completed.store(gen);
+      s_completed_.store(gen);
     }
-    final_gen = gen - 1;
-  };
-  auto writer2 = [&] {
+    final_gen_ = gen - 1;
+  }
+
+  // Writer 2: one page of C2 a write.
+  void Writer2() {
     std::uint64_t w = 1;
-    for (; !forkers_left.done() && !failures.stop(); ++w) {
+    for (; !forkers_left_.done() && !failures_.stop(); ++w) {
       YieldBetweenCalls();
       Pages data(1);
       const std::uint64_t page = (w - 1) % kC2Pages;
       data.Set(0, GenTag(kC2Marker, (w - 1) / kC2Pages + 1, page));
-      c2_started.store(w);
-      if (!CheckKr(failures,
-                   vm_write(*parent, kC2 + page * kPage, data.data(), kPage),
+      c2_started_.store(w);
+      if (!CheckKr(failures_,
+                   vm_write(*parent_, kC2 + page * kPage, data.data(), kPage),
                    KERN_SUCCESS, [] { return std::string("writer 2: C2"); })) {
         break;
       }
-      c2_completed.store(w);
+      c2_completed_.store(w);
     }
-    final_writes = w - 1;
-  };
+    final_writes_ = w - 1;
+  }
+
   // What C2 holds after writer 2's first `writes` writes.
-  auto c2_after = [](std::uint64_t writes, std::uint64_t page) {
+  static std::uint64_t C2After(std::uint64_t writes, std::uint64_t page) {
     const std::uint64_t seq =
         writes > page ? (writes - page - 1) / kC2Pages + 1 : 0;
     return GenTag(kC2Marker, seq, page);
-  };
+  }
 
   // A child and what its private (copy) pages must keep holding.
   struct Child {
@@ -1204,7 +1203,9 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
     std::vector<std::uint64_t> c2;  // tags of C2
   };
 
-  auto forker = [&](int f) {
+  // Forker f: forks the parent (or its own last child) and checks each
+  // child against the writers' windows, then keeps checking it.
+  void Forker(int f) {
     std::vector<Child> children;
     std::uint64_t s_tag = 0;  // last tag this forker put in share page 4 + f
     const vm_address_t s_mine = kS + (kSWritten + f) * kPage;
@@ -1225,19 +1226,19 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
                child.task->name() + ": " + what;
       };
       std::vector<std::uint64_t> tags;
-      if (CheckKr(failures, read_tags(*child.task, kC, kCPages, &tags),
+      if (CheckKr(failures_, read_tags(*child.task, kC, kCPages, &tags),
                   KERN_SUCCESS, [&] { return where("vm_read C"); })) {
-        Check(failures, tags == child.c,
+        Check(failures_, tags == child.c,
               [&] { return where("C changed since the fork"); });
       }
-      if (CheckKr(failures, read_tags(*child.task, kC2, kC2Pages, &tags),
+      if (CheckKr(failures_, read_tags(*child.task, kC2, kC2Pages, &tags),
                   KERN_SUCCESS, [&] { return where("vm_read C2"); })) {
-        Check(failures, tags == child.c2,
+        Check(failures_, tags == child.c2,
               [&] { return where("C2 changed since the fork"); });
       }
-      if (CheckKr(failures, read_tags(*child.task, s_mine, 1, &tags),
+      if (CheckKr(failures_, read_tags(*child.task, s_mine, 1, &tags),
                   KERN_SUCCESS, [&] { return where("vm_read S"); })) {
-        Check(failures, tags[0] == s_tag, [&] {
+        Check(failures_, tags[0] == s_tag, [&] {
           return where("shared page shows ") + Hex(tags[0]) + ", want " +
                  Hex(s_tag);
         });
@@ -1248,45 +1249,46 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
     auto retire_oldest = [&](const char* when) {
       const Child& child = children.front();
       verify_child(child, when);
-      CheckKr(failures, task_terminate(system, *child.task), KERN_SUCCESS,
+      CheckKr(failures_, task_terminate(system_, *child.task), KERN_SUCCESS,
               [&] { return "task_terminate " + child.task->name(); });
       Pages got(1);
       CheckKr(
-          failures, ReadPages(*child.task, kS, false, &got), KERN_INVALID_TASK,
+          failures_, ReadPages(*child.task, kS, false, &got), KERN_INVALID_TASK,
           [&] { return "vm_read after task_terminate " + child.task->name(); });
       children.erase(children.begin());
     };
 
-    for (int i = 0; i < forks && !failures.stop(); ++i) {
+    for (int i = 0; i < forks_ && !failures_.stop(); ++i) {
       // Every fourth fork is of this forker's last child rather than of the
       // parent: only this thread writes that child, so it must be copied
       // exactly.
       const bool grandchild = i % 4 == 3 && !children.empty();
-      Task& source = grandchild ? *children.back().task : *parent;
+      Task& source = grandchild ? *children.back().task : *parent_;
       const std::string name = (grandchild ? "g" : "c") + std::to_string(f) +
                                "-" + std::to_string(i);
       auto where = [&](const char* what) {
         return "forker " + std::to_string(f) + " fork " + name + ": " + what;
       };
-      const std::uint64_t c_low = c_completed.load();
-      const std::uint64_t c2_low = c2_completed.load();
+      const std::uint64_t c_low = c_completed_.load();
+      const std::uint64_t c2_low = c2_completed_.load();
       Child child;
-      if (!CheckKr(failures, Take(task_fork(system, source, name), &child.task),
+      if (!CheckKr(failures_,
+                   Take(task_fork(system_, source, name), &child.task),
                    KERN_SUCCESS, [&] { return where("task_fork"); })) {
         break;
       }
-      const std::uint64_t c_high = c_started.load();
-      const std::uint64_t c2_high = c2_started.load();
+      const std::uint64_t c_high = c_started_.load();
+      const std::uint64_t c2_high = c2_started_.load();
 
-      if (!CheckKr(failures, read_tags(*child.task, kC, kCPages, &child.c),
+      if (!CheckKr(failures_, read_tags(*child.task, kC, kCPages, &child.c),
                    KERN_SUCCESS, [&] { return where("vm_read C"); }) ||
-          !CheckKr(failures, read_tags(*child.task, kC2, kC2Pages, &child.c2),
+          !CheckKr(failures_, read_tags(*child.task, kC2, kC2Pages, &child.c2),
                    KERN_SUCCESS, [&] { return where("vm_read C2"); })) {
         break;
       }
       if (grandchild) {
         const Child& from = children.back();
-        Check(failures, child.c == from.c && child.c2 == from.c2, [&] {
+        Check(failures_, child.c == from.c && child.c2 == from.c2, [&] {
           return where("differs from the task it was forked from");
         });
       } else {
@@ -1295,7 +1297,7 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
         Pages c(kCPages);
         for (std::uint64_t k = 0; k < kCPages; ++k) c.Set(k, child.c[k]);
         const std::optional<std::uint64_t> gen = OneGeneration(c, kCMarker);
-        Check(failures, gen.has_value() && *gen >= c_low && *gen <= c_high,
+        Check(failures_, gen.has_value() && *gen >= c_low && *gen <= c_high,
               [&] {
                 return where("C is ") + DescribeTags(c) +
                        ", want one generation in [" + std::to_string(c_low) +
@@ -1308,10 +1310,10 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
              ++writes) {
           cut_found = true;
           for (std::uint64_t k = 0; k < kC2Pages; ++k) {
-            cut_found &= child.c2[k] == c2_after(writes, k);
+            cut_found &= child.c2[k] == C2After(writes, k);
           }
         }
-        Check(failures, cut_found, [&] {
+        Check(failures_, cut_found, [&] {
           std::string tags;
           for (std::uint64_t tag : child.c2) {
             tags += ' ';
@@ -1324,13 +1326,13 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       }
 
       std::vector<RegionInfo> regions;
-      if (CheckKr(failures, Take(vm_region_list(*child.task), &regions),
+      if (CheckKr(failures_, Take(vm_region_list(*child.task), &regions),
                   KERN_SUCCESS, [&] { return where("vm_region_list"); })) {
-        Check(failures, regions == child_regions,
+        Check(failures_, regions == child_regions_,
               [&] { return where("regions differ from the inheritance"); });
       }
       Pages none(1);
-      CheckKr(failures, ReadPages(*child.task, kX, false, &none),
+      CheckKr(failures_, ReadPages(*child.task, kX, false, &none),
               KERN_INVALID_ADDRESS, [&] { return where("none region"); });
 
       // A write to the child's copy is the child's alone: the parent's C
@@ -1338,16 +1340,16 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       Pages mine(2);
       mine.Set(0, GenTag(40 + f, i, 0));
       mine.Set(1, GenTag(40 + f, i, 1));
-      if (CheckKr(failures,
+      if (CheckKr(failures_,
                   vm_write(*child.task, kC, mine.data(), mine.bytes()),
                   KERN_SUCCESS, [&] { return where("vm_write C"); })) {
         child.c[0] = mine.Tag(0);
         child.c[1] = mine.Tag(1);
       }
       Pages parent_c(kCPages);
-      if (CheckKr(failures, ReadPages(*parent, kC, i % 2 == 0, &parent_c),
+      if (CheckKr(failures_, ReadPages(*parent_, kC, i % 2 == 0, &parent_c),
                   KERN_SUCCESS, [&] { return where("vm_read parent C"); })) {
-        Check(failures, OneGeneration(parent_c, kCMarker).has_value(),
+        Check(failures_, OneGeneration(parent_c, kCMarker).has_value(),
               [&] { return where("parent C is ") + DescribeTags(parent_c); });
       }
 
@@ -1356,23 +1358,23 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       Pages shared(1);
       s_tag = GenTag(30 + f, i, kSWritten + f);
       shared.Set(0, s_tag);
-      CheckKr(failures, vm_write(*child.task, s_mine, shared.data(), kPage),
+      CheckKr(failures_, vm_write(*child.task, s_mine, shared.data(), kPage),
               KERN_SUCCESS, [&] { return where("vm_write S"); });
       Pages seen(1);
-      if (CheckKr(failures, ReadPages(*parent, s_mine, false, &seen),
+      if (CheckKr(failures_, ReadPages(*parent_, s_mine, false, &seen),
                   KERN_SUCCESS, [&] { return where("vm_read parent S"); })) {
-        Check(failures, seen.Tag(0) == s_tag, [&] {
+        Check(failures_, seen.Tag(0) == s_tag, [&] {
           return where("parent's share page shows ") + Hex(seen.Tag(0)) +
                  ", want " + Hex(s_tag);
         });
       }
-      const std::uint64_t s_low = s_completed.load();
+      const std::uint64_t s_low = s_completed_.load();
       Pages s(kSWritten);
-      if (CheckKr(failures, ReadPages(*child.task, kS, true, &s), KERN_SUCCESS,
+      if (CheckKr(failures_, ReadPages(*child.task, kS, true, &s), KERN_SUCCESS,
                   [&] { return where("vm_read S"); })) {
         const std::optional<std::uint64_t> gen = OneGeneration(s, kSMarker);
-        const std::uint64_t s_high = s_started.load();
-        Check(failures, gen.has_value() && *gen >= s_low && *gen <= s_high,
+        const std::uint64_t s_high = s_started_.load();
+        Check(failures_, gen.has_value() && *gen >= s_low && *gen <= s_high,
               [&] {
                 return where("child's S is ") + DescribeTags(s) +
                        ", want the parent's, a generation in [" +
@@ -1384,36 +1386,59 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       if (children.size() > kLiveChildren) retire_oldest("midway");
     }
     while (!children.empty()) retire_oldest("at the end");
-    forkers_left.Leave();
-  };
+    forkers_left_.Leave();
+  }
 
-  std::vector<std::function<void()>> bodies = {writer1, writer2};
+  VmSystem system_{Config(0)};
+  std::shared_ptr<Task> parent_;
+  // The regions of every child: C and C2 copied, S shared, X not inherited.
+  static std::vector<RegionInfo> ChildRegions() {
+    return {
+        {kC, kCPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
+        {kC2, kC2Pages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
+        {kS, kSPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE}};
+  }
+  const std::vector<RegionInfo> child_regions_ = ChildRegions();
+  Failures failures_;
+  Countdown forkers_left_{kForkers};
+  // Writer 1: generation g is written to C (one call), then to S[0, 4).
+  std::atomic<std::uint64_t> c_started_{0}, c_completed_{0};
+  std::atomic<std::uint64_t> s_started_{0}, s_completed_{0};
+  // Writer 2: its w-th write (from 1) puts sequence (w - 1) / 6 + 1 into page
+  // (w - 1) % 6 of C2.
+  std::atomic<std::uint64_t> c2_started_{0}, c2_completed_{0};
+  std::uint64_t final_gen_ = 0, final_writes_ = 0;
+};
+
+TEST_F(VmStressForksTest, ForksSeeConsistentSnapshots) {
+  std::vector<std::function<void()>> bodies = {[this] { Writer1(); },
+                                               [this] { Writer2(); }};
   for (int f = 0; f < kForkers; ++f) {
-    bodies.push_back([&forker, f] { forker(f); });
+    bodies.push_back([this, f] { Forker(f); });
   }
   RunConcurrently("ForksSeeConsistentSnapshots", std::move(bodies));
-  failures.Report();
+  failures_.Report();
 
   // The parent holds exactly the writers' last writes and the forkers' last
   // share-page writes.
   Pages c(kCPages), c2(kC2Pages), s(kSPages);
-  ASSERT_EQ(ReadPages(*parent, kC, false, &c), KERN_SUCCESS);
-  EXPECT_EQ(OneGeneration(c, kCMarker), final_gen) << DescribeTags(c);
-  ASSERT_EQ(ReadPages(*parent, kC2, true, &c2), KERN_SUCCESS);
+  ASSERT_EQ(ReadPages(*parent_, kC, false, &c), KERN_SUCCESS);
+  EXPECT_EQ(OneGeneration(c, kCMarker), final_gen_) << DescribeTags(c);
+  ASSERT_EQ(ReadPages(*parent_, kC2, true, &c2), KERN_SUCCESS);
   for (std::uint64_t k = 0; k < kC2Pages; ++k) {
-    EXPECT_EQ(c2.Tag(k), c2_after(final_writes, k)) << "C2 page " << k;
+    EXPECT_EQ(c2.Tag(k), C2After(final_writes_, k)) << "C2 page " << k;
   }
-  ASSERT_EQ(ReadPages(*parent, kS, false, &s), KERN_SUCCESS);
+  ASSERT_EQ(ReadPages(*parent_, kS, false, &s), KERN_SUCCESS);
   for (std::uint64_t k = 0; k < kSWritten; ++k) {
-    EXPECT_EQ(s.Tag(k), GenTag(kSMarker, final_gen, k)) << "S page " << k;
+    EXPECT_EQ(s.Tag(k), GenTag(kSMarker, final_gen_, k)) << "S page " << k;
   }
   for (int f = 0; f < kForkers; ++f) {
-    EXPECT_EQ(s.Tag(kSWritten + f), GenTag(30 + f, forks - 1, kSWritten + f))
+    EXPECT_EQ(s.Tag(kSWritten + f), GenTag(30 + f, forks_ - 1, kSWritten + f))
         << "S page of forker " << f;
   }
-  EXPECT_EQ(system.Tasks().size(), 1u);
-  ASSERT_EQ(task_terminate(system, *parent), KERN_SUCCESS);
-  EXPECT_EQ(system.pages().live_pages(), 0u);
+  EXPECT_EQ(system_.Tasks().size(), 1u);
+  ASSERT_EQ(task_terminate(system_, *parent_), KERN_SUCCESS);
+  EXPECT_EQ(system_.pages().live_pages(), 0u);
 }
 
 // --- 4. the memory limit under concurrent writers ----------------------------
