@@ -188,11 +188,8 @@ KernReturn Model::Inherit(std::size_t t, vm_address_t address, vm_size_t size,
   if (!task.alive) return KERN_INVALID_TASK;
   if (inheritance > VM_INHERIT_NONE) return KERN_INVALID_ARGUMENT;
   if (size == 0) return KERN_SUCCESS;
-  std::uint64_t first, end;
-  if (!RoundedPages(address, size, &first, &end)) {
-    return KERN_INVALID_ADDRESS;
-  }
-  if (KernReturn kr = CheckPages(task, first, end, VM_PROT_NONE);
+  std::uint64_t first = 0, end = 0;
+  if (KernReturn kr = AllocatedPages(task, address, size, &first, &end);
       kr != KERN_SUCCESS) {
     return kr;
   }
@@ -269,11 +266,8 @@ KernReturn Model::Fill(std::size_t t, vm_address_t address, vm_size_t size,
   ModelTask& task = tasks_[t];
   if (!task.alive) return KERN_INVALID_TASK;
   if (size == 0) return KERN_SUCCESS;
-  std::uint64_t first, end;
-  if (!RoundedPages(address, size, &first, &end)) {
-    return KERN_INVALID_ADDRESS;
-  }
-  if (KernReturn kr = CheckPages(task, first, end, VM_PROT_NONE);
+  std::uint64_t first = 0, end = 0;
+  if (KernReturn kr = AllocatedPages(task, address, size, &first, &end);
       kr != KERN_SUCCESS) {
     return kr;
   }
@@ -539,6 +533,13 @@ bool Model::RoundedPages(vm_address_t address, vm_size_t size,
   *first = address / page_size_;
   *end = static_cast<std::uint64_t>(end_page);
   return true;
+}
+
+KernReturn Model::AllocatedPages(const ModelTask& task, vm_address_t address,
+                                 vm_size_t size, std::uint64_t* first,
+                                 std::uint64_t* end) const {
+  if (!RoundedPages(address, size, first, end)) return KERN_INVALID_ADDRESS;
+  return CheckPages(task, *first, *end, VM_PROT_NONE);
 }
 
 KernReturn Model::CheckCopy(const ModelTask& src, vm_address_t source,
