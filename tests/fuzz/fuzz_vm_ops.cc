@@ -68,6 +68,10 @@ using vm::vm_address_t;
 using vm::vm_inherit_t;
 using vm::vm_prot_t;
 using vm::vm_size_t;
+using vm::random_ops::kChunkPages;
+using vm::random_ops::kLevelPages;
+using vm::random_ops::kMaxBufferPages;
+using vm::random_ops::kPinSlots;
 using vm::reference::Bytes;
 using vm::reference::Hex;
 using vm::reference::InheritName;
@@ -83,16 +87,11 @@ constexpr unsigned kBigAddressBits = 31;
 constexpr std::uint64_t kMaxDataBytes = std::uint64_t{1} << kAddressBits;
 // Pages of model work an input may spend (see Spend).
 constexpr std::uint64_t kMaxWork = std::uint64_t{1} << 20;
-constexpr std::uint64_t kChunkPages = 512;
-constexpr std::uint64_t kLevelPages = 512 * kChunkPages;
 constexpr std::uint64_t kMaxTasks = 4;
-constexpr std::size_t kPinSlots = 2;
 // Calls per input, so that a long input cannot run for long.
 constexpr std::size_t kMaxCalls = 300;
 // Calls between whole-state checks.
 constexpr std::size_t kCheckEvery = 16;
-// Reads up to this many pages go to a buffer, larger ones are pinned.
-constexpr std::uint64_t kMaxBufferPages = 16;
 // Contents are compared in the low kWindowPages pages, where nearly all
 // addresses land, and at the top edge.
 constexpr std::uint64_t kWindowPages = 64;

@@ -47,6 +47,10 @@
 namespace taskfs::vm {
 namespace {
 
+using random_ops::kChunkPages;  // a radix leaf
+using random_ops::kLevelPages;  // the level above
+using random_ops::kMaxBufferPages;
+using random_ops::kPinSlots;
 using random_ops::Rng;
 using reference::Bytes;
 using reference::Hex;
@@ -126,10 +130,6 @@ class CrashNotes {
 constexpr std::uint64_t kWindowPages = 64;
 // Most sizes are 0..kMaxOpPages pages.
 constexpr std::uint64_t kMaxOpPages = 8;
-// Reads up to this many pages use the buffer variant of vm_read, larger ones
-// (which only huge allocations let succeed) the pinned variant.
-constexpr std::uint64_t kMaxBufferPages = 16;
-constexpr std::size_t kPinSlots = 2;
 constexpr std::uint64_t kMaxTasks = 5;
 // Ops between checks of every task's regions and statistics and the
 // system's live pages, and between reads of every readable byte.
@@ -942,8 +942,6 @@ TEST(VmDifferentialTest, LargePages) {
 // random ones); every so often, and at the end, every readable byte; and
 // once every task is gone, that nothing is held.
 
-constexpr std::uint64_t kChunkPages = 512;                // a radix leaf
-constexpr std::uint64_t kLevelPages = 512 * kChunkPages;  // the level above
 // Reads of whole ranges are cut into pieces of at most this many bytes.
 constexpr std::uint64_t kPieceBytes = 16 << 20;
 constexpr std::size_t kRecentWrites = 32;

@@ -47,6 +47,17 @@ enum class VmOp : std::uint8_t {
 inline constexpr std::size_t kVmOpCount =
     static_cast<std::size_t>(VmOp::kTerminate) + 1;
 
+// The page table's geometry: ranges placed in or across its chunks (radix
+// leaves) and the level above make the copy and fork paths split them.
+inline constexpr std::uint64_t kChunkPages = 512;
+inline constexpr std::uint64_t kLevelPages = 512 * kChunkPages;
+
+// Reads of up to this many pages use vm_read into a buffer, larger ones
+// vm_read_pinned.
+inline constexpr std::uint64_t kMaxBufferPages = 16;
+// The pinned reads the model holds at once across calls.
+inline constexpr std::size_t kPinSlots = 2;
+
 // Where operands land: the page size and the end of the address space.
 struct OperandSpace {
   std::uint64_t page;
