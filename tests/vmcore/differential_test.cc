@@ -1533,33 +1533,22 @@ class ChainRun {
   }
 
   static const char* StepName(ChainStep step) {
-    switch (step) {
-      case ChainStep::kCopy:
-        return "copy";
-      case ChainStep::kCrossCopy:
-        return "copy to another task";
-      case ChainStep::kMoveCopy:
-        return "copy into a freed place";
-      case ChainStep::kFork:
-        return "fork";
-      case ChainStep::kOverlap:
-        return "overlapping copy";
-      case ChainStep::kWrite:
-        return "write";
-      case ChainStep::kDeallocate:
-        return "deallocate";
-      case ChainStep::kReallocate:
-        return "reallocate";
-      case ChainStep::kProtect:
-        return "protect";
-      case ChainStep::kTerminate:
-        return "terminate";
-      case ChainStep::kCreate:
-        return "create";
-      case ChainStep::kNewChain:
-        return "new chain";
-    }
-    return "?";
+    // In ChainStep's order.
+    static constexpr const char* kNames[] = {"copy",
+                                             "copy to another task",
+                                             "copy into a freed place",
+                                             "fork",
+                                             "overlapping copy",
+                                             "write",
+                                             "deallocate",
+                                             "reallocate",
+                                             "protect",
+                                             "terminate",
+                                             "create",
+                                             "new chain"};
+    static_assert(std::size(kNames) ==
+                  static_cast<std::size_t>(ChainStep::kNewChain) + 1);
+    return kNames[static_cast<std::size_t>(step)];
   }
 
   const SlotSpec& Slot(std::size_t slot) const { return config_.slots[slot]; }
