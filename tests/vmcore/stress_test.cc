@@ -1448,36 +1448,36 @@ TEST_F(VmStressForksTest, ForksSeeConsistentSnapshots) {
 // monitor samples the resident pages. The limit is never exceeded; a write
 // that succeeds is read back at once; a refused write (KERN_RESOURCE_SHORTAGE)
 // changes nothing.
-TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
-  constexpr std::uint64_t kLimitPages = 48;
-  constexpr int kWriters = 4;
-  constexpr std::uint64_t kOwnPages = 24;
-  constexpr vm_address_t kBase = 0x1000000;
-  const int iterations = Iterations(3000);
+class VmStressMemoryLimitTest : public ::testing::Test {
+ protected:
+  static constexpr std::uint64_t kLimitPages = 48;
+  static constexpr int kWriters = 4;
+  static constexpr std::uint64_t kOwnPages = 24;
+  static constexpr vm_address_t kBase = 0x1000000;
+  const int iterations_ = Iterations(3000);
 
-  VmSystem system(Config(kLimitPages));
-  ASSERT_EQ(system.config().page_limit, kLimitPages * kPage);
-  std::shared_ptr<Task> tasks[2];
-  ASSERT_EQ(Take(task_create(system, "limited-a"), &tasks[0]), KERN_SUCCESS);
-  ASSERT_EQ(Take(task_create(system, "limited-b"), &tasks[1]), KERN_SUCCESS);
   // Writer t owns kOwnPages pages of task t % 2, 1 MiB apart.
-  auto first_page = [](int t) { return kBase + (t / 2) * 0x100000; };
-  for (int t = 0; t < kWriters; ++t) {
-    ASSERT_EQ(AllocateAt(*tasks[t % 2], first_page(t), kOwnPages),
+  static vm_address_t FirstPage(int t) { return kBase + (t / 2) * 0x100000; }
+
+  void SetUp() override {
+    ASSERT_EQ(system_.config().page_limit, kLimitPages * kPage);
+    ASSERT_EQ(Take(task_create(system_, "limited-a"), &tasks_[0]),
               KERN_SUCCESS);
+    ASSERT_EQ(Take(task_create(system_, "limited-b"), &tasks_[1]),
+              KERN_SUCCESS);
+    for (int t = 0; t < kWriters; ++t) {
+      ASSERT_EQ(AllocateAt(*tasks_[t % 2], FirstPage(t), kOwnPages),
+                KERN_SUCCESS);
+    }
   }
 
-  Failures failures;
-  Countdown writers_left(kWriters);
-  std::atomic<int> written{0}, refused{0};
-  std::vector<std::vector<std::uint64_t>> models(
-      kWriters, std::vector<std::uint64_t>(kOwnPages, 0));
-
-  auto writer = [&](int t) {
+  // Writer t: writes, snapshots, copies and frees its own pages, each
+  // write read back or, refused, shown to have changed nothing.
+  void Writer(int t) {
     std::mt19937_64 rng(2000 + t);
-    Task& task = *tasks[t % 2];
-    std::vector<std::uint64_t>& model = models[t];
-    const vm_address_t first = first_page(t);
+    Task& task = *tasks_[t % 2];
+    std::vector<std::uint64_t>& model = models_[t];
+    const vm_address_t first = FirstPage(t);
     // Writes [p, p + n) and checks it is all written or all as before.
     auto write = [&](std::uint64_t p, std::uint64_t n, int i, bool pinned) {
       auto where = [&](const char* what) {
@@ -1492,19 +1492,19 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
       const KernReturn kr =
           vm_write(task, first + p * kPage, data.data(), data.bytes());
       if (kr == KERN_SUCCESS) {
-        ++written;
+        ++written_;
         for (std::uint64_t k = 0; k < n; ++k) model[p + k] = data.Tag(k);
       } else if (kr == KERN_RESOURCE_SHORTAGE) {
-        ++refused;
+        ++refused_;
       } else {
-        CheckKr(failures, kr, KERN_SUCCESS, [&] { return where("vm_write"); });
+        CheckKr(failures_, kr, KERN_SUCCESS, [&] { return where("vm_write"); });
         return;
       }
       Pages got(n);
-      if (CheckKr(failures, ReadPages(task, first + p * kPage, pinned, &got),
+      if (CheckKr(failures_, ReadPages(task, first + p * kPage, pinned, &got),
                   KERN_SUCCESS, [&] { return where("vm_read"); })) {
         for (std::uint64_t k = 0; k < n; ++k) {
-          if (!Check(failures, got.Tag(k) == model[p + k], [&] {
+          if (!Check(failures_, got.Tag(k) == model[p + k], [&] {
                 return where(kr == KERN_SUCCESS ? "written page "
                                                 : "page of a refused write ") +
                        std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
@@ -1515,7 +1515,7 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         }
       }
     };
-    for (int i = 0; i < iterations && !failures.stop(); ++i) {
+    for (int i = 0; i < iterations_ && !failures_.stop(); ++i) {
       const auto run = random_ops::RandomPageRun(rng, kOwnPages);
       const std::uint64_t n = run.count, p = run.first;
       const vm_address_t at = first + p * kPage;
@@ -1528,7 +1528,7 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
           // A pinned view makes the next write copy its pages, which costs
           // memory too and must obey the same limit.
           PinnedPages view;
-          if (!CheckKr(failures, vm_read_pinned(task, at, n * kPage, &view),
+          if (!CheckKr(failures_, vm_read_pinned(task, at, n * kPage, &view),
                        KERN_SUCCESS, [&] { return "writer pinned vm_read"; })) {
             break;
           }
@@ -1536,10 +1536,10 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
                                                   model.begin() + p + n);
           write(p, n, i, false);
           Pages old(n);
-          if (Check(failures, CopyPinned(view, &old),
+          if (Check(failures_, CopyPinned(view, &old),
                     [] { return std::string("malformed pinned view"); })) {
             for (std::uint64_t k = 0; k < n; ++k) {
-              Check(failures, old.Tag(k) == before[k], [&] {
+              Check(failures_, old.Tag(k) == before[k], [&] {
                 return "writer " + std::to_string(t) +
                        ": pinned view changed under a write";
               });
@@ -1550,10 +1550,10 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         case 3: {
           // Freeing memory makes room for the next writes, here or in the
           // other task.
-          if (CheckKr(failures, vm_deallocate(task, at, n * kPage),
+          if (CheckKr(failures_, vm_deallocate(task, at, n * kPage),
                       KERN_SUCCESS,
                       [] { return std::string("vm_deallocate"); }) &&
-              CheckKr(failures, AllocateAt(task, at, n), KERN_SUCCESS,
+              CheckKr(failures_, AllocateAt(task, at, n), KERN_SUCCESS,
                       [] { return std::string("vm_allocate"); })) {
             std::fill(model.begin() + p, model.begin() + p + n, 0);
           }
@@ -1562,7 +1562,8 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         case 4: {
           // A virtual copy needs no memory even at the limit.
           const std::uint64_t q = random_ops::RandomRunStart(rng, kOwnPages, n);
-          if (CheckKr(failures, vm_copy(task, at, n * kPage, first + q * kPage),
+          if (CheckKr(failures_,
+                      vm_copy(task, at, n * kPage, first + q * kPage),
                       KERN_SUCCESS, [] { return std::string("vm_copy"); })) {
             const std::vector<std::uint64_t> moved(model.begin() + p,
                                                    model.begin() + p + n);
@@ -1572,10 +1573,10 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         }
         case 5: {
           Pages got(kOwnPages);
-          if (CheckKr(failures, ReadPages(task, first, true, &got),
+          if (CheckKr(failures_, ReadPages(task, first, true, &got),
                       KERN_SUCCESS, [] { return std::string("vm_read"); })) {
             for (std::uint64_t k = 0; k < kOwnPages; ++k) {
-              if (!Check(failures, got.Tag(k) == model[k], [&] {
+              if (!Check(failures_, got.Tag(k) == model[k], [&] {
                     return "writer " + std::to_string(t) + " page " +
                            std::to_string(k) + " shows " + Hex(got.Tag(k)) +
                            ", want " + Hex(model[k]);
@@ -1588,57 +1589,69 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         }
       }
     }
-    writers_left.Leave();
-  };
+    writers_left_.Leave();
+  }
 
-  std::uint64_t peak = 0;
-  auto monitor = [&] {
-    while (!writers_left.done() && !failures.stop()) {
+  // Samples the live and resident pages until the writers are done.
+  void Monitor() {
+    while (!writers_left_.done() && !failures_.stop()) {
       YieldBetweenCalls();
-      const std::uint64_t live = system.pages().live_pages();
-      peak = std::max(peak, live);
-      Check(failures, live <= kLimitPages, [&] {
+      const std::uint64_t live = system_.pages().live_pages();
+      peak_ = std::max(peak_, live);
+      Check(failures_, live <= kLimitPages, [&] {
         return "live pages " + std::to_string(live) + " above the limit";
       });
-      for (const std::shared_ptr<Task>& task : tasks) {
+      for (const std::shared_ptr<Task>& task : tasks_) {
         TaskStatistics stats;
-        if (CheckKr(failures, Take(task_statistics(*task), &stats),
+        if (CheckKr(failures_, Take(task_statistics(*task), &stats),
                     KERN_SUCCESS,
                     [] { return std::string("monitor task_statistics"); })) {
-          Check(failures, stats.resident_bytes <= kLimitPages * kPage, [&] {
+          Check(failures_, stats.resident_bytes <= kLimitPages * kPage, [&] {
             return task->name() + " resident " + Hex(stats.resident_bytes) +
                    " above the limit";
           });
         }
       }
     }
-  };
+  }
 
+  VmSystem system_{Config(kLimitPages)};
+  std::shared_ptr<Task> tasks_[2];
+  Failures failures_;
+  Countdown writers_left_{kWriters};
+  std::atomic<int> written_{0}, refused_{0};
+  std::vector<std::vector<std::uint64_t>> models_ =
+      std::vector<std::vector<std::uint64_t>>(
+          kWriters, std::vector<std::uint64_t>(kOwnPages, 0));
+  std::uint64_t peak_ = 0;
+};
+
+TEST_F(VmStressMemoryLimitTest, HoldsUnderConcurrentWriters) {
   std::vector<std::function<void()>> bodies;
   for (int t = 0; t < kWriters; ++t) {
-    bodies.push_back([&writer, t] { writer(t); });
+    bodies.push_back([this, t] { Writer(t); });
   }
-  bodies.push_back(monitor);
+  bodies.push_back([this] { Monitor(); });
   RunConcurrently("MemoryLimitHoldsUnderConcurrentWriters", std::move(bodies));
-  failures.Report();
+  failures_.Report();
 
   // Both outcomes happened, or the limit was not exercised.
-  EXPECT_GT(written.load(), 0);
-  EXPECT_GT(refused.load(), 0);
-  EXPECT_LE(peak, kLimitPages);
-  EXPECT_LE(system.pages().live_pages(), kLimitPages);
+  EXPECT_GT(written_.load(), 0);
+  EXPECT_GT(refused_.load(), 0);
+  EXPECT_LE(peak_, kLimitPages);
+  EXPECT_LE(system_.pages().live_pages(), kLimitPages);
   for (int t = 0; t < kWriters; ++t) {
     Pages got(kOwnPages);
-    ASSERT_EQ(ReadPages(*tasks[t % 2], first_page(t), false, &got),
+    ASSERT_EQ(ReadPages(*tasks_[t % 2], FirstPage(t), false, &got),
               KERN_SUCCESS);
     for (std::uint64_t k = 0; k < kOwnPages; ++k) {
-      EXPECT_EQ(got.Tag(k), models[t][k]) << "writer " << t << " page " << k;
+      EXPECT_EQ(got.Tag(k), models_[t][k]) << "writer " << t << " page " << k;
     }
   }
-  for (const std::shared_ptr<Task>& task : tasks) {
-    ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
+  for (const std::shared_ptr<Task>& task : tasks_) {
+    ASSERT_EQ(task_terminate(system_, *task), KERN_SUCCESS);
   }
-  EXPECT_EQ(system.pages().live_pages(), 0u);
+  EXPECT_EQ(system_.pages().live_pages(), 0u);
 }
 
 // --- 5. copies and forks of a sparse GiB under its writers ------------------
