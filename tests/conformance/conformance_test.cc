@@ -164,6 +164,17 @@ class Conformance : public ::testing::Test {
   }
   void TearDown() override { taskfs_task_close(t_); }
 
+  // Sets *address to a free address with a page of room either side for
+  // `size` bytes: found anywhere and released, to be asked for as fixed.
+  void FindFreeFixedAddress(vm_size_t size, vm_address_t* address) {
+    vm_address_t probe = 0;
+    ASSERT_KR(KERN_SUCCESS,
+              vm_allocate(t_, &probe, RoundPage(size + 2 * kPage), TRUE));
+    ASSERT_KR(KERN_SUCCESS,
+              vm_deallocate(t_, probe, RoundPage(size + 2 * kPage)));
+    *address = probe + kPage;
+  }
+
   // vm_read of whole pages: the bytes, or "" after a failed expectation.
   std::string Read(vm_address_t address, vm_size_t size) {
     vm_offset_t data = 0;
@@ -247,13 +258,8 @@ class XnuVmAllocationMatrix
   vm_address_t Allocate(vm_size_t size, Where where) {
     vm_address_t address = 0;
     if (where != Where::kAnywhere) {
-      // A free fixed address: found anywhere, released, then asked for.
-      vm_address_t probe = 0;
-      EXPECT_KR(KERN_SUCCESS,
-                vm_allocate(t_, &probe, RoundPage(size + 2 * kPage), TRUE));
-      EXPECT_KR(KERN_SUCCESS,
-                vm_deallocate(t_, probe, RoundPage(size + 2 * kPage)));
-      address = probe + kPage + (where == Where::kFixedUnaligned ? 1 : 0);
+      FindFreeFixedAddress(size, &address);
+      if (where == Where::kFixedUnaligned) address += 1;
     }
     const vm_address_t requested = address;
     EXPECT_KR(KERN_SUCCESS,
@@ -530,12 +536,7 @@ class XnuVmAllocationWrite : public Conformance,
   vm_address_t AllocateDestination(vm_size_t size, Where where) {
     vm_address_t address = 0;
     if (where != Where::kAnywhere) {
-      vm_address_t probe = 0;
-      EXPECT_KR(KERN_SUCCESS,
-                vm_allocate(t_, &probe, RoundPage(size + 2 * kPage), TRUE));
-      EXPECT_KR(KERN_SUCCESS,
-                vm_deallocate(t_, probe, RoundPage(size + 2 * kPage)));
-      address = probe + kPage;
+      FindFreeFixedAddress(size, &address);
     }
     // The extra byte of set_up_vm_variables_and_allocate_extra_page.
     EXPECT_KR(KERN_SUCCESS,
@@ -743,12 +744,7 @@ TEST_P(XnuVmAllocationCopyMatrix, CopyEdgeInaccessibleMainAndPatternTests) {
   // copy_size bytes anywhere (the suite's buffer region).
   vm_address_t source = 0;
   if (where != Where::kAnywhere) {
-    vm_address_t probe = 0;
-    ASSERT_KR(KERN_SUCCESS,
-              vm_allocate(t_, &probe, RoundPage(size + 2 * kPage), TRUE));
-    ASSERT_KR(KERN_SUCCESS,
-              vm_deallocate(t_, probe, RoundPage(size + 2 * kPage)));
-    source = probe + kPage;
+    ASSERT_NO_FATAL_FAILURE(FindFreeFixedAddress(size, &source));
   }
   ASSERT_KR(KERN_SUCCESS,
             vm_allocate(t_, &source, size + 1, where == Where::kAnywhere));
