@@ -225,6 +225,33 @@ const vm_address_t kEdgeAddresses[] = {
     UINT_MAX,  kMax - kPage + 1,
     kMax};
 
+// Ranges whose end wraps past 2^64, of the vm_deallocate and vm_protect
+// *_wrapped_around_ranges tests.
+struct WrappedRange {
+  vm_address_t address;
+  vm_size_t size;
+};
+const WrappedRange kWrappedRanges[] = {{0x1, kMax},
+                                       {kPage, kMax - kPage + 1},
+                                       {kMax - kPage + 1, kPage},
+                                       {kMax, 1}};
+
+// The sources that wrap around the top of the address space in the vm_read
+// and vm_copy *_wrapped_around_ranges tests, with taskfs's verdict: XNU's
+// is KERN_INVALID_ADDRESS for all four; taskfs judges alignment first, so
+// the two unaligned ones are KERN_INVALID_ARGUMENT.
+struct WrappedSource {
+  vm_address_t address;
+  vm_size_t size;
+  kern_return_t taskfs;
+};
+const WrappedSource kWrappedSources[] = {
+    {kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
+    {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
+     KERN_INVALID_ADDRESS},
+    {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
+    {kMax, 1, KERN_INVALID_ARGUMENT}};
+
 enum class Where { kAnywhere, kFixedAligned, kFixedUnaligned };
 const char* WhereName(Where w) {
   return w == Where::kAnywhere       ? "anywhere"
@@ -410,14 +437,7 @@ TEST_F(Conformance, XnuVmAllocationDeallocateEdgeCases) {
   }
   // test_deallocate_wrapped_around_ranges: XNU KERN_INVALID_ARGUMENT;
   // taskfs KERN_INVALID_ADDRESS (address + size overflows).
-  const struct {
-    vm_address_t address;
-    vm_size_t size;
-  } wrapped[] = {{0x1, kMax},
-                 {kPage, kMax - kPage + 1},
-                 {kMax - kPage + 1, kPage},
-                 {kMax, 1}};
-  for (const auto& r : wrapped) {
+  for (const WrappedRange& r : kWrappedRanges) {
     EXPECT_KR(KERN_INVALID_ADDRESS, vm_deallocate(t_, r.address, r.size))
         << std::hex << r.address << "+" << r.size;
   }
@@ -510,16 +530,7 @@ TEST_F(Conformance, XnuVmAllocationReadEdgeCases) {
   // test_read_wrapped_around_ranges: XNU KERN_INVALID_ADDRESS for all four;
   // taskfs judges alignment first, so the two unaligned ones are
   // KERN_INVALID_ARGUMENT.
-  const struct {
-    vm_address_t address;
-    vm_size_t size;
-    kern_return_t taskfs;
-  } wrapped[] = {{kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
-                 {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
-                  KERN_INVALID_ADDRESS},
-                 {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
-                 {kMax, 1, KERN_INVALID_ARGUMENT}};
-  for (const auto& r : wrapped) {
+  for (const WrappedSource& r : kWrappedSources) {
     EXPECT_KR(r.taskfs, vm_read(t_, r.address, r.size, &data, &count))
         << std::hex << r.address << "+" << r.size;
   }
@@ -714,14 +725,7 @@ TEST_F(Conformance, XnuVmAllocationProtectEdgeCases) {
     }
     // test_*protect_wrapped_around_ranges: XNU KERN_INVALID_ARGUMENT;
     // taskfs KERN_INVALID_ADDRESS (address + size overflows).
-    const struct {
-      vm_address_t address;
-      vm_size_t size;
-    } wrapped[] = {{0x1, kMax},
-                   {kPage, kMax - kPage + 1},
-                   {kMax - kPage + 1, kPage},
-                   {kMax, 1}};
-    for (const auto& r : wrapped) {
+    for (const WrappedRange& r : kWrappedRanges) {
       EXPECT_KR(KERN_INVALID_ADDRESS,
                 vm_protect(t_, r.address, r.size, FALSE, prot))
           << std::hex << r.address << "+" << r.size;
@@ -846,16 +850,7 @@ TEST_F(Conformance, XnuVmAllocationCopyEdgeCases) {
   EXPECT_KR(KERN_INVALID_ADDRESS,
             vm_copy(t_, kPage, vm_size_t{UINT_MAX} - kPage + 1, dest));
   // test_copy_wrapped_around_ranges, as for vm_read.
-  const struct {
-    vm_address_t address;
-    vm_size_t size;
-    kern_return_t taskfs;
-  } wrapped[] = {{kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
-                 {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
-                  KERN_INVALID_ADDRESS},
-                 {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
-                 {kMax, 1, KERN_INVALID_ARGUMENT}};
-  for (const auto& r : wrapped) {
+  for (const WrappedSource& r : kWrappedSources) {
     EXPECT_KR(r.taskfs, vm_copy(t_, r.address, r.size, dest))
         << std::hex << r.address << "+" << r.size;
   }
