@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs what taskfs needs, builds it, and runs every test:
+#   0. clang-format over every tracked C and C++ file (no changes allowed);
 #   1. the Release build with GCC: unit, differential, fuzz corpus replay,
 #      integration, hostile-input, security and fault tests;
 #   2. the same build and tests with clang;
@@ -17,6 +18,9 @@ cd "$(dirname "$0")"
 
 jobs=$(nproc)
 stage() { printf '\n=== %s (%s)\n' "$1" "$(date +%T)"; }
+
+stage "clang-format: every tracked C and C++ file as .clang-format wants it"
+git ls-files -z -- '*.c' '*.cc' '*.h' | xargs -0 clang-format --dry-run -Werror
 
 stage "Release build with GCC and every test"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTASKFS_WERROR=ON

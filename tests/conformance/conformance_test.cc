@@ -164,6 +164,17 @@ class Conformance : public ::testing::Test {
   }
   void TearDown() override { taskfs_task_close(t_); }
 
+  // Sets *address to a free address with a page of room either side for
+  // `size` bytes: found anywhere and released, to be asked for as fixed.
+  void FindFreeFixedAddress(vm_size_t size, vm_address_t* address) {
+    vm_address_t probe = 0;
+    ASSERT_KR(KERN_SUCCESS,
+              vm_allocate(t_, &probe, RoundPage(size + 2 * kPage), TRUE));
+    ASSERT_KR(KERN_SUCCESS,
+              vm_deallocate(t_, probe, RoundPage(size + 2 * kPage)));
+    *address = probe + kPage;
+  }
+
   // vm_read of whole pages: the bytes, or "" after a failed expectation.
   std::string Read(vm_address_t address, vm_size_t size) {
     vm_offset_t data = 0;
@@ -214,11 +225,51 @@ const vm_address_t kEdgeAddresses[] = {
     UINT_MAX,  kMax - kPage + 1,
     kMax};
 
+// Ranges whose end wraps past 2^64, of the vm_deallocate and vm_protect
+// *_wrapped_around_ranges tests.
+struct WrappedRange {
+  vm_address_t address;
+  vm_size_t size;
+};
+const WrappedRange kWrappedRanges[] = {{0x1, kMax},
+                                       {kPage, kMax - kPage + 1},
+                                       {kMax - kPage + 1, kPage},
+                                       {kMax, 1}};
+
+// The sources that wrap around the top of the address space in the vm_read
+// and vm_copy *_wrapped_around_ranges tests, with taskfs's verdict: XNU's
+// is KERN_INVALID_ADDRESS for all four; taskfs judges alignment first, so
+// the two unaligned ones are KERN_INVALID_ARGUMENT.
+struct WrappedSource {
+  vm_address_t address;
+  vm_size_t size;
+  kern_return_t taskfs;
+};
+const WrappedSource kWrappedSources[] = {
+    {kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
+    {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
+     KERN_INVALID_ADDRESS},
+    {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
+    {kMax, 1, KERN_INVALID_ARGUMENT}};
+
 enum class Where { kAnywhere, kFixedAligned, kFixedUnaligned };
 const char* WhereName(Where w) {
   return w == Where::kAnywhere       ? "anywhere"
          : w == Where::kFixedAligned ? "fixed_aligned"
                                      : "fixed_unaligned";
+}
+
+// The rows of the size x address kind matrices, and their names.
+auto SizesAndPlaces() {
+  return ::testing::Combine(
+      ::testing::ValuesIn(kSizes),
+      ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
+                        Where::kFixedUnaligned));
+}
+std::string SizeAndPlaceName(
+    const ::testing::TestParamInfo<std::tuple<vm_size_t, Where>>& info) {
+  return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
+         WhereName(std::get<1>(info.param));
 }
 
 // --- vm_allocate: the main, pattern and reallocation tests per size and
@@ -234,13 +285,8 @@ class XnuVmAllocationMatrix
   vm_address_t Allocate(vm_size_t size, Where where) {
     vm_address_t address = 0;
     if (where != Where::kAnywhere) {
-      // A free fixed address: found anywhere, released, then asked for.
-      vm_address_t probe = 0;
-      EXPECT_KR(KERN_SUCCESS,
-                vm_allocate(t_, &probe, RoundPage(size + 2 * kPage), TRUE));
-      EXPECT_KR(KERN_SUCCESS,
-                vm_deallocate(t_, probe, RoundPage(size + 2 * kPage)));
-      address = probe + kPage + (where == Where::kFixedUnaligned ? 1 : 0);
+      FindFreeFixedAddress(size, &address);
+      if (where == Where::kFixedUnaligned) address += 1;
     }
     const vm_address_t requested = address;
     EXPECT_KR(KERN_SUCCESS,
@@ -310,15 +356,8 @@ TEST_P(XnuVmAllocationMatrix, AllocateMainAndPatternTests) {
   ExpectZeroFilled(start, span);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ConformanceSizesAndAddresses, XnuVmAllocationMatrix,
-    ::testing::Combine(::testing::ValuesIn(kSizes),
-                       ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
-                                         Where::kFixedUnaligned)),
-    [](const auto& info) {
-      return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
-             WhereName(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(ConformanceSizesAndAddresses, XnuVmAllocationMatrix,
+                         SizesAndPlaces(), SizeAndPlaceName);
 
 // --- vm_allocate edge cases (allocate_fixed_size_tests,
 // allocate_invalid_large_size_test, allocate_address_error_tests) ---------
@@ -398,14 +437,7 @@ TEST_F(Conformance, XnuVmAllocationDeallocateEdgeCases) {
   }
   // test_deallocate_wrapped_around_ranges: XNU KERN_INVALID_ARGUMENT;
   // taskfs KERN_INVALID_ADDRESS (address + size overflows).
-  const struct {
-    vm_address_t address;
-    vm_size_t size;
-  } wrapped[] = {{0x1, kMax},
-                 {kPage, kMax - kPage + 1},
-                 {kMax - kPage + 1, kPage},
-                 {kMax, 1}};
-  for (const auto& r : wrapped) {
+  for (const WrappedRange& r : kWrappedRanges) {
     EXPECT_KR(KERN_INVALID_ADDRESS, vm_deallocate(t_, r.address, r.size))
         << std::hex << r.address << "+" << r.size;
   }
@@ -472,15 +504,9 @@ TEST_P(XnuVmAllocationReadMatrix, ReadMainPatternAndInaccessibleTests) {
   EXPECT_KR(KERN_INVALID_TASK, vm_read(TASK_NULL, address, size, &d, &c));
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ConformanceSizesAndAddresses, XnuVmAllocationReadMatrix,
-    ::testing::Combine(::testing::ValuesIn(kSizes),
-                       ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
-                                         Where::kFixedUnaligned)),
-    [](const auto& info) {
-      return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
-             WhereName(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(ConformanceSizesAndAddresses,
+                         XnuVmAllocationReadMatrix, SizesAndPlaces(),
+                         SizeAndPlaceName);
 
 // --- vm_read edge cases (read_edge_case_tests) ------------------------------
 
@@ -504,16 +530,7 @@ TEST_F(Conformance, XnuVmAllocationReadEdgeCases) {
   // test_read_wrapped_around_ranges: XNU KERN_INVALID_ADDRESS for all four;
   // taskfs judges alignment first, so the two unaligned ones are
   // KERN_INVALID_ARGUMENT.
-  const struct {
-    vm_address_t address;
-    vm_size_t size;
-    kern_return_t taskfs;
-  } wrapped[] = {{kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
-                 {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
-                  KERN_INVALID_ADDRESS},
-                 {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
-                 {kMax, 1, KERN_INVALID_ARGUMENT}};
-  for (const auto& r : wrapped) {
+  for (const WrappedSource& r : kWrappedSources) {
     EXPECT_KR(r.taskfs, vm_read(t_, r.address, r.size, &data, &count))
         << std::hex << r.address << "+" << r.size;
   }
@@ -530,12 +547,7 @@ class XnuVmAllocationWrite : public Conformance,
   vm_address_t AllocateDestination(vm_size_t size, Where where) {
     vm_address_t address = 0;
     if (where != Where::kAnywhere) {
-      vm_address_t probe = 0;
-      EXPECT_KR(KERN_SUCCESS,
-                vm_allocate(t_, &probe, RoundPage(size + 2 * kPage), TRUE));
-      EXPECT_KR(KERN_SUCCESS,
-                vm_deallocate(t_, probe, RoundPage(size + 2 * kPage)));
-      address = probe + kPage;
+      FindFreeFixedAddress(size, &address);
     }
     // The extra byte of set_up_vm_variables_and_allocate_extra_page.
     EXPECT_KR(KERN_SUCCESS,
@@ -700,15 +712,9 @@ TEST_P(XnuVmAllocationProtectMatrix, ProtectMainAndAccessTests) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    ConformanceSizesAndAddresses, XnuVmAllocationProtectMatrix,
-    ::testing::Combine(::testing::ValuesIn(kSizes),
-                       ::testing::Values(Where::kAnywhere, Where::kFixedAligned,
-                                         Where::kFixedUnaligned)),
-    [](const auto& info) {
-      return "size_" + std::to_string(std::get<0>(info.param)) + "_" +
-             WhereName(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(ConformanceSizesAndAddresses,
+                         XnuVmAllocationProtectMatrix, SizesAndPlaces(),
+                         SizeAndPlaceName);
 
 TEST_F(Conformance, XnuVmAllocationProtectEdgeCases) {
   // test_readprotect_zero_size / test_writeprotect_zero_size: success.
@@ -719,14 +725,7 @@ TEST_F(Conformance, XnuVmAllocationProtectEdgeCases) {
     }
     // test_*protect_wrapped_around_ranges: XNU KERN_INVALID_ARGUMENT;
     // taskfs KERN_INVALID_ADDRESS (address + size overflows).
-    const struct {
-      vm_address_t address;
-      vm_size_t size;
-    } wrapped[] = {{0x1, kMax},
-                   {kPage, kMax - kPage + 1},
-                   {kMax - kPage + 1, kPage},
-                   {kMax, 1}};
-    for (const auto& r : wrapped) {
+    for (const WrappedRange& r : kWrappedRanges) {
       EXPECT_KR(KERN_INVALID_ADDRESS,
                 vm_protect(t_, r.address, r.size, FALSE, prot))
           << std::hex << r.address << "+" << r.size;
@@ -749,12 +748,7 @@ TEST_P(XnuVmAllocationCopyMatrix, CopyEdgeInaccessibleMainAndPatternTests) {
   // copy_size bytes anywhere (the suite's buffer region).
   vm_address_t source = 0;
   if (where != Where::kAnywhere) {
-    vm_address_t probe = 0;
-    ASSERT_KR(KERN_SUCCESS,
-              vm_allocate(t_, &probe, RoundPage(size + 2 * kPage), TRUE));
-    ASSERT_KR(KERN_SUCCESS,
-              vm_deallocate(t_, probe, RoundPage(size + 2 * kPage)));
-    source = probe + kPage;
+    ASSERT_NO_FATAL_FAILURE(FindFreeFixedAddress(size, &source));
   }
   ASSERT_KR(KERN_SUCCESS,
             vm_allocate(t_, &source, size + 1, where == Where::kAnywhere));
@@ -856,16 +850,7 @@ TEST_F(Conformance, XnuVmAllocationCopyEdgeCases) {
   EXPECT_KR(KERN_INVALID_ADDRESS,
             vm_copy(t_, kPage, vm_size_t{UINT_MAX} - kPage + 1, dest));
   // test_copy_wrapped_around_ranges, as for vm_read.
-  const struct {
-    vm_address_t address;
-    vm_size_t size;
-    kern_return_t taskfs;
-  } wrapped[] = {{kMax - UINT_MAX + 1, UINT_MAX, KERN_INVALID_ARGUMENT},
-                 {kMax - UINT_MAX + kPage, vm_size_t{UINT_MAX} - kPage + 1,
-                  KERN_INVALID_ADDRESS},
-                 {kMax - kPage + 1, kPage, KERN_INVALID_ADDRESS},
-                 {kMax, 1, KERN_INVALID_ARGUMENT}};
-  for (const auto& r : wrapped) {
+  for (const WrappedSource& r : kWrappedSources) {
     EXPECT_KR(r.taskfs, vm_copy(t_, r.address, r.size, dest))
         << std::hex << r.address << "+" << r.size;
   }

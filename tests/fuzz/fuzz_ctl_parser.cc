@@ -59,12 +59,10 @@ using fs::ParseResult;
 }
 
 vm::VmConfig SmallConfig() {
-  vm::VmConfig config;
-  config.page_size = 4096;
-  config.address_bits = 24;
-  config.memory_limit = 256 * 4096;
-  config.max_tasks = 8;
-  return config;
+  return {.page_size = 4096,
+          .address_bits = 24,
+          .memory_limit = 256 * 4096,
+          .max_tasks = 8};
 }
 
 bool Printable(std::string_view text) {

@@ -121,12 +121,10 @@ struct World {
   }
 
   static vm::VmConfig Config() {
-    vm::VmConfig config;
-    config.page_size = 4096;
-    config.address_bits = 24;
-    config.memory_limit = 64 * 4096;
-    config.max_tasks = 4;
-    return config;
+    return {.page_size = 4096,
+            .address_bits = 24,
+            .memory_limit = 64 * 4096,
+            .max_tasks = 4};
   }
 
   static void Populate(vm::Task& task, vm::vm_address_t address,

@@ -16,7 +16,8 @@
 //                n + 1 half pages, so limits that are not a whole number of
 //                pages occur too.
 //   each call:   an opcode byte (modulo the number of calls), then its
-//                operands, each decoded by one of the Next* functions below.
+//                operands, each decoded by one of the Next* functions below
+//                (most of them decoders of tests/vmcore/random_ops.h).
 //
 // Every call of the model's is covered: vm_allocate (fixed and anywhere),
 // vm_deallocate, vm_protect, vm_inherit, vm_read (into a buffer and pinned),
@@ -45,6 +46,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/vmcore/random_ops.h"
 #include "tests/vmcore/reference_model.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
@@ -66,6 +68,10 @@ using vm::vm_address_t;
 using vm::vm_inherit_t;
 using vm::vm_prot_t;
 using vm::vm_size_t;
+using vm::random_ops::kChunkPages;
+using vm::random_ops::kLevelPages;
+using vm::random_ops::kMaxBufferPages;
+using vm::random_ops::kPinSlots;
 using vm::reference::Bytes;
 using vm::reference::Hex;
 using vm::reference::InheritName;
@@ -81,64 +87,26 @@ constexpr unsigned kBigAddressBits = 31;
 constexpr std::uint64_t kMaxDataBytes = std::uint64_t{1} << kAddressBits;
 // Pages of model work an input may spend (see Spend).
 constexpr std::uint64_t kMaxWork = std::uint64_t{1} << 20;
-constexpr std::uint64_t kChunkPages = 512;
-constexpr std::uint64_t kLevelPages = 512 * kChunkPages;
 constexpr std::uint64_t kMaxTasks = 4;
-constexpr std::size_t kPinSlots = 2;
 // Calls per input, so that a long input cannot run for long.
 constexpr std::size_t kMaxCalls = 300;
 // Calls between whole-state checks.
 constexpr std::size_t kCheckEvery = 16;
-// Reads up to this many pages go to a buffer, larger ones are pinned.
-constexpr std::uint64_t kMaxBufferPages = 16;
 // Contents are compared in the low kWindowPages pages, where nearly all
 // addresses land, and at the top edge.
 constexpr std::uint64_t kWindowPages = 64;
 constexpr std::size_t kShownCalls = 40;
 
-enum Call : std::uint8_t {
-  kAllocateFixed,
-  kAllocateAnywhere,
-  kDeallocate,
-  kProtect,
-  kInherit,
-  kRead,
-  kWrite,
-  kFill,
-  kCopy,
-  kMapCopy,
-  kRegion,
-  kFindData,
-  kFindHole,
-  kCheckTask,
-  kPin,
-  kCheckPin,
-  kFork,
-  kCreate,
-  kTerminate,
-  kCopyChain,
+using vm::random_ops::VmOp;
+
+// The opcodes past the calls of VmOp: chains of calls.
+enum Chain : std::uint8_t {
+  kCopyChain = vm::random_ops::kVmOpCount,
   kMapCopyChain,
   kForkChain,
   kAlignedCopy,
   kCallCount,
 };
-
-// Task names "t0" to "t7", so that names collide; a few bytes give names the
-// core must refuse.
-std::string NameFor(std::uint8_t b) {
-  if (b >= 0xf8) {
-    static const std::string kBad[] = {"",
-                                       ".hidden",
-                                       "a/b",
-                                       "sp ace",
-                                       "host_page_size",
-                                       "t\x80",
-                                       std::string(65, 'n'),
-                                       std::string(64, 'n')};
-    return kBad[b - 0xf8];
-  }
-  return "t" + std::to_string(b % 8);
-}
 
 class Harness {
  public:
@@ -211,55 +179,15 @@ class Harness {
 
   std::size_t NextTask(FuzzInput& in) { return in.Byte() % tasks_.size(); }
 
-  // An address: selector byte, kind in the top three bits, n in the low five.
+  vm::random_ops::OperandSpace space() const { return {page(), limit_}; }
+
   vm_address_t NextAddress(FuzzInput& in, std::size_t t) {
-    const std::uint8_t s = in.Byte();
-    const std::uint64_t n = s & 31;
-    switch (s >> 5) {
-      case 0:
-        return n * page();  // the window, where anywhere-allocations land
-      case 1:
-        return (32 + n) * page();
-      case 2:
-        return n * page() + Unaligned(in);
-      case 3:
-        return AllocatedPage(t, in.Byte()) * page();
-      case 4:
-        return limit_ - n * page();  // the top edge
-      case 5:
-        return limit_ + n * page();  // past it
-      case 6:
-        return 0 - (n + 1) * page();  // near 2^64
-      default:
-        return in.U64();
-    }
+    return vm::random_ops::AddressFromBytes(
+        in, space(), [&](std::uint8_t k) { return AllocatedPage(t, k); });
   }
 
   vm_size_t NextSize(FuzzInput& in) {
-    const std::uint8_t s = in.Byte();
-    const std::uint64_t n = s & 31;
-    switch (s >> 5) {
-      case 0:
-      case 1:
-        return (n & 15) * page();
-      case 2:
-        return n * page() + Unaligned(in);
-      case 3:
-        return n * 8 * page();
-      case 4:
-        return limit_ - n * page();  // about the whole space
-      case 5:
-        return limit_ + n * page();
-      case 6:
-        return 0 - n * page();  // wraps any address
-      default:
-        return in.U64();
-    }
-  }
-
-  // An offset in (0, page_size): odd, so never aligned.
-  std::uint64_t Unaligned(FuzzInput& in) {
-    return (in.Byte() * (page() / 256)) | 1;
+    return vm::random_ops::SizeFromBytes(in, space());
   }
 
   // The k-th allocated page of task t (modulo their number), or page k.
@@ -278,15 +206,11 @@ class Harness {
   }
 
   static vm_prot_t NextProt(FuzzInput& in) {
-    const std::uint8_t b = in.Byte();
-    if (b < 0xf0) return b & vm::VM_PROT_ALL;
-    return (b & vm::VM_PROT_ALL) | (8u << (b & 15));  // bits outside ALL
+    return vm::random_ops::ProtFromByte(in.Byte());
   }
 
   static vm_inherit_t NextInheritance(FuzzInput& in) {
-    const std::uint8_t b = in.Byte();
-    if (b < 0xf0) return b % 3;
-    return b == 0xff ? 0xffffffffu : b;
+    return vm::random_ops::InheritanceFromByte(in.Byte());
   }
 
   // Bytes for a write: a pattern from a seed byte, different on every page.
@@ -317,48 +241,11 @@ class Harness {
   // --- calls ---
 
   void Step(FuzzInput& in) {
-    switch (static_cast<Call>(in.Byte() % kCallCount)) {
-      case kAllocateFixed:
-        return Allocate(in, false);
-      case kAllocateAnywhere:
-        return Allocate(in, true);
-      case kDeallocate:
-        return Deallocate(in);
-      case kProtect:
-        return Protect(in);
-      case kInherit:
-        return Inherit(in);
-      case kRead:
-        return Read(in);
-      case kWrite:
-        return Write(in);
-      case kFill:
-        return Fill(in);
-      case kCopy:
-        return Copy(in);
-      case kMapCopy:
-        return MapCopy(in);
-      case kRegion:
-        return Region(in);
-      case kFindData:
-        return Find(in, false);
-      case kFindHole:
-        return Find(in, true);
-      case kCheckTask: {
-        const std::size_t t = NextTask(in);
-        if (Spend(AllAllocatedPages())) CheckTask(t);
-        return;
-      }
-      case kPin:
-        return Pin(in);
-      case kCheckPin:
-        return CheckPin(in);
-      case kFork:
-        return Fork(in);
-      case kCreate:
-        return Create(NameFor(in.Byte()));
-      case kTerminate:
-        return Terminate(in);
+    const std::uint8_t opcode = in.Byte() % kCallCount;
+    if (opcode < vm::random_ops::kVmOpCount) {
+      return Call(static_cast<VmOp>(opcode), in);
+    }
+    switch (static_cast<Chain>(opcode)) {
       case kCopyChain:
         return CopyChain(in);
       case kMapCopyChain:
@@ -369,6 +256,52 @@ class Harness {
         return AlignedCopy(in);
       case kCallCount:
         break;
+    }
+  }
+
+  void Call(VmOp op, FuzzInput& in) {
+    switch (op) {
+      case VmOp::kAllocateFixed:
+        return Allocate(in, false);
+      case VmOp::kAllocateAnywhere:
+        return Allocate(in, true);
+      case VmOp::kDeallocate:
+        return Deallocate(in);
+      case VmOp::kProtect:
+        return Protect(in);
+      case VmOp::kInherit:
+        return Inherit(in);
+      case VmOp::kRead:
+        return Read(in);
+      case VmOp::kWrite:
+        return Write(in);
+      case VmOp::kFill:
+        return Fill(in);
+      case VmOp::kCopy:
+        return Copy(in);
+      case VmOp::kMapCopy:
+        return MapCopy(in);
+      case VmOp::kRegion:
+        return Region(in);
+      case VmOp::kFindData:
+        return Find(in, false);
+      case VmOp::kFindHole:
+        return Find(in, true);
+      case VmOp::kStatistics: {
+        const std::size_t t = NextTask(in);
+        if (Spend(AllAllocatedPages())) CheckTask(t);
+        return;
+      }
+      case VmOp::kPin:
+        return Pin(in);
+      case VmOp::kCheckPin:
+        return CheckPin(in);
+      case VmOp::kFork:
+        return Fork(in);
+      case VmOp::kCreate:
+        return Create(vm::random_ops::TaskNameFromByte(in.Byte()));
+      case VmOp::kTerminate:
+        return Terminate(in);
     }
   }
 
@@ -608,7 +541,7 @@ class Harness {
 
   void Fork(FuzzInput& in) {
     const std::size_t parent = NextTask(in);
-    const std::string name = NameFor(in.Byte());
+    const std::string name = vm::random_ops::TaskNameFromByte(in.Byte());
     if (!Spend(AllocatedPages(parent))) return;
     Begin("task_fork(" + TaskName(parent) + ", \"" + name + "\")");
     std::shared_ptr<Task> child;
@@ -827,8 +760,8 @@ class Harness {
   //   operands: task; a count byte, bits 0-3 the forks less one, bit 4 each
   //   parent terminated once forked (so that a chain goes on within the
   //   limit of tasks), bit 5 a page written in the parent and in the child
-  //   after each fork; a name byte (the first child's, as NameFor; each
-  //   next child's one more); the address of the page written.
+  //   after each fork; a name byte (the first child's, as TaskNameFromByte;
+  //   each next child's one more); the address of the page written.
   void ForkChain(FuzzInput& in) {
     std::size_t parent = NextTask(in);
     const std::uint8_t c = in.Byte();
@@ -838,7 +771,7 @@ class Harness {
     for (int k = 0; k < forks; ++k) {
       if (!Spend(2 * AllocatedPages(parent))) return;
       const std::string child_name =
-          NameFor(static_cast<std::uint8_t>(name + k));
+          vm::random_ops::TaskNameFromByte(static_cast<std::uint8_t>(name + k));
       Begin("task_fork(" + TaskName(parent) + ", \"" + child_name +
             "\"), fork " + std::to_string(k + 1) + " of " +
             std::to_string(forks) + " along a chain");

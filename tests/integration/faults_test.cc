@@ -252,6 +252,22 @@ void WarmUp(const Mount& mount) {
                         std::chrono::seconds(10)));
 }
 
+// Makes the task dir with a page at 0x10000, writes the page with tag and
+// reads it back: the daemon serves a new task.
+void ExpectANewTaskWorks(const std::string& dir, std::uint64_t tag) {
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0) << std::strerror(errno);
+  ASSERT_EQ(WriteFile(dir + "/ctl", "allocate 0x10000 4K\n"), 0);
+  const int fd = ::open((dir + "/mem").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  AlignedBuffer b(kPage);
+  FillPage(b.data, tag);
+  EXPECT_EQ(WriteAll(fd, b.data, kPage, 0x10000), 0);
+  std::memset(b.data, 0, kPage);
+  EXPECT_EQ(ReadAll(fd, b.data, kPage, 0x10000), 0);
+  EXPECT_EQ(PageTag(b.data), tag);
+  ::close(fd);
+}
+
 // The errors a process may see from a FUSE file system whose daemon died:
 // a request in flight is aborted (ECONNABORTED), a later one finds the
 // connection gone (ENOTCONN). Measured on Linux 6.x (fs/fuse/dev.c:
@@ -367,16 +383,7 @@ TEST(FaultDaemonKilledTest, RunningDdFailsAndTheMountpointRecovers) {
   Mount second(options, MountAs{mnt});
   ASSERT_TRUE(second.ok()) << second.error();
   EXPECT_EQ(ListDir(mnt), (std::vector<std::string>{"host_page_size"}));
-  ASSERT_EQ(::mkdir((mnt + "/u").c_str(), 0700), 0) << std::strerror(errno);
-  ASSERT_EQ(WriteFile(mnt + "/u/ctl", "allocate 0x10000 4K\n"), 0);
-  const int fd = ::open((mnt + "/u/mem").c_str(), O_RDWR);
-  ASSERT_GE(fd, 0) << std::strerror(errno);
-  FillPage(b.data, MakeTag(0, 0, 1));
-  EXPECT_EQ(WriteAll(fd, b.data, kPage, 0x10000), 0);
-  std::memset(b.data, 0, kPage);
-  EXPECT_EQ(ReadAll(fd, b.data, kPage, 0x10000), 0);
-  EXPECT_EQ(PageTag(b.data), MakeTag(0, 0, 1));
-  ::close(fd);
+  ExpectANewTaskWorks(mnt + "/u", MakeTag(0, 0, 1));
 }
 
 // With -o auto_unmount, the same kill under a running dd reader and writer
@@ -664,18 +671,7 @@ TEST(FaultTaskRemovedTest, UsersGetEsrchAndTheMemoryIsFreed) {
   }
 
   EXPECT_TRUE(Alive(daemon)) << mount.DaemonLog();
-  ASSERT_EQ(::mkdir((mount / "after").c_str(), 0700), 0)
-      << std::strerror(errno);
-  EXPECT_EQ(WriteFile(mount / "after/ctl", "allocate 0x10000 4K\n"), 0);
-  const int fd = ::open((mount / "after/mem").c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  AlignedBuffer b(kPage);
-  FillPage(b.data, MakeTag(1, 1, 1));
-  EXPECT_EQ(WriteAll(fd, b.data, kPage, 0x10000), 0);
-  std::memset(b.data, 0, kPage);
-  EXPECT_EQ(ReadAll(fd, b.data, kPage, 0x10000), 0);
-  EXPECT_EQ(PageTag(b.data), MakeTag(1, 1, 1));
-  ::close(fd);
+  ExpectANewTaskWorks(mount / "after", MakeTag(1, 1, 1));
 }
 
 // ============================================================================

@@ -309,20 +309,22 @@ void Deallocated(const Context&, World& w) {
   w.victim.status_may_change = true;
 }
 
-void Protected(const Context&, World& w) {
-  w.victim.maps =
-      "0000000000010000-0000000000011000 r--/rwx copy\n"
-      "0000000000011000-0000000000012000 rw-/rwx copy\n" +
-      std::string(kSpareLine);
+// The victim's first data page given other attributes: its maps line ends
+// in `attributes` (protection and inheritance).
+void FirstDataPageBecame(World& w, const std::string& attributes) {
+  w.victim.maps = "0000000000010000-0000000000011000 " + attributes +
+                  "\n"
+                  "0000000000011000-0000000000012000 rw-/rwx copy\n" +
+                  std::string(kSpareLine);
   w.victim.status_may_change = true;
 }
 
+void Protected(const Context&, World& w) {
+  FirstDataPageBecame(w, "r--/rwx copy");
+}
+
 void Inherited(const Context&, World& w) {
-  w.victim.maps =
-      "0000000000010000-0000000000011000 rw-/rwx none\n"
-      "0000000000011000-0000000000012000 rw-/rwx copy\n" +
-      std::string(kSpareLine);
-  w.victim.status_may_change = true;
+  FirstDataPageBecame(w, "rw-/rwx none");
 }
 
 void Copied(const Context&, World& w) {
@@ -926,311 +928,324 @@ TaskState Contents(const std::string& dir) {
   return s;
 }
 
-TEST(PermissionModelTest, OnePermissionDoesNotBecomeAnother) {
-  Mount mount({"-o", "tasks=none,allow_other"});
-  ASSERT_TRUE(mount.ok()) << mount.error();
-  Attack a(mount);
-  ASSERT_EQ(Err(::mkdir(a.h().c_str(), 0700)), 0);
-  ASSERT_EQ(WriteCtl(a.h(), "allocate 0x200000 4K"), 0);
-  ASSERT_EQ(WriteMem(a.h() + "/mem", kHomeData, Pattern(kPage, 3)), 0);
-  ASSERT_EQ(
-      Err(::chown(a.h().c_str(), Attack::kAttacker.uid, Attack::kAttacker.gid)),
-      0);
-  const std::string h = a.h();
-  const TaskState home = Contents(h);
-  const std::vector<std::string> tasks = {"host_page_size", a.home()};
-
-  {
-    SCOPED_TRACE("ctl write → mem read, through fork");
-    const std::string v = a.MakeVictim("v1", 0711, 0600, 0622);
-    TaskState want = Contents(v);
-    const std::uint64_t id = a.Id(v);
-    EXPECT_EQ(a.As([&] {
-      std::string data;
-      return ReadMem(v + "/mem", kData, kPage, &data);
-    }),
-              EACCES);
-    // Control: the inherit runs. The fork, whose child would hold the
-    // victim's bytes, is refused, and the write fails with it.
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(v, "inherit 0x10000 8K share\nfork stolen1");
-    }),
-              EACCES);
-    // Nor does the victim's data come out by copy-from or vm_map_copy,
-    // not even into the victim itself.
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(h, "copy-from v1 0x10000 4K 0x300000 alloc");
-    }),
-              EACCES);
-    EXPECT_EQ(a.As([&] {
-      return Ioctl(h + "/mem", O_RDWR, TASKFS_IOC_VM_MAP_COPY,
-                   taskfs_vm_map_copy{id, kData, kPage, kHomeDst,
-                                      TASKFS_VM_MAP_COPY_DST_ALLOC, 0});
-    }),
-              EACCES);
-    EXPECT_EQ(
-        a.As([&] { return WriteCtl(v, "copy-from v1 0x10000 4K 0x20000"); }),
-        EACCES);
-    want.maps = "0000000000010000-0000000000012000 rw-/rwx share\n" +
-                std::string(kSpareLine);
-    EXPECT_EQ(Diff(want, ReadTask(v)), "");
-    // The victim's errors file says who was refused, and why.
-    const std::string uid = std::to_string(Attack::kAttacker.uid);
-    const std::string errors = ReadFile(v + "/errors");
-    EXPECT_NE(errors.find("uid " + uid +
-                          " ctl fork stolen1: KERN_PROTECTION_FAILURE: uid " +
-                          uid + " may not read task v1's mem"),
-              std::string::npos)
-        << errors;
-    EXPECT_EQ(Diff(home, ReadTask(h)), "");
-    EXPECT_EQ(ListDir(mount.path()),
-              (std::vector<std::string>{"host_page_size", a.home(), "v1"}));
-    ::rmdir(v.c_str());
-  }
-
-  {
-    SCOPED_TRACE("ctl write and mem read → mem write, through share and fork");
-    const std::string v = a.MakeVictim("v2", 0711, 0644, 0622);
-    TaskState want = Contents(v);
-    const std::string k = mount / "stolen2";
-    EXPECT_EQ(a.As([&] {
-      return WriteMem(v + "/mem", kData, std::string(kPage, 'S'));
-    }),
-              EACCES);
-    EXPECT_EQ(a.As([&] {
-      return Ioctl(v + "/mem", O_RDONLY, TASKFS_IOC_VM_COPY,
-                   taskfs_vm_copy{kSpare, kPage, kData});
-    }),
-              EBADF);
-    // With both, fork is granted (SPEC §4), the child is the attacker's,
-    // and writing its share region writes the victim's: what control of
-    // the task allows anyway, as copy-from into it shows below.
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(v, "inherit 0x10000 4K share\nfork stolen2");
-    }),
-              0);
-    struct stat st;
-    ASSERT_EQ(Err(::stat(k.c_str(), &st)), 0);
-    EXPECT_EQ(st.st_uid, Attack::kAttacker.uid);
-    EXPECT_EQ(a.As([&] {
-      return WriteMem(k + "/mem", kData, std::string(kPage, 'S'));
-    }),
-              0);
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(v, "copy-from " + a.home() + " 0x200000 4K 0x11000");
-    }),
-              0);
-    // A copy region of the child is the child's own.
-    EXPECT_EQ(a.As([&] {
-      return WriteMem(k + "/mem", kSpare, std::string(kPage, 'C'));
-    }),
-              0);
-    want.maps =
-        "0000000000010000-0000000000011000 rw-/rwx share\n"
-        "0000000000011000-0000000000012000 rw-/rwx copy\n" +
-        std::string(kSpareLine);
-    want.pages[kData] = std::string(kPage, 'S');
-    want.pages[kData + kPage] = Pattern(kPage, 3);
-    EXPECT_EQ(Diff(want, ReadTask(v)), "");
-    EXPECT_EQ(Diff(home, ReadTask(h)), "");
-    ::rmdir(k.c_str());
-    ::rmdir(v.c_str());
-  }
-
-  {
-    SCOPED_TRACE("ctl write → another task's bytes, through copy-from into it");
-    const std::string v = a.MakeVictim("v3", 0711, 0600, 0622);
-    const std::string w = a.MakeVictim("w3", 0711, 0600, 0600);
-    ASSERT_EQ(WriteMem(w + "/mem", kData, Pattern(kPage, 4)), 0);
-    TaskState want = Contents(v);
-    const TaskState other = Contents(w);
-    // The source must be readable: another task's mem that is not, and the
-    // victim's own, are refused, with or without destroy.
-    for (const char* command :
-         {"copy-from w3 0x10000 4K 0x20000",
-          "copy-from w3 0x10000 4K 0x40000 alloc destroy",
-          "copy-from v3 0x10000 4K 0x20000",
-          "copy-from v3 0x10000 4K 0x40000 alloc destroy"}) {
-      EXPECT_EQ(a.As([&] { return WriteCtl(v, command); }), EACCES) << command;
-    }
-    EXPECT_EQ(Diff(want, ReadTask(v)), "");
-    EXPECT_EQ(Diff(other, ReadTask(w)), "");
-    // The attacker's own task, and bytes that stay inside the victim, are
-    // control of it.
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(v, "copy-from " + a.home() + " 0x200000 4K 0x20000");
-    }),
-              0);
-    EXPECT_EQ(a.As([&] { return WriteCtl(v, "copy 0x10000 4K 0x11000"); }), 0);
-    // A source the attacker may read may be copied in.
-    ASSERT_EQ(Err(::chmod((w + "/mem").c_str(), 0604)), 0);
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(v, "copy-from w3 0x10000 4K 0x40000 alloc");
-    }),
-              0);
-    want.maps += kFreshLine;
-    want.pages[kSpare] = Pattern(kPage, 3);
-    want.pages[kData + kPage] = want.pages[kData];
-    want.pages[kFresh] = Pattern(kPage, 4);
-    EXPECT_EQ(Diff(want, ReadTask(v)), "");
-    TaskState other_now = other;
-    other_now.attrs[kMem] = Attr(0604, kOwnerUid, kTaskGroup);
-    EXPECT_EQ(Diff(other_now, ReadTask(w)), "");
-    ::rmdir(v.c_str());
-    ::rmdir(w.c_str());
-  }
-
-  {
-    SCOPED_TRACE("mem read → mem write");
-    const std::string v = a.MakeVictim("v4", 0711, 0644, 0600);
-    // A share region: what a fork would share, a copy still copies.
-    ASSERT_EQ(WriteCtl(v, "inherit 0x10000 8K share"), 0);
-    const TaskState want = Contents(v);
-    const std::uint64_t id = a.Id(v);
-    EXPECT_EQ(a.As([&] {
-      std::string data;
-      const int e = ReadMem(v + "/mem", kData, 2 * kPage, &data);
-      return e != 0 ? e : data == Pattern(2 * kPage, 1) ? 0 : kMismatch;
-    }),
-              0);
-    EXPECT_EQ(a.As([&] {
-      return WriteMem(v + "/mem", kData, std::string(kPage, 'R'));
-    }),
-              EACCES);
-    EXPECT_EQ(a.As([&] { return WriteCtl(v, "fork stolen4"); }), EACCES);
-    // Every changing ioctl on the read-only descriptor.
-    EXPECT_EQ(a.As([&] {
-      const std::string mem = v + "/mem";
-      const int results[] = {
-          Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_COPY,
-                taskfs_vm_copy{kSpare, kPage, kData}),
-          Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_ALLOCATE,
-                taskfs_vm_allocate{kFresh, kPage, 0, 0}),
-          Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_DEALLOCATE,
-                taskfs_vm_deallocate{kData, kPage}),
-          Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_PROTECT,
-                taskfs_vm_protect{kData, kPage, 0, 0}),
-          Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_INHERIT,
-                taskfs_vm_inherit{kData, kPage, TASKFS_VM_INHERIT_SHARE, 0}),
-          Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_MAP_COPY,
-                taskfs_vm_map_copy{id, kSpare, kPage, kData, 0, 0}),
-      };
-      for (int e : results) {
-        if (e != EBADF) return e == 0 ? kMismatch : e;
-      }
-      return EBADF;
-    }),
-              EBADF);
-    // The attacker may copy the bytes out; its copy is copy-on-write, even
-    // of a share region, and writing it leaves the victim's pages as they
-    // were. destroy, which would deallocate the source, needs write
-    // permission.
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(h, "copy-from v4 0x10000 8K 0x300000 alloc");
-    }),
-              0);
-    EXPECT_EQ(a.As([&] {
-      return WriteMem(h + "/mem", kHomeDst, std::string(kPage, 'H'));
-    }),
-              0);
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(h, "copy-from v4 0x11000 4K 0x400000 alloc destroy");
-    }),
-              EACCES);
-    EXPECT_EQ(Diff(want, ReadTask(v)), "");
-    EXPECT_EQ(ReadFile(h + "/maps"),
-              std::string(kHomeLine) +
-                  "0000000000300000-0000000000302000 rw-/rwx share\n");
-    EXPECT_EQ(WriteCtl(h, "deallocate 0x300000 8K"), 0);
-    ::rmdir(v.c_str());
-  }
-
-  {
-    SCOPED_TRACE("mem write → mem read");
-    const std::string v = a.MakeVictim("v5", 0711, 0622, 0600);
-    TaskState want = Contents(v);
-    const std::uint64_t id = a.Id(v);
-    EXPECT_EQ(a.As([&] { return OpenClose(v + "/mem", O_RDONLY); }), EACCES);
-    EXPECT_EQ(a.As([&] {
-      const int fd = ::open((v + "/mem").c_str(), O_WRONLY);
-      if (fd < 0) return errno;
-      AlignedBuffer b(kPage);
-      const int e = Err(::pread(fd, b.data, kPage, kData));
-      ::close(fd);
-      return e;
-    }),
-              EBADF);
-    // vm_map_copy from the victim needs read permission on its mem, even
-    // into the victim itself, and so does copy-from.
-    EXPECT_EQ(a.As([&] {
-      return Ioctl(v + "/mem", O_WRONLY, TASKFS_IOC_VM_MAP_COPY,
-                   taskfs_vm_map_copy{id, kData, kPage, kFresh,
-                                      TASKFS_VM_MAP_COPY_DST_ALLOC, 0});
-    }),
-              EACCES);
-    EXPECT_EQ(a.As([&] {
-      return WriteCtl(h, "copy-from v5 0x10000 4K 0x300000 alloc");
-    }),
-              EACCES);
-    // Writing, and copying inside the task, are what write permission is.
-    EXPECT_EQ(a.As([&] {
-      return Ioctl(v + "/mem", O_WRONLY, TASKFS_IOC_VM_COPY,
-                   taskfs_vm_copy{kData, kPage, kSpare});
-    }),
-              0);
-    EXPECT_EQ(a.As([&] {
-      return WriteMem(v + "/mem", kData + kPage, std::string(kPage, 'W'));
-    }),
-              0);
-    want.pages[kSpare] = want.pages[kData];
-    want.pages[kData + kPage] = std::string(kPage, 'W');
-    EXPECT_EQ(Diff(want, ReadTask(v)), "");
-    EXPECT_EQ(Diff(home, ReadTask(h)), "");
-    ::rmdir(v.c_str());
-  }
-  {
-    SCOPED_TRACE("ownership taken away by chown of another path");
-    // The attacker owns v6 and has just used it, so the kernel holds the
-    // attributes of its paths; root gives the task away through status.
-    // chmod, chown and rmdir are decided by the kernel on the attributes it
-    // holds, so taskfs's own owner checks must refuse them.
-    const std::string v = mount / "v6";
-    ASSERT_EQ(Err(::mkdir(v.c_str(), 0700)), 0);
-    ASSERT_EQ(WriteFile(v + "/ctl", kVictimSetup), 0);
+// Each attack runs on a fresh mount, beside the attacker's own task, which
+// holds a page of its own; afterwards that task and the list of tasks are
+// what they were.
+class PermissionModelAttackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(mount_.ok()) << mount_.error();
+    ASSERT_EQ(Err(::mkdir(h_.c_str(), 0700)), 0);
+    ASSERT_EQ(WriteCtl(h_, "allocate 0x200000 4K"), 0);
+    ASSERT_EQ(WriteMem(h_ + "/mem", kHomeData, Pattern(kPage, 3)), 0);
     ASSERT_EQ(
-        Err(::chown(v.c_str(), Attack::kAttacker.uid, Attack::kAttacker.gid)),
+        Err(::chown(h_.c_str(), Attack::kAttacker.uid, Attack::kAttacker.gid)),
         0);
-    EXPECT_EQ(a.As([&] {
-      const int e = Err(::chmod(v.c_str(), 0711));
-      if (e != 0) return e;
-      struct stat st;
-      return Err(::stat((v + "/mem").c_str(), &st));
-    }),
-              0);
-    // Read before the chown: a stat would refresh what the kernel holds.
-    TaskState want = Contents(v);
-    for (int f = 0; f < kFiles; ++f) {
-      want.attrs[f] =
-          Attr(f == kDir ? 0711 : kCreatedModes[f], kOwnerUid, kTaskGroup);
-    }
-    ASSERT_EQ(Err(::chown((v + "/status").c_str(), kOwnerUid, kTaskGroup)), 0);
-    // Each first on what it acts on: a walk through v6 refreshes v6, and a
-    // chown of a file (which may clear its set-id bits) refreshes the file.
-    EXPECT_EQ(a.As([&] { return Err(::rmdir(v.c_str())); }), EPERM);
-    EXPECT_EQ(a.As([&] { return Err(::chmod(v.c_str(), 0777)); }), EPERM);
-    EXPECT_EQ(a.As([&] {
-      return Err(
-          ::chown(v.c_str(), static_cast<uid_t>(-1), Attack::kAttacker.gid));
-    }),
-              EPERM);
-    EXPECT_EQ(a.As([&] { return Err(::chmod((v + "/mem").c_str(), 0666)); }),
-              EPERM);
-    EXPECT_EQ(a.As([&] { return OpenClose(v + "/mem", O_RDWR); }), EACCES);
-    EXPECT_EQ(Diff(want, ReadTask(v)), "");
-    ::rmdir(v.c_str());
+    home_ = Contents(h_);
   }
-  EXPECT_EQ(ListDir(mount.path()), tasks);
-  EXPECT_TRUE(DaemonAlive(mount));
+  void TearDown() override {
+    if (!mount_.ok()) return;
+    EXPECT_EQ(ListDir(mount_.path()),
+              (std::vector<std::string>{"host_page_size", a_.home()}));
+    EXPECT_TRUE(DaemonAlive(mount_));
+  }
+
+  Mount mount_{{"-o", "tasks=none,allow_other"}};
+  Attack a_{mount_};
+  const std::string h_ = a_.h();
+  TaskState home_;  // the attacker's task as SetUp leaves it
+};
+
+// ctl write → mem read, through fork.
+TEST_F(PermissionModelAttackTest, CtlWriteDoesNotGiveMemReadThroughFork) {
+  const std::string v = a_.MakeVictim("v1", 0711, 0600, 0622);
+  TaskState want = Contents(v);
+  const std::uint64_t id = a_.Id(v);
+  EXPECT_EQ(a_.As([&] {
+    std::string data;
+    return ReadMem(v + "/mem", kData, kPage, &data);
+  }),
+            EACCES);
+  // Control: the inherit runs. The fork, whose child would hold the
+  // victim's bytes, is refused, and the write fails with it.
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(v, "inherit 0x10000 8K share\nfork stolen1");
+  }),
+            EACCES);
+  // Nor does the victim's data come out by copy-from or vm_map_copy,
+  // not even into the victim itself.
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(h_, "copy-from v1 0x10000 4K 0x300000 alloc");
+  }),
+            EACCES);
+  EXPECT_EQ(a_.As([&] {
+    return Ioctl(h_ + "/mem", O_RDWR, TASKFS_IOC_VM_MAP_COPY,
+                 taskfs_vm_map_copy{id, kData, kPage, kHomeDst,
+                                    TASKFS_VM_MAP_COPY_DST_ALLOC, 0});
+  }),
+            EACCES);
+  EXPECT_EQ(
+      a_.As([&] { return WriteCtl(v, "copy-from v1 0x10000 4K 0x20000"); }),
+      EACCES);
+  want.maps = "0000000000010000-0000000000012000 rw-/rwx share\n" +
+              std::string(kSpareLine);
+  EXPECT_EQ(Diff(want, ReadTask(v)), "");
+  // The victim's errors file says who was refused, and why.
+  const std::string uid = std::to_string(Attack::kAttacker.uid);
+  const std::string errors = ReadFile(v + "/errors");
+  EXPECT_NE(errors.find("uid " + uid +
+                        " ctl fork stolen1: KERN_PROTECTION_FAILURE: uid " +
+                        uid + " may not read task v1's mem"),
+            std::string::npos)
+      << errors;
+  EXPECT_EQ(Diff(home_, ReadTask(h_)), "");
+  EXPECT_EQ(ListDir(mount_.path()),
+            (std::vector<std::string>{"host_page_size", a_.home(), "v1"}));
+  ::rmdir(v.c_str());
+}
+
+// ctl write and mem read → mem write, through share and fork.
+TEST_F(PermissionModelAttackTest,
+       CtlWriteAndMemReadDoNotGiveMemWriteThroughShareAndFork) {
+  const std::string v = a_.MakeVictim("v2", 0711, 0644, 0622);
+  TaskState want = Contents(v);
+  const std::string k = mount_ / "stolen2";
+  EXPECT_EQ(a_.As([&] {
+    return WriteMem(v + "/mem", kData, std::string(kPage, 'S'));
+  }),
+            EACCES);
+  EXPECT_EQ(a_.As([&] {
+    return Ioctl(v + "/mem", O_RDONLY, TASKFS_IOC_VM_COPY,
+                 taskfs_vm_copy{kSpare, kPage, kData});
+  }),
+            EBADF);
+  // With both, fork is granted (SPEC §4), the child is the attacker's,
+  // and writing its share region writes the victim's: what control of
+  // the task allows anyway, as copy-from into it shows below.
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(v, "inherit 0x10000 4K share\nfork stolen2");
+  }),
+            0);
+  struct stat st;
+  ASSERT_EQ(Err(::stat(k.c_str(), &st)), 0);
+  EXPECT_EQ(st.st_uid, Attack::kAttacker.uid);
+  EXPECT_EQ(a_.As([&] {
+    return WriteMem(k + "/mem", kData, std::string(kPage, 'S'));
+  }),
+            0);
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(v, "copy-from " + a_.home() + " 0x200000 4K 0x11000");
+  }),
+            0);
+  // A copy region of the child is the child's own.
+  EXPECT_EQ(a_.As([&] {
+    return WriteMem(k + "/mem", kSpare, std::string(kPage, 'C'));
+  }),
+            0);
+  want.maps =
+      "0000000000010000-0000000000011000 rw-/rwx share\n"
+      "0000000000011000-0000000000012000 rw-/rwx copy\n" +
+      std::string(kSpareLine);
+  want.pages[kData] = std::string(kPage, 'S');
+  want.pages[kData + kPage] = Pattern(kPage, 3);
+  EXPECT_EQ(Diff(want, ReadTask(v)), "");
+  EXPECT_EQ(Diff(home_, ReadTask(h_)), "");
+  ::rmdir(k.c_str());
+  ::rmdir(v.c_str());
+}
+
+// ctl write → another task's bytes, through copy-from into it.
+TEST_F(PermissionModelAttackTest,
+       CtlWriteDoesNotGiveAnotherTasksBytesThroughCopyFrom) {
+  const std::string v = a_.MakeVictim("v3", 0711, 0600, 0622);
+  const std::string w = a_.MakeVictim("w3", 0711, 0600, 0600);
+  ASSERT_EQ(WriteMem(w + "/mem", kData, Pattern(kPage, 4)), 0);
+  TaskState want = Contents(v);
+  const TaskState other = Contents(w);
+  // The source must be readable: another task's mem that is not, and the
+  // victim's own, are refused, with or without destroy.
+  for (const char* command :
+       {"copy-from w3 0x10000 4K 0x20000",
+        "copy-from w3 0x10000 4K 0x40000 alloc destroy",
+        "copy-from v3 0x10000 4K 0x20000",
+        "copy-from v3 0x10000 4K 0x40000 alloc destroy"}) {
+    EXPECT_EQ(a_.As([&] { return WriteCtl(v, command); }), EACCES) << command;
+  }
+  EXPECT_EQ(Diff(want, ReadTask(v)), "");
+  EXPECT_EQ(Diff(other, ReadTask(w)), "");
+  // The attacker's own task, and bytes that stay inside the victim, are
+  // control of it.
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(v, "copy-from " + a_.home() + " 0x200000 4K 0x20000");
+  }),
+            0);
+  EXPECT_EQ(a_.As([&] { return WriteCtl(v, "copy 0x10000 4K 0x11000"); }), 0);
+  // A source the attacker may read may be copied in.
+  ASSERT_EQ(Err(::chmod((w + "/mem").c_str(), 0604)), 0);
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(v, "copy-from w3 0x10000 4K 0x40000 alloc");
+  }),
+            0);
+  want.maps += kFreshLine;
+  want.pages[kSpare] = Pattern(kPage, 3);
+  want.pages[kData + kPage] = want.pages[kData];
+  want.pages[kFresh] = Pattern(kPage, 4);
+  EXPECT_EQ(Diff(want, ReadTask(v)), "");
+  TaskState other_now = other;
+  other_now.attrs[kMem] = Attr(0604, kOwnerUid, kTaskGroup);
+  EXPECT_EQ(Diff(other_now, ReadTask(w)), "");
+  ::rmdir(v.c_str());
+  ::rmdir(w.c_str());
+}
+
+// mem read → mem write.
+TEST_F(PermissionModelAttackTest, MemReadDoesNotGiveMemWrite) {
+  const std::string v = a_.MakeVictim("v4", 0711, 0644, 0600);
+  // A share region: what a fork would share, a copy still copies.
+  ASSERT_EQ(WriteCtl(v, "inherit 0x10000 8K share"), 0);
+  const TaskState want = Contents(v);
+  const std::uint64_t id = a_.Id(v);
+  EXPECT_EQ(a_.As([&] {
+    std::string data;
+    const int e = ReadMem(v + "/mem", kData, 2 * kPage, &data);
+    return e != 0 ? e : data == Pattern(2 * kPage, 1) ? 0 : kMismatch;
+  }),
+            0);
+  EXPECT_EQ(a_.As([&] {
+    return WriteMem(v + "/mem", kData, std::string(kPage, 'R'));
+  }),
+            EACCES);
+  EXPECT_EQ(a_.As([&] { return WriteCtl(v, "fork stolen4"); }), EACCES);
+  // Every changing ioctl on the read-only descriptor.
+  EXPECT_EQ(a_.As([&] {
+    const std::string mem = v + "/mem";
+    const int results[] = {
+        Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_COPY,
+              taskfs_vm_copy{kSpare, kPage, kData}),
+        Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_ALLOCATE,
+              taskfs_vm_allocate{kFresh, kPage, 0, 0}),
+        Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_DEALLOCATE,
+              taskfs_vm_deallocate{kData, kPage}),
+        Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_PROTECT,
+              taskfs_vm_protect{kData, kPage, 0, 0}),
+        Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_INHERIT,
+              taskfs_vm_inherit{kData, kPage, TASKFS_VM_INHERIT_SHARE, 0}),
+        Ioctl(mem, O_RDONLY, TASKFS_IOC_VM_MAP_COPY,
+              taskfs_vm_map_copy{id, kSpare, kPage, kData, 0, 0}),
+    };
+    for (int e : results) {
+      if (e != EBADF) return e == 0 ? kMismatch : e;
+    }
+    return EBADF;
+  }),
+            EBADF);
+  // The attacker may copy the bytes out; its copy is copy-on-write, even
+  // of a share region, and writing it leaves the victim's pages as they
+  // were. destroy, which would deallocate the source, needs write
+  // permission.
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(h_, "copy-from v4 0x10000 8K 0x300000 alloc");
+  }),
+            0);
+  EXPECT_EQ(a_.As([&] {
+    return WriteMem(h_ + "/mem", kHomeDst, std::string(kPage, 'H'));
+  }),
+            0);
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(h_, "copy-from v4 0x11000 4K 0x400000 alloc destroy");
+  }),
+            EACCES);
+  EXPECT_EQ(Diff(want, ReadTask(v)), "");
+  EXPECT_EQ(ReadFile(h_ + "/maps"),
+            std::string(kHomeLine) +
+                "0000000000300000-0000000000302000 rw-/rwx share\n");
+  EXPECT_EQ(WriteCtl(h_, "deallocate 0x300000 8K"), 0);
+  ::rmdir(v.c_str());
+}
+
+// mem write → mem read.
+TEST_F(PermissionModelAttackTest, MemWriteDoesNotGiveMemRead) {
+  const std::string v = a_.MakeVictim("v5", 0711, 0622, 0600);
+  TaskState want = Contents(v);
+  const std::uint64_t id = a_.Id(v);
+  EXPECT_EQ(a_.As([&] { return OpenClose(v + "/mem", O_RDONLY); }), EACCES);
+  EXPECT_EQ(a_.As([&] {
+    const int fd = ::open((v + "/mem").c_str(), O_WRONLY);
+    if (fd < 0) return errno;
+    AlignedBuffer b(kPage);
+    const int e = Err(::pread(fd, b.data, kPage, kData));
+    ::close(fd);
+    return e;
+  }),
+            EBADF);
+  // vm_map_copy from the victim needs read permission on its mem, even
+  // into the victim itself, and so does copy-from.
+  EXPECT_EQ(a_.As([&] {
+    return Ioctl(v + "/mem", O_WRONLY, TASKFS_IOC_VM_MAP_COPY,
+                 taskfs_vm_map_copy{id, kData, kPage, kFresh,
+                                    TASKFS_VM_MAP_COPY_DST_ALLOC, 0});
+  }),
+            EACCES);
+  EXPECT_EQ(a_.As([&] {
+    return WriteCtl(h_, "copy-from v5 0x10000 4K 0x300000 alloc");
+  }),
+            EACCES);
+  // Writing, and copying inside the task, are what write permission is.
+  EXPECT_EQ(a_.As([&] {
+    return Ioctl(v + "/mem", O_WRONLY, TASKFS_IOC_VM_COPY,
+                 taskfs_vm_copy{kData, kPage, kSpare});
+  }),
+            0);
+  EXPECT_EQ(a_.As([&] {
+    return WriteMem(v + "/mem", kData + kPage, std::string(kPage, 'W'));
+  }),
+            0);
+  want.pages[kSpare] = want.pages[kData];
+  want.pages[kData + kPage] = std::string(kPage, 'W');
+  EXPECT_EQ(Diff(want, ReadTask(v)), "");
+  EXPECT_EQ(Diff(home_, ReadTask(h_)), "");
+  ::rmdir(v.c_str());
+}
+
+// ownership taken away by chown of another path.
+TEST_F(PermissionModelAttackTest, OwnershipTakenAwayByChownOfAnotherPathHolds) {
+  // The attacker owns v6 and has just used it, so the kernel holds the
+  // attributes of its paths; root gives the task away through status.
+  // chmod, chown and rmdir are decided by the kernel on the attributes it
+  // holds, so taskfs's own owner checks must refuse them.
+  const std::string v = mount_ / "v6";
+  ASSERT_EQ(Err(::mkdir(v.c_str(), 0700)), 0);
+  ASSERT_EQ(WriteFile(v + "/ctl", kVictimSetup), 0);
+  ASSERT_EQ(
+      Err(::chown(v.c_str(), Attack::kAttacker.uid, Attack::kAttacker.gid)), 0);
+  EXPECT_EQ(a_.As([&] {
+    const int e = Err(::chmod(v.c_str(), 0711));
+    if (e != 0) return e;
+    struct stat st;
+    return Err(::stat((v + "/mem").c_str(), &st));
+  }),
+            0);
+  // Read before the chown: a stat would refresh what the kernel holds.
+  TaskState want = Contents(v);
+  for (int f = 0; f < kFiles; ++f) {
+    want.attrs[f] =
+        Attr(f == kDir ? 0711 : kCreatedModes[f], kOwnerUid, kTaskGroup);
+  }
+  ASSERT_EQ(Err(::chown((v + "/status").c_str(), kOwnerUid, kTaskGroup)), 0);
+  // Each first on what it acts on: a walk through v6 refreshes v6, and a
+  // chown of a file (which may clear its set-id bits) refreshes the file.
+  EXPECT_EQ(a_.As([&] { return Err(::rmdir(v.c_str())); }), EPERM);
+  EXPECT_EQ(a_.As([&] { return Err(::chmod(v.c_str(), 0777)); }), EPERM);
+  EXPECT_EQ(a_.As([&] {
+    return Err(
+        ::chown(v.c_str(), static_cast<uid_t>(-1), Attack::kAttacker.gid));
+  }),
+            EPERM);
+  EXPECT_EQ(a_.As([&] { return Err(::chmod((v + "/mem").c_str(), 0666)); }),
+            EPERM);
+  EXPECT_EQ(a_.As([&] { return OpenClose(v + "/mem", O_RDWR); }), EACCES);
+  EXPECT_EQ(Diff(want, ReadTask(v)), "");
+  ::rmdir(v.c_str());
 }
 
 }  // namespace

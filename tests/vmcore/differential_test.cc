@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/vmcore/random_ops.h"
 #include "tests/vmcore/reference_model.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
@@ -46,6 +47,11 @@
 namespace taskfs::vm {
 namespace {
 
+using random_ops::kChunkPages;  // a radix leaf
+using random_ops::kLevelPages;  // the level above
+using random_ops::kMaxBufferPages;
+using random_ops::kPinSlots;
+using random_ops::Rng;
 using reference::Bytes;
 using reference::Hex;
 using reference::InheritName;
@@ -66,21 +72,6 @@ std::uint64_t RunSeed() {
   }();
   return seed;
 }
-
-// Own generator arithmetic (not std::uniform_int_distribution, whose output
-// differs between standard libraries), so a seed replays anywhere.
-class Rng {
- public:
-  explicit Rng(std::uint64_t seed) : engine_(seed) {}
-
-  std::uint64_t Next() { return engine_(); }
-  // In [0, n), n > 0; the modulo bias does not matter for a test.
-  std::uint64_t Below(std::uint64_t n) { return engine_() % n; }
-  bool Percent(std::uint64_t p) { return Below(100) < p; }
-
- private:
-  std::mt19937_64 engine_;
-};
 
 // --- crash notes -------------------------------------------------------------
 
@@ -139,10 +130,6 @@ class CrashNotes {
 constexpr std::uint64_t kWindowPages = 64;
 // Most sizes are 0..kMaxOpPages pages.
 constexpr std::uint64_t kMaxOpPages = 8;
-// Reads up to this many pages use the buffer variant of vm_read, larger ones
-// (which only huge allocations let succeed) the pinned variant.
-constexpr std::uint64_t kMaxBufferPages = 16;
-constexpr std::size_t kPinSlots = 2;
 constexpr std::uint64_t kMaxTasks = 5;
 // Ops between checks of every task's regions and statistics and the
 // system's live pages, and between reads of every readable byte.
@@ -159,27 +146,7 @@ struct RunConfig {
   std::uint64_t salt;  // gives each test its own stream under one seed
 };
 
-enum class Op {
-  kAllocateFixed,
-  kAllocateAnywhere,
-  kDeallocate,
-  kProtect,
-  kInherit,
-  kRead,
-  kWrite,
-  kFill,
-  kCopy,
-  kMapCopy,
-  kRegion,
-  kFindData,
-  kFindHole,
-  kStatistics,
-  kPin,
-  kCheckPin,
-  kFork,
-  kCreate,
-  kTerminate,
-};
+using Op = random_ops::VmOp;
 
 struct OpKind {
   Op op;
@@ -360,41 +327,14 @@ class DifferentialRun {
     return live[rng_.Below(live.size())];
   }
 
+  random_ops::OperandSpace space() const { return {page_size(), limit_}; }
+
   vm_address_t RandomAddress() {
-    const std::uint64_t r = rng_.Below(100);
-    vm_address_t address;
-    if (r < 80) {
-      address = rng_.Below(kWindowPages) * page_size();
-    } else if (r < 88) {
-      address = limit_ - rng_.Below(12) * page_size();  // the top edge
-    } else if (r < 91) {
-      address = limit_ + rng_.Below(4) * page_size();  // past it
-    } else if (r < 95) {
-      address = 0 - (1 + rng_.Below(8)) * page_size();  // near 2^64
-    } else {
-      address = rng_.Next();
-    }
-    if (rng_.Percent(8)) address += 1 + rng_.Below(page_size() - 1);
-    return address;
+    return random_ops::RandomAddress(rng_, space(), kWindowPages);
   }
 
   vm_size_t RandomSize() {
-    const std::uint64_t r = rng_.Below(100);
-    vm_size_t size;
-    if (r < 86) {
-      size = rng_.Below(kMaxOpPages + 1) * page_size();
-    } else if (r < 91) {
-      size = rng_.Below(kWindowPages + 1) * page_size();
-    } else if (r < 95) {
-      size = 0 - rng_.Below(8) * page_size();  // wraps any address
-    } else if (r < 97) {
-      // The whole space, give or take a page: rarely fits, costly when it does.
-      size = limit_ + page_size() - rng_.Below(3) * page_size();
-    } else {
-      size = rng_.Next();
-    }
-    if (rng_.Percent(8)) size += 1 + rng_.Below(page_size() - 1);
-    return size;
+    return random_ops::RandomSize(rng_, space(), kMaxOpPages, kWindowPages);
   }
 
   // Random arguments fail most calls early, so a good share of calls aim at
@@ -425,21 +365,10 @@ class DifferentialRun {
     return hole;
   }
 
-  vm_prot_t RandomProt() {
-    if (rng_.Percent(5)) {
-      return static_cast<vm_prot_t>(rng_.Below(8) | (8u << rng_.Below(29)));
-    }
-    // Readable and writable most often, so reads and writes keep working.
-    static constexpr vm_prot_t kProts[] = {3, 3, 3, 7, 7, 1, 5, 0, 2, 4, 6};
-    return kProts[rng_.Below(std::size(kProts))];
-  }
+  vm_prot_t RandomProt() { return random_ops::RandomProt(rng_); }
 
   vm_inherit_t RandomInheritance() {
-    const std::uint64_t r = rng_.Below(100);
-    if (r < 45) return VM_INHERIT_SHARE;
-    if (r < 80) return VM_INHERIT_COPY;
-    if (r < 95) return VM_INHERIT_NONE;
-    return static_cast<vm_inherit_t>(3 + rng_.Below(0xfffffff0));
+    return random_ops::RandomInheritance(rng_);
   }
 
   std::string RandomName() {
@@ -1013,8 +942,6 @@ TEST(VmDifferentialTest, LargePages) {
 // random ones); every so often, and at the end, every readable byte; and
 // once every task is gone, that nothing is held.
 
-constexpr std::uint64_t kChunkPages = 512;                // a radix leaf
-constexpr std::uint64_t kLevelPages = 512 * kChunkPages;  // the level above
 // Reads of whole ranges are cut into pieces of at most this many bytes.
 constexpr std::uint64_t kPieceBytes = 16 << 20;
 constexpr std::size_t kRecentWrites = 32;
@@ -1606,33 +1533,22 @@ class ChainRun {
   }
 
   static const char* StepName(ChainStep step) {
-    switch (step) {
-      case ChainStep::kCopy:
-        return "copy";
-      case ChainStep::kCrossCopy:
-        return "copy to another task";
-      case ChainStep::kMoveCopy:
-        return "copy into a freed place";
-      case ChainStep::kFork:
-        return "fork";
-      case ChainStep::kOverlap:
-        return "overlapping copy";
-      case ChainStep::kWrite:
-        return "write";
-      case ChainStep::kDeallocate:
-        return "deallocate";
-      case ChainStep::kReallocate:
-        return "reallocate";
-      case ChainStep::kProtect:
-        return "protect";
-      case ChainStep::kTerminate:
-        return "terminate";
-      case ChainStep::kCreate:
-        return "create";
-      case ChainStep::kNewChain:
-        return "new chain";
-    }
-    return "?";
+    // In ChainStep's order.
+    static constexpr const char* kNames[] = {"copy",
+                                             "copy to another task",
+                                             "copy into a freed place",
+                                             "fork",
+                                             "overlapping copy",
+                                             "write",
+                                             "deallocate",
+                                             "reallocate",
+                                             "protect",
+                                             "terminate",
+                                             "create",
+                                             "new chain"};
+    static_assert(std::size(kNames) ==
+                  static_cast<std::size_t>(ChainStep::kNewChain) + 1);
+    return kNames[static_cast<std::size_t>(step)];
   }
 
   const SlotSpec& Slot(std::size_t slot) const { return config_.slots[slot]; }

@@ -188,11 +188,8 @@ KernReturn Model::Inherit(std::size_t t, vm_address_t address, vm_size_t size,
   if (!task.alive) return KERN_INVALID_TASK;
   if (inheritance > VM_INHERIT_NONE) return KERN_INVALID_ARGUMENT;
   if (size == 0) return KERN_SUCCESS;
-  std::uint64_t first, end;
-  if (!RoundedPages(address, size, &first, &end)) {
-    return KERN_INVALID_ADDRESS;
-  }
-  if (KernReturn kr = CheckPages(task, first, end, VM_PROT_NONE);
+  std::uint64_t first = 0, end = 0;
+  if (KernReturn kr = AllocatedPages(task, address, size, &first, &end);
       kr != KERN_SUCCESS) {
     return kr;
   }
@@ -269,11 +266,8 @@ KernReturn Model::Fill(std::size_t t, vm_address_t address, vm_size_t size,
   ModelTask& task = tasks_[t];
   if (!task.alive) return KERN_INVALID_TASK;
   if (size == 0) return KERN_SUCCESS;
-  std::uint64_t first, end;
-  if (!RoundedPages(address, size, &first, &end)) {
-    return KERN_INVALID_ADDRESS;
-  }
-  if (KernReturn kr = CheckPages(task, first, end, VM_PROT_NONE);
+  std::uint64_t first = 0, end = 0;
+  if (KernReturn kr = AllocatedPages(task, address, size, &first, &end);
       kr != KERN_SUCCESS) {
     return kr;
   }
@@ -287,17 +281,10 @@ KernReturn Model::Copy(std::size_t t, vm_address_t source, vm_size_t size,
                        vm_address_t dest) {
   ModelTask& task = tasks_[t];
   if (!task.alive) return KERN_INVALID_TASK;
-  if (!Aligned(source) || !Aligned(size) || !Aligned(dest)) {
-    return KERN_INVALID_ARGUMENT;
-  }
-  if (size == 0) return KERN_SUCCESS;
-  std::uint64_t src_first, src_end, dst_first, dst_end;
-  if (!ExactPages(source, size, &src_first, &src_end) ||
-      !ExactPages(dest, size, &dst_first, &dst_end)) {
-    return KERN_INVALID_ADDRESS;
-  }
-  if (KernReturn kr = CheckPages(task, src_first, src_end, VM_PROT_READ);
-      kr != KERN_SUCCESS) {
+  std::uint64_t src_first = 0, src_end = 0, dst_first = 0, dst_end = 0;
+  if (KernReturn kr = CheckCopy(task, source, size, dest, &src_first, &src_end,
+                                &dst_first, &dst_end);
+      kr != KERN_SUCCESS || size == 0) {
     return kr;
   }
   if (KernReturn kr = CheckPages(task, dst_first, dst_end, VM_PROT_WRITE);
@@ -318,17 +305,10 @@ KernReturn Model::MapCopy(std::size_t dst_t, vm_address_t dest,
   ModelTask& dst = tasks_[dst_t];
   ModelTask& src = tasks_[src_t];
   if (!dst.alive || !src.alive) return KERN_INVALID_TASK;
-  if (!Aligned(source) || !Aligned(size) || !Aligned(dest)) {
-    return KERN_INVALID_ARGUMENT;
-  }
-  if (size == 0) return KERN_SUCCESS;
-  std::uint64_t src_first, src_end, dst_first, dst_end;
-  if (!ExactPages(source, size, &src_first, &src_end) ||
-      !ExactPages(dest, size, &dst_first, &dst_end)) {
-    return KERN_INVALID_ADDRESS;
-  }
-  if (KernReturn kr = CheckPages(src, src_first, src_end, VM_PROT_READ);
-      kr != KERN_SUCCESS) {
+  std::uint64_t src_first = 0, src_end = 0, dst_first = 0, dst_end = 0;
+  if (KernReturn kr = CheckCopy(src, source, size, dest, &src_first, &src_end,
+                                &dst_first, &dst_end);
+      kr != KERN_SUCCESS || size == 0) {
     return kr;
   }
   if (dst_alloc) {
@@ -553,6 +533,29 @@ bool Model::RoundedPages(vm_address_t address, vm_size_t size,
   *first = address / page_size_;
   *end = static_cast<std::uint64_t>(end_page);
   return true;
+}
+
+KernReturn Model::AllocatedPages(const ModelTask& task, vm_address_t address,
+                                 vm_size_t size, std::uint64_t* first,
+                                 std::uint64_t* end) const {
+  if (!RoundedPages(address, size, first, end)) return KERN_INVALID_ADDRESS;
+  return CheckPages(task, *first, *end, VM_PROT_NONE);
+}
+
+KernReturn Model::CheckCopy(const ModelTask& src, vm_address_t source,
+                            vm_size_t size, vm_address_t dest,
+                            std::uint64_t* src_first, std::uint64_t* src_end,
+                            std::uint64_t* dst_first,
+                            std::uint64_t* dst_end) const {
+  if (!Aligned(source) || !Aligned(size) || !Aligned(dest)) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  if (size == 0) return KERN_SUCCESS;
+  if (!ExactPages(source, size, src_first, src_end) ||
+      !ExactPages(dest, size, dst_first, dst_end)) {
+    return KERN_INVALID_ADDRESS;
+  }
+  return CheckPages(src, *src_first, *src_end, VM_PROT_READ);
 }
 
 bool Model::ExactPages(vm_address_t address, vm_size_t size,

@@ -185,6 +185,22 @@ class Model {
   bool ExactPages(vm_address_t address, vm_size_t size, std::uint64_t* first,
                   std::uint64_t* end) const;
 
+  // The pages [*first, *end) of Mach's rounded range of a call (size > 0)
+  // that needs them all allocated: KERN_INVALID_ADDRESS if it wraps, leaves
+  // the address space or has a page not allocated.
+  KernReturn AllocatedPages(const ModelTask& task, vm_address_t address,
+                            vm_size_t size, std::uint64_t* first,
+                            std::uint64_t* end) const;
+
+  // The checks vm_copy and vm_map_copy make first, in Mach's order: the
+  // alignment of source, size and dest; then, unless size is 0 (which
+  // succeeds at once, the page numbers left unset), both ranges inside the
+  // address space and the source's pages readable in src.
+  KernReturn CheckCopy(const ModelTask& src, vm_address_t source,
+                       vm_size_t size, vm_address_t dest,
+                       std::uint64_t* src_first, std::uint64_t* src_end,
+                       std::uint64_t* dst_first, std::uint64_t* dst_end) const;
+
   // The verdict of the lowest page of [first, end) that is not allocated
   // (KERN_INVALID_ADDRESS) or lacks `needed` (KERN_PROTECTION_FAILURE).
   static KernReturn CheckPages(const ModelTask& task, std::uint64_t first,

@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/vmcore/random_ops.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/pinned_pages.h"
@@ -342,43 +343,44 @@ KernReturn WriteGeneration(Task& task, vm_address_t address,
 // reads its attributes and statistics. Each owner keeps a model of its pages;
 // the map is changed by the admin alone, so its regions are known exactly at
 // every moment. At the end every page holds exactly its owner's last write.
-TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
-  constexpr int kOwners = 5;
-  constexpr std::uint64_t kOwnPages = 24;
-  constexpr std::uint64_t kOwned = kOwners * kOwnPages;
-  constexpr std::uint64_t kHalf = kOwned / 2;
-  constexpr vm_address_t kBase = 0x1000000;
-  constexpr vm_address_t kScratch = 0x2000000;
-  constexpr std::uint64_t kScratchPages = 16;
-  const int iterations = Iterations(5000);
+class VmStressOwnersTest : public ::testing::Test {
+ protected:
+  static constexpr int kOwners = 5;
+  static constexpr std::uint64_t kOwnPages = 24;
+  static constexpr std::uint64_t kOwned = kOwners * kOwnPages;
+  static constexpr std::uint64_t kHalf = kOwned / 2;
+  static constexpr vm_address_t kBase = 0x1000000;
+  static constexpr vm_address_t kScratch = 0x2000000;
+  static constexpr std::uint64_t kScratchPages = 16;
+  const int iterations_ = Iterations(5000);
 
-  VmSystem system(Config(0));
-  std::shared_ptr<Task> task;
-  ASSERT_EQ(Take(task_create(system, "owners"), &task), KERN_SUCCESS);
-  // The owned pages span two objects: the first half gets other attributes
-  // before the second half is allocated, so the second cannot extend the
-  // first's object. Owner 2's pages, and its copies, cross from one object
-  // to the other, so its writes lock two objects at once.
-  ASSERT_EQ(AllocateAt(*task, kBase, kHalf), KERN_SUCCESS);
-  ASSERT_EQ(vm_inherit(*task, kBase, kHalf * kPage, VM_INHERIT_SHARE),
-            KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*task, kBase + kHalf * kPage, kOwned - kHalf),
-            KERN_SUCCESS);
-  const std::vector<RegionInfo> owned_regions = {
-      {kBase, kHalf * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE},
-      {kBase + kHalf * kPage, (kOwned - kHalf) * kPage, VM_PROT_DEFAULT,
-       VM_PROT_ALL, VM_INHERIT_COPY}};
+  void SetUp() override {
+    ASSERT_EQ(Take(task_create(system_, "owners"), &task_), KERN_SUCCESS);
+    // The owned pages span two objects: the first half gets other attributes
+    // before the second half is allocated, so the second cannot extend the
+    // first's object. Owner 2's pages, and its copies, cross from one object
+    // to the other, so its writes lock two objects at once.
+    ASSERT_EQ(AllocateAt(*task_, kBase, kHalf), KERN_SUCCESS);
+    ASSERT_EQ(vm_inherit(*task_, kBase, kHalf * kPage, VM_INHERIT_SHARE),
+              KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*task_, kBase + kHalf * kPage, kOwned - kHalf),
+              KERN_SUCCESS);
+  }
 
-  Failures failures;
-  Countdown owners_left(kOwners);
-  // models[t][p]: the tag owner t last put at its page p. Each owner touches
-  // only its own model; the main thread reads them after the join.
-  std::vector<std::vector<std::uint64_t>> models(
-      kOwners, std::vector<std::uint64_t>(kOwnPages, 0));
+  // The admin's scratch pages: the admin alone changes the map, so it knows
+  // the exact result of every call and the exact region list.
+  struct ScratchPage {
+    bool allocated = false;
+    vm_prot_t protection = VM_PROT_DEFAULT;
+    vm_inherit_t inheritance = VM_INHERIT_COPY;
+    std::uint64_t tag = 0;
+  };
 
-  auto owner = [&](int t) {
+  // Owner t's pages: writes, copies and reads of them checked against its
+  // model.
+  void Owner(int t) {
     std::mt19937_64 rng(1000 + t);
-    std::vector<std::uint64_t>& model = models[t];
+    std::vector<std::uint64_t>& model = models_[t];
     const vm_address_t first = kBase + t * kOwnPages * kPage;
     auto tag = [t](std::uint64_t page, int i) {
       return std::uint64_t{1} << 60 | std::uint64_t(t) << 48 | page << 32 |
@@ -388,7 +390,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
     auto expect_model = [&](const Pages& got, std::uint64_t p, int i,
                             const char* how) {
       for (std::uint64_t k = 0; k < got.count(); ++k) {
-        if (!Check(failures, got.Tag(k) == model[p + k], [&] {
+        if (!Check(failures_, got.Tag(k) == model[p + k], [&] {
               return "owner " + std::to_string(t) + " iteration " +
                      std::to_string(i) + ": " + how + " of page " +
                      std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
@@ -398,9 +400,9 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
       }
     };
-    for (int i = 0; i < iterations && !failures.stop(); ++i) {
-      const std::uint64_t n = 1 + rng() % 4;
-      const std::uint64_t p = rng() % (kOwnPages - n + 1);
+    for (int i = 0; i < iterations_ && !failures_.stop(); ++i) {
+      const auto run = random_ops::RandomPageRun(rng, kOwnPages);
+      const std::uint64_t n = run.count, p = run.first;
       const vm_address_t at = first + p * kPage;
       auto where = [&](const char* call) {
         return "owner " + std::to_string(t) + " iteration " +
@@ -411,7 +413,8 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 1: {
           Pages data(n);
           for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
-          if (CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
+          if (CheckKr(failures_,
+                      vm_write(*task_, at, data.data(), data.bytes()),
                       KERN_SUCCESS, [&] { return where("vm_write"); })) {
             for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
           }
@@ -421,7 +424,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 3: {
           const bool pinned = rng() % 2 == 0;
           Pages got(n);
-          if (CheckKr(failures, ReadPages(*task, at, pinned, &got),
+          if (CheckKr(failures_, ReadPages(*task_, at, pinned, &got),
                       KERN_SUCCESS, [&] { return where("vm_read"); })) {
             expect_model(got, p, i, pinned ? "pinned vm_read" : "vm_read");
           }
@@ -430,9 +433,9 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 4: {
           // Overlap is allowed and must act as if the source were read
           // whole first.
-          const std::uint64_t q = rng() % (kOwnPages - n + 1);
-          if (CheckKr(failures,
-                      vm_copy(*task, at, n * kPage, first + q * kPage),
+          const std::uint64_t q = random_ops::RandomRunStart(rng, kOwnPages, n);
+          if (CheckKr(failures_,
+                      vm_copy(*task_, at, n * kPage, first + q * kPage),
                       KERN_SUCCESS, [&] { return where("vm_copy"); })) {
             const std::vector<std::uint64_t> moved(model.begin() + p,
                                                    model.begin() + p + n);
@@ -443,25 +446,27 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 5: {
           // A pinned view taken before a write keeps the old bytes.
           PinnedPages before;
-          if (!CheckKr(failures, vm_read_pinned(*task, at, n * kPage, &before),
+          if (!CheckKr(failures_,
+                       vm_read_pinned(*task_, at, n * kPage, &before),
                        KERN_SUCCESS, [&] { return where("pinned vm_read"); })) {
             break;
           }
           Pages data(n);
           for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
-          if (!CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
+          if (!CheckKr(failures_,
+                       vm_write(*task_, at, data.data(), data.bytes()),
                        KERN_SUCCESS, [&] { return where("vm_write"); })) {
             break;
           }
           Pages old(n);
-          if (Check(failures, CopyPinned(before, &old),
+          if (Check(failures_, CopyPinned(before, &old),
                     [&] { return where("malformed pinned view"); })) {
             expect_model(old, p, i, "snapshot pinned before a write");
           }
           for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
           Pages now(n);
-          if (CheckKr(failures, ReadPages(*task, at, false, &now), KERN_SUCCESS,
-                      [&] { return where("vm_read"); })) {
+          if (CheckKr(failures_, ReadPages(*task_, at, false, &now),
+                      KERN_SUCCESS, [&] { return where("vm_read"); })) {
             expect_model(now, p, i, "vm_read after a pinned write");
           }
           break;
@@ -474,10 +479,10 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
           for (std::uint64_t k = 0; k < n; ++k) data.Set(k, tag(p + k, i));
           const vm_size_t split = 1 + rng() % (data.bytes() - 1);
           const auto* bytes = static_cast<const std::byte*>(data.data());
-          if (CheckKr(failures, vm_load(*task, at, bytes, split), KERN_SUCCESS,
-                      [&] { return where("vm_load"); }) &&
-              CheckKr(failures,
-                      vm_load(*task, at + split, bytes + split,
+          if (CheckKr(failures_, vm_load(*task_, at, bytes, split),
+                      KERN_SUCCESS, [&] { return where("vm_load"); }) &&
+              CheckKr(failures_,
+                      vm_load(*task_, at + split, bytes + split,
                               data.bytes() - split),
                       KERN_SUCCESS, [&] { return where("vm_load"); })) {
             for (std::uint64_t k = 0; k < n; ++k) model[p + k] = tag(p + k, i);
@@ -486,27 +491,20 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
       }
     }
-    if (!failures.stop()) {
+    if (!failures_.stop()) {
       Pages all(kOwnPages);
       if (CheckKr(
-              failures, ReadPages(*task, first, true, &all), KERN_SUCCESS,
+              failures_, ReadPages(*task_, first, true, &all), KERN_SUCCESS,
               [&] { return "owner " + std::to_string(t) + ": final read"; })) {
-        expect_model(all, 0, iterations, "final pinned vm_read");
+        expect_model(all, 0, iterations_, "final pinned vm_read");
       }
     }
-    owners_left.Leave();
-  };
+    owners_left_.Leave();
+  }
 
-  // The admin's scratch pages: the admin alone changes the map, so it knows
-  // the exact result of every call and the exact region list.
-  struct ScratchPage {
-    bool allocated = false;
-    vm_prot_t protection = VM_PROT_DEFAULT;
-    vm_inherit_t inheritance = VM_INHERIT_COPY;
-    std::uint64_t tag = 0;
-  };
-  int admin_rounds = 0;
-  auto admin = [&] {
+  // The admin: changes the map beside the owned pages and checks its
+  // attributes, regions and statistics.
+  void Admin() {
     std::mt19937_64 rng(7);
     std::vector<ScratchPage> scratch(kScratchPages);
     constexpr vm_prot_t kProts[] = {VM_PROT_NONE, VM_PROT_READ, VM_PROT_WRITE,
@@ -522,7 +520,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
       return KERN_SUCCESS;
     };
     auto expected_regions = [&] {
-      std::vector<RegionInfo> regions = owned_regions;
+      std::vector<RegionInfo> regions = owned_regions_;
       for (std::uint64_t k = 0; k < kScratchPages; ++k) {
         const ScratchPage& page = scratch[k];
         if (!page.allocated) continue;
@@ -542,10 +540,10 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
     // A few rounds at least, even if the owners finish first.
     constexpr int kMinRounds = 50;
     int round = 0;
-    for (; (round < kMinRounds || !owners_left.done()) && !failures.stop();
+    for (; (round < kMinRounds || !owners_left_.done()) && !failures_.stop();
          ++round) {
-      const std::uint64_t n = 1 + rng() % 4;
-      const std::uint64_t p = rng() % (kScratchPages - n + 1);
+      const auto run = random_ops::RandomPageRun(rng, kScratchPages);
+      const std::uint64_t n = run.count, p = run.first;
       const vm_address_t at = kScratch + p * kPage;
       auto where = [&](const char* call) {
         return "admin round " + std::to_string(round) + ": " + call;
@@ -559,7 +557,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
       switch (rng() % 9) {
         case 0: {
           const KernReturn want = any_allocated ? KERN_NO_SPACE : KERN_SUCCESS;
-          if (CheckKr(failures, AllocateAt(*task, at, n), want,
+          if (CheckKr(failures_, AllocateAt(*task_, at, n), want,
                       [&] { return where("vm_allocate"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = p; k < p + n; ++k) scratch[k] = {true};
@@ -567,7 +565,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
           break;
         }
         case 1:
-          if (CheckKr(failures, vm_deallocate(*task, at, n * kPage),
+          if (CheckKr(failures_, vm_deallocate(*task_, at, n * kPage),
                       KERN_SUCCESS, [&] { return where("vm_deallocate"); })) {
             for (std::uint64_t k = p; k < p + n; ++k) scratch[k] = {};
           }
@@ -576,7 +574,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
           const vm_prot_t prot = kProts[rng() % std::size(kProts)];
           const KernReturn want =
               all_allocated ? KERN_SUCCESS : KERN_INVALID_ADDRESS;
-          if (CheckKr(failures, vm_protect(*task, at, n * kPage, false, prot),
+          if (CheckKr(failures_, vm_protect(*task_, at, n * kPage, false, prot),
                       want, [&] { return where("vm_protect"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = p; k < p + n; ++k) {
@@ -590,7 +588,7 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
               rng() % 2 == 0 ? VM_INHERIT_COPY : VM_INHERIT_NONE;
           const KernReturn want =
               all_allocated ? KERN_SUCCESS : KERN_INVALID_ADDRESS;
-          if (CheckKr(failures, vm_inherit(*task, at, n * kPage, inheritance),
+          if (CheckKr(failures_, vm_inherit(*task_, at, n * kPage, inheritance),
                       want, [&] { return where("vm_inherit"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = p; k < p + n; ++k) {
@@ -606,8 +604,9 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
                             std::uint64_t(round));
           }
           const KernReturn want = access(p, n, VM_PROT_WRITE);
-          if (CheckKr(failures, vm_write(*task, at, data.data(), data.bytes()),
-                      want, [&] { return where("vm_write"); }) &&
+          if (CheckKr(failures_,
+                      vm_write(*task_, at, data.data(), data.bytes()), want,
+                      [&] { return where("vm_write"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = 0; k < n; ++k) {
               scratch[p + k].tag = data.Tag(k);
@@ -618,11 +617,11 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 5: {
           Pages got(n);
           const KernReturn want = access(p, n, VM_PROT_READ);
-          if (CheckKr(failures, ReadPages(*task, at, rng() % 2 == 0, &got),
+          if (CheckKr(failures_, ReadPages(*task_, at, rng() % 2 == 0, &got),
                       want, [&] { return where("vm_read"); }) &&
               want == KERN_SUCCESS) {
             for (std::uint64_t k = 0; k < n; ++k) {
-              if (!Check(failures, got.Tag(k) == scratch[p + k].tag, [&] {
+              if (!Check(failures_, got.Tag(k) == scratch[p + k].tag, [&] {
                     return where("vm_read") + " of scratch page " +
                            std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
                            ", want " + Hex(scratch[p + k].tag);
@@ -636,32 +635,32 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         case 6: {
           // Nothing lies below the owned pages, so "anywhere" is address 0.
           vm_address_t address = 12345;
-          if (CheckKr(failures, vm_allocate(*task, &address, n * kPage, true),
+          if (CheckKr(failures_, vm_allocate(*task_, &address, n * kPage, true),
                       KERN_SUCCESS,
                       [&] { return where("vm_allocate anywhere"); })) {
-            Check(failures, address == 0, [&] {
+            Check(failures_, address == 0, [&] {
               return where("vm_allocate anywhere") + " chose " + Hex(address);
             });
-            CheckKr(failures, vm_deallocate(*task, address, n * kPage),
+            CheckKr(failures_, vm_deallocate(*task_, address, n * kPage),
                     KERN_SUCCESS, [&] { return where("vm_deallocate"); });
           }
           break;
         }
         case 7: {
           std::vector<RegionInfo> regions;
-          if (CheckKr(failures, Take(vm_region_list(*task), &regions),
+          if (CheckKr(failures_, Take(vm_region_list(*task_), &regions),
                       KERN_SUCCESS, [&] { return where("vm_region_list"); })) {
-            Check(failures, regions == expected_regions(), [&] {
+            Check(failures_, regions == expected_regions(), [&] {
               return where("vm_region_list") + " differs from the model (" +
                      std::to_string(regions.size()) + " regions)";
             });
           }
           vm_address_t address = kBase + rng() % (kOwned * kPage);
           RegionInfo info;
-          if (CheckKr(failures, vm_region(*task, &address, &info), KERN_SUCCESS,
-                      [&] { return where("vm_region"); })) {
-            Check(failures,
-                  info == owned_regions[0] || info == owned_regions[1], [&] {
+          if (CheckKr(failures_, vm_region(*task_, &address, &info),
+                      KERN_SUCCESS, [&] { return where("vm_region"); })) {
+            Check(failures_,
+                  info == owned_regions_[0] || info == owned_regions_[1], [&] {
                     return where("vm_region") + " of the owned pages gave " +
                            Hex(info.start) + "+" + Hex(info.size);
                   });
@@ -670,14 +669,14 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
         case 8: {
           TaskStatistics stats;
-          if (!CheckKr(failures, Take(task_statistics(*task), &stats),
+          if (!CheckKr(failures_, Take(task_statistics(*task_), &stats),
                        KERN_SUCCESS,
                        [&] { return where("task_statistics"); })) {
             break;
           }
           std::uint64_t allocated = kOwned;
           for (const ScratchPage& page : scratch) allocated += page.allocated;
-          Check(failures,
+          Check(failures_,
                 stats.regions == expected_regions().size() &&
                     stats.virtual_bytes == allocated * kPage &&
                     stats.resident_bytes <= stats.virtual_bytes &&
@@ -694,33 +693,56 @@ TEST(VmStressTest, OwnersOfDisjointPagesKeepTheirLastWrites) {
         }
       }
     }
-    admin_rounds = round;
-  };
+    admin_rounds_ = round;
+  }
 
+  VmSystem system_{Config(0)};
+  std::shared_ptr<Task> task_;
+  // The regions of the owned pages, as SetUp makes them.
+  static std::vector<RegionInfo> OwnedRegions() {
+    return {
+        {kBase, kHalf * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE},
+        {kBase + kHalf * kPage, (kOwned - kHalf) * kPage, VM_PROT_DEFAULT,
+         VM_PROT_ALL, VM_INHERIT_COPY}};
+  }
+  const std::vector<RegionInfo> owned_regions_ = OwnedRegions();
+  Failures failures_;
+  Countdown owners_left_{kOwners};
+  // models[t][p]: the tag owner t last put at its page p. Each owner touches
+  // only its own model; the main thread reads them after the join.
+  std::vector<std::vector<std::uint64_t>> models_ =
+      std::vector<std::vector<std::uint64_t>>(
+          kOwners, std::vector<std::uint64_t>(kOwnPages, 0));
+  int admin_rounds_ = 0;
+};
+
+TEST_F(VmStressOwnersTest, DisjointPagesKeepTheirLastWrites) {
   std::vector<std::function<void()>> bodies;
-  for (int t = 0; t < kOwners; ++t) bodies.push_back([&owner, t] { owner(t); });
-  bodies.push_back(admin);
+  for (int t = 0; t < kOwners; ++t) {
+    bodies.push_back([this, t] { Owner(t); });
+  }
+  bodies.push_back([this] { Admin(); });
   RunConcurrently("OwnersOfDisjointPagesKeepTheirLastWrites",
                   std::move(bodies));
-  failures.Report();
-  EXPECT_GT(admin_rounds, 0);
+  failures_.Report();
+  EXPECT_GT(admin_rounds_, 0);
 
   // The whole owned range, read in one call each way, is every owner's last
   // write.
   for (const bool pinned : {false, true}) {
     Pages all(kOwned);
-    ASSERT_EQ(ReadPages(*task, kBase, pinned, &all), KERN_SUCCESS);
+    ASSERT_EQ(ReadPages(*task_, kBase, pinned, &all), KERN_SUCCESS);
     for (std::uint64_t page = 0; page < kOwned; ++page) {
-      ASSERT_EQ(all.Tag(page), models[page / kOwnPages][page % kOwnPages])
+      ASSERT_EQ(all.Tag(page), models_[page / kOwnPages][page % kOwnPages])
           << "page " << page << (pinned ? " (pinned read)" : "");
     }
   }
   TaskStatistics stats;
-  ASSERT_EQ(Take(task_statistics(*task), &stats), KERN_SUCCESS);
-  EXPECT_LE(stats.resident_bytes, system.pages().live_pages() * kPage);
+  ASSERT_EQ(Take(task_statistics(*task_), &stats), KERN_SUCCESS);
+  EXPECT_LE(stats.resident_bytes, system_.pages().live_pages() * kPage);
   // Nothing leaked: pins released, copies dropped.
-  ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
-  EXPECT_EQ(system.pages().live_pages(), 0u);
+  ASSERT_EQ(task_terminate(system_, *task_), KERN_SUCCESS);
+  EXPECT_EQ(system_.pages().live_pages(), 0u);
 }
 
 // --- 2. atomicity of one multi-page operation -------------------------------
@@ -1087,97 +1109,92 @@ TEST(VmStressTest, OppositeMapCopiesBetweenTwoTasks) {
 // the parent with the child. Share regions stay one memory for parent and
 // all children; none regions are absent. Children are terminated (the
 // oldest as new ones come, the rest at the end) while the writers still run.
-TEST(VmStressTest, ForksSeeConsistentSnapshots) {
-  constexpr vm_address_t kC = 0x1000000;   // copy: whole-range generations
-  constexpr vm_address_t kC2 = 0x1100000;  // copy: one page per write
-  constexpr vm_address_t kS = 0x1200000;   // share
-  constexpr vm_address_t kX = 0x1300000;   // none
-  constexpr std::uint64_t kCPages = 8;
-  constexpr std::uint64_t kC2Pages = 6;
-  constexpr std::uint64_t kSPages = 8;
-  constexpr std::uint64_t kCMarker = 20;
-  constexpr std::uint64_t kC2Marker = 21;
-  constexpr std::uint64_t kSMarker = 22;
+class VmStressForksTest : public ::testing::Test {
+ protected:
+  static constexpr vm_address_t kC =
+      0x1000000;  // copy: whole-range generations
+  static constexpr vm_address_t kC2 = 0x1100000;  // copy: one page per write
+  static constexpr vm_address_t kS = 0x1200000;   // share
+  static constexpr vm_address_t kX = 0x1300000;   // none
+  static constexpr std::uint64_t kCPages = 8;
+  static constexpr std::uint64_t kC2Pages = 6;
+  static constexpr std::uint64_t kSPages = 8;
+  static constexpr std::uint64_t kCMarker = 20;
+  static constexpr std::uint64_t kC2Marker = 21;
+  static constexpr std::uint64_t kSMarker = 22;
   // Writer 1 writes share pages [0, 4); forker f writes share page 4 + f.
-  constexpr std::uint64_t kSWritten = 4;
-  constexpr int kForkers = 2;
+  static constexpr std::uint64_t kSWritten = 4;
+  static constexpr int kForkers = 2;
   // Children alive at once per forker; older ones are terminated.
-  constexpr std::size_t kLiveChildren = 12;
-  const int forks = Iterations(800);
+  static constexpr std::size_t kLiveChildren = 12;
+  const int forks_ = Iterations(800);
 
-  VmSystem system(Config(0));
-  std::shared_ptr<Task> parent;
-  ASSERT_EQ(Take(task_create(system, "parent"), &parent), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*parent, kC, kCPages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*parent, kC2, kC2Pages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*parent, kS, kSPages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*parent, kX, 2), KERN_SUCCESS);
-  ASSERT_EQ(vm_inherit(*parent, kS, kSPages * kPage, VM_INHERIT_SHARE),
-            KERN_SUCCESS);
-  ASSERT_EQ(vm_inherit(*parent, kX, 2 * kPage, VM_INHERIT_NONE), KERN_SUCCESS);
-  ASSERT_EQ(WriteGeneration(*parent, kC, kCPages, kCMarker, 0), KERN_SUCCESS);
-  ASSERT_EQ(WriteGeneration(*parent, kC2, kC2Pages, kC2Marker, 0),
-            KERN_SUCCESS);
-  ASSERT_EQ(WriteGeneration(*parent, kS, kSWritten, kSMarker, 0), KERN_SUCCESS);
-  const std::vector<RegionInfo> child_regions = {
-      {kC, kCPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
-      {kC2, kC2Pages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
-      {kS, kSPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE}};
+  void SetUp() override {
+    ASSERT_EQ(Take(task_create(system_, "parent"), &parent_), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*parent_, kC, kCPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*parent_, kC2, kC2Pages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*parent_, kS, kSPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*parent_, kX, 2), KERN_SUCCESS);
+    ASSERT_EQ(vm_inherit(*parent_, kS, kSPages * kPage, VM_INHERIT_SHARE),
+              KERN_SUCCESS);
+    ASSERT_EQ(vm_inherit(*parent_, kX, 2 * kPage, VM_INHERIT_NONE),
+              KERN_SUCCESS);
+    ASSERT_EQ(WriteGeneration(*parent_, kC, kCPages, kCMarker, 0),
+              KERN_SUCCESS);
+    ASSERT_EQ(WriteGeneration(*parent_, kC2, kC2Pages, kC2Marker, 0),
+              KERN_SUCCESS);
+    ASSERT_EQ(WriteGeneration(*parent_, kS, kSWritten, kSMarker, 0),
+              KERN_SUCCESS);
+  }
 
-  Failures failures;
-  Countdown forkers_left(kForkers);
-  // Writer 1: generation g is written to C (one call), then to S[0, 4).
-  std::atomic<std::uint64_t> c_started{0}, c_completed{0};
-  std::atomic<std::uint64_t> s_started{0}, s_completed{0};
-  // Writer 2: its w-th write (from 1) puts sequence (w - 1) / 6 + 1 into page
-  // (w - 1) % 6 of C2.
-  std::atomic<std::uint64_t> c2_started{0}, c2_completed{0};
-  std::uint64_t final_gen = 0, final_writes = 0;
-
-  auto writer1 = [&] {
+  // Writer 1: generations of C, then of S's written pages.
+  void Writer1() {
     std::uint64_t gen = 1;
-    for (; !forkers_left.done() && !failures.stop(); ++gen) {
+    for (; !forkers_left_.done() && !failures_.stop(); ++gen) {
       YieldBetweenCalls();
-      c_started.store(gen);
-      if (!CheckKr(failures,
-                   WriteGeneration(*parent, kC, kCPages, kCMarker, gen),
+      c_started_.store(gen);
+      if (!CheckKr(failures_,
+                   WriteGeneration(*parent_, kC, kCPages, kCMarker, gen),
                    KERN_SUCCESS, [] { return std::string("writer 1: C"); })) {
         break;
       }
-      c_completed.store(gen);
-      s_started.store(gen);
-      if (!CheckKr(failures,
-                   WriteGeneration(*parent, kS, kSWritten, kSMarker, gen),
+      c_completed_.store(gen);
+      s_started_.store(gen);
+      if (!CheckKr(failures_,
+                   WriteGeneration(*parent_, kS, kSWritten, kSMarker, gen),
                    KERN_SUCCESS, [] { return std::string("writer 1: S"); })) {
         break;
       }
-      s_completed.store(gen);
+      s_completed_.store(gen);
     }
-    final_gen = gen - 1;
-  };
-  auto writer2 = [&] {
+    final_gen_ = gen - 1;
+  }
+
+  // Writer 2: one page of C2 a write.
+  void Writer2() {
     std::uint64_t w = 1;
-    for (; !forkers_left.done() && !failures.stop(); ++w) {
+    for (; !forkers_left_.done() && !failures_.stop(); ++w) {
       YieldBetweenCalls();
       Pages data(1);
       const std::uint64_t page = (w - 1) % kC2Pages;
       data.Set(0, GenTag(kC2Marker, (w - 1) / kC2Pages + 1, page));
-      c2_started.store(w);
-      if (!CheckKr(failures,
-                   vm_write(*parent, kC2 + page * kPage, data.data(), kPage),
+      c2_started_.store(w);
+      if (!CheckKr(failures_,
+                   vm_write(*parent_, kC2 + page * kPage, data.data(), kPage),
                    KERN_SUCCESS, [] { return std::string("writer 2: C2"); })) {
         break;
       }
-      c2_completed.store(w);
+      c2_completed_.store(w);
     }
-    final_writes = w - 1;
-  };
+    final_writes_ = w - 1;
+  }
+
   // What C2 holds after writer 2's first `writes` writes.
-  auto c2_after = [](std::uint64_t writes, std::uint64_t page) {
+  static std::uint64_t C2After(std::uint64_t writes, std::uint64_t page) {
     const std::uint64_t seq =
         writes > page ? (writes - page - 1) / kC2Pages + 1 : 0;
     return GenTag(kC2Marker, seq, page);
-  };
+  }
 
   // A child and what its private (copy) pages must keep holding.
   struct Child {
@@ -1186,7 +1203,9 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
     std::vector<std::uint64_t> c2;  // tags of C2
   };
 
-  auto forker = [&](int f) {
+  // Forker f: forks the parent (or its own last child) and checks each
+  // child against the writers' windows, then keeps checking it.
+  void Forker(int f) {
     std::vector<Child> children;
     std::uint64_t s_tag = 0;  // last tag this forker put in share page 4 + f
     const vm_address_t s_mine = kS + (kSWritten + f) * kPage;
@@ -1207,19 +1226,19 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
                child.task->name() + ": " + what;
       };
       std::vector<std::uint64_t> tags;
-      if (CheckKr(failures, read_tags(*child.task, kC, kCPages, &tags),
+      if (CheckKr(failures_, read_tags(*child.task, kC, kCPages, &tags),
                   KERN_SUCCESS, [&] { return where("vm_read C"); })) {
-        Check(failures, tags == child.c,
+        Check(failures_, tags == child.c,
               [&] { return where("C changed since the fork"); });
       }
-      if (CheckKr(failures, read_tags(*child.task, kC2, kC2Pages, &tags),
+      if (CheckKr(failures_, read_tags(*child.task, kC2, kC2Pages, &tags),
                   KERN_SUCCESS, [&] { return where("vm_read C2"); })) {
-        Check(failures, tags == child.c2,
+        Check(failures_, tags == child.c2,
               [&] { return where("C2 changed since the fork"); });
       }
-      if (CheckKr(failures, read_tags(*child.task, s_mine, 1, &tags),
+      if (CheckKr(failures_, read_tags(*child.task, s_mine, 1, &tags),
                   KERN_SUCCESS, [&] { return where("vm_read S"); })) {
-        Check(failures, tags[0] == s_tag, [&] {
+        Check(failures_, tags[0] == s_tag, [&] {
           return where("shared page shows ") + Hex(tags[0]) + ", want " +
                  Hex(s_tag);
         });
@@ -1230,45 +1249,46 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
     auto retire_oldest = [&](const char* when) {
       const Child& child = children.front();
       verify_child(child, when);
-      CheckKr(failures, task_terminate(system, *child.task), KERN_SUCCESS,
+      CheckKr(failures_, task_terminate(system_, *child.task), KERN_SUCCESS,
               [&] { return "task_terminate " + child.task->name(); });
       Pages got(1);
       CheckKr(
-          failures, ReadPages(*child.task, kS, false, &got), KERN_INVALID_TASK,
+          failures_, ReadPages(*child.task, kS, false, &got), KERN_INVALID_TASK,
           [&] { return "vm_read after task_terminate " + child.task->name(); });
       children.erase(children.begin());
     };
 
-    for (int i = 0; i < forks && !failures.stop(); ++i) {
+    for (int i = 0; i < forks_ && !failures_.stop(); ++i) {
       // Every fourth fork is of this forker's last child rather than of the
       // parent: only this thread writes that child, so it must be copied
       // exactly.
       const bool grandchild = i % 4 == 3 && !children.empty();
-      Task& source = grandchild ? *children.back().task : *parent;
+      Task& source = grandchild ? *children.back().task : *parent_;
       const std::string name = (grandchild ? "g" : "c") + std::to_string(f) +
                                "-" + std::to_string(i);
       auto where = [&](const char* what) {
         return "forker " + std::to_string(f) + " fork " + name + ": " + what;
       };
-      const std::uint64_t c_low = c_completed.load();
-      const std::uint64_t c2_low = c2_completed.load();
+      const std::uint64_t c_low = c_completed_.load();
+      const std::uint64_t c2_low = c2_completed_.load();
       Child child;
-      if (!CheckKr(failures, Take(task_fork(system, source, name), &child.task),
+      if (!CheckKr(failures_,
+                   Take(task_fork(system_, source, name), &child.task),
                    KERN_SUCCESS, [&] { return where("task_fork"); })) {
         break;
       }
-      const std::uint64_t c_high = c_started.load();
-      const std::uint64_t c2_high = c2_started.load();
+      const std::uint64_t c_high = c_started_.load();
+      const std::uint64_t c2_high = c2_started_.load();
 
-      if (!CheckKr(failures, read_tags(*child.task, kC, kCPages, &child.c),
+      if (!CheckKr(failures_, read_tags(*child.task, kC, kCPages, &child.c),
                    KERN_SUCCESS, [&] { return where("vm_read C"); }) ||
-          !CheckKr(failures, read_tags(*child.task, kC2, kC2Pages, &child.c2),
+          !CheckKr(failures_, read_tags(*child.task, kC2, kC2Pages, &child.c2),
                    KERN_SUCCESS, [&] { return where("vm_read C2"); })) {
         break;
       }
       if (grandchild) {
         const Child& from = children.back();
-        Check(failures, child.c == from.c && child.c2 == from.c2, [&] {
+        Check(failures_, child.c == from.c && child.c2 == from.c2, [&] {
           return where("differs from the task it was forked from");
         });
       } else {
@@ -1277,7 +1297,7 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
         Pages c(kCPages);
         for (std::uint64_t k = 0; k < kCPages; ++k) c.Set(k, child.c[k]);
         const std::optional<std::uint64_t> gen = OneGeneration(c, kCMarker);
-        Check(failures, gen.has_value() && *gen >= c_low && *gen <= c_high,
+        Check(failures_, gen.has_value() && *gen >= c_low && *gen <= c_high,
               [&] {
                 return where("C is ") + DescribeTags(c) +
                        ", want one generation in [" + std::to_string(c_low) +
@@ -1290,10 +1310,10 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
              ++writes) {
           cut_found = true;
           for (std::uint64_t k = 0; k < kC2Pages; ++k) {
-            cut_found &= child.c2[k] == c2_after(writes, k);
+            cut_found &= child.c2[k] == C2After(writes, k);
           }
         }
-        Check(failures, cut_found, [&] {
+        Check(failures_, cut_found, [&] {
           std::string tags;
           for (std::uint64_t tag : child.c2) {
             tags += ' ';
@@ -1306,13 +1326,13 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       }
 
       std::vector<RegionInfo> regions;
-      if (CheckKr(failures, Take(vm_region_list(*child.task), &regions),
+      if (CheckKr(failures_, Take(vm_region_list(*child.task), &regions),
                   KERN_SUCCESS, [&] { return where("vm_region_list"); })) {
-        Check(failures, regions == child_regions,
+        Check(failures_, regions == child_regions_,
               [&] { return where("regions differ from the inheritance"); });
       }
       Pages none(1);
-      CheckKr(failures, ReadPages(*child.task, kX, false, &none),
+      CheckKr(failures_, ReadPages(*child.task, kX, false, &none),
               KERN_INVALID_ADDRESS, [&] { return where("none region"); });
 
       // A write to the child's copy is the child's alone: the parent's C
@@ -1320,16 +1340,16 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       Pages mine(2);
       mine.Set(0, GenTag(40 + f, i, 0));
       mine.Set(1, GenTag(40 + f, i, 1));
-      if (CheckKr(failures,
+      if (CheckKr(failures_,
                   vm_write(*child.task, kC, mine.data(), mine.bytes()),
                   KERN_SUCCESS, [&] { return where("vm_write C"); })) {
         child.c[0] = mine.Tag(0);
         child.c[1] = mine.Tag(1);
       }
       Pages parent_c(kCPages);
-      if (CheckKr(failures, ReadPages(*parent, kC, i % 2 == 0, &parent_c),
+      if (CheckKr(failures_, ReadPages(*parent_, kC, i % 2 == 0, &parent_c),
                   KERN_SUCCESS, [&] { return where("vm_read parent C"); })) {
-        Check(failures, OneGeneration(parent_c, kCMarker).has_value(),
+        Check(failures_, OneGeneration(parent_c, kCMarker).has_value(),
               [&] { return where("parent C is ") + DescribeTags(parent_c); });
       }
 
@@ -1338,23 +1358,23 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       Pages shared(1);
       s_tag = GenTag(30 + f, i, kSWritten + f);
       shared.Set(0, s_tag);
-      CheckKr(failures, vm_write(*child.task, s_mine, shared.data(), kPage),
+      CheckKr(failures_, vm_write(*child.task, s_mine, shared.data(), kPage),
               KERN_SUCCESS, [&] { return where("vm_write S"); });
       Pages seen(1);
-      if (CheckKr(failures, ReadPages(*parent, s_mine, false, &seen),
+      if (CheckKr(failures_, ReadPages(*parent_, s_mine, false, &seen),
                   KERN_SUCCESS, [&] { return where("vm_read parent S"); })) {
-        Check(failures, seen.Tag(0) == s_tag, [&] {
+        Check(failures_, seen.Tag(0) == s_tag, [&] {
           return where("parent's share page shows ") + Hex(seen.Tag(0)) +
                  ", want " + Hex(s_tag);
         });
       }
-      const std::uint64_t s_low = s_completed.load();
+      const std::uint64_t s_low = s_completed_.load();
       Pages s(kSWritten);
-      if (CheckKr(failures, ReadPages(*child.task, kS, true, &s), KERN_SUCCESS,
+      if (CheckKr(failures_, ReadPages(*child.task, kS, true, &s), KERN_SUCCESS,
                   [&] { return where("vm_read S"); })) {
         const std::optional<std::uint64_t> gen = OneGeneration(s, kSMarker);
-        const std::uint64_t s_high = s_started.load();
-        Check(failures, gen.has_value() && *gen >= s_low && *gen <= s_high,
+        const std::uint64_t s_high = s_started_.load();
+        Check(failures_, gen.has_value() && *gen >= s_low && *gen <= s_high,
               [&] {
                 return where("child's S is ") + DescribeTags(s) +
                        ", want the parent's, a generation in [" +
@@ -1366,36 +1386,59 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
       if (children.size() > kLiveChildren) retire_oldest("midway");
     }
     while (!children.empty()) retire_oldest("at the end");
-    forkers_left.Leave();
-  };
+    forkers_left_.Leave();
+  }
 
-  std::vector<std::function<void()>> bodies = {writer1, writer2};
+  VmSystem system_{Config(0)};
+  std::shared_ptr<Task> parent_;
+  // The regions of every child: C and C2 copied, S shared, X not inherited.
+  static std::vector<RegionInfo> ChildRegions() {
+    return {
+        {kC, kCPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
+        {kC2, kC2Pages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_COPY},
+        {kS, kSPages * kPage, VM_PROT_DEFAULT, VM_PROT_ALL, VM_INHERIT_SHARE}};
+  }
+  const std::vector<RegionInfo> child_regions_ = ChildRegions();
+  Failures failures_;
+  Countdown forkers_left_{kForkers};
+  // Writer 1: generation g is written to C (one call), then to S[0, 4).
+  std::atomic<std::uint64_t> c_started_{0}, c_completed_{0};
+  std::atomic<std::uint64_t> s_started_{0}, s_completed_{0};
+  // Writer 2: its w-th write (from 1) puts sequence (w - 1) / 6 + 1 into page
+  // (w - 1) % 6 of C2.
+  std::atomic<std::uint64_t> c2_started_{0}, c2_completed_{0};
+  std::uint64_t final_gen_ = 0, final_writes_ = 0;
+};
+
+TEST_F(VmStressForksTest, ForksSeeConsistentSnapshots) {
+  std::vector<std::function<void()>> bodies = {[this] { Writer1(); },
+                                               [this] { Writer2(); }};
   for (int f = 0; f < kForkers; ++f) {
-    bodies.push_back([&forker, f] { forker(f); });
+    bodies.push_back([this, f] { Forker(f); });
   }
   RunConcurrently("ForksSeeConsistentSnapshots", std::move(bodies));
-  failures.Report();
+  failures_.Report();
 
   // The parent holds exactly the writers' last writes and the forkers' last
   // share-page writes.
   Pages c(kCPages), c2(kC2Pages), s(kSPages);
-  ASSERT_EQ(ReadPages(*parent, kC, false, &c), KERN_SUCCESS);
-  EXPECT_EQ(OneGeneration(c, kCMarker), final_gen) << DescribeTags(c);
-  ASSERT_EQ(ReadPages(*parent, kC2, true, &c2), KERN_SUCCESS);
+  ASSERT_EQ(ReadPages(*parent_, kC, false, &c), KERN_SUCCESS);
+  EXPECT_EQ(OneGeneration(c, kCMarker), final_gen_) << DescribeTags(c);
+  ASSERT_EQ(ReadPages(*parent_, kC2, true, &c2), KERN_SUCCESS);
   for (std::uint64_t k = 0; k < kC2Pages; ++k) {
-    EXPECT_EQ(c2.Tag(k), c2_after(final_writes, k)) << "C2 page " << k;
+    EXPECT_EQ(c2.Tag(k), C2After(final_writes_, k)) << "C2 page " << k;
   }
-  ASSERT_EQ(ReadPages(*parent, kS, false, &s), KERN_SUCCESS);
+  ASSERT_EQ(ReadPages(*parent_, kS, false, &s), KERN_SUCCESS);
   for (std::uint64_t k = 0; k < kSWritten; ++k) {
-    EXPECT_EQ(s.Tag(k), GenTag(kSMarker, final_gen, k)) << "S page " << k;
+    EXPECT_EQ(s.Tag(k), GenTag(kSMarker, final_gen_, k)) << "S page " << k;
   }
   for (int f = 0; f < kForkers; ++f) {
-    EXPECT_EQ(s.Tag(kSWritten + f), GenTag(30 + f, forks - 1, kSWritten + f))
+    EXPECT_EQ(s.Tag(kSWritten + f), GenTag(30 + f, forks_ - 1, kSWritten + f))
         << "S page of forker " << f;
   }
-  EXPECT_EQ(system.Tasks().size(), 1u);
-  ASSERT_EQ(task_terminate(system, *parent), KERN_SUCCESS);
-  EXPECT_EQ(system.pages().live_pages(), 0u);
+  EXPECT_EQ(system_.Tasks().size(), 1u);
+  ASSERT_EQ(task_terminate(system_, *parent_), KERN_SUCCESS);
+  EXPECT_EQ(system_.pages().live_pages(), 0u);
 }
 
 // --- 4. the memory limit under concurrent writers ----------------------------
@@ -1405,36 +1448,36 @@ TEST(VmStressTest, ForksSeeConsistentSnapshots) {
 // monitor samples the resident pages. The limit is never exceeded; a write
 // that succeeds is read back at once; a refused write (KERN_RESOURCE_SHORTAGE)
 // changes nothing.
-TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
-  constexpr std::uint64_t kLimitPages = 48;
-  constexpr int kWriters = 4;
-  constexpr std::uint64_t kOwnPages = 24;
-  constexpr vm_address_t kBase = 0x1000000;
-  const int iterations = Iterations(3000);
+class VmStressMemoryLimitTest : public ::testing::Test {
+ protected:
+  static constexpr std::uint64_t kLimitPages = 48;
+  static constexpr int kWriters = 4;
+  static constexpr std::uint64_t kOwnPages = 24;
+  static constexpr vm_address_t kBase = 0x1000000;
+  const int iterations_ = Iterations(3000);
 
-  VmSystem system(Config(kLimitPages));
-  ASSERT_EQ(system.config().page_limit, kLimitPages * kPage);
-  std::shared_ptr<Task> tasks[2];
-  ASSERT_EQ(Take(task_create(system, "limited-a"), &tasks[0]), KERN_SUCCESS);
-  ASSERT_EQ(Take(task_create(system, "limited-b"), &tasks[1]), KERN_SUCCESS);
   // Writer t owns kOwnPages pages of task t % 2, 1 MiB apart.
-  auto first_page = [](int t) { return kBase + (t / 2) * 0x100000; };
-  for (int t = 0; t < kWriters; ++t) {
-    ASSERT_EQ(AllocateAt(*tasks[t % 2], first_page(t), kOwnPages),
+  static vm_address_t FirstPage(int t) { return kBase + (t / 2) * 0x100000; }
+
+  void SetUp() override {
+    ASSERT_EQ(system_.config().page_limit, kLimitPages * kPage);
+    ASSERT_EQ(Take(task_create(system_, "limited-a"), &tasks_[0]),
               KERN_SUCCESS);
+    ASSERT_EQ(Take(task_create(system_, "limited-b"), &tasks_[1]),
+              KERN_SUCCESS);
+    for (int t = 0; t < kWriters; ++t) {
+      ASSERT_EQ(AllocateAt(*tasks_[t % 2], FirstPage(t), kOwnPages),
+                KERN_SUCCESS);
+    }
   }
 
-  Failures failures;
-  Countdown writers_left(kWriters);
-  std::atomic<int> written{0}, refused{0};
-  std::vector<std::vector<std::uint64_t>> models(
-      kWriters, std::vector<std::uint64_t>(kOwnPages, 0));
-
-  auto writer = [&](int t) {
+  // Writer t: writes, snapshots, copies and frees its own pages, each
+  // write read back or, refused, shown to have changed nothing.
+  void Writer(int t) {
     std::mt19937_64 rng(2000 + t);
-    Task& task = *tasks[t % 2];
-    std::vector<std::uint64_t>& model = models[t];
-    const vm_address_t first = first_page(t);
+    Task& task = *tasks_[t % 2];
+    std::vector<std::uint64_t>& model = models_[t];
+    const vm_address_t first = FirstPage(t);
     // Writes [p, p + n) and checks it is all written or all as before.
     auto write = [&](std::uint64_t p, std::uint64_t n, int i, bool pinned) {
       auto where = [&](const char* what) {
@@ -1449,19 +1492,19 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
       const KernReturn kr =
           vm_write(task, first + p * kPage, data.data(), data.bytes());
       if (kr == KERN_SUCCESS) {
-        ++written;
+        ++written_;
         for (std::uint64_t k = 0; k < n; ++k) model[p + k] = data.Tag(k);
       } else if (kr == KERN_RESOURCE_SHORTAGE) {
-        ++refused;
+        ++refused_;
       } else {
-        CheckKr(failures, kr, KERN_SUCCESS, [&] { return where("vm_write"); });
+        CheckKr(failures_, kr, KERN_SUCCESS, [&] { return where("vm_write"); });
         return;
       }
       Pages got(n);
-      if (CheckKr(failures, ReadPages(task, first + p * kPage, pinned, &got),
+      if (CheckKr(failures_, ReadPages(task, first + p * kPage, pinned, &got),
                   KERN_SUCCESS, [&] { return where("vm_read"); })) {
         for (std::uint64_t k = 0; k < n; ++k) {
-          if (!Check(failures, got.Tag(k) == model[p + k], [&] {
+          if (!Check(failures_, got.Tag(k) == model[p + k], [&] {
                 return where(kr == KERN_SUCCESS ? "written page "
                                                 : "page of a refused write ") +
                        std::to_string(p + k) + " shows " + Hex(got.Tag(k)) +
@@ -1472,9 +1515,9 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         }
       }
     };
-    for (int i = 0; i < iterations && !failures.stop(); ++i) {
-      const std::uint64_t n = 1 + rng() % 4;
-      const std::uint64_t p = rng() % (kOwnPages - n + 1);
+    for (int i = 0; i < iterations_ && !failures_.stop(); ++i) {
+      const auto run = random_ops::RandomPageRun(rng, kOwnPages);
+      const std::uint64_t n = run.count, p = run.first;
       const vm_address_t at = first + p * kPage;
       switch (rng() % 6) {
         case 0:
@@ -1485,7 +1528,7 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
           // A pinned view makes the next write copy its pages, which costs
           // memory too and must obey the same limit.
           PinnedPages view;
-          if (!CheckKr(failures, vm_read_pinned(task, at, n * kPage, &view),
+          if (!CheckKr(failures_, vm_read_pinned(task, at, n * kPage, &view),
                        KERN_SUCCESS, [&] { return "writer pinned vm_read"; })) {
             break;
           }
@@ -1493,10 +1536,10 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
                                                   model.begin() + p + n);
           write(p, n, i, false);
           Pages old(n);
-          if (Check(failures, CopyPinned(view, &old),
+          if (Check(failures_, CopyPinned(view, &old),
                     [] { return std::string("malformed pinned view"); })) {
             for (std::uint64_t k = 0; k < n; ++k) {
-              Check(failures, old.Tag(k) == before[k], [&] {
+              Check(failures_, old.Tag(k) == before[k], [&] {
                 return "writer " + std::to_string(t) +
                        ": pinned view changed under a write";
               });
@@ -1507,10 +1550,10 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         case 3: {
           // Freeing memory makes room for the next writes, here or in the
           // other task.
-          if (CheckKr(failures, vm_deallocate(task, at, n * kPage),
+          if (CheckKr(failures_, vm_deallocate(task, at, n * kPage),
                       KERN_SUCCESS,
                       [] { return std::string("vm_deallocate"); }) &&
-              CheckKr(failures, AllocateAt(task, at, n), KERN_SUCCESS,
+              CheckKr(failures_, AllocateAt(task, at, n), KERN_SUCCESS,
                       [] { return std::string("vm_allocate"); })) {
             std::fill(model.begin() + p, model.begin() + p + n, 0);
           }
@@ -1518,8 +1561,9 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         }
         case 4: {
           // A virtual copy needs no memory even at the limit.
-          const std::uint64_t q = rng() % (kOwnPages - n + 1);
-          if (CheckKr(failures, vm_copy(task, at, n * kPage, first + q * kPage),
+          const std::uint64_t q = random_ops::RandomRunStart(rng, kOwnPages, n);
+          if (CheckKr(failures_,
+                      vm_copy(task, at, n * kPage, first + q * kPage),
                       KERN_SUCCESS, [] { return std::string("vm_copy"); })) {
             const std::vector<std::uint64_t> moved(model.begin() + p,
                                                    model.begin() + p + n);
@@ -1529,10 +1573,10 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         }
         case 5: {
           Pages got(kOwnPages);
-          if (CheckKr(failures, ReadPages(task, first, true, &got),
+          if (CheckKr(failures_, ReadPages(task, first, true, &got),
                       KERN_SUCCESS, [] { return std::string("vm_read"); })) {
             for (std::uint64_t k = 0; k < kOwnPages; ++k) {
-              if (!Check(failures, got.Tag(k) == model[k], [&] {
+              if (!Check(failures_, got.Tag(k) == model[k], [&] {
                     return "writer " + std::to_string(t) + " page " +
                            std::to_string(k) + " shows " + Hex(got.Tag(k)) +
                            ", want " + Hex(model[k]);
@@ -1545,57 +1589,69 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
         }
       }
     }
-    writers_left.Leave();
-  };
+    writers_left_.Leave();
+  }
 
-  std::uint64_t peak = 0;
-  auto monitor = [&] {
-    while (!writers_left.done() && !failures.stop()) {
+  // Samples the live and resident pages until the writers are done.
+  void Monitor() {
+    while (!writers_left_.done() && !failures_.stop()) {
       YieldBetweenCalls();
-      const std::uint64_t live = system.pages().live_pages();
-      peak = std::max(peak, live);
-      Check(failures, live <= kLimitPages, [&] {
+      const std::uint64_t live = system_.pages().live_pages();
+      peak_ = std::max(peak_, live);
+      Check(failures_, live <= kLimitPages, [&] {
         return "live pages " + std::to_string(live) + " above the limit";
       });
-      for (const std::shared_ptr<Task>& task : tasks) {
+      for (const std::shared_ptr<Task>& task : tasks_) {
         TaskStatistics stats;
-        if (CheckKr(failures, Take(task_statistics(*task), &stats),
+        if (CheckKr(failures_, Take(task_statistics(*task), &stats),
                     KERN_SUCCESS,
                     [] { return std::string("monitor task_statistics"); })) {
-          Check(failures, stats.resident_bytes <= kLimitPages * kPage, [&] {
+          Check(failures_, stats.resident_bytes <= kLimitPages * kPage, [&] {
             return task->name() + " resident " + Hex(stats.resident_bytes) +
                    " above the limit";
           });
         }
       }
     }
-  };
+  }
 
+  VmSystem system_{Config(kLimitPages)};
+  std::shared_ptr<Task> tasks_[2];
+  Failures failures_;
+  Countdown writers_left_{kWriters};
+  std::atomic<int> written_{0}, refused_{0};
+  std::vector<std::vector<std::uint64_t>> models_ =
+      std::vector<std::vector<std::uint64_t>>(
+          kWriters, std::vector<std::uint64_t>(kOwnPages, 0));
+  std::uint64_t peak_ = 0;
+};
+
+TEST_F(VmStressMemoryLimitTest, HoldsUnderConcurrentWriters) {
   std::vector<std::function<void()>> bodies;
   for (int t = 0; t < kWriters; ++t) {
-    bodies.push_back([&writer, t] { writer(t); });
+    bodies.push_back([this, t] { Writer(t); });
   }
-  bodies.push_back(monitor);
+  bodies.push_back([this] { Monitor(); });
   RunConcurrently("MemoryLimitHoldsUnderConcurrentWriters", std::move(bodies));
-  failures.Report();
+  failures_.Report();
 
   // Both outcomes happened, or the limit was not exercised.
-  EXPECT_GT(written.load(), 0);
-  EXPECT_GT(refused.load(), 0);
-  EXPECT_LE(peak, kLimitPages);
-  EXPECT_LE(system.pages().live_pages(), kLimitPages);
+  EXPECT_GT(written_.load(), 0);
+  EXPECT_GT(refused_.load(), 0);
+  EXPECT_LE(peak_, kLimitPages);
+  EXPECT_LE(system_.pages().live_pages(), kLimitPages);
   for (int t = 0; t < kWriters; ++t) {
     Pages got(kOwnPages);
-    ASSERT_EQ(ReadPages(*tasks[t % 2], first_page(t), false, &got),
+    ASSERT_EQ(ReadPages(*tasks_[t % 2], FirstPage(t), false, &got),
               KERN_SUCCESS);
     for (std::uint64_t k = 0; k < kOwnPages; ++k) {
-      EXPECT_EQ(got.Tag(k), models[t][k]) << "writer " << t << " page " << k;
+      EXPECT_EQ(got.Tag(k), models_[t][k]) << "writer " << t << " page " << k;
     }
   }
-  for (const std::shared_ptr<Task>& task : tasks) {
-    ASSERT_EQ(task_terminate(system, *task), KERN_SUCCESS);
+  for (const std::shared_ptr<Task>& task : tasks_) {
+    ASSERT_EQ(task_terminate(system_, *task), KERN_SUCCESS);
   }
-  EXPECT_EQ(system.pages().live_pages(), 0u);
+  EXPECT_EQ(system_.pages().live_pages(), 0u);
 }
 
 // --- 5. copies and forks of a sparse GiB under its writers ------------------
@@ -1624,76 +1680,57 @@ TEST(VmStressTest, MemoryLimitHoldsUnderConcurrentWriters) {
 // end every block holds its writer's last generation, the scratch region
 // and the second task's copy what was last put there, and once every task
 // is terminated no page and no charged byte is left.
-TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
-  constexpr std::uint64_t kChunk = 512;
-  constexpr std::uint64_t kLevel = 512 * kChunk;
-  constexpr std::uint64_t kRegionPages = kLevel + 4 * kChunk;
-  constexpr std::uint64_t kBlockPages = 4;
-  constexpr int kWriters = 4;
-  constexpr int kBlocks = 2 * kWriters;
+class VmStressSparseGiBTest : public ::testing::Test {
+ protected:
+  static constexpr std::uint64_t kChunk = 512;
+  static constexpr std::uint64_t kLevel = 512 * kChunk;
+  static constexpr std::uint64_t kRegionPages = kLevel + 4 * kChunk;
+  static constexpr std::uint64_t kBlockPages = 4;
+  static constexpr int kWriters = 4;
+  static constexpr int kBlocks = 2 * kWriters;
   // Block b is writer b / 2's, its A when b is even; where it starts in the
   // region, in pages.
-  constexpr std::uint64_t kBlockAt[kBlocks] = {
+  static constexpr std::uint64_t kBlockAt[kBlocks] = {
       1 * kChunk - 2, kLevel - 2,               // across a chunk, the level
       2 * kChunk - 2, kLevel + kChunk - 2,      // across the next chunk
       3 * kChunk - 2, kLevel - kChunk - 2,      // across the chunk before
       4 * kChunk - 2, kLevel + 2 * kChunk - 2,  // and the one after that
   };
-  constexpr vm_address_t kRegion = vm_address_t{1} << 32;
-  constexpr vm_address_t kScratch = vm_address_t{2} << 32;   // the copier's
-  constexpr vm_address_t kPeerCopy = vm_address_t{1} << 32;  // the mapper's
-  constexpr vm_address_t kPeerFresh = vm_address_t{3} << 32;
+  static constexpr vm_address_t kRegion = vm_address_t{1} << 32;
+  static constexpr vm_address_t kScratch = vm_address_t{2}
+                                           << 32;  // the copier's
+  static constexpr vm_address_t kPeerCopy = vm_address_t{1}
+                                            << 32;  // the mapper's
+  static constexpr vm_address_t kPeerFresh = vm_address_t{3} << 32;
   // Where a copy of the region starts: on its first page (all chunks
   // aligned alike), a page in (every chunk cut), a chunk in (aligned, one
   // chunk on).
-  constexpr std::uint64_t kShifts[] = {0, 1, kChunk};
-  constexpr std::uint64_t kCopierMarker = 60, kMapperMarker = 61;
-  constexpr std::uint64_t kChildMarker = 62;
-  constexpr std::size_t kLiveChildren = 4;
-  const int copies = Iterations(300);
-  const int forks = Iterations(200);
-  auto marker = [](int b) { return std::uint64_t{10} + b; };
+  static constexpr std::uint64_t kShifts[] = {0, 1, kChunk};
+  static constexpr std::uint64_t kCopierMarker = 60, kMapperMarker = 61;
+  static constexpr std::uint64_t kChildMarker = 62;
+  static constexpr std::size_t kLiveChildren = 4;
+  const int copies_ = Iterations(300);
+  const int forks_ = Iterations(200);
+  static std::uint64_t Marker(int b) { return std::uint64_t{10} + b; }
 
-  VmConfig config = Config(0);
-  config.address_bits = 36;
-  VmSystem system(config);
-  std::shared_ptr<Task> main_task, peer;
-  ASSERT_EQ(Take(task_create(system, "main"), &main_task), KERN_SUCCESS);
-  ASSERT_EQ(Take(task_create(system, "peer"), &peer), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*main_task, kRegion, kRegionPages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*main_task, kScratch, kRegionPages), KERN_SUCCESS);
-  ASSERT_EQ(AllocateAt(*peer, kPeerCopy, kRegionPages), KERN_SUCCESS);
-  for (int b = 0; b < kBlocks; ++b) {
-    ASSERT_EQ(WriteGeneration(*main_task, kRegion + kBlockAt[b] * kPage,
-                              kBlockPages, marker(b), 0),
-              KERN_SUCCESS);
+  static VmConfig SparseConfig() {
+    VmConfig config = Config(0);
+    config.address_bits = 36;
+    return config;
   }
 
-  Failures failures;
-  Countdown makers_left(3);
-  std::atomic<std::uint64_t> started[kBlocks] = {};
-  std::atomic<std::uint64_t> completed[kBlocks] = {};
-  std::uint64_t final_gen[kWriters] = {};
-
-  auto writer = [&](int w) {
-    std::uint64_t gen = 1;
-    for (; !makers_left.done() && !failures.stop(); ++gen) {
-      YieldBetweenCalls();
-      for (int b = 2 * w; b < 2 * w + 2; ++b) {
-        started[b].store(gen);
-        if (!CheckKr(failures,
-                     WriteGeneration(*main_task, kRegion + kBlockAt[b] * kPage,
-                                     kBlockPages, marker(b), gen),
-                     KERN_SUCCESS,
-                     [&] { return "writer " + std::to_string(w); })) {
-          final_gen[w] = gen - 1;
-          return;
-        }
-        completed[b].store(gen);
-      }
+  void SetUp() override {
+    ASSERT_EQ(Take(task_create(system_, "main"), &main_task_), KERN_SUCCESS);
+    ASSERT_EQ(Take(task_create(system_, "peer"), &peer_), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*main_task_, kRegion, kRegionPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*main_task_, kScratch, kRegionPages), KERN_SUCCESS);
+    ASSERT_EQ(AllocateAt(*peer_, kPeerCopy, kRegionPages), KERN_SUCCESS);
+    for (int b = 0; b < kBlocks; ++b) {
+      ASSERT_EQ(WriteGeneration(*main_task_, kRegion + kBlockAt[b] * kPage,
+                                kBlockPages, Marker(b), 0),
+                KERN_SUCCESS);
     }
-    final_gen[w] = gen - 1;
-  };
+  }
 
   // The generation bounds of a call over the region: low before it, high
   // after it.
@@ -1701,20 +1738,42 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
     std::uint64_t low[kBlocks];
     std::uint64_t high[kBlocks];
   };
-  auto open_window = [&](Window* window) {
-    for (int b = 0; b < kBlocks; ++b) window->low[b] = completed[b].load();
-  };
-  auto close_window = [&](Window* window) {
-    for (int b = 0; b < kBlocks; ++b) window->high[b] = started[b].load();
-  };
+  using Tags = std::map<std::uint64_t, std::uint64_t>;  // page -> tag
+
+  void Writer(int w) {
+    std::uint64_t gen = 1;
+    for (; !makers_left_.done() && !failures_.stop(); ++gen) {
+      YieldBetweenCalls();
+      for (int b = 2 * w; b < 2 * w + 2; ++b) {
+        started_[b].store(gen);
+        if (!CheckKr(failures_,
+                     WriteGeneration(*main_task_, kRegion + kBlockAt[b] * kPage,
+                                     kBlockPages, Marker(b), gen),
+                     KERN_SUCCESS,
+                     [&] { return "writer " + std::to_string(w); })) {
+          final_gen_[w] = gen - 1;
+          return;
+        }
+        completed_[b].store(gen);
+      }
+    }
+    final_gen_[w] = gen - 1;
+  }
+
+  void OpenWindow(Window* window) {
+    for (int b = 0; b < kBlocks; ++b) window->low[b] = completed_[b].load();
+  }
+
+  void CloseWindow(Window* window) {
+    for (int b = 0; b < kBlocks; ++b) window->high[b] = started_[b].load();
+  }
 
   // The tags of a copy of the region made from its page `shift` on, at
   // base: the blocks that lie in it and the page either side of each. A
   // copy's pages hold only these (and what its maker writes), everything
   // else being unwritten.
-  using Tags = std::map<std::uint64_t, std::uint64_t>;  // page -> tag
-  auto read_copy = [&](Task& task, vm_address_t base, std::uint64_t shift,
-                       bool pinned, Tags* tags) {
+  KernReturn ReadCopy(Task& task, vm_address_t base, std::uint64_t shift,
+                      bool pinned, Tags* tags) {
     tags->clear();
     for (int b = 0; b < kBlocks; ++b) {
       if (kBlockAt[b] < shift + 1) continue;
@@ -1727,11 +1786,12 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
     }
     return KERN_SUCCESS;
-  };
-  // Checks a copy's tags (read_copy) against the window of the call that
+  }
+
+  // Checks a copy's tags (ReadCopy) against the window of the call that
   // made it.
-  auto check_copy = [&](const Tags& tags, std::uint64_t shift,
-                        const Window& window, const std::string& what) {
+  bool CheckCopy(const Tags& tags, std::uint64_t shift, const Window& window,
+                 const std::string& what) {
     std::optional<std::uint64_t> gens[kBlocks];
     for (int b = 0; b < kBlocks; ++b) {
       if (kBlockAt[b] < shift + 1) continue;
@@ -1740,10 +1800,10 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       for (std::uint64_t k = 0; k < kBlockPages; ++k) {
         block.Set(k, tags.at(first + k));
       }
-      gens[b] = OneGeneration(block, marker(b));
+      gens[b] = OneGeneration(block, Marker(b));
       const bool zeros_around =
           tags.at(first - 1) == 0 && tags.at(first + kBlockPages) == 0;
-      if (!Check(failures,
+      if (!Check(failures_,
                  zeros_around && gens[b].has_value() &&
                      *gens[b] >= window.low[b] && *gens[b] <= window.high[b],
                  [&] {
@@ -1761,7 +1821,7 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       const auto& a = gens[2 * w];
       const auto& b = gens[2 * w + 1];
       if (!a || !b) continue;
-      if (!Check(failures, *a == *b || *a == *b + 1, [&] {
+      if (!Check(failures_, *a == *b || *a == *b + 1, [&] {
             return what + ": writer " + std::to_string(w) + "'s A is " +
                    std::to_string(*a) + " and B " + std::to_string(*b) +
                    ", no one moment of its writes";
@@ -1770,28 +1830,30 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
     }
     return true;
-  };
+  }
+
   // A copy of the region from page `shift` on replaces what the range held
   // before: its tags afterwards, given the tags it held (model) and what
   // the copy showed (tags).
-  auto copied_over = [&](Tags* model, const Tags& tags, std::uint64_t shift) {
+  static void CopiedOver(Tags* model, const Tags& tags, std::uint64_t shift) {
     model->erase(model->begin(), model->lower_bound(kRegionPages - shift));
     for (const auto& [page, tag] : tags) {
       if (tag != 0) (*model)[page] = tag;
     }
-  };
+  }
+
   // Whether the pages of a copy (and those next to its blocks) still hold
   // its model's tags.
-  auto holds = [&](Task& task, vm_address_t base, const Tags& model,
-                   const std::string& what) {
+  bool Holds(Task& task, vm_address_t base, const Tags& model,
+             const std::string& what) {
     Tags seen;
-    if (!CheckKr(failures, read_copy(task, base, 0, false, &seen), KERN_SUCCESS,
+    if (!CheckKr(failures_, ReadCopy(task, base, 0, false, &seen), KERN_SUCCESS,
                  [&] { return what + ": vm_read"; })) {
       return false;
     }
     for (const auto& [page, tag] : model) {
       Pages got(1);
-      if (!CheckKr(failures, ReadPages(task, base + page * kPage, true, &got),
+      if (!CheckKr(failures_, ReadPages(task, base + page * kPage, true, &got),
                    KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
         return false;
       }
@@ -1800,7 +1862,7 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
     for (const auto& shown : seen) {
       const auto it = model.find(shown.first);
       const std::uint64_t want = it == model.end() ? 0 : it->second;
-      if (!Check(failures, shown.second == want, [&] {
+      if (!Check(failures_, shown.second == want, [&] {
             return what + ": page " + std::to_string(shown.first) + " shows " +
                    Hex(shown.second) + ", want " + Hex(want);
           })) {
@@ -1808,18 +1870,19 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
     }
     return true;
-  };
+  }
+
   // The writers' blocks show only their writers' generations.
-  auto region_is_clean = [&](const std::string& what) {
+  bool RegionIsClean(const std::string& what) {
     for (int b = 0; b < kBlocks; ++b) {
       Pages got(kBlockPages);
-      if (!CheckKr(
-              failures,
-              ReadPages(*main_task, kRegion + kBlockAt[b] * kPage, false, &got),
-              KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
+      if (!CheckKr(failures_,
+                   ReadPages(*main_task_, kRegion + kBlockAt[b] * kPage, false,
+                             &got),
+                   KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
         return false;
       }
-      if (!Check(failures, OneGeneration(got, marker(b)).has_value(), [&] {
+      if (!Check(failures_, OneGeneration(got, Marker(b)).has_value(), [&] {
             return what + ": the writers' block " + std::to_string(b) + " is " +
                    DescribeTags(got);
           })) {
@@ -1827,56 +1890,54 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
       }
     }
     return true;
-  };
+  }
 
-  Tags scratch;  // the copier's model of its scratch region
-  auto copier = [&] {
-    for (int i = 0; i < copies && !failures.stop(); ++i) {
+  void Copier() {
+    for (int i = 0; i < copies_ && !failures_.stop(); ++i) {
       YieldBetweenCalls();
       const std::uint64_t shift = kShifts[i % std::size(kShifts)];
       const std::string what = "copier " + std::to_string(i) + " (from page " +
                                std::to_string(shift) + ")";
       Window window;
-      open_window(&window);
-      if (!CheckKr(failures,
-                   vm_copy(*main_task, kRegion + shift * kPage,
+      OpenWindow(&window);
+      if (!CheckKr(failures_,
+                   vm_copy(*main_task_, kRegion + shift * kPage,
                            (kRegionPages - shift) * kPage, kScratch),
                    KERN_SUCCESS, [&] { return what + ": vm_copy"; })) {
         break;
       }
-      close_window(&window);
+      CloseWindow(&window);
       Tags tags;
-      if (!CheckKr(failures,
-                   read_copy(*main_task, kScratch, shift, i % 2 == 0, &tags),
+      if (!CheckKr(failures_,
+                   ReadCopy(*main_task_, kScratch, shift, i % 2 == 0, &tags),
                    KERN_SUCCESS, [&] { return what + ": vm_read"; }) ||
-          !check_copy(tags, shift, window, what)) {
+          !CheckCopy(tags, shift, window, what)) {
         break;
       }
-      copied_over(&scratch, tags, shift);
+      CopiedOver(&scratch_, tags, shift);
       // A page of the copy written: a block's first page, or its second
       // (block 0 lies before a copy from a chunk in).
       const std::uint64_t page =
           kBlockAt[1 + i % (kBlocks - 1)] - shift + i % 2;
       Pages mine(1);
       mine.Set(0, GenTag(kCopierMarker, i, page));
-      if (!CheckKr(
-              failures,
-              vm_write(*main_task, kScratch + page * kPage, mine.data(), kPage),
-              KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
+      if (!CheckKr(failures_,
+                   vm_write(*main_task_, kScratch + page * kPage, mine.data(),
+                            kPage),
+                   KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
         break;
       }
-      scratch[page] = mine.Tag(0);
-      if (!holds(*main_task, kScratch, scratch, what) ||
-          !region_is_clean(what + ", after writing the copy")) {
+      scratch_[page] = mine.Tag(0);
+      if (!Holds(*main_task_, kScratch, scratch_, what) ||
+          !RegionIsClean(what + ", after writing the copy")) {
         break;
       }
     }
-    makers_left.Leave();
-  };
+    makers_left_.Leave();
+  }
 
-  Tags peer_copy;  // the mapper's model of the second task's copy
-  auto mapper = [&] {
-    for (int i = 0; i < copies && !failures.stop(); ++i) {
+  void Mapper() {
+    for (int i = 0; i < copies_ && !failures_.stop(); ++i) {
       YieldBetweenCalls();
       const std::uint64_t shift = kShifts[(i / 2) % std::size(kShifts)];
       const bool fresh = i % 2 == 1;
@@ -1885,47 +1946,48 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
                                std::to_string(shift) +
                                (fresh ? ", new memory)" : ")");
       Window window;
-      open_window(&window);
-      if (!CheckKr(failures,
-                   vm_map_copy(*peer, dest, *main_task, kRegion + shift * kPage,
-                               (kRegionPages - shift) * kPage, fresh, false),
-                   KERN_SUCCESS, [&] { return what + ": vm_map_copy"; })) {
+      OpenWindow(&window);
+      if (!CheckKr(
+              failures_,
+              vm_map_copy(*peer_, dest, *main_task_, kRegion + shift * kPage,
+                          (kRegionPages - shift) * kPage, fresh, false),
+              KERN_SUCCESS, [&] { return what + ": vm_map_copy"; })) {
         break;
       }
-      close_window(&window);
+      CloseWindow(&window);
       Tags tags;
-      if (!CheckKr(failures, read_copy(*peer, dest, shift, i % 4 < 2, &tags),
+      if (!CheckKr(failures_, ReadCopy(*peer_, dest, shift, i % 4 < 2, &tags),
                    KERN_SUCCESS, [&] { return what + ": vm_read"; }) ||
-          !check_copy(tags, shift, window, what)) {
+          !CheckCopy(tags, shift, window, what)) {
         break;
       }
       Tags fresh_model;
-      Tags& model = fresh ? fresh_model : peer_copy;
-      copied_over(&model, tags, shift);
+      Tags& model = fresh ? fresh_model : peer_copy_;
+      CopiedOver(&model, tags, shift);
       const std::uint64_t page = kBlockAt[1 + (i + 3) % (kBlocks - 1)] - shift;
       Pages mine(1);
       mine.Set(0, GenTag(kMapperMarker, i, page));
-      if (!CheckKr(failures,
-                   vm_write(*peer, dest + page * kPage, mine.data(), kPage),
+      if (!CheckKr(failures_,
+                   vm_write(*peer_, dest + page * kPage, mine.data(), kPage),
                    KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
         break;
       }
       model[page] = mine.Tag(0);
-      if (!holds(*peer, dest, model, what) ||
-          !region_is_clean(what + ", after writing the copy")) {
+      if (!Holds(*peer_, dest, model, what) ||
+          !RegionIsClean(what + ", after writing the copy")) {
         break;
       }
       if (fresh &&
-          !CheckKr(failures,
-                   vm_deallocate(*peer, dest, (kRegionPages - shift) * kPage),
+          !CheckKr(failures_,
+                   vm_deallocate(*peer_, dest, (kRegionPages - shift) * kPage),
                    KERN_SUCCESS, [&] { return what + ": vm_deallocate"; })) {
         break;
       }
     }
-    makers_left.Leave();
-  };
+    makers_left_.Leave();
+  }
 
-  auto forker = [&] {
+  void Forker() {
     struct Child {
       std::shared_ptr<Task> task;
       Tags region;  // what its copy of the region holds
@@ -1934,150 +1996,164 @@ TEST(VmStressTest, CopiesAndForksOfASparseGiBUnderItsWriters) {
     auto retire_oldest = [&](const std::string& when) {
       Child& child = children.front();
       const std::string what = "child " + child.task->name() + " " + when;
-      holds(*child.task, kRegion, child.region, what);
-      CheckKr(failures, task_terminate(system, *child.task), KERN_SUCCESS,
+      Holds(*child.task, kRegion, child.region, what);
+      CheckKr(failures_, task_terminate(system_, *child.task), KERN_SUCCESS,
               [&] { return what + ": task_terminate"; });
       Pages got(1);
-      CheckKr(failures, ReadPages(*child.task, kRegion, false, &got),
+      CheckKr(failures_, ReadPages(*child.task, kRegion, false, &got),
               KERN_INVALID_TASK,
               [&] { return what + ": vm_read after task_terminate"; });
       children.erase(children.begin());
     };
-    for (int i = 0; i < forks && !failures.stop(); ++i) {
+    for (int i = 0; i < forks_ && !failures_.stop(); ++i) {
       YieldBetweenCalls();
       const bool grandchild = i % 4 == 3 && !children.empty();
       std::string name(grandchild ? "g" : "c");
       name.append(std::to_string(i));
       const std::string what = "fork " + name;
       Window window;
-      open_window(&window);
+      OpenWindow(&window);
       Child child;
       if (!CheckKr(
-              failures,
-              Take(task_fork(system,
-                             grandchild ? *children.back().task : *main_task,
+              failures_,
+              Take(task_fork(system_,
+                             grandchild ? *children.back().task : *main_task_,
                              name),
                    &child.task),
               KERN_SUCCESS, [&] { return what + ": task_fork"; })) {
         break;
       }
-      close_window(&window);
+      CloseWindow(&window);
       Tags tags;
-      if (!CheckKr(failures,
-                   read_copy(*child.task, kRegion, 0, i % 2 == 0, &tags),
+      if (!CheckKr(failures_,
+                   ReadCopy(*child.task, kRegion, 0, i % 2 == 0, &tags),
                    KERN_SUCCESS, [&] { return what + ": vm_read"; })) {
         break;
       }
       if (grandchild) {
         // Of a child only this thread writes: exactly its copy.
         child.region = children.back().region;
-        if (!holds(*child.task, kRegion, child.region, what)) break;
+        if (!Holds(*child.task, kRegion, child.region, what)) break;
       } else {
-        if (!check_copy(tags, 0, window, what)) break;
-        copied_over(&child.region, tags, 0);
+        if (!CheckCopy(tags, 0, window, what)) break;
+        CopiedOver(&child.region, tags, 0);
       }
       const std::uint64_t page = kBlockAt[i % kBlocks] + 1;
       Pages mine(1);
       mine.Set(0, GenTag(kChildMarker, i, page));
       if (!CheckKr(
-              failures,
+              failures_,
               vm_write(*child.task, kRegion + page * kPage, mine.data(), kPage),
               KERN_SUCCESS, [&] { return what + ": vm_write"; })) {
         break;
       }
       child.region[page] = mine.Tag(0);
-      if (!holds(*child.task, kRegion, child.region, what) ||
-          !region_is_clean(what + ", after writing the child")) {
+      if (!Holds(*child.task, kRegion, child.region, what) ||
+          !RegionIsClean(what + ", after writing the child")) {
         break;
       }
       children.push_back(std::move(child));
       if (children.size() > kLiveChildren) retire_oldest("midway");
     }
     while (!children.empty()) retire_oldest("at the end");
-    makers_left.Leave();
-  };
+    makers_left_.Leave();
+  }
 
-  std::atomic<std::uint64_t> reads{0};
-  auto reader = [&](int r) {
+  void Reader(int r) {
     std::mt19937_64 rng(77 + r);
-    for (int i = 0; !makers_left.done() && !failures.stop(); ++i) {
-      reads.fetch_add(1);
+    for (int i = 0; !makers_left_.done() && !failures_.stop(); ++i) {
+      reads_.fetch_add(1);
       YieldBetweenCalls();
       const int b = static_cast<int>(rng() % kBlocks);
       const bool pinned = rng() % 2 == 0;
-      const std::uint64_t low = completed[b].load();
+      const std::uint64_t low = completed_[b].load();
       const vm_address_t at = kRegion + kBlockAt[b] * kPage;
       PinnedPages view;
       Pages got(kBlockPages);
       const KernReturn kr =
-          pinned ? vm_read_pinned(*main_task, at, got.bytes(), &view)
-                 : vm_read(*main_task, at, got.span());
-      const std::uint64_t high = started[b].load();
+          pinned ? vm_read_pinned(*main_task_, at, got.bytes(), &view)
+                 : vm_read(*main_task_, at, got.span());
+      const std::uint64_t high = started_[b].load();
       auto where = [&] {
         return "reader " + std::to_string(r) + " iteration " +
                std::to_string(i) + ", block " + std::to_string(b);
       };
-      if (!CheckKr(failures, kr, KERN_SUCCESS, where)) break;
-      if (pinned && !Check(failures, CopyPinned(view, &got), where)) break;
-      const std::optional<std::uint64_t> gen = OneGeneration(got, marker(b));
-      if (!Check(failures, gen.has_value() && *gen >= low && *gen <= high, [&] {
-            return where() + " is " + DescribeTags(got) +
-                   ", want one generation in [" + std::to_string(low) + ", " +
-                   std::to_string(high) + "]";
-          })) {
+      if (!CheckKr(failures_, kr, KERN_SUCCESS, where)) break;
+      if (pinned && !Check(failures_, CopyPinned(view, &got), where)) break;
+      const std::optional<std::uint64_t> gen = OneGeneration(got, Marker(b));
+      if (!Check(failures_, gen.has_value() && *gen >= low && *gen <= high,
+                 [&] {
+                   return where() + " is " + DescribeTags(got) +
+                          ", want one generation in [" + std::to_string(low) +
+                          ", " + std::to_string(high) + "]";
+                 })) {
         break;
       }
       if (pinned) {
         // The pinned view keeps its bytes while the writer goes on.
         YieldBetweenCalls();
         Pages again(kBlockPages);
-        if (!Check(failures,
+        if (!Check(failures_,
                    CopyPinned(view, &again) &&
-                       OneGeneration(again, marker(b)) == gen,
+                       OneGeneration(again, Marker(b)) == gen,
                    [&] { return where() + ": the pinned view changed"; })) {
           break;
         }
       }
     }
-  };
-
-  std::vector<std::function<void()>> bodies = {copier, mapper, forker};
-  for (int w = 0; w < kWriters; ++w) {
-    bodies.push_back([&writer, w] { writer(w); });
   }
-  for (int r = 0; r < 2; ++r) bodies.push_back([&reader, r] { reader(r); });
+
+  VmSystem system_{SparseConfig()};
+  std::shared_ptr<Task> main_task_, peer_;
+  Failures failures_;
+  Countdown makers_left_{3};
+  std::atomic<std::uint64_t> started_[kBlocks] = {};
+  std::atomic<std::uint64_t> completed_[kBlocks] = {};
+  std::uint64_t final_gen_[kWriters] = {};
+  Tags scratch_;    // the copier's model of its scratch region
+  Tags peer_copy_;  // the mapper's model of the second task's copy
+  std::atomic<std::uint64_t> reads_{0};
+};
+
+TEST_F(VmStressSparseGiBTest, CopiesAndForksUnderItsWriters) {
+  std::vector<std::function<void()>> bodies = {
+      [this] { Copier(); }, [this] { Mapper(); }, [this] { Forker(); }};
+  for (int w = 0; w < kWriters; ++w) {
+    bodies.push_back([this, w] { Writer(w); });
+  }
+  for (int r = 0; r < 2; ++r) bodies.push_back([this, r] { Reader(r); });
   RunConcurrently("CopiesAndForksOfASparseGiBUnderItsWriters",
                   std::move(bodies));
-  failures.Report();
-  if (failures.stop()) return;
+  failures_.Report();
+  if (failures_.stop()) return;
   std::printf(
       "[ stress   ] %d copies, %d map copies, %d forks and %llu "
       "reads while the writers wrote generations %llu, %llu, %llu "
       "and %llu\n",
-      copies, copies, forks, static_cast<unsigned long long>(reads.load()),
-      static_cast<unsigned long long>(final_gen[0]),
-      static_cast<unsigned long long>(final_gen[1]),
-      static_cast<unsigned long long>(final_gen[2]),
-      static_cast<unsigned long long>(final_gen[3]));
+      copies_, copies_, forks_, static_cast<unsigned long long>(reads_.load()),
+      static_cast<unsigned long long>(final_gen_[0]),
+      static_cast<unsigned long long>(final_gen_[1]),
+      static_cast<unsigned long long>(final_gen_[2]),
+      static_cast<unsigned long long>(final_gen_[3]));
 
   for (int b = 0; b < kBlocks; ++b) {
     Pages got(kBlockPages);
     ASSERT_EQ(
-        ReadPages(*main_task, kRegion + kBlockAt[b] * kPage, b % 2 == 0, &got),
+        ReadPages(*main_task_, kRegion + kBlockAt[b] * kPage, b % 2 == 0, &got),
         KERN_SUCCESS);
-    EXPECT_EQ(OneGeneration(got, marker(b)), final_gen[b / 2])
+    EXPECT_EQ(OneGeneration(got, Marker(b)), final_gen_[b / 2])
         << "block " << b << " is " << DescribeTags(got);
   }
-  EXPECT_TRUE(holds(*main_task, kScratch, scratch, "the scratch region"));
-  EXPECT_TRUE(holds(*peer, kPeerCopy, peer_copy, "the second task's copy"));
-  failures.Report();
-  EXPECT_EQ(system.Tasks().size(), 2u);
-  ASSERT_EQ(task_terminate(system, *main_task), KERN_SUCCESS);
-  ASSERT_EQ(task_terminate(system, *peer), KERN_SUCCESS);
-  EXPECT_EQ(system.pages().live_pages(), 0u);
-  main_task.reset();
-  peer.reset();
-  EXPECT_EQ(system.budget().used(), system.pages().own_bytes())
+  EXPECT_TRUE(Holds(*main_task_, kScratch, scratch_, "the scratch region"));
+  EXPECT_TRUE(Holds(*peer_, kPeerCopy, peer_copy_, "the second task's copy"));
+  failures_.Report();
+  EXPECT_EQ(system_.Tasks().size(), 2u);
+  ASSERT_EQ(task_terminate(system_, *main_task_), KERN_SUCCESS);
+  ASSERT_EQ(task_terminate(system_, *peer_), KERN_SUCCESS);
+  EXPECT_EQ(system_.pages().live_pages(), 0u);
+  main_task_.reset();
+  peer_.reset();
+  EXPECT_EQ(system_.budget().used(), system_.pages().own_bytes())
       << "charged beyond the allocator's own memory once every task is gone";
 }
 
