@@ -1,6 +1,6 @@
 // fuse_ceiling: the fastest a taskfs-shaped FUSE file can be on this machine.
 //
-// A minimal low-level FUSE server with taskfs's settings (SPEC §5): one
+// A minimal low-level FUSE server with taskfs's settings (docs/reference.md §5): one
 // regular file `mem` of 2^40 bytes, opened with direct_io, served by the
 // multithreaded loop with taskfs's request size (fs/fuse_channel.h: the
 // mount's max_read, max_write and the INIT reply's max_pages, 512 KiB under

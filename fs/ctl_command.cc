@@ -250,7 +250,7 @@ KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
           MapCopyArgs{c.address, c.size, c.dest, c.dst_alloc, c.src_destroy});
     case Op::kFork: {
       // The child holds the parent's contents: forking takes read access
-      // to the parent's mem as well as control of it (SPEC §4).
+      // to the parent's mem as well as control of it (docs/reference.md §4).
       if (context.may_access) {
         const KernReturn kr = context.may_access(task, /*want_write=*/false);
         if (kr != vm::KERN_SUCCESS) return kr;

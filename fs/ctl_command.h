@@ -1,4 +1,4 @@
-// The command grammar shared by ctl writes and manifests (SPEC §6, §8): one
+// The command grammar shared by ctl writes and manifests (docs/reference.md §6, §8): one
 // grammar, one parser, one executor.
 #ifndef TASKFS_FS_CTL_COMMAND_H_
 #define TASKFS_FS_CTL_COMMAND_H_

@@ -1,4 +1,4 @@
-// The names of the layout (SPEC §4): the root holds host_page_size and a
+// The names of the layout (docs/reference.md §4): the root holds host_page_size and a
 // directory per task, named as the task; a task's directory holds its five
 // files. What a name is (lookup) and what a directory lists (readdir).
 #ifndef TASKFS_FS_DIRECTORY_H_

@@ -1,4 +1,4 @@
-// The one table from Mach result codes to errno values (SPEC §2).
+// The one table from Mach result codes to errno values (docs/reference.md §2).
 #ifndef TASKFS_FS_ERRNO_MAP_H_
 #define TASKFS_FS_ERRNO_MAP_H_
 

@@ -1,4 +1,4 @@
-// Inode numbering of the layout of SPEC §4. Numbers are computed, not
+// Inode numbering of the layout of docs/reference.md §4. Numbers are computed, not
 // allocated: the root is FUSE_ROOT_ID (1), host_page_size is 2, and the files
 // of task id are id * 8 + kind. So no lookup count is kept and forget has
 // nothing to free. Pure functions; safe from any thread.

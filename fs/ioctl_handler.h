@@ -1,4 +1,4 @@
-// The mem file's ioctls (SPEC §5, taskfs/ioctl.h). One table, a row per
+// The mem file's ioctls (docs/reference.md §5, taskfs/ioctl.h). One table, a row per
 // command, says all the daemon knows of each: its number and name, whether
 // it changes memory (then the file must be open for writing, as for
 // pwrite), how its argument is checked, the Mach call it runs, and how the

@@ -1,4 +1,4 @@
-// Manifests: tasks declared at mount time (SPEC §8).
+// Manifests: tasks declared at mount time (docs/reference.md §8).
 #ifndef TASKFS_FS_MANIFEST_H_
 #define TASKFS_FS_MANIFEST_H_
 

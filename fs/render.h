@@ -1,4 +1,4 @@
-// The text of the generated files (SPEC §4, §7), from values the caller has
+// The text of the generated files (docs/reference.md §4, §7), from values the caller has
 // read from the VM core. Pure functions.
 #ifndef TASKFS_FS_RENDER_H_
 #define TASKFS_FS_RENDER_H_
@@ -31,7 +31,7 @@ struct StatusFacts {
   unsigned address_bits = 0;
 };
 
-// status: "key: value" lines, in the order of SPEC §7.
+// status: "key: value" lines, in the order of docs/reference.md §7.
 std::string RenderStatus(const StatusFacts& facts,
                          const vm::TaskStatistics& stats);
 

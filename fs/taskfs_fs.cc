@@ -104,7 +104,7 @@ Replied ReplyText(Reply& r, std::string_view text) {
 
 // Not a request: no reply.
 void Init(void* userdata, fuse_conn_info* conn) {
-  // Page-multiple requests from any buffer (SPEC §5): the mount's max_read
+  // Page-multiple requests from any buffer (docs/reference.md §5): the mount's max_read
   // is the same, and fs/fuse_channel.h sets max_pages.
   const std::uint32_t max_request =
       static_cast<TaskFs*>(userdata)->max_request();
@@ -208,7 +208,7 @@ Replied Create(Reply& r, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
 }
 
 // The generated files and host_page_size are read-only for everyone: an
-// open for writing is refused (SPEC §4), for root too, whom the kernel's
+// open for writing is refused (docs/reference.md §4), for root too, whom the kernel's
 // default_permissions lets past their modes.
 bool ReadOnlyFile(const Where& w) {
   return w.host_page_size || w.kind == NodeKind::kMaps ||

@@ -1,4 +1,4 @@
-// The FUSE adapter: turns low-level FUSE requests on the layout of SPEC §4
+// The FUSE adapter: turns low-level FUSE requests on the layout of docs/reference.md §4
 // into calls on the VM core. Each handler runs in fs/dispatch.h's wrapper:
 // it decodes the request, makes one call and sends exactly one reply. What
 // the calls do lives beside it, each part on its own: fs/attributes.h (stat,

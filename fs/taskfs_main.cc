@@ -1,4 +1,4 @@
-// taskfs: mounts a VM system of emulated Mach tasks (SPEC §3).
+// taskfs: mounts a VM system of emulated Mach tasks (docs/reference.md §3).
 #include <fmt/format.h>
 #include <fuse_lowlevel.h>
 #include <malloc.h>
@@ -46,7 +46,7 @@ std::shared_ptr<spdlog::logger> MakeLogger(const Options& options) {
   return log;
 }
 
-// The memory limit bounds what the daemon holds (SPEC §3); for its resident
+// The memory limit bounds what the daemon holds (docs/reference.md §3); for its resident
 // memory to follow, freed heap must go back to the system: one arena per
 // two threads' worth of work instead of glibc's 8 per core (each keeps what
 // its threads freed), and blocks of 128 KiB or more (page-table arrays,

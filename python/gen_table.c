@@ -113,7 +113,7 @@ int main(void) {
       "# include/taskfs/: errno_table.h, mach.h, ioctl.h and task_name.h.\n"
       "# Do not edit.\n\n");
   printf(
-      "# (name, kern_return_t, errno), one row per code (SPEC \xc2\xa7"
+      "# (name, kern_return_t, errno), one row per code (docs/reference.md \xc2\xa7"
       "2).\n");
   printf("KERN_TABLE = (\n");
 #define TASKFS_PRINT_ROW(kern, errno_value) \
@@ -168,7 +168,7 @@ int main(void) {
   printf("}\n");
 
   printf(
-      "\n# A task's name (SPEC \xc2\xa7"
+      "\n# A task's name (docs/reference.md \xc2\xa7"
       "4): 1 to TASK_NAME_MAX of TASK_NAME_CHARS, not starting\n"
       "# with '.', not TASK_NAME_RESERVED.\n");
   printf("TASK_NAME_MAX = %d\n", TASKFS_TASK_NAME_MAX);

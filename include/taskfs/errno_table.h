@@ -1,6 +1,6 @@
 /*
  * <taskfs/errno_table.h>: the one table from Mach result codes to errno values
- * (SPEC §2), as a plain C X-macro so that the daemon (fs/errno_map.cc), the
+ * (docs/reference.md §2), as a plain C X-macro so that the daemon (fs/errno_map.cc), the
  * C client library (libtaskfs) and the Python package (its _table.py is
  * generated from this header at build time) share a single definition.
  *
@@ -14,7 +14,7 @@
 
 #include <errno.h>
 
-/* SPEC §2, plus the two codes the registry adds (a taken task name, a task
+/* docs/reference.md §2, plus the two codes the registry adds (a taken task name, a task
  * that is gone). */
 #define TASKFS_ERRNO_TABLE(X)        \
   X(KERN_SUCCESS, 0)                 \

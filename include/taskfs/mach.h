@@ -1,6 +1,6 @@
 /*
  * <taskfs/mach.h>: Mach's virtual memory calls on the tasks of a taskfs
- * mount (libtaskfs, SPEC §9).
+ * mount (libtaskfs, docs/reference.md §9).
  *
  * A program written to Mach's VM interface runs against taskfs tasks
  * unchanged but for how it gets a task: taskfs_task_open() on a task
@@ -8,7 +8,7 @@
  * task port. Every call works through the task's files only (pread/pwrite/
  * ioctl on mem, writes to ctl, mkdir/rmdir): libtaskfs is a user of the
  * mount, with the permissions of the calling process, and turns each errno
- * back into its kern_return_t by SPEC §2's table:
+ * back into its kern_return_t by docs/reference.md §2's table:
  *
  *   EINVAL KERN_INVALID_ARGUMENT   EFAULT KERN_INVALID_ADDRESS
  *   EACCES KERN_PROTECTION_FAILURE ENOMEM KERN_NO_SPACE
@@ -79,7 +79,7 @@ typedef mach_port_t task_t;
 #define KERN_NAME_EXISTS 13
 #define KERN_INVALID_TASK 16
 
-/* --- Protections and inheritance: Mach's numbers (SPEC §1) -----------------
+/* --- Protections and inheritance: Mach's numbers (docs/reference.md §1) -----------------
  * Their values are <taskfs/vm_attributes.h>'s, the daemon's. */
 #define VM_PROT_NONE ((vm_prot_t)TASKFS_VM_PROT_NONE)
 #define VM_PROT_READ ((vm_prot_t)TASKFS_VM_PROT_READ)
@@ -94,7 +94,7 @@ typedef mach_port_t task_t;
 #define VM_INHERIT_DEFAULT VM_INHERIT_COPY
 
 /* --- Mach's calls -----------------------------------------------------------
- * Arguments are judged by the daemon exactly as SPEC §2 says (alignment, then
+ * Arguments are judged by the daemon exactly as docs/reference.md §2 says (alignment, then
  * bounds, then the source and destination ranges page by page); an operation
  * that fails changes nothing, with the one exception noted at vm_write. */
 

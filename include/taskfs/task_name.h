@@ -1,5 +1,5 @@
 /*
- * <taskfs/task_name.h>: the rule for a task's name (SPEC §4), defined once
+ * <taskfs/task_name.h>: the rule for a task's name (docs/reference.md §4), defined once
  * for every user: the VM core (vm::VmSystem::ValidTaskName, which judges the
  * names of mkdir, `fork NAME` in ctl and `task NAME` in a manifest),
  * libtaskfs (taskfs_task_create, taskfs_task_fork) and the Python package

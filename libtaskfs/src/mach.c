@@ -715,7 +715,7 @@ static kern_return_t open_new(const char *root, const char *name,
   return kr;
 }
 
-/* A name the daemon could take (SPEC §4), checked before the child is made
+/* A name the daemon could take (docs/reference.md §4), checked before the child is made
  * so that a bad one is KERN_INVALID_ARGUMENT whatever the path holds. */
 static int valid_name(const char *name) {
   return taskfs_valid_task_name(name, strlen(name));

@@ -1,4 +1,4 @@
-"""Mach's VM calls on the tasks of a taskfs mount (SPEC §9).
+"""Mach's VM calls on the tasks of a taskfs mount (docs/reference.md §9).
 
     import taskfs
     with taskfs.Task.create("/mnt/taskfs", "scratch") as t:
@@ -12,9 +12,9 @@
 
 A Task works through the task directory's files only (pread/pwrite/ioctl on
 mem, writes to ctl, mkdir/rmdir), with the calling process's permissions. A
-failure raises MachError, an OSError whose errno is SPEC §2's errno, with
+failure raises MachError, an OSError whose errno is docs/reference.md §2's errno, with
 .kern_return (Mach's number), .name ("KERN_PROTECTION_FAILURE") and .reason:
-the line the daemon recorded for it in the task's errors file (SPEC §7), or
+the line the daemon recorded for it in the task's errors file (docs/reference.md §7), or
 "" when there is none. Standard library only; Python 3.9 or later. A Task is
 safe to use from several threads: every call is one system call (or a loop of
 preads/pwrites at explicit offsets), and close() from one thread closes the
@@ -59,12 +59,12 @@ _NAME_OF_KERN = {k: n for n, k, _ in _table.KERN_TABLE}
 
 
 def kern_from_errno(error):
-    """The kern_return_t of an errno by SPEC §2; KERN_FAILURE outside it."""
+    """The kern_return_t of an errno by docs/reference.md §2; KERN_FAILURE outside it."""
     return _KERN_OF_ERRNO.get(error, _table_kern("KERN_FAILURE"))
 
 
 def errno_from_kern(kern):
-    """The errno of a kern_return_t by SPEC §2; EIO for an unknown code."""
+    """The errno of a kern_return_t by docs/reference.md §2; EIO for an unknown code."""
     return _ERRNO_OF_KERN.get(kern, _errno.EIO)
 
 
@@ -81,7 +81,7 @@ def _table_kern(name):
 
 
 def valid_task_name(name):
-    """Whether name (a str) is a name the daemon takes for a task (SPEC §4),
+    """Whether name (a str) is a name the daemon takes for a task (docs/reference.md §4),
     by the rule of <taskfs/task_name.h> (_table.TASK_NAME_RULE in words)."""
     return (0 < len(name) <= _table.TASK_NAME_MAX
             and not name.startswith(".")
@@ -102,7 +102,7 @@ def _check_task_name(name, operation):
 class MachError(OSError):
     """A failed Mach call: OSError(errno) with the Mach code and the reason.
 
-    .errno is SPEC §2's errno for the code, .kern_return the code's number,
+    .errno is docs/reference.md §2's errno for the code, .kern_return the code's number,
     .name its name, .reason the REASON the daemon recorded in the task's
     errors file for this failure ("" if none could be found).
     """
@@ -128,7 +128,7 @@ class MachError(OSError):
 Region = collections.namedtuple(
     "Region", "start end protection max_protection inheritance")
 
-# One line of a task's errors file (SPEC §7).
+# One line of a task's errors file (docs/reference.md §7).
 ErrorRecord = collections.namedtuple("ErrorRecord", "seq uid operation name reason")
 
 
@@ -319,11 +319,11 @@ class Task:
         return self._read_text("maps")
 
     def errors(self):
-        """The errors file (SPEC §7) as a list of ErrorRecord, oldest first."""
+        """The errors file (docs/reference.md §7) as a list of ErrorRecord, oldest first."""
         return _parse_errors(self._read_text("errors"))
 
     def ctl(self, command):
-        """Runs one ctl command line (SPEC §6) and returns its result line
+        """Runs one ctl command line (docs/reference.md §6) and returns its result line
         ("ok", or the address for `allocate anywhere`)."""
         line = command.rstrip("\n")
         operation = "ctl " + line

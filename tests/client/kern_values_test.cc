@@ -36,7 +36,7 @@ static_assert(KERN_RESOURCE_SHORTAGE == kVmResourceShortage);
 static_assert(KERN_NAME_EXISTS == kVmNameExists);
 static_assert(KERN_INVALID_TASK == kVmInvalidTask);
 static_assert(kVmCodes == 9, "a new code needs a KERN_* in <taskfs/mach.h>");
-// Mach's own numbers, as SPEC §9 requires.
+// Mach's own numbers, as docs/reference.md §9 requires.
 static_assert(KERN_SUCCESS == 0 && KERN_INVALID_ADDRESS == 1 &&
               KERN_PROTECTION_FAILURE == 2 && KERN_NO_SPACE == 3 &&
               KERN_INVALID_ARGUMENT == 4 && KERN_FAILURE == 5 &&

@@ -6,7 +6,7 @@ package, TASKFS_DAEMON the daemon built there and TASKFS_CTL its taskfs-ctl:
 Each test class mounts a fresh taskfs on a mkdtemp directory, waits for it in
 /proc/self/mountinfo with a deadline, and always unmounts and reaps it.
 
-ErrorsFileTest needs the daemon's errors file (SPEC §7).
+ErrorsFileTest needs the daemon's errors file (docs/reference.md §7).
 """
 
 import array
@@ -106,13 +106,13 @@ class MountedTest(unittest.TestCase):
         e = cm.exception
         self.assertEqual(e.name, name)
         self.assertEqual(e.kern_return, getattr(taskfs, name))
-        self.assertEqual(e.errno, SPEC_ERRNO[name])
+        self.assertEqual(e.errno, REFERENCE_ERRNO[name])
         self.assertIsInstance(e, OSError)
         return e
 
 
-# SPEC §2, written out independently of include/taskfs/errno_table.h.
-SPEC_ERRNO = {
+# docs/reference.md §2, written out independently of include/taskfs/errno_table.h.
+REFERENCE_ERRNO = {
     "KERN_SUCCESS": 0,
     "KERN_INVALID_ARGUMENT": errno.EINVAL,
     "KERN_INVALID_ADDRESS": errno.EFAULT,
@@ -172,10 +172,10 @@ class TaskTest(MountedTest):
             self.assertIn("Generated at build time by python/gen_table.c", f.read())
         # The build's copy, not a source file.
         self.assertNotIn(os.sep + "tests" + os.sep, path)
-        self.assertEqual({n: e for n, _, e in taskfs._table.KERN_TABLE}, SPEC_ERRNO)
+        self.assertEqual({n: e for n, _, e in taskfs._table.KERN_TABLE}, REFERENCE_ERRNO)
         for name, number in MACH_NUMBERS.items():
-            self.assertEqual(taskfs.errno_from_kern(number), SPEC_ERRNO[name])
-            self.assertEqual(taskfs.kern_from_errno(SPEC_ERRNO[name]), number)
+            self.assertEqual(taskfs.errno_from_kern(number), REFERENCE_ERRNO[name])
+            self.assertEqual(taskfs.kern_from_errno(REFERENCE_ERRNO[name]), number)
             self.assertEqual(taskfs.kern_name(number), name)
         self.assertEqual(taskfs.kern_from_errno(errno.EPERM), taskfs.KERN_FAILURE)
         self.assertEqual(taskfs.kern_name(42), "KERN_UNKNOWN")

@@ -418,7 +418,7 @@ TEST_F(Conformance, XnuVmAllocationDeallocateEdgeCases) {
   }
   // test_deallocate_rounded_zero_end_ranges: XNU succeeds when the end rounds
   // to 0; in taskfs such a range lies outside the address space (or wraps):
-  // KERN_INVALID_ADDRESS (SPEC §2's bounds rule).
+  // KERN_INVALID_ADDRESS (docs/reference.md §2's bounds rule).
   const struct {
     vm_address_t address;
     vm_size_t size;
@@ -517,7 +517,7 @@ TEST_F(Conformance, XnuVmAllocationReadEdgeCases) {
   for (vm_address_t a : kEdgeAddresses) {
     if (a < kPage - 1) continue;
     // test_read_zero_size: XNU succeeds at every address; taskfs checks the
-    // address's alignment first (SPEC §2: argument checks, then a zero-size
+    // address's alignment first (docs/reference.md §2: argument checks, then a zero-size
     // operation succeeds).
     EXPECT_KR(Aligned(a) ? KERN_SUCCESS : KERN_INVALID_ARGUMENT,
               vm_read(t_, a, 0, &data, &count))
@@ -566,7 +566,7 @@ TEST_P(XnuVmAllocationWrite, WriteEdgeInaccessibleMainAndPatternTests) {
     return vm_write(t_, address, reinterpret_cast<vm_offset_t>(data),
                     static_cast<mach_msg_type_number_t>(n));
   };
-  // What taskfs answers, in SPEC §2's order: the data must be page-aligned
+  // What taskfs answers, in docs/reference.md §2's order: the data must be page-aligned
   // in this process (XNU copies any buffer in), the address and size
   // page-aligned for the task (XNU writes any byte range); then the range
   // must be allocated.

@@ -1,4 +1,4 @@
-// The ctl/manifest command grammar (SPEC §6, §8) and its executor.
+// The ctl/manifest command grammar (docs/reference.md §6, §8) and its executor.
 #include "fs/ctl_command.h"
 
 #include <gtest/gtest.h>

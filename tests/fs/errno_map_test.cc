@@ -1,4 +1,4 @@
-// The KernReturn -> errno table of SPEC §2, checked for every value.
+// The KernReturn -> errno table of docs/reference.md §2, checked for every value.
 #include "fs/errno_map.h"
 
 #include <gtest/gtest.h>
@@ -17,7 +17,7 @@ struct Row {
   int error;
 };
 
-// SPEC §2, written out independently of fs/errno_map.cc.
+// docs/reference.md §2, written out independently of fs/errno_map.cc.
 constexpr Row kSpecTable[] = {
     {vm::KERN_SUCCESS, 0},
     {vm::KERN_INVALID_ARGUMENT, EINVAL},
@@ -30,7 +30,7 @@ constexpr Row kSpecTable[] = {
     {vm::KERN_FAILURE, EIO},
 };
 
-// The errno SPEC §2 gives kr, or -1 if the table above lacks it.
+// The errno docs/reference.md §2 gives kr, or -1 if the table above lacks it.
 int SpecErrno(vm::KernReturn kr) {
   for (const Row& row : kSpecTable) {
     if (row.kr == kr) return row.error;
@@ -42,7 +42,7 @@ TEST(ErrnoMapTest, EveryKernReturnMapsToItsSpecErrno) {
   for (vm::KernReturn kr : vm::kAllKernReturns) {
     SCOPED_TRACE(vm::KernReturnName(kr));
     const int expected = SpecErrno(kr);
-    ASSERT_NE(expected, -1) << "no SPEC row for this code";
+    ASSERT_NE(expected, -1) << "no reference row for this code";
     EXPECT_EQ(ErrnoFromKern(kr), expected);
   }
 }

@@ -1,4 +1,4 @@
-// The mem file's ioctls (SPEC §5, taskfs/ioctl.h): decoding, results and
+// The mem file's ioctls (docs/reference.md §5, taskfs/ioctl.h): decoding, results and
 // exact errno values.
 #include "fs/ioctl_handler.h"
 

@@ -1,4 +1,4 @@
-// The daemon's command line (SPEC §3).
+// The daemon's command line (docs/reference.md §3).
 #include "fs/options.h"
 
 #include <gtest/gtest.h>

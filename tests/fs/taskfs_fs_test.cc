@@ -2,7 +2,7 @@
 // daemon's own operations table and their replies come out to recorders,
 // which here replace libfuse's reply calls (definitions in the executable
 // take precedence over libfuse's, as in dispatch_test.cc). Each request
-// must get exactly one reply, the one SPEC §4-§7 give it.
+// must get exactly one reply, the one docs/reference.md §4-§7 give it.
 #include "fs/taskfs_fs.h"
 
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-// Fuzz target: ctl line reassembly (fs/line_assembler.h; SPEC §6). A stream
+// Fuzz target: ctl line reassembly (fs/line_assembler.h; docs/reference.md §6). A stream
 // cut into writes at any points yields the lines of the uncut stream.
 //
 // Input: byte 0 chooses the line limit (high bit set: kMaxCtlLine, else

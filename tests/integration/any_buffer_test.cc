@@ -1,4 +1,4 @@
-// SPEC §5 "Any buffer works": page-multiple transfers at page-aligned
+// docs/reference.md §5 "Any buffer works": page-multiple transfers at page-aligned
 // addresses succeed whatever the alignment of the caller's buffer and
 // whatever their size, at every page size, through a real mount: pread,
 // pwrite, preadv, pwritev from C++ (malloc'd buffers at odd offsets), and

@@ -1,4 +1,4 @@
-// SPEC §2's atomicity and §3's memory limit under concurrency, through a
+// docs/reference.md §2's atomicity and §3's memory limit under concurrency, through a
 // real mount: processes sharing one task's mem, a reader racing a writer of
 // whole 256 KiB requests, cross-task copy-from in both directions at once
 // with forks, and many writers against a small memory limit. Every child

@@ -1,4 +1,4 @@
-// SPEC §6, §7 and §8 through a real mount: every ctl command with its
+// docs/reference.md §6, §7 and §8 through a real mount: every ctl command with its
 // results and exact errnos, the result line read back on the same open file,
 // malformed writes, the exact formats of maps and status, the embedded demo
 // and manifests given with -o tasks=FILE (good ones and ones that must end

@@ -1,4 +1,4 @@
-// SPEC §7 errors: every failed operation of a task is recorded in TASK/errors
+// docs/reference.md §7 errors: every failed operation of a task is recorded in TASK/errors
 // as `SEQ uid UID OPERATION: KERN_NAME: REASON`, oldest first, the last 256
 // kept, on every path (mem I/O, the seven ioctls, ctl commands however they
 // were cut, copy-from and vm_map_copy naming the task as source), before the
@@ -113,7 +113,7 @@ class ErrorsTest : public ::testing::Test {
   std::vector<std::string> expected_;  // t's errors, in order
 };
 
-// --- SPEC §7's example, on the embedded demo ---------------------------------
+// --- docs/reference.md §7's example, on the embedded demo ---------------------------------
 
 TEST(ErrorsDemoTest, TheSpecExample) {
   Mount m(std::vector<std::string>{});
@@ -309,7 +309,7 @@ TEST_F(ErrorsTest, CtlCommands) {
 }
 
 // A write that holds a newline but ends inside a line keeps the cut line
-// for the next write (SPEC §6): it fails, and is recorded, only when
+// for the next write (docs/reference.md §6): it fails, and is recorded, only when
 // completed.
 TEST_F(ErrorsTest, CtlLineCutAcrossTwoWrites) {
   const int fd = ::open((mount_ / "t/ctl").c_str(), O_WRONLY);
@@ -630,7 +630,7 @@ TEST_F(ErrorsTest, ReadAfterRmdirIsEsrch) {
 }
 
 // A reader that took a snapshot before the task was removed gets ESRCH too
-// when it continues at a later offset (SPEC §4: I/O on the open files of a
+// when it continues at a later offset (docs/reference.md §4: I/O on the open files of a
 // removed task fails with ESRCH).
 TEST_F(ErrorsTest, ContinuingASnapshotAfterRmdirIsEsrch) {
   ASSERT_EQ(Ctl("bogus\n"), EINVAL);

@@ -692,13 +692,13 @@ TEST(FaultTaskRemovedTest, UsersGetEsrchAndTheMemoryIsFreed) {
 //    measured 3.6 MiB of heap growth) and 2 MiB slab granularity; the peak
 //    measured is idle + 9.5 MiB. Unlimited, the tasks and snapshots could
 //    hold up to 24 MiB;
-//  - a write or copy either succeeds or fails with exactly ENOSPC (SPEC §2
+//  - a write or copy either succeeds or fails with exactly ENOSPC (docs/reference.md §2
 //    KERN_RESOURCE_SHORTAGE); after each refusal the range is re-read and
 //    must hold exactly what the model says (nothing changed); both
 //    outcomes occur;
 //  - at the end every page of every task and snapshot holds exactly its
 //    model's bytes; each task's resident_bytes is its number of distinct
-//    written tags times the page size (copies share pages, SPEC §1), and
+//    written tags times the page size (copies share pages, docs/reference.md §1), and
 //    statfs's used figure is the number of distinct tags in all models.
 TEST(FaultMemoryLimitTest, ConcurrentWritersNeverPassTheLimit) {
   constexpr int kWriters = 6;

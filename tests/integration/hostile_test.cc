@@ -1,5 +1,5 @@
 // Hostile input through a real mount, one row per case, each with its exact
-// errno (SPEC §2, §5, §6, §8; README "choices where the spec is silent"; or,
+// errno (docs/reference.md §2, §5, §6, §8; README "choices where the spec is silent"; or,
 // where the kernel answers before the daemon is asked, the kernel's errno,
 // said so in the row's comment). After every row the daemon must still be
 // alive, the task's map unchanged, its data intact and a normal write and
@@ -144,7 +144,7 @@ long Ioctl(const Ctx& c, unsigned long cmd, T arg) {
 constexpr std::size_t kArgBytes = 16384;
 
 // An ioctl whose number has the right type and nr but a wrong size or
-// direction: ENOTTY (SPEC §5 "unknown commands"), nothing changed, nothing
+// direction: ENOTTY (docs/reference.md §5 "unknown commands"), nothing changed, nothing
 // copied back.
 long MisnumberedIoctl(const Ctx& c, unsigned dir, unsigned nr, unsigned size) {
   std::vector<unsigned char> arg(kArgBytes, 0xa5);
@@ -279,15 +279,15 @@ TEST_P(HostileTest, Row) {
 // ------------------------------------------
 
 const Row kOffsetRows[] = {
-    // Inside the space but unaligned: EINVAL (SPEC §5).
+    // Inside the space but unaligned: EINVAL (docs/reference.md §5).
     {"ReadUnalignedInTheLastPage",
      [](Ctx& c) { return PreadAt(c, kPage, kEnd - 1); }, -EINVAL},
     // At or past the end a read is end of file before anything else
-    // (SPEC §5 lists that rule before alignment).
+    // (docs/reference.md §5 lists that rule before alignment).
     {"ReadUnalignedPastTheEndIsEndOfFile",
      [](Ctx& c) { return PreadAt(c, kPage, kEnd + 1); }, 0},
     // A write has no end of file: argument checks come before bounds
-    // (SPEC §2 order), so unaligned past the end is EINVAL, not EFAULT.
+    // (docs/reference.md §2 order), so unaligned past the end is EINVAL, not EFAULT.
     {"WriteUnalignedPastTheEndIsEinval",
      [](Ctx& c) { return PwriteAt(c, kPage, kEnd + 1); }, -EINVAL},
     // Starts inside, runs past the end: EFAULT (README "Reads at the end").
@@ -356,7 +356,7 @@ const Row kOffsetRows[] = {
        return Ret(::lseek(c.mem, kInt64Max, SEEK_END));
      },
      -EINVAL},
-    // At the end of file (SEEK_END): read 0, write EFAULT (SPEC §5).
+    // At the end of file (SEEK_END): read 0, write EFAULT (docs/reference.md §5).
     {"ReadAndWriteAtSeekEnd",
      [](Ctx& c) {
        if (::lseek(c.mem, 0, SEEK_END) != kEnd) return kStep1;
@@ -407,7 +407,7 @@ const Row kOffsetRows[] = {
     // 2 MiB in one pwrite whose last page is a hole: the kernel sends it in
     // requests of the mount's request size (README "Request size"); those
     // before the one reaching the hole are done and their bytes returned,
-    // and the failing request changed nothing (SPEC §2, §5). 1: as
+    // and the failing request changed nothing (docs/reference.md §2, §5). 1: as
     // promised. Step 2: zeroing failed, 3: the count, 4: the bytes done,
     // 5: the bytes not done.
     {"WriteOfTwoMebibytesStopsAtTheRequestThatFails",
@@ -438,7 +438,7 @@ const Row kOffsetRows[] = {
      },
      1},
     // 1 MiB into a buffer one byte off a page boundary: any buffer works
-    // (SPEC §5), every byte as written.
+    // (docs/reference.md §5), every byte as written.
     {"ReadOfOneMebibyteIntoAnUnalignedBuffer",
      [](Ctx& c) {
        const std::string pattern = Pattern(1 << 20, 4);
@@ -509,7 +509,7 @@ const Row kIoctlRows[] = {
      [](Ctx& c) { return IoctlOn(c, "t", O_RDONLY | O_DIRECTORY); }, -ENOTTY},
     {"OnTheRoot", [](Ctx& c) { return IoctlOn(c, "", O_RDONLY | O_DIRECTORY); },
      -ENOTTY},
-    // Bad flags, protections, inheritances: EINVAL (SPEC §2).
+    // Bad flags, protections, inheritances: EINVAL (docs/reference.md §2).
     {"AllocateUnknownFlag",
      [](Ctx& c) {
        return Ioctl(c, TASKFS_IOC_VM_ALLOCATE,
@@ -552,7 +552,7 @@ const Row kIoctlRows[] = {
                     taskfs_vm_map_copy{c.id, kCanary, kPage, 0x40000, 5, 0});
      },
      -EINVAL},
-    // Task ids that do not exist: ESRCH (SPEC §2).
+    // Task ids that do not exist: ESRCH (docs/reference.md §2).
     {"MapCopyTaskIdZero",
      [](Ctx& c) {
        return Ioctl(c, TASKFS_IOC_VM_MAP_COPY,
@@ -565,7 +565,7 @@ const Row kIoctlRows[] = {
                     taskfs_vm_map_copy{kMaxU64, kCanary, kPage, 0x40000, 1, 0});
      },
      -ESRCH},
-    // Nothing at or above 2^64 - 1: KERN_NO_SPACE (SPEC §5 table).
+    // Nothing at or above 2^64 - 1: KERN_NO_SPACE (docs/reference.md §5 table).
     {"RegionAtTheTopOfTheAddressRange",
      [](Ctx& c) {
        return Ioctl(c, TASKFS_IOC_VM_REGION,
@@ -576,7 +576,7 @@ const Row kIoctlRows[] = {
 INSTANTIATE_TEST_SUITE_P(Ioctls, HostileTest, ::testing::ValuesIn(kIoctlRows),
                          RowName);
 
-// --- address + size wrapping past 2^64 (SPEC §2: EFAULT)
+// --- address + size wrapping past 2^64 (docs/reference.md §2: EFAULT)
 // ----------------------
 
 const Row kWrapRows[] = {
@@ -919,7 +919,7 @@ const Row kCtlRows[] = {
      -EINVAL},
     // maps, status, errors and host_page_size take no writes: an open for
     // writing is EACCES, for root (these tests' user) too, whom the modes
-    // would let past (SPEC §4).
+    // would let past (docs/reference.md §4).
     {"WriteToMaps", [](Ctx& c) { return OpenFor(c, "t/maps", O_WRONLY); },
      -EACCES},
     {"ReadWriteOpenOfStatus",
@@ -944,7 +944,7 @@ long MkDirAt(const Ctx& c, const std::string& name) {
 
 const Row kNameRows[] = {
     // fork takes a name from a ctl line, where '/' and ".." can appear;
-    // SPEC §4's name rule makes each EINVAL.
+    // docs/reference.md §4's name rule makes each EINVAL.
     {"ForkNameWithSlash", [](Ctx& c) { return CtlWrite(c, "fork a/b\n"); },
      -EINVAL},
     {"ForkNameDotDot", [](Ctx& c) { return CtlWrite(c, "fork ..\n"); },
@@ -960,7 +960,7 @@ const Row kNameRows[] = {
      -EINVAL},
     {"ForkNameWithDel", [](Ctx& c) { return CtlWrite(c, "fork a\x7f\n"); },
      -EINVAL},
-    // copy-from names a task that cannot exist: ESRCH (SPEC §2 "a named
+    // copy-from names a task that cannot exist: ESRCH (docs/reference.md §2 "a named
     // task does not exist"), whatever the name looks like.
     {"CopyFromNameWithSlash",
      [](Ctx& c) {

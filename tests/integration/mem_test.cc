@@ -1,4 +1,4 @@
-// SPEC §5 through a real mount: mem's reads, writes, errnos, seeks and
+// docs/reference.md §5 through a real mount: mem's reads, writes, errnos, seeks and
 // ioctls, each with the exact errno.
 #include <fcntl.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// SPEC §3: the memory limit holds for everything a user can make the daemon
+// docs/reference.md §3: the memory limit holds for everything a user can make the daemon
 // hold. Through a real mount with memory_limit=64M, each way of making the
 // daemon hold memory ends in ENOSPC, the daemon's resident memory stays
 // within its idle level + the limit + the open-file reserve + the pin

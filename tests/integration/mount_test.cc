@@ -1,4 +1,4 @@
-// SPEC §3 through real mounts: the effect of every -o option, the mount(8)
+// docs/reference.md §3 through real mounts: the effect of every -o option, the mount(8)
 // form with a SOURCE, the mount type, clean unmounting by signal and by
 // fusermount3, the startup log line and statfs. What ends the daemon before
 // it mounts (--help, --version, a bad option, a memory limit too small for
@@ -165,7 +165,7 @@ TEST(MountTest, MemoryLimitOption) {
   // Address space is not memory: allocating far more than the limit works.
   ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x100000 64M\n"), 0);
   ASSERT_EQ(WriteFile(mount / "u/ctl", "allocate 0x100000 4K\n"), 0);
-  // Pages fill what the tasks' records leave of the limit (SPEC §3: the
+  // Pages fill what the tasks' records leave of the limit (docs/reference.md §3: the
   // limit covers both).
   const std::string mem = mount / "t/mem";
   std::uint64_t pages = 0;
@@ -381,7 +381,7 @@ TEST(MountTest, AutoUnmountUnmountsWhenTheDaemonIsKilled) {
   EXPECT_FALSE(IsMountpoint(mount.path()));
 }
 
-// --- a mountpoint that is already a mount (SPEC §3) -------------------------
+// --- a mountpoint that is already a mount (docs/reference.md §3) -------------------------
 
 // The one line a refused start prints, or a note of what it printed instead.
 std::string OneLine(const RunResult& r) {

@@ -1,4 +1,4 @@
-// SPEC §4's permission model ("What each permission grants") through one real
+// docs/reference.md §4's permission model ("What each permission grants") through one real
 // mount with allow_other, as a table: every path into a task (the open of
 // each file for reading and for writing, listing, mem pread and pwrite, each
 // ioctl, each ctl command, copy-from and vm_map_copy as destination and as
@@ -75,7 +75,7 @@ const std::vector<Relation>& Relations() {
   return relations;
 }
 
-// The paths of a task, with their modes at creation (SPEC §4).
+// The paths of a task, with their modes at creation (docs/reference.md §4).
 enum File { kDir, kMem, kCtl, kMaps, kStatus, kErrors, kFiles };
 constexpr const char* kSuffix[kFiles] = {"",      "/mem",    "/ctl",
                                          "/maps", "/status", "/errors"};
@@ -400,7 +400,7 @@ std::vector<PathSpec> Paths() {
 
   // The open of each file, for reading and for writing. The generated
   // files are read-only for everyone: their write opens are refused even
-  // when the mode has the write bit (SPEC §4).
+  // when the mode has the write bit (docs/reference.md §4).
   add(
       "OpenMemForReading", {search, mem_r}, modes, 0,
       [](const Context& c) { return OpenClose(c.v + "/mem", O_RDONLY); },
@@ -1019,7 +1019,7 @@ TEST_F(PermissionModelAttackTest,
                  taskfs_vm_copy{kSpare, kPage, kData});
   }),
             EBADF);
-  // With both, fork is granted (SPEC §4), the child is the attacker's,
+  // With both, fork is granted (docs/reference.md §4), the child is the attacker's,
   // and writing its share region writes the victim's: what control of
   // the task allows anyway, as copy-from into it shows below.
   EXPECT_EQ(a_.As([&] {

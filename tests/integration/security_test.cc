@@ -1,4 +1,4 @@
-// SPEC §3-§4 security: default_permissions is always on, and a non-root
+// docs/reference.md §3-§4 security: default_permissions is always on, and a non-root
 // user mounts through fusermount3 and uses the mount, which root and other
 // users cannot reach without allow_other.
 //
