@@ -15,6 +15,7 @@
 #include "fs/ctl_command.h"
 #include "fs/errno_map.h"
 #include "taskfs/ioctl.h"
+#include "tests/fs/ioctl_request_util.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/kern_return.h"
@@ -28,29 +29,9 @@ namespace {
 
 constexpr std::uint64_t kPage = 4096;
 
-// What the adapter makes of a request (fs/taskfs_fs.cc): ENOTTY for a
-// number that is none of ours, else the errno of the code Run returns, and
-// the bytes it wrote back.
-struct IoctlResult {
-  int error = 0;
-  std::size_t out_size = 0;
-};
-
-IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,
-                        void* out, std::size_t out_capacity, vm::Task& task,
-                        ExecContext& context) {
-  IoctlRequest request(cmd, in, in_size);
-  if (request.command() == nullptr) return {ENOTTY, 0};
-  IoctlResult result;
-  result.error = ErrnoFromKern(
-      request.Run({task, context}, out, out_capacity, &result.out_size));
-  return result;
-}
-
-bool IoctlChangesMemory(unsigned int cmd) {
-  const IoctlCommand* command = FindIoctl(cmd);
-  return command != nullptr && command->changes_memory;
-}
+using fs_test::HandleIoctl;
+using fs_test::IoctlChangesMemory;
+using fs_test::IoctlResult;
 
 constexpr unsigned int kAllCommands[] = {
     TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE, TASKFS_IOC_VM_DEALLOCATE,

@@ -33,6 +33,7 @@
 #include "fs/errno_map.h"
 #include "fs/ioctl_handler.h"
 #include "taskfs/ioctl.h"
+#include "tests/fs/ioctl_request_util.h"
 #include "tests/fuzz/fuzz_input.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
@@ -51,29 +52,9 @@ constexpr unsigned int kCommands[] = {
 };
 constexpr std::size_t kMaxRecords = 200;
 
-// What the daemon makes of a request (fs/taskfs_fs.cc): ENOTTY for a number
-// that is none of ours, else the errno of the code the table's Run returns,
-// and the bytes it wrote back.
-struct IoctlResult {
-  int error = 0;
-  std::size_t out_size = 0;
-};
-
-IoctlResult HandleIoctl(unsigned int cmd, const void* in, std::size_t in_size,
-                        void* out, std::size_t out_capacity, vm::Task& task,
-                        fs::ExecContext& context) {
-  fs::IoctlRequest request(cmd, in, in_size);
-  if (request.command() == nullptr) return {ENOTTY, 0};
-  IoctlResult result;
-  result.error = fs::ErrnoFromKern(
-      request.Run({task, context}, out, out_capacity, &result.out_size));
-  return result;
-}
-
-bool IoctlChangesMemory(unsigned int cmd) {
-  const fs::IoctlCommand* command = fs::FindIoctl(cmd);
-  return command != nullptr && command->changes_memory;
-}
+using fs_test::HandleIoctl;
+using fs_test::IoctlChangesMemory;
+using fs_test::IoctlResult;
 
 // The argument size docs/reference.md §5 gives the command; 0 for an unknown one.
 std::size_t ArgSize(unsigned int cmd) {
