@@ -16,7 +16,7 @@
 #include "fs/ctl_command.h"
 #include "fs/line_assembler.h"
 #include "vmcore/failure_reason.h"
-#include "vmcore/memory_budget.h"
+#include "vmcore/limit_reached.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
