@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "vmcore/kern_return.h"
-#include "vmcore/memory_budget.h"
+#include "vmcore/memory_account.h"
 
 namespace taskfs::fs {
 

@@ -19,7 +19,7 @@
 #include "fs/line_assembler.h"
 #include "taskfs/task_name.h"
 #include "vmcore/failure_reason.h"
-#include "vmcore/memory_budget.h"
+#include "vmcore/limit_reached.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {

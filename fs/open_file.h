@@ -14,7 +14,7 @@
 #include "fs/inode.h"
 #include "fs/line_assembler.h"
 #include "fs/node_table.h"
-#include "vmcore/memory_budget.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
 

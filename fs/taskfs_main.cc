@@ -19,7 +19,7 @@
 #include "fs/manifest.h"
 #include "fs/options.h"
 #include "fs/taskfs_fs.h"
-#include "vmcore/memory_budget.h"
+#include "vmcore/limit_reached.h"
 #include "vmcore/vm_system.h"
 
 namespace {

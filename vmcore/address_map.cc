@@ -61,7 +61,7 @@ void AddressMap::AllocateRange(const PageRange& range) {
   MapEntry entry;
   entry.start = range.start();
   entry.end = range.end();
-  entry.object = std::make_shared<VmObject>(budget_);
+  entry.object = std::make_shared<VmObject>(budget_, freer_);
   Insert(std::move(entry));
 }
 

@@ -10,7 +10,10 @@
 #include <memory>
 #include <optional>
 
+#include "vmcore/charged_allocator.h"
+#include "vmcore/deferred_freer.h"
 #include "vmcore/kern_result.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/memory_budget.h"
 #include "vmcore/page_range.h"
 #include "vmcore/vm_object.h"
@@ -52,9 +55,13 @@ class AddressMap {
       std::map<vm_address_t, MapEntry, std::less<>,
                ChargedAllocator<std::pair<const vm_address_t, MapEntry>>>;
 
-  AddressMap(const Geometry& geometry, MemoryBudget& budget)
+  // budget and freer: the system's (VmSystem::budget(), freer()); the map's
+  // objects use them too.
+  AddressMap(const Geometry& geometry, MemoryBudget& budget,
+             DeferredFreer& freer)
       : geometry_(geometry),
         budget_(budget),
+        freer_(freer),
         account_(budget),
         entries_(Entries::allocator_type(account_)) {}
   ~AddressMap();
@@ -64,6 +71,8 @@ class AddressMap {
   const Geometry& geometry() const { return geometry_; }
   const Entries& entries() const { return entries_; }
   MemoryBudget& budget() const { return budget_; }
+  // What frees the large subtrees its objects' page tables drop.
+  DeferredFreer& freer() const { return freer_; }
   // Bytes the map's entries hold (their objects have their own accounts).
   std::uint64_t metadata_bytes() const { return account_.held(); }
 
@@ -148,6 +157,7 @@ class AddressMap {
 
   const Geometry geometry_;
   MemoryBudget& budget_;
+  DeferredFreer& freer_;
   MemoryAccount account_;  // before entries_, so it goes after them
   Entries entries_;        // keyed by start; entries never overlap
   // No hole starts below free_hint_: FindSpace starts its search there.

@@ -6,28 +6,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "vmcore/charge_failure_hook.h"
+#include "vmcore/memory_account.h"
+
 namespace taskfs::vm {
-namespace {
-
-// FailChargeAfter's countdown: charges left before the one that fails.
-std::atomic<std::uint64_t> charges_until_failure{0};
-
-thread_local int reserve_scopes = 0;
-
-// True if the test hook fails this charge.
-bool InjectedFailure() {
-  std::uint64_t left = charges_until_failure.load(std::memory_order_relaxed);
-  while (left != 0) {
-    if (charges_until_failure.compare_exchange_weak(
-            left, left - 1, std::memory_order_relaxed)) {
-      return left == 1;
-    }
-  }
-  return false;
-}
-
-}  // namespace
-
 namespace {
 
 bool ChargeWithin(std::atomic<std::uint64_t>& used, std::uint64_t ceiling,
@@ -59,7 +41,7 @@ MemoryBudget::~MemoryBudget() {
 }
 
 bool MemoryBudget::TryCharge(std::uint64_t bytes) noexcept {
-  if (InjectedFailure()) return false;
+  if (ChargeFailureInjected()) return false;
   if (limit_ == 0) {
     used_.fetch_add(bytes, std::memory_order_relaxed);
     return true;
@@ -171,60 +153,6 @@ bool MemoryBudget::TryChargeReserve(std::uint64_t bytes) noexcept {
 
 bool MemoryBudget::TryChargePinReserve(std::uint64_t bytes) noexcept {
   return ChargeWithin(pin_reserve_used_, pin_reserve_, bytes);
-}
-
-bool MemoryAccount::TryCharge(std::uint64_t bytes, bool use_reserve) noexcept {
-  if (budget_->TryCharge(bytes) ||
-      (budget_->Reclaim() != 0 && budget_->TryCharge(bytes))) {
-    held_.fetch_add(bytes, std::memory_order_relaxed);
-    budget_->HeapCharged(bytes);
-    return true;
-  }
-  if ((use_reserve || ReserveScope::active()) &&
-      budget_->TryChargeReserve(bytes)) {
-    held_.fetch_add(bytes, std::memory_order_relaxed);
-    reserve_held_.fetch_add(bytes, std::memory_order_relaxed);
-    budget_->HeapCharged(bytes);
-    return true;
-  }
-  return false;
-}
-
-void MemoryAccount::Charge(std::uint64_t bytes, bool use_reserve) {
-  if (!TryCharge(bytes, use_reserve)) {
-    throw LimitReached(budget_->limit(), budget_->used(), bytes);
-  }
-}
-
-void MemoryAccount::Release(std::uint64_t bytes) noexcept {
-  if (bytes == 0) return;  // an account that held nothing goes untouched
-  // What the reserve holds goes back first; a loop, since several threads
-  // may release from one account (the shared one).
-  std::uint64_t reserved = reserve_held_.load(std::memory_order_relaxed);
-  std::uint64_t in_reserve;
-  do {
-    in_reserve = std::min(bytes, reserved);
-  } while (in_reserve != 0 &&
-           !reserve_held_.compare_exchange_weak(reserved, reserved - in_reserve,
-                                                std::memory_order_relaxed));
-  if (in_reserve != 0) {
-    budget_->ReleaseReserve(in_reserve);
-  }
-  held_.fetch_sub(bytes, std::memory_order_relaxed);
-  budget_->Release(bytes - in_reserve);
-  budget_->HeapReleased(bytes);
-}
-
-ReserveScope::ReserveScope() { ++reserve_scopes; }
-ReserveScope::~ReserveScope() { --reserve_scopes; }
-bool ReserveScope::active() { return reserve_scopes != 0; }
-
-void FailChargeAfter(std::uint64_t n) {
-  charges_until_failure.store(n, std::memory_order_relaxed);
-}
-
-std::uint64_t ChargesBeforeFailure() {
-  return charges_until_failure.load(std::memory_order_relaxed);
 }
 
 }  // namespace taskfs::vm

@@ -1,13 +1,18 @@
 // The memory limit: one budget for everything users make the daemon hold.
+//
+// Its parts, each in its own header: MemoryAccount (memory_account.h), what
+// one holder has charged; LimitReached (limit_reached.h), what a refused
+// charge throws; ReserveScope (reserve_scope.h), a thread's leave to use
+// the reserve; ChargedAllocator (charged_allocator.h), containers charged
+// to an account; and the failure-injection tests' hook
+// (charge_failure_hook.h).
 #ifndef TASKFS_VMCORE_MEMORY_BUDGET_H_
 #define TASKFS_VMCORE_MEMORY_BUDGET_H_
 
 #include <atomic>
-#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <new>
 
 #include "vmcore/heap_trimmer.h"
 
@@ -37,7 +42,7 @@ class MemoryBudget {
   MemoryBudget& operator=(const MemoryBudget&) = delete;
 
   // All or nothing: true if bytes now count as used, within the limit. The
-  // test hook FailChargeAfter can refuse it too.
+  // test hook FailChargeAfter (charge_failure_hook.h) can refuse it too.
   bool TryCharge(std::uint64_t bytes) noexcept;
   void Release(std::uint64_t bytes) noexcept {
     used_.fetch_sub(bytes, std::memory_order_relaxed);
@@ -193,118 +198,6 @@ class MemoryBudget {
                            // refusal (LowerHeapOverhang only tries it)
   std::unique_ptr<MemoryAccount> shared_;  // last: it releases into the above
 };
-
-// What a refused charge throws: a std::bad_alloc, so every path that
-// survives running out of memory survives the limit the same way, with the
-// figures for the failure reason.
-class LimitReached : public std::bad_alloc {
- public:
-  LimitReached(std::uint64_t limit, std::uint64_t used, std::uint64_t asked)
-      : limit_(limit), used_(used), asked_(asked) {}
-  const char* what() const noexcept override { return "memory limit reached"; }
-  std::uint64_t limit() const { return limit_; }
-  std::uint64_t used() const { return used_; }
-  std::uint64_t asked() const { return asked_; }
-
- private:
-  std::uint64_t limit_, used_, asked_;
-};
-
-// The part of a budget that one holder (a map, an object, a task) has
-// charged, so a holder can say how much metadata it keeps and gives all of
-// it back when it goes.
-//
-// Thread-safety: thread-safe; the count is one atomic word.
-class MemoryAccount {
- public:
-  explicit MemoryAccount(MemoryBudget& budget) : budget_(&budget) {}
-  ~MemoryAccount() { Release(held()); }
-  MemoryAccount(const MemoryAccount&) = delete;
-  MemoryAccount& operator=(const MemoryAccount&) = delete;
-
-  // All or nothing: true if bytes are now charged. When the limit refuses,
-  // asks the budget's reclaimer for room once and tries again; then, with
-  // use_reserve, tries the reserve (what lets a user at the limit still
-  // open files, read status, maps and errors, and free memory through ctl).
-  bool TryCharge(std::uint64_t bytes, bool use_reserve = false) noexcept;
-  // TryCharge that throws LimitReached when refused.
-  void Charge(std::uint64_t bytes, bool use_reserve = false);
-  // Gives back bytes, from what the reserve holds first.
-  void Release(std::uint64_t bytes) noexcept;
-  std::uint64_t held() const { return held_.load(std::memory_order_relaxed); }
-  MemoryBudget& budget() const { return *budget_; }
-
- private:
-  MemoryBudget* budget_;
-  std::atomic<std::uint64_t> held_{0};
-  std::atomic<std::uint64_t> reserve_held_{0};  // the part in the reserve
-};
-
-// While one is alive on a thread, every charge made on that thread may use
-// the reserve: vm_deallocate's, so that freeing memory at the limit works
-// even when it splits a region (one more map entry). The reserve's fixed
-// size bounds what this allows.
-class ReserveScope {
- public:
-  ReserveScope();
-  ~ReserveScope();
-  ReserveScope(const ReserveScope&) = delete;
-  ReserveScope& operator=(const ReserveScope&) = delete;
-  static bool active();
-};
-
-// What one heap block costs beyond its bytes (glibc's header and rounding),
-// charged with each allocation so the charge follows resident memory.
-inline constexpr std::uint64_t kHeapOverhead = 16;
-
-// A standard allocator that charges an account for what it allocates, for
-// the containers whose size users decide (map entries, coverage, page-table
-// chunk lists).
-template <typename T>
-class ChargedAllocator {
- public:
-  using value_type = T;
-
-  explicit ChargedAllocator(MemoryAccount& account) : account_(&account) {}
-  template <typename U>
-  ChargedAllocator(const ChargedAllocator<U>& other)  // NOLINT: rebinding
-      : account_(other.account()) {}
-
-  T* allocate(std::size_t n) {
-    const std::uint64_t bytes = Cost(n);
-    account_->Charge(bytes);
-    try {
-      return std::allocator<T>().allocate(n);
-    } catch (...) {
-      account_->Release(bytes);
-      throw;
-    }
-  }
-  void deallocate(T* p, std::size_t n) noexcept {
-    std::allocator<T>().deallocate(p, n);
-    account_->Release(Cost(n));
-  }
-
-  MemoryAccount* account() const { return account_; }
-  template <typename U>
-  bool operator==(const ChargedAllocator<U>& other) const {
-    return account_ == other.account();
-  }
-
- private:
-  static std::uint64_t Cost(std::size_t n) {
-    return n * sizeof(T) + kHeapOverhead;
-  }
-  MemoryAccount* account_;
-};
-
-// Test hook, for the failure-injection tests: the nth charge from now
-// (1 = the next) of any budget, pages included, fails as if the limit were
-// reached; 0 disarms it. Charges are counted on all threads.
-void FailChargeAfter(std::uint64_t n);
-// The countdown FailChargeAfter set: 1 when the next charge fails, 0 once
-// the armed charge has failed or when nothing is armed.
-std::uint64_t ChargesBeforeFailure();
 
 }  // namespace taskfs::vm
 

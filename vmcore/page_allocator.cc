@@ -7,6 +7,8 @@
 #include <cstring>
 #include <new>
 
+#include "vmcore/memory_account.h"
+
 namespace taskfs::vm {
 
 // kSlabPages pages of one mmap, with their Page records.

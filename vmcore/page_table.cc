@@ -1,13 +1,7 @@
 #include "vmcore/page_table.h"
 
-#include <pthread.h>
-#include <sched.h>
-
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
 #include <new>
-#include <thread>
 
 #include "vmcore/page.h"
 
@@ -16,7 +10,7 @@ namespace taskfs::vm {
 const std::uint64_t PageTable::kNodeCharge = sizeof(Node) + kHeapOverhead;
 
 // What every table does to nodes: references, clones, and frees, the large
-// ones in the background.
+// ones in the background (freer, the tables' DeferredFreer).
 struct NodeOps {
   using Node = PageTable::Node;
 
@@ -29,13 +23,15 @@ struct NodeOps {
   }
   // Drops a reference; at the last, frees the node, a large one in the
   // background unless now.
-  static void Unref(Node* node, bool now = false) noexcept;
-  static void Release(void* thing, bool page, bool now = false) noexcept {
+  static void Unref(Node* node, DeferredFreer& freer,
+                    bool now = false) noexcept;
+  static void Release(void* thing, bool page, DeferredFreer& freer,
+                      bool now = false) noexcept {
     if (thing == nullptr) return;
     if (page) {
       static_cast<Page*>(thing)->DropMapping();
     } else {
-      Unref(static_cast<Node*>(thing), now);
+      Unref(static_cast<Node*>(thing), freer, now);
     }
   }
 
@@ -93,12 +89,12 @@ struct NodeOps {
   }
 
   // Frees node, whose last reference is gone, and drops what it held.
-  static void FreeNow(Node* node) noexcept {
+  static void FreeNow(Node* node, DeferredFreer& freer) noexcept {
     for (std::uint64_t i = 0; i < PageTable::kFanout; ++i) {
       if (node->level == 0) {
         if (Page* page = node->pages[i]) page->DropMapping();
       } else if (Node* child = node->children[i]) {
-        Unref(child);
+        Unref(child, freer);
       }
     }
     MemoryAccount* account = node->account;
@@ -118,102 +114,22 @@ struct NodeOps {
   }
 };
 
-namespace {
-
-using Node = NodeOps::Node;
-
-// The background thread that frees large dead subtrees, started at the first
-// one. Its list is intrusive (Node::next_dead), so handing a node over never
-// allocates.
-class Reaper {
- public:
-  // Takes node to free; false if there is no thread to do it (the caller
-  // frees it).
-  bool Take(Node* node) noexcept {
-    std::unique_lock lock(mu_);
-    if (!started_) {
-      started_ = true;
-      try {
-        thread_ = std::thread([this] { Run(); });
-      } catch (...) {
-      }
-    }
-    if (!thread_.joinable()) return false;
-    node->next_dead = dead_;
-    dead_ = node;
-    lock.unlock();
-    work_.notify_one();
-    return true;
-  }
-
-  // Frees what is waiting on this thread and waits for what others are
-  // freeing. True if there was anything.
-  bool Drain() noexcept {
-    bool any = false;
-    std::unique_lock lock(mu_);
-    for (;;) {
-      if (dead_ != nullptr) {
-        FreeOne(lock);
-      } else if (busy_ == 0) {
-        return any;
-      } else {
-        idle_.wait(lock);
-      }
-      any = true;
-    }
-  }
-
- private:
-  void Run() {
-    // Batch scheduling: a woken reaper does not preempt the thread that
-    // handed it the work (the caller it is there to spare).
-    sched_param param{};
-    pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
-    std::unique_lock lock(mu_);
-    for (;;) {
-      work_.wait(lock, [this] { return dead_ != nullptr; });
-      FreeOne(lock);
-    }
-  }
-
-  // Frees the first waiting node, counted in busy_ meanwhile so that a
-  // Drain waits for it. lock holds mu_, and does again on return.
-  void FreeOne(std::unique_lock<std::mutex>& lock) noexcept {
-    Node* node = dead_;
-    dead_ = node->next_dead;
-    ++busy_;
-    lock.unlock();
-    NodeOps::FreeNow(node);
-    lock.lock();
-    --busy_;
-    idle_.notify_all();
-  }
-
-  std::mutex mu_;
-  std::condition_variable work_;
-  std::condition_variable idle_;
-  Node* dead_ = nullptr;  // guarded by mu_
-  int busy_ = 0;          // guarded by mu_: nodes being freed
-  bool started_ = false;  // guarded by mu_
-  std::thread thread_;
-};
-
-// Never destroyed: objects that outlive static destruction (a test's
-// static fixture) may still drop nodes. Its thread ends with the process.
-Reaper& TheReaper() {
-  static Reaper* const reaper = new Reaper;
-  return *reaper;
-}
-
-}  // namespace
-
-void NodeOps::Unref(Node* node, bool now) noexcept {
+void NodeOps::Unref(Node* node, DeferredFreer& freer, bool now) noexcept {
   if (node->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  if (!now && Large(*node) && TheReaper().Take(node)) return;
-  FreeNow(node);
+  if (!now && Large(*node) && freer.Take(node)) return;
+  FreeNow(node, freer);
 }
 
-bool PageTable::FinishDeferredFrees() { return TheReaper().Drain(); }
+// The freer's list links through the dead node's walk mark, which nothing
+// reads once the node is dead.
+const DeferredFreer::Hooks PageTable::kDeadNodes = {
+    [](void* node) noexcept {
+      return &static_cast<PageTable::Node*>(node)->next_dead;
+    },
+    [](void* node, DeferredFreer& freer) noexcept {
+      NodeOps::FreeNow(static_cast<PageTable::Node*>(node), freer);
+    },
+};
 
 // --- Undo --------------------------------------------------------------------
 
@@ -237,7 +153,7 @@ void PageTable::Undo::Rollback() noexcept {
     }
     // What this log made goes now, not in the background: a refusal leaves
     // nothing behind.
-    NodeOps::Release(now, change.page, /*now=*/true);
+    NodeOps::Release(now, change.page, freer_, /*now=*/true);
     changes_.pop_back();
   }
   node_changes_ = 0;
@@ -245,7 +161,9 @@ void PageTable::Undo::Rollback() noexcept {
 
 void PageTable::Undo::Commit() noexcept {
   for (const Change& change : changes_) {
-    if (change.grew == nullptr) NodeOps::Release(change.old, change.page);
+    if (change.grew == nullptr) {
+      NodeOps::Release(change.old, change.page, freer_);
+    }
   }
   changes_.clear();
   node_changes_ = 0;
@@ -263,7 +181,7 @@ std::uint32_t PageTable::Undo::Holds(const void* node) const {
 // --- PageTable ---------------------------------------------------------------
 
 PageTable::~PageTable() {
-  if (root_ != nullptr) NodeOps::Unref(root_);
+  if (root_ != nullptr) NodeOps::Unref(root_, freer_);
 }
 
 std::uint64_t PageTable::Capacity() const {
@@ -460,7 +378,7 @@ bool PageTable::ClearIn(Node** slot, unsigned level, std::uint64_t base,
   const std::uint64_t span = NodeOps::Span(level);
   if (lo <= base && hi - base >= span) {
     *slot = nullptr;
-    NodeOps::Unref(node);
+    NodeOps::Unref(node, freer_);
     return true;
   }
   if (node->refs.load(std::memory_order_acquire) != 1) {
@@ -468,7 +386,7 @@ bool PageTable::ClearIn(Node** slot, unsigned level, std::uint64_t base,
     if (copy == nullptr) return false;
     NodeOps::Fill(copy, *node);
     *slot = copy;
-    NodeOps::Unref(node);
+    NodeOps::Unref(node, freer_);
     node = copy;
   }
   bool cleared = true;
@@ -487,7 +405,7 @@ bool PageTable::ClearIn(Node** slot, unsigned level, std::uint64_t base,
   }
   if (NodeOps::AllNull(*node)) {
     *slot = nullptr;
-    NodeOps::Unref(node);
+    NodeOps::Unref(node, freer_);
   }
   return cleared;
 }

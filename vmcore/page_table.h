@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "vmcore/memory_budget.h"
+#include "vmcore/charged_allocator.h"
+#include "vmcore/deferred_freer.h"
+#include "vmcore/memory_account.h"
 
 namespace taskfs::vm {
 
@@ -31,9 +33,11 @@ class Page;
 // (MemoryBudget::shared()), once however many tables hold it. The changes
 // that can be refused (Prepare, Assign) are logged in an Undo, so a refused
 // call puts every slot back: all or nothing. Freeing a large subtree (more
-// than kInlineLeaves leaves) is left to a background thread, so that
-// dropping a GiB costs its caller one reference; FinishDeferredFrees waits
-// for that work, and the allocator's and the budget's refusals run it first.
+// than kInlineLeaves leaves) is left to the system's DeferredFreer
+// (deferred_freer.h), so that dropping a GiB costs its caller one
+// reference; its Drain waits for that work, and the allocator's and the
+// budget's refusals run it first. Every table whose nodes may be shared is
+// given the same freer, as it is the same account.
 //
 // Thread-safety: a table is guarded by its owning VmObject's lock. Shared
 // nodes are only read under it, and reference counts are atomic, so tables
@@ -50,9 +54,15 @@ class PageTable {
 
   class Undo;
 
-  // nodes: the account every node of this table is charged to; it must
-  // outlive every table that may share them.
-  explicit PageTable(MemoryAccount& nodes) : nodes_(nodes) {}
+  // How a DeferredFreer frees the dead nodes handed to it: the hooks of
+  // the freer a table is given (VmSystem's is made with them).
+  static const DeferredFreer::Hooks kDeadNodes;
+
+  // nodes: the account every node of this table is charged to; freer: what
+  // frees its large dead subtrees (made with kDeadNodes). Both must outlive
+  // every table that may share its nodes.
+  PageTable(MemoryAccount& nodes, DeferredFreer& freer)
+      : nodes_(nodes), freer_(freer) {}
   ~PageTable();  // drops every page and node it holds
   PageTable(const PageTable&) = delete;
   PageTable& operator=(const PageTable&) = delete;
@@ -104,10 +114,6 @@ class PageTable {
 
   bool empty() const { return root_ == nullptr; }
 
-  // Runs the frees left to the background thread on this thread, and waits
-  // for the one it is running. True if there were any.
-  static bool FinishDeferredFrees();
-
  private:
   struct Node;
   friend struct NodeOps;
@@ -152,18 +158,20 @@ class PageTable {
   const Node* LeafOf(std::uint64_t index) const;
 
   MemoryAccount& nodes_;
+  DeferredFreer& freer_;
   Node* root_ = nullptr;
   unsigned height_ = 0;  // levels; the root's level is height_ - 1
 };
 
 // The changes of one Prepare/Assign sequence, so that they can be taken back
 // (a refused call) or made final (Commit drops what they replaced). Its log
-// is charged to the account it is given. Destroyed uncommitted, it rolls
+// is charged to the account it is given; what it drops goes to freer, that
+// of the tables it logs (they share one). Destroyed uncommitted, it rolls
 // back.
 class PageTable::Undo {
  public:
-  explicit Undo(MemoryAccount& scratch)
-      : changes_(ChargedAllocator<Change>(scratch)) {}
+  Undo(MemoryAccount& scratch, DeferredFreer& freer)
+      : freer_(freer), changes_(ChargedAllocator<Change>(scratch)) {}
   ~Undo() { Rollback(); }
   Undo(const Undo&) = delete;
   Undo& operator=(const Undo&) = delete;
@@ -195,6 +203,7 @@ class PageTable::Undo {
   }
   void Add(const Change& change) noexcept { changes_.push_back(change); }
 
+  DeferredFreer& freer_;
   std::vector<Change, ChargedAllocator<Change>> changes_;
   // Of changes_, how many replaced a node (so Holds reads only those).
   std::size_t node_changes_ = 0;
@@ -207,7 +216,7 @@ struct PageTable::Node {
   std::uint32_t level;      // 0: a leaf
   MemoryAccount* account;   // what it is charged to
   union {
-    Node* next_dead;  // while dying: the background free list's link
+    void* next_dead;  // while dying: the DeferredFreer's list link
     // While live: the statistics walk's mark (Walk), set to 0 at birth.
     mutable std::uint64_t walk_mark = 0;
   };

@@ -27,7 +27,7 @@ Task::Task(VmSystem& system, std::uint64_t id, std::string name)
       id_(id),
       name_(std::move(name)),
       account_(system.budget()),
-      map_(GeometryOf(system), system.budget()) {
+      map_(GeometryOf(system), system.budget(), system.freer()) {
   account_.Charge(kTaskCharge);
 }
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "vmcore/address_map.h"
-#include "vmcore/memory_budget.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/page_range.h"
 #include "vmcore/phase_fair_mutex.h"
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "vmcore/locks.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/page.h"
 #include "vmcore/page_table.h"
 #include "vmcore/vm_object.h"
@@ -49,7 +50,8 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
   std::vector<std::unique_ptr<PageTable>> snapshots;
   std::vector<const PageTable*> tables;
   MemoryAccount scratch(dst_map.budget());
-  PageTable::Undo undo(scratch);  // rolls back unless committed
+  // Rolls back unless committed.
+  PageTable::Undo undo(scratch, dst_map.freer());
   for (const Piece& source : sources) {
     const bool also_target =
         std::any_of(targets.begin(), targets.end(), [&](const Piece& target) {
@@ -60,8 +62,9 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
       tables.push_back(&source.object->pages());
       continue;
     }
-    auto snapshot = std::make_unique<PageTable>(dst_map.budget().shared());
-    PageTable::Undo made(scratch);
+    auto snapshot = std::make_unique<PageTable>(dst_map.budget().shared(),
+                                                dst_map.freer());
+    PageTable::Undo made(scratch, dst_map.freer());
     snapshot->Assign(source.lo, source.hi, source.object->pages(), source.lo,
                      made);
     made.Commit();
@@ -121,7 +124,8 @@ void CopyOut(const AddressMap& src_map, const PageRange& src_range,
     });
     if (found == made.end()) {
       made.push_back({entry.object.get(),
-                      std::make_shared<VmObject>(dst_map.budget()),
+                      std::make_shared<VmObject>(dst_map.budget(),
+                                                 dst_map.freer()),
                       {}});
       found = std::prev(made.end());
     }

@@ -12,6 +12,7 @@
 
 #include "vmcore/failure_reason.h"
 #include "vmcore/locks.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/page.h"
 #include "vmcore/page_allocator.h"
 #include "vmcore/vm_object.h"
@@ -230,7 +231,7 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
     locks.LockAll();
     std::size_t for_pins = 0;
     MemoryAccount scratch(map.budget());
-    PageTable::Undo undo(scratch);  // rolls back unless committed
+    PageTable::Undo undo(scratch, map.freer());  // rolls back unless committed
     const std::size_t needed = PagesToWrite(map, range, undo, &for_pins);
     thread_local std::vector<Page*> batch;
     batch.resize(needed);
@@ -244,7 +245,7 @@ KernReturn WriteWith(VmSystem& system, const AddressMap& map,
       // pages back, and pages they shared now this write's alone). And the
       // heap's overhang may be lower than last measured (memory_budget.h).
       if (!drained) {
-        const bool freed = PageTable::FinishDeferredFrees();
+        const bool freed = system.freer().Drain();
         if (system.budget().LowerHeapOverhang() != 0 || freed) {
           drained = true;
           continue;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "vmcore/locks.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/page.h"
 #include "vmcore/page_table.h"
 #include "vmcore/phase_fair_mutex.h"
@@ -29,9 +30,9 @@ std::vector<MapEntry> ChildEntries(const AddressMap& map) {
       // copy-on-write both ways.
       const std::uint64_t lo = entry.offset;
       const std::uint64_t hi = lo + ((entry.end - entry.start) >> shift);
-      child.object = std::make_shared<VmObject>(map.budget());
+      child.object = std::make_shared<VmObject>(map.budget(), map.freer());
       MemoryAccount scratch(map.budget());
-      PageTable::Undo undo(scratch);
+      PageTable::Undo undo(scratch, map.freer());
       child.object->pages().Assign(lo, hi, entry.object->pages(), lo, undo);
       undo.Commit();
     }

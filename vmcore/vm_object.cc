@@ -18,10 +18,10 @@ constexpr std::uint64_t kObjectCharge =
 
 }  // namespace
 
-VmObject::VmObject(MemoryBudget& budget)
+VmObject::VmObject(MemoryBudget& budget, DeferredFreer& freer)
     : id_(next_object_id.fetch_add(1)),
       account_(budget),
-      pages_(budget.shared()),
+      pages_(budget.shared(), freer),
       coverage_(Coverage::allocator_type(account_)) {
   account_.Charge(kObjectCharge);
 }

@@ -6,6 +6,9 @@
 #include <functional>
 #include <map>
 
+#include "vmcore/charged_allocator.h"
+#include "vmcore/deferred_freer.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/memory_budget.h"
 #include "vmcore/page_table.h"
 #include "vmcore/phase_fair_mutex.h"
@@ -27,13 +30,17 @@ namespace taskfs::vm {
 // Memory: the object's record and its coverage are charged to its own
 // account (metadata_bytes()), its page table's nodes to the budget's shared
 // account, since other objects' tables may hold them too; what can be
-// refused throws LimitReached and changes nothing.
+// refused throws LimitReached and changes nothing. Its table's large dead
+// subtrees go to the system's DeferredFreer, which all of its objects
+// share for the same reason.
 //
 // Thread-safety: mu_ guards pages_ and coverage_; see lock_order.h.
 class VmObject {
  public:
-  explicit VmObject(MemoryBudget& budget);  // may throw LimitReached
-  ~VmObject();                              // drops every page
+  // Charges its record to budget: may throw LimitReached. freer: its page
+  // table's (PageTable), the same for every object of budget.
+  VmObject(MemoryBudget& budget, DeferredFreer& freer);
+  ~VmObject();  // drops every page
   VmObject(const VmObject&) = delete;
   VmObject& operator=(const VmObject&) = delete;
 

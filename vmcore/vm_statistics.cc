@@ -23,7 +23,7 @@ std::uint64_t last_walk = 0;  // guarded by walk_mu
 TaskStatistics MapStatistics(const AddressMap& map) {
   // A subtree still being freed in the background holds references that
   // would count its pages as shared: let it go first.
-  PageTable::FinishDeferredFrees();
+  map.freer().Drain();
   ObjectLocks locks;
   locks.Add(map, PageRange::All(map.geometry()), /*exclusive=*/false);
   locks.LockAll();

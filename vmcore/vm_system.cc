@@ -16,16 +16,17 @@ VmSystem::VmSystem(const VmConfig& config)
       budget_(config.memory_limit, config.open_file_reserve,
               PageAllocator::PinReserveFor(config.pin_reserve,
                                            config.page_size)),
-      pages_(config.page_size, budget_, config.page_limit) {
+      pages_(config.page_size, budget_, config.page_limit),
+      freer_(PageTable::kDeadNodes) {
   // Large subtrees freed in the background (page_table.h) first: their
   // pages then are the allocator's to give back.
   budget_.SetReclaimer(
-      [](void* pages) {
-        const bool freed = PageTable::FinishDeferredFrees();
-        return static_cast<PageAllocator*>(pages)->Reclaim() +
-               (freed ? 1 : 0);
+      [](void* arg) {
+        VmSystem& system = *static_cast<VmSystem*>(arg);
+        const bool freed = system.freer_.Drain();
+        return system.pages_.Reclaim() + (freed ? 1 : 0);
       },
-      &pages_);
+      this);
   budget_.SetHeapTrim(config.heap_trim_threshold);
   if (config.charge_heap_overhang && config.heap_trim_threshold != 0) {
     budget_.ChargeHeapOverhang(config.heap_overhang_allowance);
@@ -38,12 +39,14 @@ VmSystem::~VmSystem() {
     std::unique_lock lock(task->mu());
     task->Terminate();
   }
-  // The pages of subtrees still being freed are this system's.
-  PageTable::FinishDeferredFrees();
+  // The pages of subtrees still being freed are this system's: the freer
+  // frees them all, then its thread ends and is joined, before the
+  // allocator and the budget go.
+  freer_.Stop();
 }
 
 std::uint64_t VmSystem::MeasureUsedBytes() {
-  PageTable::FinishDeferredFrees();
+  freer_.Drain();
   budget_.LowerHeapOverhang();
   const std::uint64_t own = pages_.own_bytes();
   const std::uint64_t charged = budget_.used() + budget_.reserve_used();

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vmcore/deferred_freer.h"
 #include "vmcore/kern_result.h"
 #include "vmcore/memory_budget.h"
 #include "vmcore/page_allocator.h"
@@ -60,6 +61,12 @@ struct VmConfig {
   std::uint64_t heap_overhang_allowance = 8 << 20;
 };
 
+// Its moving parts, each owned here: the budget (with its heap trimmer's
+// thread), the page allocator, and the deferred freer (deferred_freer.h),
+// whose thread frees its page tables' large dead subtrees. The destructor
+// empties every task, then drains the freer and joins its thread, before
+// the allocator and the budget go.
+//
 // Thread-safety: all methods may be called concurrently. The task registry is
 // guarded by tasks_mu_, level 3 of lock_order.h: taken below every task and
 // object lock, and above only the allocator's mu_ (the leaf). Nothing is
@@ -68,7 +75,7 @@ class VmSystem {
  public:
   // config must be valid (ValidConfig()); the caller checks it first.
   explicit VmSystem(const VmConfig& config);
-  ~VmSystem();
+  ~VmSystem();  // empties every task, then stops and joins the freer
   VmSystem(const VmSystem&) = delete;
   VmSystem& operator=(const VmSystem&) = delete;
 
@@ -87,6 +94,9 @@ class VmSystem {
 
   PageAllocator& pages() { return pages_; }
   MemoryBudget& budget() { return budget_; }
+  // What frees the large subtrees that this system's page tables drop
+  // (page_table.h): its Drain lets them go now.
+  DeferredFreer& freer() { return freer_; }
 
   // What the memory limit counts as used now, in bytes: the written pages
   // and the metadata charged with them, and the heap's overhang. Freed pages
@@ -122,6 +132,9 @@ class VmSystem {
 
   MemoryBudget budget_;  // thread-safe on its own; before what it charges
   PageAllocator pages_;  // thread-safe on its own
+  // Thread-safe on its own; after what its frees give back to, so that it
+  // is stopped before they go.
+  DeferredFreer freer_;
 
   mutable std::mutex tasks_mu_;
   std::uint64_t next_task_id_ = 1;                     // guarded by tasks_mu_

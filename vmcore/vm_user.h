@@ -1,9 +1,10 @@
 // The Mach VM interface of the core: the one place where arguments are checked.
 //
-// Each call opens its task (lock, liveness, exception guard), validates its
-// arguments in Mach's order (SPEC §2) and then makes one call into the engine
-// below (AddressMap and its operations in vm_fault.h, vm_copy.h, vm_fork.h,
-// vm_statistics.h), which assumes valid input. Order of checks:
+// Each call, through the one path of the gate (gate.h), opens its task (lock,
+// liveness, exception guard), validates its arguments in Mach's order
+// (SPEC §2) and then makes one call into the engine below (AddressMap and
+// its operations in vm_fault.h, vm_copy.h, vm_fork.h, vm_statistics.h),
+// which assumes valid input. Order of checks:
 //   1. arguments: alignment, flags, protection and inheritance values
 //      -> KERN_INVALID_ARGUMENT;
 //   2. bounds: address + size wrapping past 2^64, or a range not inside
@@ -28,6 +29,7 @@
 
 #include "vmcore/kern_result.h"
 #include "vmcore/kern_return.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/pinned_pages.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"

@@ -24,7 +24,7 @@
 #include "taskfs/task_name.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
-#include "vmcore/memory_budget.h"
+#include "vmcore/limit_reached.h"
 #include "vmcore/task.h"
 #include "vmcore/vm_system.h"
 #include "vmcore/vm_types.h"

@@ -16,6 +16,13 @@ MemoryBudget& Unlimited() {
   return budget;
 }
 
+// The page tables' freer; made after the budget, so that it goes first.
+DeferredFreer& Freer() {
+  Unlimited();
+  static DeferredFreer freer(PageTable::kDeadNodes);
+  return freer;
+}
+
 constexpr std::uint64_t kPage = 4096;
 constexpr Geometry kGeometry{12, std::uint64_t{1} << 32};
 
@@ -32,14 +39,14 @@ std::vector<RegionInfo> Regions(const AddressMap& map) {
 }
 
 TEST(AddressMapTest, ConsecutiveAllocationsExtendOneEntry) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   for (int i = 0; i < 100; ++i) map.AllocateRange(R(i * kPage, kPage));
   EXPECT_EQ(map.entries().size(), 1u);
   EXPECT_EQ(map.virtual_bytes(), 100 * kPage);
 }
 
 TEST(AddressMapTest, ClipAndMergeBack) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   map.AllocateRange(R(0, 4 * kPage));
   map.ForEachClipped(R(kPage, kPage),
                      [](MapEntry& e) { e.protection = VM_PROT_READ; });
@@ -53,7 +60,7 @@ TEST(AddressMapTest, ClipAndMergeBack) {
 }
 
 TEST(AddressMapTest, EntriesOfDifferentObjectsDoNotMergeButRegionsDo) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   map.AllocateRange(R(0, kPage));
   map.ForEachClipped(R(0, kPage), [](MapEntry& e) { e.inheritance = 0; });
   map.AllocateRange(R(kPage, kPage));  // no extension: attributes differ
@@ -63,7 +70,7 @@ TEST(AddressMapTest, EntriesOfDifferentObjectsDoNotMergeButRegionsDo) {
 }
 
 TEST(AddressMapTest, CheckRangeReportsTheLowestOffender) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   map.AllocateRange(R(0, kPage));
   map.AllocateRange(R(2 * kPage, kPage));
   map.ForEachClipped(R(2 * kPage, kPage),
@@ -78,7 +85,7 @@ TEST(AddressMapTest, CheckRangeReportsTheLowestOffender) {
 }
 
 TEST(AddressMapTest, FindSpaceUsesHolesAndTheHint) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   for (int i = 0; i < 10; ++i) {
     KernResult<vm_address_t> a = map.FindSpace(kPage);
     ASSERT_EQ(a.code(), KERN_SUCCESS);
@@ -92,7 +99,7 @@ TEST(AddressMapTest, FindSpaceUsesHolesAndTheHint) {
 }
 
 TEST(AddressMapTest, AllocateAnywhereRoundsAndTakesTheLowestHole) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   map.AllocateRange(R(0, kPage));
   map.AllocateRange(R(3 * kPage, kPage));
   KernResult<vm_address_t> a = map.AllocateAnywhere(kPage + 1);
@@ -105,7 +112,7 @@ TEST(AddressMapTest, AllocateAnywhereRoundsAndTakesTheLowestHole) {
 }
 
 TEST(AddressMapTest, FindDataAndFindHole) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   map.AllocateRange(R(2 * kPage, 2 * kPage));
   map.ForEachClipped(R(3 * kPage, kPage),
                      [](MapEntry& e) { e.protection = VM_PROT_READ; });
@@ -119,7 +126,7 @@ TEST(AddressMapTest, FindDataAndFindHole) {
 }
 
 TEST(AddressMapTest, SetProtectionAndInheritanceClipAndMerge) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   map.AllocateRange(R(0, 3 * kPage));
   map.SetProtection(R(kPage, kPage), VM_PROT_READ, /*set_maximum=*/true);
   EXPECT_EQ(map.entries().size(), 3u);
@@ -139,7 +146,7 @@ TEST(AddressMapTest, SetProtectionAndInheritanceClipAndMerge) {
 }
 
 TEST(AddressMapTest, RemoveSplitsAndUncovers) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   map.AllocateRange(R(0, 4 * kPage));
   auto object = map.entries().at(0).object;
   map.Remove(R(kPage, 2 * kPage));
@@ -154,12 +161,12 @@ TEST(AddressMapTest, RemoveSplitsAndUncovers) {
 // only by walking back to the first, and of the first only by walking
 // forward to the last.
 TEST(AddressMapTest, RegionFromWalksBothWays) {
-  AddressMap map(kGeometry, Unlimited());
+  AddressMap map(kGeometry, Unlimited(), Freer());
   for (int i = 0; i < 3; ++i) {
     MapEntry entry;
     entry.start = (1 + i) * kPage;
     entry.end = (2 + i) * kPage;
-    entry.object = std::make_shared<VmObject>(Unlimited());
+    entry.object = std::make_shared<VmObject>(Unlimited(), Freer());
     map.Insert(std::move(entry));
   }
   map.AllocateRange(R(5 * kPage, kPage));

@@ -51,9 +51,9 @@
 
 #include "tests/vmcore/reference_model.h"
 #include "tests/vmcore/take_result.h"
+#include "vmcore/charge_failure_hook.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/locks.h"
-#include "vmcore/memory_budget.h"
 #include "vmcore/page.h"
 #include "vmcore/pinned_pages.h"
 #include "vmcore/task.h"

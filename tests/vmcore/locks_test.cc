@@ -61,7 +61,8 @@ TEST(TaskLocksTest, TwoTasksEachInItsModeAndOneTaskOnce) {
 
 TEST(ObjectLocksTest, AnExclusiveWantWinsAndEachObjectIsLockedOnce) {
   MemoryBudget budget(0);
-  VmObject x(budget), y(budget);
+  DeferredFreer freer(PageTable::kDeadNodes);
+  VmObject x(budget, freer), y(budget, freer);
   {
     ObjectLocks locks;
     locks.Add(&y, /*exclusive=*/false);

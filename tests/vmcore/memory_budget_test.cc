@@ -1,4 +1,5 @@
-// The budget: charges, the reserve, and giving freed metadata back.
+// The budget: giving freed metadata back, and charging what the heap
+// keeps. (Its accounts' charges: memory_account_test.cc.)
 #include "vmcore/memory_budget.h"
 
 #include <gtest/gtest.h>
@@ -7,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "vmcore/memory_account.h"
+
 namespace taskfs::vm {
 namespace {
 
@@ -14,18 +17,6 @@ constexpr std::uint64_t kMiB = 1 << 20;
 
 std::atomic<int> trims{0};
 void CountTrim() { ++trims; }
-
-TEST(MemoryBudgetTest, ChargesWithinTheLimitThenTheReserve) {
-  MemoryBudget budget(10 * kMiB, kMiB);
-  MemoryAccount account(budget);
-  EXPECT_TRUE(account.TryCharge(10 * kMiB));
-  EXPECT_FALSE(account.TryCharge(1));
-  EXPECT_TRUE(account.TryCharge(kMiB, /*use_reserve=*/true));
-  EXPECT_EQ(budget.reserve_used(), kMiB);
-  account.Release(kMiB);
-  EXPECT_EQ(budget.reserve_used(), 0u);
-  EXPECT_EQ(budget.used(), 10 * kMiB);
-}
 
 TEST(MemoryBudgetTest, NoTrimmerUnlessAThresholdIsSet) {
   MemoryBudget budget(0);

@@ -5,6 +5,9 @@
 #include <cstring>
 #include <vector>
 
+#include "vmcore/limit_reached.h"
+#include "vmcore/memory_account.h"
+
 namespace taskfs::vm {
 namespace {
 

@@ -7,6 +7,8 @@
 #include <random>
 #include <vector>
 
+#include "vmcore/deferred_freer.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/memory_budget.h"
 #include "vmcore/page.h"
 #include "vmcore/page_allocator.h"
@@ -20,7 +22,7 @@ constexpr std::uint64_t k = PageTable::kFanout;
 class PageTableTest : public ::testing::Test {
  protected:
   PageTableTest() : budget_(0), pages_(4096, budget_, 0), scratch_(budget_) {}
-  ~PageTableTest() override { PageTable::FinishDeferredFrees(); }
+  ~PageTableTest() override { freer_.Drain(); }
 
   // A fresh page (one mapping: the caller's, which Put hands to a table).
   Page* NewPage() {
@@ -30,7 +32,7 @@ class PageTableTest : public ::testing::Test {
   }
   // Puts a fresh page at index; returns it.
   Page* Put(PageTable& t, std::uint64_t index) {
-    PageTable::Undo undo(scratch_);
+    PageTable::Undo undo(scratch_, freer_);
     t.Prepare(index, index + 1, undo);
     undo.Commit();
     Page*& slot = t.Slot(index);
@@ -40,7 +42,7 @@ class PageTableTest : public ::testing::Test {
   }
   void Assign(PageTable& dst, std::uint64_t lo, std::uint64_t hi,
               const PageTable& src, std::uint64_t src_lo) {
-    PageTable::Undo undo(scratch_);
+    PageTable::Undo undo(scratch_, freer_);
     dst.Assign(lo, hi, src, src_lo, undo);
     undo.Commit();
   }
@@ -48,11 +50,12 @@ class PageTableTest : public ::testing::Test {
 
   MemoryBudget budget_;
   PageAllocator pages_;
+  DeferredFreer freer_{PageTable::kDeadNodes};  // stopped before pages_ go
   MemoryAccount scratch_;
 };
 
 TEST_F(PageTableTest, EmptyTableHasNothing) {
-  PageTable t(budget_.shared());
+  PageTable t(budget_.shared(), freer_);
   EXPECT_TRUE(t.empty());
   EXPECT_EQ(t.Get(12345), nullptr);
   int visited = 0;
@@ -65,7 +68,7 @@ TEST_F(PageTableTest, EmptyTableHasNothing) {
 }
 
 TEST_F(PageTableTest, SlotsAcrossLeaves) {
-  PageTable t(budget_.shared());
+  PageTable t(budget_.shared(), freer_);
   Page* a = Put(t, k - 1);
   Page* b = Put(t, k);
   EXPECT_EQ(t.Get(k - 1), a);
@@ -80,7 +83,7 @@ TEST_F(PageTableTest, SlotsAcrossLeaves) {
 }
 
 TEST_F(PageTableTest, ClearDropsPagesAndEmptyNodes) {
-  PageTable t(budget_.shared());
+  PageTable t(budget_.shared(), freer_);
   for (std::uint64_t i = 0; i < 4; ++i) Put(t, i);
   EXPECT_EQ(pages_.live_pages(), 4u);
   EXPECT_TRUE(t.Clear(1, 3));
@@ -94,11 +97,11 @@ TEST_F(PageTableTest, ClearDropsPagesAndEmptyNodes) {
 }
 
 TEST_F(PageTableTest, RollbackPutsEverySlotBack) {
-  PageTable t(budget_.shared());
+  PageTable t(budget_.shared(), freer_);
   Page* a = Put(t, 5);
   const std::uint64_t nodes = NodeBytes();
   {
-    PageTable::Undo undo(scratch_);
+    PageTable::Undo undo(scratch_, freer_);
     t.Prepare(3 * k * k, 3 * k * k + 10, undo);  // grows the tree
     EXPECT_GT(NodeBytes(), nodes);
   }  // not committed
@@ -109,7 +112,7 @@ TEST_F(PageTableTest, RollbackPutsEverySlotBack) {
 
 // Lookups agree with a map for pages spread over many leaves and levels.
 TEST_F(PageTableTest, LookupsAgreeWithAMap) {
-  PageTable t(budget_.shared());
+  PageTable t(budget_.shared(), freer_);
   std::map<std::uint64_t, Page*> want;
   std::mt19937_64 rng(5);
   std::vector<std::uint64_t> indexes;
@@ -143,11 +146,11 @@ TEST_F(PageTableTest, LookupsAgreeWithAMap) {
 // An aligned copy shares the source's subtree: one reference, no new leaf;
 // a write to either side then clones only the path to the page written.
 TEST_F(PageTableTest, AlignedAssignSharesSubtreesUntilAWrite) {
-  PageTable src(budget_.shared());
+  PageTable src(budget_.shared(), freer_);
   for (std::uint64_t i = 0; i < 4 * k; i += 3) Put(src, i);
   const std::uint64_t live = pages_.live_pages();
   const std::uint64_t nodes = NodeBytes();
-  PageTable dst(budget_.shared());
+  PageTable dst(budget_.shared(), freer_);
   Assign(dst, 0, k * k, src, 0);
   EXPECT_EQ(NodeBytes(), nodes);  // the root itself is shared
   EXPECT_EQ(pages_.live_pages(), live);
@@ -165,9 +168,9 @@ TEST_F(PageTableTest, AlignedAssignSharesSubtreesUntilAWrite) {
 }
 
 TEST_F(PageTableTest, UnalignedAssignCopiesSlots) {
-  PageTable src(budget_.shared());
+  PageTable src(budget_.shared(), freer_);
   for (std::uint64_t i = 0; i < 2 * k; i += 5) Put(src, i);
-  PageTable dst(budget_.shared());
+  PageTable dst(budget_.shared(), freer_);
   Assign(dst, 7, 7 + 2 * k, src, 0);
   for (std::uint64_t i = 0; i < 2 * k; ++i) {
     ASSERT_EQ(dst.Get(7 + i), src.Get(i)) << i;
@@ -176,7 +179,7 @@ TEST_F(PageTableTest, UnalignedAssignCopiesSlots) {
 }
 
 TEST_F(PageTableTest, AssignWithinOneTableAndOntoWrittenPages) {
-  PageTable t(budget_.shared());
+  PageTable t(budget_.shared(), freer_);
   for (std::uint64_t i = 0; i < k * k; i += 97) Put(t, i);
   for (std::uint64_t i = k * k; i < 2 * k * k; i += 101) Put(t, i);
   std::map<std::uint64_t, Page*> low;
@@ -188,16 +191,16 @@ TEST_F(PageTableTest, AssignWithinOneTableAndOntoWrittenPages) {
     ++n;
   });
   EXPECT_EQ(n, low.size());
-  PageTable::FinishDeferredFrees();
+  freer_.Drain();
   EXPECT_EQ(pages_.live_pages(), low.size());
 }
 
 TEST_F(PageTableTest, LargeSubtreesAreFreedWhenTheyGo) {
   {
-    PageTable t(budget_.shared());
+    PageTable t(budget_.shared(), freer_);
     for (std::uint64_t i = 0; i < 64 * k; i += 7) Put(t, i);
   }
-  PageTable::FinishDeferredFrees();
+  freer_.Drain();
   EXPECT_EQ(pages_.live_pages(), 0u);
   EXPECT_EQ(NodeBytes(), 0u);
 }

@@ -12,13 +12,20 @@ MemoryBudget& Unlimited() {
   return budget;
 }
 
+// The page tables' freer; made after the budget, so that it goes first.
+DeferredFreer& Freer() {
+  Unlimited();
+  static DeferredFreer freer(PageTable::kDeadNodes);
+  return freer;
+}
+
 TEST(VmObjectTest, IdsIncrease) {
-  VmObject a(Unlimited()), b(Unlimited());
+  VmObject a(Unlimited(), Freer()), b(Unlimited(), Freer());
   EXPECT_LT(a.id(), b.id());
 }
 
 TEST(VmObjectTest, CoverageCountsOverlaps) {
-  VmObject o(Unlimited());
+  VmObject o(Unlimited(), Freer());
   o.Cover(0, 10);
   o.Cover(5, 15);
   EXPECT_EQ(o.CoverageAt(0), 1u);
@@ -33,14 +40,14 @@ TEST(VmObjectTest, CoverageCountsOverlaps) {
 
 TEST(VmObjectTest, UncoveringFreesOnlyPagesNothingCovers) {
   PageAllocator pages(4096, Unlimited());
-  VmObject o(Unlimited());
+  VmObject o(Unlimited(), Freer());
   o.Cover(0, 4);
   o.Cover(2, 4);  // a second entry over the upper half
   Page* got[4];
   ASSERT_TRUE(pages.Allocate(4, got));
   {
     MemoryAccount scratch(Unlimited());
-    PageTable::Undo undo(scratch);
+    PageTable::Undo undo(scratch, Freer());
     o.pages().Prepare(0, 4, undo);
     undo.Commit();
   }
@@ -57,11 +64,11 @@ TEST(VmObjectTest, UncoveringFreesOnlyPagesNothingCovers) {
 TEST(VmObjectTest, DestructionDropsEveryPage) {
   PageAllocator pages(4096, Unlimited());
   {
-    VmObject o(Unlimited());
+    VmObject o(Unlimited(), Freer());
     Page* got[2];
     ASSERT_TRUE(pages.Allocate(2, got));
     MemoryAccount scratch(Unlimited());
-    PageTable::Undo undo(scratch);
+    PageTable::Undo undo(scratch, Freer());
     o.pages().Prepare(0, 1000, undo);
     undo.Commit();
     o.pages().Slot(3) = got[0];
