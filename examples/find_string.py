@@ -22,7 +22,7 @@ import os
 import sys
 
 # Bytes per pread: 1 MiB (or one page, if pages are larger), into an ordinary
-# bytes object: any buffer works (README "Request size").
+# bytes object: any buffer works (docs/reference.md §5.1).
 CHUNK_BYTES = 1 << 20
 
 

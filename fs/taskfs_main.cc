@@ -136,8 +136,8 @@ int main(int argc, char** argv) {
   const unsigned threads = taskfs::fs::WorkerThreads(options);
   options.vm.pin_reserve = std::uint64_t{threads} * limits.max_bytes;
   // The heap is this process's and this is its one VmSystem: what
-  // fragmentation keeps resident is charged to the limit too (the
-  // README's memory section).
+  // fragmentation keeps resident is charged to the limit too
+  // (docs/reference.md §3.2).
   options.vm.charge_heap_overhang = !kSanitized;
   // What is resident and charged to nobody before any of it is overhang:
   // each worker thread's request buffer (one request and its header, kept

@@ -138,10 +138,11 @@ kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
 /* vm_write: data must be page-aligned in the calling process (its page size,
  * sysconf(_SC_PAGESIZE)) as Mach's out-of-line data is, else
  * KERN_INVALID_ARGUMENT before any I/O; address and data_count page-aligned
- * for the task. The daemon takes a write in requests of 512 KiB (see the
- * README), each atomic: a write of one request that fails changes nothing,
- * but when a later request of a larger write fails, the requests before it
- * stay written and the call returns the failing request's code. */
+ * for the task. The daemon takes a write in requests of 512 KiB
+ * (docs/reference.md §5.1), each atomic: a write of one request that fails
+ * changes nothing, but when a later request of a larger write fails, the
+ * requests before it stay written and the call returns the failing
+ * request's code. */
 kern_return_t vm_write(task_t target_task, vm_address_t address,
                        vm_offset_t data, mach_msg_type_number_t data_count);
 

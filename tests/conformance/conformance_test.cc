@@ -17,8 +17,8 @@
 // The target is a taskfs task (the suites use mach_task_self()), so a write
 // buffer lives in this process and the task's memory is reached only
 // through vm_read. Where taskfs's classic Mach rules differ from what XNU or
-// GNU Mach do, the test asserts taskfs's behaviour; tests/conformance/
-// README.md lists each such case with the other system's source line.
+// GNU Mach do, the test asserts taskfs's behaviour; docs/conformance.md
+// lists each such case with the other system's source line.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
@@ -311,7 +311,7 @@ TEST_P(XnuVmAllocationMatrix, AllocateMainAndPatternTests) {
   const vm_address_t address = Allocate(size, where);
   // test_nonzero_address_iff_nonzero_size: XNU never hands out address 0
   // (its maps start above it); taskfs's address space starts at 0, and the
-  // first fit of an empty task is 0 (README.md).
+  // first fit of an empty task is 0 (docs/conformance.md).
   if (where == Where::kAnywhere && size != 0) {
     EXPECT_EQ(address, 0u);
   }
@@ -623,7 +623,8 @@ TEST_P(XnuVmAllocationWrite, WriteEdgeInaccessibleMainAndPatternTests) {
   // test_write_partially_unreadable_buffer: XNU MACH_SEND_INVALID_MEMORY;
   // here the kernel faults on the caller's page while copying it: EFAULT,
   // KERN_INVALID_ADDRESS. (PROT_NONE: on x86 PROT_WRITE alone stays
-  // readable.) The requests before the fault are written (README.md).
+  // readable.) The requests before the fault are written
+  // (docs/reference.md §5.1).
   const vm_size_t mid = TruncPage(buffer_size / 2);
   ASSERT_EQ(mprotect(data + mid, kPage, PROT_NONE), 0);
   EXPECT_KR(KERN_INVALID_ADDRESS, write(buffer_size));
