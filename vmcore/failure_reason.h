@@ -1,5 +1,5 @@
 // Why a call into the VM core failed, in words: the REASON of a task's
-// errors file (SPEC §7). One line naming what decided the code: the lowest
+// errors file (docs/reference.md §7). One line naming what decided the code: the lowest
 // offending page and what it lacked or held, the region in the way, the
 // limit and the amount asked for, the argument that was malformed.
 //

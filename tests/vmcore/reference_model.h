@@ -2,7 +2,7 @@
 // differential test and the vm_ops fuzz target.
 //
 // A deliberately simple model: one std::map entry per allocated page holding
-// that page's attributes and bytes, and each call of SPEC §1, §2 and §6
+// that page's attributes and bytes, and each call of docs/reference.md §1, §2 and §6
 // written as a walk over pages in ascending order. It knows nothing of the
 // core's map entries, objects, clipping, merging or page tables, so where the
 // core and the model agree on every result code, every byte read, every region
@@ -74,7 +74,7 @@ struct ModelTask {
 };
 
 // Tasks are numbered by creation, the same numbers the harness uses for the
-// core's tasks. Every call states its checks in SPEC §2's order, one page at
+// core's tasks. Every call states its checks in docs/reference.md §2's order, one page at
 // a time, and returns what the vm_user.h call of the same name must return
 // on task number t (which must exist, terminated or not).
 class Model {
@@ -226,7 +226,7 @@ class Model {
 
   // Writes [address, address + size) of allocated pages (bounds and pages
   // checked by the caller), produce(dst, offset_in_request, n) giving the
-  // bytes. The memory limit is checked the plain way, as SPEC §2 words it
+  // bytes. The memory limit is checked the plain way, as docs/reference.md §2 words it
   // ("the limit would be exceeded"): make the change, count the written
   // pages alive afterwards, and undo it all if there are more than the limit
   // allows.

@@ -159,7 +159,7 @@ TEST(VmStatisticsTest, PageOfAnotherTaskIsShared) {
   EXPECT_EQ(MapStatistics(a->map()).shared_bytes, kPage);
 }
 
-// SPEC §7 through a copy within one task and a write on each side of it:
+// docs/reference.md §7 through a copy within one task and a write on each side of it:
 // resident_bytes counts each written page once however many addresses show
 // it, shared_bytes the part shown at more than one, and metadata_bytes is
 // all the budget holds for the task beyond its pages (one task: nothing is
@@ -237,7 +237,7 @@ TEST(VmStatisticsTest, CopyThenAWriteOnEachSideThenFreeingBoth) {
 
 // The same across two tasks: each counts the pages it shows, shared while
 // the other task shows them too. A task's metadata_bytes may count memory
-// that another task's counts as well (SPEC §7: what is held for its map
+// that another task's counts as well (docs/reference.md §7: what is held for its map
 // and page tables), so together they account for at least what is held.
 TEST(VmStatisticsTest, CopyToAnotherTaskThenAWriteOnEachSide) {
   auto system = MakeSystem();

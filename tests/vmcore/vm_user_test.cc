@@ -1,4 +1,4 @@
-// The Mach facade: every rule of SPEC §1-§2 and §6 as exact KERN_* codes.
+// The Mach facade: every rule of docs/reference.md §1-§2 and §6 as exact KERN_* codes.
 #include "vmcore/vm_user.h"
 
 #include <gtest/gtest.h>
