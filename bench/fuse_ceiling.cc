@@ -1,8 +1,8 @@
 // fuse_ceiling: the fastest a taskfs-shaped FUSE file can be on this machine.
 //
-// A minimal low-level FUSE server with taskfs's settings (docs/reference.md §5): one
-// regular file `mem` of 2^40 bytes, opened with direct_io, served by the
-// multithreaded loop with taskfs's request size (fs/fuse_channel.h: the
+// A minimal low-level FUSE server with taskfs's settings (docs/reference.md
+// §5): one regular file `mem` of 2^40 bytes, opened with direct_io, served by
+// the multithreaded loop with taskfs's request size (fs/fuse_channel.h: the
 // mount's max_read, max_write and the INIT reply's max_pages, 512 KiB under
 // the kernel's default fs.fuse.max_pages_limit), no readahead, no splice,
 // default_permissions. A read replies from a static buffer of zeros
@@ -31,7 +31,8 @@
 // in the cache, as a server whose request reads land in fresh pages that
 // become the file's would copy them; other requests' rest is copied back.
 //
-//   fuse_ceiling MOUNTPOINT [-f] [-s] [-d] [-o clone_fd] [-o max_idle_threads=N]
+//   fuse_ceiling MOUNTPOINT [-f] [-s] [-d] [-o clone_fd] [-o
+//   max_idle_threads=N]
 //                [-o store_mib=N] [-o splice] [-o land]
 //
 // SIGINT, SIGTERM or `fusermount3 -u MOUNTPOINT` unmounts; the exit status is
@@ -42,8 +43,8 @@
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <sys/mman.h>
-#include <sys/uio.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -73,11 +74,11 @@ alignas(4096) const char kZeros[kMaxRequest] = {};
 
 // Constant after main starts the session.
 timespec g_started;
-char* g_store = nullptr;      // -o store_mib: the buffer, or null
+char* g_store = nullptr;       // -o store_mib: the buffer, or null
 std::size_t g_store_size = 0;  // its size, a multiple of kMaxRequest
 bool g_splice = false;         // -o splice
 std::uint32_t g_max_request = kMaxRequest;  // taskfs's request size
-bool g_land = false;           // -o land
+bool g_land = false;                        // -o land
 
 // Where a request of n <= kMaxRequest bytes at off lands in the store.
 char* StoreAt(off_t off, std::size_t n) {
@@ -113,8 +114,8 @@ void Init(void*, fuse_conn_info* conn) {
   conn->max_read = g_max_request;
   conn->max_write = g_max_request;
   conn->max_readahead = 0;
-  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-                  FUSE_CAP_SPLICE_MOVE);
+  conn->want &=
+      ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
   if (g_splice && (conn->capable & FUSE_CAP_SPLICE_READ) != 0) {
     conn->want |= FUSE_CAP_SPLICE_READ;
   }
@@ -160,9 +161,9 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_ino_t ino;
     mode_t type;
   };
-  const Entry entries[] = {
-      {".", kRootIno, S_IFDIR}, {"..", kRootIno, S_IFDIR},
-      {kMemName, kMemIno, S_IFREG}};
+  const Entry entries[] = {{".", kRootIno, S_IFDIR},
+                           {"..", kRootIno, S_IFDIR},
+                           {kMemName, kMemIno, S_IFREG}};
   char buf[512];
   const std::size_t room = size < sizeof buf ? size : sizeof buf;
   std::size_t used = 0;
@@ -171,8 +172,8 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     std::memset(&st, 0, sizeof st);
     st.st_ino = entries[i].ino;
     st.st_mode = entries[i].type;
-    const std::size_t need = fuse_add_direntry(
-        req, buf + used, room - used, entries[i].name, &st, i + 1);
+    const std::size_t need = fuse_add_direntry(req, buf + used, room - used,
+                                               entries[i].name, &st, i + 1);
     if (need > room - used) break;
     used += need;
   }
@@ -189,8 +190,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fuse_reply_open(req, fi);
 }
 
-void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off,
-          fuse_file_info*) {
+void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*) {
   if (off < 0) {
     fuse_reply_err(req, EINVAL);
     return;
@@ -252,8 +252,7 @@ void WriteBuf(fuse_req_t req, fuse_ino_t, fuse_bufvec* in, off_t off,
   const std::size_t size = fuse_buf_size(in);
   std::size_t done = 0;
   while (done < size) {
-    const std::size_t n =
-        size - done < kMaxRequest ? size - done : kMaxRequest;
+    const std::size_t n = size - done < kMaxRequest ? size - done : kMaxRequest;
     char* to = g_store != nullptr && off >= 0
                    ? StoreAt(off + static_cast<off_t>(done), n)
                    : discard;
@@ -332,8 +331,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   // taskfs always mounts with default_permissions: the same kernel checks.
-  for (const char* extra :
-       {"-odefault_permissions", "-osubtype=ceiling", "-ofsname=fuse_ceiling"}) {
+  for (const char* extra : {"-odefault_permissions", "-osubtype=ceiling",
+                            "-ofsname=fuse_ceiling"}) {
     if (fuse_opt_add_arg(&args, extra) != 0) return 1;
   }
   // The same request size as taskfs with 4 KiB task pages.
@@ -345,7 +344,8 @@ int main(int argc, char** argv) {
   clock_gettime(CLOCK_REALTIME, &g_started);
   g_splice = ceiling.splice != 0;
   if (ceiling.land != 0 && ceiling.store_mib < 64) {
-    std::fprintf(stderr, "fuse_ceiling: -o land needs -o store_mib=64 or more\n");
+    std::fprintf(stderr,
+                 "fuse_ceiling: -o land needs -o store_mib=64 or more\n");
     return 1;
   }
   g_land = ceiling.land != 0;

@@ -1,6 +1,7 @@
 #include "fs/access.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,8 +9,6 @@
 #include <charconv>
 #include <cstdint>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "vmcore/failure_reason.h"
 
@@ -48,8 +47,8 @@ bool Numbers(std::string_view text, int base, std::vector<T>* out) {
     T n{};
     const auto [end, ec] =
         std::from_chars(text.data() + i, text.data() + text.size(), n, base);
-    if (ec != std::errc() || (end != text.data() + text.size() &&
-                              *end != ' ' && *end != '\t')) {
+    if (ec != std::errc() ||
+        (end != text.data() + text.size() && *end != ' ' && *end != '\t')) {
       return false;
     }
     out->push_back(n);
@@ -93,9 +92,8 @@ vm::KernReturn MayAccess(const Caller& caller, const TaskNode& node,
       reads_past_modes || ModeAllows(caller, node, node.modes[mem], 04);
   const bool write =
       caller.dac_override || ModeAllows(caller, node, node.modes[mem], 02);
-  return search && read && (!want_write || write)
-             ? vm::KERN_SUCCESS
-             : vm::KERN_PROTECTION_FAILURE;
+  return search && read && (!want_write || write) ? vm::KERN_SUCCESS
+                                                  : vm::KERN_PROTECTION_FAILURE;
 }
 
 vm::KernReturn OpenerMayAccess(const Credentials& opener,
@@ -120,8 +118,7 @@ vm::KernReturn OpenerMayAccess(const Credentials& opener,
         "owner {}:{})",
         opener.uid, want_write ? "read and write" : "read", other.name(),
         node.modes[static_cast<unsigned>(NodeKind::kDir)],
-        node.modes[static_cast<unsigned>(NodeKind::kMem)], node.uid,
-        node.gid));
+        node.modes[static_cast<unsigned>(NodeKind::kMem)], node.uid, node.gid));
   }
   return kr;
 }
@@ -134,8 +131,7 @@ void ParseProcStatus(std::string_view status, uid_t uid, gid_t gid,
   std::string_view groups;
   if (!FilesystemId(status, "Uid", &fsuid) ||
       !FilesystemId(status, "Gid", &fsgid) || fsuid != uid || fsgid != gid ||
-      !Field(status, "Groups", &groups) ||
-      !Numbers(groups, 10, &out->groups)) {
+      !Field(status, "Groups", &groups) || !Numbers(groups, 10, &out->groups)) {
     out->groups.clear();
     return;
   }

@@ -1,6 +1,6 @@
-// The attributes of the layout's paths (docs/reference.md §4, §5): what stat(2) shows of
-// the root, host_page_size and each task's paths, how long the kernel may
-// cache it, who may change it (chmod, chown, truncate), and what statfs(2)
+// The attributes of the layout's paths (docs/reference.md §4, §5): what stat(2)
+// shows of the root, host_page_size and each task's paths, how long the kernel
+// may cache it, who may change it (chmod, chown, truncate), and what statfs(2)
 // shows of the whole file system.
 #ifndef TASKFS_FS_ATTRIBUTES_H_
 #define TASKFS_FS_ATTRIBUTES_H_
@@ -41,8 +41,8 @@ class Attributes {
 
   // The attributes of ino in *st: 0, or ENOENT for a task that is gone (or
   // a number that names nothing). With last, a removed task whose files are
-  // still open has the attributes it last had (fstat of such a file, docs/reference.md
-  // §5); a path walk (lookup) does not find it.
+  // still open has the attributes it last had (fstat of such a file,
+  // docs/reference.md §5); a path walk (lookup) does not find it.
   int Get(Ino ino, struct stat* st, bool last = false) const;
 
   // The reply to a lookup or mkdir that found ino: 0 or Get's error.

@@ -1,9 +1,9 @@
 #include "fs/ctl_command.h"
 
+#include <fmt/format.h>
+
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "fs/number.h"
 #include "vmcore/failure_reason.h"

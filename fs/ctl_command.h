@@ -1,5 +1,5 @@
-// The command grammar shared by ctl writes and manifests (docs/reference.md §6, §8): one
-// grammar, one parser, one executor.
+// The command grammar shared by ctl writes and manifests (docs/reference.md §6,
+// §8): one grammar, one parser, one executor.
 #ifndef TASKFS_FS_CTL_COMMAND_H_
 #define TASKFS_FS_CTL_COMMAND_H_
 

@@ -1,9 +1,9 @@
 #include "fs/ctl_stream.h"
 
+#include <fmt/format.h>
+
 #include <mutex>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "fs/error_log.h"
 #include "vmcore/failure_reason.h"
@@ -92,8 +92,8 @@ std::string CtlStream::Read(OpenFile& file, std::size_t size) {
   // is read from its own cursor, reset by each write, so that
   // `exec 3<>ctl; echo ... >&3; read r <&3` works.
   std::lock_guard lock(file.mu);
-  std::string part = file.text.substr(
-      std::min(file.ctl_cursor, file.text.size()), size);
+  std::string part =
+      file.text.substr(std::min(file.ctl_cursor, file.text.size()), size);
   file.ctl_cursor += part.size();
   return part;
 }

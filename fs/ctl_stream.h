@@ -1,5 +1,5 @@
-// A ctl file as a stream of commands (docs/reference.md §6): each write is cut into
-// lines (fs/line_assembler.h), the lines it completes run at once, in
+// A ctl file as a stream of commands (docs/reference.md §6): each write is cut
+// into lines (fs/line_assembler.h), the lines it completes run at once, in
 // order, until one fails; a line cut by the end of a write waits for the
 // next write or for close(2); and a read returns the result line of the
 // last command run, from a cursor of its own that each write resets.

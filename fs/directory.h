@@ -1,6 +1,6 @@
-// The names of the layout (docs/reference.md §4): the root holds host_page_size and a
-// directory per task, named as the task; a task's directory holds its five
-// files. What a name is (lookup) and what a directory lists (readdir).
+// The names of the layout (docs/reference.md §4): the root holds host_page_size
+// and a directory per task, named as the task; a task's directory holds its
+// five files. What a name is (lookup) and what a directory lists (readdir).
 #ifndef TASKFS_FS_DIRECTORY_H_
 #define TASKFS_FS_DIRECTORY_H_
 

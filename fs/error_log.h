@@ -1,5 +1,5 @@
-// A task's `errors` file (docs/reference.md §7): its last failed operations, on any path,
-// each with the Mach code and the reason that decided it.
+// A task's `errors` file (docs/reference.md §7): its last failed operations, on
+// any path, each with the Mach code and the reason that decided it.
 #ifndef TASKFS_FS_ERROR_LOG_H_
 #define TASKFS_FS_ERROR_LOG_H_
 

@@ -1,5 +1,5 @@
-// The one account of a failed request (docs/reference.md §7): a line in the daemon's
-// log, a line in the errors file of the task it failed on, and, for a
+// The one account of a failed request (docs/reference.md §7): a line in the
+// daemon's log, a line in the errors file of the task it failed on, and, for a
 // vm_map_copy from another task, a line in that source task's errors file.
 // Every failure site of the adapter (mem reads and writes, ctl commands,
 // ioctls, mkdir) reports through here, so the three stay one story.

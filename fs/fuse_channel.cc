@@ -26,8 +26,8 @@ std::atomic<bool> g_init_answered{false};
 RequestReader g_reader = nullptr;  // set before the session runs
 
 ssize_t ReadRequest(int fd, void* buf, size_t len, void*) {
-  const ssize_t n = g_reader != nullptr ? g_reader(fd, buf, len)
-                                        : ::read(fd, buf, len);
+  const ssize_t n =
+      g_reader != nullptr ? g_reader(fd, buf, len) : ::read(fd, buf, len);
   // INIT is the first request; after its reply nothing here looks again.
   if (!g_init_answered.load(std::memory_order_relaxed) &&
       n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {

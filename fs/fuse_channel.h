@@ -1,6 +1,6 @@
 // How requests travel between the kernel and the daemon: the request size
-// the kernel may send for mem I/O (docs/reference.md §5), and the /dev/fuse read and
-// write hooks (libfuse's custom I/O) that make the kernel keep to it.
+// the kernel may send for mem I/O (docs/reference.md §5), and the /dev/fuse
+// read and write hooks (libfuse's custom I/O) that make the kernel keep to it.
 //
 // The kernel cuts a direct-I/O transfer into requests of at most max_read
 // (max_write) bytes that span at most max_pages pages of the caller's

@@ -60,11 +60,11 @@ vm::KernReturn ErrorsText(const NodeTable& nodes, const OpenFile& file,
 
 // A fresh snapshot of file's text in file.text, charged. Requires file.mu.
 vm::KernReturn TakeSnapshot(const NodeTable& nodes, OpenFile& file) {
-  const vm::KernReturn kr =
-      file.kind == NodeKind::kMaps
-          ? MapsText(*file.task, file.account, &file.text)
-      : file.kind == NodeKind::kStatus ? StatusText(nodes, *file.task, &file.text)
-                                       : ErrorsText(nodes, file, &file.text);
+  const vm::KernReturn kr = file.kind == NodeKind::kMaps
+                                ? MapsText(*file.task, file.account, &file.text)
+                            : file.kind == NodeKind::kStatus
+                                ? StatusText(nodes, *file.task, &file.text)
+                                : ErrorsText(nodes, file, &file.text);
   if (kr != vm::KERN_SUCCESS) {
     file.text.clear();
     return kr;
@@ -91,9 +91,8 @@ vm::KernReturn ReadGenerated(const NodeTable& nodes, OpenFile& file, off_t off,
   if (kr != vm::KERN_SUCCESS) return kr;
   // Only the part this read returns: a snapshot can be large.
   const std::string_view all = file.text;
-  *part = all.substr(std::min<std::size_t>(static_cast<std::size_t>(off),
-                                           all.size()),
-                     size);
+  *part = all.substr(
+      std::min<std::size_t>(static_cast<std::size_t>(off), all.size()), size);
   return vm::KERN_SUCCESS;
 }
 

@@ -1,7 +1,7 @@
-// The generated files of a task (maps, status, errors: docs/reference.md §4, §7) as an
-// open file reads them: a read from offset 0 takes a fresh snapshot of the
-// text, which the open file keeps (and is charged for, fs/open_file.h), and
-// reads at later offsets continue it, so that a reader sees one text.
+// The generated files of a task (maps, status, errors: docs/reference.md §4,
+// §7) as an open file reads them: a read from offset 0 takes a fresh snapshot
+// of the text, which the open file keeps (and is charged for, fs/open_file.h),
+// and reads at later offsets continue it, so that a reader sees one text.
 #ifndef TASKFS_FS_GENERATED_FILES_H_
 #define TASKFS_FS_GENERATED_FILES_H_
 
@@ -25,9 +25,9 @@ std::string_view TextPart(std::string_view text, off_t off, std::size_t size);
 // errors file: its part of the snapshot in *part. The snapshot is taken
 // afresh by a read at offset 0, or when the file holds none. KERN_SUCCESS;
 // KERN_INVALID_TASK once the task is removed (the rest of a snapshot is
-// I/O on the task too, docs/reference.md §4); KERN_RESOURCE_SHORTAGE if the memory limit
-// refuses the snapshot; or the core's code for a snapshot it could not make.
-// Takes file.mu.
+// I/O on the task too, docs/reference.md §4); KERN_RESOURCE_SHORTAGE if the
+// memory limit refuses the snapshot; or the core's code for a snapshot it could
+// not make. Takes file.mu.
 vm::KernReturn ReadGenerated(const NodeTable& nodes, OpenFile& file, off_t off,
                              std::size_t size, std::string* part);
 

@@ -1,6 +1,6 @@
-// Inode numbering of the layout of docs/reference.md §4. Numbers are computed, not
-// allocated: the root is FUSE_ROOT_ID (1), host_page_size is 2, and the files
-// of task id are id * 8 + kind. So no lookup count is kept and forget has
+// Inode numbering of the layout of docs/reference.md §4. Numbers are computed,
+// not allocated: the root is FUSE_ROOT_ID (1), host_page_size is 2, and the
+// files of task id are id * 8 + kind. So no lookup count is kept and forget has
 // nothing to free. Pure functions; safe from any thread.
 #ifndef TASKFS_FS_INODE_H_
 #define TASKFS_FS_INODE_H_
@@ -11,7 +11,14 @@
 namespace taskfs::fs {
 
 // The files of a task directory.
-enum class NodeKind : unsigned { kDir = 0, kMem, kCtl, kMaps, kStatus, kErrors };
+enum class NodeKind : unsigned {
+  kDir = 0,
+  kMem,
+  kCtl,
+  kMaps,
+  kStatus,
+  kErrors
+};
 inline constexpr unsigned kNodeKinds = 6;
 
 // fuse_ino_t is a 64-bit number; this header does without libfuse.

@@ -99,8 +99,7 @@ KernReturn CheckProtect(const IoctlArg& arg) {
 
 KernReturn RunProtect(IoctlArg& arg, const IoctlTarget& t) {
   const taskfs_vm_protect& a = arg.protect;
-  return vm::vm_protect(t.task, a.address, a.size, a.set_maximum != 0,
-                        a.prot);
+  return vm::vm_protect(t.task, a.address, a.size, a.set_maximum != 0, a.prot);
 }
 
 std::string DescribeProtect(const IoctlArg& arg) {
@@ -192,8 +191,7 @@ constexpr IoctlCommand kCommands[] = {
     {TASKFS_IOC_VM_REGION, "vm_region", false, true,
      DecodeAs<&IoctlArg::region>, nullptr, RunRegion, DescribeRegion},
     {TASKFS_IOC_VM_MAP_COPY, "vm_map_copy", true, false,
-     DecodeAs<&IoctlArg::map_copy>, CheckMapCopy, RunMapCopy,
-     DescribeMapCopy},
+     DecodeAs<&IoctlArg::map_copy>, CheckMapCopy, RunMapCopy, DescribeMapCopy},
 };
 
 // A number's size is its struct's, which the table's decode copies.
@@ -211,9 +209,9 @@ static_assert(_IOC_SIZE(TASKFS_IOC_VM_MAP_COPY) == sizeof(taskfs_vm_map_copy));
 std::span<const IoctlCommand> IoctlCommands() { return kCommands; }
 
 const IoctlCommand* FindIoctl(unsigned int number) {
-  const auto it =
-      std::find_if(std::begin(kCommands), std::end(kCommands),
-                   [number](const IoctlCommand& c) { return c.number == number; });
+  const auto it = std::find_if(
+      std::begin(kCommands), std::end(kCommands),
+      [number](const IoctlCommand& c) { return c.number == number; });
   return it == std::end(kCommands) ? nullptr : it;
 }
 
@@ -250,7 +248,8 @@ KernReturn IoctlRequest::Run(const IoctlTarget& target, void* out,
 }
 
 std::string IoctlRequest::Describe() const {
-  if (!decoded_) return fmt::format("ioctl {:#x} of {} bytes", number_, in_size_);
+  if (!decoded_)
+    return fmt::format("ioctl {:#x} of {} bytes", number_, in_size_);
   return fmt::format("ioctl {} {}", command_->name, command_->describe(arg_));
 }
 

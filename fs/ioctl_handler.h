@@ -1,6 +1,6 @@
-// The mem file's ioctls (docs/reference.md §5, taskfs/ioctl.h). One table, a row per
-// command, says all the daemon knows of each: its number and name, whether
-// it changes memory (then the file must be open for writing, as for
+// The mem file's ioctls (docs/reference.md §5, taskfs/ioctl.h). One table, a
+// row per command, says all the daemon knows of each: its number and name,
+// whether it changes memory (then the file must be open for writing, as for
 // pwrite), how its argument is checked, the Mach call it runs, and how the
 // errors file names it. Decoding, running, describing and the read-only
 // check are all driven by that table. Results are Mach codes: the caller
@@ -33,8 +33,8 @@ union IoctlArg {
 
 // What a command runs on.
 struct IoctlTarget {
-  vm::Task& task;         // the mem file's
-  ExecContext& context;   // what reaches other tasks (vm_map_copy)
+  vm::Task& task;        // the mem file's
+  ExecContext& context;  // what reaches other tasks (vm_map_copy)
 };
 
 // One row of the table.

@@ -54,8 +54,8 @@ Lines LineAssembler::Feed(std::string_view write) {
     // The kept piece (never longer than max_line) and the rest of its
     // line, as far as max_line + 1 bytes.
     joined = std::exchange(pending_, std::string());
-    joined.append(write.substr(0, newline)
-                      .substr(0, max_line_ + 1 - joined.size()));
+    joined.append(
+        write.substr(0, newline).substr(0, max_line_ + 1 - joined.size()));
     rest = newline == std::string_view::npos ? std::string_view()
                                              : write.substr(newline + 1);
   }

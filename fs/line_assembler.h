@@ -1,6 +1,6 @@
 // Reassembles the command lines of a stream that arrives in pieces (the
-// writes to one open ctl file, docs/reference.md §6), and splits a whole text (a
-// manifest, docs/reference.md §8) the same way. No FUSE, no VM core.
+// writes to one open ctl file, docs/reference.md §6), and splits a whole text
+// (a manifest, docs/reference.md §8) the same way. No FUSE, no VM core.
 #ifndef TASKFS_FS_LINE_ASSEMBLER_H_
 #define TASKFS_FS_LINE_ASSEMBLER_H_
 

@@ -1,6 +1,7 @@
 #include "fs/manifest.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,8 +12,6 @@
 #include <new>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "fs/ctl_command.h"
 #include "fs/embedded_demo.h"  // generated from examples/ (fs/CMakeLists.txt)
@@ -37,8 +36,7 @@ using embedded::kDemoManifest;
 constexpr std::size_t kReadPiece = 64 * 1024;
 constexpr std::size_t kLoadPiece = 1024 * 1024;
 
-using OnTaskCreated =
-    std::function<void(const std::shared_ptr<vm::Task>&)>;
+using OnTaskCreated = std::function<void(const std::shared_ptr<vm::Task>&)>;
 
 // A file read front to back through one descriptor, so that what is checked
 // (fstat: a regular file, its size) is what is read. The size is known
@@ -169,16 +167,27 @@ std::string Failed(std::string_view what, vm::KernReturn kr) {
 std::string_view Verb(const Command& c) {
   using Op = Command::Op;
   switch (c.op) {
-    case Op::kAllocate: case Op::kAllocateAnywhere: return "allocate";
-    case Op::kDeallocate: return "deallocate";
-    case Op::kProtect: return "protect";
-    case Op::kInherit: return "inherit";
-    case Op::kCopy: return "copy";
-    case Op::kCopyFrom: return "copy-from";
-    case Op::kFork: return "fork";
-    case Op::kTask: return "task";
-    case Op::kFill: return "fill";
-    case Op::kLoad: return "load";
+    case Op::kAllocate:
+    case Op::kAllocateAnywhere:
+      return "allocate";
+    case Op::kDeallocate:
+      return "deallocate";
+    case Op::kProtect:
+      return "protect";
+    case Op::kInherit:
+      return "inherit";
+    case Op::kCopy:
+      return "copy";
+    case Op::kCopyFrom:
+      return "copy-from";
+    case Op::kFork:
+      return "fork";
+    case Op::kTask:
+      return "task";
+    case Op::kFill:
+      return "fill";
+    case Op::kLoad:
+      return "load";
   }
   return "command";
 }
@@ -250,7 +259,8 @@ std::string RunLine(vm::VmSystem& system, const Command& c,
     vm::KernResult<std::shared_ptr<vm::Task>> created =
         vm::task_create(system, c.name);
     const vm::KernReturn kr = created.code();
-    if (kr == vm::KERN_NAME_EXISTS) return "task '" + c.name + "' already exists";
+    if (kr == vm::KERN_NAME_EXISTS)
+      return "task '" + c.name + "' already exists";
     if (kr != vm::KERN_SUCCESS) return Failed("task", kr);
     *current = std::move(created).value();
     if (on_task_created) on_task_created(*current);

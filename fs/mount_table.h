@@ -1,5 +1,5 @@
-// What /proc/self/mountinfo says about a directory (docs/reference.md §3: a mountpoint
-// that is already a mount is refused).
+// What /proc/self/mountinfo says about a directory (docs/reference.md §3: a
+// mountpoint that is already a mount is refused).
 #ifndef TASKFS_FS_MOUNT_TABLE_H_
 #define TASKFS_FS_MOUNT_TABLE_H_
 

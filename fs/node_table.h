@@ -28,7 +28,8 @@ inline constexpr std::array<mode_t, kNodeKinds> kDefaultModes = {
 // and its error log alive, but a later chmod or chown does not change it.
 struct TaskNode {
   std::shared_ptr<vm::Task> task;
-  std::shared_ptr<ErrorLog> errors;  // the task's errors file (docs/reference.md §7)
+  std::shared_ptr<ErrorLog>
+      errors;  // the task's errors file (docs/reference.md §7)
   uid_t uid = 0;
   gid_t gid = 0;
   std::array<mode_t, kNodeKinds> modes{};  // permission bits per file
@@ -37,7 +38,8 @@ struct TaskNode {
 
 // A node lives from Add until Remove, and a removed node whose task still has
 // open files lives on, invisible, until the last of them is closed (Unpin):
-// fstat of such a file still gets the attributes it last had (docs/reference.md §5).
+// fstat of such a file still gets the attributes it last had (docs/reference.md
+// §5).
 //
 // Thread-safety: every method may be called from any thread. mu_ is a leaf
 // lock: it is held only inside these methods, never while calling the VM

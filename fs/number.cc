@@ -11,11 +11,24 @@ ParsedNumber ParseNumber(std::string_view text, NumberForm form) {
   unsigned shift = 0;
   if (form == NumberForm::kSize && !digits.empty()) {
     switch (digits.back()) {
-      case 'K': case 'k': shift = 10; break;
-      case 'M': case 'm': shift = 20; break;
-      case 'G': case 'g': shift = 30; break;
-      case 'T': case 't': shift = 40; break;
-      default: break;
+      case 'K':
+      case 'k':
+        shift = 10;
+        break;
+      case 'M':
+      case 'm':
+        shift = 20;
+        break;
+      case 'G':
+      case 'g':
+        shift = 30;
+        break;
+      case 'T':
+      case 't':
+        shift = 40;
+        break;
+      default:
+        break;
     }
     if (shift != 0) digits.remove_suffix(1);
   }
@@ -33,9 +46,9 @@ ParsedNumber ParseNumber(std::string_view text, NumberForm form) {
     return out;
   }
   const char* const end = digits.data() + digits.size();
-  const auto [stop, ec] =
-      std::from_chars(digits.data(), end, out.value, base);
-  if (stop != end || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+  const auto [stop, ec] = std::from_chars(digits.data(), end, out.value, base);
+  if (stop != end ||
+      (ec != std::errc() && ec != std::errc::result_out_of_range)) {
     out.error = Error::kMalformed;
   } else if (ec == std::errc::result_out_of_range ||
              (shift != 0 && out.value > (UINT64_MAX >> shift))) {

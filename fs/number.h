@@ -1,7 +1,7 @@
-// The one number grammar of ctl commands, manifests and -o options (docs/reference.md §3,
-// §6, §8): decimal or 0x hex digits, no sign, no blanks; a size may end in
-// K, M, G or T (powers of 1024, either case). A value that does not fit in
-// 64 bits is an error, never a wrap.
+// The one number grammar of ctl commands, manifests and -o options
+// (docs/reference.md §3, §6, §8): decimal or 0x hex digits, no sign, no blanks;
+// a size may end in K, M, G or T (powers of 1024, either case). A value that
+// does not fit in 64 bits is an error, never a wrap.
 #ifndef TASKFS_FS_NUMBER_H_
 #define TASKFS_FS_NUMBER_H_
 

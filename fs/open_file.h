@@ -35,9 +35,9 @@ inline constexpr std::size_t kCtlLineBytes = kMaxCtlLine + 128;
 // errors line's uid, and every path from a ctl command or ioctl to another
 // task (copy-from, fork, vm_map_copy), whoever sends the request.
 //
-// Thread-safety: task, kind, flags and opener are constant after open, and requests
-// read them without a lock. mu guards the rest. It is held to copy or swap
-// those fields, and across the core calls that take a maps or status
+// Thread-safety: task, kind, flags and opener are constant after open, and
+// requests read them without a lock. mu guards the rest. It is held to copy or
+// swap those fields, and across the core calls that take a maps or status
 // snapshot (vm_region_list, task_statistics, then NodeTable::Find), so that
 // one open file's readers see one text; never across a ctl command or a
 // reply. Order: mu, then the core's locks or NodeTable's.
@@ -88,7 +88,7 @@ struct OpenFile {
   const std::shared_ptr<vm::Task> task;
   const std::shared_ptr<ErrorLog> errors;  // the task's (never null)
   const NodeKind kind;
-  const int flags;  // open(2) flags
+  const int flags;           // open(2) flags
   const Credentials opener;  // who opened it: the rights of every request
   const NodePin pin;
   vm::MemoryAccount account;  // thread-safe on its own

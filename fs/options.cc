@@ -1,5 +1,6 @@
 #include "fs/options.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,8 +16,6 @@
 #include <optional>
 #include <string_view>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "fs/mount_table.h"
 #include "fs/number.h"
@@ -131,21 +130,24 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
     o->vm.page_size = value;
   }
   if (raw.address_bits != nullptr) {
-    if (!ParseOptionNumber(raw.address_bits, NumberForm::kPlain, &value) || value > 64) {
+    if (!ParseOptionNumber(raw.address_bits, NumberForm::kPlain, &value) ||
+        value > 64) {
       return "bad address_bits " + Quoted(raw.address_bits);
     }
     o->vm.address_bits = static_cast<unsigned>(value);
   }
   o->vm.memory_limit = HalfOfPhysicalMemory();
   if (raw.memory_limit != nullptr) {
-    if (!ParseOptionNumber(raw.memory_limit, NumberForm::kSize, &value) || value == 0) {
+    if (!ParseOptionNumber(raw.memory_limit, NumberForm::kSize, &value) ||
+        value == 0) {
       return "bad memory_limit " + Quoted(raw.memory_limit) +
              " (want a positive size such as 512M or 2G)";
     }
     o->vm.memory_limit = value;
   }
   if (raw.max_tasks != nullptr) {
-    if (!ParseOptionNumber(raw.max_tasks, NumberForm::kPlain, &value) || value == 0) {
+    if (!ParseOptionNumber(raw.max_tasks, NumberForm::kPlain, &value) ||
+        value == 0) {
       return "bad max_tasks " + Quoted(raw.max_tasks) +
              " (want a positive number)";
     }
@@ -204,7 +206,8 @@ std::string ApplyPositional(const std::vector<std::string>& positional,
     if (errno == ENOTCONN) {
       return "mountpoint " + mountpoint +
              ": a dead FUSE mount (its daemon is gone); clear it with "
-             "'fusermount3 -u " + mountpoint + "'";
+             "'fusermount3 -u " +
+             mountpoint + "'";
     }
     return "mountpoint " + mountpoint + ": " + std::strerror(errno);
   }
@@ -225,7 +228,6 @@ std::string ApplyPositional(const std::vector<std::string>& positional,
 }
 
 }  // namespace
-
 
 ParseOutcome ParseOptions(int argc, char** argv, Options* o,
                           std::string* error) {
@@ -267,11 +269,11 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* o,
   if (!error->empty()) return ParseOutcome::kError;
 
   const std::string fsname =
-      "-ofsname=" + (o->tasks == Options::Tasks::kManifest ? o->manifest
-                                                            : std::string("taskfs"));
-  for (const std::string& extra :
-       {std::string("-odefault_permissions"), std::string("-osubtype=taskfs"),
-        fsname}) {
+      "-ofsname=" + (o->tasks == Options::Tasks::kManifest
+                         ? o->manifest
+                         : std::string("taskfs"));
+  for (const std::string& extra : {std::string("-odefault_permissions"),
+                                   std::string("-osubtype=taskfs"), fsname}) {
     if (fuse_opt_add_arg(&o->fuse, extra.c_str()) != 0) {
       *error = "out of memory";
       return ParseOutcome::kError;
@@ -306,7 +308,8 @@ void PrintHelp(const char* program) {
       "    -o address_bits=N      address space is [0, 2^N), N 24..62 (47)\n"
       "    -o tasks=FILE|none     load tasks from a manifest; none: no tasks\n"
       "                           (default: the embedded demo)\n"
-      "    -o memory_limit=BYTES  cap on pages and their tables, K/M/G/T suffixes\n"
+      "    -o memory_limit=BYTES  cap on pages and their tables, K/M/G/T "
+      "suffixes\n"
       "                           (half of physical memory)\n"
       "    -o max_tasks=N         cap on live tasks (1024)\n"
       "    -o log_level=L         trace, debug, info, warn, error, off (info)\n"

@@ -1,5 +1,5 @@
-// The daemon's command line (docs/reference.md §3): taskfs's own -o options, the
-// mount(8) form with a SOURCE, and the standard FUSE options, which are
+// The daemon's command line (docs/reference.md §3): taskfs's own -o options,
+// the mount(8) form with a SOURCE, and the standard FUSE options, which are
 // passed through to libfuse.
 #ifndef TASKFS_FS_OPTIONS_H_
 #define TASKFS_FS_OPTIONS_H_

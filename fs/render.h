@@ -1,5 +1,5 @@
-// The text of the generated files (docs/reference.md §4, §7), from values the caller has
-// read from the VM core. Pure functions.
+// The text of the generated files (docs/reference.md §4, §7), from values the
+// caller has read from the VM core. Pure functions.
 #ifndef TASKFS_FS_RENDER_H_
 #define TASKFS_FS_RENDER_H_
 

@@ -1,6 +1,7 @@
 #include "fs/taskfs_fs.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -12,8 +13,6 @@
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "fs/access.h"
 #include "fs/attributes.h"
@@ -82,11 +81,10 @@ ExecContext OpenerContext(TaskFs& fs, const OpenFile& file) {
                              &file](const std::shared_ptr<vm::Task>& task) {
     fs.AddTask(task, file.opener.uid, file.opener.gid);
   };
-  context.on_source_failure = [&fs, &file](vm::Task& source,
-                                           const MapCopyArgs& args,
-                                           KernReturn kr) {
-    Report(fs).Source(file, source, args, kr);
-  };
+  context.on_source_failure =
+      [&fs, &file](vm::Task& source, const MapCopyArgs& args, KernReturn kr) {
+        Report(fs).Source(file, source, args, kr);
+      };
   return context;
 }
 
@@ -104,8 +102,8 @@ Replied ReplyText(Reply& r, std::string_view text) {
 
 // Not a request: no reply.
 void Init(void* userdata, fuse_conn_info* conn) {
-  // Page-multiple requests from any buffer (docs/reference.md §5): the mount's max_read
-  // is the same, and fs/fuse_channel.h sets max_pages.
+  // Page-multiple requests from any buffer (docs/reference.md §5): the mount's
+  // max_read is the same, and fs/fuse_channel.h sets max_pages.
   const std::uint32_t max_request =
       static_cast<TaskFs*>(userdata)->max_request();
   conn->max_read = max_request;  // libfuse wants it equal to the mount's
@@ -208,8 +206,8 @@ Replied Create(Reply& r, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
 }
 
 // The generated files and host_page_size are read-only for everyone: an
-// open for writing is refused (docs/reference.md §4), for root too, whom the kernel's
-// default_permissions lets past their modes.
+// open for writing is refused (docs/reference.md §4), for root too, whom the
+// kernel's default_permissions lets past their modes.
 bool ReadOnlyFile(const Where& w) {
   return w.host_page_size || w.kind == NodeKind::kMaps ||
          w.kind == NodeKind::kStatus || w.kind == NodeKind::kErrors;
@@ -218,8 +216,8 @@ bool ReadOnlyFile(const Where& w) {
 Replied Open(Reply& r, fuse_ino_t ino, fuse_file_info* fi) {
   TaskFs& fs = r.fs();
   const Where w = Decode(ino);
-  if (w.root || (!w.host_page_size && ValidTaskPath(w) &&
-                 w.kind == NodeKind::kDir)) {
+  if (w.root ||
+      (!w.host_page_size && ValidTaskPath(w) && w.kind == NodeKind::kDir)) {
     return r.Err(EISDIR);
   }
   if (!w.host_page_size && !ValidTaskPath(w)) return r.Err(ENOENT);
@@ -239,9 +237,9 @@ Replied Open(Reply& r, fuse_ino_t ino, fuse_file_info* fi) {
   fi->direct_io = 1;
   fi->keep_cache = 0;
   // The file's rights are its opener's, fixed now (fs/access.h).
-  OpenFile* const file = Files(fs).Adopt(std::make_unique<OpenFile>(
-      node.task, node.errors, w.kind, fi->flags, OpenerOf(r.req(), w.kind),
-      std::move(pin)));
+  OpenFile* const file = Files(fs).Adopt(
+      std::make_unique<OpenFile>(node.task, node.errors, w.kind, fi->flags,
+                                 OpenerOf(r.req(), w.kind), std::move(pin)));
   fi->fh = reinterpret_cast<std::uint64_t>(file);
   const Replied done = r.Open(*fi);
   // An interrupted open gets no release.
@@ -357,9 +355,8 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
   ExecContext context = OpenerContext(fs, *file);
   alignas(8) unsigned char out[64];
   std::size_t out_size = 0;
-  const KernReturn kr =
-      request.Run({*file->task, context}, out,
-                  std::min(out_bufsz, sizeof out), &out_size);
+  const KernReturn kr = request.Run({*file->task, context}, out,
+                                    std::min(out_bufsz, sizeof out), &out_size);
   if (kr != vm::KERN_SUCCESS) {
     Report(fs).Task(*file, {"ioctl", kr, cmd, in_bufsz},
                     [&] { return request.Describe(); });

@@ -1,11 +1,11 @@
-// The FUSE adapter: turns low-level FUSE requests on the layout of docs/reference.md §4
-// into calls on the VM core. Each handler runs in fs/dispatch.h's wrapper:
-// it decodes the request, makes one call and sends exactly one reply. What
-// the calls do lives beside it, each part on its own: fs/attributes.h (stat,
-// setattr, statfs), fs/directory.h (lookup, readdir), fs/ctl_stream.h (ctl
-// writes, close and reads), fs/generated_files.h (maps, status, errors),
-// fs/ioctl_handler.h (the ioctl table) and fs/failure_report.h (the log and
-// errors-file lines of every failure).
+// The FUSE adapter: turns low-level FUSE requests on the layout of
+// docs/reference.md §4 into calls on the VM core. Each handler runs in
+// fs/dispatch.h's wrapper: it decodes the request, makes one call and sends
+// exactly one reply. What the calls do lives beside it, each part on its own:
+// fs/attributes.h (stat, setattr, statfs), fs/directory.h (lookup, readdir),
+// fs/ctl_stream.h (ctl writes, close and reads), fs/generated_files.h (maps,
+// status, errors), fs/ioctl_handler.h (the ioctl table) and fs/failure_report.h
+// (the log and errors-file lines of every failure).
 #ifndef TASKFS_FS_TASKFS_FS_H_
 #define TASKFS_FS_TASKFS_FS_H_
 

@@ -46,9 +46,9 @@ std::shared_ptr<spdlog::logger> MakeLogger(const Options& options) {
   return log;
 }
 
-// The memory limit bounds what the daemon holds (docs/reference.md §3); for its resident
-// memory to follow, freed heap must go back to the system: one arena per
-// two threads' worth of work instead of glibc's 8 per core (each keeps what
+// The memory limit bounds what the daemon holds (docs/reference.md §3); for its
+// resident memory to follow, freed heap must go back to the system: one arena
+// per two threads' worth of work instead of glibc's 8 per core (each keeps what
 // its threads freed), and blocks of 128 KiB or more (page-table arrays,
 // maps snapshots) mapped on their own, so freeing them unmaps them. What a
 // request costs stays as it was: those blocks are rare.
@@ -175,10 +175,11 @@ int main(int argc, char** argv) {
     return Fail(std::string("cannot set up /dev/fuse I/O: ") +
                 std::strerror(-rc));
   }
-  log->info("mounted on {}: page size {}, address bits {}, memory limit {}, "
-            "{} tasks loaded",
-            options.mountpoint, system.page_size(), system.address_bits(),
-            system.config().memory_limit, fs.TaskCount());
+  log->info(
+      "mounted on {}: page size {}, address bits {}, memory limit {}, "
+      "{} tasks loaded",
+      options.mountpoint, system.page_size(), system.address_bits(),
+      system.config().memory_limit, fs.TaskCount());
   fuse_daemonize(options.foreground ? 1 : 0);
 
   int result;

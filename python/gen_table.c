@@ -113,7 +113,8 @@ int main(void) {
       "# include/taskfs/: errno_table.h, mach.h, ioctl.h and task_name.h.\n"
       "# Do not edit.\n\n");
   printf(
-      "# (name, kern_return_t, errno), one row per code (docs/reference.md \xc2\xa7"
+      "# (name, kern_return_t, errno), one row per code (docs/reference.md "
+      "\xc2\xa7"
       "2).\n");
   printf("KERN_TABLE = (\n");
 #define TASKFS_PRINT_ROW(kern, errno_value) \

@@ -71,12 +71,12 @@ class DeferredFreer {
   mutable std::mutex mu_;
   std::condition_variable work_;  // something to free, or stopping_
   std::condition_variable idle_;  // a free ended
-  void* dead_ = nullptr;   // guarded by mu_: the list, newest first
-  int busy_ = 0;           // guarded by mu_: things being freed
-  bool started_ = false;   // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
-  bool running_ = false;   // guarded by mu_: thread_ started, not joined
-  std::thread thread_;     // started under mu_ (Take); joined by Stop
+  void* dead_ = nullptr;          // guarded by mu_: the list, newest first
+  int busy_ = 0;                  // guarded by mu_: things being freed
+  bool started_ = false;          // guarded by mu_
+  bool stopping_ = false;         // guarded by mu_
+  bool running_ = false;          // guarded by mu_: thread_ started, not joined
+  std::thread thread_;            // started under mu_ (Take); joined by Stop
 };
 
 }  // namespace taskfs::vm

@@ -1,7 +1,7 @@
 // Why a call into the VM core failed, in words: the REASON of a task's
-// errors file (docs/reference.md §7). One line naming what decided the code: the lowest
-// offending page and what it lacked or held, the region in the way, the
-// limit and the amount asked for, the argument that was malformed.
+// errors file (docs/reference.md §7). One line naming what decided the code:
+// the lowest offending page and what it lacked or held, the region in the way,
+// the limit and the amount asked for, the argument that was malformed.
 //
 // Each thread has its own: every facade call (vm_user.h) that returns a
 // code other than KERN_SUCCESS sets the calling thread's reason before it

@@ -1,10 +1,10 @@
 #include "vmcore/gate.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <optional>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace taskfs::vm::gate {
 
@@ -16,15 +16,16 @@ KernReturn LimitRefused(const LimitReached& limit) noexcept {
   char text[128];
   const auto out = fmt::format_to_n(
       text, sizeof text,
-      "memory limit {} bytes: {} in use, the call needs {} more",
-      limit.limit(), limit.used(), limit.asked());
+      "memory limit {} bytes: {} in use, the call needs {} more", limit.limit(),
+      limit.used(), limit.asked());
   SetFailureReason(std::string_view(text, std::min(out.size, sizeof text)));
   return KERN_RESOURCE_SHORTAGE;
 }
 
 KernReturn OutOfMemory() noexcept {
-  SetFailureReason("out of memory: the daemon could not allocate what the "
-                   "call needs");
+  SetFailureReason(
+      "out of memory: the daemon could not allocate what the "
+      "call needs");
   return KERN_RESOURCE_SHORTAGE;
 }
 
@@ -76,9 +77,9 @@ Checks& Checks::Aligned(std::initializer_list<Named> values) {
   Enter(kArguments);
   for (const Named& v : values) {
     if (!geometry_.Aligned(v.value) && Fail(KERN_INVALID_ARGUMENT)) {
-      SetFailureReason(fmt::format(
-          "{} {:#x} is not a multiple of the page size {:#x}", v.name, v.value,
-          geometry_.page_size()));
+      SetFailureReason(
+          fmt::format("{} {:#x} is not a multiple of the page size {:#x}",
+                      v.name, v.value, geometry_.page_size()));
     }
   }
   return *this;
@@ -97,8 +98,7 @@ Checks& Checks::Exact(vm_address_t address, vm_size_t size, PageRange* out) {
   return *this;
 }
 
-Checks& Checks::Rounded(vm_address_t address, vm_size_t size,
-                        PageRange* out) {
+Checks& Checks::Rounded(vm_address_t address, vm_size_t size, PageRange* out) {
   if (Enter(kBounds)) {
     Take(PageRange::Rounded(geometry_, address, size), address, size, out);
   }
@@ -108,8 +108,7 @@ Checks& Checks::Rounded(vm_address_t address, vm_size_t size,
 Checks& Checks::RoundedApart(vm_address_t address, vm_size_t size,
                              PageRange* out) {
   if (Enter(kBounds)) {
-    Take(PageRange::RoundedApart(geometry_, address, size), address, size,
-         out);
+    Take(PageRange::RoundedApart(geometry_, address, size), address, size, out);
   }
   return *this;
 }
@@ -175,9 +174,9 @@ void Checks::Take(const KernResult<PageRange>& range, vm_address_t address,
     SetFailureReason(
         fmt::format("{:#x} + {:#x} wraps past 2^64", address, size));
   } else {
-    SetFailureReason(fmt::format(
-        "{:#x}-{:#x} is not inside the address space [0, {:#x})", address,
-        address + size, geometry_.limit));
+    SetFailureReason(
+        fmt::format("{:#x}-{:#x} is not inside the address space [0, {:#x})",
+                    address, address + size, geometry_.limit));
   }
 }
 

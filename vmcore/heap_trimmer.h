@@ -62,9 +62,9 @@ class HeapTrimmer {
   std::atomic<std::uint64_t> requested_{0};
   std::atomic<std::uint64_t> served_{0};
   std::atomic<std::uint64_t> trims_{0};
-  std::atomic<bool> stop_{false};     // set by the destructor
+  std::atomic<bool> stop_{false};                 // set by the destructor
   std::atomic_flag starting_ = ATOMIC_FLAG_INIT;  // set by the first Request
-  std::atomic<bool> started_{false};  // thread_ is set
+  std::atomic<bool> started_{false};              // thread_ is set
   std::thread thread_;  // written once, by the Request that set starting_
 };
 

@@ -17,8 +17,8 @@ bool ChargeWithin(std::atomic<std::uint64_t>& used, std::uint64_t ceiling,
   std::uint64_t now = used.load(std::memory_order_relaxed);
   do {
     if (bytes > ceiling || now > ceiling - bytes) return false;
-  } while (!used.compare_exchange_weak(now, now + bytes,
-                                       std::memory_order_relaxed));
+  } while (
+      !used.compare_exchange_weak(now, now + bytes, std::memory_order_relaxed));
   return true;
 }
 
@@ -53,15 +53,15 @@ void MemoryBudget::SetHeapTrim(std::uint64_t threshold,
                                HeapTrimmer::Trim trim) {
   trim_threshold_ = threshold;
   // After each trim, the overhang (if it is charged) is measured.
-  trimmer_ = threshold != 0
-                 ? std::make_unique<HeapTrimmer>(
-                       trim,
-                       [](void* budget) {
-                         static_cast<MemoryBudget*>(budget)
-                             ->MeasureHeapOverhang();
-                       },
-                       this)
-                 : nullptr;
+  trimmer_ =
+      threshold != 0
+          ? std::make_unique<HeapTrimmer>(
+                trim,
+                [](void* budget) {
+                  static_cast<MemoryBudget*>(budget)->MeasureHeapOverhang();
+                },
+                this)
+          : nullptr;
 }
 
 void MemoryBudget::AskForTrim() noexcept {

@@ -152,10 +152,9 @@ class MemoryBudget {
   void HeapCharged(std::uint64_t bytes) noexcept {
     if (trimmer_ == nullptr) return;
     std::uint64_t freed = heap_freed_.load(std::memory_order_relaxed);
-    while (freed != 0 &&
-           !heap_freed_.compare_exchange_weak(
-               freed, freed > bytes ? freed - bytes : 0,
-               std::memory_order_relaxed)) {
+    while (freed != 0 && !heap_freed_.compare_exchange_weak(
+                             freed, freed > bytes ? freed - bytes : 0,
+                             std::memory_order_relaxed)) {
     }
   }
   void HeapReleased(std::uint64_t bytes) noexcept {
@@ -181,8 +180,8 @@ class MemoryBudget {
   const std::uint64_t pin_reserve_;
   Reclaimer reclaimer_ = nullptr;
   void* reclaimer_arg_ = nullptr;
-  std::uint64_t trim_threshold_ = 0;       // constant once shared
-  std::unique_ptr<HeapTrimmer> trimmer_;   // constant once shared
+  std::uint64_t trim_threshold_ = 0;      // constant once shared
+  std::unique_ptr<HeapTrimmer> trimmer_;  // constant once shared
   std::atomic<std::uint64_t> used_{0};
   std::atomic<std::uint64_t> reserve_used_{0};
   std::atomic<std::uint64_t> heap_freed_{0};
@@ -192,8 +191,8 @@ class MemoryBudget {
   Resident resident_ = nullptr;  // null: the overhang is not charged
   std::uint64_t overhang_allowance_ = 0;
   std::uint64_t idle_ = 0;
-  std::atomic<std::uint64_t> overhang_{0};   // also in used_
-  std::atomic<std::uint64_t> released_{0};   // since the last measurement
+  std::atomic<std::uint64_t> overhang_{0};  // also in used_
+  std::atomic<std::uint64_t> released_{0};  // since the last measurement
   std::mutex measure_mu_;  // a leaf: held while measuring, never blocks a
                            // refusal (LowerHeapOverhang only tries it)
   std::unique_ptr<MemoryAccount> shared_;  // last: it releases into the above

@@ -28,9 +28,7 @@ class Page {
   void DropMapping() { Drop(1); }
   void Unpin() { Drop(kPin); }
 
-  bool Exclusive() const {
-    return refs_.load(std::memory_order_acquire) == 1;
-  }
+  bool Exclusive() const { return refs_.load(std::memory_order_acquire) == 1; }
   // True while a reader holds a pin (a vm_read_pinned view not yet released).
   bool pinned() const {
     return (refs_.load(std::memory_order_acquire) >> 32) != 0;

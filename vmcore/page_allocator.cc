@@ -64,8 +64,8 @@ PageAllocator::PageAllocator(std::size_t page_size, MemoryBudget& budget,
     : page_size_(page_size),
       budget_(budget),
       limit_pages_(page_limit_bytes / page_size) {
-  void* zero = mmap(nullptr, page_size_, PROT_READ,
-                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* zero =
+      mmap(nullptr, page_size_, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (zero == MAP_FAILED) throw std::bad_alloc();
   zero_page_ = static_cast<std::byte*>(zero);
 }

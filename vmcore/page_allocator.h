@@ -121,8 +121,8 @@ class PageAllocator {
   std::byte* zero_page_ = nullptr;
 
   std::atomic<std::uint64_t> live_pages_{0};  // written under mu_
-  std::uint64_t warm_pages_ = 0;               // guarded by mu_
-  std::uint64_t slabs_ = 0;                    // guarded by mu_
+  std::uint64_t warm_pages_ = 0;              // guarded by mu_
+  std::uint64_t slabs_ = 0;                   // guarded by mu_
   std::uint64_t debt_ = 0;  // bytes charged to the pin reserve; mu_
 
   mutable std::mutex mu_;

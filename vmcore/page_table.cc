@@ -243,8 +243,7 @@ void PageTable::PrepareIn(Node** slot, unsigned level, std::uint64_t base,
   const unsigned shift = kBits * level;
   const SlotSpan slots = SlotsIn(level, base, lo, hi);
   for (std::uint64_t i = slots.first; i <= slots.last; ++i) {
-    PrepareIn(&node->children[i], level - 1, base + (i << shift), lo, hi,
-              undo);
+    PrepareIn(&node->children[i], level - 1, base + (i << shift), lo, hi, undo);
   }
 }
 
@@ -362,9 +361,8 @@ void PageTable::AssignIn(Node** slot, unsigned level, std::uint64_t base,
   }
 }
 
-void PageTable::Assign(std::uint64_t lo, std::uint64_t hi,
-                       const PageTable& src, std::uint64_t src_lo,
-                       Undo& undo) {
+void PageTable::Assign(std::uint64_t lo, std::uint64_t hi, const PageTable& src,
+                       std::uint64_t src_lo, Undo& undo) {
   if (lo >= hi) return;
   if (root_ == nullptr && !src.AnyIn(src_lo, src_lo + (hi - lo))) return;
   Grow(hi - 1, undo);
@@ -399,8 +397,8 @@ bool PageTable::ClearIn(Node** slot, unsigned level, std::uint64_t base,
         page->DropMapping();
       }
     } else {
-      cleared &= ClearIn(&node->children[i], level - 1, base + (i << shift),
-                         lo, hi);
+      cleared &=
+          ClearIn(&node->children[i], level - 1, base + (i << shift), lo, hi);
     }
   }
   if (NodeOps::AllNull(*node)) {

@@ -123,8 +123,8 @@ class PageTable {
   struct SlotSpan {
     std::uint64_t first, last;
   };
-  static SlotSpan SlotsIn(unsigned level, std::uint64_t base,
-                          std::uint64_t lo, std::uint64_t hi) {
+  static SlotSpan SlotsIn(unsigned level, std::uint64_t base, std::uint64_t lo,
+                          std::uint64_t hi) {
     const unsigned shift = kBits * level;
     const std::uint64_t last = (hi - 1 - base) >> shift;
     return {lo > base ? (lo - base) >> shift : 0,
@@ -139,8 +139,7 @@ class PageTable {
   bool AnyIn(std::uint64_t lo, std::uint64_t hi) const;
   // *slot, made this table's own (new or cloned, logged in undo); *made:
   // whether this call made it.
-  Node* Writable(Node** slot, unsigned level, Undo& undo,
-                 bool* made = nullptr);
+  Node* Writable(Node** slot, unsigned level, Undo& undo, bool* made = nullptr);
   void PrepareIn(Node** slot, unsigned level, std::uint64_t base,
                  std::uint64_t lo, std::uint64_t hi, Undo& undo);
   void AssignIn(Node** slot, unsigned level, std::uint64_t base,
@@ -149,8 +148,8 @@ class PageTable {
   bool ClearIn(Node** slot, unsigned level, std::uint64_t base,
                std::uint64_t lo, std::uint64_t hi) noexcept;
   template <typename Fn>
-  static void ForEachIn(const Node* node, std::uint64_t base,
-                        std::uint64_t lo, std::uint64_t hi, Fn& fn);
+  static void ForEachIn(const Node* node, std::uint64_t base, std::uint64_t lo,
+                        std::uint64_t hi, Fn& fn);
   template <typename NodeFn, typename PageFn>
   static void WalkIn(const Node* node, std::uint64_t base, std::uint64_t lo,
                      std::uint64_t hi, bool shared, NodeFn& node_fn,
@@ -210,11 +209,12 @@ class PageTable::Undo {
 };
 
 struct PageTable::Node {
-  explicit Node(unsigned lvl, MemoryAccount* acct) : level(lvl), account(acct) {}
+  explicit Node(unsigned lvl, MemoryAccount* acct)
+      : level(lvl), account(acct) {}
 
   std::atomic<std::uint32_t> refs{1};
-  std::uint32_t level;      // 0: a leaf
-  MemoryAccount* account;   // what it is charged to
+  std::uint32_t level;     // 0: a leaf
+  MemoryAccount* account;  // what it is charged to
   union {
     void* next_dead;  // while dying: the DeferredFreer's list link
     // While live: the statistics walk's mark (Walk), set to 0 at birth.

@@ -13,10 +13,10 @@ namespace taskfs::vm {
 class Page;
 
 // Holds a reference on every page it shows, so the bytes stay as they were
-// when vm_read_pinned returned even while writers change the task (a writer that
-// finds a page pinned copies it first). Pages physically adjacent in memory
-// are merged into one iovec, so a sequentially written range usually needs a
-// handful of entries. Unwritten pages point at the shared zero page.
+// when vm_read_pinned returned even while writers change the task (a writer
+// that finds a page pinned copies it first). Pages physically adjacent in
+// memory are merged into one iovec, so a sequentially written range usually
+// needs a handful of entries. Unwritten pages point at the shared zero page.
 //
 // Not thread-safe; owned by one caller. Reusable: Release() keeps capacity.
 class PinnedPages {

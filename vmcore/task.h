@@ -54,7 +54,7 @@ class Task {
   MemoryAccount account_;  // thread-safe on its own
 
   mutable PhaseFairMutex mu_;
-  AddressMap map_;          // guarded by mu_
+  AddressMap map_;           // guarded by mu_
   bool terminated_ = false;  // guarded by mu_
 };
 

@@ -24,10 +24,10 @@ struct Piece {
 
 std::vector<Piece> PiecesOf(const AddressMap& map, const PageRange& range) {
   std::vector<Piece> pieces;
-  map.ForEachPiece(range, [&](const MapEntry& entry, std::uint64_t lo,
-                              std::uint64_t hi) {
-    pieces.push_back({entry.object.get(), lo, hi});
-  });
+  map.ForEachPiece(
+      range, [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+        pieces.push_back({entry.object.get(), lo, hi});
+      });
   return pieces;
 }
 
@@ -62,8 +62,8 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
       tables.push_back(&source.object->pages());
       continue;
     }
-    auto snapshot = std::make_unique<PageTable>(dst_map.budget().shared(),
-                                                dst_map.freer());
+    auto snapshot =
+        std::make_unique<PageTable>(dst_map.budget().shared(), dst_map.freer());
     PageTable::Undo made(scratch, dst_map.freer());
     snapshot->Assign(source.lo, source.hi, source.object->pages(), source.lo,
                      made);
@@ -123,10 +123,10 @@ void CopyOut(const AddressMap& src_map, const PageRange& src_range,
              });
     });
     if (found == made.end()) {
-      made.push_back({entry.object.get(),
-                      std::make_shared<VmObject>(dst_map.budget(),
-                                                 dst_map.freer()),
-                      {}});
+      made.push_back(
+          {entry.object.get(),
+           std::make_shared<VmObject>(dst_map.budget(), dst_map.freer()),
+           {}});
       found = std::prev(made.end());
     }
     found->used.emplace_back(piece.offset, index_end);

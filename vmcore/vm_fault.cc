@@ -195,21 +195,21 @@ void RefuseAtTheLimit(const PageAllocator& pages, std::size_t needed,
   const MemoryBudget& budget = pages.budget();
   const std::uint64_t cap = pages.page_limit();
   if (cap != 0 && (needed > cap || pages.live_pages() > cap - needed)) {
-    SetFailureReason(fmt::format(
-        "page limit {} bytes: {} in pages, the write needs {} more",
-        cap * page, pages.live_pages() * page, needed * page));
+    SetFailureReason(
+        fmt::format("page limit {} bytes: {} in pages, the write needs {} more",
+                    cap * page, pages.live_pages() * page, needed * page));
     return;
   }
   if (budget.limit() == 0) {
-    SetFailureReason(fmt::format(
-        "out of memory: {} bytes of new pages could not be mapped",
-        needed * page));
+    SetFailureReason(
+        fmt::format("out of memory: {} bytes of new pages could not be mapped",
+                    needed * page));
     return;
   }
   if (for_pins == 0) {
-    SetFailureReason(fmt::format(
-        "memory limit {} bytes: {} in use, the write needs {} more",
-        budget.limit(), budget.used(), needed * page));
+    SetFailureReason(
+        fmt::format("memory limit {} bytes: {} in use, the write needs {} more",
+                    budget.limit(), budget.used(), needed * page));
     return;
   }
   SetFailureReason(fmt::format(

@@ -1,8 +1,8 @@
 #include "vmcore/vm_system.h"
 
-#include <string>
-
 #include <fmt/format.h>
+
+#include <string>
 
 #include "taskfs/task_name.h"
 #include "vmcore/failure_reason.h"
@@ -13,9 +13,9 @@ namespace taskfs::vm {
 
 VmSystem::VmSystem(const VmConfig& config)
     : config_(config),
-      budget_(config.memory_limit, config.open_file_reserve,
-              PageAllocator::PinReserveFor(config.pin_reserve,
-                                           config.page_size)),
+      budget_(
+          config.memory_limit, config.open_file_reserve,
+          PageAllocator::PinReserveFor(config.pin_reserve, config.page_size)),
       pages_(config.page_size, budget_, config.page_limit),
       freer_(PageTable::kDeadNodes) {
   // Large subtrees freed in the background (page_table.h) first: their

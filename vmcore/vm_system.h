@@ -22,8 +22,8 @@ namespace taskfs::vm {
 class Task;
 
 struct VmConfig {
-  std::uint64_t page_size = 4096;     // power of two, 4096..65536
-  unsigned address_bits = 47;         // 24..62
+  std::uint64_t page_size = 4096;  // power of two, 4096..65536
+  unsigned address_bits = 47;      // 24..62
   // Bytes of everything the tasks hold: pages and metadata (memory_budget.h);
   // 0 = no limit.
   std::uint64_t memory_limit = 0;
@@ -35,7 +35,7 @@ struct VmConfig {
   // user at the limit can still open files, read status, maps and errors,
   // and free memory through ctl.
   std::uint64_t open_file_reserve = 2 << 20;
-  std::uint64_t max_tasks = 1024;     // live tasks
+  std::uint64_t max_tasks = 1024;  // live tasks
   // The most bytes of pages that readers may hold pinned at once
   // (vm_read_pinned views not yet released). A write at the memory limit
   // must still copy a page that only readers' pins keep, although the pins
@@ -90,7 +90,9 @@ class VmSystem {
   std::uint64_t page_size() const { return config_.page_size; }
   unsigned address_bits() const { return config_.address_bits; }
   // 2^address_bits: the first address past the address space.
-  std::uint64_t address_limit() const { return std::uint64_t{1} << config_.address_bits; }
+  std::uint64_t address_limit() const {
+    return std::uint64_t{1} << config_.address_bits;
+  }
 
   PageAllocator& pages() { return pages_; }
   MemoryBudget& budget() { return budget_; }
@@ -126,7 +128,6 @@ class VmSystem {
   void RemoveTask(const Task& task);
 
  private:
-
   // Constant after construction.
   const VmConfig config_;
 
@@ -137,8 +138,8 @@ class VmSystem {
   DeferredFreer freer_;
 
   mutable std::mutex tasks_mu_;
-  std::uint64_t next_task_id_ = 1;                     // guarded by tasks_mu_
-  std::map<std::uint64_t, std::shared_ptr<Task>> tasks_by_id_;  // guarded
+  std::uint64_t next_task_id_ = 1;  // guarded by tasks_mu_
+  std::map<std::uint64_t, std::shared_ptr<Task>> tasks_by_id_;     // guarded
   std::map<std::string, std::uint64_t, std::less<>> ids_by_name_;  // guarded
 };
 

@@ -56,10 +56,10 @@ struct TaskStatistics {
   std::uint64_t virtual_bytes = 0;   // allocated bytes
   std::uint64_t resident_bytes = 0;  // bytes of distinct written pages
   std::uint64_t shared_bytes = 0;    // part of resident also mapped elsewhere
-  // Memory held for the task's map and page tables (docs/reference.md §7): its record,
-  // its map's entries, and its objects' records, page tables and coverage
-  // (an object mapped by several tasks counts in each, as a shared page
-  // counts in each task's resident_bytes). What the file system keeps for
+  // Memory held for the task's map and page tables (docs/reference.md §7): its
+  // record, its map's entries, and its objects' records, page tables and
+  // coverage (an object mapped by several tasks counts in each, as a shared
+  // page counts in each task's resident_bytes). What the file system keeps for
   // the task (its errors file) and for open files is charged to the limit
   // too, but not here: a refused call, which adds an errors line, leaves
   // this figure as it was.

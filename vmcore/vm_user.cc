@@ -4,10 +4,10 @@
 // lock_order.h for the locks.
 #include "vmcore/vm_user.h"
 
+#include <fmt/format.h>
+
 #include <optional>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "vmcore/address_map.h"
 #include "vmcore/failure_reason.h"
@@ -177,25 +177,26 @@ KernReturn vm_region(Task& task, vm_address_t* address, RegionInfo* info) {
 KernResult<std::vector<RegionInfo>> vm_region_list(Task& task,
                                                    MemoryAccount* account,
                                                    std::uint64_t per_region) {
-  return Open(
-      task, Lock::kShared, [&]() -> KernResult<std::vector<RegionInfo>> {
-        std::vector<RegionInfo> regions;
-        try {
-          task.map().ForEachRegion([&](const RegionInfo& info) {
-            if (account != nullptr) account->Charge(per_region, true);
-            try {
-              regions.push_back(info);
-            } catch (...) {
-              if (account != nullptr) account->Release(per_region);
-              throw;
-            }
-          });
-        } catch (...) {
-          if (account != nullptr) account->Release(regions.size() * per_region);
-          throw;
-        }
-        return regions;
-      });
+  return Open(task, Lock::kShared,
+              [&]() -> KernResult<std::vector<RegionInfo>> {
+                std::vector<RegionInfo> regions;
+                try {
+                  task.map().ForEachRegion([&](const RegionInfo& info) {
+                    if (account != nullptr) account->Charge(per_region, true);
+                    try {
+                      regions.push_back(info);
+                    } catch (...) {
+                      if (account != nullptr) account->Release(per_region);
+                      throw;
+                    }
+                  });
+                } catch (...) {
+                  if (account != nullptr)
+                    account->Release(regions.size() * per_region);
+                  throw;
+                }
+                return regions;
+              });
 }
 
 KernReturn vm_read_pinned(Task& task, vm_address_t address, vm_size_t size,

@@ -2,9 +2,9 @@
 //
 // Each call, through the one path of the gate (gate.h), opens its task (lock,
 // liveness, exception guard), validates its arguments in Mach's order
-// (docs/reference.md §2) and then makes one call into the engine below (AddressMap and
-// its operations in vm_fault.h, vm_copy.h, vm_fork.h, vm_statistics.h),
-// which assumes valid input. Order of checks:
+// (docs/reference.md §2) and then makes one call into the engine below
+// (AddressMap and its operations in vm_fault.h, vm_copy.h, vm_fork.h,
+// vm_statistics.h), which assumes valid input. Order of checks:
 //   1. arguments: alignment, flags, protection and inheritance values
 //      -> KERN_INVALID_ARGUMENT;
 //   2. bounds: address + size wrapping past 2^64, or a range not inside

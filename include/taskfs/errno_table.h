@@ -1,8 +1,9 @@
 /*
  * <taskfs/errno_table.h>: the one table from Mach result codes to errno values
- * (docs/reference.md §2), as a plain C X-macro so that the daemon (fs/errno_map.cc), the
- * C client library (libtaskfs) and the Python package (its _table.py is
- * generated from this header at build time) share a single definition.
+ * (docs/reference.md §2), as a plain C X-macro so that the daemon
+ * (fs/errno_map.cc), the C client library (libtaskfs) and the Python package
+ * (its _table.py is generated from this header at build time) share a single
+ * definition.
  *
  * TASKFS_ERRNO_TABLE(X) expands X(KERN_NAME, ERRNO) once per code. One row
  * per code and one code per errno, so the table can be read both ways. The
@@ -14,8 +15,8 @@
 
 #include <errno.h>
 
-/* docs/reference.md §2, plus the two codes the registry adds (a taken task name, a task
- * that is gone). */
+/* docs/reference.md §2, plus the two codes the registry adds (a taken task
+ * name, a task that is gone). */
 #define TASKFS_ERRNO_TABLE(X)        \
   X(KERN_SUCCESS, 0)                 \
   X(KERN_INVALID_ARGUMENT, EINVAL)   \

@@ -79,8 +79,9 @@ typedef mach_port_t task_t;
 #define KERN_NAME_EXISTS 13
 #define KERN_INVALID_TASK 16
 
-/* --- Protections and inheritance: Mach's numbers (docs/reference.md §1) -----------------
- * Their values are <taskfs/vm_attributes.h>'s, the daemon's. */
+/* --- Protections and inheritance: Mach's numbers (docs/reference.md §1)
+ * ----------------- Their values are <taskfs/vm_attributes.h>'s, the daemon's.
+ */
 #define VM_PROT_NONE ((vm_prot_t)TASKFS_VM_PROT_NONE)
 #define VM_PROT_READ ((vm_prot_t)TASKFS_VM_PROT_READ)
 #define VM_PROT_WRITE ((vm_prot_t)TASKFS_VM_PROT_WRITE)
@@ -94,9 +95,10 @@ typedef mach_port_t task_t;
 #define VM_INHERIT_DEFAULT VM_INHERIT_COPY
 
 /* --- Mach's calls -----------------------------------------------------------
- * Arguments are judged by the daemon exactly as docs/reference.md §2 says (alignment, then
- * bounds, then the source and destination ranges page by page); an operation
- * that fails changes nothing, with the one exception noted at vm_write. */
+ * Arguments are judged by the daemon exactly as docs/reference.md §2 says
+ * (alignment, then bounds, then the source and destination ranges page by
+ * page); an operation that fails changes nothing, with the one exception noted
+ * at vm_write. */
 
 /* vm_allocate: zero-filled memory, rw-/rwx copy. The address is rounded down
  * and the size up to the task's page size; with anywhere, the lowest hole

@@ -1,7 +1,7 @@
 /*
- * <taskfs/task_name.h>: the rule for a task's name (docs/reference.md §4), defined once
- * for every user: the VM core (vm::VmSystem::ValidTaskName, which judges the
- * names of mkdir, `fork NAME` in ctl and `task NAME` in a manifest),
+ * <taskfs/task_name.h>: the rule for a task's name (docs/reference.md §4),
+ * defined once for every user: the VM core (vm::VmSystem::ValidTaskName, which
+ * judges the names of mkdir, `fork NAME` in ctl and `task NAME` in a manifest),
  * libtaskfs (taskfs_task_create, taskfs_task_fork) and the Python package
  * (taskfs.valid_task_name, from the TASK_NAME_* values of its generated
  * _table.py).

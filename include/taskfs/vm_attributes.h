@@ -1,8 +1,8 @@
 /*
  * <taskfs/vm_attributes.h>: the protections and inheritances of a region,
- * Mach's numbers (docs/reference.md §1), defined once for every user: the VM core
- * (vmcore/vm_types.h's vm::VM_PROT_* and vm::VM_INHERIT_*), the ioctl structs
- * of <taskfs/ioctl.h> (their prot, max_prot and inheritance fields),
+ * Mach's numbers (docs/reference.md §1), defined once for every user: the VM
+ * core (vmcore/vm_types.h's vm::VM_PROT_* and vm::VM_INHERIT_*), the ioctl
+ * structs of <taskfs/ioctl.h> (their prot, max_prot and inheritance fields),
  * libtaskfs (<taskfs/mach.h>'s VM_PROT_* and VM_INHERIT_*) and the Python
  * package (taskfs.VM_PROT_* and taskfs.VM_INHERIT_*, generated from
  * <taskfs/mach.h>).

@@ -329,10 +329,12 @@ static void *map_new(size_t map_len) {
   char *p = mmap(NULL, map_len + kHuge, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return NULL;
-  char *aligned = (char *)(((uintptr_t)p + kHuge - 1) & ~(uintptr_t)(kHuge - 1));
+  char *aligned =
+      (char *)(((uintptr_t)p + kHuge - 1) & ~(uintptr_t)(kHuge - 1));
   if (aligned > p) munmap(p, (size_t)(aligned - p));
   char *end = p + map_len + kHuge;
-  if (end > aligned + map_len) munmap(aligned + map_len, (size_t)(end - (aligned + map_len)));
+  if (end > aligned + map_len)
+    munmap(aligned + map_len, (size_t)(end - (aligned + map_len)));
   madvise(aligned, map_len, MADV_HUGEPAGE); /* a hint: fine if refused */
   return aligned;
 }
@@ -715,8 +717,9 @@ static kern_return_t open_new(const char *root, const char *name,
   return kr;
 }
 
-/* A name the daemon could take (docs/reference.md §4), checked before the child is made
- * so that a bad one is KERN_INVALID_ARGUMENT whatever the path holds. */
+/* A name the daemon could take (docs/reference.md §4), checked before the child
+ * is made so that a bad one is KERN_INVALID_ARGUMENT whatever the path holds.
+ */
 static int valid_name(const char *name) {
   return taskfs_valid_task_name(name, strlen(name));
 }

@@ -517,8 +517,8 @@ TEST_F(Conformance, XnuVmAllocationReadEdgeCases) {
   for (vm_address_t a : kEdgeAddresses) {
     if (a < kPage - 1) continue;
     // test_read_zero_size: XNU succeeds at every address; taskfs checks the
-    // address's alignment first (docs/reference.md §2: argument checks, then a zero-size
-    // operation succeeds).
+    // address's alignment first (docs/reference.md §2: argument checks, then a
+    // zero-size operation succeeds).
     EXPECT_KR(Aligned(a) ? KERN_SUCCESS : KERN_INVALID_ARGUMENT,
               vm_read(t_, a, 0, &data, &count))
         << std::hex << a;
@@ -566,9 +566,9 @@ TEST_P(XnuVmAllocationWrite, WriteEdgeInaccessibleMainAndPatternTests) {
     return vm_write(t_, address, reinterpret_cast<vm_offset_t>(data),
                     static_cast<mach_msg_type_number_t>(n));
   };
-  // What taskfs answers, in docs/reference.md §2's order: the data must be page-aligned
-  // in this process (XNU copies any buffer in), the address and size
-  // page-aligned for the task (XNU writes any byte range); then the range
+  // What taskfs answers, in docs/reference.md §2's order: the data must be
+  // page-aligned in this process (XNU copies any buffer in), the address and
+  // size page-aligned for the task (XNU writes any byte range); then the range
   // must be allocated.
   const bool aligned_args = offset == 0 && Aligned(address);
   const kern_return_t expected =

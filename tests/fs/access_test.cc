@@ -4,7 +4,6 @@
 #include "fs/access.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cerrno>
@@ -142,8 +141,8 @@ TEST(ParseProcStatusTest, ReadsTheGroups) {
   EXPECT_EQ(c.groups, (std::vector<gid_t>{4, 24, 27, 100}));
   EXPECT_FALSE(c.dac_override);
   // None is a known empty list.
-  ParseProcStatus(Status("7\t7\t7\t7", "7\t7\t7\t7", "", "0000000000000000"),
-                  7, 7, &c);
+  ParseProcStatus(Status("7\t7\t7\t7", "7\t7\t7\t7", "", "0000000000000000"), 7,
+                  7, &c);
   EXPECT_TRUE(c.known);
   EXPECT_TRUE(c.groups.empty());
 }
@@ -152,9 +151,8 @@ TEST(ParseProcStatusTest, AGroupPastTheSixtyFourthIsRead) {
   std::string groups;
   for (int g = 1; g <= 300; ++g) groups += std::to_string(5000 + g) + " ";
   Credentials c;
-  ParseProcStatus(Status("9\t9\t9\t9", "9\t9\t9\t9", groups,
-                         "0000000000000000"),
-                  9, 9, &c);
+  ParseProcStatus(
+      Status("9\t9\t9\t9", "9\t9\t9\t9", groups, "0000000000000000"), 9, 9, &c);
   ASSERT_TRUE(c.known);
   ASSERT_EQ(c.groups.size(), 300u);
   EXPECT_EQ(c.groups.back(), 5300u);
@@ -202,8 +200,8 @@ TEST(ParseProcStatusTest, WhatItCannotTrustIsUnknown) {
 }
 
 TEST(ReadCredentialsTest, ReadsThisThread) {
-  const Credentials c = ReadCredentials(static_cast<pid_t>(::gettid()),
-                                        ::getuid(), ::getgid());
+  const Credentials c =
+      ReadCredentials(static_cast<pid_t>(::gettid()), ::getuid(), ::getgid());
   EXPECT_TRUE(c.known);
   std::vector<gid_t> groups(static_cast<std::size_t>(::getgroups(0, nullptr)));
   ASSERT_EQ(::getgroups(static_cast<int>(groups.size()), groups.data()),

@@ -54,11 +54,10 @@ class World {
   }
 
   // A visible task owned by uid:gid.
-  std::shared_ptr<vm::Task> AddTask(const std::string& name,
-                                    uid_t uid = kOwner, gid_t gid = kGroup) {
+  std::shared_ptr<vm::Task> AddTask(const std::string& name, uid_t uid = kOwner,
+                                    gid_t gid = kGroup) {
     std::shared_ptr<vm::Task> task;
-    EXPECT_EQ(vm::Take(vm::task_create(system, name), &task),
-              vm::KERN_SUCCESS);
+    EXPECT_EQ(vm::Take(vm::task_create(system, name), &task), vm::KERN_SUCCESS);
     nodes.Add(task, uid, gid);
     return task;
   }

@@ -142,9 +142,9 @@ TEST_F(AttributesTest, OnlyTheFixedPathsAttributesAreCached) {
 TEST_F(AttributesTest, TheOwnerAndRootChangeModes) {
   struct stat attr {};
   attr.st_mode = S_IFREG | 0640;
-  EXPECT_EQ(attributes_.Set(TaskPath(NodeKind::kMem), 2000, attr,
-                            FUSE_SET_ATTR_MODE),
-            EPERM);
+  EXPECT_EQ(
+      attributes_.Set(TaskPath(NodeKind::kMem), 2000, attr, FUSE_SET_ATTR_MODE),
+      EPERM);
   EXPECT_EQ(attributes_.Set(TaskPath(NodeKind::kMem), kOwner, attr,
                             FUSE_SET_ATTR_MODE),
             0);
@@ -211,9 +211,9 @@ TEST_F(AttributesTest, TheFixedPathsTakeTimesAndNothingElse) {
 TEST_F(AttributesTest, AGoneTasksAttributesCannotBeSet) {
   struct stat attr {};
   world_.nodes.Remove(task_->id());
-  EXPECT_EQ(attributes_.Set(TaskPath(NodeKind::kMem), 0, attr,
-                            FUSE_SET_ATTR_MODE),
-            ENOENT);
+  EXPECT_EQ(
+      attributes_.Set(TaskPath(NodeKind::kMem), 0, attr, FUSE_SET_ATTR_MODE),
+      ENOENT);
   EXPECT_EQ(attributes_.Set(TaskIno(0, NodeKind::kMaps), 0, attr, 0), ENOENT);
 }
 

@@ -40,7 +40,9 @@ class CtlStreamTest : public ::testing::Test {
   vm::KernReturn Write(std::string_view text) {
     return CtlStream(*file_, context_, report_).Write(text);
   }
-  vm::KernReturn Flush() { return CtlStream(*file_, context_, report_).Flush(); }
+  vm::KernReturn Flush() {
+    return CtlStream(*file_, context_, report_).Flush();
+  }
   std::string Result() { return CtlStream::Read(*file_, 4096); }
 
   World world_;
@@ -111,17 +113,16 @@ TEST_F(CtlStreamTest, TheFirstFailureStopsTheRestAndDropsTheCutLine) {
   EXPECT_EQ(Flush(), vm::KERN_SUCCESS);
   EXPECT_EQ(world_.Regions(*task_).size(), 1u);
   const std::string errors = world_.Errors(*task_);
-  EXPECT_EQ(errors.rfind("1 uid 1000 ctl allocate 0x10000 4K: KERN_NO_SPACE: ",
-                         0),
-            0u)
+  EXPECT_EQ(
+      errors.rfind("1 uid 1000 ctl allocate 0x10000 4K: KERN_NO_SPACE: ", 0),
+      0u)
       << errors;
   EXPECT_EQ(errors.find("\n"), errors.size() - 1) << errors;
   EXPECT_EQ(world_.Logged(), "debug: ctl t 0x10000+0x1000: KERN_NO_SPACE\n");
 }
 
 TEST_F(CtlStreamTest, AMalformedLineIsInvalidArgumentWithTheParsersWords) {
-  EXPECT_EQ(Write("allocate 0x10000 4K\nbogus 1\n"),
-            vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(Write("allocate 0x10000 4K\nbogus 1\n"), vm::KERN_INVALID_ARGUMENT);
   EXPECT_EQ(Result(), "error KERN_INVALID_ARGUMENT\n");
   EXPECT_EQ(world_.Errors(*task_),
             "1 uid 1000 ctl bogus 1: KERN_INVALID_ARGUMENT: unknown command "

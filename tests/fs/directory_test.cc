@@ -98,13 +98,13 @@ TEST_F(DirectoryTest, FindTaskSeesOnlyVisibleNodes) {
 TEST_F(DirectoryTest, TheRootListsItsFixedEntriesThenTasksById) {
   const off_t a = static_cast<off_t>(a_->id()) + kRootFixedEntries;
   const off_t b = static_cast<off_t>(b_->id()) + kRootFixedEntries;
-  EXPECT_EQ(List(kRootIno, 0),
-            (std::vector<Listed>{{".", kRootIno, S_IFDIR, 1},
-                                 {"..", kRootIno, S_IFDIR, 2},
-                                 {"host_page_size", kHostPageSizeIno, S_IFREG,
-                                  3},
-                                 {"a", DirOf(*a_), S_IFDIR, a},
-                                 {"b", DirOf(*b_), S_IFDIR, b}}));
+  EXPECT_EQ(
+      List(kRootIno, 0),
+      (std::vector<Listed>{{".", kRootIno, S_IFDIR, 1},
+                           {"..", kRootIno, S_IFDIR, 2},
+                           {"host_page_size", kHostPageSizeIno, S_IFREG, 3},
+                           {"a", DirOf(*a_), S_IFDIR, a},
+                           {"b", DirOf(*b_), S_IFDIR, b}}));
   // Each offset resumes after the entry that gave it.
   EXPECT_EQ(List(kRootIno, 2).front().name, "host_page_size");
   EXPECT_EQ(List(kRootIno, 3).front().name, "a");
@@ -120,16 +120,15 @@ TEST_F(DirectoryTest, AListingStopsWhenTheReplyIsFull) {
 
 TEST_F(DirectoryTest, ATaskDirectoryListsItsFiles) {
   const Ino dir = DirOf(*a_);
-  EXPECT_EQ(
-      List(dir, 0),
-      (std::vector<Listed>{
-          {".", dir, S_IFDIR, 1},
-          {"..", kRootIno, S_IFDIR, 2},
-          {"mem", TaskIno(a_->id(), NodeKind::kMem), S_IFREG, 3},
-          {"ctl", TaskIno(a_->id(), NodeKind::kCtl), S_IFREG, 4},
-          {"maps", TaskIno(a_->id(), NodeKind::kMaps), S_IFREG, 5},
-          {"status", TaskIno(a_->id(), NodeKind::kStatus), S_IFREG, 6},
-          {"errors", TaskIno(a_->id(), NodeKind::kErrors), S_IFREG, 7}}));
+  EXPECT_EQ(List(dir, 0),
+            (std::vector<Listed>{
+                {".", dir, S_IFDIR, 1},
+                {"..", kRootIno, S_IFDIR, 2},
+                {"mem", TaskIno(a_->id(), NodeKind::kMem), S_IFREG, 3},
+                {"ctl", TaskIno(a_->id(), NodeKind::kCtl), S_IFREG, 4},
+                {"maps", TaskIno(a_->id(), NodeKind::kMaps), S_IFREG, 5},
+                {"status", TaskIno(a_->id(), NodeKind::kStatus), S_IFREG, 6},
+                {"errors", TaskIno(a_->id(), NodeKind::kErrors), S_IFREG, 7}}));
   EXPECT_EQ(List(dir, 5),
             (std::vector<Listed>{
                 {"status", TaskIno(a_->id(), NodeKind::kStatus), S_IFREG, 6},

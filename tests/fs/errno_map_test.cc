@@ -1,4 +1,5 @@
-// The KernReturn -> errno table of docs/reference.md §2, checked for every value.
+// The KernReturn -> errno table of docs/reference.md §2, checked for every
+// value.
 #include "fs/errno_map.h"
 
 #include <gtest/gtest.h>

@@ -49,8 +49,7 @@ TEST_F(FailureReportTest, KernFailureIsAWarning) {
 TEST_F(FailureReportTest, WhyTakesThePlaceOfTheRange) {
   const auto file = world_.Open(task_, NodeKind::kCtl, O_RDWR);
   vm::SetFailureReason("unknown command 'x'");
-  report_.Task(*file,
-               {"ctl", vm::KERN_INVALID_ARGUMENT, "unknown command 'x'"},
+  report_.Task(*file, {"ctl", vm::KERN_INVALID_ARGUMENT, "unknown command 'x'"},
                [] { return std::string("ctl x"); });
   EXPECT_EQ(world_.Logged(),
             "debug: ctl t: unknown command 'x': KERN_INVALID_ARGUMENT\n");
@@ -80,8 +79,8 @@ TEST_F(FailureReportTest, ACopySourceGetsTheDaemonsOwnAccount) {
   const auto source = world_.AddTask("src", 2000, 2000);
   const auto file = world_.Open(task_, NodeKind::kMem, O_RDWR, Opener(42, 7));
   vm::SetFailureReason("page 0x600000 is not allocated");
-  report_.Source(*file, *source, MapCopyArgs{0x600000, 0x1000, 0x10000, true,
-                                             true},
+  report_.Source(*file, *source,
+                 MapCopyArgs{0x600000, 0x1000, 0x10000, true, true},
                  vm::KERN_INVALID_ADDRESS);
   EXPECT_EQ(world_.Errors(*source),
             "1 uid 42 vm_map_copy 0x600000 0x1000 into task id " +

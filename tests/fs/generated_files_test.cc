@@ -85,7 +85,8 @@ TEST_F(GeneratedFilesTest, StatusShowsTheNodesOwnerAndTheSystem) {
   const auto file = world_.Open(task_, NodeKind::kStatus, O_RDONLY);
   EXPECT_EQ(ReadAll(*file),
             "name: t\n"
-            "id: " + std::to_string(task_->id()) +
+            "id: " +
+                std::to_string(task_->id()) +
                 "\n"
                 "owner: 1000:100\n"
                 "page_size: 4096\n"
@@ -109,7 +110,8 @@ TEST_F(GeneratedFilesTest, ErrorsShowsTheLog) {
   ASSERT_TRUE(world_.nodes.Find(task_->id(), &node));
   node.errors->Record(5, "pread 0 0x1000", vm::KERN_INVALID_ADDRESS, "why");
   const auto file = world_.Open(task_, NodeKind::kErrors, O_RDONLY);
-  EXPECT_EQ(ReadAll(*file), "1 uid 5 pread 0 0x1000: KERN_INVALID_ADDRESS: why\n");
+  EXPECT_EQ(ReadAll(*file),
+            "1 uid 5 pread 0 0x1000: KERN_INVALID_ADDRESS: why\n");
 }
 
 TEST_F(GeneratedFilesTest, ARemovedTaskIsGoneForEveryOffset) {

@@ -1,5 +1,5 @@
-// The mem file's ioctls (docs/reference.md §5, taskfs/ioctl.h): decoding, results and
-// exact errno values.
+// The mem file's ioctls (docs/reference.md §5, taskfs/ioctl.h): decoding,
+// results and exact errno values.
 #include "fs/ioctl_handler.h"
 
 #include <gtest/gtest.h>
@@ -141,18 +141,18 @@ TEST(IoctlDescribeTest, TheErrorsFileNamesTheDecodedArgument) {
   EXPECT_EQ(describe(TASKFS_IOC_VM_ALLOCATE,
                      taskfs_vm_allocate{0x1000, 0x2000, 5, 9}),
             "ioctl vm_allocate 0x1000 0x2000 flags 0x5");
-  EXPECT_EQ(describe(TASKFS_IOC_VM_DEALLOCATE,
-                     taskfs_vm_deallocate{0x1000, 0x2000}),
-            "ioctl vm_deallocate 0x1000 0x2000");
-  EXPECT_EQ(describe(TASKFS_IOC_VM_PROTECT,
-                     taskfs_vm_protect{0x1000, 0x2000, 1, 5}),
-            "ioctl vm_protect 0x1000 0x2000 set_maximum 1 0x5");
-  EXPECT_EQ(describe(TASKFS_IOC_VM_INHERIT,
-                     taskfs_vm_inherit{0x1000, 0x2000, 2, 0}),
-            "ioctl vm_inherit 0x1000 0x2000 2");
-  EXPECT_EQ(describe(TASKFS_IOC_VM_REGION,
-                     taskfs_vm_region{0x1000, 7, 1, 2, 3, 4}),
-            "ioctl vm_region 0x1000");
+  EXPECT_EQ(
+      describe(TASKFS_IOC_VM_DEALLOCATE, taskfs_vm_deallocate{0x1000, 0x2000}),
+      "ioctl vm_deallocate 0x1000 0x2000");
+  EXPECT_EQ(
+      describe(TASKFS_IOC_VM_PROTECT, taskfs_vm_protect{0x1000, 0x2000, 1, 5}),
+      "ioctl vm_protect 0x1000 0x2000 set_maximum 1 0x5");
+  EXPECT_EQ(
+      describe(TASKFS_IOC_VM_INHERIT, taskfs_vm_inherit{0x1000, 0x2000, 2, 0}),
+      "ioctl vm_inherit 0x1000 0x2000 2");
+  EXPECT_EQ(
+      describe(TASKFS_IOC_VM_REGION, taskfs_vm_region{0x1000, 7, 1, 2, 3, 4}),
+      "ioctl vm_region 0x1000");
   EXPECT_EQ(describe(TASKFS_IOC_VM_MAP_COPY,
                      taskfs_vm_map_copy{3, 0x1000, 0x2000, 0x3000, 3, 0}),
             "ioctl vm_map_copy task 3 0x1000 0x2000 0x3000 flags 0x3");

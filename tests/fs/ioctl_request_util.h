@@ -15,11 +15,11 @@
 
 namespace taskfs::fs_test {
 
+using fs::ErrnoFromKern;
 using fs::ExecContext;
+using fs::FindIoctl;
 using fs::IoctlCommand;
 using fs::IoctlRequest;
-using fs::ErrnoFromKern;
-using fs::FindIoctl;
 
 struct IoctlResult {
   int error = 0;

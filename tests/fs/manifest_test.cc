@@ -1,7 +1,7 @@
-// Manifests (docs/reference.md §8): the embedded demo, "PATH:LINE: message" errors, fill
-// and load, and the bounds: a memory limit too small for a manifest is an
-// error of its line, a `load` reads nothing that does not fit and only
-// regular files, and a manifest is read in pieces with bounded lines.
+// Manifests (docs/reference.md §8): the embedded demo, "PATH:LINE: message"
+// errors, fill and load, and the bounds: a memory limit too small for a
+// manifest is an error of its line, a `load` reads nothing that does not fit
+// and only regular files, and a manifest is read in pieces with bounded lines.
 #include "fs/manifest.h"
 
 #include <fcntl.h>

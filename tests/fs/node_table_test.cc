@@ -30,7 +30,8 @@ class NodeTableTest : public ::testing::Test {
 
   std::shared_ptr<vm::Task> NewTask(const std::string& name) {
     std::shared_ptr<vm::Task> task;
-    EXPECT_EQ(vm::Take(vm::task_create(system_, name), &task), vm::KERN_SUCCESS);
+    EXPECT_EQ(vm::Take(vm::task_create(system_, name), &task),
+              vm::KERN_SUCCESS);
     return task;
   }
 

@@ -33,7 +33,8 @@ vm::VmConfig Config() {
 TEST(OpenFileTest, HoldsItsTaskAndStartsEmpty) {
   vm::VmSystem system(Config());
   const auto task = NewTask(system);
-  OpenFile file(task, std::make_shared<ErrorLog>(task->system().budget()), NodeKind::kCtl, O_RDWR, Credentials{});
+  OpenFile file(task, std::make_shared<ErrorLog>(task->system().budget()),
+                NodeKind::kCtl, O_RDWR, Credentials{});
   EXPECT_EQ(file.task, task);
   EXPECT_EQ(file.kind, NodeKind::kCtl);
   EXPECT_EQ(file.flags, O_RDWR);
@@ -48,7 +49,9 @@ TEST(OpenFileTableTest, AdoptReturnsTheFileAndForgetFreesIt) {
   const auto task = NewTask(system);
   const long base = task.use_count();
   OpenFileTable table;
-  auto owned = std::make_unique<OpenFile>(task, std::make_shared<ErrorLog>(task->system().budget()), NodeKind::kMem, O_RDONLY, Credentials{});
+  auto owned = std::make_unique<OpenFile>(
+      task, std::make_shared<ErrorLog>(task->system().budget()), NodeKind::kMem,
+      O_RDONLY, Credentials{});
   OpenFile* const expected = owned.get();
   OpenFile* const file = table.Adopt(std::move(owned));
   EXPECT_EQ(file, expected);
@@ -63,9 +66,11 @@ TEST(OpenFileTableTest, ForgetOfAnUnknownFileIsIgnored) {
   vm::VmSystem system(Config());
   const auto task = NewTask(system);
   OpenFileTable table;
-  OpenFile* const file =
-      table.Adopt(std::make_unique<OpenFile>(task, std::make_shared<ErrorLog>(task->system().budget()), NodeKind::kMem, 0, Credentials{}));
-  OpenFile other(task, std::make_shared<ErrorLog>(task->system().budget()), NodeKind::kMem, 0, Credentials{});
+  OpenFile* const file = table.Adopt(std::make_unique<OpenFile>(
+      task, std::make_shared<ErrorLog>(task->system().budget()), NodeKind::kMem,
+      0, Credentials{}));
+  OpenFile other(task, std::make_shared<ErrorLog>(task->system().budget()),
+                 NodeKind::kMem, 0, Credentials{});
   table.Forget(&other);
   table.Forget(nullptr);
   EXPECT_EQ(table.Count(), 1u);
@@ -81,7 +86,9 @@ TEST(OpenFileTableTest, DestructionFreesTheFilesStillOpen) {
   {
     OpenFileTable table;
     for (int i = 0; i < 3; ++i) {
-      table.Adopt(std::make_unique<OpenFile>(task, std::make_shared<ErrorLog>(task->system().budget()), NodeKind::kMaps, 0, Credentials{}));
+      table.Adopt(std::make_unique<OpenFile>(
+          task, std::make_shared<ErrorLog>(task->system().budget()),
+          NodeKind::kMaps, 0, Credentials{}));
     }
     EXPECT_EQ(task.use_count(), base + 3);
   }
@@ -96,8 +103,9 @@ TEST(OpenFileTableTest, ConcurrentAdoptAndForget) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 1000; ++i) {
-        OpenFile* file =
-            table.Adopt(std::make_unique<OpenFile>(task, std::make_shared<ErrorLog>(task->system().budget()), NodeKind::kMem, 0, Credentials{}));
+        OpenFile* file = table.Adopt(std::make_unique<OpenFile>(
+            task, std::make_shared<ErrorLog>(task->system().budget()),
+            NodeKind::kMem, 0, Credentials{}));
         table.Forget(file);
       }
     });

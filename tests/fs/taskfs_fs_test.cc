@@ -6,6 +6,7 @@
 #include "fs/taskfs_fs.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
@@ -21,8 +22,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "fs/inode.h"
 #include "taskfs/ioctl.h"
@@ -83,8 +82,8 @@ int fuse_reply_write(fuse_req_t, size_t count) {
   return 0;
 }
 int fuse_reply_buf(fuse_req_t, const char* buf, size_t size) {
-  g_sent.push_back(
-      {"buf", static_cast<long>(size), size == 0 ? "" : std::string(buf, size)});
+  g_sent.push_back({"buf", static_cast<long>(size),
+                    size == 0 ? "" : std::string(buf, size)});
   return 0;
 }
 int fuse_reply_iov(fuse_req_t, const struct iovec* iov, int count) {
@@ -348,15 +347,15 @@ TEST_F(TaskFsTest, GetAttrAndSetAttr) {
 TEST_F(TaskFsTest, ReadDirListsTheRootAndATask) {
   const fuse_ino_t dir = MkDir("t");
   MkDir("u");
-  Sent sent = Request(
-      [&] { ops_.readdir(FakeRequest(), kRootIno, 4096, 0, nullptr); });
+  Sent sent =
+      Request([&] { ops_.readdir(FakeRequest(), kRootIno, 4096, 0, nullptr); });
   ASSERT_EQ(sent.call, "buf");
   EXPECT_EQ(DirentNames(sent.data),
             (std::vector<std::string>{".", "..", "host_page_size", "t", "u"}));
   sent = Request([&] { ops_.readdir(FakeRequest(), dir, 4096, 2, nullptr); });
-  EXPECT_EQ(DirentNames(sent.data),
-            (std::vector<std::string>{"mem", "ctl", "maps", "status",
-                                      "errors"}));
+  EXPECT_EQ(
+      DirentNames(sent.data),
+      (std::vector<std::string>{"mem", "ctl", "maps", "status", "errors"}));
   // A reply too small for one more entry ends the listing there.
   sent = Request([&] { ops_.readdir(FakeRequest(), dir, 40, 0, nullptr); });
   EXPECT_EQ(DirentNames(sent.data), std::vector<std::string>{"."});
@@ -373,8 +372,7 @@ TEST_F(TaskFsTest, OpenRefusals) {
   fi.flags = O_RDONLY;
   EXPECT_EQ(Request([&] { ops_.open(FakeRequest(), kRootIno, &fi); }),
             Err(EISDIR));
-  EXPECT_EQ(Request([&] { ops_.open(FakeRequest(), dir, &fi); }),
-            Err(EISDIR));
+  EXPECT_EQ(Request([&] { ops_.open(FakeRequest(), dir, &fi); }), Err(EISDIR));
   EXPECT_EQ(Request([&] {
               ops_.open(FakeRequest(), TaskIno(7, NodeKind::kMem), &fi);
             }),
@@ -382,9 +380,8 @@ TEST_F(TaskFsTest, OpenRefusals) {
   fi.flags = O_RDWR;
   for (NodeKind kind :
        {NodeKind::kMaps, NodeKind::kStatus, NodeKind::kErrors}) {
-    EXPECT_EQ(
-        Request([&] { ops_.open(FakeRequest(), File(dir, kind), &fi); }),
-        Err(EACCES));
+    EXPECT_EQ(Request([&] { ops_.open(FakeRequest(), File(dir, kind), &fi); }),
+              Err(EACCES));
   }
   fi.flags = O_WRONLY;
   EXPECT_EQ(Request([&] { ops_.open(FakeRequest(), kHostPageSizeIno, &fi); }),
@@ -414,8 +411,7 @@ TEST_F(TaskFsTest, MemIsWrittenAndReadThroughTheCore) {
   const std::string pages = Page("hello") + Page("world");
   EXPECT_EQ(Write(mem, fi, pages, 0x10000), (Sent{"write", 2 * kPage, ""}));
   EXPECT_EQ(Read(mem, fi, 2 * kPage, 0x10000), (Sent{"buf", 2 * kPage, pages}));
-  EXPECT_EQ(Read(mem, fi, kPage, 0x11000),
-            (Sent{"buf", kPage, Page("world")}));
+  EXPECT_EQ(Read(mem, fi, kPage, 0x11000), (Sent{"buf", kPage, Page("world")}));
   EXPECT_EQ(Read(mem, fi, 0, 0x10000), (Sent{"buf", 0, ""}));
   EXPECT_EQ(Read(mem, fi, 5, off_t{1} << 32), (Sent{"buf", 0, ""}));
   EXPECT_EQ(Read(mem, fi, 5, -1), Err(EINVAL));
@@ -470,8 +466,7 @@ TEST_F(TaskFsTest, CloseOfCtlRunsTheCutLineAndReportsItsError) {
             "0000000000020000-0000000000021000 rw-/rwx copy\n");
   EXPECT_EQ(Write(ctl, fi, "allocate 0x30000 4K\nprotect 0x90000 4K r--", 0),
             (Sent{"write", 42, ""}));
-  EXPECT_EQ(Request([&] { ops_.flush(FakeRequest(), ctl, &fi); }),
-            Err(EFAULT));
+  EXPECT_EQ(Request([&] { ops_.flush(FakeRequest(), ctl, &fi); }), Err(EFAULT));
   EXPECT_EQ(Request([&] { ops_.flush(FakeRequest(), ctl, &fi); }), Err(0));
   fuse_file_info mem_fi = Open(File(dir, NodeKind::kMem), O_RDWR);
   EXPECT_EQ(Request([&] {
@@ -496,8 +491,7 @@ TEST_F(TaskFsTest, GeneratedFilesOfARemovedTaskAreEsrch) {
   fuse_file_info fi = Open(status, O_RDONLY);
   Sent sent = Read(status, fi, 8, 0);
   EXPECT_EQ(sent, (Sent{"buf", 8, "name: t\n"}));
-  EXPECT_EQ(Request([&] { ops_.rmdir(FakeRequest(), kRootIno, "t"); }),
-            Err(0));
+  EXPECT_EQ(Request([&] { ops_.rmdir(FakeRequest(), kRootIno, "t"); }), Err(0));
   EXPECT_EQ(Read(status, fi, 8, 8), Err(ESRCH));
   EXPECT_EQ(Read(status, fi, 8, 0), Err(ESRCH));
   // fstat of the open file still has its attributes; a path walk has none.
@@ -505,8 +499,7 @@ TEST_F(TaskFsTest, GeneratedFilesOfARemovedTaskAreEsrch) {
             (Sent{"attr", static_cast<long>(status), ""}));
   EXPECT_EQ(Request([&] { ops_.lookup(FakeRequest(), kRootIno, "t"); }),
             Err(ENOENT));
-  EXPECT_EQ(Request([&] { ops_.release(FakeRequest(), status, &fi); }),
-            Err(0));
+  EXPECT_EQ(Request([&] { ops_.release(FakeRequest(), status, &fi); }), Err(0));
   EXPECT_EQ(Request([&] { ops_.getattr(FakeRequest(), status, nullptr); }),
             Err(ENOENT));
 }
@@ -679,8 +672,7 @@ TEST_F(TaskFsTest, LseekFindsDataAndHolesInMemOnly) {
                   taskfs_vm_allocate{0x10000, kPage, 0, 0})
                 .value,
             0);
-  EXPECT_EQ(Write(mem, fi, Page("data"), 0x10000),
-            (Sent{"write", kPage, ""}));
+  EXPECT_EQ(Write(mem, fi, Page("data"), 0x10000), (Sent{"write", kPage, ""}));
   EXPECT_EQ(Request([&] { ops_.lseek(FakeRequest(), mem, 0, SEEK_DATA, &fi); }),
             (Sent{"lseek", 0x10000, ""}));
   EXPECT_EQ(
@@ -700,8 +692,8 @@ TEST_F(TaskFsTest, LseekFindsDataAndHolesInMemOnly) {
             Err(ENXIO));
   fuse_file_info ctl_fi = Open(File(dir, NodeKind::kCtl), O_RDWR);
   EXPECT_EQ(Request([&] {
-              ops_.lseek(FakeRequest(), File(dir, NodeKind::kCtl), 0,
-                         SEEK_DATA, &ctl_fi);
+              ops_.lseek(FakeRequest(), File(dir, NodeKind::kCtl), 0, SEEK_DATA,
+                         &ctl_fi);
             }),
             Err(ENXIO));
 }

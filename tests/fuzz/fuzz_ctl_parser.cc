@@ -1,6 +1,7 @@
 // Fuzz target: the command grammar shared by ctl writes and manifests
-// (fs/ctl_command.h, fs/manifest.h; docs/reference.md §6, §8). Any bytes in; out comes a
-// clean error or a command, and running it gives a well-formed result.
+// (fs/ctl_command.h, fs/manifest.h; docs/reference.md §6, §8). Any bytes in;
+// out comes a clean error or a command, and running it gives a well-formed
+// result.
 //
 // Input: a first line choosing the mode, then the text. A first byte `m`
 // ("manifest\n...") applies the text as a manifest to a fresh system; anything

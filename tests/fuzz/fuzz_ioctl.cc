@@ -1,12 +1,14 @@
-// Fuzz target: the mem file's ioctl decoder (fs/ioctl_handler.h, docs/reference.md §5).
+// Fuzz target: the mem file's ioctl decoder (fs/ioctl_handler.h,
+// docs/reference.md §5).
 //
 // Two identical systems run side by side: one receives each ioctl through
-// the ioctl table's IoctlRequest, the other the Mach call that docs/reference.md §5's
-// table says the argument bytes stand for, decoded here independently, field by field, as
-// little-endian numbers at their offsets. The errno, the bytes returned and
-// afterwards both tasks' regions and statistics must agree; otherwise the
-// target prints the call and aborts. Both systems hold tasks "a" (id 1) and
-// "b" (id 2) with a written region each, so copies have something to copy.
+// the ioctl table's IoctlRequest, the other the Mach call that
+// docs/reference.md §5's table says the argument bytes stand for, decoded here
+// independently, field by field, as little-endian numbers at their offsets. The
+// errno, the bytes returned and afterwards both tasks' regions and statistics
+// must agree; otherwise the target prints the call and aborts. Both systems
+// hold tasks "a" (id 1) and "b" (id 2) with a written region each, so copies
+// have something to copy.
 //
 // Input: records of
 //   command byte  below 0xe0: one of the seven commands; 0xe0 to 0xef:
@@ -56,7 +58,8 @@ using fs_test::HandleIoctl;
 using fs_test::IoctlChangesMemory;
 using fs_test::IoctlResult;
 
-// The argument size docs/reference.md §5 gives the command; 0 for an unknown one.
+// The argument size docs/reference.md §5 gives the command; 0 for an unknown
+// one.
 std::size_t ArgSize(unsigned int cmd) {
   switch (cmd) {
     case TASKFS_IOC_VM_COPY:
@@ -124,7 +127,8 @@ struct Outcome {
   std::vector<std::uint8_t> out;  // the bytes returned
 };
 
-// What docs/reference.md §5 says the ioctl does, run on `world` with the vm calls.
+// What docs/reference.md §5 says the ioctl does, run on `world` with the vm
+// calls.
 Outcome Expected(World& world, unsigned int cmd,
                  const std::vector<std::uint8_t>* arg, std::size_t out_room,
                  vm::Task& task, bool deny_write_b) {
@@ -308,7 +312,8 @@ void Run(FuzzInput& in) {
 
     if (got.error != 0 && !KnownErrno(got.error)) {
       Fail(record, cmd, shown, out_room,
-           "errno " + std::to_string(got.error) + " is none of docs/reference.md §2's");
+           "errno " + std::to_string(got.error) +
+               " is none of docs/reference.md §2's");
     }
     if (got.error != want.error) {
       Fail(record, cmd, shown, out_room,

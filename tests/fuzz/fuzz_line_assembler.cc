@@ -1,5 +1,5 @@
-// Fuzz target: ctl line reassembly (fs/line_assembler.h; docs/reference.md §6). A stream
-// cut into writes at any points yields the lines of the uncut stream.
+// Fuzz target: ctl line reassembly (fs/line_assembler.h; docs/reference.md §6).
+// A stream cut into writes at any points yields the lines of the uncut stream.
 //
 // Input: byte 0 chooses the line limit (high bit set: kMaxCtlLine, else
 // the low 7 bits, so that short limits are reached); byte 1 mod 32 is the

@@ -1,6 +1,6 @@
-// docs/reference.md §5 "Any buffer works": page-multiple transfers at page-aligned
-// addresses succeed whatever the alignment of the caller's buffer and
-// whatever their size, at every page size, through a real mount: pread,
+// docs/reference.md §5 "Any buffer works": page-multiple transfers at
+// page-aligned addresses succeed whatever the alignment of the caller's buffer
+// and whatever their size, at every page size, through a real mount: pread,
 // pwrite, preadv, pwritev from C++ (malloc'd buffers at odd offsets), and
 // Python's os.pread/os.pwrite and buffered files. Every byte is compared.
 // Also what a transfer that fails leaves (README: "Request size").

@@ -1,7 +1,7 @@
-// docs/reference.md §2's atomicity and §3's memory limit under concurrency, through a
-// real mount: processes sharing one task's mem, a reader racing a writer of
-// whole 256 KiB requests, cross-task copy-from in both directions at once
-// with forks, and many writers against a small memory limit. Every child
+// docs/reference.md §2's atomicity and §3's memory limit under concurrency,
+// through a real mount: processes sharing one task's mem, a reader racing a
+// writer of whole 256 KiB requests, cross-task copy-from in both directions at
+// once with forks, and many writers against a small memory limit. Every child
 // runs under a deadline: a hang kills it and fails the test.
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -467,8 +467,8 @@ TEST(ConcurrencyMemoryLimitTest, LimitHoldsUnderManyWriters) {
   // metadata.
   long long meta = 0;
   for (int i = 0; i < kWriters; ++i) {
-    meta += std::stoll(StatusValue(ReadFile(mount / (task(i) + "/status")),
-                                   "metadata_bytes"));
+    meta += std::stoll(
+        StatusValue(ReadFile(mount / (task(i) + "/status")), "metadata_bytes"));
   }
   EXPECT_GT(resident + meta,
             static_cast<long long>(kLimit - 2 * kMaxChunk * kPage));

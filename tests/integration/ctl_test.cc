@@ -1,7 +1,7 @@
-// docs/reference.md §6, §7 and §8 through a real mount: every ctl command with its
-// results and exact errnos, the result line read back on the same open file,
-// malformed writes, the exact formats of maps and status, the embedded demo
-// and manifests given with -o tasks=FILE (good ones and ones that must end
+// docs/reference.md §6, §7 and §8 through a real mount: every ctl command with
+// its results and exact errnos, the result line read back on the same open
+// file, malformed writes, the exact formats of maps and status, the embedded
+// demo and manifests given with -o tasks=FILE (good ones and ones that must end
 // the daemon before it mounts).
 #include <dirent.h>
 #include <fcntl.h>
@@ -879,8 +879,8 @@ TEST_F(CtlTest, CatAndDdOfALargeScriptRunEveryCommand) {
                 0x100000 + lines * kPage);
   EXPECT_EQ(Maps(), maps);
   ASSERT_EQ(Ctl("deallocate 0 0x80000000\n"), 0);
-  RunResult dd = RunCommand({"dd", "if=" + path, "of=" + ctl, "bs=1000",
-                             "status=none"});
+  RunResult dd =
+      RunCommand({"dd", "if=" + path, "of=" + ctl, "bs=1000", "status=none"});
   ASSERT_EQ(dd.exit_code, 0) << dd.err;
   EXPECT_EQ(Maps(), maps);
 }

@@ -1,8 +1,8 @@
-// docs/reference.md §7 errors: every failed operation of a task is recorded in TASK/errors
-// as `SEQ uid UID OPERATION: KERN_NAME: REASON`, oldest first, the last 256
-// kept, on every path (mem I/O, the seven ioctls, ctl commands however they
-// were cut, copy-from and vm_map_copy naming the task as source), before the
-// reply; the file is read-only for everyone and gone with its task.
+// docs/reference.md §7 errors: every failed operation of a task is recorded in
+// TASK/errors as `SEQ uid UID OPERATION: KERN_NAME: REASON`, oldest first, the
+// last 256 kept, on every path (mem I/O, the seven ioctls, ctl commands however
+// they were cut, copy-from and vm_map_copy naming the task as source), before
+// the reply; the file is read-only for everyone and gone with its task.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
@@ -113,7 +113,8 @@ class ErrorsTest : public ::testing::Test {
   std::vector<std::string> expected_;  // t's errors, in order
 };
 
-// --- docs/reference.md §7's example, on the embedded demo ---------------------------------
+// --- docs/reference.md §7's example, on the embedded demo
+// ---------------------------------
 
 TEST(ErrorsDemoTest, TheSpecExample) {
   Mount m(std::vector<std::string>{});
@@ -309,8 +310,8 @@ TEST_F(ErrorsTest, CtlCommands) {
 }
 
 // A write that holds a newline but ends inside a line keeps the cut line
-// for the next write (docs/reference.md §6): it fails, and is recorded, only when
-// completed.
+// for the next write (docs/reference.md §6): it fails, and is recorded, only
+// when completed.
 TEST_F(ErrorsTest, CtlLineCutAcrossTwoWrites) {
   const int fd = ::open((mount_ / "t/ctl").c_str(), O_WRONLY);
   ASSERT_GE(fd, 0) << std::strerror(errno);
@@ -367,12 +368,13 @@ TEST_F(ErrorsTest, CopyFromRecordsInDestinationAndSource) {
             EACCES);
   const std::string why =
       ": KERN_PROTECTION_FAILURE: page 0x20000 is ---/rwx, read needs r";
-  ExpectRecorded("ctl copy-from u 0x20000 4K 0x50000 alloc # NOTICE from "
-                 "admin" + why);
+  ExpectRecorded(
+      "ctl copy-from u 0x20000 4K 0x50000 alloc # NOTICE from "
+      "admin" +
+      why);
   const std::string t = std::to_string(TaskId(mount_, "t"));
-  const std::string copy_from =
-      " vm_map_copy 0x20000 0x1000 into task id " + t + " at 0x50000 alloc" +
-      why;
+  const std::string copy_from = " vm_map_copy 0x20000 0x1000 into task id " +
+                                t + " at 0x50000 alloc" + why;
   EXPECT_EQ(Errors("u"), "1 uid " + kUid + copy_from + "\n");
 
   const std::uint64_t u = TaskId(mount_, "u");
@@ -383,11 +385,9 @@ TEST_F(ErrorsTest, CopyFromRecordsInDestinationAndSource) {
       ": KERN_INVALID_ADDRESS: page 0x21000 is not allocated";
   ExpectRecorded("ioctl vm_map_copy task " + std::to_string(u) +
                  " 0x21000 0x1000 0x50000 flags 0x1" + map_copy_why);
-  EXPECT_EQ(Errors("u"),
-            "1 uid " + kUid + copy_from + "\n2 uid " + kUid +
-                " vm_map_copy 0x21000 0x1000 into task id " + t +
-                " at 0x50000 alloc" +
-                map_copy_why + "\n");
+  EXPECT_EQ(Errors("u"), "1 uid " + kUid + copy_from + "\n2 uid " + kUid +
+                             " vm_map_copy 0x21000 0x1000 into task id " + t +
+                             " at 0x50000 alloc" + map_copy_why + "\n");
 
   // Copying from itself: one line, in t only.
   EXPECT_EQ(Ctl("copy-from t 0x10000 4K 0x13000\n"), EACCES);
@@ -429,8 +429,7 @@ TEST(ErrorsLimitTest, MemoryLimitNamesLimitUseAndNeed) {
   EXPECT_GE(in_use, static_cast<std::uint64_t>(done));
   EXPECT_GT(in_use + request, 1u << 20);  // why it was refused
   // The rest, written again, is ENOSPC at once, and recorded as SEQ 2.
-  EXPECT_EQ(Err(::pwrite(fd, b.data, b.size - done, 0x1000000 + done)),
-            ENOSPC);
+  EXPECT_EQ(Err(::pwrite(fd, b.data, b.size - done, 0x1000000 + done)), ENOSPC);
   EXPECT_EQ(SplitLines(ReadFile(m / "t/errors")).size(), 2u);
   ::close(fd);
 }
@@ -630,8 +629,8 @@ TEST_F(ErrorsTest, ReadAfterRmdirIsEsrch) {
 }
 
 // A reader that took a snapshot before the task was removed gets ESRCH too
-// when it continues at a later offset (docs/reference.md §4: I/O on the open files of a
-// removed task fails with ESRCH).
+// when it continues at a later offset (docs/reference.md §4: I/O on the open
+// files of a removed task fails with ESRCH).
 TEST_F(ErrorsTest, ContinuingASnapshotAfterRmdirIsEsrch) {
   ASSERT_EQ(Ctl("bogus\n"), EINVAL);
   const int fd = ::open((mount_ / "t/errors").c_str(), O_RDONLY);

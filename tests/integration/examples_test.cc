@@ -93,10 +93,16 @@ class Examples : public ::testing::Test {
     if (fd < 0) return "";
     ::close(fd);
     region_walk_mach_ = path;
-    std::vector<std::string> argv = {
-        "cc", "-Wall", "-Werror", "-I", TASKFS_CLIENT_INCLUDE, "-o",
-        region_walk_mach_, Example("region_walk_mach.c"), TASKFS_CLIENT_LIB,
-        "-pthread"};
+    std::vector<std::string> argv = {"cc",
+                                     "-Wall",
+                                     "-Werror",
+                                     "-I",
+                                     TASKFS_CLIENT_INCLUDE,
+                                     "-o",
+                                     region_walk_mach_,
+                                     Example("region_walk_mach.c"),
+                                     TASKFS_CLIENT_LIB,
+                                     "-pthread"};
     // A sanitizer build's library needs its runtime.
     if (std::string(TASKFS_CLIENT_CFLAGS) != "") {
       argv.push_back(TASKFS_CLIENT_CFLAGS);
@@ -468,7 +474,8 @@ TEST_F(Examples, RegionWalkMachAllocatesFirst) {
 }
 
 RunResult CowWatchMach(const std::string& dir, const std::string& pages = "") {
-  std::vector<std::string> argv = {"python3", Example("cow_watch_mach.py"), dir};
+  std::vector<std::string> argv = {"python3", Example("cow_watch_mach.py"),
+                                   dir};
   if (!pages.empty()) argv.push_back(pages);
   return RunCommand(argv, std::chrono::seconds(60),
                     {std::string("PYTHONPATH=") + TASKFS_PYTHONPATH});
@@ -484,13 +491,15 @@ TEST_F(Examples, CowWatchMachPrintsWhatCowWatchPrints) {
   const RunResult r = CowWatchMach(m / "cow");
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(r.out, raw.out);
-  EXPECT_NE(r.out.find("copy-on-write behaved as expected\n"), std::string::npos);
+  EXPECT_NE(r.out.find("copy-on-write behaved as expected\n"),
+            std::string::npos);
   // Large pages, the forked demo.
   Mount big({"-o", "page_size=16384"});
   ASSERT_TRUE(big.ok()) << big.error();
   const RunResult r4 = CowWatchMach(big / "demo/mem", "4");
   ASSERT_EQ(r4.exit_code, 0) << Describe(r4);
-  EXPECT_NE(Squeeze(r4.out).find("+1/-1 pages ok\n"), std::string::npos) << r4.out;
+  EXPECT_NE(Squeeze(r4.out).find("+1/-1 pages ok\n"), std::string::npos)
+      << r4.out;
 }
 
 TEST_F(Examples, CowWatchMachReportsTheMachError) {

@@ -519,7 +519,8 @@ TEST(FaultTaskRemovedTest, UsersGetEsrchAndTheMemoryIsFreed) {
       const long long used = StatfsUsedBytes(mount.path());
       const MountCharges charges = ChargesOf(mount.path());
       const long long filled = static_cast<long long>(kFilled);
-      ASSERT_GE(used, filled + charges.metadata - static_cast<long long>(kPage));
+      ASSERT_GE(used,
+                filled + charges.metadata - static_cast<long long>(kPage));
       ASSERT_LE(used, filled + charges.ceiling);
     }
     const long long filled_rss = DaemonRss(daemon);
@@ -692,14 +693,16 @@ TEST(FaultTaskRemovedTest, UsersGetEsrchAndTheMemoryIsFreed) {
 //    measured 3.6 MiB of heap growth) and 2 MiB slab granularity; the peak
 //    measured is idle + 9.5 MiB. Unlimited, the tasks and snapshots could
 //    hold up to 24 MiB;
-//  - a write or copy either succeeds or fails with exactly ENOSPC (docs/reference.md §2
+//  - a write or copy either succeeds or fails with exactly ENOSPC
+//  (docs/reference.md §2
 //    KERN_RESOURCE_SHORTAGE); after each refusal the range is re-read and
 //    must hold exactly what the model says (nothing changed); both
 //    outcomes occur;
 //  - at the end every page of every task and snapshot holds exactly its
 //    model's bytes; each task's resident_bytes is its number of distinct
-//    written tags times the page size (copies share pages, docs/reference.md §1), and
-//    statfs's used figure is the number of distinct tags in all models.
+//    written tags times the page size (copies share pages, docs/reference.md
+//    §1), and statfs's used figure is the number of distinct tags in all
+//    models.
 TEST(FaultMemoryLimitTest, ConcurrentWritersNeverPassTheLimit) {
   constexpr int kWriters = 6;
   constexpr std::size_t kPages = 512;
@@ -785,8 +788,8 @@ TEST(FaultMemoryLimitTest, ConcurrentWritersNeverPassTheLimit) {
             state->has_snapshot[me] = false;
           }
           if (tries == 200) {
-            if (int d = Command(ctl, "deallocate " + Hex(kBase) + " " +
-                                         whole + "\n")) {
+            if (int d = Command(
+                    ctl, "deallocate " + Hex(kBase) + " " + whole + "\n")) {
               return d;
             }
             std::fill(model, model + kPages, 0);

@@ -207,9 +207,9 @@ PageKind Decode(const unsigned char* p, std::uint64_t* owner,
 
 constexpr int kNotes = 24;
 const char* const kPhaseName[] = {
-    "the soak alone",           "lines: opening ctl files",
-    "lines: continuing lines",  "strand: protect splits",
-    "strand: refilling pages",  "status: filling the task",
+    "the soak alone",          "lines: opening ctl files",
+    "lines: continuing lines", "strand: protect splits",
+    "strand: refilling pages", "status: filling the task",
     "status: reading status"};
 struct SoakState {
   std::atomic<bool> stop{false};
@@ -371,9 +371,8 @@ int RunBroker(const std::vector<int>& socks) {
         req.text[sizeof req.text - 1] = '\0';
         reply.op_errno = Command(fd, req.text);
       } else {
-        reply.op_errno = ::ioctl(fd, TASKFS_IOC_VM_MAP_COPY, &req.map_copy) < 0
-                             ? errno
-                             : 0;
+        reply.op_errno =
+            ::ioctl(fd, TASKFS_IOC_VM_MAP_COPY, &req.map_copy) < 0 ? errno : 0;
       }
       reply.close_errno = ::close(fd) == 0 ? 0 : errno;
       if (::send(p.fd, &reply, sizeof reply, MSG_NOSIGNAL) != sizeof reply) {
@@ -386,7 +385,8 @@ int RunBroker(const std::vector<int>& socks) {
   return 0;
 }
 
-// --- one user's worker --------------------------------------------------------
+// --- one user's worker
+// --------------------------------------------------------
 
 class Worker {
  public:
@@ -422,9 +422,7 @@ class Worker {
   }
   std::uint64_t SlotAddr() { return kSlots + Rand(8) * 0x100000; }
   // A private task of this user to copy into.
-  std::string PrivateDir() {
-    return Dir(OwnSlot(Rand(2) == 0 ? kP0 : kMany));
-  }
+  std::string PrivateDir() { return Dir(OwnSlot(Rand(2) == 0 ? kP0 : kMany)); }
   std::uint64_t NextSerial() {
     return (static_cast<std::uint64_t>(index_) << 40) | ++serial_;
   }
@@ -539,15 +537,15 @@ class Worker {
       }
       case 2: {
         taskfs_vm_protect p{page, kPage, 0,
-                            Rand(2) == 0 ? TASKFS_VM_PROT_READ
-                                         : TASKFS_VM_PROT_READ |
-                                               TASKFS_VM_PROT_WRITE};
+                            Rand(2) == 0
+                                ? TASKFS_VM_PROT_READ
+                                : TASKFS_VM_PROT_READ | TASKFS_VM_PROT_WRITE};
         Check(s_, "VM_PROTECT", Err(::ioctl(fd, TASKFS_IOC_VM_PROTECT, &p)));
         break;
       }
       case 3: {
-        taskfs_vm_inherit i{page, kPage,
-                            static_cast<std::uint32_t>(Rand(3)), 0};
+        taskfs_vm_inherit i{page, kPage, static_cast<std::uint32_t>(Rand(3)),
+                            0};
         Check(s_, "VM_INHERIT", Err(::ioctl(fd, TASKFS_IOC_VM_INHERIT, &i)));
         break;
       }
@@ -579,14 +577,14 @@ class Worker {
     taskfs_vm_deallocate d{slot, 0x100000};
     Check(s_, "VM_DEALLOCATE", Err(::ioctl(fd, TASKFS_IOC_VM_DEALLOCATE, &d)));
     const std::uint64_t pages = 1 + Rand(16);
-    taskfs_vm_map_copy m{s_->ids[src].load(), kData, pages * kPage, slot,
-                         TASKFS_VM_MAP_COPY_DST_ALLOC, 0};
+    taskfs_vm_map_copy m{
+        s_->ids[src].load(),          kData, pages * kPage, slot,
+        TASKFS_VM_MAP_COPY_DST_ALLOC, 0};
     const int e =
         Check(s_, "VM_MAP_COPY", Err(::ioctl(fd, TASKFS_IOC_VM_MAP_COPY, &m)));
     if (e == 0 && !MayRead(uid_, kUser[SlotOwner(src)].uid, SlotClass(src))) {
       s_->unpermitted.fetch_add(1);
-      Note(s_, "uid %u: VM_MAP_COPY from %s ran", uid_,
-           TaskName(src).c_str());
+      Note(s_, "uid %u: VM_MAP_COPY from %s ran", uid_, TaskName(src).c_str());
     }
     ReadChecked(s_, uid_, fd, slot, pages, dst + " after VM_MAP_COPY");
     ::close(fd);
@@ -600,16 +598,14 @@ class Worker {
     const std::uint64_t slot = SlotAddr();
     const std::uint64_t pages = 1 + Rand(16);
     // Never by the vault's owner, whose vault must stay as it is.
-    const bool destroy =
-        own ? src != kVault && Rand(4) == 0 : Rand(8) == 0;
+    const bool destroy = own ? src != kVault && Rand(4) == 0 : Rand(8) == 0;
     const std::string text =
         "deallocate " + Hex(slot) + " 1M\ncopy-from " + TaskName(src) + " " +
-        Hex(kData + Rand(8) * kPage) + " " + std::to_string(pages * 4) +
-        "K " + Hex(slot) + " alloc" + (destroy ? " destroy\n" : "\n");
+        Hex(kData + Rand(8) * kPage) + " " + std::to_string(pages * 4) + "K " +
+        Hex(slot) + " alloc" + (destroy ? " destroy\n" : "\n");
     const int e = Check(s_, "ctl copy-from", WriteCtlText(dst + "/ctl", text));
-    const bool may =
-        MayRead(uid_, kUser[SlotOwner(src)].uid, SlotClass(src)) &&
-        (!destroy || own);
+    const bool may = MayRead(uid_, kUser[SlotOwner(src)].uid, SlotClass(src)) &&
+                     (!destroy || own);
     if (e == 0 && !may) {
       s_->unpermitted.fetch_add(1);
       Note(s_, "uid %u: %s", uid_, text.c_str() + text.find('\n') + 1);
@@ -666,8 +662,8 @@ class Worker {
   // its owner removes and recreates the task.
   void HeldOpenRead() {
     if (held_mem_ < 0) {
-      const int other = (user_ + 1 + static_cast<int>(Rand(kUsers - 1))) %
-                        kUsers;
+      const int other =
+          (user_ + 1 + static_cast<int>(Rand(kUsers - 1))) % kUsers;
       held_slot_ = other * kOwnTasks + (Rand(2) == 0 ? kCrewTask : kOpen);
       held_mem_ = ::open((Dir(held_slot_) + "/mem").c_str(), O_RDONLY);
       if (held_mem_ < 0) Check(s_, "open held mem", errno);
@@ -690,8 +686,7 @@ class Worker {
       held_ctl_.erase(held_ctl_.begin() + static_cast<long>(i));
       return;
     }
-    const int fd =
-        ::open((Dir(OwnSlot(kMany)) + "/ctl").c_str(), O_WRONLY);
+    const int fd = ::open((Dir(OwnSlot(kMany)) + "/ctl").c_str(), O_WRONLY);
     if (fd < 0) {
       Check(s_, "open ctl to hold", errno);
       return;
@@ -734,22 +729,24 @@ class Worker {
     int fd = -1;
     if (kind == 1) {
       req.kind = kMapCopy;
-      req.map_copy = {s_->ids[kVault].load(), kData, kVaultPages * kPage,
-                      slot, TASKFS_VM_MAP_COPY_DST_ALLOC, 0};
+      req.map_copy = {s_->ids[kVault].load(),       kData,
+                      kVaultPages * kPage,          slot,
+                      TASKFS_VM_MAP_COPY_DST_ALLOC, 0};
       fd = ::open((dst + "/mem").c_str(), O_RDWR);
       what = "VM_MAP_COPY from vault";
     } else {
       req.kind = kWriteText;
-      if (kind == 0) what = "copy-from vault 0x100000 64K " + Hex(slot) +
-                            " alloc\n";
-      if (kind == 2) what = "copy-from vault 0x100000 4K " + Hex(slot) +
-                            " alloc destroy\n";
+      if (kind == 0)
+        what = "copy-from vault 0x100000 64K " + Hex(slot) + " alloc\n";
+      if (kind == 2)
+        what = "copy-from vault 0x100000 4K " + Hex(slot) + " alloc destroy\n";
       if (kind == 3) what = "fork " + stolen + "\n";
-      if (kind == 4) what = "# cut\ncopy-from vault 0x100000 64K " + Hex(slot) +
-                            " alloc";
+      if (kind == 4)
+        what = "# cut\ncopy-from vault 0x100000 64K " + Hex(slot) + " alloc";
       std::snprintf(req.text, sizeof req.text, "%s", what.c_str());
-      fd = ::open((Dir(victim == kDrop ? kDrop : OwnSlot(kP0)) + "/ctl").c_str(),
-                  O_WRONLY);
+      fd =
+          ::open((Dir(victim == kDrop ? kDrop : OwnSlot(kP0)) + "/ctl").c_str(),
+                 O_WRONLY);
     }
     if (fd < 0) {
       Check(s_, "open to lend", errno);
@@ -760,9 +757,8 @@ class Worker {
     // close would otherwise flush the file first, and a line root left cut
     // would run at our close, not at root's.
     const bool sent = SendWithFd(broker_, &req, sizeof req, fd);
-    const bool replied =
-        sent && ::recv(broker_, &reply, sizeof reply, MSG_WAITALL) ==
-                    sizeof reply;
+    const bool replied = sent && ::recv(broker_, &reply, sizeof reply,
+                                        MSG_WAITALL) == sizeof reply;
     ::close(fd);
     if (!replied) return;  // the broker is gone: the soak is ending
     Check(s_, "borrowed op", reply.op_errno);
@@ -796,7 +792,8 @@ class Worker {
   std::vector<int> held_ctl_;
 };
 
-// --- the test -----------------------------------------------------------------
+// --- the test
+// -----------------------------------------------------------------
 
 std::string DescribeExit(int code) { return DescribeChildExit(code); }
 using Children = ChildProcesses<DescribeExit>;
@@ -838,8 +835,7 @@ class HostileSoakTest : public ::testing::Test {
       for (int k = 0; k < kOwnTasks; ++k) {
         const int slot = u * kOwnTasks + k;
         const std::string dir = mount_ / TaskName(slot);
-        ASSERT_EQ(RunAs(kUser[u], [&] { return MakeTask(dir, k); }), 0)
-            << dir;
+        ASSERT_EQ(RunAs(kUser[u], [&] { return MakeTask(dir, k); }), 0) << dir;
         if (k == kCrewTask) {
           ASSERT_EQ(Err(::chown(dir.c_str(), static_cast<uid_t>(-1), kCrew)),
                     0);
@@ -872,7 +868,8 @@ class HostileSoakTest : public ::testing::Test {
                     [&] {
                       int e = MakeTask(box, kP0);
                       if (e == 0) e = WriteMem(box + "/mem", kData, drop);
-                      if (e == 0) e = Err(::chmod((box + "/ctl").c_str(), 0622));
+                      if (e == 0)
+                        e = Err(::chmod((box + "/ctl").c_str(), 0622));
                       if (e == 0) e = Err(::chmod(box.c_str(), 0711));
                       return e;
                     }),
@@ -960,18 +957,21 @@ class HostileSoakTest : public ::testing::Test {
     if (!AttackChosen(name) || Stopped()) return;
     state_->attack_peak_rss.store(0);
     const auto start = Clock::now();
-    const int r = RunAs(
-        who, fn,
-        static_cast<int>(
-            std::chrono::milliseconds(2 * kAttackDeadline).count()));
-    const long long secs = std::chrono::duration_cast<std::chrono::milliseconds>(
-                               Clock::now() - start)
-                               .count();
+    const int r =
+        RunAs(who, fn,
+              static_cast<int>(
+                  std::chrono::milliseconds(2 * kAttackDeadline).count()));
+    const long long secs =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() -
+                                                              start)
+            .count();
     std::cout << "[ ATTACK   ] " << name << ": " << secs << " ms, VmRSS peak "
               << (state_->attack_peak_rss.load() - baseline_) / kMiB
               << " MiB above idle (bound " << (Bound() - baseline_) / kMiB
               << "), result "
-              << (r == kChildHung ? "hung" : r == 0 ? "ok" : std::strerror(r))
+              << (r == kChildHung ? "hung"
+                  : r == 0        ? "ok"
+                                  : std::strerror(r))
               << "\n";
     if (r != 0) Note(&*state_, "attack %s ended with %d", name, r);
     state_->phase.store(0);
@@ -1018,11 +1018,12 @@ class HostileSoakTest : public ::testing::Test {
     const std::string dir = mount_ / "splits";
     s->phase.store(3);
     const long long before = StatfsUsedBytes(mount_.path());
-    const std::uint64_t pages = 2 * static_cast<std::uint64_t>(kSplitBytes / 64);
+    const std::uint64_t pages =
+        2 * static_cast<std::uint64_t>(kSplitBytes / 64);
     if (::mkdir(dir.c_str(), 0700) != 0) return errno;
-    if (const int e = WriteCtlText(dir + "/ctl",
-                                   "allocate 0x100000000 " +
-                                       std::to_string(pages * 4) + "K\n");
+    if (const int e =
+            WriteCtlText(dir + "/ctl", "allocate 0x100000000 " +
+                                           std::to_string(pages * 4) + "K\n");
         e != 0) {
       return e;
     }
@@ -1065,17 +1066,16 @@ class HostileSoakTest : public ::testing::Test {
     AlignedBuffer b(512 * 1024);
     long long written = 0;
     const auto until = Clock::now() + kAttackDeadline / 2;
-    while (!Stopped() && Clock::now() < until &&
-           written < kLimit + 32 * kMiB &&
+    while (!Stopped() && Clock::now() < until && written < kLimit + 32 * kMiB &&
            (room_left == 0 ||
             StatfsUsedBytes(mount_.path()) < kLimit - room_left)) {
       for (std::size_t i = 0; i < b.size / kPage; ++i) {
         FillTagged(b.page(i), ::getuid(), kPrivate, 0x5000000 + written + i);
       }
-      const int e = Check(s, "pwrite refill",
-                          WriteAll(fd, b.data, b.size,
-                                   0x100000000 + static_cast<std::uint64_t>(
-                                                     written)));
+      const int e =
+          Check(s, "pwrite refill",
+                WriteAll(fd, b.data, b.size,
+                         0x100000000 + static_cast<std::uint64_t>(written)));
       if (e != 0) break;
       written += static_cast<long long>(b.size);
     }
@@ -1189,7 +1189,8 @@ TEST_F(HostileSoakTest, UsersSeeOnlyWhatTheyMayAndTheDaemonStaysBounded) {
     PollUntil([&] { return Stopped(); }, std::chrono::milliseconds(200));
   }
   state_->stop.store(true);
-  const bool all_exited = workers.WaitAll(Clock::now() + std::chrono::seconds(20));
+  const bool all_exited =
+      workers.WaitAll(Clock::now() + std::chrono::seconds(20));
   broker.WaitAll(Clock::now() + std::chrono::seconds(5));
   CheckVault();
   const bool alive = DaemonAlive(mount_);
@@ -1198,9 +1199,9 @@ TEST_F(HostileSoakTest, UsersSeeOnlyWhatTheyMayAndTheDaemonStaysBounded) {
   for (const std::string& name : ListDir(mount_.path())) {
     if (name != "host_page_size") ::rmdir((mount_ / name).c_str());
   }
-  const bool emptied = PollUntil(
-      [&] { return StatfsUsedBytes(mount_.path()) == 0; },
-      std::chrono::seconds(10));
+  const bool emptied =
+      PollUntil([&] { return StatfsUsedBytes(mount_.path()) == 0; },
+                std::chrono::seconds(10));
 #ifndef TASKFS_SANITIZED
   const bool came_down = PollUntil(
       [&] { return DaemonRss(daemon_) <= baseline_ + kReserve + kBase; },
@@ -1210,23 +1211,21 @@ TEST_F(HostileSoakTest, UsersSeeOnlyWhatTheyMayAndTheDaemonStaysBounded) {
   monitor.join();
 
   SoakState& s = *state_;
-  std::cout << "[ SOAK     ] "
-            << std::chrono::duration_cast<std::chrono::seconds>(Clock::now() -
-                                                                start)
-                   .count()
-            << " s, " << s.ops.load() << " operations, " << s.pages_checked.load()
-            << " tagged pages checked; VmRSS idle " << baseline_ / kMiB
-            << " MiB, peak " << (s.peak_rss.load() - baseline_) / kMiB
-            << " MiB above idle (bound " << (Bound() - baseline_) / kMiB
-            << ")\n"
-            << "[ SOAK     ] lines: " << s.figure[0].load()
-            << " ctl files kept a line, " << s.figure[1].load()
-            << " continued by 512 KiB; strand: " << s.figure[2].load()
-            << " splits (" << s.figure[3].load() << " MiB), then "
-            << s.figure[4].load() << " MiB written; status: "
-            << s.figure[5].load() << " pages forked, " << s.figure[6].load()
-            << " status reads, VmRSS before them " << s.figure[7].load()
-            << " MiB above idle\n";
+  std::cout
+      << "[ SOAK     ] "
+      << std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - start)
+             .count()
+      << " s, " << s.ops.load() << " operations, " << s.pages_checked.load()
+      << " tagged pages checked; VmRSS idle " << baseline_ / kMiB
+      << " MiB, peak " << (s.peak_rss.load() - baseline_) / kMiB
+      << " MiB above idle (bound " << (Bound() - baseline_) / kMiB << ")\n"
+      << "[ SOAK     ] lines: " << s.figure[0].load()
+      << " ctl files kept a line, " << s.figure[1].load()
+      << " continued by 512 KiB; strand: " << s.figure[2].load() << " splits ("
+      << s.figure[3].load() << " MiB), then " << s.figure[4].load()
+      << " MiB written; status: " << s.figure[5].load() << " pages forked, "
+      << s.figure[6].load() << " status reads, VmRSS before them "
+      << s.figure[7].load() << " MiB above idle\n";
   for (int i = 0; i < std::min(s.notes.load(), kNotes); ++i) {
     std::cout << "[ NOTE     ] " << s.note[i] << "\n";
   }

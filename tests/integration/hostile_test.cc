@@ -1,9 +1,9 @@
 // Hostile input through a real mount, one row per case, each with its exact
-// errno (docs/reference.md §2, §5, §6, §8; README "choices where the spec is silent"; or,
-// where the kernel answers before the daemon is asked, the kernel's errno,
-// said so in the row's comment). After every row the daemon must still be
-// alive, the task's map unchanged, its data intact and a normal write and
-// read still working.
+// errno (docs/reference.md §2, §5, §6, §8; README "choices where the spec is
+// silent"; or, where the kernel answers before the daemon is asked, the
+// kernel's errno, said so in the row's comment). After every row the daemon
+// must still be alive, the task's map unchanged, its data intact and a normal
+// write and read still working.
 //
 // Rows that mem_test.cc, ctl_test.cc and permissions_test.cc already cover
 // (unaligned reads at 0x10001, 100-byte reads, 65-bit numbers, 1 MiB of
@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "taskfs/ioctl.h"
-#include "tests/integration/test_util.h"
 #include "tests/integration/mount_fixture.h"
+#include "tests/integration/test_util.h"
 
 namespace taskfs::testing {
 namespace {
@@ -144,8 +144,8 @@ long Ioctl(const Ctx& c, unsigned long cmd, T arg) {
 constexpr std::size_t kArgBytes = 16384;
 
 // An ioctl whose number has the right type and nr but a wrong size or
-// direction: ENOTTY (docs/reference.md §5 "unknown commands"), nothing changed, nothing
-// copied back.
+// direction: ENOTTY (docs/reference.md §5 "unknown commands"), nothing changed,
+// nothing copied back.
 long MisnumberedIoctl(const Ctx& c, unsigned dir, unsigned nr, unsigned size) {
   std::vector<unsigned char> arg(kArgBytes, 0xa5);
   // Fields that would be a valid request of the right command: allocate
@@ -287,7 +287,8 @@ const Row kOffsetRows[] = {
     {"ReadUnalignedPastTheEndIsEndOfFile",
      [](Ctx& c) { return PreadAt(c, kPage, kEnd + 1); }, 0},
     // A write has no end of file: argument checks come before bounds
-    // (docs/reference.md §2 order), so unaligned past the end is EINVAL, not EFAULT.
+    // (docs/reference.md §2 order), so unaligned past the end is EINVAL, not
+    // EFAULT.
     {"WriteUnalignedPastTheEndIsEinval",
      [](Ctx& c) { return PwriteAt(c, kPage, kEnd + 1); }, -EINVAL},
     // Starts inside, runs past the end: EFAULT (README "Reads at the end").
@@ -356,7 +357,8 @@ const Row kOffsetRows[] = {
        return Ret(::lseek(c.mem, kInt64Max, SEEK_END));
      },
      -EINVAL},
-    // At the end of file (SEEK_END): read 0, write EFAULT (docs/reference.md §5).
+    // At the end of file (SEEK_END): read 0, write EFAULT (docs/reference.md
+    // §5).
     {"ReadAndWriteAtSeekEnd",
      [](Ctx& c) {
        if (::lseek(c.mem, 0, SEEK_END) != kEnd) return kStep1;
@@ -930,8 +932,8 @@ const Row kCtlRows[] = {
      [](Ctx& c) { return OpenFor(c, "host_page_size", O_WRONLY | O_TRUNC); },
      -EACCES},
     // Opening them for reading still works.
-    {"ReadOpenOfErrors", [](Ctx& c) { return OpenFor(c, "t/errors", O_RDONLY); },
-     0},
+    {"ReadOpenOfErrors",
+     [](Ctx& c) { return OpenFor(c, "t/errors", O_RDONLY); }, 0},
 };
 INSTANTIATE_TEST_SUITE_P(Ctl, HostileTest, ::testing::ValuesIn(kCtlRows),
                          RowName);
@@ -960,7 +962,8 @@ const Row kNameRows[] = {
      -EINVAL},
     {"ForkNameWithDel", [](Ctx& c) { return CtlWrite(c, "fork a\x7f\n"); },
      -EINVAL},
-    // copy-from names a task that cannot exist: ESRCH (docs/reference.md §2 "a named
+    // copy-from names a task that cannot exist: ESRCH (docs/reference.md §2 "a
+    // named
     // task does not exist"), whatever the name looks like.
     {"CopyFromNameWithSlash",
      [](Ctx& c) {

@@ -1,5 +1,5 @@
-// docs/reference.md §5 through a real mount: mem's reads, writes, errnos, seeks and
-// ioctls, each with the exact errno.
+// docs/reference.md §5 through a real mount: mem's reads, writes, errnos, seeks
+// and ioctls, each with the exact errno.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
@@ -80,7 +80,8 @@ TEST_F(MemTest, UnallocatedMemoryIsEfault) {
 TEST_F(MemTest, WriteThenReadBackAndZeroFill) {
   ASSERT_EQ(Ctl("allocate 0x10000 64K\n"), 0);
   AlignedBuffer b(2 * kPage);
-  for (std::size_t i = 0; i < b.size; ++i) b.data[i] = static_cast<unsigned char>(i * 7);
+  for (std::size_t i = 0; i < b.size; ++i)
+    b.data[i] = static_cast<unsigned char>(i * 7);
   ASSERT_EQ(Write(b, 0x10000, b.size), static_cast<ssize_t>(b.size));
   AlignedBuffer r(4 * kPage);
   ASSERT_EQ(Read(r, 0x10000, r.size), static_cast<ssize_t>(r.size));
@@ -100,7 +101,7 @@ TEST_F(MemTest, UnalignedAddressOrSizeIsEinval) {
 TEST_F(MemTest, ZeroSizeAndEndOfFile) {
   AlignedBuffer b(kPage);
   EXPECT_EQ(Read(b, 0x10000, 0), 0);
-  EXPECT_EQ(Read(b, off_t{1} << 32, kPage), 0);         // end of file
+  EXPECT_EQ(Read(b, off_t{1} << 32, kPage), 0);  // end of file
   EXPECT_EQ(Read(b, (off_t{1} << 32) + kPage, kPage), 0);
   EXPECT_EQ(Write(b, off_t{1} << 32, kPage), -EFAULT);  // no end for writes
 }
@@ -187,7 +188,8 @@ TEST_F(MemTest, VmCopyIoctlIsAVirtualCopy) {
 
 TEST_F(MemTest, AllocateRegionDeallocateProtectInheritIoctls) {
   taskfs_vm_allocate a{0, 3 * kPage, TASKFS_VM_ALLOCATE_ANYWHERE, 0};
-  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_ALLOCATE, &a), 0) << std::strerror(errno);
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_ALLOCATE, &a), 0)
+      << std::strerror(errno);
   const std::uint64_t base = a.address;
   taskfs_vm_protect p{base, kPage, 0, TASKFS_VM_PROT_READ};
   ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_PROTECT, &p), 0);
@@ -253,16 +255,22 @@ TEST_F(MemTest, MapCopyIoctlFromAnotherTask) {
   ASSERT_GE(src, 0);
   AlignedBuffer b(2 * kPage);
   std::memset(b.data, 0x77, b.size);
-  ASSERT_EQ(::pwrite(src, b.data, b.size, 0x10000), static_cast<ssize_t>(b.size));
+  ASSERT_EQ(::pwrite(src, b.data, b.size, 0x10000),
+            static_cast<ssize_t>(b.size));
   const std::string status = ReadFile(mount_ / "src/status");
   const std::size_t at = status.find("\nid: ");
   ASSERT_NE(at, std::string::npos);
-  const std::uint64_t src_id = std::strtoull(status.c_str() + at + 5, nullptr, 10);
-  taskfs_vm_map_copy m{src_id, 0x10000, 2 * kPage, 0x40000,
-                       TASKFS_VM_MAP_COPY_DST_ALLOC |
-                           TASKFS_VM_MAP_COPY_SRC_DESTROY,
-                       0};
-  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_MAP_COPY, &m), 0) << std::strerror(errno);
+  const std::uint64_t src_id =
+      std::strtoull(status.c_str() + at + 5, nullptr, 10);
+  taskfs_vm_map_copy m{
+      src_id,
+      0x10000,
+      2 * kPage,
+      0x40000,
+      TASKFS_VM_MAP_COPY_DST_ALLOC | TASKFS_VM_MAP_COPY_SRC_DESTROY,
+      0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_MAP_COPY, &m), 0)
+      << std::strerror(errno);
   AlignedBuffer r(2 * kPage);
   ASSERT_EQ(Read(r, 0x40000, r.size), static_cast<ssize_t>(r.size));
   for (std::size_t i = 0; i < r.size; ++i) ASSERT_EQ(r.data[i], 0x77);
@@ -329,8 +337,8 @@ TEST_F(MemTest, FstatAfterRmdirGivesTheLastAttributes) {
   EXPECT_EQ(before.st_mode, S_IFREG | 0640u);
   ASSERT_EQ(::rmdir((mount_ / "t").c_str()), 0) << std::strerror(errno);
   // fstat still works, with what the files were (dd does this first).
-  for (const auto& [fd, expected] : {std::pair{fd_, before},
-                                     std::pair{ctl, ctl_before}}) {
+  for (const auto& [fd, expected] :
+       {std::pair{fd_, before}, std::pair{ctl, ctl_before}}) {
     struct stat after;
     ASSERT_EQ(::fstat(fd, &after), 0) << std::strerror(errno);
     EXPECT_EQ(after.st_ino, expected.st_ino);
@@ -358,28 +366,31 @@ TEST_F(MemTest, DdWritesAndReadsWithAndWithoutNotrunc) {
   ASSERT_EQ(Ctl("allocate 0x10000 64K\n"), 0);
   const std::string in = "/tmp/taskfs-dd-in";
   AlignedBuffer b(8 * kPage);
-  for (std::size_t i = 0; i < b.size; ++i) b.data[i] = static_cast<unsigned char>(i % 251);
+  for (std::size_t i = 0; i < b.size; ++i)
+    b.data[i] = static_cast<unsigned char>(i % 251);
   {
     const int f = ::open(in.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ASSERT_EQ(::write(f, b.data, b.size), static_cast<ssize_t>(b.size));
     ::close(f);
   }
   const std::string mem = mount_ / "t/mem";
-  RunResult w = RunCommand({"dd", "if=" + in, "of=" + mem, "bs=4096",
-                     "seek=" + std::to_string(0x10000 / kPage), "status=none"});
+  RunResult w =
+      RunCommand({"dd", "if=" + in, "of=" + mem, "bs=4096",
+                  "seek=" + std::to_string(0x10000 / kPage), "status=none"});
   EXPECT_EQ(w.exit_code, 0) << w.err;
   w = RunCommand({"dd", "if=" + in, "of=" + mem, "bs=4096", "conv=notrunc",
-           "seek=" + std::to_string(0x18000 / kPage), "status=none"});
+                  "seek=" + std::to_string(0x18000 / kPage), "status=none"});
   EXPECT_EQ(w.exit_code, 0) << w.err;
-  RunResult r = RunCommand({"dd", "if=" + mem, "bs=4096", "count=16",
-                     "skip=" + std::to_string(0x10000 / kPage), "status=none"});
+  RunResult r =
+      RunCommand({"dd", "if=" + mem, "bs=4096", "count=16",
+                  "skip=" + std::to_string(0x10000 / kPage), "status=none"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(r.out.size(), 16 * kPage);
   EXPECT_EQ(std::memcmp(r.out.data(), b.data, b.size), 0);
   EXPECT_EQ(std::memcmp(r.out.data() + b.size, b.data, b.size), 0);
   // dd onto a hole reports the errno's message and fails.
-  RunResult bad = RunCommand({"dd", "if=" + in, "of=" + mem, "bs=4096", "count=1",
-                       "seek=1", "status=none"});
+  RunResult bad = RunCommand({"dd", "if=" + in, "of=" + mem, "bs=4096",
+                              "count=1", "seek=1", "status=none"});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.err.find("Bad address"), std::string::npos) << bad.err;
   ::unlink(in.c_str());

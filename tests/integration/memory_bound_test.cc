@@ -1,7 +1,7 @@
-// docs/reference.md §3: the memory limit holds for everything a user can make the daemon
-// hold. Through a real mount with memory_limit=64M, each way of making the
-// daemon hold memory ends in ENOSPC, the daemon's resident memory stays
-// within its idle level + the limit + the open-file reserve + the pin
+// docs/reference.md §3: the memory limit holds for everything a user can make
+// the daemon hold. Through a real mount with memory_limit=64M, each way of
+// making the daemon hold memory ends in ENOSPC, the daemon's resident memory
+// stays within its idle level + the limit + the open-file reserve + the pin
 // reserve + the README's fixed base, and the daemon keeps serving another
 // task:
 //   - doubling copies of one written page towards 2^44 bytes, one page off
@@ -99,8 +99,7 @@ class MemoryBoundTest : public ::testing::Test {
     std::cout << "[ BOUND    ] daemon VmRSS peak " << peak_ << ", idle "
               << baseline_ << ": " << (peak_ - baseline_) / kMiB
               << " MiB above idle, bound "
-              << (kLimit + kReserve + kPinReserve + kBase) / kMiB
-              << " MiB\n";
+              << (kLimit + kReserve + kPinReserve + kBase) / kMiB << " MiB\n";
   }
 
   // False (with a failure) once the daemon's VmRSS passes the bound; the
@@ -112,8 +111,7 @@ class MemoryBoundTest : public ::testing::Test {
 #else
     const long long rss = DaemonRss(daemon_);
     peak_ = std::max(peak_, rss);
-    if (rss < 0 ||
-        rss > baseline_ + kLimit + kReserve + kPinReserve + kBase) {
+    if (rss < 0 || rss > baseline_ + kLimit + kReserve + kPinReserve + kBase) {
       ADD_FAILURE() << where << ": daemon VmRSS " << rss << " passes idle "
                     << baseline_ << " + limit " << kLimit << " + reserve "
                     << kReserve << " + pin reserve " << kPinReserve
@@ -151,9 +149,9 @@ class MemoryBoundTest : public ::testing::Test {
   // Removes a task and checks the daemon takes new tasks again.
   void ExpectRemovedAndRoomAgain(const std::string& name) {
     ASSERT_EQ(::rmdir((mount_ / name).c_str()), 0) << std::strerror(errno);
-    ASSERT_TRUE(PollUntil(
-        [&] { return StatfsUsedBytes(mount_.path()) < 4 * kMiB; },
-        std::chrono::seconds(10)))
+    ASSERT_TRUE(
+        PollUntil([&] { return StatfsUsedBytes(mount_.path()) < 4 * kMiB; },
+                  std::chrono::seconds(10)))
         << StatfsUsedBytes(mount_.path()) << " bytes still used";
     ASSERT_EQ(::mkdir((mount_ / "again").c_str(), 0700), 0)
         << std::strerror(errno);
@@ -167,8 +165,8 @@ class MemoryBoundTest : public ::testing::Test {
 };
 
 std::uint64_t MetadataOf(const std::string& dir) {
-  return std::stoull(
-      "0" + StatusValue(ReadFile(dir + "/status"), "metadata_bytes"));
+  return std::stoull("0" +
+                     StatusValue(ReadFile(dir + "/status"), "metadata_bytes"));
 }
 
 // copy 0 N N doubles what holds the page, up to 2^44 bytes (2^32 pages):
@@ -211,8 +209,8 @@ TEST_F(MemoryBoundTest, DoublingCopiesAndForksCostPerCopyNotPerPage) {
   // nodes apiece.
   const std::uint64_t used = StatfsUsedBytes(mount_.path());
   for (int fork = 1; fork <= 100; ++fork) {
-    ASSERT_EQ(
-        WriteFile(mount_ / "d/ctl", Named("fork d", fork).append("\n")), 0)
+    ASSERT_EQ(WriteFile(mount_ / "d/ctl", Named("fork d", fork).append("\n")),
+              0)
         << fork;
     ASSERT_EQ(WriteMem(mount_ / Named("d", fork).append("/mem"), kPage << 20,
                        std::string(kPage, 'f')),
@@ -253,8 +251,9 @@ TEST_F(MemoryBoundTest, UnalignedDoublingCopiesEndInEnospc) {
             << " bytes\n";
   ExpectUsedWithinLimit();
   // The refusal named the limit.
-  EXPECT_NE(ReadFile(mount_ / "d/errors").find("KERN_RESOURCE_SHORTAGE: memory "
-                                               "limit 67108864 bytes"),
+  EXPECT_NE(ReadFile(mount_ / "d/errors")
+                .find("KERN_RESOURCE_SHORTAGE: memory "
+                      "limit 67108864 bytes"),
             std::string::npos);
   ExpectOtherServed();
   ExpectRemovedAndRoomAgain("d");
@@ -325,10 +324,9 @@ TEST_F(MemoryBoundTest, RefusedWritesLeaveNothingBehind) {
   // Writes into unwritten memory spread over 60 MiB, each needing page-table
   // room in a place that has none: every one refused, none leaving a byte.
   for (int i = 0; i < kRefused; ++i) {
-    const std::uint64_t at =
-        0x80000000 +
-        (static_cast<std::uint64_t>(i) * 37 % (60 * kMiB / (2 * kPage))) * 2 *
-            kPage;
+    const std::uint64_t at = 0x80000000 + (static_cast<std::uint64_t>(i) * 37 %
+                                           (60 * kMiB / (2 * kPage))) *
+                                              2 * kPage;
     ASSERT_EQ(Err(::pwrite(fd, b.data, 2 * kPage, static_cast<off_t>(at))),
               ENOSPC)
         << "write " << i;
@@ -401,12 +399,13 @@ TEST_F(MemoryBoundTest, OpenFilesAreChargedAndEndInEnospc) {
     if (fds.size() % 1000 == 0 && !WithinBound("open files")) break;
   }
   EXPECT_EQ(e, ENOSPC) << fds.size() << " files";
-  std::cout << "[ BOUND    ] " << fds.size() << " open ctl files before ENOSPC\n";
+  std::cout << "[ BOUND    ] " << fds.size()
+            << " open ctl files before ENOSPC\n";
   ExpectUsedWithinLimit();
   for (int fd : fds) ::close(fd);
-  ASSERT_TRUE(PollUntil(
-      [&] { return StatfsUsedBytes(mount_.path()) <= before; },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      PollUntil([&] { return StatfsUsedBytes(mount_.path()) <= before; },
+                std::chrono::seconds(10)));
   ExpectOtherServed();
 }
 
@@ -447,19 +446,19 @@ TEST_F(MemoryBoundTest, CutLinesContinuedByLargeWritesStayCharged) {
   ExpectUsedWithinLimit();
   // Each kept line runs at close: all comments, all fine.
   for (int fd : fds) EXPECT_EQ(Err(::close(fd)), 0);
-  ASSERT_TRUE(PollUntil(
-      [&] { return StatfsUsedBytes(mount_.path()) <= before; },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      PollUntil([&] { return StatfsUsedBytes(mount_.path()) <= before; },
+                std::chrono::seconds(10)));
   ExpectOtherServed();
 }
 
-// The memory limit after frees (the README's memory section): what the daemon holds on top of its idle level is
-// what is charged plus the fixed base, whatever was freed before. With
-// memory_limit=256M, memory that held one kind of thing (map entries, errors
-// lines) and was freed is filled again with another (written pages), and
-// the daemon's VmRSS never passes idle + 256 MiB + reserve + base. The test
-// process holds a few MiB; the daemon at most that bound plus one step
-// (16 MiB) before the test stops it.
+// The memory limit after frees (the README's memory section): what the daemon
+// holds on top of its idle level is what is charged plus the fixed base,
+// whatever was freed before. With memory_limit=256M, memory that held one kind
+// of thing (map entries, errors lines) and was freed is filled again with
+// another (written pages), and the daemon's VmRSS never passes idle + 256 MiB +
+// reserve + base. The test process holds a few MiB; the daemon at most that
+// bound plus one step (16 MiB) before the test stops it.
 class MemoryGivenBackTest : public ::testing::Test {
  protected:
   static constexpr long long kLimit = 256 * kMiB;
@@ -474,8 +473,8 @@ class MemoryGivenBackTest : public ::testing::Test {
   void TearDown() override {
     std::cout << "[ BOUND    ] daemon VmRSS peak " << peak_ << ", idle "
               << baseline_ << ": " << (peak_ - baseline_) / kMiB
-              << " MiB above idle, bound "
-              << (kLimit + kReserve + kBase) / kMiB << " MiB\n";
+              << " MiB above idle, bound " << (kLimit + kReserve + kBase) / kMiB
+              << " MiB\n";
   }
 
   bool WithinBound(const std::string& where) {
@@ -499,9 +498,9 @@ class MemoryGivenBackTest : public ::testing::Test {
   // Removes name and waits until nothing is charged.
   void RemoveAndWaitEmpty(const std::string& name) {
     ASSERT_EQ(::rmdir((mount_ / name).c_str()), 0) << std::strerror(errno);
-    ASSERT_TRUE(PollUntil(
-        [&] { return StatfsUsedBytes(mount_.path()) < 4 * kMiB; },
-        std::chrono::seconds(10)))
+    ASSERT_TRUE(
+        PollUntil([&] { return StatfsUsedBytes(mount_.path()) < 4 * kMiB; },
+                  std::chrono::seconds(10)))
         << StatfsUsedBytes(mount_.path()) << " bytes still used";
   }
 
@@ -611,8 +610,7 @@ TEST_F(MemoryGivenBackTest, FragmentedRegionsThenPagesStayWithinTheLimit) {
   if (!WithinBound("regions freed")) return;
   std::cout << "[ BOUND    ] " << made << " regions, all but " << kept
             << " freed: statfs used " << StatfsUsedBytes(mount_.path())
-            << ", VmRSS " << DaemonRss(daemon_) - baseline_
-            << " above idle\n";
+            << ", VmRSS " << DaemonRss(daemon_) - baseline_ << " above idle\n";
   if (!FillWithPages("p", 0)) return;
   ASSERT_EQ(::rmdir((mount_ / "f").c_str()), 0) << std::strerror(errno);
   RemoveAndWaitEmpty("p");
@@ -641,18 +639,17 @@ TEST_F(MemoryGivenBackTest, ErrorsFloodThenPagesStayWithinTheLimit) {
     if (t % 20 == 0 && !WithinBound("errors")) return;
   }
   const std::string errors = ReadFile(mount_ / "e0/errors");
-  std::cout << "[ BOUND    ] " << kTasks << " errors files of "
-            << errors.size() << " bytes; statfs used "
-            << StatfsUsedBytes(mount_.path()) << ", VmRSS "
-            << DaemonRss(daemon_) - baseline_ << " above idle\n";
+  std::cout << "[ BOUND    ] " << kTasks << " errors files of " << errors.size()
+            << " bytes; statfs used " << StatfsUsedBytes(mount_.path())
+            << ", VmRSS " << DaemonRss(daemon_) - baseline_ << " above idle\n";
   EXPECT_GT(errors.size(), 256u * 900);
   if (!WithinBound("errors")) return;
   for (int t = 0; t < kTasks; ++t) {
     ASSERT_EQ(::rmdir((mount_ / Named("e", t)).c_str()), 0);
   }
-  ASSERT_TRUE(PollUntil(
-      [&] { return StatfsUsedBytes(mount_.path()) < 4 * kMiB; },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      PollUntil([&] { return StatfsUsedBytes(mount_.path()) < 4 * kMiB; },
+                std::chrono::seconds(10)));
   if (!WithinBound("errors removed")) return;
   if (!FillWithPages("p")) return;
   RemoveAndWaitEmpty("p");

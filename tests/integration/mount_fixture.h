@@ -20,9 +20,9 @@ std::string DaemonPath();
 std::string SourceDir();
 
 struct RunResult {
-  int exit_code = -1;  // -1 if killed by a signal or timed out
-  std::string out;     // stdout
-  std::string err;     // stderr
+  int exit_code = -1;     // -1 if killed by a signal or timed out
+  std::string out;        // stdout
+  std::string err;        // stderr
   long max_rss_kib = -1;  // its peak resident memory (wait4's ru_maxrss)
 };
 
@@ -30,10 +30,10 @@ struct RunResult {
 // env_extra entries are added as NAME=VALUE. uid, if not -1, runs it as that
 // user (the caller must be root).
 RunResult RunCommand(const std::vector<std::string>& argv,
-              std::chrono::seconds deadline = std::chrono::seconds(60),
-              const std::vector<std::string>& env_extra = {},
-              uid_t uid = static_cast<uid_t>(-1),
-              gid_t gid = static_cast<gid_t>(-1));
+                     std::chrono::seconds deadline = std::chrono::seconds(60),
+                     const std::vector<std::string>& env_extra = {},
+                     uid_t uid = static_cast<uid_t>(-1),
+                     gid_t gid = static_cast<gid_t>(-1));
 
 // Where and as whom a Mount runs the daemon.
 struct MountAs {
@@ -50,8 +50,7 @@ class Mount {
  public:
   // Starts `taskfs -f OPTIONS... MOUNTPOINT` and waits for the mount.
   // ok() says whether it came up; error() why not (with daemon stderr).
-  explicit Mount(const std::vector<std::string>& options = {"-o",
-                                                            "tasks=none"},
+  explicit Mount(const std::vector<std::string>& options = {"-o", "tasks=none"},
                  const MountAs& as = {});
   ~Mount();
   Mount(const Mount&) = delete;

@@ -1,6 +1,6 @@
-// docs/reference.md §3 through real mounts: the effect of every -o option, the mount(8)
-// form with a SOURCE, the mount type, clean unmounting by signal and by
-// fusermount3, the startup log line and statfs. What ends the daemon before
+// docs/reference.md §3 through real mounts: the effect of every -o option, the
+// mount(8) form with a SOURCE, the mount type, clean unmounting by signal and
+// by fusermount3, the startup log line and statfs. What ends the daemon before
 // it mounts (--help, --version, a bad option, a memory limit too small for
 // the tasks) is in taskfs_main_test.cc.
 #include <dirent.h>
@@ -33,7 +33,7 @@ namespace {
 
 // The value of key in a task's status, "" if absent.
 std::string StatusFileValue(const std::string& status_path,
-                        const std::string& key) {
+                            const std::string& key) {
   std::istringstream lines(ReadFile(status_path));
   std::string line;
   while (std::getline(lines, line)) {
@@ -165,8 +165,8 @@ TEST(MountTest, MemoryLimitOption) {
   // Address space is not memory: allocating far more than the limit works.
   ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x100000 64M\n"), 0);
   ASSERT_EQ(WriteFile(mount / "u/ctl", "allocate 0x100000 4K\n"), 0);
-  // Pages fill what the tasks' records leave of the limit (docs/reference.md §3: the
-  // limit covers both).
+  // Pages fill what the tasks' records leave of the limit (docs/reference.md
+  // §3: the limit covers both).
   const std::string mem = mount / "t/mem";
   std::uint64_t pages = 0;
   int e = 0;
@@ -187,8 +187,7 @@ TEST(MountTest, MemoryLimitOption) {
   // side needs a page. Far away it needs a new chunk, which is memory too.
   ASSERT_EQ(WriteFile(mount / "t/ctl", "copy 0x100000 4K 0x2f0000\n"), 0);
   EXPECT_EQ(WriteMem(mem, 0x2f0000, kPage, 'z'), ENOSPC);
-  EXPECT_EQ(WriteFile(mount / "t/ctl", "copy 0x100000 4K 0x1000000\n"),
-            ENOSPC);
+  EXPECT_EQ(WriteFile(mount / "t/ctl", "copy 0x100000 4K 0x1000000\n"), ENOSPC);
   // The limit is the mount's, across tasks: u's page does not fit either,
   // nor does a new task's record.
   EXPECT_EQ(WriteMem(mount / "u/mem", 0x100000, kPage, 'u'), ENOSPC);
@@ -381,7 +380,8 @@ TEST(MountTest, AutoUnmountUnmountsWhenTheDaemonIsKilled) {
   EXPECT_FALSE(IsMountpoint(mount.path()));
 }
 
-// --- a mountpoint that is already a mount (docs/reference.md §3) -------------------------
+// --- a mountpoint that is already a mount (docs/reference.md §3)
+// -------------------------
 
 // The one line a refused start prints, or a note of what it printed instead.
 std::string OneLine(const RunResult& r) {
@@ -408,9 +408,9 @@ TEST(MountTest, SecondDaemonOnAMountedMountpointIsRefused) {
   Mount mount({"-o", "tasks=none"});
   ASSERT_TRUE(mount.ok()) << mount.error();
   ASSERT_EQ(::mkdir((mount / "first").c_str(), 0700), 0);
-  const RunResult r = RunCommand(
-      {DaemonPath(), "-f", "-o", "tasks=none", mount.path()},
-      std::chrono::seconds(20));
+  const RunResult r =
+      RunCommand({DaemonPath(), "-f", "-o", "tasks=none", mount.path()},
+                 std::chrono::seconds(20));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(OneLine(r), "taskfs: mountpoint " + mount.path() +
                             ": already a mount (fuse.taskfs); unmount it "
@@ -425,9 +425,9 @@ TEST(MountTest, MountpointThatIsAnotherFileSystemsMountIsRefused) {
   TempDir dir;
   const std::string point = dir.MakeDir("tmpfs");
   ASSERT_EQ(RunCommand({"mount", "-t", "tmpfs", "none", point}).exit_code, 0);
-  const RunResult r = RunCommand(
-      {DaemonPath(), "-f", "-o", "tasks=none", point + "/"},
-      std::chrono::seconds(20));
+  const RunResult r =
+      RunCommand({DaemonPath(), "-f", "-o", "tasks=none", point + "/"},
+                 std::chrono::seconds(20));
   const int mounts = MountCount(point);
   RunCommand({"umount", "-l", point});
   EXPECT_EQ(r.exit_code, 1) << r.err;
@@ -441,14 +441,14 @@ TEST(MountTest, DeadMountIsNamedWithItsRemedy) {
   Mount mount({"-o", "tasks=none"});
   ASSERT_TRUE(mount.ok()) << mount.error();
   EXPECT_EQ(mount.StopWith(SIGKILL), -1);  // no auto_unmount: the mount stays
-  const RunResult r = RunCommand(
-      {DaemonPath(), "-f", "-o", "tasks=none", mount.path()},
-      std::chrono::seconds(20));
+  const RunResult r =
+      RunCommand({DaemonPath(), "-f", "-o", "tasks=none", mount.path()},
+                 std::chrono::seconds(20));
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(OneLine(r), "taskfs: mountpoint " + mount.path() +
                             ": a dead FUSE mount (its daemon is gone); clear "
-                            "it with 'fusermount3 -u " + mount.path() +
-                            "'\n");
+                            "it with 'fusermount3 -u " +
+                            mount.path() + "'\n");
   // The remedy it names works, and then the daemon mounts there again.
   EXPECT_EQ(RunCommand({"fusermount3", "-u", mount.path()}).exit_code, 0);
   EXPECT_FALSE(IsMountpoint(mount.path()));

@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -47,9 +47,8 @@ int ReceiveFd(int sock) {
   pollfd p{sock, POLLIN, 0};
   char byte = 0;
   int fd = -1;
-  return ::poll(&p, 1, 20000) == 1 && ReceiveWithFd(sock, &byte, 1, &fd)
-             ? fd
-             : -1;
+  return ::poll(&p, 1, 20000) == 1 && ReceiveWithFd(sock, &byte, 1, &fd) ? fd
+                                                                         : -1;
 }
 
 // A file opened by another user and handed to this process (root) over a
@@ -78,9 +77,8 @@ class HandedFile {
       }
       const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
       if (fd < 0) ::_exit(3);
-      if (!written.empty() &&
-          ::write(fd, written.data(), written.size()) !=
-              static_cast<ssize_t>(written.size())) {
+      if (!written.empty() && ::write(fd, written.data(), written.size()) !=
+                                  static_cast<ssize_t>(written.size())) {
         ::_exit(4);
       }
       char byte = 'f';
@@ -155,8 +153,7 @@ class OpenerRightsTest : public ::testing::Test {
                       if (::mkdir((mount_ / "home").c_str(), 0700) != 0) {
                         return errno;
                       }
-                      return WriteFile(mount_ / "home/ctl",
-                                       "allocate 0 64K\n");
+                      return WriteFile(mount_ / "home/ctl", "allocate 0 64K\n");
                     }),
               0);
     home_maps_ = ReadFile(mount_ / "home/maps");
@@ -234,7 +231,8 @@ TEST_F(OpenerRightsTest, ACutLineRunAtRootsCloseHasTheOpenersRights) {
 
 // The same with a real setuid-root program: fusermount3 inherits the
 // descriptor, fails, and its exit closes the file as root.
-TEST_F(OpenerRightsTest, ASetuidProgramThatInheritsTheFileGetsOnlyItsOpenersRights) {
+TEST_F(OpenerRightsTest,
+       ASetuidProgramThatInheritsTheFileGetsOnlyItsOpenersRights) {
   struct stat st;
   ASSERT_EQ(::stat("/usr/bin/fusermount3", &st), 0);
   ASSERT_TRUE((st.st_mode & S_ISUID) != 0 && st.st_uid == 0)
@@ -261,9 +259,8 @@ TEST_F(OpenerRightsTest, ASetuidProgramThatInheritsTheFileGetsOnlyItsOpenersRigh
     ::_exit(4);
   }
   int status = 0;
-  ASSERT_TRUE(PollUntil(
-      [&] { return ::waitpid(pid, &status, WNOHANG) == pid; },
-      std::chrono::milliseconds(20000)))
+  ASSERT_TRUE(PollUntil([&] { return ::waitpid(pid, &status, WNOHANG) == pid; },
+                        std::chrono::milliseconds(20000)))
       << "fusermount3 did not exit";
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_NE(WEXITSTATUS(status), 2);
@@ -302,9 +299,10 @@ TEST_F(OpenerRightsTest, RootsIoctlsOnTheFileHaveTheOpenersRights) {
   for (const std::uint32_t flags :
        {0u, TASKFS_VM_MAP_COPY_DST_ALLOC,
         TASKFS_VM_MAP_COPY_DST_ALLOC | TASKFS_VM_MAP_COPY_SRC_DESTROY}) {
-    taskfs_vm_map_copy m{victim, kSecret, kPage,
-                         (flags & TASKFS_VM_MAP_COPY_DST_ALLOC) ? kFree : kHome,
-                         flags, 0};
+    taskfs_vm_map_copy m{
+        victim, kSecret,
+        kPage,  (flags & TASKFS_VM_MAP_COPY_DST_ALLOC) ? kFree : kHome,
+        flags,  0};
     EXPECT_EQ(Err(::ioctl(fd, TASKFS_IOC_VM_MAP_COPY, &m)), EACCES)
         << "flags " << flags;
   }
@@ -356,8 +354,7 @@ TEST_F(OpenerRightsTest, TheOpenersOwnRightsWorkThroughTheFile) {
     // destroy needs write on the victim's mem, which the user lacks.
     const std::string destroy =
         "copy-from victim 0x600000 4K 0x100000 alloc destroy\n";
-    EXPECT_EQ(Err(::write(file.fd(), destroy.data(), destroy.size())),
-              EACCES);
+    EXPECT_EQ(Err(::write(file.fd(), destroy.data(), destroy.size())), EACCES);
   }
   std::string got;
   ASSERT_EQ(ReadMem(mount_ / "home/mem", kHome, kPage, &got), 0);
@@ -392,8 +389,9 @@ TEST_F(OpenerRightsTest, ARootWithoutCapabilitiesIsHeldToTheModes) {
   std::string copied;
   ASSERT_EQ(ReadMem(mount_ / "capless/mem", 0, kPage, &copied), 0);
   EXPECT_EQ(copied, std::string(kPage, '\0'));
-  ExpectVictimLogged(": KERN_PROTECTION_FAILURE: uid 0 may not read and "
-                     "write task victim's mem");
+  ExpectVictimLogged(
+      ": KERN_PROTECTION_FAILURE: uid 0 may not read and "
+      "write task victim's mem");
 }
 
 }  // namespace

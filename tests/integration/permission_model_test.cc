@@ -1,17 +1,17 @@
-// docs/reference.md §4's permission model ("What each permission grants") through one real
-// mount with allow_other, as a table: every path into a task (the open of
-// each file for reading and for writing, listing, mem pread and pwrite, each
-// ioctl, each ctl command, copy-from and vm_map_copy as destination and as
-// source, with and without destroy, fork, rmdir, chmod, chown) × the caller's
-// relation to the task (owner, member of its group, member through a
-// supplementary group, member through the last of 100 supplementary groups,
-// other) × what the modes give the caller's class: exactly what the path
-// needs; that with each needed bit taken away in turn, while every other
-// class holds it; every bit. Each row asserts its exact errno. A refused row
-// must change nothing: the victim task, the caller's own task (maps, status,
-// the bytes of every readable page, the owner and mode of every path) and
-// the list of tasks are compared whole before and after. A granted row must
-// do what the path does, and nothing else.
+// docs/reference.md §4's permission model ("What each permission grants")
+// through one real mount with allow_other, as a table: every path into a task
+// (the open of each file for reading and for writing, listing, mem pread and
+// pwrite, each ioctl, each ctl command, copy-from and vm_map_copy as
+// destination and as source, with and without destroy, fork, rmdir, chmod,
+// chown) × the caller's relation to the task (owner, member of its group,
+// member through a supplementary group, member through the last of 100
+// supplementary groups, other) × what the modes give the caller's class:
+// exactly what the path needs; that with each needed bit taken away in turn,
+// while every other class holds it; every bit. Each row asserts its exact
+// errno. A refused row must change nothing: the victim task, the caller's own
+// task (maps, status, the bytes of every readable page, the owner and mode of
+// every path) and the list of tasks are compared whole before and after. A
+// granted row must do what the path does, and nothing else.
 //
 // Then the ways one permission could turn into another, as attacks by a
 // user who holds one of them: ctl write to mem read through fork, ctl write
@@ -1019,9 +1019,9 @@ TEST_F(PermissionModelAttackTest,
                  taskfs_vm_copy{kSpare, kPage, kData});
   }),
             EBADF);
-  // With both, fork is granted (docs/reference.md §4), the child is the attacker's,
-  // and writing its share region writes the victim's: what control of
-  // the task allows anyway, as copy-from into it shows below.
+  // With both, fork is granted (docs/reference.md §4), the child is the
+  // attacker's, and writing its share region writes the victim's: what control
+  // of the task allows anyway, as copy-from into it shows below.
   EXPECT_EQ(a_.As([&] {
     return WriteCtl(v, "inherit 0x10000 4K share\nfork stolen2");
   }),

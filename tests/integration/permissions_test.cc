@@ -1,9 +1,9 @@
-// docs/reference.md §4 through a real mount: the layout with its exact modes and owners,
-// the root's listing order, mkdir's name rules and errnos, the refusal of
-// every other namespace change, chmod and chown; then, with allow_other and a
-// second user (nobody), what each user may do to the other's tasks,
-// including ctl's copy-from (docs/reference.md §6), which checks the caller's access to
-// the source task as a path walk and open would.
+// docs/reference.md §4 through a real mount: the layout with its exact modes
+// and owners, the root's listing order, mkdir's name rules and errnos, the
+// refusal of every other namespace change, chmod and chown; then, with
+// allow_other and a second user (nobody), what each user may do to the other's
+// tasks, including ctl's copy-from (docs/reference.md §6), which checks the
+// caller's access to the source task as a path walk and open would.
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>

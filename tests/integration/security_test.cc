@@ -1,6 +1,6 @@
-// docs/reference.md §3-§4 security: default_permissions is always on, and a non-root
-// user mounts through fusermount3 and uses the mount, which root and other
-// users cannot reach without allow_other.
+// docs/reference.md §3-§4 security: default_permissions is always on, and a
+// non-root user mounts through fusermount3 and uses the mount, which root and
+// other users cannot reach without allow_other.
 //
 // What each permission grants on every path, for each class of caller, and
 // that no permission turns into another, is permission_model_test.cc's
@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "taskfs/ioctl.h"
-#include "tests/integration/test_util.h"
 #include "tests/integration/mount_fixture.h"
+#include "tests/integration/test_util.h"
 
 namespace taskfs::testing {
 namespace {

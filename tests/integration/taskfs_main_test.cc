@@ -45,8 +45,8 @@ TEST(TaskfsMainTest, VersionLineNamesTheProjectAndLibfuseVersions) {
   const RunResult r =
       RunCommand({DaemonPath(), "--version"}, std::chrono::seconds(20));
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  const std::string prefix = std::string("taskfs ") + TASKFS_PROJECT_VERSION +
-                             " (libfuse 3.";
+  const std::string prefix =
+      std::string("taskfs ") + TASKFS_PROJECT_VERSION + " (libfuse 3.";
   EXPECT_EQ(r.out.rfind(prefix, 0), 0u) << r.out;
   EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << r.out;  // one line
   EXPECT_EQ(r.out.substr(r.out.size() - 2), ")\n") << r.out;

@@ -50,8 +50,8 @@ struct AlignedBuffer {
 };
 
 // Bytes the whole mount holds against its memory limit, from statfs: the
-// written pages and the metadata charged with them (docs/reference.md §3; README
-// "statfs"); -1 on error.
+// written pages and the metadata charged with them (docs/reference.md §3;
+// README "statfs"); -1 on error.
 inline long long StatfsUsedBytes(const std::string& mountpoint) {
   struct statvfs vfs;
   if (::statvfs(mountpoint.c_str(), &vfs) != 0) return -1;
@@ -194,11 +194,11 @@ inline std::string StatusValue(const std::string& status,
 }
 
 // What statfs counts beside the written pages, for the tasks of a mount:
-// at least every task's metadata_bytes (its map and page tables, docs/reference.md §7),
-// and at most that plus what else is charged: each task's errors file (its
-// record, ErrorLog's 256 slots and node, under 12 KiB, and each kept line
-// at most twice its text) and 64 KiB for files closed a moment ago whose
-// release has not arrived.
+// at least every task's metadata_bytes (its map and page tables,
+// docs/reference.md §7), and at most that plus what else is charged: each
+// task's errors file (its record, ErrorLog's 256 slots and node, under 12 KiB,
+// and each kept line at most twice its text) and 64 KiB for files closed a
+// moment ago whose release has not arrived.
 struct MountCharges {
   long long metadata = 0;  // the sum of metadata_bytes
   long long ceiling = 0;   // metadata + what else may be charged

@@ -53,8 +53,8 @@ TEST(ChargedAllocatorTest, RebindsToTheSameAccount) {
   {
     std::map<int, int, std::less<>, Alloc> m((Alloc(account)));
     for (int i = 0; i < 10; ++i) m.emplace(i, i);
-    EXPECT_GT(account.held(), 10 * (sizeof(std::pair<const int, int>) +
-                                    kHeapOverhead));
+    EXPECT_GT(account.held(),
+              10 * (sizeof(std::pair<const int, int>) + kHeapOverhead));
     EXPECT_EQ(other.held(), 0u);
   }
   EXPECT_EQ(account.held(), 0u);

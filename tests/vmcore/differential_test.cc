@@ -2,10 +2,10 @@
 //
 // The reference model (reference_model.h) runs every call next to the core:
 // one std::map entry per allocated page holding that page's attributes and
-// bytes, and each call of docs/reference.md §1, §2 and §6 written as a walk over pages in
-// ascending order. Where the two agree on every result code, every byte read,
-// every region list and every statistic, none of the core's cleverness has
-// changed what a caller sees.
+// bytes, and each call of docs/reference.md §1, §2 and §6 written as a walk
+// over pages in ascending order. Where the two agree on every result code,
+// every byte read, every region list and every statistic, none of the core's
+// cleverness has changed what a caller sees.
 //
 // Every run is determined by one seed, printed at the start and with every
 // failure: TASKFS_SEED=<seed> replays a run exactly. Without it the seed comes
@@ -1314,10 +1314,10 @@ class PairedVm {
       return;
     }
     // Whatever the budget holds beyond the pages is some task's map and
-    // page tables (docs/reference.md §7), counted in that task's metadata_bytes. Memory
-    // shared by several tasks counts in each of them, so their sum may be
-    // more than what is held; with one task alive, whose memory is counted
-    // once, it is exactly what is held.
+    // page tables (docs/reference.md §7), counted in that task's
+    // metadata_bytes. Memory shared by several tasks counts in each of them, so
+    // their sum may be more than what is held; with one task alive, whose
+    // memory is counted once, it is exactly what is held.
     const std::uint64_t held = Held() - start_held_;
     if (held > attributed || (LiveCount() == 1 && held != attributed)) {
       Diverge("metadata_bytes of the tasks",

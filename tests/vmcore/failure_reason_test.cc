@@ -204,11 +204,11 @@ TEST_F(FailureReasonTest, APinnedCopyPastThePinReserveNamesIt) {
   PinnedPages pinned;
   ASSERT_EQ(vm_read_pinned(*task, 0, kPage, &pinned), KERN_SUCCESS);
   const std::uint64_t used = system.budget().used();
-  EXPECT_EQ(ReasonOf(vm_write(*task, 0, page_.data(), kPage),
-                     KERN_RESOURCE_SHORTAGE),
-            "memory limit 262144 bytes: " + std::to_string(used) +
-                " in use, the write needs 4096 more (4096 of them copies of "
-                "pinned pages; the pin reserve has 0 of 0 in use)");
+  EXPECT_EQ(
+      ReasonOf(vm_write(*task, 0, page_.data(), kPage), KERN_RESOURCE_SHORTAGE),
+      "memory limit 262144 bytes: " + std::to_string(used) +
+          " in use, the write needs 4096 more (4096 of them copies of "
+          "pinned pages; the pin reserve has 0 of 0 in use)");
 }
 
 TEST_F(FailureReasonTest, TasksNameWhatIsWrong) {

@@ -2,12 +2,12 @@
 // differential test and the vm_ops fuzz target.
 //
 // A deliberately simple model: one std::map entry per allocated page holding
-// that page's attributes and bytes, and each call of docs/reference.md §1, §2 and §6
-// written as a walk over pages in ascending order. It knows nothing of the
-// core's map entries, objects, clipping, merging or page tables, so where the
-// core and the model agree on every result code, every byte read, every region
-// list and every statistic, none of the core's cleverness has changed what a
-// caller sees.
+// that page's attributes and bytes, and each call of docs/reference.md §1, §2
+// and §6 written as a walk over pages in ascending order. It knows nothing of
+// the core's map entries, objects, clipping, merging or page tables, so where
+// the core and the model agree on every result code, every byte read, every
+// region list and every statistic, none of the core's cleverness has changed
+// what a caller sees.
 //
 // Not thread-safe; one caller drives it next to the core.
 #ifndef TASKFS_TESTS_VMCORE_REFERENCE_MODEL_H_
@@ -74,9 +74,9 @@ struct ModelTask {
 };
 
 // Tasks are numbered by creation, the same numbers the harness uses for the
-// core's tasks. Every call states its checks in docs/reference.md §2's order, one page at
-// a time, and returns what the vm_user.h call of the same name must return
-// on task number t (which must exist, terminated or not).
+// core's tasks. Every call states its checks in docs/reference.md §2's order,
+// one page at a time, and returns what the vm_user.h call of the same name must
+// return on task number t (which must exist, terminated or not).
 class Model {
  public:
   Model(const VmConfig& config, std::size_t pin_slots)
@@ -226,7 +226,8 @@ class Model {
 
   // Writes [address, address + size) of allocated pages (bounds and pages
   // checked by the caller), produce(dst, offset_in_request, n) giving the
-  // bytes. The memory limit is checked the plain way, as docs/reference.md §2 words it
+  // bytes. The memory limit is checked the plain way, as docs/reference.md §2
+  // words it
   // ("the limit would be exceeded"): make the change, count the written
   // pages alive afterwards, and undo it all if there are more than the limit
   // allows.

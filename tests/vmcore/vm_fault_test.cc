@@ -133,9 +133,8 @@ struct AtTheLimit {
     system = std::make_unique<VmSystem>(config);
     task = MakeTask(*system, "t");
     task->map().AllocateRange(R(task->map(), 0, 64 * kPage));
-    while (written < 64 &&
-           Fill(*system, task->map(), written * kPage, kPage, 'a') ==
-               KERN_SUCCESS) {
+    while (written < 64 && Fill(*system, task->map(), written * kPage, kPage,
+                                'a') == KERN_SUCCESS) {
       ++written;
     }
   }
@@ -222,8 +221,7 @@ TEST(VmFaultTest, PinnedCopiesBeyondThePinReserveAreRefused) {
   EXPECT_EQ(Pages(*s.system, map, 0, too_many), std::string(too_many, 'a'));
 
   // One fewer fits.
-  ASSERT_EQ(Fill(*s.system, map, 0, (too_many - 1) * kPage, 'b'),
-            KERN_SUCCESS);
+  ASSERT_EQ(Fill(*s.system, map, 0, (too_many - 1) * kPage, 'b'), KERN_SUCCESS);
   EXPECT_EQ(s.system->budget().pin_reserve_used(), (too_many - 1) * kPage);
   EXPECT_EQ(s.system->budget().used(), before.used);
   std::vector<char> view(too_many * kPage);

@@ -159,9 +159,9 @@ TEST(VmStatisticsTest, PageOfAnotherTaskIsShared) {
   EXPECT_EQ(MapStatistics(a->map()).shared_bytes, kPage);
 }
 
-// docs/reference.md §7 through a copy within one task and a write on each side of it:
-// resident_bytes counts each written page once however many addresses show
-// it, shared_bytes the part shown at more than one, and metadata_bytes is
+// docs/reference.md §7 through a copy within one task and a write on each side
+// of it: resident_bytes counts each written page once however many addresses
+// show it, shared_bytes the part shown at more than one, and metadata_bytes is
 // all the budget holds for the task beyond its pages (one task: nothing is
 // counted twice, nothing left out). The ranges cross a chunk boundary (512
 // pages) and the copy covers a whole chunk. Freeing both sides gives back
@@ -237,8 +237,8 @@ TEST(VmStatisticsTest, CopyThenAWriteOnEachSideThenFreeingBoth) {
 
 // The same across two tasks: each counts the pages it shows, shared while
 // the other task shows them too. A task's metadata_bytes may count memory
-// that another task's counts as well (docs/reference.md §7: what is held for its map
-// and page tables), so together they account for at least what is held.
+// that another task's counts as well (docs/reference.md §7: what is held for
+// its map and page tables), so together they account for at least what is held.
 TEST(VmStatisticsTest, CopyToAnotherTaskThenAWriteOnEachSide) {
   auto system = MakeSystem();
   auto a = MakeTask(*system, "a");
@@ -393,8 +393,8 @@ TEST(VmStatisticsTest, AWalkNeedsNoMemoryPerSplitRegion) {
   auto system = MakeSystem();
   auto few = MakeTask(*system, "few");
   auto many = MakeTask(*system, "many");
-  for (const auto& [task, regions] : {std::pair{few.get(), 16u},
-                                      std::pair{many.get(), 4096u}}) {
+  for (const auto& [task, regions] :
+       {std::pair{few.get(), 16u}, std::pair{many.get(), 4096u}}) {
     AddressMap& map = task->map();
     map.AllocateRange(R(map, 0, 2 * regions * kPage));
     ASSERT_EQ(Fill(*system, map, 0, 2 * regions * kPage, 'r'), KERN_SUCCESS);

@@ -1,4 +1,5 @@
-// The Mach facade: every rule of docs/reference.md §1-§2 and §6 as exact KERN_* codes.
+// The Mach facade: every rule of docs/reference.md §1-§2 and §6 as exact KERN_*
+// codes.
 #include "vmcore/vm_user.h"
 
 #include <gtest/gtest.h>
@@ -95,15 +96,15 @@ TEST_F(VmUserTest, AllocateFixedRoundsAddressDownAndSizeUp) {
   vm_address_t address = kBase + 1;
   ASSERT_EQ(vm_allocate(*task_, &address, kPage, false), KERN_SUCCESS);
   EXPECT_EQ(address, kBase);
-  EXPECT_EQ(Regions(), std::vector<RegionInfo>{Region(
-                           kBase, kPage, VM_PROT_DEFAULT, VM_PROT_ALL,
-                           VM_INHERIT_COPY)});
+  EXPECT_EQ(Regions(),
+            std::vector<RegionInfo>{Region(kBase, kPage, VM_PROT_DEFAULT,
+                                           VM_PROT_ALL, VM_INHERIT_COPY)});
   address = kBase + 2 * kPage - 1;
   ASSERT_EQ(vm_allocate(*task_, &address, 2, false), KERN_SUCCESS);
   EXPECT_EQ(address, kBase + kPage);
-  EXPECT_EQ(Regions(), std::vector<RegionInfo>{Region(
-                           kBase, 2 * kPage, VM_PROT_DEFAULT, VM_PROT_ALL,
-                           VM_INHERIT_COPY)});
+  EXPECT_EQ(Regions(),
+            std::vector<RegionInfo>{Region(kBase, 2 * kPage, VM_PROT_DEFAULT,
+                                           VM_PROT_ALL, VM_INHERIT_COPY)});
 }
 
 TEST_F(VmUserTest, AllocateFixedSizeThatCannotBeRoundedIsInvalidAddress) {
@@ -242,16 +243,15 @@ TEST_F(VmUserTest, ProtectChangesCurrentAndSplits) {
   ASSERT_EQ(Alloc(kBase, 3 * kPage), KERN_SUCCESS);
   ASSERT_EQ(vm_protect(*task_, kBase + kPage, kPage, false, VM_PROT_READ),
             KERN_SUCCESS);
-  EXPECT_EQ(Regions(),
-            (std::vector<RegionInfo>{
-                Region(kBase, kPage, 3, 7, 1),
-                Region(kBase + kPage, kPage, 1, 7, 1),
-                Region(kBase + 2 * kPage, kPage, 3, 7, 1)}));
+  EXPECT_EQ(Regions(), (std::vector<RegionInfo>{
+                           Region(kBase, kPage, 3, 7, 1),
+                           Region(kBase + kPage, kPage, 1, 7, 1),
+                           Region(kBase + 2 * kPage, kPage, 3, 7, 1)}));
   // Back to rw-: one region again.
   ASSERT_EQ(vm_protect(*task_, kBase + kPage, kPage, false, VM_PROT_DEFAULT),
             KERN_SUCCESS);
-  EXPECT_EQ(Regions(), (std::vector<RegionInfo>{Region(kBase, 3 * kPage, 3,
-                                                       7, 1)}));
+  EXPECT_EQ(Regions(),
+            (std::vector<RegionInfo>{Region(kBase, 3 * kPage, 3, 7, 1)}));
   EXPECT_EQ(Stats().regions, 1u);
 }
 
@@ -283,8 +283,7 @@ TEST_F(VmUserTest, ProtectAboveMaximumIsProtectionFailure) {
 TEST_F(VmUserTest, ProtectLowestOffendingPageDecides) {
   // Page 0 rw-/r--, page 1 a hole: the maximum violation comes first.
   ASSERT_EQ(Alloc(kBase, kPage), KERN_SUCCESS);
-  ASSERT_EQ(vm_protect(*task_, kBase, kPage, true, VM_PROT_READ),
-            KERN_SUCCESS);
+  ASSERT_EQ(vm_protect(*task_, kBase, kPage, true, VM_PROT_READ), KERN_SUCCESS);
   EXPECT_EQ(vm_protect(*task_, kBase, 2 * kPage, false, VM_PROT_WRITE),
             KERN_PROTECTION_FAILURE);
   // A hole below a maximum violation: the hole comes first.
@@ -297,8 +296,9 @@ TEST_F(VmUserTest, ProtectLowestOffendingPageDecides) {
 
 TEST_F(VmUserTest, ProtectMaximumLowersAndIntersectsCurrent) {
   ASSERT_EQ(Alloc(kBase, kPage), KERN_SUCCESS);
-  ASSERT_EQ(vm_protect(*task_, kBase, kPage, true, VM_PROT_READ | VM_PROT_EXECUTE),
-            KERN_SUCCESS);
+  ASSERT_EQ(
+      vm_protect(*task_, kBase, kPage, true, VM_PROT_READ | VM_PROT_EXECUTE),
+      KERN_SUCCESS);
   EXPECT_EQ(Regions()[0], Region(kBase, kPage, VM_PROT_READ,
                                  VM_PROT_READ | VM_PROT_EXECUTE, 1));
   // Raising the maximum fails, lowering further works.
@@ -357,11 +357,11 @@ TEST_F(VmUserTest, RegionMergesPartsOfDifferentObjects) {
   ASSERT_NE(other, nullptr);
   ASSERT_EQ(Alloc(kBase, kPage, other.get()), KERN_SUCCESS);
   ASSERT_EQ(Alloc(kBase, kPage), KERN_SUCCESS);
-  ASSERT_EQ(vm_map_copy(*task_, kBase + kPage, *other, kBase, kPage, true,
-                        false),
-            KERN_SUCCESS);
-  EXPECT_EQ(Regions(), (std::vector<RegionInfo>{Region(kBase, 2 * kPage, 3,
-                                                       7, 1)}));
+  ASSERT_EQ(
+      vm_map_copy(*task_, kBase + kPage, *other, kBase, kPage, true, false),
+      KERN_SUCCESS);
+  EXPECT_EQ(Regions(),
+            (std::vector<RegionInfo>{Region(kBase, 2 * kPage, 3, 7, 1)}));
 }
 
 // --- vm_read / vm_write ----------------------------------------------------
@@ -523,25 +523,22 @@ TEST_F(VmUserTest, CopyOverlappingForwardAndBackward) {
   for (int i = 0; i < 4; ++i) {
     ASSERT_EQ(Fill(kBase + i * kPage, kPage, 'a' + i), KERN_SUCCESS);
   }
-  ASSERT_EQ(vm_copy(*task_, kBase, 4 * kPage, kBase + 2 * kPage),
-            KERN_SUCCESS);
+  ASSERT_EQ(vm_copy(*task_, kBase, 4 * kPage, kBase + 2 * kPage), KERN_SUCCESS);
   EXPECT_EQ(Pages(kBase, 6), "ababcd");
-  ASSERT_EQ(vm_copy(*task_, kBase + 2 * kPage, 4 * kPage, kBase),
-            KERN_SUCCESS);
+  ASSERT_EQ(vm_copy(*task_, kBase + 2 * kPage, 4 * kPage, kBase), KERN_SUCCESS);
   EXPECT_EQ(Pages(kBase, 6), "abcdcd");
 }
 
 TEST_F(VmUserTest, CopyIsCopyOnWriteBothWays) {
   ASSERT_EQ(Alloc(kBase, 4 * kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 's'), KERN_SUCCESS);
-  ASSERT_EQ(vm_copy(*task_, kBase, 2 * kPage, kBase + 2 * kPage),
-            KERN_SUCCESS);
+  ASSERT_EQ(vm_copy(*task_, kBase, 2 * kPage, kBase + 2 * kPage), KERN_SUCCESS);
   // No new memory for the copy; both pages now shared.
   EXPECT_EQ(system_->pages().live_pages(), 2u);
   TaskStatistics s = Stats();
   EXPECT_EQ(s.resident_bytes, 2 * kPage);
   EXPECT_EQ(s.shared_bytes, 2 * kPage);
-  ASSERT_EQ(Fill(kBase, kPage, 'x'), KERN_SUCCESS);  // source side
+  ASSERT_EQ(Fill(kBase, kPage, 'x'), KERN_SUCCESS);              // source side
   ASSERT_EQ(Fill(kBase + 3 * kPage, kPage, 'y'), KERN_SUCCESS);  // copy side
   EXPECT_EQ(Pages(kBase, 4), "xssy");
   s = Stats();
@@ -563,8 +560,7 @@ TEST_F(VmUserTest, CopyAcrossRegionsKeepsDestinationAttributes) {
   ASSERT_EQ(vm_protect(*task_, kBase, 2 * kPage, false, VM_PROT_ALL),
             KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 'q'), KERN_SUCCESS);
-  ASSERT_EQ(vm_copy(*task_, kBase, 2 * kPage, kBase + 4 * kPage),
-            KERN_SUCCESS);
+  ASSERT_EQ(vm_copy(*task_, kBase, 2 * kPage, kBase + 4 * kPage), KERN_SUCCESS);
   EXPECT_EQ(Regions()[1].protection, VM_PROT_DEFAULT);
   EXPECT_EQ(Pages(kBase + 4 * kPage, 2), "qq");
 }
@@ -608,21 +604,20 @@ TEST_F(MapCopyTest, WithoutAllocTheDestinationMustBeAllocatedAndWritable) {
 }
 
 TEST_F(MapCopyTest, DstAllocMakesRegionsWithTheSourcesAttributes) {
-  ASSERT_EQ(vm_map_copy(*task_, 2 * kBase, *src_, kBase, 3 * kPage, true,
-                        false),
-            KERN_SUCCESS);
-  EXPECT_EQ(Regions(),
-            (std::vector<RegionInfo>{
-                Region(2 * kBase, 2 * kPage, 3, 7, 1),
-                Region(2 * kBase + 2 * kPage, kPage, 1, 7, 1)}));
+  ASSERT_EQ(
+      vm_map_copy(*task_, 2 * kBase, *src_, kBase, 3 * kPage, true, false),
+      KERN_SUCCESS);
+  EXPECT_EQ(Regions(), (std::vector<RegionInfo>{
+                           Region(2 * kBase, 2 * kPage, 3, 7, 1),
+                           Region(2 * kBase + 2 * kPage, kPage, 1, 7, 1)}));
   EXPECT_EQ(Pages(2 * kBase, 3), "mmm");
 }
 
 TEST_F(MapCopyTest, DstAllocOntoAUsedRangeIsNoSpace) {
   ASSERT_EQ(Alloc(2 * kBase + 2 * kPage, kPage), KERN_SUCCESS);
-  EXPECT_EQ(vm_map_copy(*task_, 2 * kBase, *src_, kBase, 3 * kPage, true,
-                        false),
-            KERN_NO_SPACE);
+  EXPECT_EQ(
+      vm_map_copy(*task_, 2 * kBase, *src_, kBase, 3 * kPage, true, false),
+      KERN_NO_SPACE);
   EXPECT_EQ(Regions().size(), 1u);
   // The source is checked first.
   EXPECT_EQ(vm_map_copy(*task_, 2 * kBase, *src_, 0, kPage, true, false),
@@ -633,9 +628,9 @@ TEST_F(MapCopyTest, SrcDestroyDeallocatesTheSource) {
   ASSERT_EQ(vm_map_copy(*task_, kBase, *src_, kBase, 2 * kPage, true, true),
             KERN_SUCCESS);
   EXPECT_EQ(Pages(kBase, 2), "mm");
-  EXPECT_EQ(Regions(src_.get()),
-            (std::vector<RegionInfo>{
-                Region(kBase + 2 * kPage, kPage, 1, 7, 1)}));
+  EXPECT_EQ(
+      Regions(src_.get()),
+      (std::vector<RegionInfo>{Region(kBase + 2 * kPage, kPage, 1, 7, 1)}));
   // The pages moved: nothing was copied.
   EXPECT_EQ(system_->pages().live_pages(), 3u);
   EXPECT_EQ(Stats().shared_bytes, 0u);
@@ -828,8 +823,7 @@ TEST_F(VmUserTest, MemoryLimitCountsCopyOnWriteBreaks) {
   ASSERT_EQ(Alloc(kBase, 4 * kPage), KERN_SUCCESS);
   ASSERT_EQ(Fill(kBase, 2 * kPage, 'a'), KERN_SUCCESS);
   // A virtual copy needs no memory even at the limit...
-  ASSERT_EQ(vm_copy(*task_, kBase, 2 * kPage, kBase + 2 * kPage),
-            KERN_SUCCESS);
+  ASSERT_EQ(vm_copy(*task_, kBase, 2 * kPage, kBase + 2 * kPage), KERN_SUCCESS);
   // ...but breaking the sharing does.
   EXPECT_EQ(Fill(kBase + 2 * kPage, kPage, 'b'), KERN_RESOURCE_SHORTAGE);
   EXPECT_EQ(Pages(kBase, 4), "aaaa");
