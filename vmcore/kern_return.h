@@ -1,10 +1,11 @@
 // Mach result codes as the VM core returns them.
 //
-// The numeric values are Mach's own (osfmk/mach/kern_return.h), so a code can
-// be printed, logged or compared with a real Mach kernel's. The core never uses
-// errno; the file boundary (fs/errno_map.h) maps each code to one errno.
-// The enum, kAllKernReturns and KernReturnName all expand one list
-// (kern_return_list.h), so a code added there reaches every table and test.
+// The numeric values are Mach's own (XNU's osfmk/mach/kern_return.h), so a
+// code can be printed, logged or compared with a real Mach kernel's. The
+// core never uses errno; the file boundary (fs/errno_map.h) maps each code
+// to one errno. The enum, kAllKernReturns and KernReturnName all expand one
+// list (kern_return_list.h), so a code added there reaches every table and
+// test.
 #ifndef TASKFS_VMCORE_KERN_RETURN_H_
 #define TASKFS_VMCORE_KERN_RETURN_H_
 

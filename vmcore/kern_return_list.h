@@ -1,6 +1,6 @@
 /* The Mach result codes of the VM core, listed once: X(name, value) for each.
  * Plain preprocessor text, so a C header can expand the same list. The values
- * are Mach's own (osfmk/mach/kern_return.h). */
+ * are Mach's own (XNU's osfmk/mach/kern_return.h). */
 #ifndef TASKFS_VMCORE_KERN_RETURN_LIST_H_
 #define TASKFS_VMCORE_KERN_RETURN_LIST_H_
 

@@ -67,8 +67,7 @@ typedef mach_port_t task_t;
 #define MACH_PORT_NULL ((mach_port_t)0)
 #define TASK_NULL ((task_t)0)
 
-/* --- Result codes: Mach's numbers (osfmk/mach/kern_return.h) ---------------
- */
+/* --- Result codes: Mach's numbers (XNU's osfmk/mach/kern_return.h) ----- */
 #define KERN_SUCCESS 0
 #define KERN_INVALID_ADDRESS 1
 #define KERN_PROTECTION_FAILURE 2

@@ -270,7 +270,7 @@ void ExpectANewTaskWorks(const std::string& dir, std::uint64_t tag) {
 
 // The errors a process may see from a FUSE file system whose daemon died:
 // a request in flight is aborted (ECONNABORTED), a later one finds the
-// connection gone (ENOTCONN). Measured on Linux 6.x (fs/fuse/dev.c:
+// connection gone (ENOTCONN). Measured on Linux 6.x (Linux's fs/fuse/dev.c:
 // end_requests() and fuse_request_send's !fc->connected).
 bool IsDeadDaemonMessage(const std::string& text) {
   return text.find(std::strerror(ECONNABORTED)) != std::string::npos ||
