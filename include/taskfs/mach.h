@@ -167,7 +167,10 @@ kern_return_t vm_region(task_t target_task, vm_address_t *address,
  * unallocated and becomes a region with the source's attributes; without it
  * it must be allocated and writable. src_destroy: the source range is
  * deallocated afterwards. Needs read access to src_task's mem (write access
- * with src_destroy). */
+ * with src_destroy). Both tasks must be on the same mount (their mem files
+ * on the same device): the ioctl names the source by its id, which means
+ * something on dst_task's mount only, so a src_task on another mount is
+ * KERN_INVALID_TASK, before any I/O. */
 kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
                           vm_address_t dst_addr, vm_size_t len,
                           vm_address_t src_addr, boolean_t dst_alloc,

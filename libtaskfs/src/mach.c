@@ -50,7 +50,8 @@ struct task_entry {
   int fd;     /* mem, O_RDWR if writable, else O_RDONLY */
   int writable;
   uint64_t page_size;
-  uint64_t id; /* "id" of status: names the task, not the directory name */
+  uint64_t id; /* "id" of status: names the task on its mount only */
+  dev_t dev;   /* mem's st_dev: each mount has a device of its own */
   int refs;    /* the table's (until closed) plus one per call in flight */
 };
 
@@ -247,6 +248,7 @@ kern_return_t taskfs_task_open(const char *task_dir, task_t *task) {
     return KERN_INVALID_TASK;
   }
   e->page_size = (uint64_t)st.st_blksize;
+  e->dev = st.st_dev;
   e->id = read_task_id(e->dir);
   if (e->id == 0) {
     free_entry(e);
@@ -671,18 +673,28 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
                           vm_address_t dst_addr, vm_size_t len,
                           vm_address_t src_addr, boolean_t dst_alloc,
                           boolean_t src_destroy) {
-  struct task_entry *src;
-  kern_return_t kr = acquire(src_task, &src);
+  struct task_entry *e;
+  kern_return_t kr = acquire(src_task, &e);
   if (kr != KERN_SUCCESS) return kr;
+  const uint64_t src_id = e->id;
+  const dev_t src_dev = e->dev;
+  release(e);
+  /* The ioctl names the source by its id, which means something only on
+   * dst's mount: a source on another mount would be whatever task has that
+   * id there. */
+  kr = acquire(dst_task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  const int same_mount = e->dev == src_dev;
+  release(e);
+  if (!same_mount) return KERN_INVALID_TASK;
   struct taskfs_vm_map_copy m;
   memset(&m, 0, sizeof m);
-  m.src_task_id = src->id;
+  m.src_task_id = src_id;
   m.src = src_addr;
   m.size = len;
   m.dst = dst_addr;
   m.flags = (dst_alloc ? TASKFS_VM_MAP_COPY_DST_ALLOC : 0u) |
             (src_destroy ? TASKFS_VM_MAP_COPY_SRC_DESTROY : 0u);
-  release(src);
   return mem_ioctl(dst_task, TASKFS_IOC_VM_MAP_COPY, &m, 1);
 }
 

@@ -15,10 +15,11 @@ mem, writes to ctl, mkdir/rmdir), with the calling process's permissions. A
 failure raises MachError, an OSError whose errno is docs/reference.md §2's errno, with
 .kern_return (Mach's number), .name ("KERN_PROTECTION_FAILURE") and .reason:
 the line the daemon recorded for it in the task's errors file (docs/reference.md §7), or
-"" when there is none. Standard library only; Python 3.9 or later. A Task is
-safe to use from several threads: every call is one system call (or a loop of
-preads/pwrites at explicit offsets), and close() from one thread closes the
-descriptor only once the calls of the others are done with it.
+"" when there is none. vm_map_copy's source must be a Task of the same mount
+(else KERN_INVALID_TASK). Standard library only; Python 3.9 or later. A Task
+is safe to use from several threads: every call is one system call (or a
+loop of preads/pwrites at explicit offsets), and close() from one thread
+closes the descriptor only once the calls of the others are done with it.
 """
 
 import collections
@@ -149,6 +150,10 @@ def _parse_errors(text):
     return records
 
 
+def _dev_text(dev):
+    return f"{os.major(dev)}:{os.minor(dev)}"
+
+
 def _check_empty_transfer(address, size, page, operation):
     """Mach's argument check for a zero-size read or write, which never
     reaches the daemon (a zero-length pread sends no request)."""
@@ -198,7 +203,11 @@ class Task:
             except PermissionError:
                 self._fd = os.open(mem, os.O_RDONLY | os.O_CLOEXEC)
                 self.writable = False
-            self.page_size = os.fstat(self._fd).st_blksize
+            mem_stat = os.fstat(self._fd)
+            self.page_size = mem_stat.st_blksize
+            # The mount: each taskfs mount has a device of its own, and a
+            # task id means something only on its mount.
+            self._dev = mem_stat.st_dev
             self.id = int(self.status()["id"])
         except OSError as e:
             self._close_fd()
@@ -419,7 +428,19 @@ class Task:
 
     def vm_map_copy(self, src_task, src, size, dst, dst_alloc=False,
                     src_destroy=False):
-        """Copies [src, src+size) of src_task (a Task) to dst of this task."""
+        """Copies [src, src+size) of src_task (a Task) to dst of this task.
+
+        src_task must be on this task's mount: the ioctl names it by its id,
+        which means something only there. A src_task of another mount is
+        MachError(KERN_INVALID_TASK), refused before any I/O."""
+        operation = "ioctl vm_map_copy"
+        if src_task._dev != self._dev:
+            raise MachError(
+                _table_kern("KERN_INVALID_TASK"),
+                f"source task is on another mount: {src_task.path} is on "
+                f"{src_task.mountpoint} (device {_dev_text(src_task._dev)}), "
+                f"this task on {self.mountpoint} "
+                f"(device {_dev_text(self._dev)})", operation)
         flags = ((_table.TASKFS_VM_MAP_COPY_DST_ALLOC if dst_alloc else 0)
                  | (_table.TASKFS_VM_MAP_COPY_SRC_DESTROY if src_destroy else 0))
         self._ioctl("vm_map_copy", _table.TASKFS_IOC_VM_MAP_COPY,

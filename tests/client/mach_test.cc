@@ -611,6 +611,58 @@ TEST_F(ClientMach, MapCopyBetweenTasks) {
   EXPECT_EQ(taskfs_task_close(u), KERN_SUCCESS);
 }
 
+// The "id: N" line of a task's status.
+std::string StatusId(const std::string& status) {
+  const std::size_t at = status.find("\nid: ");
+  return at == std::string::npos
+             ? ""
+             : status.substr(at + 1, status.find('\n', at + 1) - at - 1);
+}
+
+TEST_F(ClientMach, MapCopyFromAnotherMountIsInvalidTask) {
+  // Two mounts, each with a task of the same id: the ioctl's source id would
+  // name the destination's own mount's task.
+  Mount second;
+  ASSERT_TRUE(second.ok()) << second.error();
+  struct stat first_st, second_st;
+  ASSERT_EQ(::stat(mount_.path().c_str(), &first_st), 0);
+  ASSERT_EQ(::stat(second.path().c_str(), &second_st), 0);
+  EXPECT_NE(first_st.st_dev, second_st.st_dev);
+  task_t d = TASK_NULL;
+  ASSERT_EQ(taskfs_task_create(second.path().c_str(), "d", &d), KERN_SUCCESS);
+  const std::string id = StatusId(ReadFile(mount_ / "t/status"));
+  ASSERT_NE(id, "");
+  ASSERT_EQ(StatusId(ReadFile(second / "d/status")), id);
+  Fill(1, 7);  // t's greeting
+  vm_address_t a = kA;
+  ASSERT_EQ(vm_allocate(d, &a, kPage, FALSE), KERN_SUCCESS);
+  ASSERT_EQ(WriteCode(d, kA, std::string(kPage, 'd')), KERN_SUCCESS);
+  const std::string maps = ReadFile(second / "d/maps");
+  EXPECT_EQ(vm_map_copy(d, t_, 0x800000, kPage, kA, TRUE, FALSE),
+            KERN_INVALID_TASK);
+  EXPECT_EQ(vm_map_copy(d, t_, kA, kPage, kA, FALSE, FALSE), KERN_INVALID_TASK);
+  EXPECT_EQ(vm_map_copy(t_, d, 0x800000, kPage, kA, TRUE, TRUE),
+            KERN_INVALID_TASK);
+  // Refused before any ioctl: nothing changed, nothing recorded.
+  EXPECT_EQ(ReadFile(second / "d/maps"), maps);
+  EXPECT_EQ(Read(d, kA, kPage), std::string(kPage, 'd'));
+  EXPECT_EQ(Maps("t"), "0000000000100000-0000000000101000 rw-/rwx copy\n");
+  EXPECT_EQ(Read(t_, kA, kPage), Pattern(kPage, 7));
+  EXPECT_EQ(ReadFile(second / "d/errors").find("vm_map_copy"),
+            std::string::npos);
+  EXPECT_EQ(ReadFile(mount_ / "t/errors").find("vm_map_copy"),
+            std::string::npos);
+  // On one mount the copy works.
+  task_t near = TASK_NULL;
+  ASSERT_EQ(taskfs_task_create(mount_.path().c_str(), "near", &near),
+            KERN_SUCCESS);
+  EXPECT_EQ(vm_map_copy(near, t_, 0x800000, kPage, kA, TRUE, FALSE),
+            KERN_SUCCESS);
+  EXPECT_EQ(Read(near, 0x800000, kPage), Pattern(kPage, 7));
+  EXPECT_EQ(taskfs_task_close(near), KERN_SUCCESS);
+  EXPECT_EQ(taskfs_task_close(d), KERN_SUCCESS);
+}
+
 // --- tasks
 // ---------------------------------------------------------------------
 

@@ -353,6 +353,49 @@ class TaskTest(MountedTest):
         self.assertMachError("KERN_INVALID_TASK", child.terminate)
         self.assertTrue(os.path.exists(again.path))
 
+    def test_map_copy_from_another_mount_is_invalid_task(self):
+        # Two mounts, each with a task of id 1: the ioctl's source id would
+        # name the destination's own mount's task 1.
+        first = Mount()
+        self.addCleanup(first.close)
+        second = Mount()
+        self.addCleanup(second.close)
+        self.assertNotEqual(os.stat(first.path).st_dev, os.stat(second.path).st_dev)
+        src = taskfs.Task.create(first.path, "src")
+        self.addCleanup(src.close)
+        dst = taskfs.Task.create(second.path, "dst")
+        self.addCleanup(dst.close)
+        self.assertEqual(src.id, dst.id)
+        greeting = b"hello from the first mount".ljust(PAGE, b"\0")
+        src.vm_allocate(PAGE, A)
+        src.vm_write(A, greeting)
+        dst.vm_allocate(PAGE, A)
+        dst.vm_write(A, b"d" * PAGE)
+        maps = dst.maps()
+        for call, args, kwargs in (
+                (dst.vm_map_copy, (src, A, PAGE, 0x800000), {"dst_alloc": True}),
+                (dst.vm_map_copy, (src, A, PAGE, A), {}),
+                (src.vm_map_copy, (dst, A, PAGE, 0x800000), {"dst_alloc": True})):
+            e = self.assertMachError("KERN_INVALID_TASK", call, *args, **kwargs)
+            self.assertIn("source task is on another mount", e.reason)
+            self.assertIn(first.path, e.reason)
+            self.assertIn(second.path, e.reason)
+            self.assertEqual(e.operation, "ioctl vm_map_copy")
+        # Refused before any ioctl: nothing changed, nothing recorded.
+        self.assertEqual(dst.maps(), maps)
+        self.assertEqual(dst.vm_read(A, PAGE), b"d" * PAGE)
+        self.assertEqual(src.vm_read(A, PAGE), greeting)
+        self.assertEqual([r for r in dst.errors() + src.errors()
+                          if r.operation.startswith("ioctl vm_map_copy")], [])
+        # On one mount the copy works.
+        near = taskfs.Task.create(second.path, "near")
+        self.addCleanup(near.close)
+        near.vm_allocate(PAGE, A)
+        near.vm_write(A, greeting)
+        dst.vm_map_copy(near, A, PAGE, 0x800000, dst_alloc=True)
+        self.assertEqual(dst.vm_read(0x800000, PAGE), greeting)
+        self.assertEqual(dst.vm_read(A, PAGE), b"d" * PAGE)
+
     def test_ctl_runs_one_command(self):
         self.assertEqual(self.task.ctl("allocate anywhere 64K"), "0x0")
         self.assertEqual(self.task.ctl("protect 0 4K r--"), "ok")
