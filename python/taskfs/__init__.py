@@ -15,16 +15,19 @@ mem, writes to ctl, mkdir/rmdir), with the calling process's permissions. A
 failure raises MachError, an OSError whose errno is docs/reference.md §2's errno, with
 .kern_return (Mach's number), .name ("KERN_PROTECTION_FAILURE") and .reason:
 the line the daemon recorded for it in the task's errors file (docs/reference.md §7), or
-"" when there is none. vm_map_copy's source must be a Task of the same mount
-(else KERN_INVALID_TASK). Standard library only; Python 3.9 or later. A Task
-is safe to use from several threads: every call is one system call (or a
-loop of preads/pwrites at explicit offsets), and close() from one thread
-closes the descriptor only once the calls of the others are done with it.
+"" when there is none. An argument of the wrong type raises TypeError naming
+the call, the argument and the type expected. vm_map_copy's source must be a
+Task of the same mount (else KERN_INVALID_TASK). Standard library only;
+Python 3.9 or later. A Task is safe to use from several threads: every call
+is one system call (or a loop of preads/pwrites at explicit offsets), and
+close() from one thread closes the descriptor only once the calls of the
+others are done with it.
 """
 
 import collections
 import errno as _errno
 import fcntl
+import operator
 import os
 import struct
 import threading
@@ -83,7 +86,9 @@ def _table_kern(name):
 
 def valid_task_name(name):
     """Whether name (a str) is a name the daemon takes for a task (docs/reference.md §4),
-    by the rule of <taskfs/task_name.h> (_table.TASK_NAME_RULE in words)."""
+    by the rule of <taskfs/task_name.h> (_table.TASK_NAME_RULE in words).
+    TypeError if name is not a str."""
+    _check_type(name, str, "name", "a str", "valid_task_name")
     return (0 < len(name) <= _table.TASK_NAME_MAX
             and not name.startswith(".")
             and all(c in _table.TASK_NAME_CHARS for c in name)
@@ -91,13 +96,40 @@ def valid_task_name(name):
 
 
 def _check_task_name(name, operation):
-    """MachError(KERN_INVALID_ARGUMENT) unless valid_task_name(name):
+    """MachError(KERN_INVALID_ARGUMENT) unless valid_task_name(name) (a str):
     checked before anything is made, as libtaskfs does, so that a name can
     neither reach outside the mount ("../x") nor add a ctl line."""
-    if not isinstance(name, str) or not valid_task_name(name):
+    if not valid_task_name(name):
         raise MachError(_table_kern("KERN_INVALID_ARGUMENT"),
-                        f"bad task name '{str(name)[:80]}' "
+                        f"bad task name '{name[:80]}' "
                         f"({_table.TASK_NAME_RULE})", operation)
+
+
+def _check_type(value, kind, what, expected, operation):
+    """TypeError naming the call, the argument and the type expected, unless
+    value is a kind."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{operation}: {what} must be {expected}, "
+                        f"not {type(value).__name__}")
+
+
+def _int(value, what, operation):
+    """value as an int (anything with __index__; not a float or a str), else
+    TypeError naming the call and the argument."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{operation}: {what} must be an int, not "
+                        f"{type(value).__name__}") from None
+
+
+def _path(value, what, operation):
+    """A str path (or os.PathLike giving one), else TypeError: a Task's paths
+    are str."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    _check_type(value, str, what, "a str path", operation)
+    return value
 
 
 class MachError(OSError):
@@ -185,6 +217,7 @@ class Task:
 
     def __init__(self, task_dir):
         """Opens task_dir; MachError(KERN_INVALID_TASK) if it is no task."""
+        task_dir = _path(task_dir, "task_dir", "open")
         self.path = os.path.normpath(task_dir)
         self.name = os.path.basename(self.path)
         self.mountpoint = os.path.dirname(self.path)
@@ -227,6 +260,8 @@ class Task:
     def create(cls, mountpoint, name):
         """mkdir MOUNTPOINT/NAME (task_create of an empty task) and open it.
         MachError(KERN_INVALID_ARGUMENT) for a name valid_task_name refuses."""
+        mountpoint = _path(mountpoint, "mountpoint", "mkdir")
+        _check_type(name, str, "name", "a str", "mkdir")
         path = os.path.join(mountpoint, name)
         _check_task_name(name, f"mkdir {path}")
         try:
@@ -334,6 +369,7 @@ class Task:
     def ctl(self, command):
         """Runs one ctl command line (docs/reference.md §6) and returns its result line
         ("ok", or the address for `allocate anywhere`)."""
+        _check_type(command, str, "command", "a str", "ctl")
         line = command.rstrip("\n")
         operation = "ctl " + line
         try:
@@ -349,6 +385,11 @@ class Task:
             os.close(fd)
 
     # --- ioctls --------------------------------------------------------------
+
+    @staticmethod
+    def _ints(operation, **values):
+        """The values as ints, in order; TypeError for one that is not."""
+        return [_int(v, what, operation) for what, v in values.items()]
 
     def _ioctl(self, word, request, packed, changes, mutable=False):
         operation = "ioctl " + word
@@ -379,6 +420,9 @@ class Task:
     def vm_allocate(self, size, address=None):
         """Allocates size bytes (rounded to pages) at address, or anywhere if
         address is None; returns the address."""
+        size = _int(size, "size", "vm_allocate")
+        if address is not None:
+            address = _int(address, "address", "vm_allocate")
         flags = _table.TASKFS_VM_ALLOCATE_ANYWHERE if address is None else 0
         out = self._ioctl("vm_allocate", _table.TASKFS_IOC_VM_ALLOCATE,
                           self._ALLOCATE.pack(address or 0, size, flags, 0),
@@ -386,25 +430,32 @@ class Task:
         return self._ALLOCATE.unpack(out)[0]
 
     def vm_deallocate(self, address, size):
+        address, size = self._ints("vm_deallocate", address=address, size=size)
         self._ioctl("vm_deallocate", _table.TASKFS_IOC_VM_DEALLOCATE,
                     self._DEALLOCATE.pack(address, size), True)
 
     def vm_protect(self, address, size, prot, set_maximum=False):
+        address, size, prot = self._ints("vm_protect", address=address,
+                                         size=size, prot=prot)
         self._ioctl("vm_protect", _table.TASKFS_IOC_VM_PROTECT,
                     self._PROTECT.pack(address, size, 1 if set_maximum else 0,
                                        prot), True)
 
     def vm_inherit(self, address, size, inheritance):
+        address, size, inheritance = self._ints(
+            "vm_inherit", address=address, size=size, inheritance=inheritance)
         self._ioctl("vm_inherit", _table.TASKFS_IOC_VM_INHERIT,
                     self._INHERIT.pack(address, size, inheritance, 0), True)
 
     def vm_copy(self, src, size, dst):
+        src, size, dst = self._ints("vm_copy", src=src, size=size, dst=dst)
         self._ioctl("vm_copy", _table.TASKFS_IOC_VM_COPY,
                     self._COPY.pack(src, size, dst), True)
 
     def vm_region(self, address):
         """The region holding address, else the first above it
         (MachError KERN_NO_SPACE if none)."""
+        address = _int(address, "address", "vm_region")
         out = self._ioctl("vm_region", _table.TASKFS_IOC_VM_REGION,
                           self._REGION.pack(address, 0, 0, 0, 0, 0), False,
                           mutable=True)
@@ -434,6 +485,9 @@ class Task:
         which means something only there. A src_task of another mount is
         MachError(KERN_INVALID_TASK), refused before any I/O."""
         operation = "ioctl vm_map_copy"
+        _check_type(src_task, Task, "src_task", "a taskfs.Task",
+                    "vm_map_copy")
+        src, size, dst = self._ints("vm_map_copy", src=src, size=size, dst=dst)
         if src_task._dev != self._dev:
             raise MachError(
                 _table_kern("KERN_INVALID_TASK"),
@@ -455,6 +509,7 @@ class Task:
         A transfer the kernel cuts into several requests is continued after
         a short read, so the call returns everything or raises the failing
         request's error."""
+        address, size = self._ints("vm_read", address=address, size=size)
         operation = f"pread 0x{address:x} 0x{size:x}"
         _check_empty_transfer(address, size, self.page_size, operation)
         fd = self._acquire(operation)
@@ -490,7 +545,13 @@ class Task:
         The daemon takes a write in requests of 512 KiB, each atomic: when a
         later request of a larger write fails, the requests before it stay
         written and the failing request's error is raised."""
-        view = memoryview(data).cast("B")
+        address = _int(address, "address", "vm_write")
+        try:
+            view = memoryview(data)
+        except TypeError:
+            raise TypeError("vm_write: data must be a bytes-like object, not "
+                            f"{type(data).__name__}") from None
+        view = view.cast("B")
         operation = f"pwrite 0x{address:x} 0x{len(view):x}"
         _check_empty_transfer(address, len(view), self.page_size, operation)
         fd = self._acquire(operation)
@@ -524,6 +585,7 @@ class Task:
     def fork(self, name):
         """`fork NAME` (task_create with inherit_memory): the child, open.
         MachError(KERN_INVALID_ARGUMENT) for a name valid_task_name refuses."""
+        _check_type(name, str, "name", "a str", "fork")
         _check_task_name(name, f"ctl fork {name}")
         self.ctl(f"fork {name}")
         return Task(os.path.join(self.mountpoint, name))

@@ -12,6 +12,7 @@ ErrorsFileTest needs the daemon's errors file (docs/reference.md §7).
 import array
 import errno
 import os
+import pathlib
 import pwd
 import struct
 import subprocess
@@ -395,6 +396,54 @@ class TaskTest(MountedTest):
         dst.vm_map_copy(near, A, PAGE, 0x800000, dst_alloc=True)
         self.assertEqual(dst.vm_read(0x800000, PAGE), greeting)
         self.assertEqual(dst.vm_read(A, PAGE), b"d" * PAGE)
+
+    def test_wrong_argument_types_are_type_errors(self):
+        t = self.task
+        t.vm_allocate(2 * PAGE, A)
+        maps = t.maps()
+        for call, args, message in (
+                (t.vm_map_copy, ("nosuch", A, PAGE, A),
+                 "vm_map_copy: src_task must be a taskfs.Task, not str"),
+                (t.vm_map_copy, (t.id, A, PAGE, A),
+                 "vm_map_copy: src_task must be a taskfs.Task, not int"),
+                (t.vm_map_copy, (t, "0x100000", PAGE, A),
+                 "vm_map_copy: src must be an int, not str"),
+                (t.vm_allocate, ("4096",), "vm_allocate: size must be an int, not str"),
+                (t.vm_allocate, (PAGE, float(A)),
+                 "vm_allocate: address must be an int, not float"),
+                (t.vm_deallocate, (A, b"4096"),
+                 "vm_deallocate: size must be an int, not bytes"),
+                (t.vm_protect, (A, PAGE, "r--"), "vm_protect: prot must be an int, not str"),
+                (t.vm_inherit, (A, PAGE, "share"),
+                 "vm_inherit: inheritance must be an int, not str"),
+                (t.vm_copy, (A, PAGE, None), "vm_copy: dst must be an int, not NoneType"),
+                (t.vm_region, ("0",), "vm_region: address must be an int, not str"),
+                (t.vm_read, (hex(A), PAGE), "vm_read: address must be an int, not str"),
+                (t.vm_write, (A, "x" * PAGE),
+                 "vm_write: data must be a bytes-like object, not str"),
+                (t.vm_write, (str(A), b"x" * PAGE),
+                 "vm_write: address must be an int, not str"),
+                (t.ctl, (b"allocate anywhere 4K",), "ctl: command must be a str, not bytes"),
+                (t.fork, (b"kid",), "fork: name must be a str, not bytes"),
+                (taskfs.Task.create, (self.mount.path, b"x"),
+                 "mkdir: name must be a str, not bytes"),
+                (taskfs.Task.create, (self.mount.path.encode(), "x"),
+                 "mkdir: mountpoint must be a str path, not bytes"),
+                (taskfs.Task.open, (t.path.encode(),),
+                 "open: task_dir must be a str path, not bytes"),
+                (taskfs.valid_task_name, (b"x",),
+                 "valid_task_name: name must be a str, not bytes")):
+            with self.assertRaises(TypeError, msg=message) as cm:
+                call(*args)
+            self.assertEqual(str(cm.exception), message)
+        self.assertEqual(t.maps(), maps)
+        self.assertFalse(os.path.exists(self.mount / "x"))
+        self.assertFalse(os.path.exists(self.mount / "kid"))
+        # What stands for an int or a path still does.
+        with taskfs.Task.open(pathlib.Path(t.path)) as again:
+            self.assertEqual(again.id, t.id)
+        self.assertEqual(t.vm_region(True).start, A)
+        t.vm_write(A, bytearray(b"y" * PAGE))
 
     def test_ctl_runs_one_command(self):
         self.assertEqual(self.task.ctl("allocate anywhere 64K"), "0x0")
