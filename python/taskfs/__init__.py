@@ -156,10 +156,36 @@ class MachError(OSError):
         return (MachError, (self.kern_return, self.reason, self.operation))
 
 
-# vm_region's answer: [start, end), current and maximum protection,
-# inheritance.
-Region = collections.namedtuple(
-    "Region", "start end protection max_protection inheritance")
+_INHERIT_NAMES = {
+    _table.VM_INHERIT_SHARE: "share",
+    _table.VM_INHERIT_COPY: "copy",
+    _table.VM_INHERIT_NONE: "none",
+}
+
+
+def _prot_text(prot):
+    """A protection as the maps file writes it: "rw-", "r-x", "---"; the
+    number for one with bits beyond VM_PROT_ALL."""
+    if prot & ~_table.VM_PROT_ALL:
+        return str(prot)
+    return "".join(c if prot & bit else "-" for c, bit in
+                   (("r", _table.VM_PROT_READ), ("w", _table.VM_PROT_WRITE),
+                    ("x", _table.VM_PROT_EXECUTE)))
+
+
+class Region(collections.namedtuple(
+        "Region", "start end protection max_protection inheritance")):
+    """vm_region's answer: [start, end), current and maximum protection
+    (VM_PROT_* numbers), inheritance (a VM_INHERIT_* number). Its repr is
+    the maps file's line: Region(0x100000-0x102000 rw-/rwx copy)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        inheritance = _INHERIT_NAMES.get(self.inheritance, str(self.inheritance))
+        return (f"Region(0x{self.start:x}-0x{self.end:x} "
+                f"{_prot_text(self.protection)}/"
+                f"{_prot_text(self.max_protection)} {inheritance})")
 
 # One line of a task's errors file (docs/reference.md §7).
 ErrorRecord = collections.namedtuple("ErrorRecord", "seq uid operation name reason")

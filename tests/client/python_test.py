@@ -324,6 +324,24 @@ class TaskTest(MountedTest):
             f"{prot(r.max_protection)} {inh[r.inheritance]}\n" for r in regions))
         self.assertMachError("KERN_NO_SPACE", self.task.vm_region, 0x400000 + 4 * PAGE)
 
+    def test_region_repr_is_the_maps_line(self):
+        self.fill(3)
+        self.task.vm_protect(A + PAGE, PAGE, taskfs.VM_PROT_READ, set_maximum=True)
+        self.task.vm_protect(A + 2 * PAGE, PAGE, taskfs.VM_PROT_READ | taskfs.VM_PROT_EXECUTE)
+        self.task.vm_inherit(A + 2 * PAGE, PAGE, taskfs.VM_INHERIT_SHARE)
+        regions = self.task.regions()
+        self.assertEqual([repr(r) for r in regions], [
+            f"Region(0x{A:x}-0x{A + PAGE:x} rw-/rwx copy)",
+            f"Region(0x{A + PAGE:x}-0x{A + 2 * PAGE:x} r--/r-- copy)",
+            f"Region(0x{A + 2 * PAGE:x}-0x{A + 3 * PAGE:x} r-x/rwx share)"])
+        # The fields stay Mach's numbers.
+        self.assertEqual(tuple(regions[2]), (A + 2 * PAGE, A + 3 * PAGE, 5, 7, 0))
+        self.assertEqual(regions[1].protection, taskfs.VM_PROT_READ)
+        self.assertEqual(repr(taskfs.Region(0, PAGE, 0, 0, taskfs.VM_INHERIT_NONE)),
+                         "Region(0x0-0x1000 ---/--- none)")
+        self.assertEqual(repr(taskfs.Region(0, PAGE, 9, 7, 5)),
+                         "Region(0x0-0x1000 9/rwx 5)")
+
     def test_map_copy_fork_terminate_and_status(self):
         data = self.fill(2)
         self.task.vm_inherit(A, PAGE, taskfs.VM_INHERIT_SHARE)
