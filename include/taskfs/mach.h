@@ -191,8 +191,9 @@ kern_return_t task_terminate(task_t target_task);
  * call given it returns KERN_INVALID_ARGUMENT. */
 task_t mach_task_self(void);
 
-/* "KERN_SUCCESS: ..." style text for every code above; for any other value a
- * fixed "unknown error code" text. Never NULL; the strings are static. */
+/* Mach's text for every code above: "(os/kern) successful",
+ * "(os/kern) protection failure" ...; "(os/kern) unknown error code" for any
+ * other value. Never NULL; the strings are static. */
 const char *mach_error_string(kern_return_t error_value);
 
 /* --- taskfs's entry points, what Mach gets from its ports ------------------
