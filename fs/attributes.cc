@@ -43,7 +43,14 @@ void Attributes::FillTask(const TaskNode& node, NodeKind kind,
   st->st_size =
       kind == NodeKind::kMem ? static_cast<off_t>(system_.address_limit()) : 0;
   st->st_blksize = static_cast<blksize_t>(system_.page_size());
-  st->st_atim = st->st_mtim = st->st_ctim = node.created;
+  // mem, maps and status show the task's memory and map: they were last
+  // modified when those last changed (docs/reference.md §5).
+  st->st_atim = node.created;
+  st->st_mtim = st->st_ctim = kind == NodeKind::kMem ||
+                                      kind == NodeKind::kMaps ||
+                                      kind == NodeKind::kStatus
+                                  ? node.task->changed()
+                                  : node.created;
 }
 
 int Attributes::Get(Ino ino, struct stat* st, bool last) const {

@@ -31,6 +31,21 @@ Task::Task(VmSystem& system, std::uint64_t id, std::string name)
   account_.Charge(kTaskCharge);
 }
 
+std::int64_t Task::Now() noexcept {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  return std::int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+}
+
+void Task::NoteChange() noexcept {
+  // Calls under a shared lock (writes, copies) note concurrently: the
+  // latest time wins, so the time never goes back.
+  const std::int64_t now = Now();
+  std::int64_t seen = changed_ns_.load();
+  while (seen < now && !changed_ns_.compare_exchange_weak(seen, now)) {
+  }
+}
+
 void Task::Terminate() noexcept {
   // Removing the whole space splits nothing, so it cannot fail.
   map_.Remove(PageRange::All(geometry()));

@@ -31,6 +31,16 @@ using gate::Readable;
 using gate::ReadEntries;
 using gate::WithReason;
 
+namespace {
+
+// kr, after noting a change of task's memory when kr is success.
+KernReturn Changed(Task& task, KernReturn kr) {
+  if (kr == KERN_SUCCESS) task.NoteChange();
+  return kr;
+}
+
+}  // namespace
+
 // --- tasks -----------------------------------------------------------------
 
 KernResult<std::shared_ptr<Task>> task_create(VmSystem& system,
@@ -91,6 +101,7 @@ KernReturn vm_allocate(Task& task, vm_address_t* address, vm_size_t size,
     }
     map.AllocateRange(range);
     *address = range.start();
+    task.NoteChange();
     return KERN_SUCCESS;
   });
 }
@@ -105,6 +116,7 @@ KernReturn vm_deallocate(Task& task, vm_address_t address, vm_size_t size) {
     // memory must not need free memory.
     ReserveScope reserve;
     task.map().Remove(range);
+    task.NoteChange();
     return KERN_SUCCESS;
   });
 }
@@ -135,6 +147,7 @@ KernReturn vm_protect(Task& task, vm_address_t address, vm_size_t size,
             });
     if (!check.passed()) return check.code();
     map.SetProtection(range, new_prot, set_maximum);
+    task.NoteChange();
     return KERN_SUCCESS;
   });
 }
@@ -157,6 +170,7 @@ KernReturn vm_inherit(Task& task, vm_address_t address, vm_size_t size,
         .Allocated(map, range);
     if (!check.passed()) return check.code();
     map.SetInheritance(range, inheritance);
+    task.NoteChange();
     return KERN_SUCCESS;
   });
 }
@@ -244,8 +258,8 @@ KernReturn vm_write(Task& task, vm_address_t address, const void* data,
         .Exact(address, size, &range)
         .Access(task.map(), range, VM_PROT_WRITE);
     if (!check.passed()) return check.code();
-    return WriteBytes(task.system(), task.map(), range, address, size,
-                      WriteSource::StreamedBytes(data));
+    return Changed(task, WriteBytes(task.system(), task.map(), range, address,
+                                    size, WriteSource::StreamedBytes(data)));
   });
 }
 
@@ -263,6 +277,7 @@ KernReturn vm_copy(Task& task, vm_address_t source, vm_size_t size,
         .Access(map, dst_range, VM_PROT_WRITE);
     if (!check.passed()) return check.code();
     CopyOverwrite(map, src_range, map, dst_range);
+    task.NoteChange();
     return KERN_SUCCESS;
   });
 }
@@ -289,6 +304,8 @@ KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
     }
     if (!check.passed()) return check.code();
     MapCopy(src_map, src_range, dst_map, dst_range, dst_alloc, src_destroy);
+    dst_task.NoteChange();
+    if (src_destroy) src_task.NoteChange();
     return KERN_SUCCESS;
   });
 }
@@ -306,7 +323,8 @@ KernReturn Load(Task& task, vm_address_t address, vm_size_t size,
         .Rounded(address, size, &range)
         .Allocated(task.map(), range);
     if (!check.passed()) return check.code();
-    return WriteBytes(task.system(), task.map(), range, address, size, source);
+    return Changed(task, WriteBytes(task.system(), task.map(), range, address,
+                                    size, source));
   });
 }
 

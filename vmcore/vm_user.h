@@ -13,8 +13,11 @@
 //      KERN_INVALID_ADDRESS (not allocated) and KERN_PROTECTION_FAILURE;
 //   4. the destination range, the same way.
 // A zero-size call that passes step 1 succeeds and changes nothing. A call that
-// fails changes nothing. Every call is atomic with respect to every other call
-// on the same task. Calls on a terminated task return KERN_INVALID_TASK.
+// fails changes nothing. A call that changes a byte or a region notes the
+// time in its task (Task::changed): allocate, deallocate, protect, inherit,
+// write, copy, load, fill, and vm_map_copy in its destination (and in its
+// source with src_destroy). Every call is atomic with respect to every other
+// call on the same task. Calls on a terminated task return KERN_INVALID_TASK.
 // bad_alloc never escapes: it becomes KERN_RESOURCE_SHORTAGE.
 //
 // Thread-safety: every function may be called from any number of threads.

@@ -396,5 +396,105 @@ TEST_F(MemTest, DdWritesAndReadsWithAndWithoutNotrunc) {
   ::unlink(in.c_str());
 }
 
+// mem's modification and change times are when the task's memory or map
+// last changed (docs/reference.md §4), so stat, find -newer and make see a
+// change made through any path; maps and status show the same time.
+timespec MTime(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return {-1, 0};
+  EXPECT_EQ(st.st_mtim.tv_sec, st.st_ctim.tv_sec) << path;
+  EXPECT_EQ(st.st_mtim.tv_nsec, st.st_ctim.tv_nsec) << path;
+  return st.st_mtim;
+}
+bool Later(const timespec& a, const timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+bool Same(const timespec& a, const timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+// Creates path holding text; false on failure.
+bool CreateFile(const std::string& path, const std::string& text) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) return false;
+  const bool ok = ::write(fd, text.data(), text.size()) ==
+                  static_cast<ssize_t>(text.size());
+  return ::close(fd) == 0 && ok;
+}
+// Waits until clock is past t: a change made after that is later than t,
+// and a file the kernel stamps then (with its coarse clock) is later too.
+void PassClock(clockid_t clock, const timespec& t) {
+  timespec now;
+  do {
+    clock_gettime(clock, &now);
+  } while (!Later(now, t));
+}
+
+TEST_F(MemTest, ModificationTimeMovesOnEveryWriteCopyAndMapChange) {
+  const std::string mem = mount_ / "t/mem";
+  const auto expect_moves = [&](const char* what, auto&& change) {
+    const timespec before = MTime(mem);
+    PassClock(CLOCK_REALTIME, before);
+    change();
+    const timespec after = MTime(mem);
+    EXPECT_TRUE(Later(after, before)) << what;
+    EXPECT_TRUE(Same(MTime(mount_ / "t/maps"), after)) << what;
+    EXPECT_TRUE(Same(MTime(mount_ / "t/status"), after)) << what;
+  };
+  expect_moves("ctl allocate", [&] {
+    ASSERT_EQ(Ctl("allocate 0x10000 8K\nallocate 0x20000 8K\n"), 0);
+  });
+  AlignedBuffer b(kPage);
+  std::memset(b.data, 0x5a, b.size);
+  expect_moves("pwrite", [&] {
+    ASSERT_EQ(Write(b, 0x10000, kPage), static_cast<ssize_t>(kPage));
+  });
+  expect_moves("vm_copy ioctl", [&] {
+    taskfs_vm_copy c{0x10000, kPage, 0x20000};
+    ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_COPY, &c), 0) << std::strerror(errno);
+  });
+  expect_moves("ctl protect",
+               [&] { ASSERT_EQ(Ctl("protect 0x20000 4K r--\n"), 0); });
+  expect_moves("ctl deallocate",
+               [&] { ASSERT_EQ(Ctl("deallocate 0x20000 8K\n"), 0); });
+  // Reads and failures change nothing, and leave the time.
+  const timespec settled = MTime(mem);
+  PassClock(CLOCK_REALTIME, settled);
+  AlignedBuffer r(kPage);
+  ASSERT_EQ(Read(r, 0x10000, kPage), static_cast<ssize_t>(kPage));
+  EXPECT_EQ(Write(b, 0x30000, kPage), -EFAULT);
+  EXPECT_NE(Ctl("allocate 0x10000 4K\n"), 0);
+  EXPECT_NE(Ctl("protect 0x30000 4K r--\n"), 0);
+  EXPECT_TRUE(Same(MTime(mem), settled));
+}
+
+TEST_F(MemTest, FindNewerSeesAWriteByDd) {
+  ASSERT_EQ(Ctl("allocate 0x10000 4K\n"), 0);
+  const std::string dir = mount_ / "t";
+  // A reference file stamped (by the kernel's coarse clock) after mem's
+  // last change: mem is not newer than it.
+  const TempDir scratch;
+  const std::string ref = scratch.path() + "/ref";
+  PassClock(CLOCK_REALTIME_COARSE, MTime(dir + "/mem"));
+  ASSERT_TRUE(CreateFile(ref, "x"));
+  const std::vector<std::string> find = {"find", dir,      "-name",
+                                         "mem",  "-newer", ref};
+  RunResult before = RunCommand(find);
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+  EXPECT_EQ(before.out, "");
+  // A write by dd, after the reference file's time: mem is newer.
+  struct stat ref_st;
+  ASSERT_EQ(::stat(ref.c_str(), &ref_st), 0);
+  PassClock(CLOCK_REALTIME, ref_st.st_mtim);
+  const std::string page = scratch.path() + "/page";
+  ASSERT_TRUE(CreateFile(page, std::string(kPage, 'd')));
+  RunResult dd =
+      RunCommand({"dd", "if=" + page, "of=" + dir + "/mem", "bs=4096",
+                  "seek=16", "conv=notrunc", "status=none"});
+  ASSERT_EQ(dd.exit_code, 0) << dd.err;
+  RunResult after = RunCommand(find);
+  ASSERT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(after.out, dir + "/mem\n");
+}
+
 }  // namespace
 }  // namespace taskfs::testing

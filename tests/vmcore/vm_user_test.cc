@@ -930,5 +930,85 @@ TEST_F(VmUserTest, SixtyFourKibPages) {
   EXPECT_EQ(Stats().virtual_bytes, 65536u);
 }
 
+// --- the change time (Task::changed) --------------------------------------
+
+bool Later(const timespec& a, const timespec& b) {
+  return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+}
+bool Same(const timespec& a, const timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+// Waits until the real-time clock is past t, so that a change noted after
+// it is later than t (the clock's resolution may be coarse).
+void PassClock(const timespec& t) {
+  timespec now;
+  do {
+    clock_gettime(CLOCK_REALTIME, &now);
+  } while (!Later(now, t));
+}
+
+TEST_F(VmUserTest, EveryChangingCallMovesTheChangeTime) {
+  auto other = Created(task_create(*system_, "other"));
+  ASSERT_NE(other, nullptr);
+  EXPECT_TRUE(Same(task_->changed(), task_->created()));
+  const auto expect_moves = [&](Task& task, const char* call, auto&& body) {
+    const timespec before = task.changed();
+    PassClock(before);
+    ASSERT_EQ(body(), KERN_SUCCESS) << call;
+    EXPECT_TRUE(Later(task.changed(), before)) << call;
+  };
+  expect_moves(*task_, "allocate", [&] { return Alloc(kBase, 4 * kPage); });
+  vm_address_t anywhere = 0;
+  expect_moves(*task_, "allocate anywhere",
+               [&] { return vm_allocate(*task_, &anywhere, kPage, true); });
+  expect_moves(*task_, "write", [&] { return Fill(kBase, kPage, 'a'); });
+  expect_moves(*task_, "copy",
+               [&] { return vm_copy(*task_, kBase, kPage, kBase + kPage); });
+  expect_moves(*task_, "fill",
+               [&] { return vm_fill(*task_, kBase + 3, 10, 'b'); });
+  const char data[] = "loaded";
+  expect_moves(*task_, "load",
+               [&] { return vm_load(*task_, kBase + 5, data, sizeof data); });
+  expect_moves(*task_, "protect", [&] {
+    return vm_protect(*task_, kBase, kPage, false, VM_PROT_READ);
+  });
+  expect_moves(*task_, "inherit", [&] {
+    return vm_inherit(*task_, kBase, kPage, VM_INHERIT_SHARE);
+  });
+  expect_moves(*task_, "deallocate",
+               [&] { return vm_deallocate(*task_, kBase + 3 * kPage, kPage); });
+  expect_moves(*other, "map_copy into the destination", [&] {
+    return vm_map_copy(*other, kBase, *task_, kBase, kPage, true, false);
+  });
+  expect_moves(*task_, "map_copy with src_destroy, in the source", [&] {
+    return vm_map_copy(*other, kBase + kPage, *task_, kBase + kPage, kPage,
+                       true, true);
+  });
+}
+
+TEST_F(VmUserTest, ReadsFailuresAndNoOpsLeaveTheChangeTime) {
+  ASSERT_EQ(Alloc(kBase, 2 * kPage), KERN_SUCCESS);
+  ASSERT_EQ(Fill(kBase, kPage, 'a'), KERN_SUCCESS);
+  const timespec before = task_->changed();
+  PassClock(before);
+  std::vector<std::byte> buf(kPage);
+  EXPECT_EQ(vm_read(*task_, kBase, buf), KERN_SUCCESS);
+  vm_address_t address = kBase;
+  RegionInfo info;
+  EXPECT_EQ(vm_region(*task_, &address, &info), KERN_SUCCESS);
+  EXPECT_EQ(Fill(kBase + kPage, 2 * kPage, 'b'), KERN_INVALID_ADDRESS);
+  EXPECT_EQ(Alloc(kBase, kPage), KERN_NO_SPACE);
+  EXPECT_EQ(vm_copy(*task_, kBase, kPage, kBase + 4 * kPage),
+            KERN_INVALID_ADDRESS);
+  EXPECT_EQ(Alloc(kBase + 8 * kPage, 0), KERN_SUCCESS);  // size 0: a no-op
+  EXPECT_EQ(vm_deallocate(*task_, kBase, 0), KERN_SUCCESS);
+  auto child = Created(task_fork(*system_, *task_, "child"));
+  ASSERT_NE(child, nullptr);
+  EXPECT_TRUE(Same(task_->changed(), before));
+  // A fork's child was made now: that is its change time.
+  EXPECT_TRUE(Same(child->changed(), child->created()));
+  EXPECT_TRUE(Later(child->created(), before));
+}
+
 }  // namespace
 }  // namespace taskfs::vm
