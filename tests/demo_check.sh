@@ -77,8 +77,17 @@ case $mode in
   build)
     # Every file of the build tree the install rules name, from the
     # generated install scripts.
+    # Only a build tree apart from the sources: an in-source build's install
+    # rules name sources too, which this must never delete.
+    real_src=$(realpath "$src") real_build=$(realpath "$build")
+    [[ $real_build != "$real_src" && $real_src != "$real_build"/* ]] ||
+      fail "the build directory $build holds the sources: refusing to delete its files"
     mapfile -t inputs < <(find "$build" -name cmake_install.cmake -exec grep -ho '"/[^"]*"' {} + |
       tr -d '"' | grep -F "$build/" | grep -v -e '\$' -e '/cmake_install\.cmake$' | sort -u)
+    for f in "${inputs[@]}"; do
+      ! git -C "$src" ls-files --error-unmatch -- "$f" >/dev/null 2>&1 ||
+        fail "the install rules name $f, a tracked source, as a build output"
+    done
     for f in fs/taskfs libtaskfs/libtaskfs.so.0 libtaskfs/libtaskfs.a python/taskfs/_table.py; do
       grep -qxF "$build/$f" <(printf '%s\n' "${inputs[@]}") || fail "the install rules do not name $f"
     done
