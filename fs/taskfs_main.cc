@@ -180,6 +180,9 @@ int main(int argc, char** argv) {
       "{} tasks loaded",
       options.mountpoint, system.page_size(), system.address_bits(),
       system.config().memory_limit, fs.TaskCount());
+  // The manifest may have started the core's background threads; fork
+  // copies none, so they end here and start again in the daemon.
+  system.BeforeFork();
   fuse_daemonize(options.foreground ? 1 : 0);
 
   int result;

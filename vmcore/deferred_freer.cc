@@ -59,6 +59,13 @@ void DeferredFreer::Stop() noexcept {
   Drain();  // nothing is left unless the thread never ran; cheap either way
 }
 
+void DeferredFreer::Rest() noexcept {
+  Stop();
+  std::lock_guard lock(mu_);
+  stopping_ = false;
+  started_ = false;
+}
+
 bool DeferredFreer::started() const {
   std::lock_guard lock(mu_);
   return started_;

@@ -56,6 +56,12 @@ class DeferredFreer {
   // after it return false. Idempotent; the destructor calls it.
   void Stop() noexcept;
 
+  // As Stop, but the next Take starts a thread again: for a process about
+  // to fork (a daemon going to the background), whose child would else
+  // believe a thread runs that fork did not copy. Only the owner calls it,
+  // with no Take or Drain under way.
+  void Rest() noexcept;
+
   // Whether the thread was started, and whether it is still running (not
   // joined): for tests.
   bool started() const;

@@ -16,6 +16,21 @@ HeapTrimmer::~HeapTrimmer() {
   thread_.join();
 }
 
+void HeapTrimmer::Rest() noexcept {
+  if (!started_.load(std::memory_order_acquire)) return;
+  Wait();
+  stop_.store(true, std::memory_order_release);
+  requested_.fetch_add(1, std::memory_order_acq_rel);
+  requested_.notify_one();
+  thread_.join();
+  // The stop's own count is served: Wait must not wait for it.
+  served_.store(requested_.load(std::memory_order_acquire),
+                std::memory_order_release);
+  stop_.store(false, std::memory_order_release);
+  started_.store(false, std::memory_order_release);
+  starting_.clear(std::memory_order_release);
+}
+
 void HeapTrimmer::Request() noexcept {
   // Set before the request counts: the thread that sees the count sees it.
   trim_wanted_.store(true, std::memory_order_release);
@@ -53,7 +68,8 @@ void HeapTrimmer::Run() noexcept {
   // Batch scheduling: the trim does not preempt the thread that asked.
   sched_param param{};
   pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
-  std::uint64_t seen = 0;
+  // Requests served before this thread (a Rest) are not waited for.
+  std::uint64_t seen = served_.load(std::memory_order_acquire);
   for (;;) {
     requested_.wait(seen, std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;

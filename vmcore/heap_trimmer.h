@@ -45,6 +45,12 @@ class HeapTrimmer {
   // Waits until every request made before this call has been served (or
   // dropped).
   void Wait() const noexcept;
+  // Serves every request made so far, then ends the thread and joins it;
+  // the next request starts one again. For a process about to fork (a
+  // daemon going to the background), whose child would else believe a
+  // thread runs that fork did not copy. Only the owner calls it, with no
+  // request under way.
+  void Rest() noexcept;
   // Trims run so far.
   std::uint64_t trims() const { return trims_.load(std::memory_order_acquire); }
 

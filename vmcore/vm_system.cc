@@ -53,6 +53,11 @@ std::uint64_t VmSystem::MeasureUsedBytes() {
   return charged > own ? charged - own : 0;
 }
 
+void VmSystem::BeforeFork() noexcept {
+  freer_.Rest();
+  if (HeapTrimmer* trimmer = budget_.heap_trimmer()) trimmer->Rest();
+}
+
 std::string VmSystem::ValidateConfig(const VmConfig& config) {
   const std::uint64_t ps = config.page_size;
   if (ps < 4096 || ps > 65536 || (ps & (ps - 1)) != 0) {

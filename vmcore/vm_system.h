@@ -109,6 +109,13 @@ class VmSystem {
   // it. For statfs(2).
   std::uint64_t MeasureUsedBytes();
 
+  // Ends the system's background threads (the deferred freer, the heap
+  // trimmer) after their work, so that the process may fork: they start
+  // again when next needed, in whichever process goes on. Only while no
+  // other thread calls into the system (a daemon before it goes to the
+  // background).
+  void BeforeFork() noexcept;
+
   // Live tasks. Null when there is none of that name or id.
   std::shared_ptr<Task> FindTask(std::string_view name) const;
   std::shared_ptr<Task> FindTask(std::uint64_t id) const;

@@ -4,6 +4,8 @@
 #include "vmcore/deferred_freer.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -305,6 +307,37 @@ TEST(DeferredFreerTest, ASystemJoinsItsFreerAtItsEnd) {
   // A joined thread leaves /proc a moment after its join returns.
   EXPECT_TRUE(Eventually([&] { return Threads() <= before; }))
       << Threads() << " threads, " << before << " before";
+}
+
+// Rest, before a fork: the thread ends after its work, and the next Take
+// starts one in whichever process goes on, so a forked child's hand-overs
+// are freed in the background as before (fork copies no thread).
+TEST(DeferredFreerTest, RestEndsTheThreadAndAForkedChildStartsItsOwn) {
+  std::atomic<int> freed{0};
+  DeferredFreer freer(kThings);
+  ASSERT_TRUE(freer.Take(NewThing(freed)));
+  freer.Rest();
+  EXPECT_EQ(freed.load(), 1);
+  EXPECT_FALSE(freer.running());
+  EXPECT_FALSE(freer.started());
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Freed on a thread of the child's own, without a Drain.
+    std::thread::id freed_on;
+    Thing* thing = NewThing(freed);
+    thing->freed_on = &freed_on;
+    const bool taken = freer.Take(thing);
+    const bool done = taken && Eventually([&] { return freed.load() == 2; });
+    _exit(done && freed_on != std::this_thread::get_id() ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // And in this process too.
+  ASSERT_TRUE(freer.Take(NewThing(freed)));
+  EXPECT_TRUE(Eventually([&] { return freed.load() == 2; }));
+  EXPECT_TRUE(freer.running());
 }
 
 }  // namespace

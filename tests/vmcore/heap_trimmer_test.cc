@@ -2,6 +2,8 @@
 #include "vmcore/heap_trimmer.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -112,6 +114,31 @@ TEST(HeapTrimmerTest, DestroyedWhileTrimming) {
   }
   EXPECT_LE(trims_run.load(), 1);
   release.join();
+}
+
+// Rest, before a fork: every request is served, the thread ends, and the
+// next request starts one in whichever process goes on, so a forked child's
+// requests are served and its Wait returns (fork copies no thread).
+TEST(HeapTrimmerTest, RestEndsTheThreadAndAForkedChildStartsItsOwn) {
+  trims_run = 0;
+  HeapTrimmer trimmer(&CountingTrim);
+  trimmer.Request();
+  trimmer.Rest();
+  EXPECT_EQ(trimmer.trims(), 1u);
+  trimmer.Wait();  // nothing left to wait for
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    trimmer.Request();
+    trimmer.Wait();
+    _exit(trimmer.trims() == 2 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  trimmer.Request();
+  trimmer.Wait();
+  EXPECT_EQ(trimmer.trims(), 2u);
 }
 
 }  // namespace
