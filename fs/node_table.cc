@@ -14,7 +14,7 @@ void NodeTable::Add(const std::shared_ptr<vm::Task>& task, uid_t uid,
   entry.node.uid = uid;
   entry.node.gid = gid;
   entry.node.modes = kDefaultModes;
-  clock_gettime(CLOCK_REALTIME, &entry.node.created);
+  entry.node.created = task->created();
   std::lock_guard lock(mu_);
   auto [it, added] = nodes_.try_emplace(task->id());
   if (added || it->second.removed) ++visible_;

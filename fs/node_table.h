@@ -28,12 +28,12 @@ inline constexpr std::array<mode_t, kNodeKinds> kDefaultModes = {
 // and its error log alive, but a later chmod or chown does not change it.
 struct TaskNode {
   std::shared_ptr<vm::Task> task;
-  std::shared_ptr<ErrorLog>
-      errors;  // the task's errors file (docs/reference.md §7)
+  // The task's errors file (docs/reference.md §7).
+  std::shared_ptr<ErrorLog> errors;
   uid_t uid = 0;
   gid_t gid = 0;
   std::array<mode_t, kNodeKinds> modes{};  // permission bits per file
-  timespec created{};
+  timespec created{};  // the task's making (vm::Task::created)
 };
 
 // A node lives from Add until Remove, and a removed node whose task still has

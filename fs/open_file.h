@@ -121,8 +121,8 @@ class OpenFileTable {
 
  private:
   mutable std::mutex mu_;
-  std::unordered_map<const OpenFile*, std::unique_ptr<OpenFile>>
-      files_;  // guarded by mu_
+  // Guarded by mu_.
+  std::unordered_map<const OpenFile*, std::unique_ptr<OpenFile>> files_;
 };
 
 }  // namespace taskfs::fs

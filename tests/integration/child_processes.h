@@ -66,8 +66,8 @@ inline bool ReceiveWithFd(int sock, void* data, std::size_t n, int* fd) {
 // test numbers its own from kFirstOwnChildCode.
 inline constexpr int kFirstChildCode = 200;
 inline constexpr int kWrongContent = 200;  // a page did not hold what it must
-inline constexpr int kShortTransfer =
-    201;  // a read or write moved too few bytes
+// A read or write moved too few bytes.
+inline constexpr int kShortTransfer = 201;
 inline constexpr int kUnexpectedError = 202;  // an exception in the child
 inline constexpr int kFirstOwnChildCode = 203;
 

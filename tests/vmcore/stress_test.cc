@@ -1111,8 +1111,8 @@ TEST(VmStressTest, OppositeMapCopiesBetweenTwoTasks) {
 // oldest as new ones come, the rest at the end) while the writers still run.
 class VmStressForksTest : public ::testing::Test {
  protected:
-  static constexpr vm_address_t kC =
-      0x1000000;  // copy: whole-range generations
+  // copy: whole-range generations
+  static constexpr vm_address_t kC = 0x1000000;
   static constexpr vm_address_t kC2 = 0x1100000;  // copy: one page per write
   static constexpr vm_address_t kS = 0x1200000;   // share
   static constexpr vm_address_t kX = 0x1300000;   // none
