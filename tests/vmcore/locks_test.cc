@@ -13,10 +13,8 @@
 namespace taskfs::vm {
 namespace {
 
-using engine_test::kPage;
-using engine_test::MakeSystem;
-using engine_test::MakeTask;
-using engine_test::R;
+// The engine tests' helpers (engine_test_util.h).
+using namespace engine_test;  // NOLINT(build/namespaces)
 
 bool Free(const PhaseFairMutex& mu) { return Probe(mu) == Held::kNot; }
 bool SharedOnly(const PhaseFairMutex& mu) { return Probe(mu) == Held::kShared; }

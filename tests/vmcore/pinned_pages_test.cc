@@ -11,12 +11,8 @@
 namespace taskfs::vm {
 namespace {
 
-using engine_test::Entries;
-using engine_test::Fill;
-using engine_test::kPage;
-using engine_test::MakeSystem;
-using engine_test::MakeTask;
-using engine_test::R;
+// The engine tests' helpers (engine_test_util.h).
+using namespace engine_test;  // NOLINT(build/namespaces)
 
 TEST(PinnedPagesTest, EmptyByDefault) {
   PinnedPages pinned;

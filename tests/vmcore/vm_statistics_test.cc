@@ -94,12 +94,8 @@ void operator delete[](void* p, std::align_val_t,
 namespace taskfs::vm {
 namespace {
 
-using engine_test::Fill;
-using engine_test::kPage;
-using engine_test::MakeSystem;
-using engine_test::MakeTask;
-using engine_test::Pages;
-using engine_test::R;
+// The engine tests' helpers (engine_test_util.h).
+using namespace engine_test;  // NOLINT(build/namespaces)
 
 // What the budget holds beyond the live pages and the allocator's own
 // memory (its freed pages kept for reuse, its slab records): the tasks' maps
