@@ -534,22 +534,82 @@ class Task:
 
         A transfer the kernel cuts into several requests is continued after
         a short read, so the call returns everything or raises the failing
-        request's error."""
+        request's error. The bytes are read straight into the object
+        returned: no copy beyond the kernel's."""
         address, size = self._ints("vm_read", address=address, size=size)
         operation = f"pread 0x{address:x} 0x{size:x}"
         _check_empty_transfer(address, size, self.page_size, operation)
         fd = self._acquire(operation)
-        buf = bytearray(size)
-        view = memoryview(buf)
-        done = 0
+        try:
+            data = self._pread(fd, size, address, operation)
+            if len(data) == size:
+                return data
+            if not data:
+                raise self._past_end(address, operation)
+            # A short read: the rest goes into a buffer of the whole.
+            buf = bytearray(size)
+            with memoryview(buf) as view:
+                view[:len(data)] = data
+                self._read_into(fd, view, len(data), address, operation)
+            return bytes(buf)
+        finally:
+            self._release()
+
+    def vm_read_overwrite(self, address, buffer):
+        """Reads len(buffer) bytes at address into buffer (any writable
+        bytes-like object; address and length page multiples), as Mach's
+        vm_read_overwrite does; returns the number of bytes read."""
+        address = _int(address, "address", "vm_read_overwrite")
+        try:
+            view = memoryview(buffer)
+        except TypeError:
+            raise TypeError("vm_read_overwrite: buffer must be a writable "
+                            "bytes-like object, not "
+                            f"{type(buffer).__name__}") from None
+        with view:
+            if view.readonly:
+                raise TypeError("vm_read_overwrite: buffer must be a writable "
+                                "bytes-like object, not a read-only "
+                                f"{type(buffer).__name__}")
+            with view.cast("B") as out:
+                size = out.nbytes
+                operation = f"pread 0x{address:x} 0x{size:x}"
+                _check_empty_transfer(address, size, self.page_size,
+                                      operation)
+                fd = self._acquire(operation)
+                try:
+                    self._read_into(fd, out, 0, address, operation)
+                finally:
+                    self._release()
+        return size
+
+    def _past_end(self, address, operation):
+        """The error of a read that meets the end of the address space."""
+        return MachError(_table_kern("KERN_INVALID_ADDRESS"),
+                         self._reason("pread") or
+                         f"0x{address:x} is past the end of the address space",
+                         operation)
+
+    def _pread(self, fd, size, address, operation):
+        """os.pread, its errors as MachError."""
+        try:
+            return os.pread(fd, size, address)
+        except OSError as e:
+            raise self._failure(e, "pread", operation) from None
+        except OverflowError:
+            raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
+                            "address beyond any address space",
+                            operation) from None
+
+    def _read_into(self, fd, view, done, address, operation):
+        """Fills view[done:] from address + done on, continuing short reads;
+        MachError for a failing request or the end of the address space."""
+        size = view.nbytes
         try:
             while done < size:
                 n = os.preadv(fd, [view[done:]], address + done)
-                if n == 0:  # at or past the end of the address space
-                    raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
-                                    self._reason("pread") or
-                                    f"0x{address + done:x} is past the end of "
-                                    "the address space", operation)
+                if n == 0:
+                    raise self._past_end(address + done, operation)
                 done += n
         except MachError:
             raise
@@ -559,10 +619,6 @@ class Task:
             raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
                             "address beyond any address space",
                             operation) from None
-        finally:
-            view.release()
-            self._release()
-        return bytes(buf)
 
     def vm_write(self, address, data):
         """Writes data (any bytes-like object, any alignment, a page-multiple

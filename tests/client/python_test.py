@@ -286,6 +286,38 @@ class TaskTest(MountedTest):
         self.task.vm_write(A, b"")
         self.assertEqual(self.task.vm_read(A, 0), b"")
 
+    def test_read_overwrite_fills_the_callers_buffer(self):
+        pages = (3 << 20) // PAGE  # six requests of 512 KiB
+        data = self.fill(pages)
+        buf = bytearray(pages * PAGE)
+        self.assertEqual(self.task.vm_read_overwrite(A, buf), pages * PAGE)
+        self.assertEqual(bytes(buf), data)
+        # Into part of a buffer, and into an array of words.
+        buf = bytearray(b"x" * (3 * PAGE))
+        self.assertEqual(
+            self.task.vm_read_overwrite(A + PAGE, memoryview(buf)[PAGE:]),
+            2 * PAGE)
+        self.assertEqual(bytes(buf), b"x" * PAGE + data[PAGE:3 * PAGE])
+        words = array.array("I", [0]) * (PAGE // 4)
+        self.assertEqual(self.task.vm_read_overwrite(A, words), PAGE)
+        self.assertEqual(words.tobytes(), data[:PAGE])
+        self.assertEqual(self.task.vm_read_overwrite(A, bytearray()), 0)
+        # Mach's errors, with the buffer's size as the read's.
+        self.task.vm_protect(A, PAGE, taskfs.VM_PROT_NONE)
+        self.assertMachError("KERN_PROTECTION_FAILURE",
+                             self.task.vm_read_overwrite, A, bytearray(PAGE))
+        self.assertMachError("KERN_INVALID_ARGUMENT",
+                             self.task.vm_read_overwrite, A + PAGE,
+                             bytearray(100))
+        self.assertMachError("KERN_INVALID_ADDRESS",
+                             self.task.vm_read_overwrite, 1 << 47,
+                             bytearray(PAGE))
+        for bad in (b"read-only", "text", 42):
+            with self.assertRaises(TypeError) as raised:
+                self.task.vm_read_overwrite(A, bad)
+            self.assertIn("vm_read_overwrite: buffer must be a writable "
+                          "bytes-like object", str(raised.exception))
+
     def test_read_and_write_of_several_requests(self):
         pages = (3 << 20) // PAGE  # six requests of 512 KiB
         data = self.fill(pages)
