@@ -25,6 +25,7 @@ others are done with it.
 """
 
 import collections
+import contextlib
 import errno as _errno
 import fcntl
 import operator
@@ -590,27 +591,12 @@ class Task:
                          f"0x{address:x} is past the end of the address space",
                          operation)
 
-    def _pread(self, fd, size, address, operation):
-        """os.pread, its errors as MachError."""
+    @contextlib.contextmanager
+    def _read_errors(self, operation):
+        """A pread's errors as MachError: the failing request's, or an address
+        past any address space."""
         try:
-            return os.pread(fd, size, address)
-        except OSError as e:
-            raise self._failure(e, "pread", operation) from None
-        except OverflowError:
-            raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
-                            "address beyond any address space",
-                            operation) from None
-
-    def _read_into(self, fd, view, done, address, operation):
-        """Fills view[done:] from address + done on, continuing short reads;
-        MachError for a failing request or the end of the address space."""
-        size = view.nbytes
-        try:
-            while done < size:
-                n = os.preadv(fd, [view[done:]], address + done)
-                if n == 0:
-                    raise self._past_end(address + done, operation)
-                done += n
+            yield
         except MachError:
             raise
         except OSError as e:
@@ -619,6 +605,22 @@ class Task:
             raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
                             "address beyond any address space",
                             operation) from None
+
+    def _pread(self, fd, size, address, operation):
+        """os.pread, its errors as MachError."""
+        with self._read_errors(operation):
+            return os.pread(fd, size, address)
+
+    def _read_into(self, fd, view, done, address, operation):
+        """Fills view[done:] from address + done on, continuing short reads;
+        MachError for a failing request or the end of the address space."""
+        size = view.nbytes
+        with self._read_errors(operation):
+            while done < size:
+                n = os.preadv(fd, [view[done:]], address + done)
+                if n == 0:
+                    raise self._past_end(address + done, operation)
+                done += n
 
     def vm_write(self, address, data):
         """Writes data (any bytes-like object, any alignment, a page-multiple
