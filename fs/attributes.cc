@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "fs/render.h"
+#include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
 
@@ -47,6 +48,15 @@ void Attributes::FillTask(const TaskNode& node, NodeKind kind,
       : kind == NodeKind::kErrors ? static_cast<off_t>(node.errors->size())
                                   : 0;
   st->st_blksize = static_cast<blksize_t>(system_.page_size());
+  // mem's blocks are the task's resident memory, so du and ls -s mean
+  // something (docs/reference.md §5). A task being removed has none.
+  if (kind == NodeKind::kMem) {
+    const vm::KernResult<vm::TaskStatistics> stats =
+        vm::task_statistics(*node.task);
+    if (stats.ok()) {
+      st->st_blocks = static_cast<blkcnt_t>(stats.value().resident_bytes / 512);
+    }
+  }
   // mem, maps and status show the task's memory and map: they were last
   // modified when those last changed (docs/reference.md §5); errors when its
   // last line was added.
