@@ -903,7 +903,6 @@ class Task:
         entries += [DiffEntry(">", r.start, r.end, r) for r in theirs
                     if r not in a_lines]
         page = self.page_size
-        size = self._PAGE_STATE.size
         runs = []  # [kind, start, end] of pages to report or read
 
         def add(kind, a):
@@ -923,16 +922,15 @@ class Task:
                 for (address, x), (_, y) in zip(
                         self._page_chunks(start, end),
                         other._page_chunks(start, end)):
-                    if x == y:
-                        continue  # the same memory, or both never written
-                    for k in range(0, len(x), size):
-                        sx, sy = x[k:k + size], y[k:k + size]
-                        if sx == sy:
-                            continue
-                        flags = (self._PAGE_STATE.unpack_from(sx)[0]
-                                 | self._PAGE_STATE.unpack_from(sy)[0])
-                        if flags & _table.TASKFS_PAGE_RESIDENT:
-                            add(kind, address + k // size * page)
+                    # Two pages hold the same bytes if they are the same
+                    # memory, or if neither was written (identity 0 both).
+                    ids_x = array.array("Q", x)[1::2]
+                    ids_y = array.array("Q", y)[1::2]
+                    if ids_x == ids_y:
+                        continue
+                    for k, (p, q) in enumerate(zip(ids_x, ids_y)):
+                        if p != q:
+                            add(kind, address + k * page)
             if ra.end <= rb.end:
                 i += 1
             else:
