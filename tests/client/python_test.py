@@ -195,6 +195,16 @@ class TaskTest(MountedTest):
             "taskfs_vm_region": taskfs._table.TASKFS_IOC_VM_REGION,
             "taskfs_vm_map_copy": taskfs._table.TASKFS_IOC_VM_MAP_COPY,
         }
+        # The page query's array element, and the query: its header and
+        # TASKFS_PAGE_QUERY_MAX of them, the size its number encodes.
+        element = structs["taskfs_page_state"]
+        self.assertEqual(element, ("=IIQ", 16, ("flags", "mappings", "identity")))
+        query = (struct.calcsize(taskfs._table.PAGE_QUERY_HEADER)
+                 + taskfs._table.TASKFS_PAGE_QUERY_MAX * element[1])
+        self.assertEqual(taskfs._table.PAGE_QUERY_SIZE, query)
+        self.assertEqual((taskfs._table.TASKFS_IOC_VM_PAGE_QUERY >> 16) & 0x3FFF,
+                         query)
+        structs = {n: v for n, v in structs.items() if n != "taskfs_page_state"}
         self.assertEqual(set(structs), set(numbers))
         for name, (fmt, size, fields) in structs.items():
             self.assertTrue(fmt.startswith("="), name)
