@@ -536,7 +536,8 @@ class Task:
     # --- mem I/O -------------------------------------------------------------
 
     def vm_read(self, address, size):
-        """size bytes at address (both page multiples), as bytes.
+        """size bytes at address (both page multiples, or any on an XNU
+        mount), as bytes.
 
         A transfer the kernel cuts into several requests is continued after
         a short read, so the call returns everything or raises the failing
@@ -563,7 +564,8 @@ class Task:
 
     def vm_read_overwrite(self, address, buffer):
         """Reads len(buffer) bytes at address into buffer (any writable
-        bytes-like object; address and length page multiples), as Mach's
+        bytes-like object; address and length page multiples, or any on an
+        XNU mount), as Mach's
         vm_read_overwrite does; returns the number of bytes read."""
         address = _int(address, "address", "vm_read_overwrite")
         try:
