@@ -90,6 +90,15 @@ struct taskfs_vm_map_copy {
   uint32_t pad;
 };
 
+/* The reason channel: the errors line of the calling thread's last failed
+ * request on this open file (mem or ctl), with its SEQ; seq 0 and "" if
+ * there is none. Asking forgets it, so ask right after the failure, on the
+ * same descriptor and thread. line is NUL-terminated, cut at 1015 bytes. */
+struct taskfs_last_reason {
+  uint64_t seq;
+  char line[1016];
+};
+
 #define TASKFS_IOC_VM_COPY _IOW('M', 1, struct taskfs_vm_copy)
 #define TASKFS_IOC_VM_ALLOCATE _IOWR('M', 2, struct taskfs_vm_allocate)
 #define TASKFS_IOC_VM_DEALLOCATE _IOW('M', 3, struct taskfs_vm_deallocate)
@@ -97,6 +106,7 @@ struct taskfs_vm_map_copy {
 #define TASKFS_IOC_VM_INHERIT _IOW('M', 5, struct taskfs_vm_inherit)
 #define TASKFS_IOC_VM_REGION _IOWR('M', 6, struct taskfs_vm_region)
 #define TASKFS_IOC_VM_MAP_COPY _IOWR('M', 7, struct taskfs_vm_map_copy)
+#define TASKFS_IOC_LAST_REASON _IOR('M', 9, struct taskfs_last_reason)
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,7 @@
 #ifndef TASKFS_MACH_H_
 #define TASKFS_MACH_H_
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "taskfs/vm_attributes.h"
@@ -214,6 +215,25 @@ kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
 /* `fork NAME` in parent's ctl (task_create with inherit_memory) and open the
  * child. */
 kern_return_t taskfs_task_fork(task_t parent, const char *name, task_t *child);
+
+/* The reason of this thread's last failed call: the REASON the daemon
+ * recorded in the task's errors file for that very call (docs/reference.md
+ * §7; the text after "KERN_NAME: "), or libtaskfs's own words for a failure
+ * found before any request (an argument Mach checks first, a handle that is
+ * not open); "" after a call that succeeded. Thread-local: another thread's
+ * or process's failures, on the same task or not, never change it. Valid
+ * until this thread's next libtaskfs call. A failure whose reason cannot be
+ * known has "": the close of ctl that ends a command (its line is then only
+ * in the errors file), a failure the daemon could not record for want of
+ * memory. */
+const char *taskfs_last_reason(void);
+
+/* The whole errors line (SEQ uid UID OPERATION: KERN_NAME: REASON, without
+ * the newline) of this thread's last failed call, into buf (NUL-terminated);
+ * "" if the failure has none (see taskfs_last_reason). KERN_NO_SPACE if it
+ * was cut to size - 1 bytes, KERN_INVALID_ARGUMENT for a NULL buf or a size
+ * of 0. Changes neither. */
+kern_return_t taskfs_last_error_line(char *buf, size_t size);
 
 /* Closes the handle only; the task lives on. KERN_INVALID_TASK if task is not
  * an open handle. */

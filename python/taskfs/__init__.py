@@ -349,24 +349,27 @@ class Task:
                              "no such task", operation)
         return MachError(kern_from_errno(error.errno), "", operation)
 
-    def _failure(self, error, word, operation):
-        """MachError for an OSError of an operation whose errors line begins
-        with word."""
-        kern = kern_from_errno(error.errno)
-        return MachError(kern, self._reason(word), operation)
+    def _failure(self, error, fd, operation):
+        """MachError for an OSError of a request made on descriptor fd, with
+        the reason the daemon recorded for that very request."""
+        return MachError(kern_from_errno(error.errno), self._last_reason(fd),
+                         operation)
 
-    def _reason(self, word):
-        """REASON of the newest errors line of this uid whose OPERATION
-        begins with word; "" if there is none (or no errors file)."""
+    _LAST_REASON = struct.Struct(_table.IOCTL_STRUCTS["taskfs_last_reason"][0])
+
+    def _last_reason(self, fd):
+        """REASON of this thread's last failed request on fd (its errors
+        line, asked of the daemon by TASKFS_IOC_LAST_REASON right after the
+        failure, so other threads' and processes' failures do not count);
+        "" if there is none."""
+        buf = bytearray(self._LAST_REASON.size)
         try:
-            records = self.errors()
+            fcntl.ioctl(fd, _table.TASKFS_IOC_LAST_REASON, buf, True)
         except OSError:
             return ""
-        uid = os.geteuid()
-        for record in reversed(records):
-            if record.uid == uid and record.operation.startswith(word):
-                return record.reason
-        return ""
+        line = self._LAST_REASON.unpack(buf)[1].split(b"\0", 1)[0]
+        records = _parse_errors(line.decode("utf-8", "replace"))
+        return records[0].reason if records else ""
 
     # --- files ---------------------------------------------------------------
 
@@ -407,7 +410,7 @@ class Task:
             os.write(fd, (line + "\n").encode())
             return os.read(fd, 4096).decode().strip()
         except OSError as e:
-            raise self._failure(e, operation, operation) from None
+            raise self._failure(e, fd, operation) from None
         finally:
             os.close(fd)
 
@@ -438,7 +441,7 @@ class Task:
         except OSError as e:
             if isinstance(e, MachError):
                 raise
-            raise self._failure(e, operation, operation) from None
+            raise self._failure(e, fd, operation) from None
         finally:
             if own >= 0:
                 os.close(own)
@@ -546,7 +549,7 @@ class Task:
             if len(data) == size:
                 return data
             if not data:
-                raise self._past_end(address, operation)
+                raise self._past_end(fd, address, operation)
             # A short read: the rest goes into a buffer of the whole.
             buf = bytearray(size)
             with memoryview(buf) as view:
@@ -584,15 +587,15 @@ class Task:
                     self._release()
         return size
 
-    def _past_end(self, address, operation):
+    def _past_end(self, fd, address, operation):
         """The error of a read that meets the end of the address space."""
         return MachError(_table_kern("KERN_INVALID_ADDRESS"),
-                         self._reason("pread") or
+                         self._last_reason(fd) or
                          f"0x{address:x} is past the end of the address space",
                          operation)
 
     @contextlib.contextmanager
-    def _read_errors(self, operation):
+    def _read_errors(self, fd, operation):
         """A pread's errors as MachError: the failing request's, or an address
         past any address space."""
         try:
@@ -600,7 +603,7 @@ class Task:
         except MachError:
             raise
         except OSError as e:
-            raise self._failure(e, "pread", operation) from None
+            raise self._failure(e, fd, operation) from None
         except OverflowError:
             raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
                             "address beyond any address space",
@@ -608,18 +611,18 @@ class Task:
 
     def _pread(self, fd, size, address, operation):
         """os.pread, its errors as MachError."""
-        with self._read_errors(operation):
+        with self._read_errors(fd, operation):
             return os.pread(fd, size, address)
 
     def _read_into(self, fd, view, done, address, operation):
         """Fills view[done:] from address + done on, continuing short reads;
         MachError for a failing request or the end of the address space."""
         size = view.nbytes
-        with self._read_errors(operation):
+        with self._read_errors(fd, operation):
             while done < size:
                 n = os.preadv(fd, [view[done:]], address + done)
                 if n == 0:
-                    raise self._past_end(address + done, operation)
+                    raise self._past_end(fd, address + done, operation)
                 done += n
 
     def vm_write(self, address, data):
@@ -653,7 +656,7 @@ class Task:
         except MachError:
             raise
         except OSError as e:
-            raise self._failure(e, "pwrite", operation) from None
+            raise self._failure(e, fd, operation) from None
         except OverflowError:
             raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
                             "address beyond any address space",
