@@ -90,6 +90,13 @@ class PageTable {
   void Walk(std::uint64_t lo, std::uint64_t hi, NodeFn&& node,
             PageFn&& page) const;
 
+  // Calls fn(index, page, paths) for each non-null slot in [lo, hi),
+  // ascending, where paths is how many holders reach the slot through the
+  // nodes above it: the product of their reference counts (1 when none is
+  // shared), saturating at 2^32 - 1.
+  template <typename Fn>
+  void ForEachWithPaths(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const;
+
   // Makes every node on the way to [lo, hi) exist and belong to this table
   // alone (cloning shared ones), so that Slot() on that range is this
   // table's own. May throw std::bad_alloc (LimitReached among them); every
@@ -150,6 +157,9 @@ class PageTable {
   template <typename Fn>
   static void ForEachIn(const Node* node, std::uint64_t base, std::uint64_t lo,
                         std::uint64_t hi, Fn& fn);
+  template <typename Fn>
+  static void PathsIn(const Node* node, std::uint64_t base, std::uint64_t lo,
+                      std::uint64_t hi, std::uint64_t paths, Fn& fn);
   template <typename NodeFn, typename PageFn>
   static void WalkIn(const Node* node, std::uint64_t base, std::uint64_t lo,
                      std::uint64_t hi, bool shared, NodeFn& node_fn,
@@ -260,6 +270,32 @@ void PageTable::ForEach(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const {
   if (hi > Capacity()) hi = Capacity();
   if (root_ == nullptr || lo >= hi) return;
   ForEachIn(root_, 0, lo, hi, fn);
+}
+
+template <typename Fn>
+void PageTable::PathsIn(const Node* node, std::uint64_t base, std::uint64_t lo,
+                        std::uint64_t hi, std::uint64_t paths, Fn& fn) {
+  constexpr std::uint64_t kMost = UINT32_MAX;
+  paths *= node->refs.load(std::memory_order_acquire);
+  if (paths > kMost) paths = kMost;
+  const unsigned shift = kBits * node->level;
+  const SlotSpan slots = SlotsIn(node->level, base, lo, hi);
+  for (std::uint64_t i = slots.first; i <= slots.last; ++i) {
+    const std::uint64_t at = base + (i << shift);
+    if (node->level == 0) {
+      if (Page* page = node->pages[i]) fn(at, page, paths);
+    } else if (const Node* child = node->children[i]) {
+      PathsIn(child, at, lo, hi, paths, fn);
+    }
+  }
+}
+
+template <typename Fn>
+void PageTable::ForEachWithPaths(std::uint64_t lo, std::uint64_t hi,
+                                 Fn&& fn) const {
+  if (hi > Capacity()) hi = Capacity();
+  if (root_ == nullptr || lo >= hi) return;
+  PathsIn(root_, 0, lo, hi, 1, fn);
 }
 
 template <typename Fn>

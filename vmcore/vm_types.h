@@ -66,6 +66,24 @@ struct TaskStatistics {
   std::uint64_t metadata_bytes = 0;
 };
 
+// One page as vm_page_query reports it (docs/reference.md §5).
+struct PageState {
+  static constexpr std::uint32_t kAllocated = 1;  // a region holds the page
+  static constexpr std::uint32_t kResident = 2;   // written: it holds memory
+  // Its memory is also mapped at another address or by another task
+  // (copy-on-write or share).
+  static constexpr std::uint32_t kShared = 4;
+
+  std::uint32_t flags = 0;
+  // How many addresses, of all tasks, map its memory; 0 unless resident.
+  std::uint32_t mappings = 0;
+  // Equal for two resident pages exactly when they are the same memory
+  // (for the daemon's life; a token, not an address); 0 unless resident.
+  std::uint64_t identity = 0;
+
+  friend bool operator==(const PageState&, const PageState&) = default;
+};
+
 }  // namespace taskfs::vm
 
 #endif  // TASKFS_VMCORE_VM_TYPES_H_

@@ -17,6 +17,7 @@
 #include "vmcore/vm_copy.h"
 #include "vmcore/vm_fault.h"
 #include "vmcore/vm_fork.h"
+#include "vmcore/vm_page_query.h"
 #include "vmcore/vm_statistics.h"
 
 namespace taskfs::vm {
@@ -338,6 +339,31 @@ KernReturn vm_load(Task& task, vm_address_t address, const void* data,
 KernReturn vm_fill(Task& task, vm_address_t address, vm_size_t size,
                    unsigned char byte) {
   return Load(task, address, size, WriteSource::Fill(byte));
+}
+
+KernReturn vm_page_query(Task& task, vm_address_t address, vm_size_t size,
+                         std::span<PageState> out) {
+  return Open(task, Lock::kShared, [&] {
+    // The pages the range touches; a range that wraps is left to the bounds
+    // check.
+    const unsigned shift = task.geometry().page_shift;
+    std::uint64_t pages = 0;
+    if (size != 0 && address + size > address) {
+      pages = ((address + size - 1) >> shift) - (address >> shift) + 1;
+    }
+    PageRange range;
+    Checks check(task.geometry());
+    check
+        .Valid(out.size() >= pages,
+               [&] {
+                 return fmt::format("room for {} pages, the range has {}",
+                                    out.size(), pages);
+               })
+        .Rounded(address, size, &range);
+    if (!check.passed()) return check.code();
+    QueryPages(task.map(), range, out.first(pages));
+    return KERN_SUCCESS;
+  });
 }
 
 KernResult<vm_address_t> vm_find_data(Task& task, vm_address_t from) {

@@ -147,6 +147,16 @@ KernReturn vm_load(Task& task, vm_address_t address, const void* data,
 KernReturn vm_fill(Task& task, vm_address_t address, vm_size_t size,
                    unsigned char byte);
 
+// The state of each page of [trunc(address), round(address + size)) into
+// out[0, pages) (PageState): allocated or not, written (resident) or never
+// written, shared and by how many mappings, and its identity. Unallocated
+// pages report flags 0; this is a query, not an access, so no page needs
+// any protection. out must hold at least the range's pages
+// (KERN_INVALID_ARGUMENT); a range not inside the address space is
+// KERN_INVALID_ADDRESS; size 0 succeeds. Takes time per page of the range.
+KernReturn vm_page_query(Task& task, vm_address_t address, vm_size_t size,
+                         std::span<PageState> out);
+
 // SEEK_DATA / SEEK_HOLE: the lowest allocated (resp. unallocated) address at
 // or above `from`. vm_find_data returns KERN_NO_SPACE if there is none;
 // vm_find_hole returns 2^address_bits if the rest of the space is allocated.

@@ -11,7 +11,8 @@
  * daemon and its callers run on one machine). On failure an ioctl
  * returns -1 with errno set from the Mach result (EINVAL, EFAULT, EACCES,
  * ENOMEM, ENOSPC, ESRCH, EIO; see taskfs(1)); an unknown command gives ENOTTY.
- * Calls that change memory need the file open for writing (else EBADF).
+ * Calls that change memory need the file open for writing, the page query
+ * needs it open for reading (else EBADF).
  */
 #ifndef TASKFS_IOCTL_H_
 #define TASKFS_IOCTL_H_
@@ -90,6 +91,35 @@ struct taskfs_vm_map_copy {
   uint32_t pad;
 };
 
+/* The state of one page (TASKFS_IOC_VM_PAGE_QUERY). flags: ALLOCATED, a
+ * region holds the page; RESIDENT, the page has been written and holds
+ * memory (a never-written page reads as zeros and holds none); SHARED, its
+ * memory is also mapped at another address or by another task. mappings:
+ * how many addresses, in all tasks, map its memory (0 if not resident).
+ * identity: equal for two resident pages exactly when they are the same
+ * memory, within one daemon's life; opaque, 0 if not resident. */
+#define TASKFS_PAGE_ALLOCATED 1u
+#define TASKFS_PAGE_RESIDENT 2u
+#define TASKFS_PAGE_SHARED 4u
+
+struct taskfs_page_state {
+  uint32_t flags;
+  uint32_t mappings;
+  uint64_t identity;
+};
+
+#define TASKFS_PAGE_QUERY_MAX 1000u
+
+/* The page-state query: in, address (rounded down to a page) and count
+ * (pages, at most TASKFS_PAGE_QUERY_MAX); out, pages[0, count) are the
+ * states of the count pages from there. Any protection; needs the file
+ * open for reading (else EBADF). */
+struct taskfs_vm_page_query {
+  uint64_t address;
+  uint64_t count;
+  struct taskfs_page_state pages[TASKFS_PAGE_QUERY_MAX];
+};
+
 /* The reason channel: the errors line of the calling thread's last failed
  * request on this open file (mem or ctl), with its SEQ; seq 0 and "" if
  * there is none. Asking forgets it, so ask right after the failure, on the
@@ -106,6 +136,7 @@ struct taskfs_last_reason {
 #define TASKFS_IOC_VM_INHERIT _IOW('M', 5, struct taskfs_vm_inherit)
 #define TASKFS_IOC_VM_REGION _IOWR('M', 6, struct taskfs_vm_region)
 #define TASKFS_IOC_VM_MAP_COPY _IOWR('M', 7, struct taskfs_vm_map_copy)
+#define TASKFS_IOC_VM_PAGE_QUERY _IOWR('M', 8, struct taskfs_vm_page_query)
 #define TASKFS_IOC_LAST_REASON _IOR('M', 9, struct taskfs_last_reason)
 
 #ifdef __cplusplus
