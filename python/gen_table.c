@@ -35,7 +35,8 @@
   S(taskfs_vm_inherit)          \
   S(taskfs_vm_region)           \
   S(taskfs_vm_map_copy)         \
-  S(taskfs_last_reason)
+  S(taskfs_last_reason)         \
+  S(taskfs_vm_remap)
 
 #define TASKFS_FIELDS_taskfs_vm_copy(F, s) F(s, src) F(s, size) F(s, dst)
 #define TASKFS_FIELDS_taskfs_vm_allocate(F, s) \
@@ -50,6 +51,10 @@
 #define TASKFS_FIELDS_taskfs_vm_map_copy(F, s) \
   F(s, src_task_id) F(s, src) F(s, size) F(s, dst) F(s, flags) F(s, pad)
 #define TASKFS_FIELDS_taskfs_last_reason(F, s) F(s, seq) F(s, line)
+#define TASKFS_FIELDS_taskfs_vm_remap(F, s)                     \
+  F(s, src_task_id)                                             \
+  F(s, src_address) F(s, size) F(s, target_address) F(s, flags) \
+      F(s, inheritance) F(s, cur_protection) F(s, max_protection)
 
 #define TASKFS_MEMBER(s, f) (((struct s *)0)->f)
 /* clang-format off */
@@ -144,6 +149,8 @@ int main(void) {
   TASKFS_PRINT_INT(TASKFS_VM_ALLOCATE_ANYWHERE)
   TASKFS_PRINT_INT(TASKFS_VM_MAP_COPY_DST_ALLOC)
   TASKFS_PRINT_INT(TASKFS_VM_MAP_COPY_SRC_DESTROY)
+  TASKFS_PRINT_INT(TASKFS_VM_REMAP_ANYWHERE)
+  TASKFS_PRINT_INT(TASKFS_VM_REMAP_COPY)
 #undef TASKFS_PRINT_INT
 #define TASKFS_PRINT_IOC(name) \
   printf("%s = 0x%08lx\n", #name, (unsigned long)(name));
@@ -155,6 +162,7 @@ int main(void) {
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_REGION)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_MAP_COPY)
   TASKFS_PRINT_IOC(TASKFS_IOC_LAST_REASON)
+  TASKFS_PRINT_IOC(TASKFS_IOC_VM_REMAP)
 #undef TASKFS_PRINT_IOC
 
   printf(

@@ -177,6 +177,26 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
                           vm_address_t src_addr, boolean_t dst_alloc,
                           boolean_t src_destroy);
 
+/* taskfs_vm_remap (XNU's mach_vm_remap): maps [trunc(src_address),
+ * + round(size)) of src_task, every page allocated (else
+ * KERN_INVALID_ADDRESS; any protection), into target at
+ * trunc(*target_address), which must be free (KERN_NO_SPACE), or with
+ * anywhere at the lowest hole that fits; *target_address is set to where.
+ * copy: a copy-on-write copy; else the same memory at both places (a write
+ * through either is seen through both). The new regions keep the source's
+ * protections and take inheritance; *cur_protection and *max_protection are
+ * the protections common to every source page. A size of 0 and an
+ * inheritance other than share, copy and none are KERN_INVALID_ARGUMENT.
+ * Needs read access to src_task's mem, and for a share write access too.
+ * Both tasks on one mount (else KERN_INVALID_TASK, before any I/O); they may
+ * be the same task. */
+kern_return_t taskfs_vm_remap(task_t target, vm_address_t *target_address,
+                              vm_size_t size, boolean_t anywhere,
+                              task_t src_task, vm_address_t src_address,
+                              boolean_t copy, vm_prot_t *cur_protection,
+                              vm_prot_t *max_protection,
+                              vm_inherit_t inheritance);
+
 /* task_create: a new task named PARENT.N (the lowest free N of 1, 2, 3 ...)
  * on parent's mount, owned by the caller; with inherit_memory it is a fork of
  * parent (share regions shared, copy regions copied, none regions absent),

@@ -785,6 +785,50 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
 }
 
 /* mkdir ROOT/NAME, or `fork NAME` in parent's ctl. */
+kern_return_t taskfs_vm_remap(task_t target, vm_address_t *target_address,
+                              vm_size_t size, boolean_t anywhere,
+                              task_t src_task, vm_address_t src_address,
+                              boolean_t copy, vm_prot_t *cur_protection,
+                              vm_prot_t *max_protection,
+                              vm_inherit_t inheritance) {
+  reason_clear();
+  if (target_address == NULL || cur_protection == NULL ||
+      max_protection == NULL) {
+    return local_failure(KERN_INVALID_ARGUMENT, "a result pointer is NULL");
+  }
+  struct task_entry *e;
+  kern_return_t kr = acquire(src_task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  const uint64_t src_id = e->id;
+  const dev_t src_dev = e->dev;
+  release(e);
+  /* The ioctl names the source by its id, which means something only on
+   * the target's mount. */
+  kr = acquire(target, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  const int same_mount = e->dev == src_dev;
+  release(e);
+  if (!same_mount) {
+    return local_failure(KERN_INVALID_TASK,
+                         "the source task is on another mount");
+  }
+  struct taskfs_vm_remap r;
+  memset(&r, 0, sizeof r);
+  r.src_task_id = src_id;
+  r.src_address = src_address;
+  r.size = size;
+  r.target_address = *target_address;
+  r.flags = (anywhere ? TASKFS_VM_REMAP_ANYWHERE : 0u) |
+            (copy ? TASKFS_VM_REMAP_COPY : 0u);
+  r.inheritance = inheritance;
+  kr = mem_ioctl(target, TASKFS_IOC_VM_REMAP, &r, 1);
+  if (kr != KERN_SUCCESS) return kr;
+  *target_address = (vm_address_t)r.target_address;
+  *cur_protection = (vm_prot_t)r.cur_protection;
+  *max_protection = (vm_prot_t)r.max_protection;
+  return KERN_SUCCESS;
+}
+
 static kern_return_t make_task(const struct task_entry *parent,
                                const char *root, const char *name) {
   if (parent != NULL) {

@@ -241,6 +241,7 @@ class Task:
     _INHERIT = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_inherit"][0])
     _REGION = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_region"][0])
     _MAP_COPY = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_map_copy"][0])
+    _REMAP = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_remap"][0])
 
     def __init__(self, task_dir):
         """Opens task_dir; MachError(KERN_INVALID_TASK) if it is no task."""
@@ -530,6 +531,38 @@ class Task:
         self._ioctl("vm_map_copy", _table.TASKFS_IOC_VM_MAP_COPY,
                     self._MAP_COPY.pack(src_task.id, src, size, dst, flags, 0),
                     True)
+
+    def remap(self, src_task, src_address, size, address=None, copy=False,
+              inheritance=_table.VM_INHERIT_DEFAULT):
+        """Maps [src_address, +size) of src_task (a Task of this mount; this
+        task too) into this task, as XNU's mach_vm_remap: at address, or
+        anywhere if address is None; with copy a copy-on-write copy, else
+        the same memory (a write through either mapping is seen through
+        both). Returns (address, cur_protection, max_protection): where it
+        went and the protections common to every source page."""
+        operation = "ioctl vm_remap"
+        _check_type(src_task, Task, "src_task", "a taskfs.Task", "remap")
+        src_address, size, inheritance = self._ints(
+            "remap", src_address=src_address, size=size,
+            inheritance=inheritance)
+        if address is not None:
+            address = _int(address, "address", "remap")
+        if src_task._dev != self._dev:
+            raise MachError(
+                _table_kern("KERN_INVALID_TASK"),
+                f"source task is on another mount: {src_task.path} is on "
+                f"{src_task.mountpoint} (device {_dev_text(src_task._dev)}), "
+                f"this task on {self.mountpoint} "
+                f"(device {_dev_text(self._dev)})", operation)
+        flags = ((_table.TASKFS_VM_REMAP_ANYWHERE if address is None else 0)
+                 | (_table.TASKFS_VM_REMAP_COPY if copy else 0))
+        out = self._ioctl("vm_remap", _table.TASKFS_IOC_VM_REMAP,
+                          self._REMAP.pack(src_task.id, src_address, size,
+                                           address or 0, flags, inheritance,
+                                           0, 0),
+                          True, mutable=True)
+        values = self._REMAP.unpack(out)
+        return values[3], values[6], values[7]
 
     # --- mem I/O -------------------------------------------------------------
 

@@ -195,6 +195,7 @@ class TaskTest(MountedTest):
             "taskfs_vm_region": taskfs._table.TASKFS_IOC_VM_REGION,
             "taskfs_vm_map_copy": taskfs._table.TASKFS_IOC_VM_MAP_COPY,
             "taskfs_last_reason": taskfs._table.TASKFS_IOC_LAST_REASON,
+            "taskfs_vm_remap": taskfs._table.TASKFS_IOC_VM_REMAP,
         }
         self.assertEqual(set(structs), set(numbers))
         for name, (fmt, size, fields) in structs.items():
@@ -497,6 +498,33 @@ class TaskTest(MountedTest):
             self.assertEqual(again.id, t.id)
         self.assertEqual(t.vm_region(True).start, A)
         t.vm_write(A, bytearray(b"y" * PAGE))
+
+    def test_remap_shares_and_copies(self):
+        self.fill(2)
+        t = self.task
+        t.vm_protect(A + PAGE, PAGE, taskfs.VM_PROT_READ)
+        with taskfs.Task.create(self.mount.path, "remap_u") as u:
+            self.addCleanup(self._remove, u)
+            address, cur, mx = u.remap(t, A, 2 * PAGE, 0x800000)
+            self.assertEqual((address, cur, mx),
+                             (0x800000, taskfs.VM_PROT_READ, taskfs.VM_PROT_ALL))
+            self.assertEqual(u.vm_read(address, 2 * PAGE), t.vm_read(A, 2 * PAGE))
+            u.vm_write(address, b"s" * PAGE)
+            self.assertEqual(t.vm_read(A, PAGE), b"s" * PAGE)  # shared
+            address, cur, mx = u.remap(t, A, PAGE, copy=True,
+                                       inheritance=taskfs.VM_INHERIT_NONE)
+            self.assertEqual((address, cur), (0, taskfs.VM_PROT_DEFAULT))
+            self.assertEqual(u.vm_region(0).inheritance, taskfs.VM_INHERIT_NONE)
+            u.vm_write(0, b"c" * PAGE)
+            self.assertEqual(t.vm_read(A, PAGE), b"s" * PAGE)  # copied
+            e = self.assertMachError("KERN_NO_SPACE", u.remap, t, A, PAGE,
+                                     0x800000)
+            self.assertEqual(e.reason, "overlaps region 0x800000-0x801000")
+            e = self.assertMachError("KERN_INVALID_ADDRESS", u.remap, t, A,
+                                     3 * PAGE, 0x900000)
+            self.assertEqual(e.reason, f"page 0x{A + 2 * PAGE:x} is not allocated")
+            with self.assertRaises(TypeError):
+                u.remap("t", A, PAGE)
 
     def test_ctl_runs_one_command(self):
         self.assertEqual(self.task.ctl("allocate anywhere 64K"), "0x0")
