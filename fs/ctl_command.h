@@ -31,6 +31,7 @@ struct Command {
     kTask,  // task NAME
     kFill,  // fill ADDR SIZE BYTE
     kLoad,  // load ADDR FILE
+    kCore,  // core FILE
   };
   Op op = Op::kAllocate;
   vm::vm_address_t address = 0;  // ADDR, SRC
@@ -42,7 +43,7 @@ struct Command {
   bool dst_alloc = false;    // copy-from ... alloc
   bool src_destroy = false;  // copy-from ... destroy
   unsigned char byte = 0;    // fill BYTE
-  std::string name;          // TASK, CHILD, NAME, or FILE for load
+  std::string name;          // TASK, CHILD, NAME, or FILE for load and core
 };
 
 enum class Grammar { kCtl, kManifest };

@@ -3,11 +3,14 @@
 
 #include <elf.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
 
+#include "libtaskfs/src/core_parse.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -161,6 +164,92 @@ TEST(CoreFileTest, SeeksOverHolesOfTheSnapshot) {
   const CoreSize size = MeasureCore(*task).value();
   EXPECT_EQ(size.size, core.layout.size);
   EXPECT_EQ(size.blocks, kPage / 512);
+}
+
+// The restore's reader (libtaskfs/src/core_parse.c) reads what the core
+// file writes, and names what is wrong with a malformed one.
+class CoreParseTest : public ::testing::Test {
+ protected:
+  // The segments of bytes as a file; "" or the parser's error in *error.
+  std::vector<taskfs_core_segment> Parse(const std::string& bytes,
+                                         std::string* error) {
+    char path[] = "/tmp/taskfs-core-parse-XXXXXX";
+    const int fd = ::mkstemp(path);
+    EXPECT_GE(fd, 0);
+    ::unlink(path);
+    EXPECT_EQ(::write(fd, bytes.data(), bytes.size()),
+              static_cast<ssize_t>(bytes.size()));
+    taskfs_core_segment* out = nullptr;
+    std::size_t count = 0;
+    char message[512] = "";
+    const int rc = taskfs_core_parse(fd, &out, &count, message, sizeof message);
+    ::close(fd);
+    *error = rc == 0 ? "" : message;
+    std::vector<taskfs_core_segment> segments(out, out + count);
+    std::free(out);
+    return segments;
+  }
+
+  // A core of three regions, each written with a byte.
+  std::string Core() {
+    const vm::Geometry geometry{12, std::uint64_t{1} << 32};
+    vm::RegionInfo a = Region(kBase, kPage, vm::VM_PROT_READ);
+    a.max_protection = vm::VM_PROT_READ;
+    a.inheritance = vm::VM_INHERIT_SHARE;
+    layout_ = MakeCoreLayout(
+        geometry, {a, Region(kBase + 2 * kPage, kPage, vm::VM_PROT_NONE),
+                   Region(kBase + 4 * kPage, 2 * kPage, vm::VM_PROT_ALL)});
+    std::string bytes = layout_.header;
+    bytes.resize(layout_.size, 'b');
+    return bytes;
+  }
+  void SetU64(std::string& bytes, std::size_t at, std::uint64_t value) {
+    std::memcpy(bytes.data() + at, &value, sizeof value);
+  }
+
+  CoreLayout layout_;
+};
+
+TEST_F(CoreParseTest, ReadsWhatTheCoreFileWrites) {
+  std::string error;
+  const auto s = Parse(Core(), &error);
+  ASSERT_EQ(error, "");
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].address, kBase);
+  EXPECT_EQ(s[0].prot, static_cast<std::uint32_t>(vm::VM_PROT_READ));
+  EXPECT_EQ(s[0].max_prot, static_cast<std::uint32_t>(vm::VM_PROT_READ));
+  EXPECT_EQ(s[0].inheritance, static_cast<std::uint32_t>(vm::VM_INHERIT_SHARE));
+  EXPECT_EQ(s[0].filesz, kPage);
+  EXPECT_EQ(s[1].filesz, 0u);
+  EXPECT_EQ(s[1].memsz, kPage);
+  EXPECT_EQ(s[2].offset, layout_.segments[2].offset);
+  EXPECT_EQ(s[2].prot, static_cast<std::uint32_t>(vm::VM_PROT_ALL));
+}
+
+TEST_F(CoreParseTest, NamesWhatIsWrongAndWhere) {
+  std::string error;
+  std::string bytes = Core();
+  Parse(bytes.substr(0, 40), &error);
+  EXPECT_EQ(error, "truncated: 40 bytes, shorter than an ELF header");
+  bytes[0] = 'X';
+  Parse(bytes, &error);
+  EXPECT_EQ(error, "bad magic: not an ELF file");
+  bytes = Core();
+  const std::size_t load0 = sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr);
+  SetU64(bytes, load0 + 2 * sizeof(Elf64_Phdr) + 16, kBase);  // p_vaddr
+  Parse(bytes, &error);
+  EXPECT_EQ(error,
+            "segment 2: 0x100000 overlaps segment 0 (0x100000-0x101000)");
+  bytes = Core();
+  SetU64(bytes, load0 + 8, 1 << 20);  // p_offset of segment 0
+  Parse(bytes, &error);
+  EXPECT_EQ(error,
+            "segment 0: bytes [0x100000, 0x101000) lie beyond the end of the "
+            "file (0x4000 bytes)");
+  bytes = Core();
+  bytes.resize(layout_.segments[2].offset + kPage);
+  Parse(bytes, &error);
+  EXPECT_EQ(error.rfind("segment 2: bytes [", 0), 0u) << error;
 }
 
 }  // namespace

@@ -466,5 +466,61 @@ TEST(CoreTest, AtTheMemoryLimitTheOpenIsEnospc) {
             std::string::npos);
 }
 
+// A manifest's `core FILE` line, relative to the manifest: the demo's core
+// restored equal; a malformed one ends the daemon with FILE:LINE and what.
+TEST(CoreManifestTest, RestoresACoreAndNamesWhatIsWrong) {
+  TempDir dir;
+  std::string bytes;
+  std::string maps;
+  {
+    Mount demo(std::vector<std::string>{});
+    ASSERT_TRUE(demo.ok()) << demo.error();
+    bytes = ReadWhole(demo / "demo/core");
+    maps = ReadFile(demo / "demo/maps");
+  }
+  dir.Write("cores/demo.core", bytes);
+  const std::string manifest =
+      dir.Write("m.tasks", "task again\ncore cores/demo.core\n");
+  {
+    Mount mount({"-o", "tasks=" + manifest});
+    ASSERT_TRUE(mount.ok()) << mount.error();
+    EXPECT_EQ(ReadFile(mount / "again/maps"), maps);
+    const Core core = Parse(ReadWhole(mount / "again/core"));
+    ASSERT_EQ(core.error, "");
+    const std::string greeting =
+        ReadFile(SourceDir() + "/examples/greeting.txt");
+    EXPECT_EQ(
+        ReadMem(mount / "again/mem", 0x600000, 4096).substr(0, greeting.size()),
+        greeting);
+  }
+
+  std::string bad = bytes;
+  bad[0] = 0x7e;
+  dir.Write("bad.core", bad);
+  const std::string bad_manifest =
+      dir.Write("bad.tasks", "task a\n\ncore bad.core\n");
+  const std::string mountpoint = dir.MakeDir("mnt");
+  RunResult r = RunCommand(
+      {DaemonPath(), "-f", "-o", "tasks=" + bad_manifest, mountpoint},
+      std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_FALSE(IsMountpoint(mountpoint));
+  EXPECT_EQ(r.err, "taskfs: " + bad_manifest +
+                       ":3: core: 'bad.core': bad magic: not an ELF file\n");
+
+  // A segment where the manifest already made a region.
+  const std::string busy = dir.Write(
+      "busy.tasks", "task a\nallocate 0x700000 4K\ncore cores/demo.core\n");
+  r = RunCommand({DaemonPath(), "-f", "-o", "tasks=" + busy, mountpoint},
+                 std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(busy + ":3: core failed: KERN_NO_SPACE: "
+                              "'cores/demo.core': segment 3: "
+                              "0x700000-0x710000 overlaps region "
+                              "0x700000-0x701000"),
+            std::string::npos)
+      << r.err;
+}
+
 }  // namespace
 }  // namespace taskfs::testing
