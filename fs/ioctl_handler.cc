@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "vmcore/failure_reason.h"
@@ -20,6 +21,10 @@ static_assert(sizeof(taskfs_vm_protect) == 24);
 static_assert(sizeof(taskfs_vm_inherit) == 24);
 static_assert(sizeof(taskfs_vm_region) == 32);
 static_assert(sizeof(taskfs_vm_map_copy) == 40);
+static_assert(sizeof(taskfs_page_state) == 16);
+static_assert(sizeof(taskfs_vm_page_query) == 16 + 16 * TASKFS_PAGE_QUERY_MAX);
+// The kernel carries at most 2^14 - 1 bytes of an ioctl's argument.
+static_assert(sizeof(taskfs_vm_page_query) < (1u << _IOC_SIZEBITS));
 
 // A failure decided here, not in the core: its reason for the errors file.
 KernReturn Refuse(KernReturn kr, std::string_view reason) {
@@ -173,6 +178,41 @@ std::string DescribeMapCopy(const IoctlArg& arg) {
                      a.src, a.size, a.dst, a.flags);
 }
 
+// --- the page-state query --------------------------------------------------
+
+KernReturn CheckPageQuery(const IoctlArg& arg) {
+  const taskfs_vm_page_query& a = arg.page_query;
+  if (a.count > TASKFS_PAGE_QUERY_MAX) {
+    return Refuse(
+        vm::KERN_INVALID_ARGUMENT,
+        fmt::format("count {} is more than the {} pages a query holds", a.count,
+                    TASKFS_PAGE_QUERY_MAX));
+  }
+  return vm::KERN_SUCCESS;
+}
+
+KernReturn RunPageQuery(IoctlArg& arg, const IoctlTarget& t) {
+  taskfs_vm_page_query& a = arg.page_query;
+  std::array<vm::PageState, TASKFS_PAGE_QUERY_MAX> states;
+  const std::uint64_t page_size = t.task.geometry().page_size();
+  const vm::vm_address_t address = a.address & ~(page_size - 1);
+  const std::span<vm::PageState> out(states.data(), a.count);
+  const KernReturn kr =
+      vm::vm_page_query(t.task, address, a.count * page_size, out);
+  if (kr != vm::KERN_SUCCESS) return kr;
+  a.address = address;
+  for (std::size_t i = 0; i < TASKFS_PAGE_QUERY_MAX; ++i) {
+    const vm::PageState s = i < out.size() ? out[i] : vm::PageState{};
+    a.pages[i] = {s.flags, s.mappings, s.identity};
+  }
+  return vm::KERN_SUCCESS;
+}
+
+std::string DescribePageQuery(const IoctlArg& arg) {
+  const taskfs_vm_page_query& a = arg.page_query;
+  return fmt::format("{:#x} count {}", a.address, a.count);
+}
+
 // --- the table -------------------------------------------------------------
 
 constexpr IoctlCommand kCommands[] = {
@@ -192,6 +232,9 @@ constexpr IoctlCommand kCommands[] = {
      DecodeAs<&IoctlArg::region>, nullptr, RunRegion, DescribeRegion},
     {TASKFS_IOC_VM_MAP_COPY, "vm_map_copy", true, false,
      DecodeAs<&IoctlArg::map_copy>, CheckMapCopy, RunMapCopy, DescribeMapCopy},
+    {TASKFS_IOC_VM_PAGE_QUERY, "vm_page_query", false, true,
+     DecodeAs<&IoctlArg::page_query>, CheckPageQuery, RunPageQuery,
+     DescribePageQuery, /*reads_memory=*/true},
 };
 
 // A number's size is its struct's, which the table's decode copies.
@@ -203,6 +246,8 @@ static_assert(_IOC_SIZE(TASKFS_IOC_VM_PROTECT) == sizeof(taskfs_vm_protect));
 static_assert(_IOC_SIZE(TASKFS_IOC_VM_INHERIT) == sizeof(taskfs_vm_inherit));
 static_assert(_IOC_SIZE(TASKFS_IOC_VM_REGION) == sizeof(taskfs_vm_region));
 static_assert(_IOC_SIZE(TASKFS_IOC_VM_MAP_COPY) == sizeof(taskfs_vm_map_copy));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_PAGE_QUERY) ==
+              sizeof(taskfs_vm_page_query));
 
 }  // namespace
 

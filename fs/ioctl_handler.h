@@ -29,6 +29,7 @@ union IoctlArg {
   taskfs_vm_inherit inherit;
   taskfs_vm_region region;
   taskfs_vm_map_copy map_copy;
+  taskfs_vm_page_query page_query;
 };
 
 // What a command runs on.
@@ -55,6 +56,9 @@ struct IoctlCommand {
   vm::KernReturn (*run)(IoctlArg& arg, const IoctlTarget& target);
   // The arguments as the errors file shows them after "ioctl NAME".
   std::string (*describe)(const IoctlArg& arg);
+  // It tells what memory holds (the page query): needs the file open for
+  // reading.
+  bool reads_memory = false;
 };
 
 // Every row, by number.

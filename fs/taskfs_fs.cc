@@ -448,8 +448,12 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
       (file->flags & O_ACCMODE) == O_RDONLY) {
     return r.Err(EBADF);
   }
+  if (request.command()->reads_memory &&
+      (file->flags & O_ACCMODE) == O_WRONLY) {
+    return r.Err(EBADF);
+  }
   ExecContext context = OpenerContext(fs, *file);
-  alignas(8) unsigned char out[64];
+  alignas(8) unsigned char out[sizeof(IoctlArg)];
   std::size_t out_size = 0;
   const KernReturn kr = request.Run({*file->task, context}, out,
                                     std::min(out_bufsz, sizeof out), &out_size);

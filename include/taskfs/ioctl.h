@@ -11,7 +11,8 @@
  * daemon and its callers run on one machine). On failure an ioctl
  * returns -1 with errno set from the Mach result (EINVAL, EFAULT, EACCES,
  * ENOMEM, ENOSPC, ESRCH, EIO; see taskfs(1)); an unknown command gives ENOTTY.
- * Calls that change memory need the file open for writing (else EBADF).
+ * Calls that change memory need the file open for writing, the page query
+ * needs it open for reading (else EBADF).
  */
 #ifndef TASKFS_IOCTL_H_
 #define TASKFS_IOCTL_H_
@@ -90,6 +91,35 @@ struct taskfs_vm_map_copy {
   uint32_t pad;
 };
 
+/* The state of one page (TASKFS_IOC_VM_PAGE_QUERY). flags: ALLOCATED, a
+ * region holds the page; RESIDENT, the page has been written and holds
+ * memory (a never-written page reads as zeros and holds none); SHARED, its
+ * memory is also mapped at another address or by another task. mappings:
+ * how many addresses, in all tasks, map its memory (0 if not resident).
+ * identity: equal for two resident pages exactly when they are the same
+ * memory, within one daemon's life; opaque, 0 if not resident. */
+#define TASKFS_PAGE_ALLOCATED 1u
+#define TASKFS_PAGE_RESIDENT 2u
+#define TASKFS_PAGE_SHARED 4u
+
+struct taskfs_page_state {
+  uint32_t flags;
+  uint32_t mappings;
+  uint64_t identity;
+};
+
+#define TASKFS_PAGE_QUERY_MAX 1000u
+
+/* The page-state query: in, address (rounded down to a page) and count
+ * (pages, at most TASKFS_PAGE_QUERY_MAX); out, pages[0, count) are the
+ * states of the count pages from there. Any protection; needs the file
+ * open for reading (else EBADF). */
+struct taskfs_vm_page_query {
+  uint64_t address;
+  uint64_t count;
+  struct taskfs_page_state pages[TASKFS_PAGE_QUERY_MAX];
+};
+
 #define TASKFS_IOC_VM_COPY _IOW('M', 1, struct taskfs_vm_copy)
 #define TASKFS_IOC_VM_ALLOCATE _IOWR('M', 2, struct taskfs_vm_allocate)
 #define TASKFS_IOC_VM_DEALLOCATE _IOW('M', 3, struct taskfs_vm_deallocate)
@@ -97,6 +127,7 @@ struct taskfs_vm_map_copy {
 #define TASKFS_IOC_VM_INHERIT _IOW('M', 5, struct taskfs_vm_inherit)
 #define TASKFS_IOC_VM_REGION _IOWR('M', 6, struct taskfs_vm_region)
 #define TASKFS_IOC_VM_MAP_COPY _IOWR('M', 7, struct taskfs_vm_map_copy)
+#define TASKFS_IOC_VM_PAGE_QUERY _IOWR('M', 8, struct taskfs_vm_page_query)
 
 #ifdef __cplusplus
 }

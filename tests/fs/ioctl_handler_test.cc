@@ -34,9 +34,9 @@ using fs_test::IoctlChangesMemory;
 using fs_test::IoctlResult;
 
 constexpr unsigned int kAllCommands[] = {
-    TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE, TASKFS_IOC_VM_DEALLOCATE,
-    TASKFS_IOC_VM_PROTECT,  TASKFS_IOC_VM_INHERIT,  TASKFS_IOC_VM_REGION,
-    TASKFS_IOC_VM_MAP_COPY,
+    TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE,   TASKFS_IOC_VM_DEALLOCATE,
+    TASKFS_IOC_VM_PROTECT,  TASKFS_IOC_VM_INHERIT,    TASKFS_IOC_VM_REGION,
+    TASKFS_IOC_VM_MAP_COPY, TASKFS_IOC_VM_PAGE_QUERY,
 };
 
 vm::RegionInfo Region(vm::vm_address_t start, vm::vm_size_t size,
@@ -62,6 +62,8 @@ TEST(IoctlHeaderTest, StructSizes) {
   EXPECT_EQ(sizeof(taskfs_vm_inherit), 24u);
   EXPECT_EQ(sizeof(taskfs_vm_region), 32u);
   EXPECT_EQ(sizeof(taskfs_vm_map_copy), 40u);
+  EXPECT_EQ(sizeof(taskfs_page_state), 16u);
+  EXPECT_EQ(sizeof(taskfs_vm_page_query), 16016u);
 }
 
 TEST(IoctlHeaderTest, NumbersEncodeTypeNumberDirectionAndSize) {
@@ -78,6 +80,7 @@ TEST(IoctlHeaderTest, NumbersEncodeTypeNumberDirectionAndSize) {
       {TASKFS_IOC_VM_INHERIT, 5, _IOC_WRITE, 24},
       {TASKFS_IOC_VM_REGION, 6, _IOC_READ | _IOC_WRITE, 32},
       {TASKFS_IOC_VM_MAP_COPY, 7, _IOC_READ | _IOC_WRITE, 40},
+      {TASKFS_IOC_VM_PAGE_QUERY, 8, _IOC_READ | _IOC_WRITE, 16016},
   };
   for (const auto& c : kCases) {
     SCOPED_TRACE(c.nr);
@@ -100,7 +103,7 @@ TEST(IoctlHeaderTest, MachValues) {
   EXPECT_EQ(TASKFS_VM_MAP_COPY_SRC_DESTROY, 2u);
 }
 
-TEST(IoctlChangesMemoryTest, AllButRegion) {
+TEST(IoctlChangesMemoryTest, AllButRegionAndPageQuery) {
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_COPY));
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_ALLOCATE));
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_DEALLOCATE));
@@ -108,7 +111,15 @@ TEST(IoctlChangesMemoryTest, AllButRegion) {
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_INHERIT));
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_MAP_COPY));
   EXPECT_FALSE(IoctlChangesMemory(TASKFS_IOC_VM_REGION));
+  EXPECT_FALSE(IoctlChangesMemory(TASKFS_IOC_VM_PAGE_QUERY));
   EXPECT_FALSE(IoctlChangesMemory(0));
+}
+
+TEST(IoctlReadsMemoryTest, OnlyThePageQuery) {
+  for (const IoctlCommand& row : IoctlCommands()) {
+    SCOPED_TRACE(row.name);
+    EXPECT_EQ(row.reads_memory, row.number == TASKFS_IOC_VM_PAGE_QUERY);
+  }
 }
 
 // --- the table -------------------------------------------------------------
@@ -116,9 +127,9 @@ TEST(IoctlChangesMemoryTest, AllButRegion) {
 TEST(IoctlTableTest, OneRowPerCommandByNumber) {
   const std::span<const IoctlCommand> rows = IoctlCommands();
   ASSERT_EQ(rows.size(), std::size(kAllCommands));
-  const char* const kNames[] = {"vm_copy",    "vm_allocate", "vm_deallocate",
-                                "vm_protect", "vm_inherit",  "vm_region",
-                                "vm_map_copy"};
+  const char* const kNames[] = {"vm_copy",     "vm_allocate",  "vm_deallocate",
+                                "vm_protect",  "vm_inherit",   "vm_region",
+                                "vm_map_copy", "vm_page_query"};
   for (std::size_t i = 0; i < rows.size(); ++i) {
     SCOPED_TRACE(kNames[i]);
     EXPECT_EQ(rows[i].number, kAllCommands[i]);
@@ -246,6 +257,55 @@ TEST_F(IoctlTest, VmCopy) {
       CallNoOut(TASKFS_IOC_VM_COPY, taskfs_vm_copy{0x10000, kPage, 0x11000}),
       0);
   EXPECT_EQ(ReadByte(0x11000), 0x42);
+}
+
+TEST_F(IoctlTest, VmPageQuery) {
+  Allocate(0x10000, 4 * kPage);
+  WritePage(0x11000, 0x42);
+  ASSERT_EQ(vm::vm_copy(*task_, 0x11000, kPage, 0x13000), vm::KERN_SUCCESS);
+  // In: an unaligned address, one page before the region, five pages.
+  auto in = std::make_unique<taskfs_vm_page_query>();
+  auto out = std::make_unique<taskfs_vm_page_query>();
+  in->address = 0xf123;
+  in->count = 6;
+  std::memset(out.get(), 0xee, sizeof *out);
+  const IoctlResult r = Call(TASKFS_IOC_VM_PAGE_QUERY, *in, out.get());
+  ASSERT_EQ(r.error, 0);
+  EXPECT_EQ(r.out_size, sizeof *out);
+  EXPECT_EQ(out->address, 0xf000u);
+  EXPECT_EQ(out->count, 6u);
+  const std::uint32_t kAllocated = TASKFS_PAGE_ALLOCATED;
+  const std::uint32_t kShared =
+      TASKFS_PAGE_ALLOCATED | TASKFS_PAGE_RESIDENT | TASKFS_PAGE_SHARED;
+  const std::uint32_t kFlags[] = {0,          kAllocated, kShared,
+                                  kAllocated, kShared,    0};
+  for (std::size_t i = 0; i < 6; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(out->pages[i].flags, kFlags[i]);
+  }
+  EXPECT_EQ(out->pages[2].mappings, 2u);
+  EXPECT_NE(out->pages[2].identity, 0u);
+  EXPECT_EQ(out->pages[2].identity, out->pages[4].identity);
+  EXPECT_EQ(out->pages[1].identity, 0u);
+  // Beyond count: zeros, not what the caller passed in.
+  EXPECT_EQ(out->pages[6].flags, 0u);
+  EXPECT_EQ(out->pages[999].identity, 0u);
+}
+
+TEST_F(IoctlTest, VmPageQueryErrors) {
+  auto q = std::make_unique<taskfs_vm_page_query>();
+  auto out = std::make_unique<taskfs_vm_page_query>();
+  q->address = 0x10000;
+  q->count = TASKFS_PAGE_QUERY_MAX + 1;
+  EXPECT_EQ(Call(TASKFS_IOC_VM_PAGE_QUERY, *q, out.get()).error, EINVAL);
+  // Past the end of the (32-bit) address space.
+  q->address = 0xffffe000;
+  q->count = 3;
+  EXPECT_EQ(Call(TASKFS_IOC_VM_PAGE_QUERY, *q, out.get()).error, EFAULT);
+  q->count = 2;
+  EXPECT_EQ(Call(TASKFS_IOC_VM_PAGE_QUERY, *q, out.get()).error, 0);
+  q->count = 0;
+  EXPECT_EQ(Call(TASKFS_IOC_VM_PAGE_QUERY, *q, out.get()).error, 0);
 }
 
 TEST_F(IoctlTest, VmCopyErrors) {

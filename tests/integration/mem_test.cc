@@ -248,6 +248,74 @@ TEST_F(MemTest, ChangingIoctlNeedsTheFileOpenForWriting) {
   ::close(ro);
 }
 
+// The page-state query through the mount: written, never written, copied
+// (one memory at two addresses) and shared with a fork (one memory in two
+// tasks).
+TEST_F(MemTest, PageQueryIoctl) {
+  ASSERT_EQ(Ctl("allocate 0x10000 16K\ninherit 0x13000 4K share\n"), 0);
+  AlignedBuffer b(kPage);
+  std::memset(b.data, 0x5a, kPage);
+  ASSERT_EQ(Write(b, 0x10000, kPage), static_cast<ssize_t>(kPage));
+  ASSERT_EQ(Write(b, 0x13000, kPage), static_cast<ssize_t>(kPage));
+  ASSERT_EQ(Ctl("copy 0x10000 4K 0x11000\nfork child\n"), 0);
+  auto q = std::make_unique<taskfs_vm_page_query>();
+  q->address = 0x10000;
+  q->count = 5;
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_PAGE_QUERY, q.get()), 0)
+      << std::strerror(errno);
+  const std::uint32_t kResident = TASKFS_PAGE_ALLOCATED | TASKFS_PAGE_RESIDENT;
+  const std::uint32_t kShared = kResident | TASKFS_PAGE_SHARED;
+  EXPECT_EQ(q->pages[0].flags, kShared);  // and the copy at 0x11000
+  EXPECT_EQ(q->pages[1].flags, kShared);
+  EXPECT_EQ(q->pages[0].identity, q->pages[1].identity);
+  EXPECT_EQ(q->pages[2].flags, TASKFS_PAGE_ALLOCATED);
+  EXPECT_EQ(q->pages[2].mappings, 0u);
+  EXPECT_EQ(q->pages[3].flags, kShared);  // the fork's share region
+  EXPECT_EQ(q->pages[4].flags, 0u);
+  // The child's copy regions are copy-on-write copies of the same memory:
+  // four mappings of the page at 0x10000 (two here, two in the child).
+  EXPECT_EQ(q->pages[0].mappings, 4u);
+  const int child = ::open((mount_ / "child/mem").c_str(), O_RDONLY);
+  ASSERT_GE(child, 0) << std::strerror(errno);
+  auto c = std::make_unique<taskfs_vm_page_query>();
+  c->address = 0x13000;
+  c->count = 1;
+  ASSERT_EQ(::ioctl(child, TASKFS_IOC_VM_PAGE_QUERY, c.get()), 0);
+  EXPECT_EQ(c->pages[0].identity, q->pages[3].identity);
+  EXPECT_EQ(c->pages[0].mappings, 2u);
+  // A write to the child's copy gives it memory of its own.
+  const int child_rw = ::open((mount_ / "child/mem").c_str(), O_RDWR);
+  ASSERT_GE(child_rw, 0);
+  ASSERT_EQ(::pwrite(child_rw, b.data, kPage, 0x10000),
+            static_cast<ssize_t>(kPage));
+  c->address = 0x10000;
+  ASSERT_EQ(::ioctl(child, TASKFS_IOC_VM_PAGE_QUERY, c.get()), 0);
+  EXPECT_EQ(c->pages[0].flags, kResident);
+  EXPECT_EQ(c->pages[0].mappings, 1u);
+  EXPECT_NE(c->pages[0].identity, q->pages[0].identity);
+  ::close(child_rw);
+  ::close(child);
+  // Too many pages: EINVAL; past the address space: EFAULT; a file open
+  // only for writing: EBADF. Each failure has its reason.
+  q->count = TASKFS_PAGE_QUERY_MAX + 1;
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_PAGE_QUERY, q.get()), -1);
+  EXPECT_EQ(errno, EINVAL);
+  q->address = 0xfffff000;
+  q->count = 2;
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_PAGE_QUERY, q.get()), -1);
+  EXPECT_EQ(errno, EFAULT);
+  const std::string errors = ReadFile(mount_ / "t/errors");
+  EXPECT_NE(errors.find("ioctl vm_page_query 0x10000 count 1001"),
+            std::string::npos)
+      << errors;
+  const int wo = ::open((mount_ / "t/mem").c_str(), O_WRONLY);
+  ASSERT_GE(wo, 0);
+  q->count = 1;
+  EXPECT_EQ(::ioctl(wo, TASKFS_IOC_VM_PAGE_QUERY, q.get()), -1);
+  EXPECT_EQ(errno, EBADF);
+  ::close(wo);
+}
+
 TEST_F(MemTest, MapCopyIoctlFromAnotherTask) {
   ASSERT_EQ(::mkdir((mount_ / "src").c_str(), 0700), 0);
   ASSERT_EQ(WriteFile(mount_ / "src/ctl", "allocate 0x10000 8K\n"), 0);
