@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libfuse3-dev fuse3 libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev python3 bsdextrautils
-  clang clang-format libclang-rt-14-dev llvm)
+  clang clang-format libclang-rt-14-dev llvm gdb binutils)
 if [ "${1:-}" = "--list" ]; then
   echo "${packages[@]}"
   exit 0

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "fs/core_file.h"
 #include "fs/render.h"
 #include "vmcore/vm_user.h"
 
@@ -36,7 +37,11 @@ void Attributes::FillTask(const TaskNode& node, NodeKind kind,
   std::memset(st, 0, sizeof *st);
   const unsigned k = static_cast<unsigned>(kind);
   st->st_ino = TaskIno(node.task->id(), kind);
-  st->st_mode = (kind == NodeKind::kDir ? S_IFDIR : S_IFREG) | node.modes[k];
+  st->st_mode =
+      (kind == NodeKind::kDir ? S_IFDIR : S_IFREG) |
+      (kind == NodeKind::kCore
+           ? CoreMode(node.modes[static_cast<unsigned>(NodeKind::kMem)])
+           : node.modes[k]);
   st->st_nlink = kind == NodeKind::kDir ? 2 : 1;
   st->st_uid = node.uid;
   st->st_gid = node.gid;
@@ -57,15 +62,24 @@ void Attributes::FillTask(const TaskNode& node, NodeKind kind,
       st->st_blocks = static_cast<blkcnt_t>(stats.value().resident_bytes / 512);
     }
   }
+  if (kind == NodeKind::kCore) {
+    // The core the task would give now (docs/reference.md §10); a removed
+    // task's is empty.
+    const vm::KernResult<CoreSize> core = MeasureCore(*node.task);
+    if (core.ok()) {
+      st->st_size = static_cast<off_t>(core.value().size);
+      st->st_blocks = static_cast<blkcnt_t>(core.value().blocks);
+    }
+  }
   // mem, maps and status show the task's memory and map: they were last
   // modified when those last changed (docs/reference.md §5); errors when its
   // last line was added.
   st->st_atim = node.created;
-  st->st_mtim = st->st_ctim = kind == NodeKind::kMem ||
-                                      kind == NodeKind::kMaps ||
-                                      kind == NodeKind::kStatus
-                                  ? node.task->changed()
-                                  : node.created;
+  st->st_mtim = st->st_ctim =
+      kind == NodeKind::kMem || kind == NodeKind::kCore ||
+              kind == NodeKind::kMaps || kind == NodeKind::kStatus
+          ? node.task->changed()
+          : node.created;
   if (kind == NodeKind::kErrors && node.errors->last_seq() != 0) {
     st->st_mtim = st->st_ctim = node.errors->changed();
   }
@@ -121,6 +135,8 @@ int Attributes::Set(Ino ino, uid_t caller, const struct stat& attr,
     return EPERM;
   }
   if ((to_set & FUSE_SET_ATTR_MODE) && !is_owner) return EPERM;
+  // core's mode is mem's read bits: it has none of its own.
+  if ((to_set & FUSE_SET_ATTR_MODE) && w.kind == NodeKind::kCore) return EPERM;
   if ((to_set & FUSE_SET_ATTR_SIZE) && w.kind != NodeKind::kMem &&
       w.kind != NodeKind::kCtl) {
     return w.kind == NodeKind::kDir ? EISDIR : EPERM;

@@ -232,6 +232,12 @@ bool ParseTokens(const std::vector<std::string_view>& t, Grammar grammar,
       c->name = std::string(t[2]);
       return Number(t[1], NumberForm::kPlain, &c->address, error);
     }
+    if (verb == "core") {
+      c->op = Op::kCore;
+      if (!Arity(t, 1, 1, "core FILE", error)) return false;
+      c->name = std::string(t[1]);
+      return true;
+    }
   }
   *error = "unknown command " + Quoted(verb);
   return false;
@@ -294,6 +300,7 @@ KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
     case Op::kTask:
     case Op::kFill:
     case Op::kLoad:
+    case Op::kCore:
       break;
   }
   return vm::KERN_INVALID_ARGUMENT;

@@ -32,6 +32,7 @@ struct Command {
     kTask,  // task NAME
     kFill,  // fill ADDR SIZE BYTE
     kLoad,  // load ADDR FILE
+    kCore,  // core FILE
   };
   Op op = Op::kAllocate;
   vm::vm_address_t address = 0;  // ADDR, SRC
@@ -45,7 +46,7 @@ struct Command {
   bool anywhere = false;     // remap ... anywhere
   bool copy = false;         // remap ... copy
   unsigned char byte = 0;    // fill BYTE
-  std::string name;          // TASK, CHILD, NAME, or FILE for load
+  std::string name;          // TASK, CHILD, NAME, or FILE for load and core
 };
 
 enum class Grammar { kCtl, kManifest };

@@ -4,7 +4,7 @@ namespace taskfs::fs {
 namespace {
 
 constexpr std::string_view kFileNames[kNodeKinds] = {
-    "", "mem", "ctl", "maps", "status", "errors"};
+    "", "mem", "ctl", "maps", "status", "errors", "core"};
 
 }  // namespace
 

@@ -17,9 +17,10 @@ enum class NodeKind : unsigned {
   kCtl,
   kMaps,
   kStatus,
-  kErrors
+  kErrors,
+  kCore
 };
-inline constexpr unsigned kNodeKinds = 6;
+inline constexpr unsigned kNodeKinds = 7;
 
 // fuse_ino_t is a 64-bit number; this header does without libfuse.
 using Ino = std::uint64_t;

@@ -7,8 +7,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <new>
 #include <utility>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "fs/ctl_command.h"
 #include "fs/embedded_demo.h"  // generated from examples/ (fs/CMakeLists.txt)
 #include "fs/line_assembler.h"
+#include "libtaskfs/src/core_parse.h"
 #include "taskfs/task_name.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/limit_reached.h"
@@ -68,6 +71,7 @@ class SizedFile {
 
   std::uint64_t size() const { return size_; }
   std::uint64_t left() const { return size_ - read_; }
+  int fd() const { return fd_; }
 
   // Reads the next n bytes, n <= left(); "" or "SHOWN: reason".
   std::string Read(char* out, std::size_t n) {
@@ -133,6 +137,8 @@ class LoadSource {
   }
   // After size() bytes: "" or the error.
   std::string CheckEnd() { return from_file_ ? file_.CheckEnd() : ""; }
+  // The open file, for reads at any offset; -1 for built-in bytes.
+  int fd() const { return from_file_ ? file_.fd() : -1; }
 
  private:
   bool from_file_ = false;
@@ -190,6 +196,8 @@ std::string_view Verb(const Command& c) {
       return "fill";
     case Op::kLoad:
       return "load";
+    case Op::kCore:
+      return "core";
   }
   return "command";
 }
@@ -247,6 +255,123 @@ std::string Load(vm::VmSystem& system, vm::Task& task, const Command& c,
   return "";
 }
 
+// Writes the bytes of segment s of the core at fd into task, each run of
+// pages holding something but zeros in one vm_write (holes and pages of
+// zeros stay unwritten). "" or the message.
+std::string WriteSegment(vm::Task& task, int fd, const taskfs_core_segment& s) {
+  const std::uint64_t page = task.geometry().page_size();
+  std::vector<char> piece(kLoadPiece);
+  for (std::uint64_t done = 0; done < s.filesz;) {
+    const std::uint64_t n =
+        std::min<std::uint64_t>(kLoadPiece, s.filesz - done);
+    std::fill(piece.begin(), piece.end(), 0);
+    for (std::uint64_t got = 0; got < n;) {
+      const ssize_t r = ::pread(fd, piece.data() + got, n - got,
+                                static_cast<off_t>(s.offset + done + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        return fmt::format("segment {}: {}", s.index,
+                           r < 0 ? std::strerror(errno) : "ended early");
+      }
+      got += static_cast<std::uint64_t>(r);
+    }
+    const std::uint64_t padded = (n + page - 1) / page * page;
+    std::uint64_t run = padded;  // start of the current run, or none
+    for (std::uint64_t at = 0; at <= padded; at += page) {
+      const bool data =
+          at < padded &&
+          std::any_of(piece.begin() + at, piece.begin() + at + page,
+                      [](char c) { return c != 0; });
+      if (data && run == padded) run = at;
+      if (!data && run != padded) {
+        const vm::KernReturn kr = vm::vm_write(task, s.address + done + run,
+                                               piece.data() + run, at - run);
+        if (kr != vm::KERN_SUCCESS) return Failed("core", kr);
+        run = padded;
+      }
+    }
+    done += n;
+  }
+  return "";
+}
+
+// A manifest's `core FILE` (docs/reference.md §10.2): the core's regions,
+// protections and bytes, all or nothing. Segments outside the address space
+// are skipped; the rest are checked (format, alignment, the regions in the
+// way) before the first change, and a later failure deallocates what was
+// made. "" or the message.
+std::string RestoreCore(vm::Task& task, const std::string& name, int fd) {
+  taskfs_core_segment* segments = nullptr;
+  std::size_t count = 0;
+  char error[512];
+  if (fd < 0) return "core: " + QuotedName(name) + ": not a file";
+  if (taskfs_core_parse(fd, &segments, &count, error, sizeof error) != 0) {
+    return fmt::format("core: {}: {}", QuotedName(name), error);
+  }
+  const std::unique_ptr<taskfs_core_segment, decltype(&std::free)> hold(
+      segments, &std::free);
+  const vm::Geometry& geometry = task.geometry();
+  std::vector<const taskfs_core_segment*> wanted;
+  for (std::size_t i = 0; i < count; ++i) {
+    const taskfs_core_segment& s = segments[i];
+    if (s.memsz == 0 || s.address >= geometry.limit ||
+        s.memsz > geometry.limit - s.address) {
+      continue;  // outside the address space: skipped
+    }
+    if (!geometry.Aligned(s.address) || !geometry.Aligned(s.memsz)) {
+      return fmt::format(
+          "core: {}: segment {}: {:#x}+{:#x} is not aligned to the task's "
+          "{}-byte pages",
+          QuotedName(name), s.index, s.address, s.memsz, geometry.page_size());
+    }
+    wanted.push_back(&s);
+  }
+  vm::KernResult<std::vector<vm::RegionInfo>> regions =
+      vm::vm_region_list(task);
+  if (!regions.ok()) return Failed("core", regions.code());
+  for (const taskfs_core_segment* s : wanted) {
+    for (const vm::RegionInfo& r : regions.value()) {
+      if (r.start < s->address + s->memsz && s->address < r.start + r.size) {
+        return fmt::format(
+            "core failed: KERN_NO_SPACE: {}: segment {}: {:#x}-{:#x} overlaps "
+            "region {:#x}-{:#x}",
+            QuotedName(name), s->index, s->address, s->address + s->memsz,
+            r.start, r.start + r.size);
+      }
+    }
+  }
+  std::size_t made = 0;
+  std::string message;
+  for (const taskfs_core_segment* s : wanted) {
+    vm::vm_address_t address = s->address;
+    vm::KernReturn kr = vm::vm_allocate(task, &address, s->memsz, false);
+    if (kr != vm::KERN_SUCCESS) {
+      message = Failed("core", kr);
+      break;
+    }
+    ++made;
+    message = WriteSegment(task, fd, *s);
+    if (!message.empty()) break;
+    kr = vm::vm_protect(task, s->address, s->memsz, true, s->max_prot);
+    if (kr == vm::KERN_SUCCESS) {
+      kr = vm::vm_protect(task, s->address, s->memsz, false, s->prot);
+    }
+    if (kr == vm::KERN_SUCCESS) {
+      kr = vm::vm_inherit(task, s->address, s->memsz, s->inheritance);
+    }
+    if (kr != vm::KERN_SUCCESS) {
+      message = Failed("core", kr);
+      break;
+    }
+  }
+  if (!message.empty()) {
+    for (std::size_t i = 0; i < made; ++i) {
+      (void)vm::vm_deallocate(task, wanted[i]->address, wanted[i]->memsz);
+    }
+  }
+  return message;
+}
+
 // Runs one parsed line; "" or the message for the error.
 std::string RunLine(vm::VmSystem& system, const Command& c,
                     std::shared_ptr<vm::Task>* current,
@@ -279,6 +404,12 @@ std::string RunLine(vm::VmSystem& system, const Command& c,
       return "load: " + error;
     }
     return Load(system, task, c, source);
+  } else if (c.op == Op::kCore) {
+    LoadSource source;
+    if (std::string error = open_load(c.name, &source); !error.empty()) {
+      return "core: " + error;
+    }
+    return RestoreCore(task, c.name, source.fd());
   } else {
     ExecContext context;
     context.system = &system;

@@ -20,9 +20,14 @@
 
 namespace taskfs::fs {
 
-// docs/reference.md §4's modes, by NodeKind.
+// docs/reference.md §4's modes, by NodeKind. core's is never read: its
+// mode is mem's read bits (CoreMode).
 inline constexpr std::array<mode_t, kNodeKinds> kDefaultModes = {
-    0700, 0600, 0600, 0400, 0444, 0400};
+    0700, 0600, 0600, 0400, 0444, 0400, 0400};
+
+// The mode of a task's core file: its read bits follow mem's
+// (docs/reference.md §4).
+inline constexpr mode_t CoreMode(mode_t mem_mode) { return mem_mode & 0444; }
 
 // A task as the file system shows it. A copy is a snapshot: it holds the task
 // and its error log alive, but a later chmod or chown does not change it.

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "fs/access.h"
+#include "fs/core_file.h"
 #include "fs/error_log.h"
 #include "fs/inode.h"
 #include "fs/last_failures.h"
@@ -69,7 +70,7 @@ struct OpenFile {
                        (kind == NodeKind::kCtl ? kCtlLineBytes : 0),
                    /*use_reserve=*/true);
   }
-  ~OpenFile() { account.Release(text_charge); }
+  ~OpenFile() { account.Release(text_charge + core_charge); }
 
   // Requires mu. Charges for text as it now is (releasing the charge of the
   // text it replaced); false if the limit refuses, and then text is emptied.
@@ -96,6 +97,11 @@ struct OpenFile {
   // Each calling thread's last failure on this file (TASKFS_IOC_LAST_REASON);
   // thread-safe on its own, charged to account.
   mutable LastFailures last_failures{account};
+
+  // A core file's snapshot and layout (fs/core_file.h), and what its layout
+  // is charged. Set before the file is adopted, constant after.
+  std::shared_ptr<const CoreFile> core;
+  std::size_t core_charge = 0;
 
   std::mutex mu;
   std::size_t text_charge = 0;  // guarded by mu: what text is charged

@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -16,6 +18,7 @@
 
 #include "fs/access.h"
 #include "fs/attributes.h"
+#include "fs/core_file.h"
 #include "fs/ctl_command.h"
 #include "fs/ctl_stream.h"
 #include "fs/directory.h"
@@ -26,6 +29,7 @@
 #include "fs/inode.h"
 #include "fs/ioctl_handler.h"
 #include "fs/render.h"
+#include "vmcore/pinned_pages.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -215,7 +219,31 @@ Replied Create(Reply& r, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
 // kernel's default_permissions lets past their modes.
 bool ReadOnlyFile(const Where& w) {
   return w.host_page_size || w.kind == NodeKind::kMaps ||
-         w.kind == NodeKind::kStatus || w.kind == NodeKind::kErrors;
+         w.kind == NodeKind::kStatus || w.kind == NodeKind::kErrors ||
+         w.kind == NodeKind::kCore;
+}
+
+// A core file's snapshot, taken at open (docs/reference.md §10), and the
+// charge for its layout; an errno, with the reason in the errors file, if
+// the task is gone or the memory limit refuses either.
+int OpenCore(TaskFs& fs, OpenFile& file) {
+  vm::KernResult<std::shared_ptr<const CoreFile>> core =
+      CoreFile::Take(*file.task);
+  KernReturn kr = core.code();
+  if (core.ok()) {
+    const CoreLayout& layout = core.value()->layout;
+    const std::size_t bytes = sizeof(CoreFile) + layout.header.capacity() +
+                              layout.segments.capacity() * sizeof(CoreSegment);
+    if (file.account.TryCharge(bytes, /*use_reserve=*/false)) {
+      file.core = std::move(core).value();
+      file.core_charge = bytes;
+      return 0;
+    }
+    kr = vm::KERN_RESOURCE_SHORTAGE;
+  }
+  Report(fs).Task(file, {"open", kr, "core snapshot"},
+                  [] { return std::string("open core"); });
+  return ErrnoFromKern(kr);
 }
 
 Replied Open(Reply& r, fuse_ino_t ino, fuse_file_info* fi) {
@@ -242,9 +270,14 @@ Replied Open(Reply& r, fuse_ino_t ino, fuse_file_info* fi) {
   fi->direct_io = 1;
   fi->keep_cache = 0;
   // The file's rights are its opener's, fixed now (fs/access.h).
-  OpenFile* const file = Files(fs).Adopt(
+  auto made =
       std::make_unique<OpenFile>(node.task, node.errors, w.kind, fi->flags,
-                                 OpenerOf(r.req(), w.kind), std::move(pin)));
+                                 OpenerOf(r.req(), w.kind), std::move(pin));
+  if (w.kind == NodeKind::kCore) {
+    const int error = OpenCore(fs, *made);
+    if (error != 0) return r.Err(error);
+  }
+  OpenFile* const file = Files(fs).Adopt(std::move(made));
   fi->fh = reinterpret_cast<std::uint64_t>(file);
   const Replied done = r.Open(*fi);
   // An interrupted open gets no release.
@@ -281,6 +314,67 @@ Replied ReadMem(Reply& r, OpenFile& file, size_t size, off_t off) {
   return done;
 }
 
+// A read of the core: the header's bytes, zeros for padding and never-written
+// pages, and the snapshot's pages themselves, with no copy but the reply's.
+Replied ReadCore(Reply& r, OpenFile& file, size_t size, off_t off) {
+  static const char kZeros[64 * 1024] = {};
+  const CoreFile& core = *file.core;
+  const std::vector<CorePiece> pieces =
+      CorePieces(core.layout, static_cast<std::uint64_t>(off), size);
+  if (pieces.empty()) return r.Buf(nullptr, 0);  // end of file
+  const std::uint64_t mask = core.snapshot->geometry().page_size() - 1;
+  std::vector<std::unique_ptr<vm::PinnedPages>> pins;
+  std::vector<iovec> iov;
+  for (const CorePiece& piece : pieces) {
+    if (piece.kind == CorePiece::kHeader) {
+      iov.push_back(
+          {const_cast<char*>(core.layout.header.data()) + piece.offset,
+           piece.size});
+      continue;
+    }
+    if (piece.kind == CorePiece::kZeros) {
+      for (std::uint64_t done = 0; done < piece.size;) {
+        const std::uint64_t n =
+            std::min<std::uint64_t>(sizeof kZeros, piece.size - done);
+        iov.push_back({const_cast<char*>(kZeros), n});
+        done += n;
+      }
+      continue;
+    }
+    // The pages that hold the piece, pinned, then trimmed to it.
+    const CoreSegment& segment = *piece.segment;
+    const vm::vm_address_t address =
+        segment.address + (piece.offset - segment.offset);
+    const vm::vm_address_t first = address & ~mask;
+    const vm::vm_address_t last = (address + piece.size + mask) & ~mask;
+    pins.push_back(std::make_unique<vm::PinnedPages>());
+    const KernReturn kr = vm::vm_read_pinned(*core.snapshot, first,
+                                             last - first, pins.back().get());
+    if (kr != vm::KERN_SUCCESS) {
+      Report(r.fs()).Task(file, {"read", kr, address, piece.size}, [&] {
+        return fmt::format("pread core {:#x} {:#x}", piece.offset, piece.size);
+      });
+      return r.Err(ErrnoFromKern(kr));
+    }
+    std::uint64_t skip = address - first;
+    std::uint64_t left = piece.size;
+    for (const iovec& v : pins.back()->iov()) {
+      if (left == 0) break;
+      if (skip >= v.iov_len) {
+        skip -= v.iov_len;
+        continue;
+      }
+      const std::uint64_t n = std::min<std::uint64_t>(v.iov_len - skip, left);
+      iov.push_back({static_cast<char*>(v.iov_base) + skip, n});
+      left -= n;
+      skip = 0;
+    }
+  }
+  return iov.size() == 1
+             ? r.Buf(static_cast<const char*>(iov[0].iov_base), iov[0].iov_len)
+             : r.Iov(iov.data(), static_cast<int>(iov.size()));
+}
+
 Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
              fuse_file_info* fi) {
   TaskFs& fs = r.fs();
@@ -296,6 +390,8 @@ Replied Read(Reply& r, fuse_ino_t ino, size_t size, off_t off,
       return ReadMem(r, *file, size, off);
     case NodeKind::kCtl:
       return ReplyText(r, CtlStream::Read(*file, size));
+    case NodeKind::kCore:
+      return ReadCore(r, *file, size, off);
     default: {
       std::string part;
       const KernReturn kr = ReadGenerated(Nodes(fs), *file, off, size, &part);
@@ -392,6 +488,11 @@ Replied Lseek(Reply& r, fuse_ino_t, off_t off, int whence, fuse_file_info* fi) {
   OpenFile* file = File(fi);
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return r.Err(EINVAL);
   if (off < 0) return r.Err(ENXIO);
+  if (file != nullptr && file->kind == NodeKind::kCore) {
+    const std::optional<std::uint64_t> found =
+        file->core->Seek(static_cast<std::uint64_t>(off), whence == SEEK_DATA);
+    return found ? r.Lseek(static_cast<off_t>(*found)) : r.Err(ENXIO);
+  }
   if (file == nullptr || file->kind != NodeKind::kMem) {
     // The generated files have no holes and report size 0.
     return r.Err(ENXIO);

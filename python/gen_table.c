@@ -66,11 +66,11 @@ _Static_assert(sizeof(struct taskfs_vm_page_query) ==
                "taskfs_vm_page_query: no padding");
 
 #define TASKFS_FIELDS_taskfs_last_reason(F, s) F(s, seq) F(s, line)
-#define TASKFS_FIELDS_taskfs_vm_remap(F, s)                     \
-  F(s, src_task_id)                                             \
-  F(s, src_address)                                             \
-  F(s, size) F(s, target_address) F(s, flags) F(s, inheritance) \
-      F(s, cur_protection) F(s, max_protection)
+/* clang-format off */
+#define TASKFS_FIELDS_taskfs_vm_remap(F, s) \
+  F(s, src_task_id) F(s, src_address) F(s, size) F(s, target_address) \
+  F(s, flags) F(s, inheritance) F(s, cur_protection) F(s, max_protection)
+/* clang-format on */
 
 #define TASKFS_MEMBER(s, f) (((struct s *)0)->f)
 /* clang-format off */

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "vmcore/vm_fork.h"
 #include "vmcore/vm_page_query.h"
 #include "vmcore/vm_remap.h"
+#include "vmcore/vm_snapshot.h"
 #include "vmcore/vm_statistics.h"
 
 namespace taskfs::vm {
@@ -73,6 +75,18 @@ KernReturn task_terminate(VmSystem& system, Task& task) {
     task.Terminate();
     system.RemoveTask(task);
     return KERN_SUCCESS;
+  });
+}
+
+KernResult<std::shared_ptr<Task>> task_snapshot(
+    Task& task, std::vector<RegionInfo>* regions) {
+  return WithReason([&]() -> KernResult<std::shared_ptr<Task>> {
+    auto snapshot = std::make_shared<Task>(task.system(), 0, std::string());
+    return Open(*snapshot, Lock::kExclusive, task, Lock::kShared,
+                [&]() -> KernResult<std::shared_ptr<Task>> {
+                  *regions = SnapshotInto(task.map(), snapshot->map());
+                  return snapshot;
+                });
   });
 }
 
@@ -455,6 +469,47 @@ KernResult<vm_address_t> vm_find_data(Task& task, vm_address_t from) {
 KernResult<vm_address_t> vm_find_hole(Task& task, vm_address_t from) {
   return Open(task, Lock::kShared, [&]() -> KernResult<vm_address_t> {
     return task.map().FindHole(from);
+  });
+}
+
+namespace {
+
+// [trunc_page(from), limit capped and rounded up): the bounds of a residency
+// query, or KERN_INVALID_ADDRESS for a from past the address space.
+KernResult<PageRange> ResidencyRange(const Geometry& geometry,
+                                     vm_address_t from, vm_address_t limit) {
+  const vm_address_t mask = geometry.page_size() - 1;
+  if (from >= geometry.limit) {
+    SetFailureReason(fmt::format("{:#x} is past the address space", from));
+    return KERN_INVALID_ADDRESS;
+  }
+  const vm_address_t start = from & ~mask;
+  const vm_address_t end =
+      limit >= geometry.limit ? geometry.limit : (limit + mask) & ~mask;
+  return PageRange::Exact(geometry, start, std::max(start, end) - start);
+}
+
+}  // namespace
+
+KernResult<vm_address_t> vm_find_resident(Task& task, vm_address_t from,
+                                          vm_address_t limit, bool resident) {
+  return Open(task, Lock::kShared, [&]() -> KernResult<vm_address_t> {
+    const KernResult<PageRange> range =
+        ResidencyRange(task.geometry(), from, limit);
+    if (!range.ok()) return range.code();
+    return FindResidency(task.map(), range.value().start(), range.value().end(),
+                         resident);
+  });
+}
+
+KernResult<std::uint64_t> vm_count_resident(Task& task, vm_address_t from,
+                                            vm_address_t limit) {
+  return Open(task, Lock::kShared, [&]() -> KernResult<std::uint64_t> {
+    const KernResult<PageRange> range =
+        ResidencyRange(task.geometry(), from, limit);
+    if (!range.ok()) return range.code();
+    return CountResident(task.map(), range.value().start(),
+                         range.value().end());
   });
 }
 

@@ -69,6 +69,17 @@ KernReturn task_terminate(VmSystem& system, Task& task);
 // The task's figures (TaskStatistics), as one snapshot.
 KernResult<TaskStatistics> task_statistics(Task& task);
 
+// A hidden copy-on-write snapshot of task for its core file
+// (docs/reference.md §10): a task in no registry (id 0, no name, never
+// listed or found) holding a virtual copy of each readable region of task at
+// its address, taken under one lock of task, so it is the task at one
+// instant. *regions: every region of task then, as vm_region_list lists
+// them (those without read are listed but not copied). Charged like any copy:
+// KERN_RESOURCE_SHORTAGE at the memory limit, and then nothing is held.
+// Dropping the last reference frees it.
+KernResult<std::shared_ptr<Task>> task_snapshot(
+    Task& task, std::vector<RegionInfo>* regions);
+
 // --- memory ----------------------------------------------------------------
 
 // vm_allocate. Fixed (anywhere == false): [trunc(*address),
@@ -195,6 +206,18 @@ KernReturn vm_page_query(Task& task, vm_address_t address, vm_size_t size,
 // vm_find_hole returns 2^address_bits if the rest of the space is allocated.
 KernResult<vm_address_t> vm_find_data(Task& task, vm_address_t from);
 KernResult<vm_address_t> vm_find_hole(Task& task, vm_address_t from);
+
+// Where written pages lie, for the holes of a core file: the lowest page
+// address in [trunc_page(from), limit) whose page is resident (written), or
+// with resident false not resident (never written or unallocated); limit if
+// none. limit is rounded up to a page and capped at the address space. Skips
+// unwritten ranges whole, never page by page. KERN_INVALID_ADDRESS if from
+// is past the address space.
+KernResult<vm_address_t> vm_find_resident(Task& task, vm_address_t from,
+                                          vm_address_t limit, bool resident);
+// How many pages of [trunc_page(from), round_page(limit)) are resident.
+KernResult<std::uint64_t> vm_count_resident(Task& task, vm_address_t from,
+                                            vm_address_t limit);
 
 }  // namespace taskfs::vm
 

@@ -256,6 +256,19 @@ const char *taskfs_last_reason(void);
  * of 0. Changes neither. */
 kern_return_t taskfs_last_error_line(char *buf, size_t size);
 
+/* Recreates the regions, protections and bytes of the ELF64 core file at
+ * core_path in task (docs/reference.md §10.2): a task's `core`, or a Linux
+ * process's core by gdb's gcore. Each PT_LOAD becomes a region of its
+ * current protection; maximum protection and inheritance come from the
+ * core's TASKFS note, else rwx and VM_INHERIT_COPY. Segments outside the
+ * task's address space are skipped. All or nothing: KERN_INVALID_ARGUMENT
+ * for a file that cannot be opened or is no well-formed core (or a segment
+ * not aligned to the task's pages), KERN_NO_SPACE for a segment where the
+ * task has a region, both before any change; a later failure (the memory
+ * limit) deallocates what was made. taskfs-ctl restore says what is wrong
+ * and where. */
+kern_return_t taskfs_task_restore(task_t task, const char *core_path);
+
 /* Closes the handle only; the task lives on. KERN_INVALID_TASK if task is not
  * an open handle. */
 kern_return_t taskfs_task_close(task_t task);

@@ -25,6 +25,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "core_parse.h"
 #include "taskfs/errno_table.h"
 #include "taskfs/ioctl.h"
 #include "taskfs/task_name.h"
@@ -126,7 +127,9 @@ static void reason_clear(void) {
 /* A failure found before any request: why, with no errors line. */
 static kern_return_t local_failure(kern_return_t kr, const char *why) {
   t_line[0] = '\0';
-  snprintf(t_reason, sizeof t_reason, "%s", why);
+  const size_t n = strnlen(why, sizeof t_reason - 1);
+  memcpy(t_reason, why, n);
+  t_reason[n] = '\0';
   return kr;
 }
 
@@ -197,6 +200,32 @@ static uint64_t read_task_id(const char *dir, int *xnu) {
     if (line != NULL) ++line;
   }
   return id;
+}
+
+/* Reads a task's status file and returns the number of key (with its
+ * ": "); 0 if it cannot. */
+static uint64_t read_status_number(const char *dir, const char *key) {
+  char *path = join(dir, "status");
+  if (path == NULL) return 0;
+  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  free(path);
+  if (fd < 0) return 0;
+  char text[4096];
+  ssize_t n;
+  do {
+    n = pread(fd, text, sizeof text - 1, 0);
+  } while (n < 0 && errno == EINTR);
+  close(fd);
+  if (n <= 0) return 0;
+  text[n] = '\0';
+  for (const char *line = text; line != NULL && *line != '\0';) {
+    if (strncmp(line, key, strlen(key)) == 0) {
+      return strtoull(line + strlen(key), NULL, 10);
+    }
+    line = strchr(line, '\n');
+    if (line != NULL) ++line;
+  }
+  return 0;
 }
 
 /* ---- the handle table ------------------------------------------------------
@@ -937,5 +966,133 @@ kern_return_t task_terminate(task_t target_task) {
     kr = kern_from_open_errno(errno);
   }
   release(e);
+  return kr;
+}
+
+/* ---- restore from a core file ----------------------------------------------
+ */
+
+/* Writes segment s of the core at fd into task, each run of pages holding
+ * something but zeros in one vm_write. */
+static kern_return_t restore_bytes(task_t task, int fd, uint64_t page,
+                                   const struct taskfs_core_segment *s) {
+  enum { kPiece = 1 << 20 };
+  char *piece = mmap(NULL, kPiece, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (piece == MAP_FAILED) return KERN_RESOURCE_SHORTAGE;
+  kern_return_t kr = KERN_SUCCESS;
+  for (uint64_t done = 0; kr == KERN_SUCCESS && done < s->filesz;) {
+    const uint64_t n = s->filesz - done < kPiece ? s->filesz - done : kPiece;
+    memset(piece, 0, kPiece);
+    for (uint64_t got = 0; kr == KERN_SUCCESS && got < n;) {
+      const ssize_t r =
+          pread(fd, piece + got, n - got, (off_t)(s->offset + done + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0)
+        kr = KERN_FAILURE;
+      else
+        got += (uint64_t)r;
+    }
+    const uint64_t padded = (n + page - 1) / page * page;
+    uint64_t run = padded; /* start of the current run, or none */
+    for (uint64_t at = 0; kr == KERN_SUCCESS && at <= padded; at += page) {
+      int data = 0;
+      for (uint64_t i = at; at < padded && i < at + page && !data; ++i) {
+        data = piece[i] != 0;
+      }
+      if (data && run == padded) run = at;
+      if (!data && run != padded) {
+        kr = vm_write(task, s->address + done + run, (vm_offset_t)(piece + run),
+                      (mach_msg_type_number_t)(at - run));
+        run = padded;
+      }
+    }
+    done += n;
+  }
+  munmap(piece, kPiece);
+  return kr;
+}
+
+kern_return_t taskfs_task_restore(task_t task, const char *core_path) {
+  reason_clear();
+  if (core_path == NULL)
+    return local_failure(KERN_INVALID_ARGUMENT, "core_path is NULL");
+  struct task_entry *e;
+  kern_return_t kr = acquire(task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  const uint64_t page = e->page_size;
+  const uint64_t bits = read_status_number(e->dir, "address_bits: ");
+  release(e);
+  if (bits == 0 || bits > 63) return KERN_INVALID_TASK;
+  const uint64_t limit = (uint64_t)1 << bits;
+  char error[512];
+  const int fd = open(core_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(error, sizeof error, "%s: %s", core_path, strerror(errno));
+    return local_failure(KERN_INVALID_ARGUMENT, error);
+  }
+  struct taskfs_core_segment *segs = NULL;
+  size_t count = 0;
+  if (taskfs_core_parse(fd, &segs, &count, error, sizeof error) != 0) {
+    const kern_return_t code =
+        errno == ENOMEM ? KERN_RESOURCE_SHORTAGE : KERN_INVALID_ARGUMENT;
+    char why[kLineMax];
+    snprintf(why, sizeof why, "%s: %s", core_path, error);
+    close(fd);
+    return local_failure(code, why);
+  }
+  /* Check everything before the first change: alignment, then the regions
+   * in the way. Segments outside the address space are skipped. */
+  size_t wanted = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const struct taskfs_core_segment *s = &segs[i];
+    if (s->memsz == 0 || s->address >= limit || s->memsz > limit - s->address)
+      continue;
+    if (s->address % page != 0 || s->memsz % page != 0) {
+      kr = KERN_INVALID_ARGUMENT;
+      break;
+    }
+    vm_address_t at = s->address;
+    vm_size_t size;
+    vm_prot_t prot, max_prot;
+    vm_inherit_t inheritance;
+    boolean_t shared;
+    mach_port_t object;
+    vm_offset_t offset;
+    const kern_return_t found =
+        vm_region(task, &at, &size, &prot, &max_prot, &inheritance, &shared,
+                  &object, &offset);
+    if (found == KERN_SUCCESS && at < s->address + s->memsz) {
+      kr = KERN_NO_SPACE;
+      break;
+    }
+    if (found != KERN_SUCCESS && found != KERN_NO_SPACE) {
+      kr = found;
+      break;
+    }
+    segs[wanted++] = *s;
+  }
+  size_t made = 0;
+  for (size_t i = 0; kr == KERN_SUCCESS && i < wanted; ++i) {
+    const struct taskfs_core_segment *s = &segs[i];
+    vm_address_t at = s->address;
+    kr = vm_allocate(task, &at, s->memsz, 0);
+    if (kr != KERN_SUCCESS) break;
+    ++made;
+    kr = restore_bytes(task, fd, page, s);
+    if (kr == KERN_SUCCESS)
+      kr = vm_protect(task, s->address, s->memsz, 1, (vm_prot_t)s->max_prot);
+    if (kr == KERN_SUCCESS)
+      kr = vm_protect(task, s->address, s->memsz, 0, (vm_prot_t)s->prot);
+    if (kr == KERN_SUCCESS)
+      kr = vm_inherit(task, s->address, s->memsz, (vm_inherit_t)s->inheritance);
+  }
+  if (kr != KERN_SUCCESS) {
+    for (size_t i = 0; i < made; ++i) {
+      (void)vm_deallocate(task, segs[i].address, segs[i].memsz);
+    }
+  }
+  free(segs);
+  close(fd);
   return kr;
 }

@@ -306,6 +306,122 @@ def _check_empty_transfer(address, size, page, operation):
                         f"page multiple ({page})", operation)
 
 
+# --- core files (docs/reference.md §10) ---------------------------------------
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_PHDR = struct.Struct("<IIQQQQQQ")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+_NHDR = struct.Struct("<III")
+_PT_LOAD, _PT_NOTE, _PN_XNUM = 1, 4, 0xFFFF
+_PF_X, _PF_W, _PF_R = 1, 2, 4
+_TASKFS_NOTE_TYPE = 0x54460001
+_NOTE_HEAD = struct.Struct("<IIQQ")
+_NOTE_REGION = struct.Struct("<QQII")
+
+CoreSegment = collections.namedtuple(
+    "CoreSegment", "index offset address filesz memsz prot max_prot inheritance")
+
+
+class CoreFormatError(ValueError):
+    """A malformed core file: str() says what is wrong and where."""
+
+
+def _prot_from_flags(flags):
+    return ((VM_PROT_READ if flags & _PF_R else 0)
+            | (VM_PROT_WRITE if flags & _PF_W else 0)
+            | (VM_PROT_EXECUTE if flags & _PF_X else 0))
+
+
+def parse_core(path):
+    """The PT_LOAD segments of the ELF64 core file at path, as CoreSegment
+    tuples ascending by address, with the maximum protection and
+    inheritance of its TASKFS note, or VM_PROT_ALL and VM_INHERIT_COPY for a
+    core without one (a Linux core of gdb's gcore). CoreFormatError names
+    what is wrong and where ("FILE: segment 3: ...")."""
+    def bad(what):
+        return CoreFormatError(f"{path}: {what}")
+
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+
+        def read(offset, length, what):
+            if offset + length > size:
+                raise bad(f"{what} lies beyond the end of the file "
+                          f"({offset + length} > {size} bytes)")
+            f.seek(offset)
+            return f.read(length)
+
+        if size < _EHDR.size:
+            raise bad(f"truncated: {size} bytes, shorter than an ELF header")
+        ehdr = _EHDR.unpack(read(0, _EHDR.size, "the ELF header"))
+        ident, e_type, _, _, _, phoff, shoff, _, _, phentsize, phnum = ehdr[:11]
+        if ident[:4] != b"\x7fELF":
+            raise bad("bad magic: not an ELF file")
+        if ident[4] != 2 or ident[5] != 1:
+            raise bad("not a little-endian ELF64 file")
+        if e_type != 4:
+            raise bad(f"e_type {e_type} is not ET_CORE (4)")
+        if phentsize != _PHDR.size:
+            raise bad(f"e_phentsize {phentsize} is not {_PHDR.size}")
+        if phnum == _PN_XNUM:
+            phnum = _SHDR.unpack(read(shoff, _SHDR.size,
+                                      "section header 0"))[7]
+        table = read(phoff, phnum * _PHDR.size, "the program headers")
+        loads, note = [], None
+        for i in range(phnum):
+            (p_type, flags, offset, vaddr, _, filesz, memsz,
+             _) = _PHDR.unpack_from(table, i * _PHDR.size)
+            if p_type == _PT_NOTE:
+                notes = read(offset, filesz, f"program header {i} (note)")
+                at = 0
+                while at + _NHDR.size <= len(notes):
+                    namesz, descsz, n_type = _NHDR.unpack_from(notes, at)
+                    name_at = at + _NHDR.size
+                    desc_at = name_at + ((namesz + 3) & ~3)
+                    if notes[name_at:name_at + namesz] == b"TASKFS\0" and \
+                            n_type == _TASKFS_NOTE_TYPE:
+                        note = notes[desc_at:desc_at + descsz]
+                    at = desc_at + ((descsz + 3) & ~3)
+            elif p_type == _PT_LOAD:
+                where = f"segment {len(loads)}"
+                if filesz > memsz:
+                    raise bad(f"{where}: p_filesz {filesz:#x} exceeds p_memsz "
+                              f"{memsz:#x}")
+                if offset + filesz > size:
+                    raise bad(f"{where}: bytes [{offset:#x}, "
+                              f"{offset + filesz:#x}) lie beyond the end of "
+                              f"the file ({size:#x} bytes)")
+                if vaddr + memsz > 1 << 64:
+                    raise bad(f"{where}: {vaddr:#x}+{memsz:#x} wraps")
+                loads.append([len(loads), offset, vaddr, filesz, memsz,
+                              _prot_from_flags(flags), VM_PROT_ALL,
+                              VM_INHERIT_COPY])
+    ordered = sorted((CoreSegment(*load) for load in loads),
+                     key=lambda s: s.address)
+    for before, after in zip(ordered, ordered[1:]):
+        if before.address + before.memsz > after.address:
+            raise bad(f"segment {after.index}: {after.address:#x} overlaps "
+                      f"segment {before.index} "
+                      f"({before.address:#x}-{before.address + before.memsz:#x})")
+    if note is not None:
+        if len(note) < _NOTE_HEAD.size:
+            raise bad("TASKFS note: truncated")
+        _, _, _, count = _NOTE_HEAD.unpack_from(note)
+        if count != len(loads) or \
+                len(note) < _NOTE_HEAD.size + count * _NOTE_REGION.size:
+            raise bad(f"TASKFS note: {count} regions for {len(loads)} "
+                      "segments")
+        for i in range(count):
+            start, length, max_prot, inheritance = _NOTE_REGION.unpack_from(
+                note, _NOTE_HEAD.size + i * _NOTE_REGION.size)
+            if start != loads[i][2] or length != loads[i][4]:
+                raise bad(f"segment {i}: the TASKFS note says "
+                          f"{start:#x}+{length:#x}")
+            loads[i][6], loads[i][7] = max_prot, inheritance
+    segments = [CoreSegment(*load) for load in loads]
+    return sorted(segments, key=lambda s: s.address)
+
+
 class Task:
     """An open taskfs task: its directory, and its mem file open read-write
     (or read-only when only that is allowed).
@@ -999,6 +1115,101 @@ class Task:
         order = {"<": 0, ">": 1, "!": 2, "?": 3}
         entries.sort(key=lambda e: (e.start, order[e.kind]))
         return entries
+
+    def restore(self, path):
+        """Recreates the regions, protections and bytes of the core file at
+        path (a core of a task, or of a Linux process by gdb's gcore) in
+        this task; returns the segments skipped because they lie outside
+        the address space, one line each. A malformed core is
+        MachError(KERN_INVALID_ARGUMENT) naming what and where; a segment
+        where the task has a region is KERN_NO_SPACE naming both. Either way
+        nothing changes, and a later failure (the memory limit) undoes what
+        was done."""
+        path = _path(path, "path", "restore")
+        operation = f"restore {path}"
+        try:
+            segments = parse_core(path)
+        except CoreFormatError as e:
+            raise MachError(_table_kern("KERN_INVALID_ARGUMENT"), str(e),
+                            operation) from None
+        except OSError as e:
+            raise MachError(kern_from_errno(e.errno), f"{path}: {e.strerror}",
+                            operation) from None
+        limit = 1 << int(self.status()["address_bits"])
+        page = self.page_size
+        skipped, wanted = [], []
+        for s in segments:
+            if s.memsz == 0:
+                continue
+            if s.address + s.memsz > limit:
+                skipped.append(f"segment {s.index}: {s.address:#x}-"
+                               f"{s.address + s.memsz:#x} is outside the "
+                               "address space")
+                continue
+            if s.address % page or s.memsz % page:
+                raise MachError(
+                    _table_kern("KERN_INVALID_ARGUMENT"),
+                    f"{path}: segment {s.index}: {s.address:#x}+{s.memsz:#x} "
+                    f"is not aligned to the task's {page}-byte pages",
+                    operation)
+            wanted.append(s)
+        for s in wanted:
+            for region in self.regions():
+                if region.start < s.address + s.memsz and \
+                        s.address < region.end:
+                    raise MachError(
+                        _table_kern("KERN_NO_SPACE"),
+                        f"{path}: segment {s.index}: {s.address:#x}-"
+                        f"{s.address + s.memsz:#x} overlaps region {region!r}",
+                        operation)
+        done = []
+        try:
+            with open(path, "rb") as f:
+                for s in wanted:
+                    self.vm_allocate(s.memsz, s.address)
+                    done.append(s)
+                    self._restore_bytes(f, s)
+                    self.vm_protect(s.address, s.memsz, s.max_prot, True)
+                    self.vm_protect(s.address, s.memsz, s.prot)
+                    self.vm_inherit(s.address, s.memsz, s.inheritance)
+        except BaseException:
+            for s in done:
+                try:
+                    self.vm_deallocate(s.address, s.memsz)
+                except MachError:
+                    pass
+            raise
+        return skipped
+
+    def _restore_bytes(self, f, segment):
+        """Writes the segment's bytes from f, skipping its holes and its
+        pages of zeros (unwritten pages read as zeros), each run of pages
+        with data in one vm_write."""
+        page = self.page_size
+        zero = bytes(page)
+        fd = f.fileno()
+        done = 0
+        while done < segment.filesz:
+            try:
+                data_at = os.lseek(fd, segment.offset + done, os.SEEK_DATA)
+            except OSError:
+                return  # nothing but holes from here
+            done = max(done, (data_at - segment.offset) // page * page)
+            if done >= segment.filesz:
+                return
+            n = min(1 << 20, segment.filesz - done)
+            chunk = os.pread(fd, n, segment.offset + done)
+            chunk += bytes(-len(chunk) % page)  # a foreign core's last page
+            run = None  # where the current run of data pages starts
+            for at in range(0, len(chunk) + page, page):
+                data = at < len(chunk) and chunk[at:at + page] != zero
+                if data and run is None:
+                    run = at
+                elif not data and run is not None:
+                    self.vm_write(segment.address + done + run,
+                                  memoryview(chunk)[run:at])
+                    run = None
+            done += n
 
     # --- tasks ---------------------------------------------------------------
 

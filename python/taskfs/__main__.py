@@ -40,6 +40,11 @@ DESCRIPTION
     fork CHILD                      task_create with inherit_memory
     read ADDR SIZE                  vm_read: the bytes to stdout
     write ADDR                      vm_write of stdin (a page-multiple length)
+    restore FILE                    recreate the regions and bytes of the core
+                                    file FILE (a task's core, or a Linux
+                                    process's by gdb's gcore); prints each
+                                    segment skipped as outside the address
+                                    space, then "ok"
     maps, status, errors            print the task's file of that name
     pages ADDR SIZE                 the page-state query: one line per run
                                     of pages of equal flags and mappings,
@@ -204,6 +209,14 @@ def run(task_dir, args, stdin, stdout):
         data = stdin.read()
         with taskfs.Task.open(task_dir) as task:
             task.vm_write(address, data)
+        return
+    if command == "restore":
+        if len(args) != 2:
+            raise UsageError("restore takes FILE")
+        with taskfs.Task.open(task_dir) as task:
+            for line in task.restore(args[1]):
+                stdout.write(f"skipped {line}\n".encode())
+        stdout.write(b"ok\n")
         return
     if command in CTL_COMMANDS:
         with taskfs.Task.open(task_dir) as task:

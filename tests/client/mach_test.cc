@@ -503,6 +503,43 @@ TEST_F(ClientMach, ProtectCurrentAndMaximum) {
   EXPECT_EQ(vm_protect(t_, kA, 0, FALSE, VM_PROT_READ), KERN_SUCCESS);
 }
 
+// taskfs_task_restore (docs/reference.md §10.2): a task's core into a fresh
+// task, equal in maps and bytes; a malformed core and a region in the way
+// change nothing.
+TEST_F(ClientMach, RestoreFromACoreIsWholeOrNothing) {
+  Fill(4);
+  ASSERT_EQ(vm_protect(t_, kA, kPage, TRUE, VM_PROT_READ), KERN_SUCCESS);
+  ASSERT_EQ(vm_inherit(t_, kA + 2 * kPage, kPage, VM_INHERIT_SHARE),
+            KERN_SUCCESS);
+  TempDir dir;
+  const std::string core = dir / "t.core";
+  const RunResult cp = RunCommand({"cp", mount_ / "t/core", core});
+  ASSERT_EQ(cp.exit_code, 0) << cp.err;
+
+  task_t r = TASK_NULL;
+  ASSERT_EQ(taskfs_task_create(mount_.path().c_str(), "r", &r), KERN_SUCCESS);
+  EXPECT_EQ(taskfs_task_restore(r, core.c_str()), KERN_SUCCESS);
+  EXPECT_EQ(Maps("r"), Maps("t"));
+  EXPECT_EQ(Read(r, kA, 4 * kPage), Read(t_, kA, 4 * kPage));
+
+  // Again: every segment is in the way now.
+  EXPECT_EQ(taskfs_task_restore(r, core.c_str()), KERN_NO_SPACE);
+  EXPECT_EQ(Maps("r"), Maps("t"));
+
+  task_t s = TASK_NULL;
+  ASSERT_EQ(taskfs_task_create(mount_.path().c_str(), "s", &s), KERN_SUCCESS);
+  std::string bytes = ReadFile(core);
+  bytes[0] = 'X';
+  const std::string bad = dir.Write("bad.core", bytes);
+  EXPECT_EQ(taskfs_task_restore(s, bad.c_str()), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(taskfs_task_restore(s, (dir / "none.core").c_str()),
+            KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(taskfs_task_restore(s, nullptr), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(Maps("s"), "");
+  EXPECT_EQ(taskfs_task_close(r), KERN_SUCCESS);
+  EXPECT_EQ(taskfs_task_close(s), KERN_SUCCESS);
+}
+
 TEST_F(ClientMach, InheritValuesAndHoles) {
   Fill(3);
   ASSERT_EQ(vm_inherit(t_, kA, kPage, VM_INHERIT_SHARE), KERN_SUCCESS);

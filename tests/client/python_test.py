@@ -801,6 +801,202 @@ class CtlTest(MountedTest):
                 self.assertIn(section, r.stdout)
 
 
+class RestoreTest(MountedTest):
+    """Task.restore and taskfs-ctl restore (docs/reference.md §10): cores of
+    tasks and of a Linux process by gdb's gcore; malformed cores refused
+    with what and where, changing nothing."""
+
+    OPTIONS = "tasks=none,address_bits=47"
+
+    def core_of(self, task):
+        """A copy of task's core file, in a file removed after the test."""
+        fd, path = tempfile.mkstemp(prefix="taskfs-core-")
+        os.close(fd)
+        self.addCleanup(os.unlink, path)
+        subprocess.run(["cp", "--sparse=always", task.path + "/core", path],
+                       check=True)
+        return path
+
+    def fresh(self, name):
+        task = taskfs.Task.create(self.mount.path, name)
+        self.addCleanup(self._remove, task)
+        return task
+
+    def assert_same(self, a, b):
+        self.assertEqual(a.maps(), b.maps())
+        for region in a.regions():
+            if region.protection & taskfs.VM_PROT_READ:
+                size = region.end - region.start
+                self.assertEqual(a.vm_read(region.start, size),
+                                 b.vm_read(region.start, size),
+                                 f"bytes of {region!r}")
+
+    def test_a_tasks_core_restores_equal(self):
+        t = self.task
+        prots = ["---", "r--", "-w-", "rw-", "--x", "r-x", "-wx", "rwx"]
+        for i, prot in enumerate(prots):
+            address = A + i * 8 * PAGE
+            t.vm_allocate(4 * PAGE, address)
+            t.vm_write(address + PAGE, bytes([i + 1]) * (2 * PAGE))
+            t.ctl(f"protect {address:#x} {4 * PAGE} {prot}")
+        t.ctl(f"protect {A:#x} {4 * PAGE} max r--")
+        t.ctl(f"inherit {A + 8 * PAGE:#x} {4 * PAGE} share")
+        t.ctl(f"inherit {A + 16 * PAGE:#x} {4 * PAGE} none")
+        sparse = 1 << 40
+        t.vm_allocate(1 << 30, sparse)
+        t.vm_write(sparse + (1 << 29), b"s" * PAGE)
+        path = self.core_of(t)
+        r = self.fresh("restored")
+        self.assertEqual(r.restore(path), [])
+        self.assert_same(t, r)
+        # The pages of the regions without read are not in the core.
+        self.assertEqual(r.status()["resident_bytes"], (4 * 2 + 1) * PAGE)
+
+    def test_the_demos_core_through_taskfs_ctl(self):
+        demo = Mount("page_size=4096")
+        self.addCleanup(demo.log.close)
+        self.addCleanup(demo.close)
+        with taskfs.Task.open(demo / "demo") as source:
+            path = self.core_of(source)
+        r = self.fresh("demo")
+        out = subprocess.run([CTL, r.path, "restore", path],
+                             capture_output=True, check=True)
+        self.assertEqual(out.stdout, b"ok\n")
+        with open(demo / "demo/maps") as f:
+            self.assertEqual(r.maps(), f.read())
+        with open(os.path.join(os.path.dirname(__file__), "..", "..",
+                               "examples", "greeting.txt"), "rb") as f:
+            greeting = f.read()
+        self.assertEqual(r.vm_read(0x600000, PAGE)[:len(greeting)], greeting)
+
+    def test_a_gcore_of_a_linux_process(self):
+        work = tempfile.mkdtemp(prefix="taskfs-gcore-")
+        self.addCleanup(subprocess.run, ["rm", "-rf", work])
+        source = os.path.join(work, "hold.c")
+        with open(source, "w") as f:
+            f.write(
+                "#include <stdio.h>\n#include <string.h>\n"
+                "#include <sys/mman.h>\n#include <unistd.h>\n"
+                "int main(void) {\n"
+                "  char *p = mmap((void *)0x7e0000000000, 1 << 16,\n"
+                "                 PROT_READ | PROT_WRITE,\n"
+                "                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);\n"
+                "  if (p == MAP_FAILED) return 1;\n"
+                "  for (int i = 0; i < 1 << 16; ++i) p[i] = (char)(i * 7 + 3);\n"
+                "  strcpy(p, \"taskfs gcore marker\");\n"
+                "  printf(\"%p\\n\", (void *)p); fflush(stdout);\n"
+                "  pause(); return 0;\n}\n")
+        binary = os.path.join(work, "hold")
+        subprocess.run(["cc", "-O0", "-o", binary, source], check=True)
+        proc = subprocess.Popen([binary], stdout=subprocess.PIPE)
+        self.addCleanup(proc.stdout.close)
+        self.addCleanup(proc.wait)
+        self.addCleanup(proc.kill)
+        address = int(proc.stdout.readline(), 16)
+        core = os.path.join(work, "core")
+        subprocess.run(["gdb", "-nx", "-batch", "-p", str(proc.pid), "-ex",
+                        f"gcore {core}"], capture_output=True, check=True,
+                       timeout=120)
+        with open(f"/proc/{proc.pid}/maps") as f:
+            vsyscall = "[vsyscall]" in f.read()
+        r = self.fresh("gcore")
+        skipped = r.restore(core)
+        want = bytes((i * 7 + 3) & 0xFF for i in range(1 << 16))
+        want = b"taskfs gcore marker\0" + want[20:]
+        self.assertEqual(r.vm_read(address, 1 << 16), want)
+        region = r.vm_region(address)
+        self.assertEqual((region.start, region.max_protection,
+                          region.inheritance),
+                         (address, taskfs.VM_PROT_ALL, taskfs.VM_INHERIT_COPY))
+        self.assertEqual(region.protection,
+                         taskfs.VM_PROT_READ | taskfs.VM_PROT_WRITE)
+        if vsyscall:
+            self.assertEqual(len(skipped), 1, skipped)
+            self.assertIn("0xffffffffff600000", skipped[0])
+
+    def malformed(self, path, change):
+        """A copy of the core at path, changed by change(bytearray)."""
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        change(data)
+        fd, bad = tempfile.mkstemp(prefix="taskfs-bad-")
+        self.addCleanup(os.unlink, bad)
+        os.write(fd, data)
+        os.close(fd)
+        return bad
+
+    def test_malformed_cores_are_refused_with_what_and_where(self):
+        t = self.task
+        for i in range(3):
+            t.vm_allocate(2 * PAGE, A + i * 4 * PAGE)
+            t.vm_write(A + i * 4 * PAGE, b"m" * PAGE)
+        path = self.core_of(t)
+        phdr = 64 + 56  # program header 1: segment 0
+
+        def set_u64(offset, value):
+            return lambda d: d.__setitem__(slice(offset, offset + 8),
+                                           struct.pack("<Q", value))
+        cases = {
+            "truncated": (lambda d: d.__delitem__(slice(40, None)),
+                          "shorter than an ELF header"),
+            "bad magic": (lambda d: d.__setitem__(0, 0x7e), "bad magic"),
+            "overlap": (set_u64(phdr + 56 * 2 + 16, A + PAGE),
+                        "segment 2: 0x101000 overlaps segment 0"),
+            "beyond the file": (set_u64(phdr + 56 + 8, 1 << 30),
+                                "segment 1: bytes [0x40000000"),
+        }
+        r = self.fresh("target")
+        r.vm_allocate(PAGE, 1 << 30)
+        before = r.maps()
+        for name, (change, message) in cases.items():
+            with self.subTest(name):
+                bad = self.malformed(path, change)
+                with self.assertRaises(taskfs.MachError) as caught:
+                    r.restore(bad)
+                self.assertEqual(caught.exception.name, "KERN_INVALID_ARGUMENT")
+                self.assertIn(f"{bad}: ", caught.exception.reason)
+                self.assertIn(message, caught.exception.reason)
+                self.assertEqual(r.maps(), before)
+        out = subprocess.run([CTL, r.path, "restore",
+                              self.malformed(path, cases["bad magic"][0])],
+                             capture_output=True)
+        self.assertEqual(out.returncode, 1)
+        self.assertIn(b"KERN_INVALID_ARGUMENT", out.stderr)
+        self.assertIn(b"bad magic", out.stderr)
+
+    def test_a_region_in_the_way_is_no_space_and_changes_nothing(self):
+        t = self.task
+        t.vm_allocate(2 * PAGE, A)
+        t.vm_allocate(2 * PAGE, A + 8 * PAGE)
+        path = self.core_of(t)
+        r = self.fresh("target")
+        r.vm_allocate(PAGE, A + 9 * PAGE)
+        before = r.maps()
+        with self.assertRaises(taskfs.MachError) as caught:
+            r.restore(path)
+        self.assertEqual(caught.exception.name, "KERN_NO_SPACE")
+        self.assertIn("segment 1: 0x108000-0x10a000 overlaps region "
+                      "Region(0x109000-0x10a000", caught.exception.reason)
+        self.assertEqual(r.maps(), before)
+
+    def test_at_the_memory_limit_what_was_done_is_undone(self):
+        small = Mount("tasks=none,memory_limit=16M")
+        self.addCleanup(small.log.close)
+        self.addCleanup(small.close)
+        t = self.task
+        for i in range(4):
+            t.vm_allocate(8 << 20, A + i * (16 << 20))
+            t.vm_write(A + i * (16 << 20), os.urandom(8 << 20))
+        path = self.core_of(t)
+        r = taskfs.Task.create(small.path, "r")
+        self.addCleanup(r.close)
+        with self.assertRaises(taskfs.MachError) as caught:
+            r.restore(path)
+        self.assertEqual(caught.exception.name, "KERN_RESOURCE_SHORTAGE")
+        self.assertEqual(r.maps(), "")
+        self.assertEqual(r.status()["resident_bytes"], 0)
+
+
 class ErrorsFileTest(MountedTest):
     """MachError.reason and taskfs-ctl's REASON come from the errors file."""
 

@@ -2,6 +2,7 @@
 // kind of path, cache times, who may change what, and statfs.
 #include "fs/attributes.h"
 
+#include <elf.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -81,6 +82,8 @@ TEST_F(AttributesTest, TaskPathsHaveTheirNodesOwnerAndModes) {
       {NodeKind::kMaps, S_IFREG | 0400, 1, 0},
       {NodeKind::kStatus, S_IFREG | 0444, 1, 0},
       {NodeKind::kErrors, S_IFREG | 0400, 1, 0},
+      {NodeKind::kCore, S_IFREG | 0400, 1,
+       static_cast<off_t>(sizeof(Elf64_Ehdr) + sizeof(Elf64_Phdr) + 44)},
   };
   for (const auto& c : kCases) {
     SCOPED_TRACE(FileName(c.kind));
@@ -100,8 +103,8 @@ TEST_F(AttributesTest, TaskPathsHaveTheirNodesOwnerAndModes) {
 TEST_F(AttributesTest, NumbersThatNameNothingAreEnoent) {
   struct stat st;
   EXPECT_EQ(attributes_.Get(TaskIno(99, NodeKind::kDir), &st), ENOENT);
-  EXPECT_EQ(attributes_.Get(TaskIno(task_->id(), NodeKind::kDir) + 6, &st),
-            ENOENT);  // kind 6
+  EXPECT_EQ(attributes_.Get(TaskIno(task_->id(), NodeKind::kDir) + 7, &st),
+            ENOENT);  // kind 7
   EXPECT_EQ(attributes_.Get(0, &st), ENOENT);
 }
 
@@ -156,6 +159,39 @@ TEST_F(AttributesTest, TheOwnerAndRootChangeModes) {
   EXPECT_EQ(Stat(TaskPath(NodeKind::kDir)).st_mode, S_IFDIR | 0750);
   // The other paths keep theirs.
   EXPECT_EQ(Stat(TaskPath(NodeKind::kCtl)).st_mode, S_IFREG | 0600);
+}
+
+TEST_F(AttributesTest, CoresModeIsMemsReadBitsAndCannotBeChanged) {
+  struct stat attr {};
+  attr.st_mode = S_IFREG | 0644;
+  EXPECT_EQ(attributes_.Set(TaskPath(NodeKind::kMem), kOwner, attr,
+                            FUSE_SET_ATTR_MODE),
+            0);
+  EXPECT_EQ(Stat(TaskPath(NodeKind::kCore)).st_mode, S_IFREG | 0444);
+  attr.st_mode = S_IFREG | 0200;
+  EXPECT_EQ(attributes_.Set(TaskPath(NodeKind::kMem), kOwner, attr,
+                            FUSE_SET_ATTR_MODE),
+            0);
+  EXPECT_EQ(Stat(TaskPath(NodeKind::kCore)).st_mode, S_IFREG | 0);
+  attr.st_mode = S_IFREG | 0400;
+  EXPECT_EQ(attributes_.Set(TaskPath(NodeKind::kCore), kOwner, attr,
+                            FUSE_SET_ATTR_MODE),
+            EPERM);
+  EXPECT_EQ(
+      attributes_.Set(TaskPath(NodeKind::kCore), 0, attr, FUSE_SET_ATTR_MODE),
+      EPERM);
+}
+
+TEST_F(AttributesTest, CoresSizeAndBlocksAreItsWrittenMemory) {
+  vm::vm_address_t address = 0x10000;
+  ASSERT_EQ(vm::vm_allocate(*task_, &address, 16 * kPage, false),
+            vm::KERN_SUCCESS);
+  const std::vector<char> data(2 * kPage, 'x');
+  ASSERT_EQ(vm::vm_write(*task_, address + kPage, data.data(), data.size()),
+            vm::KERN_SUCCESS);
+  const struct stat st = Stat(TaskPath(NodeKind::kCore));
+  EXPECT_EQ(st.st_size, static_cast<off_t>(kPage + 16 * kPage));
+  EXPECT_EQ(st.st_blocks, static_cast<blkcnt_t>(2 * kPage / 512));
 }
 
 TEST_F(AttributesTest, OnlyRootChangesTheOwnerOfAllPathsAtOnce) {

@@ -351,6 +351,15 @@ TEST(CtlParseTest, ManifestFill) {
   ParseError("fill 0 4096 1 2", Grammar::kManifest);
 }
 
+TEST(CtlParseTest, ManifestCore) {
+  const Command c = ParseOk("core cores/demo.core", Grammar::kManifest);
+  EXPECT_EQ(c.op, Op::kCore);
+  EXPECT_EQ(c.name, "cores/demo.core");
+  ParseError("core", Grammar::kManifest);
+  ParseError("core a b", Grammar::kManifest);
+  ParseError("core demo.core", Grammar::kCtl);
+}
+
 TEST(CtlParseTest, ManifestLoad) {
   const Command c =
       ParseOk("load 0x600000 data/greeting.txt", Grammar::kManifest);

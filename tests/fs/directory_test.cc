@@ -65,7 +65,7 @@ TEST_F(DirectoryTest, TheRootHoldsHostPageSizeAndTheTasks) {
   EXPECT_EQ(ino, 0u);
 }
 
-TEST_F(DirectoryTest, ATaskDirectoryHoldsItsFiveFiles) {
+TEST_F(DirectoryTest, ATaskDirectoryHoldsItsSixFiles) {
   for (unsigned k = 1; k < kNodeKinds; ++k) {
     const NodeKind kind = static_cast<NodeKind>(k);
     SCOPED_TRACE(FileName(kind));
@@ -128,12 +128,14 @@ TEST_F(DirectoryTest, ATaskDirectoryListsItsFiles) {
                 {"ctl", TaskIno(a_->id(), NodeKind::kCtl), S_IFREG, 4},
                 {"maps", TaskIno(a_->id(), NodeKind::kMaps), S_IFREG, 5},
                 {"status", TaskIno(a_->id(), NodeKind::kStatus), S_IFREG, 6},
-                {"errors", TaskIno(a_->id(), NodeKind::kErrors), S_IFREG, 7}}));
+                {"errors", TaskIno(a_->id(), NodeKind::kErrors), S_IFREG, 7},
+                {"core", TaskIno(a_->id(), NodeKind::kCore), S_IFREG, 8}}));
   EXPECT_EQ(List(dir, 5),
             (std::vector<Listed>{
                 {"status", TaskIno(a_->id(), NodeKind::kStatus), S_IFREG, 6},
-                {"errors", TaskIno(a_->id(), NodeKind::kErrors), S_IFREG, 7}}));
-  EXPECT_TRUE(List(dir, 7).empty());
+                {"errors", TaskIno(a_->id(), NodeKind::kErrors), S_IFREG, 7},
+                {"core", TaskIno(a_->id(), NodeKind::kCore), S_IFREG, 8}}));
+  EXPECT_TRUE(List(dir, 8).empty());
 }
 
 TEST_F(DirectoryTest, OnlyDirectoriesList) {

@@ -36,7 +36,7 @@ TEST(InodeTest, TaskPathsRoundTrip) {
 }
 
 TEST(InodeTest, NumbersThatNameNoPathAreInvalid) {
-  // Task id 0 (inodes 0, 3..7) and kinds 5..7 of a task.
+  // Task id 0 (inodes 0, 3..7) and kind 7 of a task.
   for (Ino ino : {Ino{0}, Ino{3}, Ino{4}, Ino{7}}) {
     EXPECT_FALSE(ValidTaskPath(Decode(ino))) << ino;
   }
@@ -52,7 +52,8 @@ TEST(InodeTest, FileNames) {
   EXPECT_EQ(FileName(NodeKind::kMaps), "maps");
   EXPECT_EQ(FileName(NodeKind::kStatus), "status");
   EXPECT_EQ(FileName(NodeKind::kErrors), "errors");
-  EXPECT_EQ(FileName(static_cast<NodeKind>(6)), "");
+  EXPECT_EQ(FileName(NodeKind::kCore), "core");
+  EXPECT_EQ(FileName(static_cast<NodeKind>(7)), "");
   // Readdir passes the name to libfuse as a C string.
   EXPECT_EQ(FileName(NodeKind::kMem).data()[3], '\0');
 }

@@ -353,9 +353,9 @@ TEST_F(TaskFsTest, ReadDirListsTheRootAndATask) {
   EXPECT_EQ(DirentNames(sent.data),
             (std::vector<std::string>{".", "..", "host_page_size", "t", "u"}));
   sent = Request([&] { ops_.readdir(FakeRequest(), dir, 4096, 2, nullptr); });
-  EXPECT_EQ(
-      DirentNames(sent.data),
-      (std::vector<std::string>{"mem", "ctl", "maps", "status", "errors"}));
+  EXPECT_EQ(DirentNames(sent.data),
+            (std::vector<std::string>{"mem", "ctl", "maps", "status", "errors",
+                                      "core"}));
   // A reply too small for one more entry ends the listing there.
   sent = Request([&] { ops_.readdir(FakeRequest(), dir, 40, 0, nullptr); });
   EXPECT_EQ(DirentNames(sent.data), std::vector<std::string>{"."});

@@ -131,6 +131,8 @@ std::string Canonical(const Command& c) {
       return "fill " + range + " " + Num(c.byte);
     case Op::kLoad:
       return "load " + Num(c.address) + " " + c.name;
+    case Op::kCore:
+      return "core " + c.name;
   }
   return "?";
 }
@@ -161,7 +163,7 @@ void CheckParse(std::string_view line, const ParseResult& parsed) {
   if (parsed.empty) return;
   const Command& c = parsed.command;
   if (c.op == Command::Op::kTask || c.op == Command::Op::kFill ||
-      c.op == Command::Op::kLoad) {
+      c.op == Command::Op::kLoad || c.op == Command::Op::kCore) {
     Fail("the ctl grammar accepts a manifest-only command", line, "");
   }
   const ParseResult as_manifest = ParseCommand(line, Grammar::kManifest);

@@ -461,7 +461,7 @@ std::vector<PathSpec> Paths() {
           ::close(fd);
           return kMismatch;
         }
-        return names.size() == 5 ? 0 : kMismatch;
+        return names.size() == 6 ? 0 : kMismatch;
       },
       Nothing);
 

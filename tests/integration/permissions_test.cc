@@ -149,11 +149,13 @@ TEST_F(LayoutTest, ModesAndOwnersAreTheSpecs) {
   ExpectStat(mount_ / "t/maps", S_IFREG, 0400, uid, gid);
   ExpectStat(mount_ / "t/status", S_IFREG, 0444, uid, gid);
   ExpectStat(mount_ / "t/errors", S_IFREG, 0400, uid, gid);
+  ExpectStat(mount_ / "t/core", S_IFREG, 0400, uid, gid);
   EXPECT_EQ(ReadFile(mount_ / "host_page_size"), "4096\n");
   const std::vector<std::string> files = List(mount_ / "t");
   EXPECT_EQ(std::set<std::string>(files.begin(), files.end()),
-            (std::set<std::string>{"mem", "ctl", "maps", "status", "errors"}));
-  EXPECT_EQ(files.size(), 5u);
+            (std::set<std::string>{"mem", "ctl", "maps", "status", "errors",
+                                   "core"}));
+  EXPECT_EQ(files.size(), 6u);
   const std::string status = ReadFile(mount_ / "t/status");
   EXPECT_EQ(StatusValue(status, "name"), "t");
   EXPECT_EQ(StatusValue(status, "owner"),
@@ -274,7 +276,8 @@ TEST_F(LayoutTest, CreatingRemovingOrRenamingAnythingElseIsEperm) {
             (std::vector<std::string>{"host_page_size", "t"}));
   const std::vector<std::string> files = List(t);
   EXPECT_EQ(std::set<std::string>(files.begin(), files.end()),
-            (std::set<std::string>{"mem", "ctl", "maps", "status", "errors"}));
+            (std::set<std::string>{"mem", "ctl", "maps", "status", "errors",
+                                   "core"}));
 }
 
 TEST_F(LayoutTest, ChmodByTheOwnerChownByRoot) {
