@@ -149,6 +149,34 @@ kern_return_t mach_vm_write(vm_map_t target_task, mach_vm_address_t address,
 /* ---- the calls with classic signatures -------------------------------------
  */
 
+/* mach_vm_allocate on mach_task_self(): zero-filled pages of the calling
+ * process (mmap), freed by mach_vm_deallocate(mach_task_self()) (munmap, by
+ * the classic vm_deallocate). */
+static kern_return_t allocate_self(mach_vm_address_t *address,
+                                   mach_vm_size_t size, int anywhere) {
+  const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  const uint64_t base = anywhere ? 0 : *address;
+  if (size > UINT64_MAX - base - (page - 1)) return KERN_INVALID_ARGUMENT;
+  const uint64_t start = base / page * page;
+  const uint64_t end = (base + size + page - 1) / page * page;
+  if (end == start) {
+    if (anywhere) *address = 0;
+    return KERN_SUCCESS;
+  }
+  void *p =
+      mmap(anywhere ? NULL : (void *)(uintptr_t)start, end - start,
+           PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | (anywhere ? 0 : MAP_FIXED_NOREPLACE),
+           -1, 0);
+  if (p == MAP_FAILED) return KERN_NO_SPACE;
+  if (!anywhere && p != (void *)(uintptr_t)start) { /* an old kernel's hint */
+    munmap(p, end - start);
+    return KERN_NO_SPACE;
+  }
+  *address = (uintptr_t)p;
+  return KERN_SUCCESS;
+}
+
 kern_return_t mach_vm_allocate(vm_map_t target, mach_vm_address_t *address,
                                mach_vm_size_t size, int flags) {
   if (address == NULL) return KERN_INVALID_ARGUMENT;
@@ -159,6 +187,9 @@ kern_return_t mach_vm_allocate(vm_map_t target, mach_vm_address_t *address,
                          VM_FLAGS_NO_CACHE | VM_FLAGS_4GB_CHUNK |
                          VM_FLAGS_ALIAS_MASK;
   if (((unsigned)flags & ~taken) != 0) return KERN_INVALID_ARGUMENT;
+  if (target == mach_task_self()) {
+    return allocate_self(address, size, (flags & VM_FLAGS_ANYWHERE) != 0);
+  }
   vm_address_t a = (vm_address_t)*address;
   const kern_return_t kr = vm_allocate(target, &a, (vm_size_t)size,
                                        (flags & VM_FLAGS_ANYWHERE) != 0);
@@ -174,6 +205,22 @@ kern_return_t mach_vm_deallocate(vm_map_t target, mach_vm_address_t address,
 kern_return_t mach_vm_protect(vm_map_t target_task, mach_vm_address_t address,
                               mach_vm_size_t size, boolean_t set_maximum,
                               vm_prot_t new_protection) {
+  if (target_task == mach_task_self()) {
+    /* This process's pages: mprotect (no maximum is kept). */
+    if (set_maximum) return KERN_SUCCESS;
+    const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    const uint64_t start = address / page * page;
+    if (size > UINT64_MAX - address - (page - 1)) return KERN_INVALID_ARGUMENT;
+    const uint64_t end = (address + size + page - 1) / page * page;
+    const int prot = ((new_protection & VM_PROT_READ) ? PROT_READ : 0) |
+                     ((new_protection & VM_PROT_WRITE) ? PROT_WRITE : 0) |
+                     ((new_protection & VM_PROT_EXECUTE) ? PROT_EXEC : 0);
+    if (end == start) return KERN_SUCCESS;
+    if (mprotect((void *)(uintptr_t)start, end - start, prot) == 0) {
+      return KERN_SUCCESS;
+    }
+    return errno == ENOMEM ? KERN_INVALID_ADDRESS : KERN_PROTECTION_FAILURE;
+  }
   return vm_protect(target_task, (vm_address_t)address, (vm_size_t)size,
                     set_maximum, new_protection);
 }
