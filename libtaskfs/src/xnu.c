@@ -40,6 +40,33 @@ static int beyond_off_t(uint64_t address, uint64_t size) {
 /* The errno of a failed system call on mem as a kern_return_t. */
 static kern_return_t kern_errno(void) { return taskfs_kern_from_errno(errno); }
 
+/* A copy of the view (its page size, id, device), for calls that need them
+ * before any I/O; its fd and dir are not to be used after. */
+static kern_return_t get_view(const struct taskfs_task_view *view, void *arg) {
+  *(struct taskfs_task_view *)arg = *view;
+  return KERN_SUCCESS;
+}
+
+/* Whether the task's mount is of the XNU flavor ("flavor: xnu" in its
+ * status, docs/reference.md §5). */
+static kern_return_t read_flavor(const struct taskfs_task_view *view,
+                                 void *arg) {
+  int *xnu = arg;
+  char path[PATH_MAX];
+  *xnu = 0;
+  if (snprintf(path, sizeof path, "%s/status", view->dir) >= (int)sizeof path) {
+    return KERN_SUCCESS;
+  }
+  FILE *f = fopen(path, "re");
+  if (f == NULL) return KERN_SUCCESS;
+  char line[256];
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (strcmp(line, "flavor: xnu\n") == 0) *xnu = 1;
+  }
+  fclose(f);
+  return KERN_SUCCESS;
+}
+
 /* ---- reading and writing -------------------------------------------------
  */
 
@@ -113,8 +140,22 @@ kern_return_t mach_vm_read(vm_map_read_t target_task, mach_vm_address_t address,
                            mach_msg_type_number_t *dataCnt) {
   if (data == NULL || dataCnt == NULL) return KERN_INVALID_ARGUMENT;
   if (size > UINT_MAX) return KERN_INVALID_ARGUMENT;
+  struct taskfs_task_view v;
+  kern_return_t kr = taskfs_with_task(target_task, 0, get_view, &v);
+  if (kr != KERN_SUCCESS) return kr;
   const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-  if (address % page == 0 && size % page == 0) {
+  if (size == 0 && address % v.page_size != 0) {
+    /* No request reaches the daemon: its flavor's rule, here. */
+    int xnu = 0;
+    kr = taskfs_with_task(target_task, 0, read_flavor, &xnu);
+    if (kr != KERN_SUCCESS) return kr;
+    if (!xnu) return KERN_INVALID_ARGUMENT;
+    *data = 0;
+    *dataCnt = 0;
+    return KERN_SUCCESS;
+  }
+  if (address % page == 0 && size % page == 0 && address % v.page_size == 0 &&
+      size % v.page_size == 0) {
     /* Whole pages: the classic call, with its reuse of buffers. */
     return vm_read(target_task, (vm_address_t)address, (vm_size_t)size, data,
                    dataCnt);
@@ -127,7 +168,7 @@ kern_return_t mach_vm_read(vm_map_read_t target_task, mach_vm_address_t address,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (map == MAP_FAILED) return KERN_NO_SPACE;
   struct transfer t = {address, map + offset, size};
-  const kern_return_t kr = taskfs_with_task(target_task, 0, read_all, &t);
+  kr = taskfs_with_task(target_task, 0, read_all, &t);
   if (kr != KERN_SUCCESS) {
     munmap(map, map_len);
     return kr;
@@ -341,12 +382,6 @@ kern_return_t mach_vm_page_query(vm_map_read_t target_map,
   if (kr != KERN_SUCCESS) return kr;
   *disposition_out = d;
   *ref_count = r.first_ref_count;
-  return KERN_SUCCESS;
-}
-
-/* The page size of a task, for calls that round before any I/O. */
-static kern_return_t get_view(const struct taskfs_task_view *view, void *arg) {
-  *(struct taskfs_task_view *)arg = *view;
   return KERN_SUCCESS;
 }
 

@@ -201,6 +201,9 @@ TEST_F(ClientMacos, AllocateProtectWriteReadCopyDeallocateRoundTrip) {
             KERN_INVALID_ARGUMENT);
   EXPECT_EQ(mach_vm_read(task, a + 4, kPage, &data, &count),
             KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(mach_vm_read(task, a + 4, 0, &data, &count), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(mach_vm_read(task, a, 0, &data, &count), KERN_SUCCESS);
+  EXPECT_EQ(count, 0u);
 
   ASSERT_EQ(mach_vm_protect(task, a, kPage, FALSE, VM_PROT_READ), KERN_SUCCESS);
   EXPECT_EQ(mach_vm_write(task, a, (vm_offset_t)(odd.data() + 1), kPage),
