@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/mount_fixture.h"
@@ -599,6 +601,55 @@ TEST_F(ClientMacos, XnuVmTestsReadAndReadOverwriteAreCopies) {
     EXPECT_EQ(mach_vm_deallocate(mach_task_self(), dest, kSize), KERN_SUCCESS);
     EXPECT_EQ(mach_port_deallocate(mach_task_self(), lport), KERN_SUCCESS);
   }
+}
+
+// Scanners are often threaded: task_for_pid, reads, region walks, suspend
+// counts and deallocations from several threads at once.
+TEST_F(ClientMacos, CallsAreSafeFromSeveralThreads) {
+  const int pid = MakeTask("t");
+  Ctl("t", "allocate 0x10000 64K\n");
+  const std::string data = Pattern(16 * kPage, 4);
+  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int n = 0; n < 4; ++n) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < 50; ++round) {
+        mach_port_name_t task = MACH_PORT_NULL;
+        if (task_for_pid(mach_task_self(), pid, &task) != KERN_SUCCESS) {
+          ++failures;
+          continue;
+        }
+        std::vector<char> buf(kPage);
+        mach_vm_size_t got = 0;
+        const mach_vm_address_t at = 0x10000 + (round % 16) * kPage;
+        if (mach_vm_read_overwrite(task, at, kPage,
+                                   (mach_vm_address_t)buf.data(),
+                                   &got) != KERN_SUCCESS ||
+            std::memcmp(buf.data(), data.data() + (at - 0x10000), kPage) != 0) {
+          ++failures;
+        }
+        mach_vm_address_t a = 0;
+        mach_vm_size_t size = 0;
+        vm_region_top_info_data_t top;
+        mach_msg_type_number_t count = VM_REGION_TOP_INFO_COUNT;
+        mach_port_t object;
+        if (mach_vm_region(task, &a, &size, VM_REGION_TOP_INFO,
+                           (vm_region_info_t)&top, &count,
+                           &object) != KERN_SUCCESS ||
+            top.private_pages_resident != 16) {
+          ++failures;
+        }
+        if (task_suspend(task) != KERN_SUCCESS ||
+            task_resume(task) != KERN_SUCCESS ||
+            mach_port_deallocate(mach_task_self(), task) != KERN_SUCCESS) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 TEST_F(ClientMacos, MachErrorStringHasXnusText) {
