@@ -24,6 +24,17 @@
 namespace taskfs::testing {
 namespace {
 
+// XNU's counts (natural_t units) for its 4-byte packed structs.
+static_assert(VM_REGION_BASIC_INFO_COUNT_64 == 9);
+static_assert(VM_REGION_BASIC_INFO_COUNT == 8);
+static_assert(VM_REGION_EXTENDED_INFO_COUNT == 9);
+static_assert(VM_REGION_TOP_INFO_COUNT == 5);
+static_assert(VM_REGION_SUBMAP_INFO_V2_COUNT_64 == 19);
+static_assert(VM_REGION_SUBMAP_INFO_V1_COUNT_64 == 17);
+static_assert(VM_REGION_SUBMAP_INFO_V0_COUNT_64 == 16);
+static_assert(VM_REGION_SUBMAP_SHORT_INFO_COUNT_64 == 12);
+static_assert(sizeof(mach_vm_read_entry_t) == 256 * 16);
+
 constexpr mach_vm_address_t kA = 0x100000;
 
 class ClientMacos : public ::testing::Test {
