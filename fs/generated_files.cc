@@ -46,6 +46,7 @@ vm::KernReturn StatusText(const NodeTable& nodes, vm::Task& task,
   facts.gid = node.gid;
   facts.page_size = system.page_size();
   facts.address_bits = system.address_bits();
+  facts.flavor = vm::FlavorName(system.config().flavor);
   *out = RenderStatus(facts, result.value());
   return vm::KERN_SUCCESS;
 }

@@ -38,6 +38,7 @@ struct RawOptions {
   char* memory_limit = nullptr;
   char* max_tasks = nullptr;
   char* log_level = nullptr;
+  char* flavor = nullptr;
   // fuse_opt_parse hands the same pointer to the option proc. The first
   // three non-option arguments (a third is already an error), and how many
   // there were: argv never grows what the daemon keeps.
@@ -46,10 +47,11 @@ struct RawOptions {
 
   // Owners of the values fuse_opt_parse set, to take once, right after it:
   // the char*s stay readable while they live, and they free them.
-  std::array<MallocedString, 6> TakeOwnership() const {
+  std::array<MallocedString, 7> TakeOwnership() const {
     return {MallocedString(page_size), MallocedString(address_bits),
             MallocedString(tasks),     MallocedString(memory_limit),
-            MallocedString(max_tasks), MallocedString(log_level)};
+            MallocedString(max_tasks), MallocedString(log_level),
+            MallocedString(flavor)};
   }
 };
 
@@ -62,6 +64,7 @@ const fuse_opt kOptionSpec[] = {
     TASKFS_OPT("memory_limit=%s", memory_limit),
     TASKFS_OPT("max_tasks=%s", max_tasks),
     TASKFS_OPT("log_level=%s", log_level),
+    TASKFS_OPT("flavor=%s", flavor),
     FUSE_OPT_END,
 };
 #undef TASKFS_OPT
@@ -163,6 +166,16 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
              " (want trace, debug, info, warn, error or off)";
     }
   }
+  if (raw.flavor != nullptr) {
+    const std::string_view flavor = raw.flavor;
+    if (flavor == "classic") {
+      o->vm.flavor = vm::Flavor::kClassic;
+    } else if (flavor == "xnu") {
+      o->vm.flavor = vm::Flavor::kXnu;
+    } else {
+      return "bad flavor " + Quoted(raw.flavor) + " (want classic or xnu)";
+    }
+  }
   const std::string invalid = vm::VmSystem::ValidateConfig(o->vm);
   if (!invalid.empty()) return invalid;
   if (raw.tasks != nullptr) {
@@ -235,7 +248,7 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* o,
   RawOptions raw;
   const int parsed =
       fuse_opt_parse(&args, &raw, kOptionSpec, CollectPositional);
-  const std::array<MallocedString, 6> raw_values = raw.TakeOwnership();
+  const std::array<MallocedString, 7> raw_values = raw.TakeOwnership();
   if (parsed != 0) {
     fuse_opt_free_args(&args);
     *error = "bad command line (see taskfs --help)";
@@ -313,6 +326,9 @@ void PrintHelp(const char* program) {
       "                           (half of physical memory)\n"
       "    -o max_tasks=N         cap on live tasks (1024)\n"
       "    -o log_level=L         trace, debug, info, warn, error, off (info)\n"
+      "    -o flavor=F            classic: page-aligned "
+      "vm_read/vm_write/vm_copy;\n"
+      "                           xnu: XNU's rules, any byte range (classic)\n"
       "\n",
       program, program);
   std::fflush(stdout);

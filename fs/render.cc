@@ -49,10 +49,12 @@ std::string RenderStatus(const StatusFacts& facts,
       "virtual_bytes: {}\n"
       "resident_bytes: {}\n"
       "shared_bytes: {}\n"
-      "metadata_bytes: {}\n",
+      "metadata_bytes: {}\n"
+      "flavor: {}\n",
       facts.name, facts.id, facts.uid, facts.gid, facts.page_size,
       facts.address_bits, stats.regions, stats.virtual_bytes,
-      stats.resident_bytes, stats.shared_bytes, stats.metadata_bytes);
+      stats.resident_bytes, stats.shared_bytes, stats.metadata_bytes,
+      facts.flavor);
 }
 
 }  // namespace taskfs::fs

@@ -29,6 +29,7 @@ struct StatusFacts {
   gid_t gid = 0;
   std::uint64_t page_size = 0;
   unsigned address_bits = 0;
+  std::string_view flavor = "classic";  // the mount's -o flavor=
 };
 
 // status: "key: value" lines, in the order of docs/reference.md §7.

@@ -73,6 +73,11 @@ std::string NeedsExplained::operator()(const MapEntry& entry,
 
 // --- the checks --------------------------------------------------------------
 
+Checks& Checks::TransferAligned(std::initializer_list<Named> values) {
+  Enter(kArguments);
+  return geometry_.flavor == Flavor::kXnu ? *this : Aligned(values);
+}
+
 Checks& Checks::Aligned(std::initializer_list<Named> values) {
   Enter(kArguments);
   for (const Named& v : values) {
@@ -81,6 +86,18 @@ Checks& Checks::Aligned(std::initializer_list<Named> values) {
           fmt::format("{} {:#x} is not a multiple of the page size {:#x}",
                       v.name, v.value, geometry_.page_size()));
     }
+  }
+  return *this;
+}
+
+Checks& Checks::MessageSize(vm_size_t size) {
+  Enter(kArguments);
+  constexpr vm_size_t kMessageMax = 0xffffffff;
+  if (geometry_.flavor == Flavor::kXnu && size > kMessageMax &&
+      Fail(KERN_INVALID_ARGUMENT)) {
+    SetFailureReason(
+        fmt::format("size {:#x} is more than a message carries ({:#x})", size,
+                    kMessageMax));
   }
   return *this;
 }
@@ -111,6 +128,11 @@ Checks& Checks::RoundedApart(vm_address_t address, vm_size_t size,
     Take(PageRange::RoundedApart(geometry_, address, size), address, size, out);
   }
   return *this;
+}
+
+Checks& Checks::Bytes(vm_address_t address, vm_size_t size, PageRange* out) {
+  return geometry_.flavor == Flavor::kXnu ? Rounded(address, size, out)
+                                          : Exact(address, size, out);
 }
 
 Checks& Checks::Access(const AddressMap& map, const PageRange& range,

@@ -139,7 +139,16 @@ class Checks {
   explicit Checks(const Geometry& geometry) : geometry_(geometry) {}
 
   // 1. Arguments: KERN_INVALID_ARGUMENT.
+  // Page alignment of each value.
   Checks& Aligned(std::initializer_list<Named> values);
+  // The alignment rule of a transfer (vm_read, vm_write, vm_copy): Aligned
+  // in the classic flavor; the XNU flavor takes any byte range, so there it
+  // passes and Bytes checks the pages the range touches.
+  Checks& TransferAligned(std::initializer_list<Named> values);
+  // The XNU flavor's size rule of vm_read: its data comes back in a message
+  // whose count is 32 bits (mach_msg_type_number_t), so a larger size is
+  // KERN_INVALID_ARGUMENT. Passes in the classic flavor.
+  Checks& MessageSize(vm_size_t size);
   // A flag, protection or inheritance value; why() gives the reason.
   template <typename Why>
   Checks& Valid(bool ok, Why&& why) {
@@ -155,6 +164,9 @@ class Checks {
   Checks& Exact(vm_address_t address, vm_size_t size, PageRange* out);
   Checks& Rounded(vm_address_t address, vm_size_t size, PageRange* out);
   Checks& RoundedApart(vm_address_t address, vm_size_t size, PageRange* out);
+  // The pages of a transfer's bytes [address, address + size): Exact in the
+  // classic flavor (after Aligned), Rounded in the XNU flavor.
+  Checks& Bytes(vm_address_t address, vm_size_t size, PageRange* out);
 
   // 3, 4. A range of map, ascending: KERN_INVALID_ADDRESS at the lowest
   // unallocated page, else check(entry)'s verdict for the lowest entry it

@@ -12,7 +12,8 @@ namespace taskfs::vm {
 // Geometry of one address space: what every range check needs.
 struct Geometry {
   unsigned page_shift = 12;
-  std::uint64_t limit = 0;  // 2^address_bits
+  std::uint64_t limit = 0;           // 2^address_bits
+  Flavor flavor = Flavor::kClassic;  // which alignment rule the calls follow
 
   std::uint64_t page_size() const { return std::uint64_t{1} << page_shift; }
   bool Aligned(std::uint64_t value) const {

@@ -12,6 +12,7 @@ Geometry GeometryOf(const VmSystem& system) {
   geometry.page_shift =
       static_cast<unsigned>(__builtin_ctzll(system.page_size()));
   geometry.limit = system.address_limit();
+  geometry.flavor = system.config().flavor;
   return geometry;
 }
 

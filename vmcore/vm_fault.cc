@@ -44,6 +44,17 @@ class PinnedPagesBuilder {
     out_->bytes_ += page_size_;
   }
 
+  // Leaves out the first front and the last back bytes, each less than a
+  // page, of what was added (at least a page more than front + back).
+  void Trim(std::size_t front, std::size_t back) {
+    std::vector<iovec>& iov = out_->iov_;
+    iov.front().iov_base =
+        static_cast<std::byte*>(iov.front().iov_base) + front;
+    iov.front().iov_len -= front;
+    iov.back().iov_len -= back;
+    out_->bytes_ -= front + back;
+  }
+
  private:
   PinnedPages* out_;
   const std::size_t page_size_;
@@ -274,6 +285,30 @@ void ReadPinned(VmSystem& system, EntryList entries, const PageRange& range,
     out->Release();
     throw;
   }
+}
+
+void ReadPinned(VmSystem& system, EntryList entries, const PageRange& range,
+                vm_address_t address, vm_size_t size, PinnedPages* out) {
+  ReadPinned(system, entries, range, out);
+  PinnedPagesBuilder(out, system.page_size())
+      .Trim(address - range.start(), range.end() - (address + size));
+}
+
+void ReadInto(VmSystem& system, EntryList entries, const PageRange& range,
+              vm_address_t address, std::span<std::byte> out) {
+  const std::size_t page_size = system.page_size();
+  const std::byte* zero = system.pages().zero_page();
+  const vm_address_t end = address + out.size();
+  vm_address_t page_address = range.start();
+  std::byte* next = out.data();
+  VisitPages(entries, range, PageShift(system), [&](Page* page) {
+    const vm_address_t from = std::max(page_address, address);
+    const vm_address_t to = std::min(page_address + page_size, end);
+    const std::byte* data = page != nullptr ? page->data() : zero;
+    std::memcpy(next, data + (from - page_address), to - from);
+    next += to - from;
+    page_address += page_size;
+  });
 }
 
 void ReadInto(VmSystem& system, EntryList entries, const PageRange& range,

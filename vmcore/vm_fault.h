@@ -30,11 +30,20 @@ using EntryList = std::span<const MapEntry* const>;
 // an exception *out is emptied again before it propagates.
 void ReadPinned(VmSystem& system, EntryList entries, const PageRange& range,
                 PinnedPages* out);
+// The same for the bytes [address, address + size) of a read of any
+// alignment (the XNU flavor), where range is PageRange::Rounded of them and
+// size is not 0: the pages are pinned whole, *out shows only those bytes.
+void ReadPinned(VmSystem& system, EntryList entries, const PageRange& range,
+                vm_address_t address, vm_size_t size, PinnedPages* out);
 
 // Copies the bytes of range into out (out.size() == range.size()) under the
 // objects' shared locks: no pins, nothing to release.
 void ReadInto(VmSystem& system, EntryList entries, const PageRange& range,
               std::span<std::byte> out);
+// The same for the bytes [address, address + out.size()), where range is
+// PageRange::Rounded of them.
+void ReadInto(VmSystem& system, EntryList entries, const PageRange& range,
+              vm_address_t address, std::span<std::byte> out);
 
 // What a write puts into the pages it changes.
 class WriteSource {

@@ -16,6 +16,7 @@
 #include "vmcore/memory_budget.h"
 #include "vmcore/page_allocator.h"
 #include "vmcore/phase_fair_mutex.h"
+#include "vmcore/vm_types.h"
 
 namespace taskfs::vm {
 
@@ -36,6 +37,8 @@ struct VmConfig {
   // and free memory through ctl.
   std::uint64_t open_file_reserve = 2 << 20;
   std::uint64_t max_tasks = 1024;  // live tasks
+  // Whose rules vm_read, vm_write and vm_copy follow (vm_types.h).
+  Flavor flavor = Flavor::kClassic;
   // The most bytes of pages that readers may hold pinned at once
   // (vm_read_pinned views not yet released). A write at the memory limit
   // must still copy a page that only readers' pins keep, although the pins

@@ -24,6 +24,16 @@ inline constexpr vm_prot_t VM_PROT_EXECUTE = TASKFS_VM_PROT_EXECUTE;
 inline constexpr vm_prot_t VM_PROT_ALL = TASKFS_VM_PROT_ALL;
 inline constexpr vm_prot_t VM_PROT_DEFAULT = TASKFS_VM_PROT_DEFAULT;
 
+// Whose rules the Mach calls follow (docs/reference.md §3, §5). kClassic:
+// the manual pages', where vm_read, vm_write and vm_copy take page-aligned
+// addresses and sizes. kXnu: XNU's, where they take any byte range; the
+// pages it touches are checked.
+enum class Flavor { kClassic, kXnu };
+
+inline const char* FlavorName(Flavor flavor) {
+  return flavor == Flavor::kXnu ? "xnu" : "classic";
+}
+
 // "rw-", "r-x", "---": a protection as maps and the failure reasons show it.
 inline std::string ProtectionText(vm_prot_t prot) {
   std::string s = "---";

@@ -12,6 +12,7 @@
 #include "vmcore/address_map.h"
 #include "vmcore/failure_reason.h"
 #include "vmcore/gate.h"
+#include "vmcore/memory_account.h"
 #include "vmcore/page_range.h"
 #include "vmcore/reserve_scope.h"
 #include "vmcore/vm_copy.h"
@@ -221,13 +222,14 @@ KernReturn vm_read_pinned(Task& task, vm_address_t address, vm_size_t size,
     std::vector<const MapEntry*>& entries = ReadEntries();
     PageRange range;
     Checks check(task.geometry());
-    check.Aligned({{"address", address}, {"size", size}})
+    check.TransferAligned({{"address", address}, {"size", size}})
+        .MessageSize(size)
         .NonEmpty(size)
-        .Exact(address, size, &range)
+        .Bytes(address, size, &range)
         .Range(task.map(), range, Readable(&entries),
                NeedsExplained(VM_PROT_READ));
     if (!check.passed()) return check.code();
-    ReadPinned(task.system(), entries, range, out);
+    ReadPinned(task.system(), entries, range, address, size, out);
     return KERN_SUCCESS;
   });
 }
@@ -238,13 +240,14 @@ KernReturn vm_read(Task& task, vm_address_t address,
     std::vector<const MapEntry*>& entries = ReadEntries();
     PageRange range;
     Checks check(task.geometry());
-    check.Aligned({{"address", address}, {"size", buffer.size()}})
+    check.TransferAligned({{"address", address}, {"size", buffer.size()}})
+        .MessageSize(buffer.size())
         .NonEmpty(buffer.size())
-        .Exact(address, buffer.size(), &range)
+        .Bytes(address, buffer.size(), &range)
         .Range(task.map(), range, Readable(&entries),
                NeedsExplained(VM_PROT_READ));
     if (!check.passed()) return check.code();
-    ReadInto(task.system(), entries, range, buffer);
+    ReadInto(task.system(), entries, range, address, buffer);
     return KERN_SUCCESS;
   });
 }
@@ -254,9 +257,9 @@ KernReturn vm_write(Task& task, vm_address_t address, const void* data,
   return Open(task, Lock::kShared, [&] {
     PageRange range;
     Checks check(task.geometry());
-    check.Aligned({{"address", address}, {"size", size}})
+    check.TransferAligned({{"address", address}, {"size", size}})
         .NonEmpty(size)
-        .Exact(address, size, &range)
+        .Bytes(address, size, &range)
         .Access(task.map(), range, VM_PROT_WRITE);
     if (!check.passed()) return check.code();
     return Changed(task, WriteBytes(task.system(), task.map(), range, address,
@@ -264,19 +267,51 @@ KernReturn vm_write(Task& task, vm_address_t address, const void* data,
   });
 }
 
+namespace {
+
+// vm_copy of a byte range that is not whole pages (the XNU flavor): the
+// source's bytes are read whole into a buffer, charged to the memory limit
+// while it lives, and written to the destination as vm_write writes them.
+// Requires the task lock exclusive, so that nothing runs between the two.
+KernReturn CopyBytes(Task& task, std::span<const MapEntry* const> entries,
+                     const PageRange& src_range, vm_address_t source,
+                     const PageRange& dst_range, vm_address_t dest,
+                     vm_size_t size) {
+  MemoryAccount charge(task.map().budget());
+  charge.Charge(size + kHeapOverhead);
+  std::vector<std::byte> bytes(size);
+  ReadInto(task.system(), entries, src_range, source, bytes);
+  return WriteBytes(task.system(), task.map(), dst_range, dest, size,
+                    WriteSource::StreamedBytes(bytes.data()));
+}
+
+}  // namespace
+
 KernReturn vm_copy(Task& task, vm_address_t source, vm_size_t size,
                    vm_address_t dest) {
-  return Open(task, Lock::kShared, [&] {
+  // Whole pages are a virtual copy in both flavors; any other range (the
+  // XNU flavor) is copied byte by byte, under the exclusive lock.
+  const Geometry& geometry = task.geometry();
+  const bool whole_pages = geometry.Aligned(source) && geometry.Aligned(size) &&
+                           geometry.Aligned(dest);
+  return Open(task, whole_pages ? Lock::kShared : Lock::kExclusive, [&] {
     const AddressMap& map = task.map();
+    std::vector<const MapEntry*>& entries = ReadEntries();
     PageRange src_range, dst_range;
-    Checks check(task.geometry());
-    check.Aligned({{"source", source}, {"size", size}, {"destination", dest}})
+    Checks check(geometry);
+    check
+        .TransferAligned(
+            {{"source", source}, {"size", size}, {"destination", dest}})
         .NonEmpty(size)
-        .Exact(source, size, &src_range)
-        .Exact(dest, size, &dst_range)
-        .Access(map, src_range, VM_PROT_READ)
+        .Bytes(source, size, &src_range)
+        .Bytes(dest, size, &dst_range)
+        .Range(map, src_range, Readable(&entries), NeedsExplained(VM_PROT_READ))
         .Access(map, dst_range, VM_PROT_WRITE);
     if (!check.passed()) return check.code();
+    if (!whole_pages) {
+      return Changed(task, CopyBytes(task, entries, src_range, source,
+                                     dst_range, dest, size));
+    }
     CopyOverwrite(map, src_range, map, dst_range);
     task.NoteChange();
     return KERN_SUCCESS;

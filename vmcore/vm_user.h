@@ -12,6 +12,12 @@
 //   3. the source range, ascending: the lowest offending page decides between
 //      KERN_INVALID_ADDRESS (not allocated) and KERN_PROTECTION_FAILURE;
 //   4. the destination range, the same way.
+// The flavor (VmConfig::flavor, Geometry::flavor) changes step 1 and 2 for
+// vm_read, vm_write and vm_copy: in the classic flavor their addresses and
+// sizes must be page multiples; in the XNU flavor they take any byte range
+// and steps 2 to 4 check the pages it touches, [trunc_page(address),
+// round_page(address + size)); vm_read's size must then fit a 32-bit message
+// count. vm_map_copy keeps the classic rule in both flavors.
 // A zero-size call that passes step 1 succeeds and changes nothing. A call that
 // fails changes nothing. A call that changes a byte or a region notes the
 // time in its task (Task::changed): allocate, deallocate, protect, inherit,
@@ -104,7 +110,7 @@ KernReturn vm_region(Task& task, vm_address_t* address, RegionInfo* info);
 KernResult<std::vector<RegionInfo>> vm_region_list(
     Task& task, MemoryAccount* account = nullptr, std::uint64_t per_region = 0);
 
-// vm_read without a copy: pins the pages of the page-aligned range so that
+// vm_read without a copy: pins the pages of the range so that
 // *out describes a snapshot of it (later writes to the task do not change the
 // pinned bytes) until out->Release() or its destruction. *out is cleared first.
 KernReturn vm_read_pinned(Task& task, vm_address_t address, vm_size_t size,
@@ -115,16 +121,20 @@ KernReturn vm_read_pinned(Task& task, vm_address_t address, vm_size_t size,
 KernReturn vm_read(Task& task, vm_address_t address,
                    std::span<std::byte> buffer);
 
-// vm_write: every page of the page-aligned range must be allocated and
-// writable. KERN_RESOURCE_SHORTAGE if the memory limit would be passed; the
-// copies of pages that only readers' pins keep draw on the pin reserve
-// instead (VmConfig::pin_reserve), as in vm_load and vm_fill.
+// vm_write: every page of the range (page-aligned in the classic flavor)
+// must be allocated and writable; a partial page keeps its other bytes.
+// KERN_RESOURCE_SHORTAGE if the memory limit would be passed; the copies of
+// pages that only readers' pins keep draw on the pin reserve instead
+// (VmConfig::pin_reserve), as in vm_load and vm_fill.
 KernReturn vm_write(Task& task, vm_address_t address, const void* data,
                     vm_size_t size);
 
-// vm_copy within one task: page-aligned, source readable, destination
-// allocated and writable, overlap allowed (as if the source were read whole
-// first). A virtual copy: pages are shared copy-on-write.
+// vm_copy within one task: page-aligned (any byte range in the XNU flavor),
+// source readable, destination allocated and writable, overlap allowed (as
+// if the source were read whole first). Whole pages are a virtual copy:
+// pages are shared copy-on-write. Any other range (the XNU flavor) is a byte
+// copy through a buffer of size bytes, charged to the memory limit while the
+// call runs (KERN_RESOURCE_SHORTAGE if it does not fit).
 KernReturn vm_copy(Task& task, vm_address_t source, vm_size_t size,
                    vm_address_t dest);
 

@@ -129,8 +129,9 @@ kern_return_t vm_inherit(task_t target_task, vm_address_t address,
                          vm_size_t size, vm_inherit_t new_inheritance);
 
 /* vm_read: address and size page-aligned (else KERN_INVALID_ARGUMENT, as is a
- * size above 4 GiB - 1); the bytes come back in newly mapped, page-aligned
- * memory of the calling process: *data, *data_count == size. Free it with
+ * size above 4 GiB - 1; on an XNU mount, -o flavor=xnu, any address and size);
+ * the bytes come back in newly mapped, page-aligned memory of the calling
+ * process: *data, *data_count == size. Free it with
  * vm_deallocate(mach_task_self(), *data, *data_count). KERN_NO_SPACE if the
  * calling process has no room for it. Size 0: *data = 0, *data_count = 0. */
 kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
@@ -139,11 +140,11 @@ kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
 /* vm_write: data must be page-aligned in the calling process (its page size,
  * sysconf(_SC_PAGESIZE)) as Mach's out-of-line data is, else
  * KERN_INVALID_ARGUMENT before any I/O; address and data_count page-aligned
- * for the task. The daemon takes a write in requests of 512 KiB
- * (docs/reference.md §5.1), each atomic: a write of one request that fails
- * changes nothing, but when a later request of a larger write fails, the
- * requests before it stay written and the call returns the failing
- * request's code. */
+ * for the task. On an XNU mount (-o flavor=xnu) any data, address and size. The
+ * daemon takes a write in requests of 512 KiB (docs/reference.md §5.1), each
+ * atomic: a write of one request that fails changes nothing, but when a later
+ * request of a larger write fails, the requests before it stay written and the
+ * call returns the failing request's code. */
 kern_return_t vm_write(task_t target_task, vm_address_t address,
                        vm_offset_t data, mach_msg_type_number_t data_count);
 

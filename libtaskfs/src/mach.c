@@ -52,6 +52,7 @@ struct task_entry {
   int writable;
   uint64_t page_size;
   uint64_t id; /* "id" of status: names the task on its mount only */
+  int xnu;     /* the mount's flavor is xnu: any byte range (status) */
   dev_t dev;   /* mem's st_dev: each mount has a device of its own */
   int refs;    /* the table's (until closed) plus one per call in flight */
 };
@@ -156,8 +157,9 @@ static char *join(const char *dir, const char *leaf) {
   return asprintf(&out, "%s/%s", dir, leaf) < 0 ? NULL : out;
 }
 
-/* Reads a task's status file and returns its "id"; 0 if it cannot. */
-static uint64_t read_task_id(const char *dir) {
+/* Reads a task's status file and returns its "id"; 0 if it cannot. Sets
+ * *xnu if its "flavor" is xnu. */
+static uint64_t read_task_id(const char *dir, int *xnu) {
   char *path = join(dir, "status");
   if (path == NULL) return 0;
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -171,12 +173,15 @@ static uint64_t read_task_id(const char *dir) {
   close(fd);
   if (n <= 0) return 0;
   text[n] = '\0';
+  uint64_t id = 0;
+  *xnu = 0;
   for (const char *line = text; line != NULL && *line != '\0';) {
-    if (strncmp(line, "id: ", 4) == 0) return strtoull(line + 4, NULL, 10);
+    if (strncmp(line, "id: ", 4) == 0) id = strtoull(line + 4, NULL, 10);
+    if (strncmp(line, "flavor: xnu\n", 12) == 0) *xnu = 1;
     line = strchr(line, '\n');
     if (line != NULL) ++line;
   }
-  return 0;
+  return id;
 }
 
 /* ---- the handle table ------------------------------------------------------
@@ -291,7 +296,7 @@ kern_return_t taskfs_task_open(const char *task_dir, task_t *task) {
   }
   e->page_size = (uint64_t)st.st_blksize;
   e->dev = st.st_dev;
-  e->id = read_task_id(e->dir);
+  e->id = read_task_id(e->dir, &e->xnu);
   if (e->id == 0) {
     free_entry(e);
     return KERN_INVALID_TASK;
@@ -605,7 +610,9 @@ kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
   struct task_entry *e;
   kern_return_t kr = acquire(target_task, &e);
   if (kr != KERN_SUCCESS) return kr;
-  if (address % e->page_size != 0 || size % e->page_size != 0 ||
+  /* On an XNU mount any byte range; a size over UINT_MAX does not fit the
+   * count, as in XNU. */
+  if ((!e->xnu && (address % e->page_size != 0 || size % e->page_size != 0)) ||
       size > UINT_MAX) {
     kr = KERN_INVALID_ARGUMENT;
   } else if (size == 0) {
@@ -647,14 +654,15 @@ kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
 
 kern_return_t vm_write(task_t target_task, vm_address_t address,
                        vm_offset_t data, mach_msg_type_number_t data_count) {
-  if (data % (vm_offset_t)sysconf(_SC_PAGESIZE) != 0) {
-    return KERN_INVALID_ARGUMENT;
-  }
+  /* Unaligned data is judged first, before the task (classic Mach); on an
+   * XNU mount any data, address and size are fine, as in XNU. */
+  const int unaligned_data = data % (vm_offset_t)sysconf(_SC_PAGESIZE) != 0;
   struct task_entry *e;
   kern_return_t kr = acquire(target_task, &e);
-  if (kr != KERN_SUCCESS) return kr;
+  if (kr != KERN_SUCCESS) return unaligned_data ? KERN_INVALID_ARGUMENT : kr;
   int fd = e->fd, own = -1;
-  if (address % e->page_size != 0 || data_count % e->page_size != 0) {
+  if (!e->xnu && (unaligned_data || address % e->page_size != 0 ||
+                  data_count % e->page_size != 0)) {
     kr = KERN_INVALID_ARGUMENT;
   } else if (data_count != 0 && beyond_off_t(address, data_count)) {
     kr = KERN_INVALID_ADDRESS;
@@ -826,7 +834,8 @@ kern_return_t task_terminate(task_t target_task) {
   kern_return_t kr = acquire(target_task, &e);
   if (kr != KERN_SUCCESS) return kr;
   /* The directory must still be this task, not a new one of the same name. */
-  if (read_task_id(e->dir) != e->id) {
+  int xnu = 0;
+  if (read_task_id(e->dir, &xnu) != e->id) {
     kr = KERN_INVALID_TASK;
   } else if (rmdir(e->dir) != 0) {
     kr = kern_from_open_errno(errno);

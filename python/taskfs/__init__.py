@@ -268,7 +268,12 @@ class Task:
             # The mount: each taskfs mount has a device of its own, and a
             # task id means something only on its mount.
             self._dev = mem_stat.st_dev
-            self.id = int(self.status()["id"])
+            status = self.status()
+            self.id = int(status["id"])
+            # The mount's flavor (docs/reference.md §3): an XNU mount takes
+            # any byte range, so the client checks no alignment there.
+            self.flavor = status.get("flavor", "classic")
+            self._align = 1 if self.flavor == "xnu" else self.page_size
         except OSError as e:
             self._close_fd()
             raise self._open_error(e, f"open {task_dir}") from None
@@ -531,7 +536,8 @@ class Task:
     # --- mem I/O -------------------------------------------------------------
 
     def vm_read(self, address, size):
-        """size bytes at address (both page multiples), as bytes.
+        """size bytes at address (both page multiples, or any on an XNU
+        mount), as bytes.
 
         A transfer the kernel cuts into several requests is continued after
         a short read, so the call returns everything or raises the failing
@@ -539,7 +545,7 @@ class Task:
         returned: no copy beyond the kernel's."""
         address, size = self._ints("vm_read", address=address, size=size)
         operation = f"pread 0x{address:x} 0x{size:x}"
-        _check_empty_transfer(address, size, self.page_size, operation)
+        _check_empty_transfer(address, size, self._align, operation)
         fd = self._acquire(operation)
         try:
             data = self._pread(fd, size, address, operation)
@@ -558,7 +564,8 @@ class Task:
 
     def vm_read_overwrite(self, address, buffer):
         """Reads len(buffer) bytes at address into buffer (any writable
-        bytes-like object; address and length page multiples), as Mach's
+        bytes-like object; address and length page multiples, or any on an
+        XNU mount), as Mach's
         vm_read_overwrite does; returns the number of bytes read."""
         address = _int(address, "address", "vm_read_overwrite")
         try:
@@ -575,7 +582,7 @@ class Task:
             with view.cast("B") as out:
                 size = out.nbytes
                 operation = f"pread 0x{address:x} 0x{size:x}"
-                _check_empty_transfer(address, size, self.page_size,
+                _check_empty_transfer(address, size, self._align,
                                       operation)
                 fd = self._acquire(operation)
                 try:
@@ -637,7 +644,7 @@ class Task:
                             f"{type(data).__name__}") from None
         view = view.cast("B")
         operation = f"pwrite 0x{address:x} 0x{len(view):x}"
-        _check_empty_transfer(address, len(view), self.page_size, operation)
+        _check_empty_transfer(address, len(view), self._align, operation)
         fd = self._acquire(operation)
         own = -1
         done = 0

@@ -866,3 +866,50 @@ TEST_F(ClientMachOtherUser, ReadOnlyHandleAndOtherUsersTasks) {
 
 }  // namespace
 }  // namespace taskfs::testing
+
+namespace taskfs::testing {
+namespace {
+
+// An XNU mount (docs/reference.md §5): the client lets any byte range
+// through, as XNU's calls take it.
+class ClientMachXnu : public ClientMach {
+ protected:
+  ClientMachXnu() : ClientMach({"-o", "tasks=none,flavor=xnu"}) {}
+};
+
+TEST_F(ClientMachXnu, ReadWriteAndCopyOfAnyByteRange) {
+  Fill(3, 5);
+  const std::string p = Pattern(3 * kPage, 5);
+  EXPECT_EQ(Read(t_, kA + kPage - 1, 3), p.substr(kPage - 1, 3));
+  EXPECT_EQ(Read(t_, kA + 1, 1), p.substr(1, 1));
+  // Data at an odd address of the calling process, at an odd address.
+  const std::string bytes = "xnu";
+  std::vector<char> odd(bytes.size() + 1);
+  std::memcpy(odd.data() + 1, bytes.data(), bytes.size());
+  ASSERT_EQ(vm_write(t_, kA + 2 * kPage - 2,
+                     reinterpret_cast<vm_offset_t>(odd.data() + 1), 3),
+            KERN_SUCCESS);
+  std::string want = p;
+  want.replace(2 * kPage - 2, 3, bytes);
+  EXPECT_EQ(Read(t_, kA, 3 * kPage), want);
+  ASSERT_EQ(vm_copy(t_, kA + 2 * kPage - 2, 3, kA + 5), KERN_SUCCESS);
+  want.replace(5, 3, bytes);
+  EXPECT_EQ(Read(t_, kA, 3 * kPage), want);
+}
+
+TEST_F(ClientMachXnu, XnusEdgeCases) {
+  Fill(1, 5);
+  // Zero size anywhere; 4 GiB or more is KERN_INVALID_ARGUMENT.
+  EXPECT_EQ(ReadCode(t_, kA + 1, 0), KERN_SUCCESS);
+  EXPECT_EQ(WriteCode(t_, 3, ""), KERN_SUCCESS);
+  EXPECT_EQ(ReadCode(t_, kA + 1, vm_size_t{UINT32_MAX} + 1),
+            KERN_INVALID_ARGUMENT);
+  // The lowest offending page decides.
+  EXPECT_EQ(ReadCode(t_, kA + kPage - 1, 2), KERN_INVALID_ADDRESS);
+  EXPECT_EQ(WriteCode(t_, kA + kPage - 1, "ab"), KERN_INVALID_ADDRESS);
+  ASSERT_EQ(vm_protect(t_, kA, kPage, FALSE, VM_PROT_READ), KERN_SUCCESS);
+  EXPECT_EQ(WriteCode(t_, kA + 7, "ab"), KERN_PROTECTION_FAILURE);
+}
+
+}  // namespace
+}  // namespace taskfs::testing

@@ -650,6 +650,30 @@ class ErrorsTest(MountedTest):
         self.assertEqual(code, 0, text)
 
 
+class XnuFlavorTest(MountedTest):
+    """An XNU mount (docs/reference.md §5): any byte range gets through."""
+
+    OPTIONS = "tasks=none,flavor=xnu"
+
+    def test_flavor_is_read_from_status(self):
+        self.assertEqual(self.task.flavor, "xnu")
+        self.assertEqual(self.task.status()["flavor"], "xnu")
+
+    def test_any_byte_range(self):
+        data = self.fill(2)
+        self.assertEqual(self.task.vm_read(A + PAGE - 1, 3),
+                         data[PAGE - 1:PAGE + 2])
+        self.task.vm_write(A + 3, b"xnu")
+        self.assertEqual(self.task.vm_read(A, 8), data[:3] + b"xnu" + data[6:8])
+        self.assertEqual(self.task.vm_read(A + 1, 0), b"")
+        self.task.vm_write(A + 1, b"")
+        buf = bytearray(5)
+        self.assertEqual(self.task.vm_read_overwrite(A + 2, buf), 5)
+        self.assertEqual(bytes(buf), data[2:3] + b"xnu" + data[6:7])
+        self.assertMachError("KERN_INVALID_ADDRESS", self.task.vm_read,
+                             A + 2 * PAGE - 1, 2)
+
+
 class LimitsTest(MountedTest):
     OPTIONS = "tasks=none,memory_limit=4M"
 

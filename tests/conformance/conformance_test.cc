@@ -1069,3 +1069,149 @@ TEST_F(ConformanceGnuMachTestVm, ZeroSizeCallsSucceed) {
 
 }  // namespace
 }  // namespace taskfs::testing
+
+// --- The XNU flavor (-o flavor=xnu): vm_allocation.c's read, write and copy
+// matrices and edge cases, asserting XNU's results: any byte range, zero
+// sizes anywhere, wrapped ranges KERN_INVALID_ADDRESS. The one XNU result
+// not followed is its kernel-buffer path's KERN_INVALID_ADDRESS for small
+// partly protected ranges (docs/conformance.md). ------------------------------
+
+namespace taskfs::testing {
+namespace {
+
+class ConformanceXnu : public Conformance {
+ protected:
+  ConformanceXnu() : Conformance({"-o", "tasks=none,flavor=xnu"}) {}
+
+  // vm_read of any byte range: the bytes, or "" after a failed expectation.
+  std::string ReadBytes(vm_address_t address, vm_size_t size) {
+    vm_offset_t data = 0;
+    mach_msg_type_number_t count = 0;
+    const kern_return_t kr = vm_read(t_, address, size, &data, &count);
+    EXPECT_KR(KERN_SUCCESS, kr)
+        << "vm_read(0x" << std::hex << address << ", 0x" << size << ")";
+    if (kr != KERN_SUCCESS) return "";
+    EXPECT_EQ(count, size);
+    std::string out(reinterpret_cast<const char*>(data), count);
+    if (count != 0) {
+      EXPECT_KR(KERN_SUCCESS, vm_deallocate(mach_task_self(), data, count));
+    }
+    return out;
+  }
+  // vm_write of bytes from this process's memory at `offset` bytes past a
+  // page boundary (the suite's buffer offsets 0, 1, 2).
+  kern_return_t WriteAt(vm_address_t address, const std::string& bytes,
+                        std::size_t offset) {
+    ProcessBuffer b(bytes.size() + offset);
+    std::memcpy(b.base() + offset, bytes.data(), bytes.size());
+    return vm_write(t_, address,
+                    reinterpret_cast<vm_offset_t>(b.base() + offset),
+                    static_cast<mach_msg_type_number_t>(bytes.size()));
+  }
+};
+
+using XnuRow = std::tuple<vm_size_t, Where>;
+
+class ConformanceXnuMatrix : public ConformanceXnu,
+                             public ::testing::WithParamInterface<XnuRow> {
+ protected:
+  // size + 1 bytes (set_up_vm_variables_and_allocate_extra_page) as the
+  // row says; the address the suite uses (allocated + 1 when unaligned).
+  vm_address_t Allocate(vm_size_t size, Where where) {
+    vm_address_t address = 0;
+    if (where != Where::kAnywhere) FindFreeFixedAddress(size + 1, &address);
+    EXPECT_KR(KERN_SUCCESS,
+              vm_allocate(t_, &address, size + 1, where == Where::kAnywhere));
+    return where == Where::kFixedUnaligned ? address + 1 : address;
+  }
+};
+
+TEST_P(ConformanceXnuMatrix, ReadWriteAndCopyOfEverySizeClass) {
+  const auto [size, where] = GetParam();
+  const vm_address_t address = Allocate(size, where);
+  // read/write main and pattern tests: written (from buffers at offsets 0,
+  // 1 and 2), read back, equal, whatever the alignment.
+  for (std::size_t offset : {0, 1, 2}) {
+    for (Pattern p : {Pattern::kAddressFilled, Pattern::kCheckerboard,
+                      Pattern::kReverseCheckerboard}) {
+      const std::string bytes = Fill(p, size, address + offset);
+      ASSERT_KR(KERN_SUCCESS, WriteAt(address, bytes, offset));
+      EXPECT_TRUE(SameBytes(ReadBytes(address, size), bytes));
+    }
+  }
+  // The bytes around the range are untouched: the extra byte after it,
+  // where the allocation holds it.
+  const vm_address_t start =
+      where == Where::kFixedUnaligned ? address - 1 : address;
+  if (address + size < start + RoundPage(size + 1)) {
+    EXPECT_EQ(ReadBytes(address + size, 1), std::string(1, '\0'));
+  }
+  // copy_main_tests into a destination at the same page offset and at
+  // another one; the copy keeps the data after the source goes.
+  const std::string bytes = Fill(Pattern::kAddressFilled, size, address);
+  ASSERT_KR(KERN_SUCCESS, WriteAt(address, bytes, 0));
+  for (vm_address_t dest_offset : {vm_address_t{0}, vm_address_t{3}}) {
+    vm_address_t dest = 0x40000000;
+    ASSERT_KR(KERN_SUCCESS, vm_allocate(t_, &dest, size + 4, FALSE));
+    dest += dest_offset + (address % kPage);
+    ASSERT_KR(KERN_SUCCESS, vm_copy(t_, address, size, dest));
+    EXPECT_TRUE(SameBytes(ReadBytes(dest, size), bytes));
+    ASSERT_KR(KERN_SUCCESS, vm_deallocate(t_, 0x40000000, size + kPage + 4));
+  }
+  if (size == 0) return;
+  // read/write/copy inaccessible tests: the page in the middle read- or
+  // write-protected, then deallocated. XNU's small ranges answer
+  // KERN_INVALID_ADDRESS on its kernel-buffer path; taskfs follows the
+  // lowest offending page at every size.
+  const vm_address_t mid = TruncPage(address + size / 2);
+  vm_address_t dest = 0x40000000;
+  ASSERT_KR(KERN_SUCCESS, vm_allocate(t_, &dest, size + kPage, FALSE));
+  ASSERT_KR(KERN_SUCCESS, vm_protect(t_, mid, kPage, FALSE, VM_PROT_WRITE));
+  EXPECT_KR(KERN_PROTECTION_FAILURE, ReadCode(address, size));
+  EXPECT_KR(KERN_PROTECTION_FAILURE, vm_copy(t_, address, size, dest));
+  ASSERT_KR(KERN_SUCCESS, vm_protect(t_, mid, kPage, FALSE, VM_PROT_READ));
+  EXPECT_KR(KERN_PROTECTION_FAILURE, WriteAt(address, bytes, 1));
+  EXPECT_KR(KERN_PROTECTION_FAILURE, vm_copy(t_, dest, size, address));
+  EXPECT_TRUE(SameBytes(ReadBytes(address, size), bytes));  // unchanged
+  ASSERT_KR(KERN_SUCCESS, vm_deallocate(t_, mid, kPage));
+  EXPECT_KR(KERN_INVALID_ADDRESS, ReadCode(address, size));
+  EXPECT_KR(KERN_INVALID_ADDRESS, WriteAt(address, bytes, 2));
+  EXPECT_KR(KERN_INVALID_ADDRESS, vm_copy(t_, address, size, dest));
+  EXPECT_KR(KERN_INVALID_ADDRESS, vm_copy(t_, dest, size, address));
+}
+
+INSTANTIATE_TEST_SUITE_P(ConformanceXnuSizesAndAddresses, ConformanceXnuMatrix,
+                         SizesAndPlaces(), SizeAndPlaceName);
+
+TEST_F(ConformanceXnu, ReadWriteAndCopyEdgeCases) {
+  vm_offset_t data = 0;
+  mach_msg_type_number_t count = 0;
+  vm_address_t dest = 0;
+  ASSERT_KR(KERN_SUCCESS, vm_allocate(t_, &dest, kPage, TRUE));
+  for (vm_address_t a : kEdgeAddresses) {
+    // test_read_zero_size, test_write_zero_size, test_copy_zero_size: XNU
+    // succeeds at every address.
+    EXPECT_KR(KERN_SUCCESS, vm_read(t_, a, 0, &data, &count)) << std::hex << a;
+    EXPECT_KR(KERN_SUCCESS, WriteAt(a, "", 1)) << std::hex << a;
+    EXPECT_KR(KERN_SUCCESS, vm_copy(t_, a, 0, dest)) << std::hex << a;
+    // test_read_invalid_large_size.
+    EXPECT_KR(KERN_INVALID_ARGUMENT,
+              vm_read(t_, a, vm_size_t{UINT_MAX} + 1, &data, &count))
+        << std::hex << a;
+    // test_copy_invalid_large_size: no source that large.
+    EXPECT_KR(KERN_INVALID_ADDRESS, vm_copy(t_, a, UINT_MAX - 1, dest))
+        << std::hex << a;
+  }
+  // test_read_wrapped_around_ranges, test_copy_wrapped_around_ranges: all
+  // four KERN_INVALID_ADDRESS, as in XNU.
+  for (const WrappedSource& r : kWrappedSources) {
+    EXPECT_KR(KERN_INVALID_ADDRESS,
+              vm_read(t_, r.address, r.size, &data, &count))
+        << std::hex << r.address << "+" << r.size;
+    EXPECT_KR(KERN_INVALID_ADDRESS, vm_copy(t_, r.address, r.size, dest))
+        << std::hex << r.address << "+" << r.size;
+  }
+}
+
+}  // namespace
+}  // namespace taskfs::testing

@@ -102,7 +102,8 @@ TEST_F(GeneratedFilesTest, StatusShowsTheNodesOwnerAndTheSystem) {
                             vm::KERN_SUCCESS);
                   return stats.metadata_bytes;
                 }()) +
-                "\n");
+                "\n"
+                "flavor: classic\n");
 }
 
 TEST_F(GeneratedFilesTest, ErrorsShowsTheLog) {

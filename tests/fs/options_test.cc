@@ -222,6 +222,23 @@ TEST_F(OptionsTest, LogLevels) {
 }
 
 // spdlog::level::from_str's other names are taken too.
+TEST_F(OptionsTest, Flavor) {
+  ASSERT_EQ(Parse({mountpoint_}), ParseOutcome::kRun) << error_;
+  EXPECT_EQ(options_->vm.flavor, vm::Flavor::kClassic);
+  ASSERT_EQ(Parse({"-o", "flavor=xnu", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.flavor, vm::Flavor::kXnu);
+  ASSERT_EQ(Parse({"-o", "flavor=classic", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->vm.flavor, vm::Flavor::kClassic);
+}
+
+TEST_F(OptionsTest, BadFlavor) {
+  ExpectError({"-o", "flavor=XNU", mountpoint_},
+              "bad flavor 'XNU' (want classic or xnu)");
+  ExpectError({"-o", "flavor=", mountpoint_}, "flavor");
+}
+
 TEST_F(OptionsTest, SpdlogsOtherLogLevelNames) {
   const struct {
     const char* name;

@@ -68,7 +68,8 @@ TEST(RenderTest, Status) {
             "virtual_bytes: 262144\n"
             "resident_bytes: 81920\n"
             "shared_bytes: 16384\n"
-            "metadata_bytes: 9000\n");
+            "metadata_bytes: 9000\n"
+            "flavor: classic\n");
 }
 
 TEST(RenderTest, StatusOfLargestValues) {
@@ -79,6 +80,7 @@ TEST(RenderTest, StatusOfLargestValues) {
   facts.gid = 0;
   facts.page_size = 4096;
   facts.address_bits = 62;
+  facts.flavor = "xnu";
   vm::TaskStatistics stats;
   stats.virtual_bytes = UINT64_MAX;
   EXPECT_EQ(RenderStatus(facts, stats),
@@ -91,7 +93,8 @@ TEST(RenderTest, StatusOfLargestValues) {
             "virtual_bytes: 18446744073709551615\n"
             "resident_bytes: 0\n"
             "shared_bytes: 0\n"
-            "metadata_bytes: 0\n");
+            "metadata_bytes: 0\n"
+            "flavor: xnu\n");
 }
 
 }  // namespace

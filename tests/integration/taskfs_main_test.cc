@@ -25,8 +25,9 @@ TEST(TaskfsMainTest, HelpAndVersionExitZero) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     const std::string all = r.out + r.err;
     EXPECT_NE(all.find("MOUNTPOINT"), std::string::npos) << all;
-    for (const char* option : {"page_size", "address_bits", "tasks",
-                               "memory_limit", "max_tasks", "log_level"}) {
+    for (const char* option :
+         {"page_size", "address_bits", "tasks", "memory_limit", "max_tasks",
+          "log_level", "flavor=F"}) {
       EXPECT_NE(all.find(option), std::string::npos) << option;
     }
   }

@@ -182,8 +182,12 @@ constexpr std::size_t kOpKindCount = std::size(kOpKinds);
 // ADD_FAILURE naming the seed, the episode, the op and both results.
 class DifferentialRun {
  public:
-  DifferentialRun(const RunConfig& config, std::uint64_t seed)
-      : config_(config), seed_(seed), rng_(seed ^ config.salt) {}
+  DifferentialRun(const RunConfig& config, std::uint64_t seed,
+                  Flavor flavor = Flavor::kClassic)
+      : config_(config),
+        flavor_(flavor),
+        seed_(seed),
+        rng_(seed ^ config.salt) {}
   ~DifferentialRun() { EndEpisode(); }
   DifferentialRun(const DifferentialRun&) = delete;
   DifferentialRun& operator=(const DifferentialRun&) = delete;
@@ -220,6 +224,7 @@ class DifferentialRun {
     vm.page_size = config_.page_size;
     vm.address_bits = config_.address_bits;
     vm.max_tasks = kMaxTasks;
+    vm.flavor = flavor_;
     vm.page_limit =
         config_.memory_limited ? (16 + rng_.Below(48)) * config_.page_size : 0;
     ASSERT_EQ(VmSystem::ValidateConfig(vm), "");
@@ -354,6 +359,13 @@ class DifferentialRun {
     const std::uint64_t page = first + rng_.Below(end - first);
     *address = page * page_size();
     *size = (1 + rng_.Below(std::min(end - page, kMaxOpPages))) * page_size();
+    // The XNU flavor takes any byte range: most of these ranges start and
+    // end inside a page.
+    if (flavor_ == Flavor::kXnu && rng_.Percent(70)) {
+      const std::uint64_t front = rng_.Below(page_size());
+      *address += front;
+      *size -= front + rng_.Below(*size - front);
+    }
   }
 
   // The start of a hole in t, or a random address.
@@ -866,13 +878,15 @@ class DifferentialRun {
             << "  config: page_size=" << vm_config_.page_size
             << " address_bits=" << vm_config_.address_bits
             << " page_limit=" << vm_config_.page_limit
-            << " max_tasks=" << vm_config_.max_tasks << "\n"
+            << " max_tasks=" << vm_config_.max_tasks
+            << " flavor=" << FlavorName(vm_config_.flavor) << "\n"
             << "  last calls of the episode, oldest first:\n";
     for (const std::string& line : recent_) message << "    " << line << "\n";
     ADD_FAILURE() << message.str();
   }
 
   const RunConfig config_;
+  const Flavor flavor_;
   const std::uint64_t seed_;
   Rng rng_;
 
@@ -894,7 +908,8 @@ class DifferentialRun {
   std::array<std::map<KernReturn, std::uint64_t>, kOpKindCount> results_;
 };
 
-void RunDifferential(const RunConfig& config) {
+void RunDifferential(const RunConfig& config,
+                     Flavor flavor = Flavor::kClassic) {
   const std::uint64_t seed = RunSeed();
   SCOPED_TRACE("seed=" + std::to_string(seed));
   // Flushed at once: a crash in the core would lose buffered output.
@@ -903,7 +918,7 @@ void RunDifferential(const RunConfig& config) {
               config.label, seed, seed);
   std::fflush(stdout);
   CrashNotes crash_notes;
-  DifferentialRun run(config, seed);
+  DifferentialRun run(config, seed, flavor);
   run.Run();
   EXPECT_GE(run.ops_run(), config.ops);
 }
@@ -918,6 +933,14 @@ TEST(VmDifferentialTest, SmallPagesWithoutLimit) {
 TEST(VmDifferentialTest, SmallPagesUnderAMemoryLimit) {
   RunDifferential({"4 KiB pages, 24-bit space, memory limit", 4096, 24, true,
                    60000, 0x11417});
+}
+
+// The XNU flavor: vm_read, vm_write and vm_copy of byte ranges, against the
+// model's byte-range rules.
+TEST(VmDifferentialTest, XnuFlavorByteRanges) {
+  RunDifferential({"XNU flavor, 4 KiB pages, 24-bit space, memory limit", 4096,
+                   24, true, 60000, 0x8e0},
+                  Flavor::kXnu);
 }
 
 TEST(VmDifferentialTest, LargePages) {

@@ -203,7 +203,9 @@ KernReturn Model::Read(std::size_t t, vm_address_t address, vm_size_t size,
                        Bytes* out) const {
   std::vector<PageData> pages;
   KernReturn kr = ReadPages(t, address, size, &pages);
-  if (kr == KERN_SUCCESS) *out = Concatenate(pages);
+  if (kr == KERN_SUCCESS) {
+    *out = Slice(Concatenate(pages), {address % page_size_, size});
+  }
   return kr;
 }
 
@@ -212,7 +214,10 @@ KernReturn Model::ReadPinned(std::size_t t, vm_address_t address,
   Unpin(pin);
   std::vector<PageData> pages;
   KernReturn kr = ReadPages(t, address, size, &pages);
-  if (kr == KERN_SUCCESS) pins_[pin] = std::move(pages);
+  if (kr == KERN_SUCCESS) {
+    pins_[pin] = std::move(pages);
+    pin_spans_[pin] = {size == 0 ? 0 : address % page_size_, size};
+  }
   return kr;
 }
 
@@ -246,10 +251,14 @@ KernReturn Model::Write(std::size_t t, vm_address_t address,
                         const std::uint8_t* data, vm_size_t size) {
   ModelTask& task = tasks_[t];
   if (!task.alive) return KERN_INVALID_TASK;
-  if (!Aligned(address) || !Aligned(size)) return KERN_INVALID_ARGUMENT;
+  if (!TransferAligned(address) || !TransferAligned(size)) {
+    return KERN_INVALID_ARGUMENT;
+  }
   if (size == 0) return KERN_SUCCESS;
   std::uint64_t first, end;
-  if (!ExactPages(address, size, &first, &end)) return KERN_INVALID_ADDRESS;
+  if (!TransferPages(address, size, &first, &end)) {
+    return KERN_INVALID_ADDRESS;
+  }
   if (KernReturn kr = CheckPages(task, first, end, VM_PROT_WRITE);
       kr != KERN_SUCCESS) {
     return kr;
@@ -283,13 +292,23 @@ KernReturn Model::Copy(std::size_t t, vm_address_t source, vm_size_t size,
   if (!task.alive) return KERN_INVALID_TASK;
   std::uint64_t src_first = 0, src_end = 0, dst_first = 0, dst_end = 0;
   if (KernReturn kr = CheckCopy(task, source, size, dest, &src_first, &src_end,
-                                &dst_first, &dst_end);
+                                &dst_first, &dst_end, true);
       kr != KERN_SUCCESS || size == 0) {
     return kr;
   }
   if (KernReturn kr = CheckPages(task, dst_first, dst_end, VM_PROT_WRITE);
       kr != KERN_SUCCESS) {
     return kr;
+  }
+  if (!Aligned(source) || !Aligned(size) || !Aligned(dest)) {
+    // The XNU flavor's byte copy: the source's bytes, then written.
+    const Bytes bytes = Slice(Concatenate(Snapshot(task, src_first, src_end)),
+                              {source % page_size_, size});
+    return Store(
+        task, dest, size,
+        [&bytes](std::uint8_t* dst, std::uint64_t offset, std::uint64_t n) {
+          std::copy(bytes.begin() + offset, bytes.begin() + offset + n, dst);
+        });
   }
   // As if the source were read whole first: overlap cannot smear.
   const std::vector<PageData> pages = Snapshot(task, src_first, src_end);
@@ -545,25 +564,28 @@ KernReturn Model::AllocatedPages(const ModelTask& task, vm_address_t address,
 KernReturn Model::CheckCopy(const ModelTask& src, vm_address_t source,
                             vm_size_t size, vm_address_t dest,
                             std::uint64_t* src_first, std::uint64_t* src_end,
-                            std::uint64_t* dst_first,
-                            std::uint64_t* dst_end) const {
-  if (!Aligned(source) || !Aligned(size) || !Aligned(dest)) {
+                            std::uint64_t* dst_first, std::uint64_t* dst_end,
+                            bool bytes) const {
+  const auto aligned = [&](std::uint64_t v) {
+    return bytes ? TransferAligned(v) : Aligned(v);
+  };
+  if (!aligned(source) || !aligned(size) || !aligned(dest)) {
     return KERN_INVALID_ARGUMENT;
   }
   if (size == 0) return KERN_SUCCESS;
-  if (!ExactPages(source, size, src_first, src_end) ||
-      !ExactPages(dest, size, dst_first, dst_end)) {
+  if (!TransferPages(source, size, src_first, src_end) ||
+      !TransferPages(dest, size, dst_first, dst_end)) {
     return KERN_INVALID_ADDRESS;
   }
   return CheckPages(src, *src_first, *src_end, VM_PROT_READ);
 }
 
-bool Model::ExactPages(vm_address_t address, vm_size_t size,
-                       std::uint64_t* first, std::uint64_t* end) const {
+bool Model::TransferPages(vm_address_t address, vm_size_t size,
+                          std::uint64_t* first, std::uint64_t* end) const {
   const Wide end_byte = Wide{address} + size;
   if (end_byte > limit_) return false;
   *first = address / page_size_;
-  *end = static_cast<std::uint64_t>(end_byte / page_size_);
+  *end = static_cast<std::uint64_t>((end_byte + page_size_ - 1) / page_size_);
   return true;
 }
 
@@ -626,13 +648,19 @@ KernReturn Model::ReadPages(std::size_t t, vm_address_t address, vm_size_t size,
                             std::vector<PageData>* pages) const {
   const ModelTask& task = tasks_[t];
   if (!task.alive) return KERN_INVALID_TASK;
-  if (!Aligned(address) || !Aligned(size)) return KERN_INVALID_ARGUMENT;
+  if (!TransferAligned(address) || !TransferAligned(size)) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  // XNU's vm_read carries its size in a 32-bit count.
+  if (xnu_ && size > 0xffffffffu) return KERN_INVALID_ARGUMENT;
   if (size == 0) {
     pages->clear();
     return KERN_SUCCESS;
   }
   std::uint64_t first, end;
-  if (!ExactPages(address, size, &first, &end)) return KERN_INVALID_ADDRESS;
+  if (!TransferPages(address, size, &first, &end)) {
+    return KERN_INVALID_ADDRESS;
+  }
   if (KernReturn kr = CheckPages(task, first, end, VM_PROT_READ);
       kr != KERN_SUCCESS) {
     return kr;

@@ -85,7 +85,9 @@ class Model {
         total_pages_(limit_ / page_size_),
         limit_pages_(config.page_limit / config.page_size),
         max_tasks_(config.max_tasks),
-        pins_(pin_slots) {}
+        xnu_(config.flavor == Flavor::kXnu),
+        pins_(pin_slots),
+        pin_spans_(pin_slots) {}
 
   std::size_t task_count() const { return tasks_.size(); }
   bool alive(std::size_t t) const { return tasks_[t].alive; }
@@ -119,8 +121,13 @@ class Model {
   // limit, until Unpin.
   KernReturn ReadPinned(std::size_t t, vm_address_t address, vm_size_t size,
                         std::size_t pin);
-  Bytes PinnedBytes(std::size_t pin) const { return Concatenate(pins_[pin]); }
-  void Unpin(std::size_t pin) { pins_[pin].clear(); }
+  Bytes PinnedBytes(std::size_t pin) const {
+    return Slice(Concatenate(pins_[pin]), pin_spans_[pin]);
+  }
+  void Unpin(std::size_t pin) {
+    pins_[pin].clear();
+    pin_spans_[pin] = {};
+  }
 
   KernReturn Write(std::size_t t, vm_address_t address,
                    const std::uint8_t* data, vm_size_t size);
@@ -175,15 +182,25 @@ class Model {
   KernReturn CheckNewName(const std::string& name) const;
 
   bool Aligned(std::uint64_t value) const { return value % page_size_ == 0; }
+  // The alignment rule of vm_read, vm_write and vm_copy: any value in the
+  // XNU flavor (vm_user.h).
+  bool TransferAligned(std::uint64_t value) const {
+    return xnu_ || Aligned(value);
+  }
+  // The pages a transfer's bytes touch (all of them whole in the classic
+  // flavor); false if they do not lie inside the address space.
+  bool TransferPages(vm_address_t address, vm_size_t size, std::uint64_t* first,
+                     std::uint64_t* end) const;
+  static Bytes Slice(const Bytes& bytes,
+                     std::pair<std::uint64_t, std::uint64_t> span) {
+    return Bytes(bytes.begin() + span.first,
+                 bytes.begin() + span.first + span.second);
+  }
 
   // Page numbers [*first, *end) of Mach's rounded range [trunc(address),
   // round(address + size)); false if it wraps or leaves the address space.
   bool RoundedPages(vm_address_t address, vm_size_t size, std::uint64_t* first,
                     std::uint64_t* end) const;
-
-  // The same for an aligned address and size, taken exactly.
-  bool ExactPages(vm_address_t address, vm_size_t size, std::uint64_t* first,
-                  std::uint64_t* end) const;
 
   // The pages [*first, *end) of Mach's rounded range of a call (size > 0)
   // that needs them all allocated: KERN_INVALID_ADDRESS if it wraps, leaves
@@ -196,10 +213,13 @@ class Model {
   // alignment of source, size and dest; then, unless size is 0 (which
   // succeeds at once, the page numbers left unset), both ranges inside the
   // address space and the source's pages readable in src.
+  // bytes: vm_copy, which follows the flavor's transfer rule; vm_map_copy
+  // takes whole pages in both flavors.
   KernReturn CheckCopy(const ModelTask& src, vm_address_t source,
                        vm_size_t size, vm_address_t dest,
                        std::uint64_t* src_first, std::uint64_t* src_end,
-                       std::uint64_t* dst_first, std::uint64_t* dst_end) const;
+                       std::uint64_t* dst_first, std::uint64_t* dst_end,
+                       bool bytes = false) const;
 
   // The verdict of the lowest page of [first, end) that is not allocated
   // (KERN_INVALID_ADDRESS) or lacks `needed` (KERN_PROTECTION_FAILURE).
@@ -240,8 +260,11 @@ class Model {
   const std::uint64_t total_pages_;  // limit_ / page_size_
   const std::uint64_t limit_pages_;  // memory limit in pages; 0 = none
   const std::uint64_t max_tasks_;
+  const bool xnu_;  // VmConfig::flavor is kXnu
   std::vector<ModelTask> tasks_;
   std::vector<std::vector<PageData>> pins_;
+  // The bytes of each pin's pages that its read asked for: offset, size.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> pin_spans_;
 };
 
 }  // namespace taskfs::vm::reference
