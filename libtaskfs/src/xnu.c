@@ -47,26 +47,6 @@ static kern_return_t get_view(const struct taskfs_task_view *view, void *arg) {
   return KERN_SUCCESS;
 }
 
-/* Whether the task's mount is of the XNU flavor ("flavor: xnu" in its
- * status, docs/reference.md §5). */
-static kern_return_t read_flavor(const struct taskfs_task_view *view,
-                                 void *arg) {
-  int *xnu = arg;
-  char path[PATH_MAX];
-  *xnu = 0;
-  if (snprintf(path, sizeof path, "%s/status", view->dir) >= (int)sizeof path) {
-    return KERN_SUCCESS;
-  }
-  FILE *f = fopen(path, "re");
-  if (f == NULL) return KERN_SUCCESS;
-  char line[256];
-  while (fgets(line, sizeof line, f) != NULL) {
-    if (strcmp(line, "flavor: xnu\n") == 0) *xnu = 1;
-  }
-  fclose(f);
-  return KERN_SUCCESS;
-}
-
 /* ---- reading and writing -------------------------------------------------
  */
 
@@ -144,19 +124,11 @@ kern_return_t mach_vm_read(vm_map_read_t target_task, mach_vm_address_t address,
   kern_return_t kr = taskfs_with_task(target_task, 0, get_view, &v);
   if (kr != KERN_SUCCESS) return kr;
   const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-  if (size == 0 && address % v.page_size != 0) {
-    /* No request reaches the daemon: its flavor's rule, here. */
-    int xnu = 0;
-    kr = taskfs_with_task(target_task, 0, read_flavor, &xnu);
-    if (kr != KERN_SUCCESS) return kr;
-    if (!xnu) return KERN_INVALID_ARGUMENT;
-    *data = 0;
-    *dataCnt = 0;
-    return KERN_SUCCESS;
-  }
-  if (address % page == 0 && size % page == 0 && address % v.page_size == 0 &&
-      size % v.page_size == 0) {
-    /* Whole pages: the classic call, with its reuse of buffers. */
+  if (size == 0 || (address % page == 0 && size % page == 0 &&
+                    address % v.page_size == 0 && size % v.page_size == 0)) {
+    /* Whole pages, or none (the classic call applies the flavor's rule to
+     * an empty read, which reaches no daemon): the classic call, with its
+     * reuse of buffers. */
     return vm_read(target_task, (vm_address_t)address, (vm_size_t)size, data,
                    dataCnt);
   }

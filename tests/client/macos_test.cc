@@ -39,6 +39,10 @@ constexpr mach_vm_address_t kA = 0x100000;
 
 class ClientMacos : public ::testing::Test {
  protected:
+  explicit ClientMacos(const std::vector<std::string>& options = {"-o",
+                                                                  "tasks=none"})
+      : mount_(options) {}
+
   void SetUp() override {
     ASSERT_TRUE(mount_.ok()) << mount_.error();
     ASSERT_EQ(::setenv("TASKFS_MOUNT", mount_.path().c_str(), 1), 0);
@@ -661,6 +665,64 @@ TEST_F(ClientMacos, CallsAreSafeFromSeveralThreads) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
+}
+
+// On a mount of the XNU flavor the same program reads and writes any byte
+// range, as on macOS: the library refuses none of them.
+class ClientMacosXnu : public ClientMacos {
+ protected:
+  ClientMacosXnu() : ClientMacos({"-o", "tasks=none,flavor=xnu"}) {}
+};
+
+TEST_F(ClientMacosXnu, ScannersReadAndWriteAnyByteRange) {
+  const int pid = MakeTask("t");
+  Ctl("t", "allocate 0x10000 8K\n");
+  const std::string data = Pattern(2 * kPage, 6);
+  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  const mach_port_name_t task = Open(pid);
+
+  // The scanner's 4-byte read, across a page boundary too.
+  uint32_t value = 0;
+  mach_vm_size_t got = 0;
+  for (const mach_vm_address_t at : {0x10000ull + 3, 0x10000ull + kPage - 2}) {
+    ASSERT_EQ(mach_vm_read_overwrite(task, at, sizeof value,
+                                     (mach_vm_address_t)&value, &got),
+              KERN_SUCCESS);
+    EXPECT_EQ(got, sizeof value);
+    EXPECT_EQ(std::memcmp(&value, data.data() + (at - 0x10000), 4), 0);
+  }
+  // mach_vm_read keeps the offset within a page, as XNU's.
+  vm_offset_t out = 0;
+  mach_msg_type_number_t count = 0;
+  ASSERT_EQ(mach_vm_read(task, 0x10000 + 5, 100, &out, &count), KERN_SUCCESS);
+  EXPECT_EQ(count, 100u);
+  EXPECT_EQ(out % kPage, 5u);
+  EXPECT_EQ(std::string((const char*)out, 100), data.substr(5, 100));
+  EXPECT_EQ(mach_vm_deallocate(mach_task_self(), out, count), KERN_SUCCESS);
+  EXPECT_EQ(mach_vm_read(task, 0x10000 + 5, 0, &out, &count), KERN_SUCCESS);
+  EXPECT_EQ(count, 0u);
+
+  // A write of 3 bytes from an odd pointer changes only those bytes.
+  const char patch[] = "xnu";
+  ASSERT_EQ(mach_vm_write(task, 0x10000 + kPage - 1, (vm_offset_t)patch, 3),
+            KERN_SUCCESS);
+  std::string want = data;
+  want.replace(kPage - 1, 3, "xnu");
+  std::vector<char> back(2 * kPage);
+  ASSERT_EQ(mach_vm_read_overwrite(task, 0x10000, back.size(),
+                                   (mach_vm_address_t)back.data(), &got),
+            KERN_SUCCESS);
+  EXPECT_EQ(std::string(back.data(), back.size()), want);
+
+  // The lowest offending page decides: a range running off the region.
+  EXPECT_EQ(mach_vm_read_overwrite(task, 0x10000 + 2 * kPage - 2, 4,
+                                   (mach_vm_address_t)&value, &got),
+            KERN_INVALID_ADDRESS);
+  ASSERT_EQ(mach_vm_protect(task, 0x11000, kPage, FALSE, VM_PROT_NONE),
+            KERN_SUCCESS);
+  EXPECT_EQ(mach_vm_read_overwrite(task, 0x10000 + kPage - 2, 4,
+                                   (mach_vm_address_t)&value, &got),
+            KERN_PROTECTION_FAILURE);
 }
 
 TEST_F(ClientMacos, MachErrorStringHasXnusText) {
