@@ -181,6 +181,22 @@ bool ParseTokens(const std::vector<std::string_view>& t, Grammar grammar,
            Number(t[3], NumberForm::kSize, &c->size, error) &&
            Number(t[4], NumberForm::kPlain, &c->dest, error);
   }
+  if (verb == "remap") {
+    c->op = Op::kRemap;
+    constexpr const char* kUsage =
+        "remap TASK SRC SIZE DST|anywhere share|copy";
+    if (!Arity(t, 5, 5, kUsage, error)) return false;
+    if (t[5] != "share" && t[5] != "copy") {
+      *error = std::string("usage: ") + kUsage;
+      return false;
+    }
+    c->copy = t[5] == "copy";
+    c->anywhere = t[4] == "anywhere";
+    c->name = std::string(t[1]);
+    return Number(t[2], NumberForm::kPlain, &c->address, error) &&
+           Number(t[3], NumberForm::kSize, &c->size, error) &&
+           (c->anywhere || Number(t[4], NumberForm::kPlain, &c->dest, error));
+  }
   if (verb == "fork") {
     c->op = Op::kFork;
     if (!Arity(t, 1, 1, "fork CHILD", error)) return false;
@@ -262,6 +278,19 @@ KernReturn Run(const Command& c, vm::Task& task, ExecContext& context,
       }
       return child.code();
     }
+    case Op::kRemap: {
+      RemapArgs args;
+      args.src = c.address;
+      args.size = c.size;
+      args.target = c.dest;
+      args.anywhere = c.anywhere;
+      args.copy = c.copy;
+      const KernReturn kr =
+          RemapFrom(context, task, context.system->FindTask(c.name),
+                    fmt::format("no task is named {}", c.name), &args);
+      *anywhere_address = args.target;
+      return kr;
+    }
     case Op::kTask:
     case Op::kFill:
     case Op::kLoad:
@@ -292,6 +321,25 @@ KernReturn MapCopyFrom(ExecContext& context, vm::Task& task,
   return kr;
 }
 
+KernReturn RemapFrom(ExecContext& context, vm::Task& task,
+                     const std::shared_ptr<vm::Task>& source,
+                     std::string_view missing, RemapArgs* args) {
+  if (source == nullptr) {
+    vm::SetFailureReason(missing);
+    return vm::KERN_INVALID_TASK;
+  }
+  KernReturn kr = context.may_access
+                      ? context.may_access(*source, /*want_write=*/!args->copy)
+                      : vm::KERN_SUCCESS;
+  if (kr != vm::KERN_SUCCESS) return kr;
+  vm::vm_address_t target = args->target;
+  kr = vm::vm_remap(task, &target, args->size, args->anywhere, *source,
+                    args->src, args->copy, &args->cur, &args->max,
+                    args->inheritance);
+  if (kr == vm::KERN_SUCCESS) args->target = target;
+  return kr;
+}
+
 std::string Quoted(std::string_view s, std::size_t max) {
   std::string out = "'";
   out.append(s.substr(0, max));
@@ -319,7 +367,8 @@ KernReturn ExecuteCommand(const Command& command, vm::Task& task,
   const KernReturn kr = Run(command, task, context, &address);
   if (kr != vm::KERN_SUCCESS) {
     *result = ResultLine(kr);
-  } else if (command.op == Command::Op::kAllocateAnywhere) {
+  } else if (command.op == Command::Op::kAllocateAnywhere ||
+             command.op == Command::Op::kRemap) {
     *result = fmt::format("{:#x}", address);
   } else {
     *result = "ok";

@@ -27,6 +27,7 @@ struct Command {
     kCopy,              // copy SRC SIZE DST
     kCopyFrom,          // copy-from TASK SRC SIZE DST [alloc] [destroy]
     kFork,              // fork CHILD
+    kRemap,             // remap TASK SRC SIZE DST|anywhere share|copy
     // Manifest only:
     kTask,  // task NAME
     kFill,  // fill ADDR SIZE BYTE
@@ -41,6 +42,8 @@ struct Command {
   vm::vm_inherit_t inheritance = 0;
   bool dst_alloc = false;    // copy-from ... alloc
   bool src_destroy = false;  // copy-from ... destroy
+  bool anywhere = false;     // remap ... anywhere
+  bool copy = false;         // remap ... copy
   unsigned char byte = 0;    // fill BYTE
   std::string name;          // TASK, CHILD, NAME, or FILE for load
 };
@@ -102,9 +105,31 @@ vm::KernReturn MapCopyFrom(ExecContext& context, vm::Task& task,
                            const std::shared_ptr<vm::Task>& source,
                            std::string_view missing, const MapCopyArgs& args);
 
+// The arguments of a vm_remap from another task (or this one) into this one
+// (remap, TASKFS_IOC_VM_REMAP); target, cur and max are also its results.
+struct RemapArgs {
+  vm::vm_address_t src = 0;
+  vm::vm_size_t size = 0;
+  vm::vm_address_t target = 0;
+  bool anywhere = false;
+  bool copy = false;  // else share
+  vm::vm_inherit_t inheritance = vm::VM_INHERIT_DEFAULT;
+  vm::vm_prot_t cur = 0;
+  vm::vm_prot_t max = 0;
+};
+
+// The one front end of a remap (remap, TASKFS_IOC_VM_REMAP): source (null:
+// KERN_INVALID_TASK with the reason missing) must be reachable with read
+// access, and for a share with write access too (context.may_access): the
+// target can then write the source's memory. Then vm::vm_remap.
+vm::KernReturn RemapFrom(ExecContext& context, vm::Task& task,
+                         const std::shared_ptr<vm::Task>& source,
+                         std::string_view missing, RemapArgs* args);
+
 // Runs a ctl-grammar command on task. *result gets the line a read of ctl
 // returns afterwards, without newline: the address as 0x... for
-// `allocate anywhere`, "ok" for other successes, else "error KERN_...".
+// `allocate anywhere` and `remap`, "ok" for other successes, else "error
+// KERN_...".
 vm::KernReturn ExecuteCommand(const Command& command, vm::Task& task,
                               ExecContext& context, std::string* result);
 

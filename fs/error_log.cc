@@ -40,7 +40,8 @@ void ErrorLog::Drop(std::size_t i) noexcept {
 }
 
 std::uint64_t ErrorLog::Record(uid_t uid, std::string_view operation,
-                               vm::KernReturn kr, std::string_view reason) {
+                               vm::KernReturn kr, std::string_view reason,
+                               std::string* line_out) {
   std::string line;
   line.reserve(operation.size() + reason.size() + 64);
   std::lock_guard lock(mu_);
@@ -50,6 +51,7 @@ std::uint64_t ErrorLog::Record(uid_t uid, std::string_view operation,
   fmt::format_to(std::back_inserter(line), ": {}: ", vm::KernReturnName(kr));
   AppendField(&line, reason);
   line.push_back('\n');
+  if (line_out != nullptr) *line_out = line;  // may throw: nothing changed yet
   const std::size_t slot = recorded_ % kCapacity;
   recorded_ = seq;
   Drop(slot);

@@ -41,9 +41,10 @@ class ErrorLog {
   // Records one failure and returns its SEQ. May throw std::bad_alloc, and
   // then records nothing. At the memory limit the oldest lines make room
   // for the new one; when even an empty log has no room the line is not
-  // kept, but its SEQ is counted.
+  // kept, but its SEQ is counted. With line, *line gets the line as
+  // recorded (with its newline), kept or not.
   std::uint64_t Record(uid_t uid, std::string_view operation, vm::KernReturn kr,
-                       std::string_view reason);
+                       std::string_view reason, std::string* line = nullptr);
 
   // Every kept line, oldest first, each ending in '\n'.
   std::string Text() const;

@@ -25,9 +25,12 @@ void FailureReport::Log(const Failure& failure, std::string_view task) const {
   }
 }
 
-void FailureReport::Record(const OpenFile& file, ErrorLog& log,
-                           vm::KernReturn kr, std::string_view operation) {
-  log.Record(file.opener.uid, operation, kr, vm::LastFailureReason());
+std::uint64_t FailureReport::Record(const OpenFile& file, ErrorLog& log,
+                                    vm::KernReturn kr,
+                                    std::string_view operation,
+                                    std::string* line) {
+  return log.Record(file.opener.uid, operation, kr, vm::LastFailureReason(),
+                    line);
 }
 
 void FailureReport::Source(const OpenFile& file, vm::Task& source,

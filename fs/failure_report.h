@@ -7,6 +7,7 @@
 #define TASKFS_FS_FAILURE_REPORT_H_
 
 #include <spdlog/spdlog.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <new>
@@ -48,22 +49,28 @@ struct Failure {
 // log and the table live. Thread-safe as they are.
 class FailureReport {
  public:
-  FailureReport(spdlog::logger& log, const NodeTable& nodes)
-      : log_(log), nodes_(nodes) {}
+  // caller: the thread that sent the request (FUSE's caller pid), whose
+  // last failure on the file the record becomes (OpenFile::last_failures).
+  FailureReport(spdlog::logger& log, const NodeTable& nodes, pid_t caller = 0)
+      : log_(log), nodes_(nodes), caller_(caller) {}
 
   // A request on file failed: logs it, then records it in the errors file
   // of file's task, before the reply. The record holds the uid of the
   // file's opener (whose rights the request used), operation() (a
   // std::string: the request as the errors file names it, made only here),
   // the code, and the reason the core or the adapter gave for it
-  // (vm::SetFailureReason). A record that cannot be made for want of memory
-  // is dropped: the reply stays the request's own.
+  // (vm::SetFailureReason). The line is also the caller's last failure on
+  // file (TASKFS_IOC_LAST_REASON). A record that cannot be made for want of
+  // memory is dropped: the reply stays the request's own.
   template <typename Operation>
   void Task(const OpenFile& file, const Failure& failure,
             const Operation& operation) const {
     Log(failure, file.task->name());
     try {
-      Record(file, *file.errors, failure.kr, operation());
+      std::string line;
+      const std::uint64_t seq =
+          Record(file, *file.errors, failure.kr, operation(), &line);
+      file.last_failures.Note(caller_, seq, line);
     } catch (const std::bad_alloc&) {
     }
   }
@@ -84,12 +91,15 @@ class FailureReport {
 
  private:
   void Log(const Failure& failure, std::string_view task) const;
-  // Records in log with file's opener and the current failure reason.
-  static void Record(const OpenFile& file, ErrorLog& log, vm::KernReturn kr,
-                     std::string_view operation);
+  // Records in log with file's opener and the current failure reason;
+  // returns its SEQ, and with line the line (ErrorLog::Record).
+  static std::uint64_t Record(const OpenFile& file, ErrorLog& log,
+                              vm::KernReturn kr, std::string_view operation,
+                              std::string* line = nullptr);
 
   spdlog::logger& log_;
   const NodeTable& nodes_;
+  const pid_t caller_;
 };
 
 }  // namespace taskfs::fs

@@ -22,6 +22,7 @@ static_assert(sizeof(taskfs_vm_inherit) == 24);
 static_assert(sizeof(taskfs_vm_region) == 32);
 static_assert(sizeof(taskfs_vm_map_copy) == 40);
 static_assert(sizeof(taskfs_page_state) == 16);
+static_assert(sizeof(taskfs_vm_remap) == 48);
 static_assert(sizeof(taskfs_vm_page_query) == 16 + 16 * TASKFS_PAGE_QUERY_MAX);
 // The kernel carries at most 2^14 - 1 bytes of an ioctl's argument.
 static_assert(sizeof(taskfs_vm_page_query) < (1u << _IOC_SIZEBITS));
@@ -178,6 +179,47 @@ std::string DescribeMapCopy(const IoctlArg& arg) {
                      a.src, a.size, a.dst, a.flags);
 }
 
+// --- vm_remap --------------------------------------------------------------
+
+KernReturn CheckRemap(const IoctlArg& arg) {
+  const taskfs_vm_remap& a = arg.remap;
+  if ((a.flags & ~(TASKFS_VM_REMAP_ANYWHERE | TASKFS_VM_REMAP_COPY)) != 0) {
+    return Refuse(vm::KERN_INVALID_ARGUMENT,
+                  fmt::format("flags {:#x} has bits beyond anywhere (1) and "
+                              "copy (2)",
+                              a.flags));
+  }
+  return vm::KERN_SUCCESS;
+}
+
+// Through the one front end of a remap (fs/ctl_command.h), as remap.
+KernReturn RunRemap(IoctlArg& arg, const IoctlTarget& t) {
+  taskfs_vm_remap& a = arg.remap;
+  RemapArgs args;
+  args.src = a.src_address;
+  args.size = a.size;
+  args.target = a.target_address;
+  args.anywhere = (a.flags & TASKFS_VM_REMAP_ANYWHERE) != 0;
+  args.copy = (a.flags & TASKFS_VM_REMAP_COPY) != 0;
+  args.inheritance = a.inheritance;
+  const KernReturn kr =
+      RemapFrom(t.context, t.task, t.context.system->FindTask(a.src_task_id),
+                fmt::format("no task has id {}", a.src_task_id), &args);
+  if (kr == vm::KERN_SUCCESS) {
+    a.target_address = args.target;
+    a.cur_protection = static_cast<std::uint32_t>(args.cur);
+    a.max_protection = static_cast<std::uint32_t>(args.max);
+  }
+  return kr;
+}
+
+std::string DescribeRemap(const IoctlArg& arg) {
+  const taskfs_vm_remap& a = arg.remap;
+  return fmt::format("task {} {:#x} {:#x} {:#x} flags {:#x} inheritance {}",
+                     a.src_task_id, a.src_address, a.size, a.target_address,
+                     a.flags, a.inheritance);
+}
+
 // --- the page-state query --------------------------------------------------
 
 KernReturn CheckPageQuery(const IoctlArg& arg) {
@@ -235,6 +277,8 @@ constexpr IoctlCommand kCommands[] = {
     {TASKFS_IOC_VM_PAGE_QUERY, "vm_page_query", false, true,
      DecodeAs<&IoctlArg::page_query>, CheckPageQuery, RunPageQuery,
      DescribePageQuery, /*reads_memory=*/true},
+    {TASKFS_IOC_VM_REMAP, "vm_remap", true, true, DecodeAs<&IoctlArg::remap>,
+     CheckRemap, RunRemap, DescribeRemap},
 };
 
 // A number's size is its struct's, which the table's decode copies.
@@ -248,6 +292,7 @@ static_assert(_IOC_SIZE(TASKFS_IOC_VM_REGION) == sizeof(taskfs_vm_region));
 static_assert(_IOC_SIZE(TASKFS_IOC_VM_MAP_COPY) == sizeof(taskfs_vm_map_copy));
 static_assert(_IOC_SIZE(TASKFS_IOC_VM_PAGE_QUERY) ==
               sizeof(taskfs_vm_page_query));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_REMAP) == sizeof(taskfs_vm_remap));
 
 }  // namespace
 

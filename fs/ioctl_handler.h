@@ -30,6 +30,7 @@ union IoctlArg {
   taskfs_vm_region region;
   taskfs_vm_map_copy map_copy;
   taskfs_vm_page_query page_query;
+  taskfs_vm_remap remap;
 };
 
 // What a command runs on.

@@ -182,6 +182,8 @@ std::string_view Verb(const Command& c) {
       return "copy-from";
     case Op::kFork:
       return "fork";
+    case Op::kRemap:
+      return "remap";
     case Op::kTask:
       return "task";
     case Op::kFill:

@@ -12,6 +12,7 @@
 #include "fs/access.h"
 #include "fs/error_log.h"
 #include "fs/inode.h"
+#include "fs/last_failures.h"
 #include "fs/line_assembler.h"
 #include "fs/node_table.h"
 #include "vmcore/memory_account.h"
@@ -92,6 +93,9 @@ struct OpenFile {
   const Credentials opener;  // who opened it: the rights of every request
   const NodePin pin;
   vm::MemoryAccount account;  // thread-safe on its own
+  // Each calling thread's last failure on this file (TASKFS_IOC_LAST_REASON);
+  // thread-safe on its own, charged to account.
+  mutable LastFailures last_failures{account};
 
   std::mutex mu;
   std::size_t text_charge = 0;  // guarded by mu: what text is charged

@@ -52,6 +52,11 @@ Attributes Attrs(TaskFs& fs) {
 }
 Directory Names(TaskFs& fs) { return Directory(fs.system(), Nodes(fs)); }
 FailureReport Report(TaskFs& fs) { return FailureReport(fs.log(), Nodes(fs)); }
+// The report of a request's failure, which becomes its calling thread's
+// last failure on the file (TASKFS_IOC_LAST_REASON).
+FailureReport Report(Reply& r) {
+  return FailureReport(r.fs().log(), Nodes(r.fs()), r.ctx()->pid);
+}
 
 OpenFile* File(fuse_file_info* fi) {
   return fi == nullptr ? nullptr : reinterpret_cast<OpenFile*>(fi->fh);
@@ -261,7 +266,7 @@ Replied ReadMem(Reply& r, OpenFile& file, size_t size, off_t off) {
   thread_local vm::PinnedPages pinned;
   const KernReturn kr = vm::vm_read_pinned(*file.task, address, size, &pinned);
   if (kr != vm::KERN_SUCCESS) {
-    Report(r.fs()).Task(file, {"read", kr, address, size}, [&] {
+    Report(r).Task(file, {"read", kr, address, size}, [&] {
       return fmt::format("pread {:#x} {:#x}", address, size);
     });
     return r.Err(ErrnoFromKern(kr));
@@ -310,12 +315,12 @@ Replied Write(Reply& r, fuse_ino_t, const char* buf, size_t size, off_t off,
   KernReturn kr = vm::KERN_SUCCESS;
   if (file->kind == NodeKind::kCtl) {
     ExecContext context = OpenerContext(fs, *file);
-    kr = CtlStream(*file, context, Report(fs)).Write({buf, size});
+    kr = CtlStream(*file, context, Report(r)).Write({buf, size});
   } else if (file->kind == NodeKind::kMem) {
     const std::uint64_t address = static_cast<std::uint64_t>(off);
     kr = vm::vm_write(*file->task, address, buf, size);
     if (kr != vm::KERN_SUCCESS) {
-      Report(fs).Task(*file, {"write", kr, address, size}, [&] {
+      Report(r).Task(*file, {"write", kr, address, size}, [&] {
         return fmt::format("pwrite {:#x} {:#x}", address, size);
       });
     }
@@ -331,21 +336,35 @@ Replied Flush(Reply& r, fuse_ino_t, fuse_file_info* fi) {
   OpenFile* file = File(fi);
   if (file == nullptr || file->kind != NodeKind::kCtl) return r.Err(0);
   ExecContext context = OpenerContext(r.fs(), *file);
-  return r.Err(
-      ErrnoFromKern(CtlStream(*file, context, Report(r.fs())).Flush()));
+  return r.Err(ErrnoFromKern(CtlStream(*file, context, Report(r)).Flush()));
 }
 
 Replied Fsync(Reply& r, fuse_ino_t, int, fuse_file_info*) { return r.Err(0); }
+
+// TASKFS_IOC_LAST_REASON on a mem or ctl file: the caller's last failure
+// on it, taken (LastFailures::Take). Never fails but for want of room.
+Replied LastReason(Reply& r, OpenFile& file, size_t out_bufsz) {
+  if (out_bufsz < sizeof(taskfs_last_reason)) return r.Err(EINVAL);
+  const LastFailure last = file.last_failures.Take(r.ctx()->pid);
+  taskfs_last_reason out;
+  std::memset(&out, 0, sizeof out);
+  out.seq = last.seq;
+  std::memcpy(out.line, last.line.data(),
+              std::min(last.line.size(), sizeof out.line - 1));
+  return r.Ioctl(0, &out, sizeof out);
+}
 
 Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
               unsigned flags, const void* in_buf, size_t in_bufsz,
               size_t out_bufsz) {
   TaskFs& fs = r.fs();
   OpenFile* file = File(fi);
-  if ((flags & FUSE_IOCTL_DIR) || file == nullptr ||
-      file->kind != NodeKind::kMem) {
-    return r.Err(ENOTTY);
+  if ((flags & FUSE_IOCTL_DIR) || file == nullptr) return r.Err(ENOTTY);
+  if (cmd == TASKFS_IOC_LAST_REASON &&
+      (file->kind == NodeKind::kMem || file->kind == NodeKind::kCtl)) {
+    return LastReason(r, *file, out_bufsz);
   }
+  if (file->kind != NodeKind::kMem) return r.Err(ENOTTY);
   IoctlRequest request(cmd, in_buf, in_bufsz);
   if (request.command() == nullptr) return r.Err(ENOTTY);
   if (request.command()->changes_memory &&
@@ -362,8 +381,8 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
   const KernReturn kr = request.Run({*file->task, context}, out,
                                     std::min(out_bufsz, sizeof out), &out_size);
   if (kr != vm::KERN_SUCCESS) {
-    Report(fs).Task(*file, {"ioctl", kr, cmd, in_bufsz},
-                    [&] { return request.Describe(); });
+    Report(r).Task(*file, {"ioctl", kr, cmd, in_bufsz},
+                   [&] { return request.Describe(); });
     return r.Err(ErrnoFromKern(kr));
   }
   return r.Ioctl(0, out_size != 0 ? out : nullptr, out_size);

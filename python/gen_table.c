@@ -26,7 +26,7 @@
  * fields' sizes add up to the struct's size (_Static_assert), so no field is
  * left out and there is no padding, since the fields of a struct never
  * overlap. "=" (native byte order, standard sizes, no alignment) then reads
- * the struct byte for byte. */
+ * the struct byte for byte. A char array (a string) is "<size>s". */
 #define TASKFS_IOCTL_STRUCTS(S) \
   S(taskfs_vm_copy)             \
   S(taskfs_vm_allocate)         \
@@ -34,7 +34,9 @@
   S(taskfs_vm_protect)          \
   S(taskfs_vm_inherit)          \
   S(taskfs_vm_region)           \
-  S(taskfs_vm_map_copy)
+  S(taskfs_vm_map_copy)         \
+  S(taskfs_last_reason)         \
+  S(taskfs_vm_remap)
 
 #define TASKFS_FIELDS_taskfs_vm_copy(F, s) F(s, src) F(s, size) F(s, dst)
 #define TASKFS_FIELDS_taskfs_vm_allocate(F, s) \
@@ -48,12 +50,18 @@
   F(s, address) F(s, size) F(s, prot) F(s, max_prot) F(s, inheritance) F(s, pad)
 #define TASKFS_FIELDS_taskfs_vm_map_copy(F, s) \
   F(s, src_task_id) F(s, src) F(s, size) F(s, dst) F(s, flags) F(s, pad)
+#define TASKFS_FIELDS_taskfs_last_reason(F, s) F(s, seq) F(s, line)
+#define TASKFS_FIELDS_taskfs_vm_remap(F, s)                     \
+  F(s, src_task_id)                                             \
+  F(s, src_address) F(s, size) F(s, target_address) F(s, flags) \
+      F(s, inheritance) F(s, cur_protection) F(s, max_protection)
 
 #define TASKFS_MEMBER(s, f) (((struct s *)0)->f)
 /* clang-format off */
 #define TASKFS_FORMAT_LETTER(s, f) \
   _Generic(TASKFS_MEMBER(s, f), \
-           uint8_t: 'B', uint16_t: 'H', uint32_t: 'I', uint64_t: 'Q')
+           uint8_t: 'B', uint16_t: 'H', uint32_t: 'I', uint64_t: 'Q', \
+           char *: 's')
 /* clang-format on */
 
 #define TASKFS_SIZE_TERM(s, f) +sizeof TASKFS_MEMBER(s, f)
@@ -83,7 +91,7 @@ static int by_offset(const void *a, const void *b) {
 static int print_struct(const char *name, size_t size, struct field *fields,
                         size_t count) {
   char format[64] = "=";
-  if (count + 2 > sizeof format) return 1;
+  size_t used = 1;
   qsort(fields, count, sizeof fields[0], by_offset);
   size_t end = 0;
   for (size_t i = 0; i < count; ++i) {
@@ -93,8 +101,13 @@ static int print_struct(const char *name, size_t size, struct field *fields,
       return 1;
     }
     end += fields[i].size;
-    format[i + 1] = fields[i].letter;
-    format[i + 2] = '\0';
+    const int n = fields[i].letter == 's'
+                      ? snprintf(format + used, sizeof format - used, "%zus",
+                                 fields[i].size)
+                      : snprintf(format + used, sizeof format - used, "%c",
+                                 fields[i].letter);
+    if (n < 0 || (size_t)n >= sizeof format - used) return 1;
+    used += (size_t)n;
   }
   if (end != size) {
     fprintf(stderr, "gen_table: struct %s: %zu of its %zu bytes listed\n", name,
@@ -136,6 +149,8 @@ int main(void) {
   TASKFS_PRINT_INT(TASKFS_VM_ALLOCATE_ANYWHERE)
   TASKFS_PRINT_INT(TASKFS_VM_MAP_COPY_DST_ALLOC)
   TASKFS_PRINT_INT(TASKFS_VM_MAP_COPY_SRC_DESTROY)
+  TASKFS_PRINT_INT(TASKFS_VM_REMAP_ANYWHERE)
+  TASKFS_PRINT_INT(TASKFS_VM_REMAP_COPY)
 #undef TASKFS_PRINT_INT
 #define TASKFS_PRINT_IOC(name) \
   printf("%s = 0x%08lx\n", #name, (unsigned long)(name));
@@ -146,6 +161,8 @@ int main(void) {
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_INHERIT)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_REGION)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_MAP_COPY)
+  TASKFS_PRINT_IOC(TASKFS_IOC_LAST_REASON)
+  TASKFS_PRINT_IOC(TASKFS_IOC_VM_REMAP)
 #undef TASKFS_PRINT_IOC
 
   printf(

@@ -91,7 +91,8 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
 }
 
 void CopyOut(const AddressMap& src_map, const PageRange& src_range,
-             AddressMap& dst_map, const PageRange& dst_range) {
+             AddressMap& dst_map, const PageRange& dst_range,
+             std::optional<vm_inherit_t> inheritance) {
   // New regions with the source's attributes, over new objects at the
   // source objects' indexes, so that the copy shares the source's
   // page-table subtrees: one for each source object, unless two pieces of
@@ -114,6 +115,7 @@ void CopyOut(const AddressMap& src_map, const PageRange& src_range,
     piece.start = dst_range.start() + (lo - src_range.start());
     piece.end = dst_range.start() + (hi - src_range.start());
     piece.offset = entry.offset + ((lo - entry.start) >> shift);
+    if (inheritance) piece.inheritance = *inheritance;
     const std::uint64_t index_end =
         piece.offset + ((piece.end - piece.start) >> shift);
     auto found = std::find_if(made.begin(), made.end(), [&](const Made& m) {

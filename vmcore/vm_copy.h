@@ -8,6 +8,8 @@
 #ifndef TASKFS_VMCORE_VM_COPY_H_
 #define TASKFS_VMCORE_VM_COPY_H_
 
+#include <optional>
+
 #include "vmcore/address_map.h"
 #include "vmcore/page_range.h"
 
@@ -22,12 +24,13 @@ void CopyOverwrite(const AddressMap& src_map, const PageRange& src_range,
                    const AddressMap& dst_map, const PageRange& dst_range);
 
 // vm_map_copy with dst_alloc: maps dst_range, which must be free, as new
-// regions with the source's protections and inheritance over one new object,
-// holding a copy-on-write copy of src_range. Requires dst_map's task lock
-// exclusive and src_map's (at least shared). All or nothing: on an exception
-// dst_map is as it was.
+// regions with the source's protections and inheritance (or, given,
+// inheritance) over one new object, holding a copy-on-write copy of
+// src_range. Requires dst_map's task lock exclusive and src_map's (at least
+// shared). All or nothing: on an exception dst_map is as it was.
 void CopyOut(const AddressMap& src_map, const PageRange& src_range,
-             AddressMap& dst_map, const PageRange& dst_range);
+             AddressMap& dst_map, const PageRange& dst_range,
+             std::optional<vm_inherit_t> inheritance = std::nullopt);
 
 // The whole of vm_map_copy after its checks: CopyOut with dst_alloc, else
 // CopyOverwrite; then with src_destroy the source range is deallocated

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "vmcore/address_map.h"
@@ -19,6 +20,7 @@
 #include "vmcore/vm_fault.h"
 #include "vmcore/vm_fork.h"
 #include "vmcore/vm_page_query.h"
+#include "vmcore/vm_remap.h"
 #include "vmcore/vm_statistics.h"
 
 namespace taskfs::vm {
@@ -342,6 +344,46 @@ KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
     MapCopy(src_map, src_range, dst_map, dst_range, dst_alloc, src_destroy);
     dst_task.NoteChange();
     if (src_destroy) src_task.NoteChange();
+    return KERN_SUCCESS;
+  });
+}
+
+KernReturn vm_remap(Task& target, vm_address_t* target_address, vm_size_t size,
+                    bool anywhere, Task& src_task, vm_address_t src_address,
+                    bool copy, vm_prot_t* cur_protection,
+                    vm_prot_t* max_protection, vm_inherit_t inheritance) {
+  return Open(target, Lock::kExclusive, src_task, Lock::kShared, [&] {
+    AddressMap& src_map = src_task.map();
+    AddressMap& dst_map = target.map();
+    PageRange src_range, dst_range;
+    Checks check(target.geometry());
+    check
+        .Valid(inheritance <= VM_INHERIT_NONE,
+               [inheritance] {
+                 return fmt::format(
+                     "inheritance {} is not share (0), copy (1) or none (2)",
+                     inheritance);
+               })
+        .Valid(size != 0, [] { return std::string("size is 0"); })
+        .RoundedApart(src_address, size, &src_range);
+    if (!anywhere) check.RoundedApart(*target_address, size, &dst_range);
+    check.Allocated(src_map, src_range);
+    if (anywhere) {
+      check.Hole(dst_map, src_range.size(), &dst_range);
+    } else {
+      check.Free(dst_map, dst_range);
+    }
+    if (!check.passed()) return check.code();
+    const RemapProtections prot = ProtectionsOf(src_map, src_range);
+    if (copy) {
+      RemapCopy(src_map, src_range, dst_map, dst_range, inheritance);
+    } else {
+      RemapShare(src_map, src_range, dst_map, dst_range, inheritance);
+    }
+    *target_address = dst_range.start();
+    if (cur_protection != nullptr) *cur_protection = prot.current;
+    if (max_protection != nullptr) *max_protection = prot.maximum;
+    target.NoteChange();
     return KERN_SUCCESS;
   });
 }

@@ -149,6 +149,25 @@ KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
                        vm_address_t source, vm_size_t size, bool dst_alloc,
                        bool src_destroy);
 
+// vm_remap (XNU's mach_vm_remap): maps [trunc(src_address),
+// trunc(src_address) + round(size)) of src_task (every page allocated, else
+// KERN_INVALID_ADDRESS at the lowest hole; any protection, as XNU remaps
+// regardless of it and reports it) into target: fixed at
+// trunc(*target_address), which must be free (KERN_NO_SPACE) and inside the
+// space (KERN_INVALID_ADDRESS), or anywhere at the lowest free hole
+// (KERN_NO_SPACE if none); *target_address is set to where. With copy, a
+// copy-on-write copy (as vm_map_copy with dst_alloc); without, the same
+// memory at both places, so a write through either is seen through both.
+// The new entries keep their source entries' protections and take
+// inheritance (share, copy or none, else KERN_INVALID_ARGUMENT); a size of 0
+// is KERN_INVALID_ARGUMENT, as in XNU. *cur_protection and *max_protection
+// (either may be null) are set to the protections common to every source
+// page. The tasks may be one. All or nothing; the entries are charged.
+KernReturn vm_remap(Task& target, vm_address_t* target_address, vm_size_t size,
+                    bool anywhere, Task& src_task, vm_address_t src_address,
+                    bool copy, vm_prot_t* cur_protection,
+                    vm_prot_t* max_protection, vm_inherit_t inheritance);
+
 // Initial contents, as a manifest sets them: writes bytes at any alignment
 // regardless of protection. Every page touched must be allocated
 // (KERN_INVALID_ADDRESS). The fill variant writes size copies of byte.

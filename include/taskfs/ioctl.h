@@ -120,6 +120,35 @@ struct taskfs_vm_page_query {
   struct taskfs_page_state pages[TASKFS_PAGE_QUERY_MAX];
 };
 
+/* The reason channel: the errors line of the calling thread's last failed
+ * request on this open file (mem or ctl), with its SEQ; seq 0 and "" if
+ * there is none. Asking forgets it, so ask right after the failure, on the
+ * same descriptor and thread. line is NUL-terminated, cut at 1015 bytes. */
+struct taskfs_last_reason {
+  uint64_t seq;
+  char line[1016];
+};
+
+/* vm_remap (XNU's mach_vm_remap) of [src_address, +size) of the task of
+ * this mount whose id is src_task_id into this one: at target_address
+ * (rounded down to a page; must be free), or with TASKFS_VM_REMAP_ANYWHERE
+ * at the lowest hole that fits; with TASKFS_VM_REMAP_COPY a copy-on-write
+ * copy, else the same memory (share). Out: target_address, and the
+ * protections common to every source page. */
+#define TASKFS_VM_REMAP_ANYWHERE 1u
+#define TASKFS_VM_REMAP_COPY 2u
+
+struct taskfs_vm_remap {
+  uint64_t src_task_id;
+  uint64_t src_address;
+  uint64_t size;
+  uint64_t target_address;
+  uint32_t flags;
+  uint32_t inheritance;
+  uint32_t cur_protection;
+  uint32_t max_protection;
+};
+
 #define TASKFS_IOC_VM_COPY _IOW('M', 1, struct taskfs_vm_copy)
 #define TASKFS_IOC_VM_ALLOCATE _IOWR('M', 2, struct taskfs_vm_allocate)
 #define TASKFS_IOC_VM_DEALLOCATE _IOW('M', 3, struct taskfs_vm_deallocate)
@@ -128,6 +157,8 @@ struct taskfs_vm_page_query {
 #define TASKFS_IOC_VM_REGION _IOWR('M', 6, struct taskfs_vm_region)
 #define TASKFS_IOC_VM_MAP_COPY _IOWR('M', 7, struct taskfs_vm_map_copy)
 #define TASKFS_IOC_VM_PAGE_QUERY _IOWR('M', 8, struct taskfs_vm_page_query)
+#define TASKFS_IOC_LAST_REASON _IOR('M', 9, struct taskfs_last_reason)
+#define TASKFS_IOC_VM_REMAP _IOWR('M', 10, struct taskfs_vm_remap)
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,7 @@
 #ifndef TASKFS_MACH_H_
 #define TASKFS_MACH_H_
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "taskfs/vm_attributes.h"
@@ -177,6 +178,26 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
                           vm_address_t src_addr, boolean_t dst_alloc,
                           boolean_t src_destroy);
 
+/* taskfs_vm_remap (XNU's mach_vm_remap): maps [trunc(src_address),
+ * + round(size)) of src_task, every page allocated (else
+ * KERN_INVALID_ADDRESS; any protection), into target at
+ * trunc(*target_address), which must be free (KERN_NO_SPACE), or with
+ * anywhere at the lowest hole that fits; *target_address is set to where.
+ * copy: a copy-on-write copy; else the same memory at both places (a write
+ * through either is seen through both). The new regions keep the source's
+ * protections and take inheritance; *cur_protection and *max_protection are
+ * the protections common to every source page. A size of 0 and an
+ * inheritance other than share, copy and none are KERN_INVALID_ARGUMENT.
+ * Needs read access to src_task's mem, and for a share write access too.
+ * Both tasks on one mount (else KERN_INVALID_TASK, before any I/O); they may
+ * be the same task. */
+kern_return_t taskfs_vm_remap(task_t target, vm_address_t *target_address,
+                              vm_size_t size, boolean_t anywhere,
+                              task_t src_task, vm_address_t src_address,
+                              boolean_t copy, vm_prot_t *cur_protection,
+                              vm_prot_t *max_protection,
+                              vm_inherit_t inheritance);
+
 /* task_create: a new task named PARENT.N (the lowest free N of 1, 2, 3 ...)
  * on parent's mount, owned by the caller; with inherit_memory it is a fork of
  * parent (share regions shared, copy regions copied, none regions absent),
@@ -215,6 +236,25 @@ kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
 /* `fork NAME` in parent's ctl (task_create with inherit_memory) and open the
  * child. */
 kern_return_t taskfs_task_fork(task_t parent, const char *name, task_t *child);
+
+/* The reason of this thread's last failed call: the REASON the daemon
+ * recorded in the task's errors file for that very call (docs/reference.md
+ * §7; the text after "KERN_NAME: "), or libtaskfs's own words for a failure
+ * found before any request (an argument Mach checks first, a handle that is
+ * not open); "" after a call that succeeded. Thread-local: another thread's
+ * or process's failures, on the same task or not, never change it. Valid
+ * until this thread's next libtaskfs call. A failure whose reason cannot be
+ * known has "": the close of ctl that ends a command (its line is then only
+ * in the errors file), a failure the daemon could not record for want of
+ * memory. */
+const char *taskfs_last_reason(void);
+
+/* The whole errors line (SEQ uid UID OPERATION: KERN_NAME: REASON, without
+ * the newline) of this thread's last failed call, into buf (NUL-terminated);
+ * "" if the failure has none (see taskfs_last_reason). KERN_NO_SPACE if it
+ * was cut to size - 1 bytes, KERN_INVALID_ARGUMENT for a NULL buf or a size
+ * of 0. Changes neither. */
+kern_return_t taskfs_last_error_line(char *buf, size_t size);
 
 /* Closes the handle only; the task lives on. KERN_INVALID_TASK if task is not
  * an open handle. */

@@ -148,6 +148,63 @@ const char *mach_error_string(kern_return_t error_value) {
   }
 }
 
+/* ---- the reason of the last failure ----------------------------------------
+ * Each thread keeps the errors line of its last failed call, asked of the
+ * daemon (TASKFS_IOC_LAST_REASON) on the descriptor of the failing request
+ * right after it failed, so another thread's or process's failure on the
+ * same task is never taken for it. Every call starts by forgetting it. A
+ * failure libtaskfs finds itself (an argument Mach checks before any I/O)
+ * has a reason but no errors line. */
+
+enum { kLineMax = sizeof(((struct taskfs_last_reason *)0)->line) };
+static __thread char t_line[kLineMax];   /* the errors line, or "" */
+static __thread char t_reason[kLineMax]; /* its REASON, or libtaskfs's own */
+
+static void reason_clear(void) {
+  t_line[0] = '\0';
+  t_reason[0] = '\0';
+}
+
+/* A failure found before any request: why, with no errors line. */
+static kern_return_t local_failure(kern_return_t kr, const char *why) {
+  t_line[0] = '\0';
+  snprintf(t_reason, sizeof t_reason, "%s", why);
+  return kr;
+}
+
+/* The request just made on fd by this thread failed: takes its errors line
+ * (SEQ uid UID OPERATION: KERN_NAME: REASON) and REASON. errno is kept. */
+static void reason_fetch(int fd) {
+  const int saved = errno;
+  struct taskfs_last_reason last;
+  memset(&last, 0, sizeof last);
+  reason_clear();
+  if (ioctl(fd, TASKFS_IOC_LAST_REASON, &last) == 0 && last.seq != 0) {
+    last.line[sizeof last.line - 1] = '\0';
+    memcpy(t_line, last.line, sizeof t_line);
+    /* The last ": KERN_" ends OPERATION, as Python's parser has it. */
+    const char *kern = NULL;
+    for (const char *p = strstr(t_line, ": KERN_"); p != NULL;
+         p = strstr(p + 1, ": KERN_")) {
+      kern = p;
+    }
+    const char *reason = kern != NULL ? strstr(kern + 2, ": ") : NULL;
+    if (reason != NULL) snprintf(t_reason, sizeof t_reason, "%s", reason + 2);
+  }
+  errno = saved;
+}
+
+const char *taskfs_last_reason(void) { return t_reason; }
+
+kern_return_t taskfs_last_error_line(char *buf, size_t size) {
+  if (buf == NULL || size == 0) return KERN_INVALID_ARGUMENT;
+  const size_t len = strlen(t_line);
+  const size_t n = len < size ? len : size - 1;
+  memcpy(buf, t_line, n);
+  buf[n] = '\0';
+  return n == len ? KERN_SUCCESS : KERN_NO_SPACE;
+}
+
 /* ---- paths -----------------------------------------------------------------
  */
 
@@ -199,7 +256,10 @@ static void free_entry(struct task_entry *e) {
 /* Takes a reference to task's entry. KERN_INVALID_ARGUMENT for
  * mach_task_self(), KERN_INVALID_TASK for anything that is not open. */
 static kern_return_t acquire(task_t task, struct task_entry **out) {
-  if (task == TASKFS_TASK_SELF) return KERN_INVALID_ARGUMENT;
+  if (task == TASKFS_TASK_SELF) {
+    return local_failure(KERN_INVALID_ARGUMENT,
+                         "mach_task_self() is not a taskfs task");
+  }
   const size_t slot = (size_t)(task & kMaxSlots);
   const unsigned generation = task >> kSlotBits;
   kern_return_t kr = KERN_INVALID_TASK;
@@ -211,6 +271,7 @@ static kern_return_t acquire(task_t task, struct task_entry **out) {
     kr = KERN_SUCCESS;
   }
   pthread_mutex_unlock(&g_mu);
+  if (kr != KERN_SUCCESS) local_failure(kr, "not an open task handle");
   return kr;
 }
 
@@ -253,6 +314,7 @@ static task_t insert(struct task_entry *e) {
 }
 
 kern_return_t taskfs_task_open(const char *task_dir, task_t *task) {
+  reason_clear();
   if (task_dir == NULL || task == NULL || task_dir[0] == '\0') {
     return KERN_INVALID_ARGUMENT;
   }
@@ -310,6 +372,7 @@ kern_return_t taskfs_task_open(const char *task_dir, task_t *task) {
 }
 
 kern_return_t taskfs_task_close(task_t task) {
+  reason_clear();
   if (task == TASKFS_TASK_SELF) return KERN_INVALID_ARGUMENT;
   const size_t slot = (size_t)(task & kMaxSlots);
   const unsigned generation = task >> kSlotBits;
@@ -516,7 +579,10 @@ static kern_return_t mem_ioctl(task_t task, unsigned long command, void *arg,
   int fd = e->fd, own = -1;
   if (changes) kr = write_fd(e, &fd, &own);
   if (kr == KERN_SUCCESS) {
-    kr = ioctl(fd, command, arg) == 0 ? KERN_SUCCESS : kern_from_errno(errno);
+    if (ioctl(fd, command, arg) != 0) {
+      kr = kern_from_errno(errno);
+      reason_fetch(fd);
+    }
   }
   if (own >= 0) close(own);
   release(e);
@@ -536,6 +602,7 @@ static kern_return_t write_ctl(const struct task_entry *e, const char *line) {
   kern_return_t kr = n == (ssize_t)len ? KERN_SUCCESS
                      : n < 0           ? kern_from_errno(errno)
                                        : KERN_FAILURE;
+  if (n < 0) reason_fetch(fd);
   if (close(fd) != 0 && kr == KERN_SUCCESS) kr = kern_from_errno(errno);
   return kr;
 }
@@ -552,6 +619,7 @@ static int beyond_off_t(vm_address_t address, vm_size_t size) {
 
 kern_return_t vm_allocate(task_t target_task, vm_address_t *address,
                           vm_size_t size, boolean_t anywhere) {
+  reason_clear();
   if (address == NULL) return KERN_INVALID_ARGUMENT;
   struct taskfs_vm_allocate a;
   memset(&a, 0, sizeof a);
@@ -566,6 +634,7 @@ kern_return_t vm_allocate(task_t target_task, vm_address_t *address,
 
 kern_return_t vm_deallocate(task_t target_task, vm_address_t address,
                             vm_size_t size) {
+  reason_clear();
   if (target_task == TASKFS_TASK_SELF) {
     /* vm_read's memory: whole pages of this process. */
     if (size == 0) return KERN_SUCCESS;
@@ -585,6 +654,7 @@ kern_return_t vm_deallocate(task_t target_task, vm_address_t address,
 kern_return_t vm_protect(task_t target_task, vm_address_t address,
                          vm_size_t size, boolean_t set_maximum,
                          vm_prot_t new_protection) {
+  reason_clear();
   struct taskfs_vm_protect p;
   memset(&p, 0, sizeof p);
   p.address = address;
@@ -596,6 +666,7 @@ kern_return_t vm_protect(task_t target_task, vm_address_t address,
 
 kern_return_t vm_inherit(task_t target_task, vm_address_t address,
                          vm_size_t size, vm_inherit_t new_inheritance) {
+  reason_clear();
   struct taskfs_vm_inherit i;
   memset(&i, 0, sizeof i);
   i.address = address;
@@ -606,6 +677,7 @@ kern_return_t vm_inherit(task_t target_task, vm_address_t address,
 
 kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
                       vm_offset_t *data, mach_msg_type_number_t *data_count) {
+  reason_clear();
   if (data == NULL || data_count == NULL) return KERN_INVALID_ARGUMENT;
   struct task_entry *e;
   kern_return_t kr = acquire(target_task, &e);
@@ -614,7 +686,9 @@ kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
    * count, as in XNU. */
   if ((!e->xnu && (address % e->page_size != 0 || size % e->page_size != 0)) ||
       size > UINT_MAX) {
-    kr = KERN_INVALID_ARGUMENT;
+    kr = local_failure(KERN_INVALID_ARGUMENT,
+                       "address or size is not a page multiple, or size "
+                       "is 4 GiB or more");
   } else if (size == 0) {
     *data = 0; /* passed the argument checks: succeeds, does nothing */
     *data_count = 0;
@@ -634,9 +708,12 @@ kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
         if (n > 0) {
           done += (size_t)n;
         } else if (n == 0) {
-          kr = KERN_INVALID_ADDRESS; /* end of the address space */
+          /* end of the address space */
+          kr = local_failure(KERN_INVALID_ADDRESS,
+                             "past the end of the address space");
         } else if (errno != EINTR) {
           kr = kern_from_errno(errno);
+          reason_fetch(e->fd);
         }
       }
       if (kr == KERN_SUCCESS) {
@@ -654,16 +731,22 @@ kern_return_t vm_read(task_t target_task, vm_address_t address, vm_size_t size,
 
 kern_return_t vm_write(task_t target_task, vm_address_t address,
                        vm_offset_t data, mach_msg_type_number_t data_count) {
+  reason_clear();
   /* Unaligned data is judged first, before the task (classic Mach); on an
    * XNU mount any data, address and size are fine, as in XNU. */
   const int unaligned_data = data % (vm_offset_t)sysconf(_SC_PAGESIZE) != 0;
   struct task_entry *e;
   kern_return_t kr = acquire(target_task, &e);
-  if (kr != KERN_SUCCESS) return unaligned_data ? KERN_INVALID_ARGUMENT : kr;
+  if (kr != KERN_SUCCESS) {
+    return unaligned_data ? local_failure(KERN_INVALID_ARGUMENT,
+                                          "data is not page-aligned")
+                          : kr;
+  }
   int fd = e->fd, own = -1;
   if (!e->xnu && (unaligned_data || address % e->page_size != 0 ||
                   data_count % e->page_size != 0)) {
-    kr = KERN_INVALID_ARGUMENT;
+    kr = local_failure(KERN_INVALID_ARGUMENT,
+                       "data, address or size is not a page multiple");
   } else if (data_count != 0 && beyond_off_t(address, data_count)) {
     kr = KERN_INVALID_ADDRESS;
   } else if (data_count != 0) {
@@ -680,6 +763,7 @@ kern_return_t vm_write(task_t target_task, vm_address_t address,
       kr = KERN_FAILURE;
     } else if (errno != EINTR) {
       kr = kern_from_errno(errno);
+      reason_fetch(fd);
     }
   }
   if (own >= 0) close(own);
@@ -689,6 +773,7 @@ kern_return_t vm_write(task_t target_task, vm_address_t address,
 
 kern_return_t vm_copy(task_t target_task, vm_address_t source_address,
                       vm_size_t count, vm_address_t dest_address) {
+  reason_clear();
   struct taskfs_vm_copy c = {source_address, count, dest_address};
   return mem_ioctl(target_task, TASKFS_IOC_VM_COPY, &c, 1);
 }
@@ -698,6 +783,7 @@ kern_return_t vm_region(task_t target_task, vm_address_t *address,
                         vm_prot_t *max_protection, vm_inherit_t *inheritance,
                         boolean_t *shared, mach_port_t *object_name,
                         vm_offset_t *offset) {
+  reason_clear();
   if (address == NULL || size == NULL || protection == NULL ||
       max_protection == NULL || inheritance == NULL || shared == NULL ||
       object_name == NULL || offset == NULL) {
@@ -723,6 +809,7 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
                           vm_address_t dst_addr, vm_size_t len,
                           vm_address_t src_addr, boolean_t dst_alloc,
                           boolean_t src_destroy) {
+  reason_clear();
   struct task_entry *e;
   kern_return_t kr = acquire(src_task, &e);
   if (kr != KERN_SUCCESS) return kr;
@@ -736,7 +823,10 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
   if (kr != KERN_SUCCESS) return kr;
   const int same_mount = e->dev == src_dev;
   release(e);
-  if (!same_mount) return KERN_INVALID_TASK;
+  if (!same_mount) {
+    return local_failure(KERN_INVALID_TASK,
+                         "the source task is on another mount");
+  }
   struct taskfs_vm_map_copy m;
   memset(&m, 0, sizeof m);
   m.src_task_id = src_id;
@@ -749,6 +839,50 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
 }
 
 /* mkdir ROOT/NAME, or `fork NAME` in parent's ctl. */
+kern_return_t taskfs_vm_remap(task_t target, vm_address_t *target_address,
+                              vm_size_t size, boolean_t anywhere,
+                              task_t src_task, vm_address_t src_address,
+                              boolean_t copy, vm_prot_t *cur_protection,
+                              vm_prot_t *max_protection,
+                              vm_inherit_t inheritance) {
+  reason_clear();
+  if (target_address == NULL || cur_protection == NULL ||
+      max_protection == NULL) {
+    return local_failure(KERN_INVALID_ARGUMENT, "a result pointer is NULL");
+  }
+  struct task_entry *e;
+  kern_return_t kr = acquire(src_task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  const uint64_t src_id = e->id;
+  const dev_t src_dev = e->dev;
+  release(e);
+  /* The ioctl names the source by its id, which means something only on
+   * the target's mount. */
+  kr = acquire(target, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  const int same_mount = e->dev == src_dev;
+  release(e);
+  if (!same_mount) {
+    return local_failure(KERN_INVALID_TASK,
+                         "the source task is on another mount");
+  }
+  struct taskfs_vm_remap r;
+  memset(&r, 0, sizeof r);
+  r.src_task_id = src_id;
+  r.src_address = src_address;
+  r.size = size;
+  r.target_address = *target_address;
+  r.flags = (anywhere ? TASKFS_VM_REMAP_ANYWHERE : 0u) |
+            (copy ? TASKFS_VM_REMAP_COPY : 0u);
+  r.inheritance = inheritance;
+  kr = mem_ioctl(target, TASKFS_IOC_VM_REMAP, &r, 1);
+  if (kr != KERN_SUCCESS) return kr;
+  *target_address = (vm_address_t)r.target_address;
+  *cur_protection = (vm_prot_t)r.cur_protection;
+  *max_protection = (vm_prot_t)r.max_protection;
+  return KERN_SUCCESS;
+}
+
 static kern_return_t make_task(const struct task_entry *parent,
                                const char *root, const char *name) {
   if (parent != NULL) {
@@ -788,6 +922,7 @@ static int valid_name(const char *name) {
 
 kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
                                  task_t *task) {
+  reason_clear();
   if (mountpoint == NULL || name == NULL || task == NULL || !valid_name(name)) {
     return KERN_INVALID_ARGUMENT;
   }
@@ -796,6 +931,7 @@ kern_return_t taskfs_task_create(const char *mountpoint, const char *name,
 }
 
 kern_return_t taskfs_task_fork(task_t parent, const char *name, task_t *child) {
+  reason_clear();
   if (name == NULL || child == NULL) return KERN_INVALID_ARGUMENT;
   struct task_entry *e;
   kern_return_t kr = acquire(parent, &e);
@@ -808,6 +944,7 @@ kern_return_t taskfs_task_fork(task_t parent, const char *name, task_t *child) {
 
 kern_return_t task_create(task_t parent_task, boolean_t inherit_memory,
                           task_t *child_task) {
+  reason_clear();
   if (child_task == NULL) return KERN_INVALID_ARGUMENT;
   struct task_entry *e;
   kern_return_t kr = acquire(parent_task, &e);
@@ -830,6 +967,7 @@ kern_return_t task_create(task_t parent_task, boolean_t inherit_memory,
 }
 
 kern_return_t task_terminate(task_t target_task) {
+  reason_clear();
   struct task_entry *e;
   kern_return_t kr = acquire(target_task, &e);
   if (kr != KERN_SUCCESS) return kr;

@@ -241,6 +241,7 @@ class Task:
     _INHERIT = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_inherit"][0])
     _REGION = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_region"][0])
     _MAP_COPY = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_map_copy"][0])
+    _REMAP = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_remap"][0])
 
     def __init__(self, task_dir):
         """Opens task_dir; MachError(KERN_INVALID_TASK) if it is no task."""
@@ -354,24 +355,27 @@ class Task:
                              "no such task", operation)
         return MachError(kern_from_errno(error.errno), "", operation)
 
-    def _failure(self, error, word, operation):
-        """MachError for an OSError of an operation whose errors line begins
-        with word."""
-        kern = kern_from_errno(error.errno)
-        return MachError(kern, self._reason(word), operation)
+    def _failure(self, error, fd, operation):
+        """MachError for an OSError of a request made on descriptor fd, with
+        the reason the daemon recorded for that very request."""
+        return MachError(kern_from_errno(error.errno), self._last_reason(fd),
+                         operation)
 
-    def _reason(self, word):
-        """REASON of the newest errors line of this uid whose OPERATION
-        begins with word; "" if there is none (or no errors file)."""
+    _LAST_REASON = struct.Struct(_table.IOCTL_STRUCTS["taskfs_last_reason"][0])
+
+    def _last_reason(self, fd):
+        """REASON of this thread's last failed request on fd (its errors
+        line, asked of the daemon by TASKFS_IOC_LAST_REASON right after the
+        failure, so other threads' and processes' failures do not count);
+        "" if there is none."""
+        buf = bytearray(self._LAST_REASON.size)
         try:
-            records = self.errors()
+            fcntl.ioctl(fd, _table.TASKFS_IOC_LAST_REASON, buf, True)
         except OSError:
             return ""
-        uid = os.geteuid()
-        for record in reversed(records):
-            if record.uid == uid and record.operation.startswith(word):
-                return record.reason
-        return ""
+        line = self._LAST_REASON.unpack(buf)[1].split(b"\0", 1)[0]
+        records = _parse_errors(line.decode("utf-8", "replace"))
+        return records[0].reason if records else ""
 
     # --- files ---------------------------------------------------------------
 
@@ -412,7 +416,7 @@ class Task:
             os.write(fd, (line + "\n").encode())
             return os.read(fd, 4096).decode().strip()
         except OSError as e:
-            raise self._failure(e, operation, operation) from None
+            raise self._failure(e, fd, operation) from None
         finally:
             os.close(fd)
 
@@ -443,7 +447,7 @@ class Task:
         except OSError as e:
             if isinstance(e, MachError):
                 raise
-            raise self._failure(e, operation, operation) from None
+            raise self._failure(e, fd, operation) from None
         finally:
             if own >= 0:
                 os.close(own)
@@ -533,6 +537,38 @@ class Task:
                     self._MAP_COPY.pack(src_task.id, src, size, dst, flags, 0),
                     True)
 
+    def remap(self, src_task, src_address, size, address=None, copy=False,
+              inheritance=_table.VM_INHERIT_DEFAULT):
+        """Maps [src_address, +size) of src_task (a Task of this mount; this
+        task too) into this task, as XNU's mach_vm_remap: at address, or
+        anywhere if address is None; with copy a copy-on-write copy, else
+        the same memory (a write through either mapping is seen through
+        both). Returns (address, cur_protection, max_protection): where it
+        went and the protections common to every source page."""
+        operation = "ioctl vm_remap"
+        _check_type(src_task, Task, "src_task", "a taskfs.Task", "remap")
+        src_address, size, inheritance = self._ints(
+            "remap", src_address=src_address, size=size,
+            inheritance=inheritance)
+        if address is not None:
+            address = _int(address, "address", "remap")
+        if src_task._dev != self._dev:
+            raise MachError(
+                _table_kern("KERN_INVALID_TASK"),
+                f"source task is on another mount: {src_task.path} is on "
+                f"{src_task.mountpoint} (device {_dev_text(src_task._dev)}), "
+                f"this task on {self.mountpoint} "
+                f"(device {_dev_text(self._dev)})", operation)
+        flags = ((_table.TASKFS_VM_REMAP_ANYWHERE if address is None else 0)
+                 | (_table.TASKFS_VM_REMAP_COPY if copy else 0))
+        out = self._ioctl("vm_remap", _table.TASKFS_IOC_VM_REMAP,
+                          self._REMAP.pack(src_task.id, src_address, size,
+                                           address or 0, flags, inheritance,
+                                           0, 0),
+                          True, mutable=True)
+        values = self._REMAP.unpack(out)
+        return values[3], values[6], values[7]
+
     # --- mem I/O -------------------------------------------------------------
 
     def vm_read(self, address, size):
@@ -552,7 +588,7 @@ class Task:
             if len(data) == size:
                 return data
             if not data:
-                raise self._past_end(address, operation)
+                raise self._past_end(fd, address, operation)
             # A short read: the rest goes into a buffer of the whole.
             buf = bytearray(size)
             with memoryview(buf) as view:
@@ -591,15 +627,15 @@ class Task:
                     self._release()
         return size
 
-    def _past_end(self, address, operation):
+    def _past_end(self, fd, address, operation):
         """The error of a read that meets the end of the address space."""
         return MachError(_table_kern("KERN_INVALID_ADDRESS"),
-                         self._reason("pread") or
+                         self._last_reason(fd) or
                          f"0x{address:x} is past the end of the address space",
                          operation)
 
     @contextlib.contextmanager
-    def _read_errors(self, operation):
+    def _read_errors(self, fd, operation):
         """A pread's errors as MachError: the failing request's, or an address
         past any address space."""
         try:
@@ -607,7 +643,7 @@ class Task:
         except MachError:
             raise
         except OSError as e:
-            raise self._failure(e, "pread", operation) from None
+            raise self._failure(e, fd, operation) from None
         except OverflowError:
             raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
                             "address beyond any address space",
@@ -615,18 +651,18 @@ class Task:
 
     def _pread(self, fd, size, address, operation):
         """os.pread, its errors as MachError."""
-        with self._read_errors(operation):
+        with self._read_errors(fd, operation):
             return os.pread(fd, size, address)
 
     def _read_into(self, fd, view, done, address, operation):
         """Fills view[done:] from address + done on, continuing short reads;
         MachError for a failing request or the end of the address space."""
         size = view.nbytes
-        with self._read_errors(operation):
+        with self._read_errors(fd, operation):
             while done < size:
                 n = os.preadv(fd, [view[done:]], address + done)
                 if n == 0:
-                    raise self._past_end(address + done, operation)
+                    raise self._past_end(fd, address + done, operation)
                 done += n
 
     def vm_write(self, address, data):
@@ -660,7 +696,7 @@ class Task:
         except MachError:
             raise
         except OSError as e:
-            raise self._failure(e, "pwrite", operation) from None
+            raise self._failure(e, fd, operation) from None
         except OverflowError:
             raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
                             "address beyond any address space",

@@ -619,6 +619,62 @@ std::string StatusId(const std::string& status) {
              : status.substr(at + 1, status.find('\n', at + 1) - at - 1);
 }
 
+TEST_F(ClientMach, RemapSharesAndCopies) {
+  Fill(2, 3);
+  ASSERT_EQ(vm_protect(t_, kA + kPage, kPage, FALSE, VM_PROT_READ),
+            KERN_SUCCESS);
+  task_t u = TASK_NULL;
+  ASSERT_EQ(taskfs_task_create(mount_.path().c_str(), "u", &u), KERN_SUCCESS);
+  vm_address_t at = 0x800000;
+  vm_prot_t cur = -1, max = -1;
+  ASSERT_EQ(taskfs_vm_remap(u, &at, 2 * kPage, FALSE, t_, kA, FALSE, &cur, &max,
+                            VM_INHERIT_SHARE),
+            KERN_SUCCESS);
+  EXPECT_EQ(at, 0x800000u);
+  EXPECT_EQ(cur, VM_PROT_READ);
+  EXPECT_EQ(max, VM_PROT_ALL);
+  EXPECT_EQ(Read(u, at, 2 * kPage), Read(t_, kA, 2 * kPage));
+  // Shared: a write through u is seen in t.
+  const std::string x(kPage, 'x');
+  ASSERT_EQ(WriteCode(u, at, x), KERN_SUCCESS);
+  EXPECT_EQ(Read(t_, kA, kPage), x);
+  // A copy, anywhere: the lowest hole, and writes stay apart.
+  vm_address_t copy = 0x1234;
+  ASSERT_EQ(taskfs_vm_remap(u, &copy, kPage, TRUE, t_, kA, TRUE, &cur, &max,
+                            VM_INHERIT_DEFAULT),
+            KERN_SUCCESS);
+  EXPECT_EQ(copy, 0u);
+  EXPECT_EQ(cur, VM_PROT_DEFAULT);
+  ASSERT_EQ(WriteCode(u, copy, std::string(kPage, 'y')), KERN_SUCCESS);
+  EXPECT_EQ(Read(t_, kA, kPage), x);
+  // Errors, each with its reason.
+  EXPECT_EQ(taskfs_vm_remap(u, &at, kPage, FALSE, t_, kA, FALSE, &cur, &max,
+                            VM_INHERIT_DEFAULT),
+            KERN_NO_SPACE);
+  EXPECT_EQ(std::string(taskfs_last_reason()),
+            "overlaps region 0x800000-0x801000");
+  vm_address_t free_at = 0x900000;
+  EXPECT_EQ(taskfs_vm_remap(u, &free_at, 3 * kPage, FALSE, t_, kA, TRUE, &cur,
+                            &max, VM_INHERIT_DEFAULT),
+            KERN_INVALID_ADDRESS);
+  EXPECT_EQ(std::string(taskfs_last_reason()),
+            "page 0x102000 is not allocated");
+  EXPECT_EQ(taskfs_vm_remap(u, &free_at, 0, FALSE, t_, kA, TRUE, &cur, &max,
+                            VM_INHERIT_DEFAULT),
+            KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      taskfs_vm_remap(u, &free_at, kPage, FALSE, t_, kA, TRUE, &cur, &max, 9),
+      KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(taskfs_vm_remap(u, nullptr, kPage, FALSE, t_, kA, TRUE, &cur, &max,
+                            VM_INHERIT_DEFAULT),
+            KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(taskfs_vm_remap(u, &free_at, kPage, FALSE, TASK_NULL, kA, TRUE,
+                            &cur, &max, VM_INHERIT_DEFAULT),
+            KERN_INVALID_TASK);
+  EXPECT_EQ(free_at, 0x900000u);
+  EXPECT_EQ(taskfs_task_close(u), KERN_SUCCESS);
+}
+
 TEST_F(ClientMach, MapCopyFromAnotherMountIsInvalidTask) {
   // Two mounts, each with a task of the same id: the ioctl's source id would
   // name the destination's own mount's task.

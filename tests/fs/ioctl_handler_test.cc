@@ -36,7 +36,7 @@ using fs_test::IoctlResult;
 constexpr unsigned int kAllCommands[] = {
     TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE,   TASKFS_IOC_VM_DEALLOCATE,
     TASKFS_IOC_VM_PROTECT,  TASKFS_IOC_VM_INHERIT,    TASKFS_IOC_VM_REGION,
-    TASKFS_IOC_VM_MAP_COPY, TASKFS_IOC_VM_PAGE_QUERY,
+    TASKFS_IOC_VM_MAP_COPY, TASKFS_IOC_VM_PAGE_QUERY, TASKFS_IOC_VM_REMAP,
 };
 
 vm::RegionInfo Region(vm::vm_address_t start, vm::vm_size_t size,
@@ -127,9 +127,9 @@ TEST(IoctlReadsMemoryTest, OnlyThePageQuery) {
 TEST(IoctlTableTest, OneRowPerCommandByNumber) {
   const std::span<const IoctlCommand> rows = IoctlCommands();
   ASSERT_EQ(rows.size(), std::size(kAllCommands));
-  const char* const kNames[] = {"vm_copy",     "vm_allocate",  "vm_deallocate",
-                                "vm_protect",  "vm_inherit",   "vm_region",
-                                "vm_map_copy", "vm_page_query"};
+  const char* const kNames[] = {"vm_copy",     "vm_allocate",   "vm_deallocate",
+                                "vm_protect",  "vm_inherit",    "vm_region",
+                                "vm_map_copy", "vm_page_query", "vm_remap"};
   for (std::size_t i = 0; i < rows.size(); ++i) {
     SCOPED_TRACE(kNames[i]);
     EXPECT_EQ(rows[i].number, kAllCommands[i]);

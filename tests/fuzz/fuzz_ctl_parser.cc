@@ -121,6 +121,10 @@ std::string Canonical(const Command& c) {
              (c.dst_alloc ? " alloc" : "") + (c.src_destroy ? " destroy" : "");
     case Op::kFork:
       return "fork " + c.name;
+    case Op::kRemap:
+      return "remap " + c.name + " " + range + " " +
+             (c.anywhere ? std::string("anywhere") : Num(c.dest)) +
+             (c.copy ? " copy" : " share");
     case Op::kTask:
       return "task " + c.name;
     case Op::kFill:

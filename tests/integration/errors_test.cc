@@ -18,6 +18,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "taskfs/ioctl.h"
@@ -307,6 +308,74 @@ TEST_F(ErrorsTest, CtlCommands) {
       "task is named nosuch");
   EXPECT_EQ(Ctl("deallocate 0x40000 4K\n"), 0);
   ExpectNothingNew();
+}
+
+// TASKFS_IOC_LAST_REASON (docs/reference.md §5.2): on the descriptor and
+// thread of a failed request, that request's line and SEQ, once.
+TEST_F(ErrorsTest, LastReasonIsTheCallersOwnLineOnce) {
+  taskfs_last_reason last{};
+  EXPECT_EQ(Ioctl(fd_, TASKFS_IOC_LAST_REASON, &last), 0);
+  EXPECT_EQ(last.seq, 0u);
+  EXPECT_STREQ(last.line, "");
+  AlignedBuffer b(kPage);
+  EXPECT_EQ(Err(::pwrite(fd_, b.data, kPage, 0x13000)), EACCES);
+  // Another descriptor's failure, after it, is not this one's.
+  const int other = ::open((mount_ / "t/mem").c_str(), O_RDWR);
+  ASSERT_GE(other, 0);
+  EXPECT_EQ(Err(::pread(other, b.data, kPage, 0x40000)), EFAULT);
+  EXPECT_EQ(Ioctl(fd_, TASKFS_IOC_LAST_REASON, &last), 0);
+  EXPECT_EQ(last.seq, 1u);
+  EXPECT_EQ(std::string(last.line),
+            "1 uid " + kUid +
+                " pwrite 0x13000 0x1000: KERN_PROTECTION_FAILURE: page "
+                "0x13000 is r--/rwx, write needs w");
+  EXPECT_EQ(Ioctl(fd_, TASKFS_IOC_LAST_REASON, &last), 0);
+  EXPECT_EQ(last.seq, 0u);  // asked once: forgotten
+  EXPECT_EQ(Ioctl(other, TASKFS_IOC_LAST_REASON, &last), 0);
+  EXPECT_EQ(last.seq, 2u);
+  ::close(other);
+  // Another thread's failure on the same descriptor is its own.
+  EXPECT_EQ(Err(::pread(fd_, b.data, kPage, 0x50000)), EFAULT);
+  std::thread([&] {
+    AlignedBuffer mine(kPage);
+    EXPECT_EQ(Err(::pread(fd_, mine.data, kPage, 0x60000)), EFAULT);
+    taskfs_last_reason theirs{};
+    EXPECT_EQ(Ioctl(fd_, TASKFS_IOC_LAST_REASON, &theirs), 0);
+    EXPECT_EQ(theirs.seq, 4u);
+  }).join();
+  EXPECT_EQ(Ioctl(fd_, TASKFS_IOC_LAST_REASON, &last), 0);
+  EXPECT_EQ(last.seq, 3u);
+  EXPECT_NE(std::string(last.line).find("page 0x50000 is not allocated"),
+            std::string::npos);
+  // Asking records nothing, and works on a read-only descriptor too.
+  const int ro = ::open((mount_ / "t/mem").c_str(), O_RDONLY);
+  ASSERT_GE(ro, 0);
+  EXPECT_EQ(Ioctl(ro, TASKFS_IOC_LAST_REASON, &last), 0);
+  ::close(ro);
+  EXPECT_EQ(SplitLines(Errors()).size(), 4u);
+}
+
+TEST_F(ErrorsTest, LastReasonOfACtlWriteIsAskedOnCtl) {
+  const int ctl = ::open((mount_ / "t/ctl").c_str(), O_RDWR);
+  ASSERT_GE(ctl, 0);
+  const std::string line = "allocate 0x13000 4K\n";
+  EXPECT_EQ(Err(::write(ctl, line.data(), line.size())), ENOMEM);
+  taskfs_last_reason last{};
+  EXPECT_EQ(Ioctl(ctl, TASKFS_IOC_LAST_REASON, &last), 0);
+  EXPECT_EQ(last.seq, 1u);
+  EXPECT_EQ(std::string(last.line),
+            "1 uid " + kUid +
+                " ctl allocate 0x13000 4K: KERN_NO_SPACE: overlaps region "
+                "0x13000-0x14000");
+  // Not on mem: each open file keeps its own.
+  EXPECT_EQ(Ioctl(fd_, TASKFS_IOC_LAST_REASON, &last), 0);
+  EXPECT_EQ(last.seq, 0u);
+  ::close(ctl);
+  // Other files have no reason channel.
+  const int maps = ::open((mount_ / "t/maps").c_str(), O_RDONLY);
+  ASSERT_GE(maps, 0);
+  EXPECT_EQ(Ioctl(maps, TASKFS_IOC_LAST_REASON, &last), ENOTTY);
+  ::close(maps);
 }
 
 // A write that holds a newline but ends inside a line keeps the cut line

@@ -351,6 +351,110 @@ TEST_F(MemTest, MapCopyIoctlFromAnotherTask) {
   ::close(src);
 }
 
+// TASKFS_IOC_VM_REMAP (docs/reference.md §5.2): share is the same memory in
+// both tasks, copy a copy; the protections come back; errors are exact.
+TEST_F(MemTest, RemapIoctlSharesAndCopies) {
+  ASSERT_EQ(::mkdir((mount_ / "src").c_str(), 0700), 0);
+  ASSERT_EQ(WriteFile(mount_ / "src/ctl",
+                      "allocate 0x10000 8K\nprotect 0x11000 4K r--\n"),
+            0);
+  const int src = ::open((mount_ / "src/mem").c_str(), O_RDWR);
+  ASSERT_GE(src, 0);
+  AlignedBuffer b(kPage);
+  std::memset(b.data, 0x11, kPage);
+  ASSERT_EQ(::pwrite(src, b.data, kPage, 0x10000), static_cast<ssize_t>(kPage));
+  const std::string status = ReadFile(mount_ / "src/status");
+  const std::uint64_t src_id =
+      std::strtoull(status.c_str() + status.find("\nid: ") + 5, nullptr, 10);
+  taskfs_vm_remap r{src_id, 0x10000, 2 * kPage, 0x40000, 0, 1, 0, 0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REMAP, &r), 0) << std::strerror(errno);
+  EXPECT_EQ(r.target_address, 0x40000u);
+  EXPECT_EQ(r.cur_protection, 1u);  // r-- and rw-: r--
+  EXPECT_EQ(r.max_protection, 7u);
+  // Shared: a write through t is seen in src.
+  std::memset(b.data, 0x22, kPage);
+  ASSERT_EQ(Write(b, 0x40000, kPage), static_cast<ssize_t>(kPage));
+  AlignedBuffer got(kPage);
+  ASSERT_EQ(::pread(src, got.data, kPage, 0x10000),
+            static_cast<ssize_t>(kPage));
+  EXPECT_EQ(got.data[0], 0x22);
+  EXPECT_EQ(ReadFile(mount_ / "t/maps"),
+            "0000000000040000-0000000000041000 rw-/rwx copy\n"
+            "0000000000041000-0000000000042000 r--/rwx copy\n");
+  // Copy, anywhere, inheritance share: a copy, at the lowest hole.
+  r = {src_id,
+       0x10000,
+       kPage,
+       0,
+       TASKFS_VM_REMAP_ANYWHERE | TASKFS_VM_REMAP_COPY,
+       0,
+       0,
+       0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REMAP, &r), 0) << std::strerror(errno);
+  EXPECT_EQ(r.target_address, 0u);
+  EXPECT_EQ(r.cur_protection, 3u);
+  std::memset(b.data, 0x33, kPage);
+  ASSERT_EQ(Write(b, 0, kPage), static_cast<ssize_t>(kPage));
+  ASSERT_EQ(::pread(src, got.data, kPage, 0x10000),
+            static_cast<ssize_t>(kPage));
+  EXPECT_EQ(got.data[0], 0x22);
+  // Errors: a taken target, a hole in the source, bad flags, no such task.
+  r = {src_id, 0x10000, kPage, 0x40000, 0, 1, 0, 0};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REMAP, &r), -1);
+  EXPECT_EQ(errno, ENOMEM);
+  r = {src_id, 0x10000, 3 * kPage, 0x80000, 0, 1, 0, 0};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REMAP, &r), -1);
+  EXPECT_EQ(errno, EFAULT);
+  r = {src_id, 0x10000, kPage, 0x80000, 4, 1, 0, 0};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REMAP, &r), -1);
+  EXPECT_EQ(errno, EINVAL);
+  r = {9999, 0x10000, kPage, 0x80000, 0, 1, 0, 0};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_REMAP, &r), -1);
+  EXPECT_EQ(errno, ESRCH);
+  const std::string errors = ReadFile(mount_ / "t/errors");
+  EXPECT_NE(errors.find("ioctl vm_remap task " + std::to_string(src_id) +
+                        " 0x10000 0x3000 0x80000 flags 0x0 inheritance 1: "
+                        "KERN_INVALID_ADDRESS: page 0x12000 is not allocated"),
+            std::string::npos)
+      << errors;
+  // A read-only descriptor cannot remap.
+  const int ro = ::open((mount_ / "t/mem").c_str(), O_RDONLY);
+  ASSERT_GE(ro, 0);
+  r = {src_id, 0x10000, kPage, 0x80000, 0, 1, 0, 0};
+  EXPECT_EQ(::ioctl(ro, TASKFS_IOC_VM_REMAP, &r), -1);
+  EXPECT_EQ(errno, EBADF);
+  ::close(ro);
+  ::close(src);
+}
+
+TEST_F(MemTest, RemapCtlCommand) {
+  ASSERT_EQ(Ctl("allocate 0x10000 4K\n"), 0);
+  AlignedBuffer b(kPage);
+  std::memset(b.data, 0x44, kPage);
+  ASSERT_EQ(Write(b, 0x10000, kPage), static_cast<ssize_t>(kPage));
+  const int ctl = ::open((mount_ / "t/ctl").c_str(), O_RDWR);
+  ASSERT_GE(ctl, 0);
+  const std::string line = "remap t 0x10000 4K anywhere share\n";
+  ASSERT_EQ(::write(ctl, line.data(), line.size()),
+            static_cast<ssize_t>(line.size()));
+  char result[64] = {};
+  ASSERT_GT(::read(ctl, result, sizeof result - 1), 0);
+  EXPECT_STREQ(result, "0x0\n");
+  ::close(ctl);
+  ASSERT_EQ(Ctl("remap t 0x10000 4K 0x20000 copy\n"), 0);
+  std::memset(b.data, 0x55, kPage);
+  ASSERT_EQ(Write(b, 0, kPage), static_cast<ssize_t>(kPage));
+  AlignedBuffer got(kPage);
+  ASSERT_EQ(Read(got, 0x10000, kPage), static_cast<ssize_t>(kPage));
+  EXPECT_EQ(got.data[0], 0x55);  // shared
+  ASSERT_EQ(Read(got, 0x20000, kPage), static_cast<ssize_t>(kPage));
+  EXPECT_EQ(got.data[0], 0x44);  // copied before the write
+  EXPECT_EQ(Ctl("remap t 0x10000 4K 0x20000 copy\n"), ENOMEM);
+  EXPECT_EQ(Ctl("remap t 0x10000 4K 0x30000\n"), EINVAL);
+  EXPECT_EQ(Ctl("remap t 0x10000 4K 0x30000 move\n"), EINVAL);
+  EXPECT_EQ(Ctl("remap nosuch 0x10000 4K 0x30000 copy\n"), ESRCH);
+}
+
 TEST_F(MemTest, TruncateIsANoOpAndFsyncSucceeds) {
   ASSERT_EQ(Ctl("allocate 0x10000 4K\n"), 0);
   AlignedBuffer b(kPage);
