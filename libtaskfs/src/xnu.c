@@ -613,6 +613,49 @@ kern_return_t vm_region_recurse_64(vm_map_read_t target_task,
   return KERN_SUCCESS;
 }
 
+/* ---- remap (libtaskfs's taskfs_vm_remap) -----------------------------------
+ */
+
+kern_return_t mach_vm_remap(vm_map_t target_task,
+                            mach_vm_address_t *target_address,
+                            mach_vm_size_t size, mach_vm_offset_t mask,
+                            int flags, vm_map_read_t src_task,
+                            mach_vm_address_t src_address, boolean_t copy,
+                            vm_prot_t *cur_protection,
+                            vm_prot_t *max_protection,
+                            vm_inherit_t inheritance) {
+  if (target_address == NULL || cur_protection == NULL ||
+      max_protection == NULL) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  /* Where the new mapping goes: anywhere or fixed, and whether the address
+   * returned is the data's (the source's offset in its page kept). A tag,
+   * a random placement and no-cache are taken and change nothing;
+   * overwriting mappings and the codesigning and media flags are not
+   * supported. */
+  const unsigned taken = VM_FLAGS_ANYWHERE | VM_FLAGS_RANDOM_ADDR |
+                         VM_FLAGS_RETURN_DATA_ADDR | VM_FLAGS_ALIAS_MASK;
+  if (((unsigned)flags & ~taken) != 0) return KERN_INVALID_ARGUMENT;
+  struct taskfs_task_view v;
+  kern_return_t kr = taskfs_with_task(src_task, 0, get_view, &v);
+  if (kr != KERN_SUCCESS) return kr;
+  /* An alignment beyond the page's is not supported. */
+  if ((mask & ~(mach_vm_offset_t)(v.page_size - 1)) != 0) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  /* The pages the bytes [src_address, src_address + size) touch. */
+  const uint64_t in_page = src_address % v.page_size;
+  if (size == 0 || size > UINT64_MAX - in_page) return KERN_INVALID_ARGUMENT;
+  const uint64_t offset = (flags & VM_FLAGS_RETURN_DATA_ADDR) ? in_page : 0;
+  vm_address_t a = (vm_address_t)*target_address;
+  kr = taskfs_vm_remap(target_task, &a, (vm_size_t)(size + in_page),
+                       (flags & VM_FLAGS_ANYWHERE) != 0, src_task,
+                       (vm_address_t)src_address, copy, cur_protection,
+                       max_protection, inheritance);
+  if (kr == KERN_SUCCESS) *target_address = a + offset;
+  return kr;
+}
+
 /* ---- hints: checked, no effect ---------------------------------------------
  */
 

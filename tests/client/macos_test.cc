@@ -81,6 +81,13 @@ class ClientMacos : public ::testing::Test {
   std::vector<mach_port_name_t> open_;
 };
 
+// On a mount of the XNU flavor the same programs read and writes any byte
+// range, as on macOS: the library refuses none of them.
+class ClientMacosXnu : public ClientMacos {
+ protected:
+  ClientMacosXnu() : ClientMacos({"-o", "tasks=none,flavor=xnu"}) {}
+};
+
 // A region walker as macOS tools write it, printing lines as maps does.
 std::string WalkRegions(mach_port_name_t task) {
   std::string out;
@@ -618,6 +625,93 @@ TEST_F(ClientMacos, XnuVmTestsReadAndReadOverwriteAreCopies) {
   }
 }
 
+// XNU's vm_tests.c, its remap passes (copy FALSE, then TRUE): the source is
+// the server's data at +8193, size - 9000 bytes, mapped with
+// VM_FLAGS_ANYWHERE | VM_FLAGS_RETURN_DATA_ADDR and VM_INHERIT_NONE; the
+// client compares 64 bytes at the address returned, the server changes
+// them, and a share must follow while a copy must not. Adapted: the client
+// is a second taskfs task (a task's memory cannot be mapped into this
+// process), read with mach_vm_read_overwrite on a mount of the XNU flavor
+// (64 bytes at any address); 2 MiB instead of 140 MiB.
+TEST_F(ClientMacosXnu, XnuVmTestsRemapSharesOrCopies) {
+  const int server_pid = MakeTask("server");
+  const int client_pid = MakeTask("client");
+  constexpr mach_vm_size_t kSize = 2 << 20;
+  constexpr mach_vm_address_t kSrc = 0x200000;
+  Ctl("server", "allocate 0x200000 2M\n");
+  const std::string data = Pattern(kSize, 8);
+  const char kDifferent[64] =
+      "THIS IS DIFFERENT -- BUT WE DON'T know if that's expecTED";
+  const mach_port_name_t server = Open(server_pid);
+  const mach_port_name_t client = Open(client_pid);
+
+  for (const boolean_t copy : {FALSE, TRUE}) {
+    SCOPED_TRACE(copy ? "copy" : "share");
+    ASSERT_EQ(WriteMem(mount_ / "server/mem", kSrc, data), 0);
+    const mach_vm_address_t lsrc = kSrc + 8193;
+    mach_vm_address_t dest = 0;
+    vm_prot_t cur = -1, max = -1;
+    ASSERT_EQ(mach_vm_remap(client, &dest, kSize - 9000, 0,
+                            VM_FLAGS_ANYWHERE | VM_FLAGS_RETURN_DATA_ADDR,
+                            server, lsrc, copy, &cur, &max, VM_INHERIT_NONE),
+              KERN_SUCCESS);
+    EXPECT_EQ(dest % kPage, 8193 % kPage);
+    EXPECT_EQ(cur, VM_PROT_DEFAULT);
+    EXPECT_EQ(max, VM_PROT_ALL);
+    char value[64];
+    mach_vm_size_t got = 0;
+    // The last byte of the range is mapped too.
+    ASSERT_EQ(mach_vm_read_overwrite(client, dest + kSize - 9000 - 64, 64,
+                                     (mach_vm_address_t)value, &got),
+              KERN_SUCCESS);
+    EXPECT_EQ(std::memcmp(value, data.data() + 8193 + kSize - 9000 - 64, 64),
+              0);
+    ASSERT_EQ(mach_vm_read_overwrite(client, dest, 64, (mach_vm_address_t)value,
+                                     &got),
+              KERN_SUCCESS);
+    EXPECT_EQ(std::memcmp(value, data.data() + 8193, 64), 0);
+
+    // The server changes its data at lsrc.
+    std::string page = data.substr(2 * kPage, kPage);
+    page.replace(1, 64, std::string(kDifferent, 64));
+    ASSERT_EQ(WriteMem(mount_ / "server/mem", kSrc + 2 * kPage, page), 0);
+    ASSERT_EQ(mach_vm_read_overwrite(client, dest, 64, (mach_vm_address_t)value,
+                                     &got),
+              KERN_SUCCESS);
+    if (copy) {
+      EXPECT_EQ(std::memcmp(value, data.data() + 8193, 64), 0);
+    } else {
+      EXPECT_EQ(std::memcmp(value, kDifferent, 64), 0);
+    }
+    // The region came with the inheritance asked for.
+    mach_vm_address_t at = dest;
+    mach_vm_size_t size = 0;
+    vm_region_basic_info_data_64_t info;
+    mach_msg_type_number_t count = VM_REGION_BASIC_INFO_COUNT_64;
+    mach_port_t object;
+    ASSERT_EQ(mach_vm_region(client, &at, &size, VM_REGION_BASIC_INFO_64,
+                             (vm_region_info_t)&info, &count, &object),
+              KERN_SUCCESS);
+    EXPECT_EQ(info.inheritance, VM_INHERIT_NONE);
+    EXPECT_EQ(at, dest - dest % kPage);
+    ASSERT_EQ(mach_vm_deallocate(client, at, kSize), KERN_SUCCESS);
+  }
+  // XNU's argument checks.
+  mach_vm_address_t dest = 0;
+  vm_prot_t cur, max;
+  EXPECT_EQ(mach_vm_remap(client, &dest, kPage, 0,
+                          VM_FLAGS_ANYWHERE | VM_FLAGS_OVERWRITE, server, kSrc,
+                          TRUE, &cur, &max, VM_INHERIT_COPY),
+            KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(mach_vm_remap(client, &dest, 0, 0, VM_FLAGS_ANYWHERE, server, kSrc,
+                          TRUE, &cur, &max, VM_INHERIT_COPY),
+            KERN_INVALID_ARGUMENT);
+  dest = 0x200000;
+  EXPECT_EQ(mach_vm_remap(server, &dest, kPage, 0, VM_FLAGS_FIXED, server, kSrc,
+                          TRUE, &cur, &max, VM_INHERIT_COPY),
+            KERN_NO_SPACE);
+}
+
 // Scanners are often threaded: task_for_pid, reads, region walks, suspend
 // counts and deallocations from several threads at once.
 TEST_F(ClientMacos, CallsAreSafeFromSeveralThreads) {
@@ -666,13 +760,6 @@ TEST_F(ClientMacos, CallsAreSafeFromSeveralThreads) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(failures.load(), 0);
 }
-
-// On a mount of the XNU flavor the same program reads and writes any byte
-// range, as on macOS: the library refuses none of them.
-class ClientMacosXnu : public ClientMacos {
- protected:
-  ClientMacosXnu() : ClientMacos({"-o", "tasks=none,flavor=xnu"}) {}
-};
 
 TEST_F(ClientMacosXnu, ScannersReadAndWriteAnyByteRange) {
   const int pid = MakeTask("t");

@@ -50,6 +50,14 @@ kern_return_t mach_vm_region_recurse(vm_map_read_t target_task,
                                      natural_t *nesting_depth,
                                      vm_region_recurse_info_t info,
                                      mach_msg_type_number_t *infoCnt);
+kern_return_t mach_vm_remap(vm_map_t target_task,
+                            mach_vm_address_t *target_address,
+                            mach_vm_size_t size, mach_vm_offset_t mask,
+                            int flags, vm_map_read_t src_task,
+                            mach_vm_address_t src_address, boolean_t copy,
+                            vm_prot_t *cur_protection,
+                            vm_prot_t *max_protection,
+                            vm_inherit_t inheritance);
 kern_return_t mach_vm_page_query(vm_map_read_t target_map,
                                  mach_vm_offset_t offset,
                                  integer_t *disposition, integer_t *ref_count);
