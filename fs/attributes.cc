@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "fs/render.h"
+#include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
 
@@ -39,18 +40,35 @@ void Attributes::FillTask(const TaskNode& node, NodeKind kind,
   st->st_nlink = kind == NodeKind::kDir ? 2 : 1;
   st->st_uid = node.uid;
   st->st_gid = node.gid;
-  // mem's size is the address space; the text files are generated on read.
+  // mem's size is the address space; errors' is every line it ever held, so
+  // tail -f sees it grow (docs/reference.md §7.3); maps and status are
+  // generated on read.
   st->st_size =
-      kind == NodeKind::kMem ? static_cast<off_t>(system_.address_limit()) : 0;
+      kind == NodeKind::kMem      ? static_cast<off_t>(system_.address_limit())
+      : kind == NodeKind::kErrors ? static_cast<off_t>(node.errors->size())
+                                  : 0;
   st->st_blksize = static_cast<blksize_t>(system_.page_size());
+  // mem's blocks are the task's resident memory, so du and ls -s mean
+  // something (docs/reference.md §5). A task being removed has none.
+  if (kind == NodeKind::kMem) {
+    const vm::KernResult<vm::TaskStatistics> stats =
+        vm::task_statistics(*node.task);
+    if (stats.ok()) {
+      st->st_blocks = static_cast<blkcnt_t>(stats.value().resident_bytes / 512);
+    }
+  }
   // mem, maps and status show the task's memory and map: they were last
-  // modified when those last changed (docs/reference.md §5).
+  // modified when those last changed (docs/reference.md §5); errors when its
+  // last line was added.
   st->st_atim = node.created;
   st->st_mtim = st->st_ctim = kind == NodeKind::kMem ||
                                       kind == NodeKind::kMaps ||
                                       kind == NodeKind::kStatus
                                   ? node.task->changed()
                                   : node.created;
+  if (kind == NodeKind::kErrors && node.errors->last_seq() != 0) {
+    st->st_mtim = st->st_ctim = node.errors->changed();
+  }
 }
 
 int Attributes::Get(Ino ino, struct stat* st, bool last) const {

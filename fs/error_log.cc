@@ -36,6 +36,7 @@ std::uint64_t ErrorLog::Cost(const std::string& line) {
 
 void ErrorLog::Drop(std::size_t i) noexcept {
   account_.Release(Cost(lines_[i]));
+  kept_bytes_ -= lines_[i].size();
   std::string().swap(lines_[i]);
 }
 
@@ -54,6 +55,8 @@ std::uint64_t ErrorLog::Record(uid_t uid, std::string_view operation,
   if (line_out != nullptr) *line_out = line;  // may throw: nothing changed yet
   const std::size_t slot = recorded_ % kCapacity;
   recorded_ = seq;
+  total_bytes_ += line.size();
+  timespec_get(&changed_, TIME_UTC);
   Drop(slot);
   // At the limit, the oldest kept lines make room (the slot after this one
   // holds the oldest).
@@ -62,6 +65,7 @@ std::uint64_t ErrorLog::Record(uid_t uid, std::string_view operation,
     if (i == kCapacity) return seq;  // no room at all: counted, not kept
     Drop((slot + i) % kCapacity);
   }
+  kept_bytes_ += line.size();
   lines_[slot] = std::move(line);
   return seq;
 }
@@ -79,6 +83,44 @@ std::string ErrorLog::Text() const {
     text.append(lines_[i % kCapacity]);
   }
   return text;
+}
+
+std::uint64_t ErrorLog::size() const {
+  std::lock_guard lock(mu_);
+  return total_bytes_;
+}
+
+std::uint64_t ErrorLog::Read(std::uint64_t off, std::size_t max,
+                             std::string* out) const {
+  out->clear();
+  std::lock_guard lock(mu_);
+  // The kept lines are the file's last kept_bytes_ bytes: the oldest lines
+  // are the ones dropped, and a line not kept at all had every older line
+  // dropped before it.
+  std::uint64_t pos = total_bytes_ - kept_bytes_;
+  const std::uint64_t from = off > pos ? off : pos;
+  if (from >= total_bytes_) return from;
+  const std::uint64_t end =
+      total_bytes_ - from > max ? from + max : total_bytes_;
+  out->reserve(static_cast<std::size_t>(end - from));
+  const std::uint64_t slots = recorded_ < kCapacity ? recorded_ : kCapacity;
+  for (std::uint64_t i = recorded_ - slots; i < recorded_ && pos < end; ++i) {
+    const std::string& line = lines_[i % kCapacity];
+    const std::uint64_t line_end = pos + line.size();
+    if (line_end > from) {
+      const std::uint64_t lo = from > pos ? from - pos : 0;
+      const std::uint64_t hi = (end < line_end ? end : line_end) - pos;
+      out->append(line, static_cast<std::size_t>(lo),
+                  static_cast<std::size_t>(hi - lo));
+    }
+    pos = line_end;
+  }
+  return from;
+}
+
+timespec ErrorLog::changed() const {
+  std::lock_guard lock(mu_);
+  return changed_;
 }
 
 std::uint64_t ErrorLog::last_seq() const {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -23,6 +24,12 @@ namespace taskfs::fs {
 // line a failure gets (control characters, non-ASCII) are written as \xNN,
 // and OPERATION and REASON are cut at kMaxField bytes, so the log holds at
 // most kCapacity * kMaxLine bytes whatever it is fed.
+//
+// As a file, the log is every line ever recorded, one after another: its
+// size counts them all and only grows, and the kept lines are its last
+// bytes. What lies before them is forgotten; a read there is moved to the
+// oldest kept line (Read), so that tail -f, which reads from where the file
+// last ended, sees each new line once (docs/reference.md §7.3).
 //
 // Thread-safety: all methods may be called concurrently; mu_ is a leaf.
 class ErrorLog {
@@ -49,6 +56,18 @@ class ErrorLog {
   // Every kept line, oldest first, each ending in '\n'.
   std::string Text() const;
 
+  // The bytes of every line ever recorded, kept or not.
+  std::uint64_t size() const;
+
+  // At most max bytes of the file from off on, in *out (empty at or past
+  // its end); returns the offset they start at: off, or the offset of the
+  // oldest kept line when off lies before it.
+  std::uint64_t Read(std::uint64_t off, std::size_t max,
+                     std::string* out) const;
+
+  // When the last line was recorded; zero before the first.
+  timespec changed() const;
+
   // SEQ of the newest line; 0 before the first failure.
   std::uint64_t last_seq() const;
 
@@ -68,6 +87,9 @@ class ErrorLog {
   mutable std::mutex mu_;
   std::array<std::string, kCapacity> lines_;  // guarded by mu_; a ring
   std::uint64_t recorded_ = 0;                // guarded by mu_
+  std::uint64_t total_bytes_ = 0;  // guarded by mu_: of every line recorded
+  std::uint64_t kept_bytes_ = 0;   // guarded by mu_: of lines_
+  timespec changed_{};             // guarded by mu_
 };
 
 }  // namespace taskfs::fs

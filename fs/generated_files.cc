@@ -51,21 +51,11 @@ vm::KernReturn StatusText(const NodeTable& nodes, vm::Task& task,
   return vm::KERN_SUCCESS;
 }
 
-vm::KernReturn ErrorsText(const NodeTable& nodes, const OpenFile& file,
-                          std::string* out) {
-  TaskNode node;
-  if (!nodes.Find(file.task->id(), &node)) return vm::KERN_INVALID_TASK;
-  *out = file.errors->Text();
-  return vm::KERN_SUCCESS;
-}
-
 // A fresh snapshot of file's text in file.text, charged. Requires file.mu.
 vm::KernReturn TakeSnapshot(const NodeTable& nodes, OpenFile& file) {
   const vm::KernReturn kr = file.kind == NodeKind::kMaps
                                 ? MapsText(*file.task, file.account, &file.text)
-                            : file.kind == NodeKind::kStatus
-                                ? StatusText(nodes, *file.task, &file.text)
-                                : ErrorsText(nodes, file, &file.text);
+                                : StatusText(nodes, *file.task, &file.text);
   if (kr != vm::KERN_SUCCESS) {
     file.text.clear();
     return kr;
@@ -80,8 +70,33 @@ std::string_view TextPart(std::string_view text, off_t off, std::size_t size) {
   return text.substr(static_cast<std::size_t>(off), size);
 }
 
+namespace {
+
+// An errors file reads the log itself (ErrorLog::Read), not a snapshot: its
+// bytes stay where they are as lines are added.
+vm::KernReturn ReadErrors(const NodeTable& nodes, OpenFile& file, off_t off,
+                          std::size_t size, std::string* part) {
+  std::lock_guard lock(file.mu);
+  if (TaskNode node; !nodes.Find(file.task->id(), &node)) {
+    return vm::KERN_INVALID_TASK;
+  }
+  // A read from the start begins with the oldest kept line; each read that
+  // finds its bytes forgotten moves this file's later reads on as far, so a
+  // sequential reader sees every kept line once.
+  if (off == 0) file.errors_shift = 0;
+  const std::uint64_t want =
+      static_cast<std::uint64_t>(off) + file.errors_shift;
+  file.errors_shift += file.errors->Read(want, size, part) - want;
+  return vm::KERN_SUCCESS;
+}
+
+}  // namespace
+
 vm::KernReturn ReadGenerated(const NodeTable& nodes, OpenFile& file, off_t off,
                              std::size_t size, std::string* part) {
+  if (file.kind == NodeKind::kErrors) {
+    return ReadErrors(nodes, file, off, size, part);
+  }
   std::lock_guard lock(file.mu);
   vm::KernReturn kr = vm::KERN_SUCCESS;
   if (off == 0 || file.text.empty()) {

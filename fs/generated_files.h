@@ -23,7 +23,9 @@ std::string_view TextPart(std::string_view text, off_t off, std::size_t size);
 
 // A read of size bytes at off (not negative) of file, a maps, status or
 // errors file: its part of the snapshot in *part. The snapshot is taken
-// afresh by a read at offset 0, or when the file holds none. KERN_SUCCESS;
+// afresh by a read at offset 0, or when the file holds none. An errors file
+// has no snapshot: it reads the task's log at off (ErrorLog::Read), moved on
+// past forgotten lines as docs/reference.md §7.3 says. KERN_SUCCESS;
 // KERN_INVALID_TASK once the task is removed (the rest of a snapshot is
 // I/O on the task too, docs/reference.md §4); KERN_RESOURCE_SHORTAGE if the
 // memory limit refuses the snapshot; or the core's code for a snapshot it could

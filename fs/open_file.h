@@ -101,6 +101,10 @@ struct OpenFile {
   std::size_t text_charge = 0;  // guarded by mu: what text is charged
   std::string text;  // guarded by mu: ctl's result line, maps/status snapshot
   std::size_t ctl_cursor = 0;  // guarded by mu: what reads of ctl have taken
+  // Guarded by mu: how far an errors file's reads are moved on, past the
+  // lines forgotten when they were read (ErrorLog::Read); reset by a read
+  // at offset 0.
+  std::uint64_t errors_shift = 0;
   LineAssembler ctl_lines{kMaxCtlLine};  // guarded by mu: a cut ctl line
 };
 

@@ -36,7 +36,8 @@
   S(taskfs_vm_region)           \
   S(taskfs_vm_map_copy)         \
   S(taskfs_last_reason)         \
-  S(taskfs_vm_remap)
+  S(taskfs_vm_remap)            \
+  S(taskfs_page_state)
 
 #define TASKFS_FIELDS_taskfs_vm_copy(F, s) F(s, src) F(s, size) F(s, dst)
 #define TASKFS_FIELDS_taskfs_vm_allocate(F, s) \
@@ -53,8 +54,22 @@
 #define TASKFS_FIELDS_taskfs_last_reason(F, s) F(s, seq) F(s, line)
 #define TASKFS_FIELDS_taskfs_vm_remap(F, s)                     \
   F(s, src_task_id)                                             \
-  F(s, src_address) F(s, size) F(s, target_address) F(s, flags) \
-      F(s, inheritance) F(s, cur_protection) F(s, max_protection)
+  F(s, src_address)                                             \
+  F(s, size) F(s, target_address) F(s, flags) F(s, inheritance) \
+      F(s, cur_protection) F(s, max_protection)
+#define TASKFS_FIELDS_taskfs_page_state(F, s) \
+  F(s, flags) F(s, mappings) F(s, identity)
+
+/* The page query is a header (address, count) and an array of
+ * taskfs_page_state: _table.py gives the header's format and where the
+ * array starts; these checks make that the C layout. */
+_Static_assert(offsetof(struct taskfs_vm_page_query, pages) ==
+                   2 * sizeof(uint64_t),
+               "taskfs_vm_page_query: pages follows address and count");
+_Static_assert(sizeof(struct taskfs_vm_page_query) ==
+                   offsetof(struct taskfs_vm_page_query, pages) +
+                       TASKFS_PAGE_QUERY_MAX * sizeof(struct taskfs_page_state),
+               "taskfs_vm_page_query: no padding");
 
 #define TASKFS_MEMBER(s, f) (((struct s *)0)->f)
 /* clang-format off */
@@ -151,6 +166,10 @@ int main(void) {
   TASKFS_PRINT_INT(TASKFS_VM_MAP_COPY_SRC_DESTROY)
   TASKFS_PRINT_INT(TASKFS_VM_REMAP_ANYWHERE)
   TASKFS_PRINT_INT(TASKFS_VM_REMAP_COPY)
+  TASKFS_PRINT_INT(TASKFS_PAGE_ALLOCATED)
+  TASKFS_PRINT_INT(TASKFS_PAGE_RESIDENT)
+  TASKFS_PRINT_INT(TASKFS_PAGE_SHARED)
+  TASKFS_PRINT_INT(TASKFS_PAGE_QUERY_MAX)
 #undef TASKFS_PRINT_INT
 #define TASKFS_PRINT_IOC(name) \
   printf("%s = 0x%08lx\n", #name, (unsigned long)(name));
@@ -163,6 +182,7 @@ int main(void) {
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_MAP_COPY)
   TASKFS_PRINT_IOC(TASKFS_IOC_LAST_REASON)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_REMAP)
+  TASKFS_PRINT_IOC(TASKFS_IOC_VM_PAGE_QUERY)
 #undef TASKFS_PRINT_IOC
 
   printf(
@@ -184,6 +204,11 @@ int main(void) {
 #undef TASKFS_PRINT_STRUCT
 #undef TASKFS_FIELD_ROW
   printf("}\n");
+  printf(
+      "\n# taskfs_vm_page_query: its header (address, count) and its size;\n"
+      "# the TASKFS_PAGE_QUERY_MAX taskfs_page_state follow the header.\n");
+  printf("PAGE_QUERY_HEADER = \"=QQ\"\n");
+  printf("PAGE_QUERY_SIZE = %zu\n", sizeof(struct taskfs_vm_page_query));
 
   printf(
       "\n# A task's name (docs/reference.md \xc2\xa7"

@@ -85,7 +85,12 @@ struct PageState {
   static constexpr std::uint32_t kShared = 4;
 
   std::uint32_t flags = 0;
-  // How many addresses, of all tasks, map its memory; 0 unless resident.
+  // How many mappings of its memory the core counts along this task's way
+  // to it (page-table nodes shared by copies and forks, the entries
+  // covering its index, the other slots holding the page): 1 for memory of
+  // its own, more exactly when kShared; 0 unless resident. Exact while
+  // what was copied is unwritten on every side; after partial writes it is
+  // an estimate, which two mappings of one page may give differently.
   std::uint32_t mappings = 0;
   // Equal for two resident pages exactly when they are the same memory
   // (for the daemon's life; a token, not an address); 0 unless resident.

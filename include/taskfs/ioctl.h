@@ -95,7 +95,9 @@ struct taskfs_vm_map_copy {
  * region holds the page; RESIDENT, the page has been written and holds
  * memory (a never-written page reads as zeros and holds none); SHARED, its
  * memory is also mapped at another address or by another task. mappings:
- * how many addresses, in all tasks, map its memory (0 if not resident).
+ * how many mappings of its memory there are, 1 for memory of its own, more
+ * exactly when SHARED, 0 if not resident (an estimate once a copy is
+ * partly written: compare identities, not counts; taskfs(1)).
  * identity: equal for two resident pages exactly when they are the same
  * memory, within one daemon's life; opaque, 0 if not resident. */
 #define TASKFS_PAGE_ALLOCATED 1u

@@ -24,12 +24,16 @@ close() from one thread closes the descriptor only once the calls of the
 others are done with it.
 """
 
+import array
 import collections
+import concurrent.futures
 import contextlib
+import ctypes
 import errno as _errno
 import fcntl
 import operator
 import os
+import re
 import struct
 import threading
 
@@ -48,7 +52,8 @@ from ._table import (  # noqa: F401  (re-exported: Mach's numbers)
 )
 
 __all__ = [
-    "Task", "Region", "ErrorRecord", "MachError", "kern_name",
+    "Task", "Region", "ErrorRecord", "PageState", "DiffEntry", "MachError",
+    "kern_name", "PAGE_ALLOCATED", "PAGE_RESIDENT", "PAGE_SHARED",
     "errno_from_kern", "kern_from_errno", "valid_task_name",
 ]
 
@@ -188,6 +193,22 @@ class Region(collections.namedtuple(
                 f"{_prot_text(self.protection)}/"
                 f"{_prot_text(self.max_protection)} {inheritance})")
 
+# The page-state query's flags (docs/reference.md §5.2).
+PAGE_ALLOCATED = _table.TASKFS_PAGE_ALLOCATED
+PAGE_RESIDENT = _table.TASKFS_PAGE_RESIDENT
+PAGE_SHARED = _table.TASKFS_PAGE_SHARED
+
+# One page's state: flags (PAGE_*), how many addresses map its memory, and
+# its identity (equal for two resident pages exactly when they are the same
+# memory; 0 if not resident).
+PageState = collections.namedtuple("PageState", "flags mappings identity")
+
+# One difference of Task.diff (docs/reference.md §9.4): kind "<" (a maps
+# line only the first task has), ">" (only the second), "!" (pages whose
+# contents differ) or "?" (pages that differ, unreadable in one task);
+# [start, end); region, the Region of "<" and ">", else None.
+DiffEntry = collections.namedtuple("DiffEntry", "kind start end region")
+
 # One line of a task's errors file (docs/reference.md §7).
 ErrorRecord = collections.namedtuple("ErrorRecord", "seq uid operation name reason")
 
@@ -207,6 +228,69 @@ def _parse_errors(text):
         records.append(ErrorRecord(int(head), int(uid_text), operation,
                                    "KERN_" + name, reason))
     return records
+
+
+# _resident_runs' byte per page: 1 for resident flags, else 0.
+_RESIDENT_BYTES = bytes(1 if v & _table.TASKFS_PAGE_RESIDENT else 0
+                        for v in range(256))
+_RESIDENT_RUN = re.compile(b"\x01+")
+
+
+def _libc_memmem():
+    """glibc's memmem through ctypes, or None where it cannot be had."""
+    try:
+        memmem = ctypes.CDLL(None, use_errno=False).memmem
+    except (OSError, AttributeError):
+        return None
+    memmem.restype = ctypes.c_void_p
+    memmem.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p,
+                       ctypes.c_size_t]
+    return memmem
+
+
+_MEMMEM = _libc_memmem()
+
+
+class _Searcher:
+    """Calls (buf, lo, hi) -> the offsets where pattern starts within
+    buf[lo:hi], ascending: libc's memmem where there is one (faster than
+    bytes.find, and it lets other threads run), else bytes.find."""
+
+    def __init__(self, pattern):
+        self.pattern = pattern
+
+    def __call__(self, buf, lo, hi):
+        n = len(self.pattern)
+        if _MEMMEM is None:
+            i = buf.find(self.pattern, lo, hi)
+            while i >= 0:
+                yield i
+                i = buf.find(self.pattern, i + 1, hi)
+            return
+        c_buf = (ctypes.c_char * len(buf)).from_buffer(buf)
+        try:
+            base = ctypes.addressof(c_buf)
+            i = lo
+            while hi - i >= n:
+                found = _MEMMEM(base + i, hi - i, self.pattern, n)
+                if found is None:
+                    return
+                i = found - base
+                yield i
+                i += 1
+        finally:
+            del c_buf
+
+
+def _maps_runs(regions):
+    """regions with adjacent ones of equal attributes joined: maps's lines."""
+    runs = []
+    for r in regions:
+        if runs and runs[-1].end == r.start and runs[-1][2:] == r[2:]:
+            runs[-1] = runs[-1]._replace(end=r.end)
+        else:
+            runs.append(r)
+    return runs
 
 
 def _dev_text(dev):
@@ -706,6 +790,215 @@ class Task:
             if own >= 0:
                 os.close(own)
             self._release()
+
+    # --- page states, find and diff -----------------------------------------
+
+    _PAGE_STATE = struct.Struct(_table.IOCTL_STRUCTS["taskfs_page_state"][0])
+    _PAGE_QUERY_HEADER = struct.Struct(_table.PAGE_QUERY_HEADER)
+
+    def _page_states(self, address, count):
+        """The raw taskfs_page_state array of count pages (at most
+        TASKFS_PAGE_QUERY_MAX) from the page holding address, as bytes."""
+        buf = bytearray(_table.PAGE_QUERY_SIZE)
+        self._PAGE_QUERY_HEADER.pack_into(buf, 0, address, count)
+        out = self._ioctl(f"vm_page_query 0x{address:x} {count}",
+                          _table.TASKFS_IOC_VM_PAGE_QUERY, buf, False,
+                          mutable=True)
+        start = self._PAGE_QUERY_HEADER.size
+        return out[start:start + count * self._PAGE_STATE.size]
+
+    def _page_chunks(self, start, end):
+        """(address, raw states) for the pages of [start, end) (page
+        aligned), TASKFS_PAGE_QUERY_MAX pages at a time."""
+        page = self.page_size
+        step = _table.TASKFS_PAGE_QUERY_MAX * page
+        for address in range(start, end, step):
+            count = (min(end, address + step) - address) // page
+            yield address, self._page_states(address, count)
+
+    def page_query(self, address, size):
+        """The PageState of each page of [address, address+size) rounded out
+        to pages, in order; pages no region holds have flags 0."""
+        address, size = self._ints("page_query", address=address, size=size)
+        page = self.page_size
+        start = address - address % page
+        end = -(-(address + size) // page) * page
+        states = []
+        for _, raw in self._page_chunks(start, end):
+            states.extend(PageState._make(t)
+                          for t in self._PAGE_STATE.iter_unpack(raw))
+        return states
+
+    def _resident_runs(self, start, end):
+        """[s, e) runs of resident pages within [start, end), ascending."""
+        page = self.page_size
+        runs = []
+        for address, raw in self._page_chunks(start, end):
+            # One byte per page: 1 if resident (flags are below 256).
+            flags = array.array("I", raw)[0::self._PAGE_STATE.size // 4]
+            resident = array.array("B", flags).tobytes().translate(
+                _RESIDENT_BYTES)
+            for m in _RESIDENT_RUN.finditer(resident):
+                s, e = address + m.start() * page, address + m.end() * page
+                if runs and runs[-1][1] == s:
+                    runs[-1][1] = e
+                else:
+                    runs.append([s, e])
+        return runs
+
+    def _readable_spans(self):
+        """[start, end) of the readable memory, adjacent regions joined."""
+        spans = []
+        for region in self.regions():
+            if not region.protection & _table.VM_PROT_READ:
+                continue
+            if spans and spans[-1][1] == region.start:
+                spans[-1][1] = region.end
+            else:
+                spans.append([region.start, region.end])
+        return spans
+
+    _FIND_CHUNK = 8 << 20
+
+    def _find_in(self, pattern, start, end, lead, trail):
+        """Addresses of pattern in [start, end), with lead zero bytes before
+        start and trail after end (never-written memory) searched too. The
+        next chunk is read while this one is searched."""
+        n = len(pattern)
+        chunk = self._FIND_CHUNK
+        pre = max(lead, n - 1)
+        bufs = [bytearray(pre + chunk + n - 1) for _ in range(2)]
+        views = [memoryview(b) for b in bufs]
+        search = _Searcher(pattern)
+
+        def read(k, address):
+            size = min(chunk, end - address)
+            self.vm_read_overwrite(address, views[k][pre:pre + size])
+            return size
+
+        addresses = range(start, end, chunk)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(read, 0, start)
+            # The bytes before the chunk: the lead's zeros, then the last
+            # n-1 bytes of the chunk before.
+            carry = bytes(lead)
+            for index, address in enumerate(addresses):
+                k = index % 2
+                size = pending.result()
+                last = index + 1 == len(addresses)
+                if not last:
+                    pending = pool.submit(read, 1 - k, addresses[index + 1])
+                lo, hi = pre - len(carry), pre + size
+                views[k][lo:pre] = carry
+                carry = bytes(views[k][max(lo, hi - (n - 1)):hi])
+                if last and trail:
+                    views[k][hi:hi + trail] = bytes(trail)
+                    hi += trail
+                # A match found here starts before hi-n+1; the next chunk's
+                # at or after it: none twice.
+                for i in search(bufs[k], lo, hi):
+                    yield address - pre + i
+
+    def find(self, pattern):
+        """Yields, ascending, every address where pattern (bytes) occurs in
+        readable memory, matches across pages and adjacent regions
+        included; unreadable regions and unallocated addresses are skipped.
+        Pages never written are zeros and are read only when a match can
+        lie in them."""
+        pattern = bytes(pattern)
+        n = len(pattern)
+        if n == 0:
+            raise MachError(_table_kern("KERN_INVALID_ARGUMENT"),
+                            "empty pattern", "find")
+        zeros = pattern.count(0) == n
+        for start, end in self._readable_spans():
+            if zeros:
+                yield from self._find_in(pattern, start, end, 0, 0)
+                continue
+            # Runs of written pages, joined across gaps shorter than the
+            # pattern (a match could span them); a match reaching into the
+            # zeros around a run needs at most n-1 of them.
+            runs = []
+            for s, e in self._resident_runs(start, end):
+                if runs and s - runs[-1][1] < n:
+                    runs[-1][1] = e
+                else:
+                    runs.append([s, e])
+            for s, e in runs:
+                lead = min(n - 1, s - start)
+                trail = min(n - 1, end - e)
+                yield from self._find_in(pattern, s, e, lead, trail)
+
+    def diff(self, other):
+        """The differences between this task and other (a Task of the same
+        mount) as DiffEntry tuples sorted by address: maps lines only one
+        has ("<" this, ">" other), then, where both have readable memory,
+        maximal runs of pages whose contents differ ("!"), or that hold
+        different memory where either cannot be read ("?"). Pages of the
+        same memory (equal identity) and pages neither task wrote are not
+        read."""
+        _check_type(other, Task, "other", "a taskfs.Task", "diff")
+        mine, theirs = _maps_runs(self.regions()), _maps_runs(other.regions())
+        entries = []
+        a_lines, b_lines = set(mine), set(theirs)
+        entries += [DiffEntry("<", r.start, r.end, r) for r in mine
+                    if r not in b_lines]
+        entries += [DiffEntry(">", r.start, r.end, r) for r in theirs
+                    if r not in a_lines]
+        page = self.page_size
+        runs = []  # [kind, start, end] of pages to report or read
+
+        def add(kind, a):
+            if runs and runs[-1][0] == kind and runs[-1][2] == a:
+                runs[-1][2] = a + page
+            else:
+                runs.append([kind, a, a + page])
+
+        i = j = 0
+        while i < len(mine) and j < len(theirs):
+            ra, rb = mine[i], theirs[j]
+            start, end = max(ra.start, rb.start), min(ra.end, rb.end)
+            if start < end:
+                readable = (ra.protection & rb.protection
+                            & _table.VM_PROT_READ)
+                kind = "read" if readable else "?"
+                for (address, x), (_, y) in zip(
+                        self._page_chunks(start, end),
+                        other._page_chunks(start, end)):
+                    # Two pages hold the same bytes if they are the same
+                    # memory, or if neither was written (identity 0 both).
+                    ids_x = array.array("Q", x)[1::2]
+                    ids_y = array.array("Q", y)[1::2]
+                    if ids_x == ids_y:
+                        continue
+                    for k, (p, q) in enumerate(zip(ids_x, ids_y)):
+                        if p != q:
+                            add(kind, address + k * page)
+            if ra.end <= rb.end:
+                i += 1
+            else:
+                j += 1
+        chunk = self._FIND_CHUNK
+        for kind, start, end in runs:
+            if kind == "?":
+                entries.append(DiffEntry("?", start, end, None))
+                continue
+            for address in range(start, end, chunk):
+                n = min(chunk, end - address)
+                a, b = self.vm_read(address, n), other.vm_read(address, n)
+                if a == b:
+                    continue
+                for k in range(0, n, page):
+                    if a[k:k + page] != b[k:k + page]:
+                        p = address + k
+                        last = entries[-1] if entries else None
+                        if last and last.kind == "!" and last.end == p:
+                            entries[-1] = last._replace(end=p + page)
+                        else:
+                            entries.append(DiffEntry("!", p, p + page, None))
+        order = {"<": 0, ">": 1, "!": 2, "?": 3}
+        entries.sort(key=lambda e: (e.start, order[e.kind]))
+        return entries
 
     # --- tasks ---------------------------------------------------------------
 

@@ -197,6 +197,16 @@ class TaskTest(MountedTest):
             "taskfs_last_reason": taskfs._table.TASKFS_IOC_LAST_REASON,
             "taskfs_vm_remap": taskfs._table.TASKFS_IOC_VM_REMAP,
         }
+        # The page query's array element, and the query: its header and
+        # TASKFS_PAGE_QUERY_MAX of them, the size its number encodes.
+        element = structs["taskfs_page_state"]
+        self.assertEqual(element, ("=IIQ", 16, ("flags", "mappings", "identity")))
+        query = (struct.calcsize(taskfs._table.PAGE_QUERY_HEADER)
+                 + taskfs._table.TASKFS_PAGE_QUERY_MAX * element[1])
+        self.assertEqual(taskfs._table.PAGE_QUERY_SIZE, query)
+        self.assertEqual((taskfs._table.TASKFS_IOC_VM_PAGE_QUERY >> 16) & 0x3FFF,
+                         query)
+        structs = {n: v for n, v in structs.items() if n != "taskfs_page_state"}
         self.assertEqual(set(structs), set(numbers))
         for name, (fmt, size, fields) in structs.items():
             self.assertTrue(fmt.startswith("="), name)
@@ -913,6 +923,215 @@ class ErrorsFileTest(MountedTest):
         seqs = [r.seq for r in records]
         self.assertEqual(seqs, sorted(seqs))
         self.assertTrue(records[-1].operation.startswith("pread"))
+
+
+# --- page states, find and diff (docs/reference.md §9) ----------------------
+
+def reference_find(task, pattern):
+    """Every address of pattern in task's readable memory, by plain reads of
+    each run of adjacent readable regions."""
+    spans = []
+    for r in task.regions():
+        if not r.protection & taskfs.VM_PROT_READ:
+            continue
+        if spans and spans[-1][1] == r.start:
+            spans[-1][1] = r.end
+        else:
+            spans.append([r.start, r.end])
+    found = []
+    for start, end in spans:
+        data = task.vm_read(start, end - start)
+        i = data.find(pattern)
+        while i >= 0:
+            found.append(start + i)
+            i = data.find(pattern, i + 1)
+    return found
+
+
+def reference_diff(a, b):
+    """Task.diff's entries by plain reads: maps lines of one task only, then
+    runs of differing pages where both can read."""
+    ra, rb = a.maps().splitlines(), b.maps().splitlines()
+
+    def parse(line):
+        span, attrs = line.split(" ", 1)
+        s, e = (int(x, 16) for x in span.split("-"))
+        return s, e, attrs
+
+    entries = [("<",) + parse(x) for x in ra if x not in set(rb)]
+    entries += [(">",) + parse(x) for x in rb if x not in set(ra)]
+    readable_b = {}
+    for s, e, attrs in map(parse, rb):
+        for p in range(s, e, PAGE):
+            readable_b[p] = attrs[0] == "r"
+    for s, e, attrs in map(parse, ra):
+        for p in range(s, e, PAGE):
+            if attrs[0] != "r" or not readable_b.get(p):
+                continue
+            if a.vm_read(p, PAGE) != b.vm_read(p, PAGE):
+                last = entries[-1] if entries else None
+                if last and last[0] == "!" and last[2] == p:
+                    entries[-1] = ("!", last[1], p + PAGE, None)
+                else:
+                    entries.append(("!", p, p + PAGE, None))
+    order = {"<": 0, ">": 1, "!": 2}
+    return sorted(entries, key=lambda x: (x[1], order[x[0]]))
+
+
+class ToolsTest(MountedTest):
+    OPTIONS = "tasks=none,address_bits=32"
+
+    def random_task(self, rng, task):
+        """A few regions of random protections, some of their pages written
+        with bytes from a small alphabet (so patterns recur), some left
+        never written; adjacent regions included."""
+        address = A
+        for _ in range(rng.randint(2, 5)):
+            pages = rng.randint(1, 12)
+            task.vm_allocate(pages * PAGE, address)
+            for p in range(pages):
+                if rng.random() < 0.6:
+                    data = bytes(rng.choice(b"ab\0") for _ in range(PAGE))
+                    task.vm_write(address + p * PAGE, data)
+            prot = rng.choice([taskfs.VM_PROT_DEFAULT, taskfs.VM_PROT_READ,
+                               taskfs.VM_PROT_NONE, taskfs.VM_PROT_DEFAULT])
+            task.vm_protect(address, pages * PAGE, prot)
+            address += pages * PAGE + rng.choice([0, 0, PAGE, 3 * PAGE])
+
+    def test_page_query_flags_mappings_identity(self):
+        t = self.task
+        t.vm_allocate(1200 * PAGE, A)  # more than one ioctl's worth
+        t.vm_write(A + PAGE, b"x" * PAGE)
+        t.vm_write(A + 1100 * PAGE, b"y" * PAGE)
+        states = t.page_query(A - PAGE, 1202 * PAGE + 1)
+        self.assertEqual(len(states), 1203)
+        self.assertEqual(states[0], taskfs.PageState(0, 0, 0))  # unallocated
+        self.assertEqual(states[1], (taskfs.PAGE_ALLOCATED, 0, 0))  # zeros
+        self.assertEqual(states[2].flags,
+                         taskfs.PAGE_ALLOCATED | taskfs.PAGE_RESIDENT)
+        self.assertEqual(states[2].mappings, 1)
+        self.assertNotEqual(states[2].identity, 0)
+        self.assertEqual(states[1101].flags, states[2].flags)
+        self.assertNotEqual(states[1101].identity, states[2].identity)
+        self.assertEqual(states[1202], (0, 0, 0))
+        # A fork shares the page: same identity, two mappings, shared.
+        child = t.fork("pq-child")
+        self.addCleanup(self._remove, child)
+        mine, theirs = t.page_query(A + PAGE, 1), child.page_query(A + PAGE, 1)
+        self.assertEqual(mine, theirs)
+        self.assertEqual(mine[0].flags, taskfs.PAGE_ALLOCATED
+                         | taskfs.PAGE_RESIDENT | taskfs.PAGE_SHARED)
+        self.assertEqual(mine[0].mappings, 2)
+        self.assertEqual(t.page_query(A, 0), [])
+        self.assertMachError("KERN_INVALID_ADDRESS", t.page_query,
+                             (1 << 32) - PAGE, 2 * PAGE)
+
+    def test_ctl_pages_prints_runs_of_equal_state(self):
+        t = self.task
+        t.vm_allocate(8 * PAGE, A)
+        t.vm_write(A + 2 * PAGE, b"z" * 2 * PAGE)
+        r = ctl(t.path, "pages", hex(A - PAGE), "40K")
+        self.assertEqual((r.returncode, r.stderr), (0, b""))
+        self.assertEqual(r.stdout.decode(),
+                         f"{A - PAGE:016x}-{A:016x} --- 0\n"
+                         f"{A:016x}-{A + 2 * PAGE:016x} a-- 0\n"
+                         f"{A + 2 * PAGE:016x}-{A + 4 * PAGE:016x} ar- 1\n"
+                         f"{A + 4 * PAGE:016x}-{A + 8 * PAGE:016x} a-- 0\n"
+                         f"{A + 8 * PAGE:016x}-{A + 9 * PAGE:016x} --- 0\n")
+
+    def test_find_matches_plain_reads(self):
+        import random
+        for seed in range(6):
+            rng = random.Random(seed)
+            t = taskfs.Task.create(self.mount.path, f"find-{seed}")
+            self.addCleanup(self._remove, t)
+            self.random_task(rng, t)
+            for pattern in (b"ab", b"ba\0a", b"a" * 9, b"\0", b"\0" * 5,
+                            b"b\0\0", bytes(PAGE + 3),
+                            b"\0" * 3 + b"ab", b"zz"):
+                self.assertEqual(list(t.find(pattern)),
+                                 reference_find(t, pattern), (seed, pattern))
+
+    def test_find_across_pages_regions_and_never_written_memory(self):
+        t = self.task
+        t.vm_allocate(2 * PAGE, A)
+        t.vm_allocate(2 * PAGE, A + 2 * PAGE)  # adjacent: one span
+        t.vm_allocate(PAGE, A + 5 * PAGE)
+        t.vm_protect(A + 5 * PAGE, PAGE, taskfs.VM_PROT_NONE)
+        t.vm_write(A + PAGE, bytes(PAGE - 3) + b"NEE")   # across the regions
+        t.vm_write(A + 2 * PAGE, b"DLE" + bytes(PAGE - 3))
+        self.assertEqual(list(t.find(b"NEEDLE")), [A + 2 * PAGE - 3])
+        # A match reaching into a page never written (zeros).
+        t.vm_write(A + 3 * PAGE, bytes(PAGE - 2) + b"QQ")
+        t.vm_deallocate(A, PAGE)
+        self.assertEqual(list(t.find(b"QQ\0\0")), [])  # A+4P: not allocated
+        t.vm_write(A + PAGE, bytes(PAGE - 2) + b"RR")  # A+2P written: "DLE"
+        self.assertEqual(list(t.find(b"RRDLE")), [A + 2 * PAGE - 2])
+        # The unreadable region is skipped, even for zeros.
+        self.assertEqual(list(t.find(bytes(PAGE))),
+                         reference_find(t, bytes(PAGE)))
+        self.assertTrue(all(a < A + 4 * PAGE for a in t.find(b"\0")))
+        r = ctl(t.path, "find", "RR\\x44LE")
+        self.assertEqual((r.returncode, r.stdout), (0, b"%#x\n" % (A + 2 * PAGE - 2)))
+        numbers = struct.pack("=IQ", 0xdeadbeef, 1 << 40)
+        t.vm_write(A + 2 * PAGE, (b"DLE" + bytes(61) + numbers).ljust(PAGE, b"\0"))
+        r = ctl(t.path, "find", "--u32", "0xdeadbeef")
+        self.assertEqual(r.stdout, b"%#x\n" % (A + 2 * PAGE + 64))
+        r = ctl(t.path, "find", "--u64", str(1 << 40))
+        self.assertEqual(r.stdout, b"%#x\n" % (A + 2 * PAGE + 68))
+        self.assertEqual(ctl(t.path, "find", "--u32", "0x1FFFFFFFF").returncode, 2)
+
+    def test_diff_matches_plain_reads(self):
+        import random
+        for seed in range(6):
+            rng = random.Random(100 + seed)
+            a = taskfs.Task.create(self.mount.path, f"diff-a{seed}")
+            self.addCleanup(self._remove, a)
+            self.random_task(rng, a)
+            for r in a.regions():
+                a.vm_protect(r.start, r.end - r.start, taskfs.VM_PROT_DEFAULT)
+            b = a.fork(f"diff-b{seed}")
+            self.addCleanup(self._remove, b)
+            self.assertEqual(a.diff(b), [])
+            regions = a.regions()
+            read_only = set()
+            for _ in range(rng.randint(1, 6)):
+                r = rng.choice(regions)
+                p = rng.randrange(r.start, r.end, PAGE)
+                if p in read_only:
+                    continue
+                what = rng.random()
+                if what < 0.5:
+                    b.vm_write(p, bytes(rng.choice(b"abc") for _ in range(PAGE)))
+                elif what < 0.65:
+                    b.vm_write(p, bytes(PAGE))  # zeros over a page
+                elif what < 0.8:
+                    b.vm_copy(r.start, PAGE, p)  # a copy: maybe equal bytes
+                else:
+                    b.vm_protect(p, PAGE, taskfs.VM_PROT_READ)
+                    read_only.add(p)
+            got = [(e.kind, e.start, e.end,
+                    repr(e.region).split(" ", 1)[1].rstrip(")") if e.region
+                    else None) for e in a.diff(b)]
+            self.assertEqual(got, reference_diff(a, b), seed)
+            out = ctl("diff", a.path, b.path)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            want = "".join(
+                f"{k} {s:016x}-{e:016x}" + (f" {x}" if x else "") + "\n"
+                for k, s, e, x in reference_diff(a, b))
+            self.assertEqual(out.stdout.decode(), want, seed)
+
+    def test_diff_of_unreadable_memory_is_by_identity(self):
+        a = self.task
+        a.vm_allocate(4 * PAGE, A)
+        a.vm_write(A, b"q" * 4 * PAGE)
+        b = a.fork("unread-b")
+        self.addCleanup(self._remove, b)
+        b.vm_write(A + PAGE, b"r" * PAGE)
+        a.vm_protect(A, 4 * PAGE, taskfs.VM_PROT_NONE)
+        b.vm_protect(A, 4 * PAGE, taskfs.VM_PROT_NONE)
+        self.assertEqual([tuple(e)[:3] for e in a.diff(b)],
+                         [("?", A + PAGE, A + 2 * PAGE)])
 
 
 if __name__ == "__main__":

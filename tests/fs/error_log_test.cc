@@ -140,5 +140,75 @@ TEST(ErrorLogTest, AtTheMemoryLimitTheOldestLinesMakeRoom) {
   EXPECT_LE(tight.used(), tight.limit());
 }
 
+// --- the log as a file (docs/reference.md §7.3) ------------------------------
+
+TEST(ErrorLogTest, SizeCountsEveryLineEverRecordedAndOnlyGrows) {
+  ErrorLog log(Unlimited());
+  EXPECT_EQ(log.size(), 0u);
+  std::uint64_t total = 0;
+  std::uint64_t last = 0;
+  for (int i = 1; i <= 300; ++i) {
+    log.Record(0, "op " + std::to_string(i), vm::KERN_NO_SPACE, "why");
+    total += (std::to_string(i) + " uid 0 op " + std::to_string(i) +
+              ": KERN_NO_SPACE: why\n")
+                 .size();
+    ASSERT_EQ(log.size(), total);
+    ASSERT_GT(log.size(), last);
+    last = log.size();
+  }
+  // The kept lines are the file's last bytes.
+  const std::string text = log.Text();
+  std::string part;
+  EXPECT_EQ(log.Read(total - text.size(), 1 << 20, &part), total - text.size());
+  EXPECT_EQ(part, text);
+}
+
+TEST(ErrorLogTest, ReadIsAtCumulativeOffsets) {
+  ErrorLog log(Unlimited());
+  std::string part = "left";
+  EXPECT_EQ(log.Read(0, 100, &part), 0u);
+  EXPECT_EQ(part, "");
+  log.Record(0, "a", vm::KERN_NO_SPACE,
+             "x");  // "1 uid 0 a: KERN_NO_SPACE: x\n"
+  log.Record(0, "b", vm::KERN_NO_SPACE, "y");
+  const std::string all = log.Text();
+  EXPECT_EQ(log.Read(5, 7, &part), 5u);
+  EXPECT_EQ(part, all.substr(5, 7));
+  // A read across two lines, and one that runs past the end.
+  EXPECT_EQ(log.Read(20, 1000, &part), 20u);
+  EXPECT_EQ(part, all.substr(20));
+  EXPECT_EQ(log.Read(all.size(), 10, &part), all.size());
+  EXPECT_EQ(part, "");
+  EXPECT_EQ(log.Read(all.size() + 50, 10, &part), all.size() + 50);
+  EXPECT_EQ(part, "");
+}
+
+TEST(ErrorLogTest, AReadOfForgottenBytesMovesToTheOldestKeptLine) {
+  ErrorLog log(Unlimited());
+  for (int i = 1; i <= 260; ++i) {
+    log.Record(0, "op", vm::KERN_NO_SPACE, "why");
+  }
+  const std::string text = log.Text();
+  const std::uint64_t oldest = log.size() - text.size();
+  ASSERT_GT(oldest, 0u);
+  ASSERT_EQ(text.substr(0, 4), "5 ui");
+  std::string part;
+  EXPECT_EQ(log.Read(0, 10, &part), oldest);
+  EXPECT_EQ(part, text.substr(0, 10));
+  EXPECT_EQ(log.Read(oldest - 1, 1 << 20, &part), oldest);
+  EXPECT_EQ(part, text);
+}
+
+TEST(ErrorLogTest, ChangedIsTheTimeOfTheLastLine) {
+  ErrorLog log(Unlimited());
+  EXPECT_EQ(log.changed().tv_sec, 0);
+  timespec before{};
+  timespec_get(&before, TIME_UTC);
+  log.Record(0, "op", vm::KERN_NO_SPACE, "why");
+  const timespec at = log.changed();
+  EXPECT_TRUE(at.tv_sec > before.tv_sec ||
+              (at.tv_sec == before.tv_sec && at.tv_nsec >= before.tv_nsec));
+}
+
 }  // namespace
 }  // namespace taskfs::fs

@@ -153,5 +153,39 @@ TEST_F(GeneratedFilesTest, TheSnapshotIsChargedToTheFile) {
   EXPECT_GE(file->text_charge, text.size());
 }
 
+TEST_F(GeneratedFilesTest, ErrorsReadsTheLogNotASnapshot) {
+  TaskNode node;
+  ASSERT_TRUE(world_.nodes.Find(task_->id(), &node));
+  node.errors->Record(5, "a", vm::KERN_INVALID_ADDRESS, "why");
+  const auto file = world_.Open(task_, NodeKind::kErrors, O_RDONLY);
+  const std::string one = ReadAll(*file);
+  node.errors->Record(5, "b", vm::KERN_INVALID_ADDRESS, "why");
+  // The new line is at the offset where the file ended.
+  std::string part;
+  ASSERT_EQ(Read(*file, static_cast<off_t>(one.size()), 4096, &part),
+            vm::KERN_SUCCESS);
+  EXPECT_EQ(part, "2 uid 5 b: KERN_INVALID_ADDRESS: why\n");
+  EXPECT_EQ(file->text_charge, 0u);
+}
+
+TEST_F(GeneratedFilesTest, ErrorsReadsPastForgottenLinesSeeEachKeptLineOnce) {
+  TaskNode node;
+  ASSERT_TRUE(world_.nodes.Find(task_->id(), &node));
+  const auto file = world_.Open(task_, NodeKind::kErrors, O_RDONLY);
+  for (int i = 0; i < 300; ++i) {
+    node.errors->Record(5, "op", vm::KERN_INVALID_ADDRESS, "why");
+  }
+  // A sequential reader from 0 gets the kept lines once, in small pieces.
+  std::string all;
+  for (off_t off = 0;;) {
+    std::string part;
+    ASSERT_EQ(Read(*file, off, 100, &part), vm::KERN_SUCCESS);
+    if (part.empty()) break;
+    all += part;
+    off += static_cast<off_t>(part.size());
+  }
+  EXPECT_EQ(all, node.errors->Text());
+}
+
 }  // namespace
 }  // namespace taskfs::fs

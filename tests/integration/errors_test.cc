@@ -7,13 +7,17 @@
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -49,6 +53,12 @@ std::uint64_t TaskId(const Mount& mount, const std::string& task) {
   return std::strtoull(
       StatusValue(ReadFile(mount / (task + "/status")), "id").c_str(), nullptr,
       10);
+}
+
+// st_size of path; -1 if stat fails.
+off_t Size(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? st.st_size : -1;
 }
 
 // ioctl returning 0 or the errno.
@@ -640,7 +650,7 @@ TEST_F(ErrorsTest, ReadOnlyForEveryoneMode0400) {
   ExpectNothingNew();
 }
 
-TEST_F(ErrorsTest, EachReadFromZeroIsAFreshSnapshotLaterOffsetsContinueIt) {
+TEST_F(ErrorsTest, ReadsAreAtOffsetsThatStayPutAsLinesAreAdded) {
   const int fd = ::open((mount_ / "t/errors").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
   char buf[4096];
@@ -656,15 +666,15 @@ TEST_F(ErrorsTest, EachReadFromZeroIsAFreshSnapshotLaterOffsetsContinueIt) {
   const std::string two = "2 uid " + kUid +
                           " ctl bogus 2: KERN_INVALID_ARGUMENT: unknown "
                           "command 'bogus'\n";
-  // A later offset continues the snapshot taken at offset 0.
+  // The new line is where the file ended, and earlier bytes stay put.
   n = ::pread(fd, buf, sizeof buf, 10);
   ASSERT_GE(n, 0);
-  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), one.substr(10));
-  // Offset 0 takes a fresh one.
-  n = ::pread(fd, buf, sizeof buf, 0);
+  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)),
+            (one + two).substr(10));
+  n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(one.size()));
   ASSERT_GE(n, 0);
-  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), one + two);
-  // Reading in small pieces gives one text even while failures are added.
+  EXPECT_EQ(std::string(buf, static_cast<std::size_t>(n)), two);
+  // Reading in small pieces while failures are added gives every line once.
   std::string pieces;
   for (off_t off = 0;; off += 7) {
     n = ::pread(fd, buf, 7, off);
@@ -675,12 +685,133 @@ TEST_F(ErrorsTest, EachReadFromZeroIsAFreshSnapshotLaterOffsetsContinueIt) {
       ASSERT_EQ(Ctl("bogus 3\n"), EINVAL);
     }
   }
-  EXPECT_EQ(pieces, one + two);
-  n = ::pread(fd, buf, sizeof buf, 0);
-  ASSERT_GE(n, 0);
-  EXPECT_EQ(SplitLines(std::string(buf, static_cast<std::size_t>(n))).size(),
-            3u);
+  EXPECT_EQ(SplitLines(pieces).size(), 3u);
+  EXPECT_EQ(pieces.substr(0, one.size() + two.size()), one + two);
   ::close(fd);
+}
+
+// The size is the length of every line ever recorded, so it grows with each
+// and never shrinks, also once the oldest are forgotten; reading from 0 (cat,
+// Python's readlines) gives the kept lines once.
+TEST_F(ErrorsTest, SizeIsTheTextsLengthAndOnlyGrows) {
+  const std::string path = mount_ / "t/errors";
+  EXPECT_EQ(Size(path), 0);
+  std::uint64_t total = 0;
+  for (int i = 1; i <= 300; ++i) {
+    ASSERT_EQ(Ctl("bogus " + std::to_string(i) + "\n"), EINVAL);
+    total += (std::to_string(i) + " uid " + kUid + " ctl bogus " +
+              std::to_string(i) +
+              ": KERN_INVALID_ARGUMENT: unknown command 'bogus'\n")
+                 .size();
+    if (i <= 3 || i % 50 == 0) {
+      ASSERT_EQ(static_cast<std::uint64_t>(Size(path)), total) << i;
+    }
+  }
+  const std::string text = Errors();
+  const std::vector<std::string> lines = SplitLines(text);
+  ASSERT_EQ(lines.size(), 256u);
+  EXPECT_EQ(lines.front().substr(0, 3), "45 ");
+  EXPECT_EQ(lines.back().substr(0, 4), "300 ");
+  EXPECT_LT(text.size(), total);
+  // The kept lines are the file's last bytes.
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  std::string tail(text.size(), '\0');
+  EXPECT_EQ(::pread(fd, tail.data(), tail.size(),
+                    static_cast<off_t>(total - text.size())),
+            static_cast<ssize_t>(text.size()));
+  EXPECT_EQ(tail, text);
+  ::close(fd);
+  const RunResult py =
+      RunCommand({"python3", "-c",
+                  "import sys; l = open(sys.argv[1]).readlines(); "
+                  "print(len(l), l[0].split()[0], l[-1].split()[0])",
+                  path});
+  EXPECT_EQ(py.exit_code, 0) << py.err;
+  EXPECT_EQ(py.out, "256 45 300\n");
+  const RunResult tail_n = RunCommand({"tail", "-n", "300", path});
+  EXPECT_EQ(tail_n.out, text);
+}
+
+// tail -f, as users run it: FUSE has no inotify, so tail polls the size; each
+// new failure shows within 2 s, also after more than 256 of them.
+TEST_F(ErrorsTest, TailFollowShowsEachNewFailureWithin2s) {
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_EQ(Ctl("bogus " + std::to_string(i) + "\n"), EINVAL);
+  }
+  const TempDir scratch;
+  const std::string out = scratch / "tail.out";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || ::dup2(fd, 1) < 0) ::_exit(127);
+    const std::string errors = mount_ / "t/errors";
+    ::execlp("tail", "tail", "-f", errors.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Waits (2 s at most) for tail's output to end in the line of SEQ.
+  const auto shows = [&](int seq) {
+    const std::string want = std::to_string(seq) + " uid ";
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    for (;;) {
+      const std::vector<std::string> lines = SplitLines(ReadFile(out));
+      if (!lines.empty() && lines.back().starts_with(want)) return true;
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      ::usleep(20000);
+    }
+  };
+  EXPECT_TRUE(shows(3)) << ReadFile(out);
+  for (int i = 4; i <= 6; ++i) {
+    ASSERT_EQ(Ctl("bogus " + std::to_string(i) + "\n"), EINVAL);
+    EXPECT_TRUE(shows(i)) << ReadFile(out);
+  }
+  // Past the ring: lines forgotten before tail read them are skipped, the
+  // rest come once and in order.
+  for (int i = 7; i <= 400; ++i) {
+    ASSERT_EQ(Ctl("bogus " + std::to_string(i) + "\n"), EINVAL);
+  }
+  EXPECT_TRUE(shows(400)) << ReadFile(out);
+  ASSERT_EQ(Ctl("bogus 401\n"), EINVAL);
+  EXPECT_TRUE(shows(401)) << ReadFile(out);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const std::vector<std::string> lines = SplitLines(ReadFile(out));
+  ASSERT_GE(lines.size(), 256u + 6);
+  long last = 0;
+  for (const std::string& line : lines) {
+    const long seq = std::strtol(line.c_str(), nullptr, 10);
+    ASSERT_GT(seq, last) << line;
+    EXPECT_EQ(line.substr(line.find(" uid ")),
+              " uid " + kUid + " ctl bogus " + std::to_string(seq) +
+                  ": KERN_INVALID_ARGUMENT: unknown command 'bogus'");
+    last = seq;
+  }
+  EXPECT_EQ(last, 401);
+  for (int i = 1; i <= 6; ++i) {
+    EXPECT_EQ(std::strtol(lines[i - 1].c_str(), nullptr, 10), i);
+  }
+}
+
+// stat and find see a new line as a change of the file.
+TEST_F(ErrorsTest, ModificationTimeIsTheLastLines) {
+  const std::string path = mount_ / "t/errors";
+  struct stat before;
+  ASSERT_EQ(::stat(path.c_str(), &before), 0);
+  const auto later = [](const timespec& a, const timespec& b) {
+    return a.tv_sec != b.tv_sec ? a.tv_sec > b.tv_sec : a.tv_nsec > b.tv_nsec;
+  };
+  for (timespec now{}; !later(now, before.st_mtim);) {
+    clock_gettime(CLOCK_REALTIME, &now);
+  }
+  ASSERT_EQ(Ctl("bogus\n"), EINVAL);
+  struct stat after;
+  ASSERT_EQ(::stat(path.c_str(), &after), 0);
+  EXPECT_TRUE(later(after.st_mtim, before.st_mtim));
+  EXPECT_EQ(after.st_ctim.tv_sec, after.st_mtim.tv_sec);
+  EXPECT_EQ(after.st_ctim.tv_nsec, after.st_mtim.tv_nsec);
 }
 
 TEST_F(ErrorsTest, ReadAfterRmdirIsEsrch) {

@@ -668,5 +668,43 @@ TEST_F(MemTest, FindNewerSeesAWriteByDd) {
   EXPECT_EQ(after.out, dir + "/mem\n");
 }
 
+// st_blocks is the task's resident memory (docs/reference.md §5), so du and
+// ls -s tell what the task holds: a written page counts, an allocated page
+// never written does not, and a copy shares its pages.
+TEST_F(MemTest, BlocksAreTheResidentMemorySoDuAndLsSMeanSomething) {
+  const std::string mem = mount_ / "t/mem";
+  const auto blocks = [&] {
+    struct stat st;
+    EXPECT_EQ(::stat(mem.c_str(), &st), 0);
+    return st.st_blocks;
+  };
+  ASSERT_EQ(Ctl("allocate 0x10000 64K\nallocate 0x40000 64K\n"), 0);
+  EXPECT_EQ(blocks(), 0);
+  AlignedBuffer b(3 * kPage);
+  std::memset(b.data, 0x5a, b.size);
+  ASSERT_EQ(Write(b, 0x10000, 3 * kPage), static_cast<ssize_t>(3 * kPage));
+  EXPECT_EQ(blocks(), 3 * 4096 / 512);
+  taskfs_vm_copy c{0x10000, 3 * kPage, 0x40000};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_COPY, &c), 0) << std::strerror(errno);
+  EXPECT_EQ(blocks(), 3 * 4096 / 512);
+  std::memset(b.data, 0x33, kPage);
+  ASSERT_EQ(Write(b, 0x40000, kPage), static_cast<ssize_t>(kPage));
+  EXPECT_EQ(blocks(), 4 * 4096 / 512);
+  const RunResult du = RunCommand({"du", "-k", mem});
+  ASSERT_EQ(du.exit_code, 0) << du.err;
+  EXPECT_EQ(du.out, "16\t" + mem + "\n");
+  const RunResult ls = RunCommand({"ls", "-s", "--block-size=1K", mem});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_EQ(ls.out, "16 " + mem + "\n");
+  const RunResult st = RunCommand({"stat", "-c", "%b %B %s", mem});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  EXPECT_EQ(st.out, "32 512 4294967296\n");
+  // The copy keeps its two unchanged pages and its own.
+  ASSERT_EQ(Ctl("deallocate 0x10000 64K\n"), 0);
+  EXPECT_EQ(blocks(), 3 * 4096 / 512);
+  ASSERT_EQ(Ctl("deallocate 0x40000 64K\n"), 0);
+  EXPECT_EQ(blocks(), 0);
+}
+
 }  // namespace
 }  // namespace taskfs::testing
