@@ -52,11 +52,12 @@
 #define TASKFS_FIELDS_taskfs_vm_map_copy(F, s) \
   F(s, src_task_id) F(s, src) F(s, size) F(s, dst) F(s, flags) F(s, pad)
 #define TASKFS_FIELDS_taskfs_last_reason(F, s) F(s, seq) F(s, line)
-#define TASKFS_FIELDS_taskfs_vm_remap(F, s)                     \
-  F(s, src_task_id)                                             \
-  F(s, src_address)                                             \
-  F(s, size) F(s, target_address) F(s, flags) F(s, inheritance) \
-      F(s, cur_protection) F(s, max_protection)
+/* clang-format lays this macro out differently from run to run. */
+/* clang-format off */
+#define TASKFS_FIELDS_taskfs_vm_remap(F, s)                          \
+  F(s, src_task_id) F(s, src_address) F(s, size) F(s, target_address) \
+  F(s, flags) F(s, inheritance) F(s, cur_protection) F(s, max_protection)
+/* clang-format on */
 #define TASKFS_FIELDS_taskfs_page_state(F, s) \
   F(s, flags) F(s, mappings) F(s, identity)
 
