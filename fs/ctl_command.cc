@@ -332,10 +332,17 @@ KernReturn RemapFrom(ExecContext& context, vm::Task& task,
                       ? context.may_access(*source, /*want_write=*/!args->copy)
                       : vm::KERN_SUCCESS;
   if (kr != vm::KERN_SUCCESS) return kr;
+  // A caller that may read the source but not change it gets no more from
+  // a copy than vm_read would give: pages without read stay out of reach
+  // (it could otherwise raise their protection in its own copy).
+  // vm_protect on the source is what lifts that, so write access does.
+  const bool source_readable =
+      context.may_access &&
+      context.may_access(*source, /*want_write=*/true) != vm::KERN_SUCCESS;
   vm::vm_address_t target = args->target;
   kr = vm::vm_remap(task, &target, args->size, args->anywhere, *source,
                     args->src, args->copy, &args->cur, &args->max,
-                    args->inheritance);
+                    args->inheritance, source_readable);
   if (kr == vm::KERN_SUCCESS) args->target = target;
   return kr;
 }

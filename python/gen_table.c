@@ -35,9 +35,9 @@
   S(taskfs_vm_inherit)          \
   S(taskfs_vm_region)           \
   S(taskfs_vm_map_copy)         \
+  S(taskfs_page_state)          \
   S(taskfs_last_reason)         \
-  S(taskfs_vm_remap)            \
-  S(taskfs_page_state)
+  S(taskfs_vm_remap)
 
 #define TASKFS_FIELDS_taskfs_vm_copy(F, s) F(s, src) F(s, size) F(s, dst)
 #define TASKFS_FIELDS_taskfs_vm_allocate(F, s) \
@@ -51,13 +51,6 @@
   F(s, address) F(s, size) F(s, prot) F(s, max_prot) F(s, inheritance) F(s, pad)
 #define TASKFS_FIELDS_taskfs_vm_map_copy(F, s) \
   F(s, src_task_id) F(s, src) F(s, size) F(s, dst) F(s, flags) F(s, pad)
-#define TASKFS_FIELDS_taskfs_last_reason(F, s) F(s, seq) F(s, line)
-/* clang-format lays this macro out differently from run to run. */
-/* clang-format off */
-#define TASKFS_FIELDS_taskfs_vm_remap(F, s)                          \
-  F(s, src_task_id) F(s, src_address) F(s, size) F(s, target_address) \
-  F(s, flags) F(s, inheritance) F(s, cur_protection) F(s, max_protection)
-/* clang-format on */
 #define TASKFS_FIELDS_taskfs_page_state(F, s) \
   F(s, flags) F(s, mappings) F(s, identity)
 
@@ -71,6 +64,13 @@ _Static_assert(sizeof(struct taskfs_vm_page_query) ==
                    offsetof(struct taskfs_vm_page_query, pages) +
                        TASKFS_PAGE_QUERY_MAX * sizeof(struct taskfs_page_state),
                "taskfs_vm_page_query: no padding");
+
+#define TASKFS_FIELDS_taskfs_last_reason(F, s) F(s, seq) F(s, line)
+#define TASKFS_FIELDS_taskfs_vm_remap(F, s)                     \
+  F(s, src_task_id)                                             \
+  F(s, src_address)                                             \
+  F(s, size) F(s, target_address) F(s, flags) F(s, inheritance) \
+      F(s, cur_protection) F(s, max_protection)
 
 #define TASKFS_MEMBER(s, f) (((struct s *)0)->f)
 /* clang-format off */
@@ -165,12 +165,12 @@ int main(void) {
   TASKFS_PRINT_INT(TASKFS_VM_ALLOCATE_ANYWHERE)
   TASKFS_PRINT_INT(TASKFS_VM_MAP_COPY_DST_ALLOC)
   TASKFS_PRINT_INT(TASKFS_VM_MAP_COPY_SRC_DESTROY)
-  TASKFS_PRINT_INT(TASKFS_VM_REMAP_ANYWHERE)
-  TASKFS_PRINT_INT(TASKFS_VM_REMAP_COPY)
   TASKFS_PRINT_INT(TASKFS_PAGE_ALLOCATED)
   TASKFS_PRINT_INT(TASKFS_PAGE_RESIDENT)
   TASKFS_PRINT_INT(TASKFS_PAGE_SHARED)
   TASKFS_PRINT_INT(TASKFS_PAGE_QUERY_MAX)
+  TASKFS_PRINT_INT(TASKFS_VM_REMAP_ANYWHERE)
+  TASKFS_PRINT_INT(TASKFS_VM_REMAP_COPY)
 #undef TASKFS_PRINT_INT
 #define TASKFS_PRINT_IOC(name) \
   printf("%s = 0x%08lx\n", #name, (unsigned long)(name));
@@ -181,9 +181,9 @@ int main(void) {
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_INHERIT)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_REGION)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_MAP_COPY)
+  TASKFS_PRINT_IOC(TASKFS_IOC_VM_PAGE_QUERY)
   TASKFS_PRINT_IOC(TASKFS_IOC_LAST_REASON)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_REMAP)
-  TASKFS_PRINT_IOC(TASKFS_IOC_VM_PAGE_QUERY)
 #undef TASKFS_PRINT_IOC
 
   printf(

@@ -351,7 +351,8 @@ KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
 KernReturn vm_remap(Task& target, vm_address_t* target_address, vm_size_t size,
                     bool anywhere, Task& src_task, vm_address_t src_address,
                     bool copy, vm_prot_t* cur_protection,
-                    vm_prot_t* max_protection, vm_inherit_t inheritance) {
+                    vm_prot_t* max_protection, vm_inherit_t inheritance,
+                    bool source_readable) {
   return Open(target, Lock::kExclusive, src_task, Lock::kShared, [&] {
     AddressMap& src_map = src_task.map();
     AddressMap& dst_map = target.map();
@@ -367,7 +368,11 @@ KernReturn vm_remap(Task& target, vm_address_t* target_address, vm_size_t size,
         .Valid(size != 0, [] { return std::string("size is 0"); })
         .RoundedApart(src_address, size, &src_range);
     if (!anywhere) check.RoundedApart(*target_address, size, &dst_range);
-    check.Allocated(src_map, src_range);
+    if (source_readable) {
+      check.Access(src_map, src_range, VM_PROT_READ);
+    } else {
+      check.Allocated(src_map, src_range);
+    }
     if (anywhere) {
       check.Hole(dst_map, src_range.size(), &dst_range);
     } else {

@@ -163,10 +163,14 @@ KernReturn vm_map_copy(Task& dst_task, vm_address_t dest, Task& src_task,
 // is KERN_INVALID_ARGUMENT, as in XNU. *cur_protection and *max_protection
 // (either may be null) are set to the protections common to every source
 // page. The tasks may be one. All or nothing; the entries are charged.
+// With source_readable, every source page must also allow reading
+// (KERN_PROTECTION_FAILURE at the lowest that does not), as for vm_read: what
+// a caller that may read a task but not change it must meet (fs/).
 KernReturn vm_remap(Task& target, vm_address_t* target_address, vm_size_t size,
                     bool anywhere, Task& src_task, vm_address_t src_address,
                     bool copy, vm_prot_t* cur_protection,
-                    vm_prot_t* max_protection, vm_inherit_t inheritance);
+                    vm_prot_t* max_protection, vm_inherit_t inheritance,
+                    bool source_readable = false);
 
 // Initial contents, as a manifest sets them: writes bytes at any alignment
 // regardless of protection. Every page touched must be allocated

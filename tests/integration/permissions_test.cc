@@ -549,6 +549,45 @@ TEST_F(PermissionTest, CopyFromNeedsSearchAndReadOnTheSourceTask) {
   EXPECT_EQ(CheckPattern(its + "/mem", 0x100000, kPage, 1), 0);
 }
 
+// remap … copy by a user who may read a task but not change it yields no
+// more than vm_read would: a page of the source without read stays out of
+// reach (in its own copy the caller could raise the protection up to the
+// maximum). share needs write access, as destroy does.
+TEST_F(PermissionTest, RemapChecksAccessAndKeepsUnreadablePagesOutOfReach) {
+  MakeNobodysTask();
+  const std::string mine = mount_ / "mine";
+  const std::string its = mount_ / "its";
+  ASSERT_EQ(Err(::chmod(mine.c_str(), 0711)), 0);
+  ASSERT_EQ(Err(::chmod((mine + "/mem").c_str(), 0644)), 0);
+  // The second page of root's data: no access now, read still allowed by
+  // the maximum.
+  ASSERT_EQ(WriteFile(mine + "/ctl", "protect 0x11000 4K ---\n"), 0);
+  auto nobody = [&](const std::string& command) {
+    return AsNobody([&] { return WriteFile(its + "/ctl", command); });
+  };
+  EXPECT_EQ(nobody("remap mine 0x10000 8K anywhere copy\n"), EACCES);
+  EXPECT_EQ(nobody("remap mine 0x11000 4K 0x200000 copy\n"), EACCES);
+  EXPECT_EQ(nobody("remap mine 0x10000 4K 0x100000 share\n"), EACCES);
+  // Nothing was mapped by the refusals.
+  EXPECT_EQ(ReadFile(its + "/maps").find("0000000000100000"),
+            std::string::npos);
+  EXPECT_EQ(ReadFile(its + "/maps").find("0000000000200000"),
+            std::string::npos);
+  // The readable page copies, and nobody reads it.
+  EXPECT_EQ(nobody("remap mine 0x10000 4K 0x100000 copy\n"), 0);
+  EXPECT_EQ(
+      AsNobody([&] { return CheckPattern(its + "/mem", 0x100000, kPage, 1); }),
+      0);
+  // With write on mem (vm_protect on the source is then nobody's to make),
+  // the unreadable page may be copied and shared too.
+  ASSERT_EQ(Err(::chmod((mine + "/mem").c_str(), 0666)), 0);
+  EXPECT_EQ(nobody("remap mine 0x10000 8K 0x200000 copy\n"), 0);
+  EXPECT_EQ(nobody("remap mine 0x10000 4K 0x300000 share\n"), 0);
+  // Root, the owner, remaps its own unreadable page.
+  EXPECT_EQ(WriteFile(mine + "/ctl", "remap mine 0x11000 4K 0x400000 copy\n"),
+            0);
+}
+
 TEST_F(PermissionTest, MapCopyIoctlChecksAccessLikeCopyFrom) {
   MakeNobodysTask();
   const std::string mine = mount_ / "mine";
