@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core_parse.h"
+#include "internal.h"
 #include "taskfs/errno_table.h"
 #include "taskfs/ioctl.h"
 #include "taskfs/task_name.h"
@@ -102,6 +103,47 @@ const char *mach_error_string(kern_return_t error_value) {
       return "(os/kern) name exists";
     case KERN_INVALID_TASK:
       return "(os/kern) invalid task";
+    /* The codes the macOS interface's <mach/mach_types.h> adds, XNU's text. */
+    case 7:
+      return "(os/kern) not receiver";
+    case 8:
+      return "(os/kern) no access";
+    case 9:
+      return "(os/kern) memory failure";
+    case 10:
+      return "(os/kern) memory error";
+    case 11:
+      return "(os/kern) already in set";
+    case 12:
+      return "(os/kern) not in set";
+    case 14:
+      return "(os/kern) aborted";
+    case 15:
+      return "(os/kern) invalid name";
+    case 17:
+      return "(os/kern) invalid right";
+    case 18:
+      return "(os/kern) invalid value";
+    case 19:
+      return "(os/kern) urefs overflow";
+    case 20:
+      return "(os/kern) invalid capability";
+    case 21:
+      return "(os/kern) right exists";
+    case 22:
+      return "(os/kern) invalid host";
+    case 23:
+      return "(os/kern) memory present";
+    case 37:
+      return "(os/kern) object terminated";
+    case 46:
+      return "(os/kern) service not supported";
+    case 49:
+      return "(os/kern) operation timed out";
+    case 53:
+      return "(os/kern) denied by security policy";
+    case 56:
+      return "(os/kern) result not found";
     default:
       return "(os/kern) unknown error code";
   }
@@ -1095,4 +1137,30 @@ kern_return_t taskfs_task_restore(task_t task, const char *core_path) {
   free(segs);
   close(fd);
   return kr;
+}
+
+/* ---- for the macOS interface (internal.h) ----------------------------------
+ */
+
+kern_return_t taskfs_with_task(
+    task_t task, int changes,
+    kern_return_t (*fn)(const struct taskfs_task_view *view, void *arg),
+    void *arg) {
+  struct task_entry *e;
+  kern_return_t kr = acquire(task, &e);
+  if (kr != KERN_SUCCESS) return kr;
+  int fd = e->fd, own = -1;
+  if (changes) kr = write_fd(e, &fd, &own);
+  if (kr == KERN_SUCCESS) {
+    const struct taskfs_task_view view = {fd, e->dir, e->page_size, e->id,
+                                          e->dev};
+    kr = fn(&view, arg);
+  }
+  if (own >= 0) close(own);
+  release(e);
+  return kr;
+}
+
+kern_return_t taskfs_kern_from_errno(int error) {
+  return kern_from_errno(error);
 }

@@ -3,7 +3,9 @@
 # "## Installing") and then uses what they installed, from there alone: a C
 # program built with nothing but
 #   cc prog.c $(pkg-config --cflags --libs taskfs)
-# (and one linking libtaskfs.a), a Python script that imports taskfs and
+# (and one linking libtaskfs.a), a macOS-style program built with nothing but
+#   cc prog.c $(pkg-config --cflags --libs taskfs-mach)
+# that walks the demo's regions and scans them, a Python script that imports taskfs and
 # reads the demo's greeting, taskfs-ctl and man taskfs, all against a real
 # mount of the installed daemon, which is always unmounted and reaped.
 #   prefix: the block with `--prefix`, with P set to a fresh directory.
@@ -95,7 +97,12 @@ echo "$steps"
 eval "$steps"
 
 for f in bin/taskfs bin/taskfs-ctl include/taskfs/mach.h share/man/man1/taskfs.1 \
+         include/taskfs-mach/mach/mach.h include/taskfs-mach/mach/mach_vm.h \
+         include/taskfs-mach/mach/vm_region.h include/taskfs-mach/mach/vm_map.h \
+         include/taskfs-mach/mach/mach_init.h include/taskfs-mach/mach/mach_traps.h \
+         include/taskfs-mach/mach/task.h include/taskfs-mach/mach/mach_error.h \
          "$libdir/libtaskfs.a" "$libdir/libtaskfs.so" "$libdir/pkgconfig/taskfs.pc" \
+         "$libdir/pkgconfig/taskfs-mach.pc" \
          "$sitedir/taskfs/__init__.py" "$sitedir/taskfs/__main__.py" \
          "$sitedir/taskfs/_table.py"; do
   [[ -e $prefix/$f ]] || fail "not installed: $f"
@@ -148,6 +155,71 @@ grep -q libtaskfs <<<"$(ldd "$work/prog-static")" && fail "the static program li
 cc -Wall -Werror $san "$work/prog.c" -o "$work/prog-rpath" $(pkg-config --cflags --libs taskfs) \
   -Wl,-rpath,"$prefix/$libdir"
 
+# A macOS tool as written for macOS: the region walker prints what maps
+# shows, then it scans the readable regions for "Hello" a page at a time.
+cat >"$work/walker.c" <<'EOF'
+#include <mach/mach.h>
+#include <mach/mach_error.h>
+#include <mach/mach_init.h>
+#include <mach/mach_traps.h>
+#include <mach/mach_vm.h>
+#include <mach/task.h>
+#include <mach/vm_map.h>
+#include <mach/vm_region.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *prot(vm_prot_t p, char *s) {
+  s[0] = p & VM_PROT_READ ? 'r' : '-';
+  s[1] = p & VM_PROT_WRITE ? 'w' : '-';
+  s[2] = p & VM_PROT_EXECUTE ? 'x' : '-';
+  s[3] = 0;
+  return s;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) return 9;
+  mach_port_t task;
+  kern_return_t kr = task_for_pid(mach_task_self(), atoi(argv[1]), &task);
+  if (kr != KERN_SUCCESS) { printf("task_for_pid: %s\n", mach_error_string(kr)); return 1; }
+  mach_vm_address_t addr = 0, found = 0;
+  mach_vm_size_t size;
+  vm_region_basic_info_data_64_t info;
+  mach_msg_type_number_t count = VM_REGION_BASIC_INFO_COUNT_64;
+  mach_port_t object;
+  while (mach_vm_region(task, &addr, &size, VM_REGION_BASIC_INFO_64,
+                        (vm_region_info_t)&info, &count, &object) == KERN_SUCCESS) {
+    char a[4], b[4];
+    printf("%016llx-%016llx %s/%s %s\n", (unsigned long long)addr,
+           (unsigned long long)(addr + size), prot(info.protection, a),
+           prot(info.max_protection, b),
+           info.inheritance == VM_INHERIT_SHARE ? "share"
+           : info.inheritance == VM_INHERIT_COPY ? "copy" : "none");
+    static char page[4096];
+    for (mach_vm_address_t p = addr; found == 0 && (info.protection & VM_PROT_READ) &&
+                                     p < addr + size; p += sizeof page) {
+      mach_vm_size_t got;
+      if (mach_vm_read_overwrite(task, p, sizeof page, (mach_vm_address_t)page, &got) != KERN_SUCCESS)
+        return 2;
+      char *hit = memmem(page, got, "Hello", 5);
+      if (hit != NULL) found = p + (mach_vm_address_t)(hit - page);
+    }
+    addr += size;
+    count = VM_REGION_BASIC_INFO_COUNT_64;
+  }
+  printf("Hello at 0x%llx\n", (unsigned long long)found);
+  if (task_suspend(task) != KERN_SUCCESS || task_resume(task) != KERN_SUCCESS) return 3;
+  if (mach_port_deallocate(mach_task_self(), task) != KERN_SUCCESS) return 4;
+  kr = task_for_pid(mach_task_self(), 999999, &task);
+  printf("%s\n", mach_error_string(kr));
+  return 0;
+}
+EOF
+cc -Wall -Werror -D_GNU_SOURCE $san "$work/walker.c" -o "$work/walker" $(pkg-config --cflags --libs taskfs-mach)
+grep -qF "libtaskfs.so.0 => $prefix/$libdir/libtaskfs.so.0 " <<<"$(ldd "$work/walker")" ||
+  fail "walker's libtaskfs: $(ldd "$work/walker")"
+
 cat >"$work/greeting.py" <<'EOF'
 import sys
 
@@ -176,6 +248,11 @@ out=$(env -u LD_LIBRARY_PATH "$work/prog-static" "$mnt" static) || fail "prog-st
 [[ $out == "$want" ]] || fail "prog-static printed: $out"
 out=$(env -u LD_LIBRARY_PATH "$work/prog-rpath" "$mnt" rpath) || fail "prog-rpath: $out"
 [[ $out == "$want" ]] || fail "prog-rpath printed: $out"
+
+demo_id=$(sed -n 's/^id: //p' "$mnt/demo/status")
+out=$(TASKFS_MOUNT=$mnt "$work/walker" "$demo_id") || fail "walker: $out"
+want=$(cat "$mnt/demo/maps")$'\nHello at 0x600000\n(os/kern) failure'
+[[ $out == "$want" ]] || fail "walker printed: $out"
 
 out=$(python3 "$work/greeting.py" "$mnt") || fail "greeting.py: $out"
 [[ $out == "$prefix/$sitedir/taskfs/__init__.py"$'\n'"Hello from taskfs! This is the data region of task demo." ]] ||

@@ -1,0 +1,6 @@
+/* <mach/kern_return.h> of libtaskfs's macOS interface: its names are declared
+ * by <mach/mach_types.h>. */
+#ifndef TASKFS_MACH_KERN_RETURN_H_
+#define TASKFS_MACH_KERN_RETURN_H_
+#include <mach/mach_types.h>
+#endif

@@ -1,0 +1,6 @@
+/* <mach/vm_types.h> of libtaskfs's macOS interface: its names are declared by
+ * <mach/mach_types.h>. */
+#ifndef TASKFS_MACH_VM_TYPES_H_
+#define TASKFS_MACH_VM_TYPES_H_
+#include <mach/mach_types.h>
+#endif
