@@ -33,6 +33,14 @@ TASKFS_HIDDEN kern_return_t taskfs_with_task(
     kern_return_t (*fn)(const struct taskfs_task_view *view, void *arg),
     void *arg);
 
+/* Reads DIR/status, DIR relative to dir_fd (AT_FDCWD: as given), into
+ * text (NUL-terminated); 0 on success, -1 if it cannot. */
+TASKFS_HIDDEN int taskfs_read_status(int dir_fd, const char *dir,
+                                     char text[4096]);
+/* The number after key (with its ": ") at the start of a line of text; 0
+ * if no line has it. */
+TASKFS_HIDDEN uint64_t taskfs_status_number(const char *text, const char *key);
+
 /* errno -> kern_return_t by the daemon's table (KERN_FAILURE outside it). */
 TASKFS_HIDDEN kern_return_t taskfs_kern_from_errno(int error);
 

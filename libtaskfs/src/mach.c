@@ -217,57 +217,54 @@ static char *join(const char *dir, const char *leaf) {
   return asprintf(&out, "%s/%s", dir, leaf) < 0 ? NULL : out;
 }
 
-/* Reads a task's status file and returns its "id"; 0 if it cannot. Sets
- * *xnu if its "flavor" is xnu. */
-static uint64_t read_task_id(const char *dir, int *xnu) {
-  char *path = join(dir, "status");
-  if (path == NULL) return 0;
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  free(path);
-  if (fd < 0) return 0;
-  char text[4096];
+/* Reads DIR/status, DIR relative to dir_fd (AT_FDCWD: as given), into
+ * text; 0 on success, -1 if it cannot. */
+int taskfs_read_status(int dir_fd, const char *dir, char text[4096]) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/status", dir) >= (int)sizeof path) {
+    return -1;
+  }
+  const int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
   ssize_t n;
   do {
-    n = pread(fd, text, sizeof text - 1, 0);
+    n = pread(fd, text, 4095, 0);
   } while (n < 0 && errno == EINTR);
   close(fd);
-  if (n <= 0) return 0;
+  if (n <= 0) return -1;
   text[n] = '\0';
-  uint64_t id = 0;
-  *xnu = 0;
-  for (const char *line = text; line != NULL && *line != '\0';) {
-    if (strncmp(line, "id: ", 4) == 0) id = strtoull(line + 4, NULL, 10);
-    if (strncmp(line, "flavor: xnu\n", 12) == 0) *xnu = 1;
-    line = strchr(line, '\n');
-    if (line != NULL) ++line;
-  }
-  return id;
+  return 0;
 }
 
-/* Reads a task's status file and returns the number of key (with its
- * ": "); 0 if it cannot. */
-static uint64_t read_status_number(const char *dir, const char *key) {
-  char *path = join(dir, "status");
-  if (path == NULL) return 0;
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  free(path);
-  if (fd < 0) return 0;
-  char text[4096];
-  ssize_t n;
-  do {
-    n = pread(fd, text, sizeof text - 1, 0);
-  } while (n < 0 && errno == EINTR);
-  close(fd);
-  if (n <= 0) return 0;
-  text[n] = '\0';
+/* The number after key (with its ": ") at the start of a line of text; 0
+ * if no line has it. */
+uint64_t taskfs_status_number(const char *text, const char *key) {
+  const size_t length = strlen(key);
   for (const char *line = text; line != NULL && *line != '\0';) {
-    if (strncmp(line, key, strlen(key)) == 0) {
-      return strtoull(line + strlen(key), NULL, 10);
+    if (strncmp(line, key, length) == 0) {
+      return strtoull(line + length, NULL, 10);
     }
     line = strchr(line, '\n');
     if (line != NULL) ++line;
   }
   return 0;
+}
+
+/* The "id" of DIR/status, and whether its flavor is xnu; 0 if it cannot be
+ * read. */
+static uint64_t read_task_id(const char *dir, int *xnu) {
+  char text[4096];
+  *xnu = 0;
+  if (taskfs_read_status(AT_FDCWD, dir, text) != 0) return 0;
+  *xnu = strstr(text, "\nflavor: xnu\n") != NULL;
+  return taskfs_status_number(text, "id: ");
+}
+
+/* The number of key (with its ": ") in DIR/status; 0 if it cannot. */
+static uint64_t read_status_number(const char *dir, const char *key) {
+  char text[4096];
+  if (taskfs_read_status(AT_FDCWD, dir, text) != 0) return 0;
+  return taskfs_status_number(text, key);
 }
 
 /* ---- the handle table ------------------------------------------------------
@@ -834,21 +831,17 @@ kern_return_t vm_region(task_t target_task, vm_address_t *address,
   return KERN_SUCCESS;
 }
 
-kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
-                          vm_address_t dst_addr, vm_size_t len,
-                          vm_address_t src_addr, boolean_t dst_alloc,
-                          boolean_t src_destroy) {
-  reason_clear();
+/* The id of src, by which an ioctl on dst names it. An id means something
+ * only on dst's mount: a source on another mount would be whatever task has
+ * that id there, so it is KERN_INVALID_TASK. */
+static kern_return_t source_id(task_t dst, task_t src, uint64_t *id) {
   struct task_entry *e;
-  kern_return_t kr = acquire(src_task, &e);
+  kern_return_t kr = acquire(src, &e);
   if (kr != KERN_SUCCESS) return kr;
-  const uint64_t src_id = e->id;
+  *id = e->id;
   const dev_t src_dev = e->dev;
   release(e);
-  /* The ioctl names the source by its id, which means something only on
-   * dst's mount: a source on another mount would be whatever task has that
-   * id there. */
-  kr = acquire(dst_task, &e);
+  kr = acquire(dst, &e);
   if (kr != KERN_SUCCESS) return kr;
   const int same_mount = e->dev == src_dev;
   release(e);
@@ -856,6 +849,17 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
     return local_failure(KERN_INVALID_TASK,
                          "the source task is on another mount");
   }
+  return KERN_SUCCESS;
+}
+
+kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
+                          vm_address_t dst_addr, vm_size_t len,
+                          vm_address_t src_addr, boolean_t dst_alloc,
+                          boolean_t src_destroy) {
+  reason_clear();
+  uint64_t src_id;
+  const kern_return_t kr = source_id(dst_task, src_task, &src_id);
+  if (kr != KERN_SUCCESS) return kr;
   struct taskfs_vm_map_copy m;
   memset(&m, 0, sizeof m);
   m.src_task_id = src_id;
@@ -867,7 +871,6 @@ kern_return_t vm_map_copy(task_t dst_task, task_t src_task,
   return mem_ioctl(dst_task, TASKFS_IOC_VM_MAP_COPY, &m, 1);
 }
 
-/* mkdir ROOT/NAME, or `fork NAME` in parent's ctl. */
 kern_return_t taskfs_vm_remap(task_t target, vm_address_t *target_address,
                               vm_size_t size, boolean_t anywhere,
                               task_t src_task, vm_address_t src_address,
@@ -879,22 +882,9 @@ kern_return_t taskfs_vm_remap(task_t target, vm_address_t *target_address,
       max_protection == NULL) {
     return local_failure(KERN_INVALID_ARGUMENT, "a result pointer is NULL");
   }
-  struct task_entry *e;
-  kern_return_t kr = acquire(src_task, &e);
+  uint64_t src_id;
+  kern_return_t kr = source_id(target, src_task, &src_id);
   if (kr != KERN_SUCCESS) return kr;
-  const uint64_t src_id = e->id;
-  const dev_t src_dev = e->dev;
-  release(e);
-  /* The ioctl names the source by its id, which means something only on
-   * the target's mount. */
-  kr = acquire(target, &e);
-  if (kr != KERN_SUCCESS) return kr;
-  const int same_mount = e->dev == src_dev;
-  release(e);
-  if (!same_mount) {
-    return local_failure(KERN_INVALID_TASK,
-                         "the source task is on another mount");
-  }
   struct taskfs_vm_remap r;
   memset(&r, 0, sizeof r);
   r.src_task_id = src_id;
@@ -912,6 +902,7 @@ kern_return_t taskfs_vm_remap(task_t target, vm_address_t *target_address,
   return KERN_SUCCESS;
 }
 
+/* mkdir ROOT/NAME, or `fork NAME` in parent's ctl. */
 static kern_return_t make_task(const struct task_entry *parent,
                                const char *root, const char *name) {
   if (parent != NULL) {

@@ -711,26 +711,9 @@ kern_return_t mach_vm_msync(vm_map_t target_task, mach_vm_address_t address,
 
 /* The "id" of DIR/status; 0 if it cannot be read. */
 static uint64_t status_id(int dir_fd, const char *name) {
-  char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s/status", name) >= (int)sizeof path) {
-    return 0;
-  }
-  const int fd = openat(dir_fd, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
   char text[4096];
-  ssize_t n;
-  do {
-    n = pread(fd, text, sizeof text - 1, 0);
-  } while (n < 0 && errno == EINTR);
-  close(fd);
-  if (n <= 0) return 0;
-  text[n] = '\0';
-  for (const char *line = text; line != NULL && *line != '\0';) {
-    if (strncmp(line, "id: ", 4) == 0) return strtoull(line + 4, NULL, 10);
-    line = strchr(line, '\n');
-    if (line != NULL) ++line;
-  }
-  return 0;
+  if (taskfs_read_status(dir_fd, name, text) != 0) return 0;
+  return taskfs_status_number(text, "id: ");
 }
 
 kern_return_t task_for_pid(mach_port_name_t target_tport, int pid,
