@@ -318,7 +318,11 @@ Replied ReadMem(Reply& r, OpenFile& file, size_t size, off_t off) {
 // pages, and the snapshot's pages themselves, with no copy but the reply's.
 Replied ReadCore(Reply& r, OpenFile& file, size_t size, off_t off) {
   static const char kZeros[64 * 1024] = {};
-  const CoreFile& core = *file.core;
+  // Held until the reply is written: the reader has its bytes as soon as
+  // the kernel has the reply, so the file's release can come in while this
+  // thread is still in writev, and the reply points at the header's bytes.
+  const std::shared_ptr<const CoreFile> held = file.core;
+  const CoreFile& core = *held;
   const std::vector<CorePiece> pieces =
       CorePieces(core.layout, static_cast<std::uint64_t>(off), size);
   if (pieces.empty()) return r.Buf(nullptr, 0);  // end of file

@@ -314,9 +314,20 @@ TEST(CoreTest, IsTheTaskAsItWasAtOpen) {
       }
     }
   });
+  // The writer stops however the rounds below end.
+  struct StopWriter {
+    std::atomic<bool>& stop;
+    std::thread& writer;
+    void Stop() {
+      stop = true;
+      if (writer.joinable()) writer.join();
+    }
+    ~StopWriter() { Stop(); }
+  } stop_writer{stop, writer};
   for (int i = 0; i < 20; ++i) {
     const int fd = ::open((mount / "t/core").c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
+    ASSERT_GE(fd, 0) << "round " << i << ": " << std::strerror(errno) << "\n"
+                     << ReadFile(mount / "t/errors");
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
     std::string bytes(64 * 1024 + kSize, '\0');
     std::size_t done = 0;
@@ -336,8 +347,7 @@ TEST(CoreTest, IsTheTaskAsItWasAtOpen) {
     EXPECT_EQ(segment.find_first_not_of(segment[0]), std::string::npos)
         << "round " << i << " mixes two writes";
   }
-  stop = true;
-  writer.join();
+  stop_writer.Stop();
 
   // What is written after the open is not in the file.
   const int fd = ::open((mount / "t/core").c_str(), O_RDONLY);

@@ -193,6 +193,8 @@ class Model {
                      std::uint64_t* end) const;
   static Bytes Slice(const Bytes& bytes,
                      std::pair<std::uint64_t, std::uint64_t> span) {
+    // A zero-size read touches no page: there are no bytes to offset into.
+    if (span.second == 0) return {};
     return Bytes(bytes.begin() + span.first,
                  bytes.begin() + span.first + span.second);
   }
