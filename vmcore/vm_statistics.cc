@@ -20,6 +20,11 @@ std::uint64_t last_walk = 0;  // guarded by walk_mu
 
 }  // namespace
 
+ReservedMarks::ReservedMarks() : lock_(walk_mu) {
+  first_ = last_walk + 1;
+  last_walk += kSpan;
+}
+
 TaskStatistics MapStatistics(const AddressMap& map) {
   // A subtree still being freed in the background holds references that
   // would count its pages as shared: let it go first.

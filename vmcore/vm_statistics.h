@@ -2,6 +2,9 @@
 #ifndef TASKFS_VMCORE_VM_STATISTICS_H_
 #define TASKFS_VMCORE_VM_STATISTICS_H_
 
+#include <cstdint>
+#include <mutex>
+
 #include "vmcore/address_map.h"
 #include "vmcore/vm_types.h"
 
@@ -16,6 +19,31 @@ namespace taskfs::vm {
 // Requires map's task lock (shared is enough) and no object lock; takes
 // every object of the map shared, so the figures are one snapshot.
 TaskStatistics MapStatistics(const AddressMap& map);
+
+// A block of walk marks no statistics walk will ever use, and the walk's
+// lock held for as long as the block is: a save (saved_state.h) numbers the
+// pages and objects it meets with marks of [first(), first() + kSpan), in
+// the words they keep for the walk, so that telling a page met before from
+// a new one needs no memory. Take it after every object lock whose objects'
+// and pages' marks are written (lock_order.h: a leaf, like the walk's).
+class ReservedMarks {
+ public:
+  static constexpr std::uint64_t kSpan = std::uint64_t{1} << 40;
+
+  ReservedMarks();
+  ReservedMarks(const ReservedMarks&) = delete;
+  ReservedMarks& operator=(const ReservedMarks&) = delete;
+
+  std::uint64_t first() const { return first_; }
+  // Whether mark is one of this block's.
+  bool Holds(std::uint64_t mark) const {
+    return mark >= first_ && mark - first_ < kSpan;
+  }
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  std::uint64_t first_ = 0;
+};
 
 }  // namespace taskfs::vm
 
