@@ -39,6 +39,8 @@ struct RawOptions {
   char* max_tasks = nullptr;
   char* log_level = nullptr;
   char* flavor = nullptr;
+  char* state = nullptr;
+  char* save_interval = nullptr;
   // fuse_opt_parse hands the same pointer to the option proc. The first
   // three non-option arguments (a third is already an error), and how many
   // there were: argv never grows what the daemon keeps.
@@ -47,11 +49,12 @@ struct RawOptions {
 
   // Owners of the values fuse_opt_parse set, to take once, right after it:
   // the char*s stay readable while they live, and they free them.
-  std::array<MallocedString, 7> TakeOwnership() const {
-    return {MallocedString(page_size), MallocedString(address_bits),
-            MallocedString(tasks),     MallocedString(memory_limit),
-            MallocedString(max_tasks), MallocedString(log_level),
-            MallocedString(flavor)};
+  std::array<MallocedString, 9> TakeOwnership() const {
+    return {MallocedString(page_size),    MallocedString(address_bits),
+            MallocedString(tasks),        MallocedString(memory_limit),
+            MallocedString(max_tasks),    MallocedString(log_level),
+            MallocedString(flavor),       MallocedString(state),
+            MallocedString(save_interval)};
   }
 };
 
@@ -65,6 +68,8 @@ const fuse_opt kOptionSpec[] = {
     TASKFS_OPT("max_tasks=%s", max_tasks),
     TASKFS_OPT("log_level=%s", log_level),
     TASKFS_OPT("flavor=%s", flavor),
+    TASKFS_OPT("state=%s", state),
+    TASKFS_OPT("save_interval=%s", save_interval),
     FUSE_OPT_END,
 };
 #undef TASKFS_OPT
@@ -176,6 +181,19 @@ std::string ApplyRaw(const RawOptions& raw, Options* o) {
       return "bad flavor " + Quoted(raw.flavor) + " (want classic or xnu)";
     }
   }
+  if (raw.state != nullptr) {
+    if (raw.state[0] == '\0') return "bad state='': want a directory";
+    o->state_dir = AbsolutePath(raw.state);
+  }
+  if (raw.save_interval != nullptr) {
+    if (!ParseOptionNumber(raw.save_interval, NumberForm::kPlain, &value) ||
+        value == 0 || value > 1000000000) {
+      return "bad save_interval " + Quoted(raw.save_interval) +
+             " (want a positive number of seconds)";
+    }
+    if (raw.state == nullptr) return "save_interval= needs state=DIR";
+    o->save_interval = static_cast<unsigned>(value);
+  }
   const std::string invalid = vm::VmSystem::ValidateConfig(o->vm);
   if (!invalid.empty()) return invalid;
   if (raw.tasks != nullptr) {
@@ -248,7 +266,7 @@ ParseOutcome ParseOptions(int argc, char** argv, Options* o,
   RawOptions raw;
   const int parsed =
       fuse_opt_parse(&args, &raw, kOptionSpec, CollectPositional);
-  const std::array<MallocedString, 7> raw_values = raw.TakeOwnership();
+  const std::array<MallocedString, 9> raw_values = raw.TakeOwnership();
   if (parsed != 0) {
     fuse_opt_free_args(&args);
     *error = "bad command line (see taskfs --help)";
@@ -329,6 +347,10 @@ void PrintHelp(const char* program) {
       "    -o flavor=F            classic: page-aligned "
       "vm_read/vm_write/vm_copy;\n"
       "                           xnu: XNU's rules, any byte range (classic)\n"
+      "    -o state=DIR           keep the tasks across unmount and restart "
+      "in\n"
+      "                           DIR (mode 0700, the daemon's user's)\n"
+      "    -o save_interval=N     with state=, also save every N seconds\n"
       "\n",
       program, program);
   std::fflush(stdout);

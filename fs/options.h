@@ -19,6 +19,10 @@ struct Options {
   enum class Tasks { kDemo, kNone, kManifest } tasks = Tasks::kDemo;
   std::string manifest;  // an absolute path, for kManifest
   std::string mountpoint;
+  // -o state=DIR (an absolute path; empty: none) and -o save_interval=N
+  // (seconds; 0: save at unmount only). docs/reference.md §10.
+  std::string state_dir;
+  unsigned save_interval = 0;
   spdlog::level::level_enum log_level = spdlog::level::info;
   bool foreground = false;
   bool single_thread = false;

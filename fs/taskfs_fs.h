@@ -13,9 +13,12 @@
 #include <spdlog/spdlog.h>
 #include <sys/types.h>
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <ctime>
 #include <memory>
+#include <vector>
 
 #include "fs/node_table.h"
 #include "fs/open_file.h"
@@ -54,6 +57,13 @@ class TaskFs {
   // are charged); then the task is terminated and its name free again.
   void AddTask(const std::shared_ptr<vm::Task>& task, uid_t uid, gid_t gid);
   std::size_t TaskCount() const { return nodes_.Count(); }
+  // Every visible task's node, ascending by id: what a save keeps.
+  std::vector<TaskNode> Nodes() const { return nodes_.NodesAfter(0, SIZE_MAX); }
+  // Gives a visible task's paths these modes (a restored save's); false if
+  // there is no such task.
+  bool SetModes(std::uint64_t id, const std::array<mode_t, kNodeKinds>& modes) {
+    return nodes_.Update(id, [&](TaskNode& node) { node.modes = modes; });
+  }
 
   vm::VmSystem& system() { return system_; }
   spdlog::logger& log() { return *log_; }

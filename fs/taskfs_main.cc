@@ -7,17 +7,22 @@
 #include <spdlog/spdlog.h>
 #include <syslog.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
+#include <thread>
 
 #include "fs/fuse_channel.h"
 #include "fs/manifest.h"
 #include "fs/options.h"
+#include "fs/state_dir.h"
 #include "fs/taskfs_fs.h"
 #include "vmcore/limit_reached.h"
 #include "vmcore/vm_system.h"
@@ -103,6 +108,54 @@ std::string CreateTasks(const Options& options, taskfs::vm::VmSystem& system,
   return "";
 }
 
+// -o save_interval: a thread that saves every interval until Stop.
+class SaveTimer {
+ public:
+  SaveTimer(taskfs::fs::StateDir& state, taskfs::fs::TaskFs& fs,
+            unsigned seconds)
+      : thread_([this, &state, &fs, seconds] { Run(state, fs, seconds); }) {}
+  ~SaveTimer() { Stop(); }
+  SaveTimer(const SaveTimer&) = delete;
+  SaveTimer& operator=(const SaveTimer&) = delete;
+
+  // Waits for a save under way, if any.
+  void Stop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run(taskfs::fs::StateDir& state, taskfs::fs::TaskFs& fs,
+           unsigned seconds) {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      if (wake_.wait_for(lock, std::chrono::seconds(seconds),
+                         [this] { return stop_; })) {
+        return;
+      }
+      lock.unlock();
+      std::uint64_t bytes = 0;
+      const std::string error = state.Save(fs, &bytes);
+      if (error.empty()) {
+        fs.log().info("saved {} tasks to {} ({} bytes)", fs.TaskCount(),
+                      state.path(), bytes);
+      } else {
+        fs.log().error("{}", error);
+      }
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;   // guarded by mu_
+  std::thread thread_;  // last: it runs on the members above
+};
+
 struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
@@ -125,6 +178,11 @@ int main(int argc, char** argv) {
       return Fail(error);
     case taskfs::fs::ParseOutcome::kRun:
       break;
+  }
+
+  if (!options.state_dir.empty()) {
+    error = taskfs::fs::CheckStateDir(options.state_dir);
+    if (!error.empty()) return Fail(error);
   }
 
   std::shared_ptr<spdlog::logger> log = MakeLogger(options);
@@ -158,8 +216,22 @@ int main(int argc, char** argv) {
                        sizeof(fuse_lowlevel_ops), &fs));
   if (session == nullptr) return 1;  // libfuse has printed why
 
-  error = CreateTasks(options, system, fs);
-  if (!error.empty()) return Fail(error);
+  // A save present wins over tasks= (and the demo): it is what the tasks
+  // became.
+  std::unique_ptr<taskfs::fs::StateDir> state;
+  if (!options.state_dir.empty()) {
+    state = std::make_unique<taskfs::fs::StateDir>(options.state_dir);
+  }
+  if (state != nullptr && state->HasSave()) {
+    std::size_t restored = 0;
+    error = state->Load(fs, &restored);
+    if (!error.empty()) return Fail(error);
+    log->info("restored {} tasks from {}; the tasks option is not loaded",
+              restored, state->path());
+  } else {
+    error = CreateTasks(options, system, fs);
+    if (!error.empty()) return Fail(error);
+  }
 
   if (fuse_set_signal_handlers(session.get()) != 0) {
     return Fail("cannot install signal handlers");
@@ -185,6 +257,10 @@ int main(int argc, char** argv) {
   system.BeforeFork();
   fuse_daemonize(options.foreground ? 1 : 0);
 
+  std::unique_ptr<SaveTimer> timer;
+  if (state != nullptr && options.save_interval != 0) {
+    timer = std::make_unique<SaveTimer>(*state, fs, options.save_interval);
+  }
   int result;
   if (options.single_thread) {
     result = fuse_session_loop(session.get());
@@ -200,8 +276,23 @@ int main(int argc, char** argv) {
     result = fuse_session_loop_mt(session.get(), config);
     fuse_loop_cfg_destroy(config);
   }
+  if (timer != nullptr) timer->Stop();
   fuse_session_unmount(session.get());
   fuse_remove_signal_handlers(session.get());
+  // The last save, after the last request: the daemon exits 0 only once it
+  // is on disk.
+  bool saved = true;
+  if (state != nullptr) {
+    std::uint64_t bytes = 0;
+    const std::string save_error = state->Save(fs, &bytes);
+    if (save_error.empty()) {
+      log->info("saved {} tasks to {} ({} bytes)", fs.TaskCount(),
+                state->path(), bytes);
+    } else {
+      log->error("{}", save_error);
+      saved = false;
+    }
+  }
   // The loop returns the number of the signal that ended it, 0 after
   // fusermount3 -u, and a negative errno on a real failure.
   if (result < 0) {
@@ -209,5 +300,5 @@ int main(int argc, char** argv) {
     return 1;
   }
   log->info("unmounted {}", options.mountpoint);
-  return 0;
+  return saved ? 0 : 1;
 }

@@ -66,12 +66,13 @@ std::string SaveState(VmSystem& system, const std::vector<SavedTask>& tasks,
                       StateSink& sink);
 
 // Reads a save from source and makes its tasks in system, in the saved
-// order, calling made(task, extra) for each once its map is complete.
+// order, calling made(task, extra) for each once its map is complete (a
+// std::bad_alloc from made is reported as the core's own are).
 // system should have no task of a saved name. Returns "" or a one-line
 // reason naming the problem and the byte offset where it was found (an
 // unknown version, a bad checksum, a truncated save, a value out of range,
 // the memory limit); then the tasks made so far are still there and the
-// caller discards the system. made may throw; RestoreState passes it on.
+// caller discards the system.
 std::string RestoreState(VmSystem& system, StateSource& source,
                          const std::function<void(const std::shared_ptr<Task>&,
                                                   std::string_view)>& made);

@@ -239,6 +239,30 @@ TEST_F(OptionsTest, BadFlavor) {
   ExpectError({"-o", "flavor=", mountpoint_}, "flavor");
 }
 
+TEST_F(OptionsTest, StateAndSaveInterval) {
+  ASSERT_EQ(Parse({mountpoint_}), ParseOutcome::kRun) << error_;
+  EXPECT_EQ(options_->state_dir, "");
+  EXPECT_EQ(options_->save_interval, 0u);
+  ASSERT_EQ(Parse({"-o", "state=/var/keep,save_interval=30", mountpoint_}),
+            ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->state_dir, "/var/keep");
+  EXPECT_EQ(options_->save_interval, 30u);
+  ASSERT_EQ(Parse({"-o", "state=keep", mountpoint_}), ParseOutcome::kRun)
+      << error_;
+  EXPECT_EQ(options_->state_dir[0], '/');
+}
+
+TEST_F(OptionsTest, BadStateAndSaveInterval) {
+  ExpectError({"-o", "state=", mountpoint_}, "bad state='': want a directory");
+  ExpectError({"-o", "state=/k,save_interval=0", mountpoint_},
+              "bad save_interval '0' (want a positive number of seconds)");
+  ExpectError({"-o", "state=/k,save_interval=x", mountpoint_},
+              "bad save_interval 'x'");
+  ExpectError({"-o", "save_interval=5", mountpoint_},
+              "save_interval= needs state=DIR");
+}
+
 TEST_F(OptionsTest, SpdlogsOtherLogLevelNames) {
   const struct {
     const char* name;

@@ -1,0 +1,306 @@
+// -o state=DIR (docs/reference.md §10) through real mounts: tasks of two
+// users, their owners, modes, forks and copies kept across unmount; a save
+// killed at many points leaves the previous one; damaged and foreign saves
+// and a DIR of the wrong mode or owner refused; save_interval saves while
+// mounted.
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tests/integration/mount_fixture.h"
+#include "tests/integration/test_util.h"
+
+namespace taskfs::testing {
+namespace {
+
+constexpr std::uint64_t kData = 0x10000;
+
+class StateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(tmp_.path().empty());
+    dir_ = tmp_.MakeDir("state");
+    ASSERT_EQ(::chmod(dir_.c_str(), 0700), 0);
+    const passwd* pw = ::getpwnam("nobody");
+    if (pw == nullptr) GTEST_SKIP() << "no user nobody";
+    uid_ = pw->pw_uid;
+    gid_ = pw->pw_gid;
+  }
+
+  std::vector<std::string> Options(const std::string& more = "") const {
+    return {"-o", "allow_other,state=" + dir_ + more};
+  }
+  std::string SaveFile() const { return dir_ + "/tasks.state"; }
+
+  // A daemon that must not mount: its exit status and its one line.
+  void ExpectRefused(const std::vector<std::string>& options,
+                     const std::string& want) {
+    Mount mount(options);
+    EXPECT_FALSE(mount.ok());
+    EXPECT_EQ(mount.exit_status(), 1) << mount.DaemonLog();
+    const std::string log = mount.DaemonLog();
+    EXPECT_NE(log.find(want), std::string::npos) << log;
+    EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 1) << log;
+    EXPECT_FALSE(IsMountpoint(mount.path()));
+  }
+
+  int AsNobody(const std::function<int()>& fn) {
+    return RunAs(Identity{uid_, gid_, {}}, fn);
+  }
+
+  TempDir tmp_;
+  std::string dir_;
+  uid_t uid_ = 0;
+  gid_t gid_ = 0;
+};
+
+struct Seen {
+  uid_t uid;
+  gid_t gid;
+  mode_t mode;
+};
+
+std::map<std::string, Seen> Attributes(const Mount& mount) {
+  std::map<std::string, Seen> out;
+  for (const std::string& task : ListDir(mount.path())) {
+    if (task == "host_page_size") continue;
+    for (const char* file :
+         {"", "/mem", "/ctl", "/maps", "/status", "/errors"}) {
+      struct stat st;
+      if (::stat((mount / (task + file)).c_str(), &st) == 0) {
+        out[task + file] = {st.st_uid, st.st_gid, st.st_mode};
+      }
+    }
+  }
+  return out;
+}
+
+TEST_F(StateTest, TasksOwnersModesAndSharingSurviveUnmount) {
+  std::map<std::string, Seen> attributes;
+  std::map<std::string, std::string> status;
+  long long used = 0;
+  const std::string mine_bytes = Pattern(32 * kPage, 1);
+  const std::string its_bytes = Pattern(16 * kPage, 2);
+  {
+    Mount mount(Options(",tasks=none"));
+    ASSERT_TRUE(mount.ok()) << mount.error();
+    ASSERT_EQ(Err(::mkdir((mount / "mine").c_str(), 0700)), 0);
+    ASSERT_EQ(WriteFile(mount / "mine/ctl", "allocate 0x10000 128K\n"), 0);
+    ASSERT_EQ(WriteMem(mount / "mine/mem", kData, mine_bytes), 0);
+    // The first 16 pages shared with the fork, the rest copied.
+    ASSERT_EQ(WriteFile(mount / "mine/ctl", "inherit 0x10000 64K share\n"), 0);
+    ASSERT_EQ(WriteFile(mount / "mine/ctl", "fork kid\n"), 0);
+    // An unreadable page keeps its bytes.
+    ASSERT_EQ(WriteFile(mount / "mine/ctl", "protect 0x28000 4K ---\n"), 0);
+    ASSERT_EQ(::chmod((mount / "mine/maps").c_str(), 0444), 0);
+    ASSERT_EQ(::chmod((mount / "kid/mem").c_str(), 0640), 0);
+    const std::string dir = mount / "its";
+    ASSERT_EQ(AsNobody([&] {
+                int e = Err(::mkdir(dir.c_str(), 0700));
+                if (e == 0)
+                  e = WriteFile(dir + "/ctl", "allocate 0x10000 64K\n");
+                if (e == 0) e = WriteMem(dir + "/mem", kData, its_bytes);
+                if (e == 0) e = Err(::chmod((dir + "/status").c_str(), 0440));
+                return e;
+              }),
+              0);
+    attributes = Attributes(mount);
+    for (const char* task : {"mine", "kid", "its"}) {
+      const std::string text =
+          ReadFile(mount / (std::string(task) + "/status"));
+      status[task] = StatusValue(text, "resident_bytes") + "/" +
+                     StatusValue(text, "shared_bytes") + "/" +
+                     StatusValue(text, "regions");
+    }
+    used = StatfsUsedBytes(mount.path());
+    EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+  }
+  EXPECT_TRUE(std::filesystem::exists(SaveFile()));
+
+  // No tasks= option: the demo would load, but a save present wins.
+  Mount mount(Options());
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  std::vector<std::string> names = ListDir(mount.path());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"host_page_size", "its", "kid", "mine"}));
+  EXPECT_NE(mount.DaemonLog().find("restored 3 tasks"), std::string::npos);
+  const std::map<std::string, Seen> now = Attributes(mount);
+  ASSERT_EQ(now.size(), attributes.size());
+  for (const auto& [path, seen] : attributes) {
+    ASSERT_TRUE(now.count(path)) << path;
+    EXPECT_EQ(now.at(path).uid, seen.uid) << path;
+    EXPECT_EQ(now.at(path).gid, seen.gid) << path;
+    EXPECT_EQ(now.at(path).mode, seen.mode) << path;
+  }
+  EXPECT_EQ(now.at("its").uid, uid_);
+  for (const char* task : {"mine", "kid", "its"}) {
+    const std::string text = ReadFile(mount / (std::string(task) + "/status"));
+    EXPECT_EQ(StatusValue(text, "resident_bytes") + "/" +
+                  StatusValue(text, "shared_bytes") + "/" +
+                  StatusValue(text, "regions"),
+              status[task])
+        << task;
+  }
+  const long long used_now = StatfsUsedBytes(mount.path());
+  EXPECT_LE(std::abs(used_now - used), used / 100) << used << " " << used_now;
+
+  std::string got;
+  ASSERT_EQ(ReadMem(mount / "kid/mem", kData, 24 * kPage, &got), 0);
+  EXPECT_EQ(got, mine_bytes.substr(0, 24 * kPage));
+  ASSERT_EQ(ReadMem(mount / "its/mem", kData, 16 * kPage, &got), 0);
+  EXPECT_EQ(got, its_bytes);
+  ASSERT_EQ(WriteFile(mount / "mine/ctl", "protect 0x28000 4K rw-\n"), 0);
+  ASSERT_EQ(ReadMem(mount / "mine/mem", 0x28000, kPage, &got), 0);
+  EXPECT_EQ(got, mine_bytes.substr(0x18000, kPage));
+
+  // share: one memory; copy: apart.
+  const std::string x(kPage, 'x');
+  ASSERT_EQ(WriteMem(mount / "mine/mem", kData, x), 0);
+  ASSERT_EQ(ReadMem(mount / "kid/mem", kData, kPage, &got), 0);
+  EXPECT_EQ(got, x);
+  ASSERT_EQ(WriteMem(mount / "mine/mem", kData + 20 * kPage, x), 0);
+  ASSERT_EQ(ReadMem(mount / "kid/mem", kData + 20 * kPage, kPage, &got), 0);
+  EXPECT_EQ(got, mine_bytes.substr(20 * kPage, kPage));
+}
+
+TEST_F(StateTest, ManifestLoadsWhenThereIsNoSave) {
+  Mount mount(Options());
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_GT(ListDir(mount.path()).size(), 1u);  // the demo
+  EXPECT_EQ(mount.StopWith(SIGINT), 0) << mount.DaemonLog();
+  EXPECT_TRUE(std::filesystem::exists(SaveFile()));
+}
+
+TEST_F(StateTest, DirOfAnotherModeOrOwnerIsRefused) {
+  ASSERT_EQ(::chmod(dir_.c_str(), 0750), 0);
+  ExpectRefused(Options(), "mode 0750, want 0700");
+  ASSERT_EQ(::chmod(dir_.c_str(), 0700), 0);
+  ASSERT_EQ(::chown(dir_.c_str(), uid_, gid_), 0);
+  ExpectRefused(Options(), "belongs to uid " + std::to_string(uid_));
+  ExpectRefused({"-o", "state=" + dir_ + "/missing"},
+                "No such file or directory");
+}
+
+// A save with one task "t" holding pattern seed at kData.
+void MakeSave(const std::vector<std::string>& options, unsigned seed,
+              std::size_t pages) {
+  Mount mount(options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  if (!std::filesystem::exists(mount / "t")) {
+    ASSERT_EQ(Err(::mkdir((mount / "t").c_str(), 0700)), 0);
+    ASSERT_EQ(
+        WriteFile(mount / "t/ctl",
+                  "allocate 0x10000 " + std::to_string(pages * kPage) + "\n"),
+        0);
+  }
+  ASSERT_EQ(WriteMem(mount / "t/mem", kData, Pattern(pages * kPage, seed)), 0);
+  ASSERT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+}
+
+TEST_F(StateTest, DamagedAndForeignSavesAreRefused) {
+  MakeSave(Options(",tasks=none"), 1, 64);
+  std::string good;
+  {
+    std::ifstream in(SaveFile(), std::ios::binary);
+    good.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  ASSERT_GT(good.size(), 64 * kPage);
+  const auto put = [&](const std::string& bytes) {
+    std::ofstream(SaveFile(), std::ios::binary | std::ios::trunc) << bytes;
+  };
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 1;
+  put(flipped);
+  ExpectRefused(Options(), "state " + SaveFile() + ": checksum mismatch");
+  put(good.substr(0, good.size() - 100));
+  ExpectRefused(Options(), "state " + SaveFile() + ": truncated at byte");
+  std::string version = good;
+  version[8] = 7;
+  put(version);
+  ExpectRefused(Options(), "state " + SaveFile() +
+                               ": format version 7; this taskfs reads "
+                               "version 1");
+  put(good);
+  ExpectRefused({"-o", "state=" + dir_ + ",page_size=8192"},
+                "saved with page size 4096");
+  Mount mount(Options());
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  std::string got;
+  ASSERT_EQ(ReadMem(mount / "t/mem", kData, 64 * kPage, &got), 0);
+  EXPECT_EQ(got, Pattern(64 * kPage, 1));
+}
+
+TEST_F(StateTest, KillDuringSaveLeavesThePreviousSave) {
+  constexpr std::size_t kPages = 1024;  // 4 MiB
+  MakeSave(Options(",tasks=none"), 1, kPages);
+  const std::uint64_t size = std::filesystem::file_size(SaveFile());
+  // Each round's daemon kills itself (SIGKILL, as kill -9) once that many
+  // bytes of its save are in the file: before the first record, inside the
+  // header, inside a page, at a buffer's end, halfway, inside the last
+  // record, and with every byte written but before the rename.
+  for (const std::uint64_t kill_after :
+       {std::uint64_t{1}, std::uint64_t{11}, std::uint64_t{100},
+        std::uint64_t{5000}, std::uint64_t{1} << 20, size / 2, size - 4,
+        size}) {
+    SCOPED_TRACE(kill_after);
+    ::setenv("TASKFS_TEST_SAVE_KILL_AFTER", std::to_string(kill_after).c_str(),
+             1);
+    Mount mount(Options());
+    ::unsetenv("TASKFS_TEST_SAVE_KILL_AFTER");
+    ASSERT_TRUE(mount.ok()) << mount.error();
+    std::string got;
+    ASSERT_EQ(ReadMem(mount / "t/mem", kData, kPages * kPage, &got), 0);
+    ASSERT_TRUE(got == Pattern(kPages * kPage, 1));
+    ASSERT_EQ(WriteMem(mount / "t/mem", kData, Pattern(kPages * kPage, 2)), 0);
+    EXPECT_EQ(mount.StopWith(SIGTERM), -1) << mount.DaemonLog();
+  }
+  // A save that completes replaces it.
+  MakeSave(Options(), 3, kPages);
+  Mount mount(Options());
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  std::string got;
+  ASSERT_EQ(ReadMem(mount / "t/mem", kData, kPages * kPage, &got), 0);
+  EXPECT_TRUE(got == Pattern(kPages * kPage, 3));
+}
+
+TEST_F(StateTest, SaveIntervalSavesWhileMounted) {
+  Mount mount(Options(",tasks=none,save_interval=1"));
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(Err(::mkdir((mount / "t").c_str(), 0700)), 0);
+  ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10000 16K\n"), 0);
+  ASSERT_EQ(WriteMem(mount / "t/mem", kData, Pattern(4 * kPage, 3)), 0);
+  // A save holding t appears while the mount is up.
+  TempDir other;
+  const std::string copy_dir = other.MakeDir("state");
+  ASSERT_EQ(::chmod(copy_dir.c_str(), 0700), 0);
+  bool loaded = false;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        std::error_code ec;
+        std::filesystem::copy_file(
+            SaveFile(), copy_dir + "/tasks.state",
+            std::filesystem::copy_options::overwrite_existing, ec);
+        if (ec) return false;
+        Mount second({"-o", "state=" + copy_dir});
+        if (!second.ok()) return false;
+        std::string got;
+        loaded = ReadMem(second / "t/mem", kData, 4 * kPage, &got) == 0 &&
+                 got == Pattern(4 * kPage, 3);
+        return loaded;
+      },
+      std::chrono::seconds(20)));
+  EXPECT_TRUE(IsMountpoint(mount.path()));
+  EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+}
+
+}  // namespace
+}  // namespace taskfs::testing
