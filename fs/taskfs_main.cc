@@ -108,6 +108,23 @@ std::string CreateTasks(const Options& options, taskfs::vm::VmSystem& system,
   return "";
 }
 
+// Saves every task to state and logs how it went: true if it is on disk.
+bool SaveAndLog(taskfs::fs::StateDir& state, taskfs::fs::TaskFs& fs) {
+  const auto began = std::chrono::steady_clock::now();
+  std::uint64_t bytes = 0;
+  const std::string error = state.Save(fs, &bytes);
+  if (!error.empty()) {
+    fs.log().error("{}", error);
+    return false;
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - began)
+                      .count();
+  fs.log().info("saved {} tasks to {} ({} bytes in {} ms)", fs.TaskCount(),
+                state.path(), bytes, ms);
+  return true;
+}
+
 // -o save_interval: a thread that saves every interval until Stop.
 class SaveTimer {
  public:
@@ -138,14 +155,7 @@ class SaveTimer {
         return;
       }
       lock.unlock();
-      std::uint64_t bytes = 0;
-      const std::string error = state.Save(fs, &bytes);
-      if (error.empty()) {
-        fs.log().info("saved {} tasks to {} ({} bytes)", fs.TaskCount(),
-                      state.path(), bytes);
-      } else {
-        fs.log().error("{}", error);
-      }
+      SaveAndLog(state, fs);
       lock.lock();
     }
   }
@@ -223,11 +233,16 @@ int main(int argc, char** argv) {
     state = std::make_unique<taskfs::fs::StateDir>(options.state_dir);
   }
   if (state != nullptr && state->HasSave()) {
+    const auto began = std::chrono::steady_clock::now();
     std::size_t restored = 0;
     error = state->Load(fs, &restored);
     if (!error.empty()) return Fail(error);
-    log->info("restored {} tasks from {}; the tasks option is not loaded",
-              restored, state->path());
+    log->info(
+        "restored {} tasks from {} in {} ms; the tasks option is not loaded",
+        restored, state->path(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - began)
+            .count());
   } else {
     error = CreateTasks(options, system, fs);
     if (!error.empty()) return Fail(error);
@@ -281,18 +296,7 @@ int main(int argc, char** argv) {
   fuse_remove_signal_handlers(session.get());
   // The last save, after the last request: the daemon exits 0 only once it
   // is on disk.
-  bool saved = true;
-  if (state != nullptr) {
-    std::uint64_t bytes = 0;
-    const std::string save_error = state->Save(fs, &bytes);
-    if (save_error.empty()) {
-      log->info("saved {} tasks to {} ({} bytes)", fs.TaskCount(),
-                state->path(), bytes);
-    } else {
-      log->error("{}", save_error);
-      saved = false;
-    }
-  }
+  const bool saved = state == nullptr || SaveAndLog(*state, fs);
   // The loop returns the number of the signal that ended it, 0 after
   // fusermount3 -u, and a negative errno on a real failure.
   if (result < 0) {

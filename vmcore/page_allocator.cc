@@ -283,4 +283,24 @@ std::uint64_t PageAllocator::Reclaim() {
   return GiveBack(released);
 }
 
+void PageAllocator::Populate(Page* const* pages, std::size_t n,
+                             std::size_t page_size) noexcept {
+#ifdef MADV_POPULATE_WRITE
+  std::size_t i = 0;
+  while (i < n) {
+    std::byte* start = pages[i]->data();
+    std::size_t run = 1;
+    while (i + run < n && pages[i + run]->data() == start + run * page_size) {
+      ++run;
+    }
+    madvise(start, run * page_size, MADV_POPULATE_WRITE);
+    i += run;
+  }
+#else
+  (void)pages;
+  (void)n;
+  (void)page_size;
+#endif
+}
+
 }  // namespace taskfs::vm

@@ -88,6 +88,13 @@ class PageAllocator {
   // slabs' records. The rest is the live pages and the metadata of tasks.
   std::uint64_t own_bytes() const;
 
+  // Makes the memory of pages[0..n) resident at once (MADV_POPULATE_WRITE
+  // over each run of adjacent pages), for a caller about to fill them all:
+  // one call per run instead of a fault per page. Their contents stay
+  // undefined; a kernel without it leaves them to fault as usual.
+  static void Populate(Page* const* pages, std::size_t n,
+                       std::size_t page_size) noexcept;
+
   // The shared page of zeros that unwritten memory reads as. Never freed,
   // never written, not counted as resident.
   const std::byte* zero_page() const { return zero_page_; }

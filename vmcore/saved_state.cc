@@ -14,6 +14,7 @@
 #include "vmcore/limit_reached.h"
 #include "vmcore/locks.h"
 #include "vmcore/page.h"
+#include "vmcore/page_allocator.h"
 #include "vmcore/page_range.h"
 #include "vmcore/page_table.h"
 #include "vmcore/vm_object.h"
@@ -300,6 +301,11 @@ class Restorer {
         made_(made),
         scratch_(system.budget()),
         max_index_(system.address_limit() / system.page_size()) {}
+  ~Restorer() {
+    for (std::size_t i = pool_at_; i < pool_end_; ++i) pool_[i]->DropMapping();
+  }
+  Restorer(const Restorer&) = delete;
+  Restorer& operator=(const Restorer&) = delete;
 
   void Run() {
     std::uint32_t type = 0;
@@ -398,10 +404,7 @@ class Restorer {
     vm::Page* page = nullptr;
     if (fresh) {
       if (id != pages_) in_.Bad("a page out of order");
-      if (!system_.pages().Allocate(1, &page)) {
-        throw LimitReached(system_.config().memory_limit,
-                           system_.budget().used(), system_.page_size());
-      }
+      page = NewPage();
       std::memcpy(page->data(), in_.payload() + kPageHead, system_.page_size());
       ++pages_;
     } else {
@@ -420,6 +423,26 @@ class Restorer {
       throw;
     }
     if (fresh && in_.payload()[16] != 0) kept_.emplace(id, page);
+  }
+
+  // A page from the pool, which is filled a batch at a time and made
+  // resident at once: a fault per page would cost more than reading it.
+  vm::Page* NewPage() {
+    if (pool_at_ == pool_end_) {
+      pool_at_ = pool_end_ = 0;
+      std::size_t n = kBatch;
+      // At the limit a batch may be refused where one page fits.
+      while (!system_.pages().Allocate(n, pool_.data())) {
+        if (n == 1) {
+          throw LimitReached(system_.config().memory_limit,
+                             system_.budget().used(), system_.page_size());
+        }
+        n = 1;
+      }
+      PageAllocator::Populate(pool_.data(), n, system_.page_size());
+      pool_end_ = n;
+    }
+    return pool_[pool_at_++];
   }
 
   void Entry() {
@@ -476,6 +499,9 @@ class Restorer {
   std::uint64_t tasks_ = 0, pages_ = 0;
   std::vector<std::shared_ptr<VmObject>> objects_;
   std::unordered_map<std::uint64_t, vm::Page*> kept_;
+  static constexpr std::size_t kBatch = 64;
+  std::array<vm::Page*, kBatch> pool_{};  // [pool_at_, pool_end_) unused
+  std::size_t pool_at_ = 0, pool_end_ = 0;
 };
 
 }  // namespace

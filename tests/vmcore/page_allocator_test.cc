@@ -1,6 +1,7 @@
 #include "vmcore/page_allocator.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <cstring>
 #include <vector>
@@ -33,6 +34,29 @@ TEST(PageAllocatorTest, AllocatesAdjacentPagesWithOneMapping) {
   }
   for (Page* p : got) p->DropMapping();
   EXPECT_EQ(pages.live_pages(), 0u);
+}
+
+// Whether the page holding p is resident (mincore).
+bool Resident(const std::byte* p) {
+  unsigned char v = 0;
+  EXPECT_EQ(mincore(const_cast<std::byte*>(p), kPage, &v), 0);
+  return (v & 1) != 0;
+}
+
+TEST(PageAllocatorTest, PopulateMakesRunsResidentAtOnce) {
+  PageAllocator pages(kPage, Unlimited());
+  std::vector<Page*> got(64);
+  ASSERT_TRUE(pages.Allocate(got.size(), got.data()));
+  for (Page* p : got) ASSERT_FALSE(Resident(p->data()));
+  // Two runs and a page on its own, in any order.
+  std::vector<Page*> some = {got[10], got[11], got[12],
+                             got[40], got[30], got[31]};
+  PageAllocator::Populate(some.data(), some.size(), kPage);
+  for (Page* p : some) EXPECT_TRUE(Resident(p->data()));
+  EXPECT_FALSE(Resident(got[13]->data()));
+  EXPECT_FALSE(Resident(got[0]->data()));
+  PageAllocator::Populate(got.data(), 0, kPage);  // nothing
+  for (Page* p : got) p->DropMapping();
 }
 
 TEST(PageAllocatorTest, LimitIsAllOrNothing) {
