@@ -9,8 +9,9 @@ and dd's file, so both go to the same disk. Mounts BUILD_DIR's daemon with
 -o state= on it, writes SIZE MiB of random bytes into a task and unmounts
 (the first save). Then, alternating their order each repetition:
 
-- save: SIGTERM to a mounted daemon until it exits, which is the unmount
-  and the save (written, fsync'd, renamed, the directory fsync'd);
+- save: the save as the daemon logs its time (written, fsync'd, renamed,
+  the directory fsync'd), and from SIGTERM to the daemon's exit, which adds
+  the unmount and freeing the task's memory;
 - restore: the daemon's start until its mount appears, which is reading
   the save and building the task;
 - dd write: `dd if=/dev/zero of=FILE bs=1M count=SIZE conv=fsync`;
@@ -29,6 +30,7 @@ table of medians. Python 3 standard library only.
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -67,16 +69,18 @@ def start(daemon, state, options=""):
 
 
 def stop(proc, mountpoint):
-    """SIGTERM until the daemon exits (its save); the seconds it took."""
+    """SIGTERM until the daemon exits (its save); the seconds it took, and
+    the seconds of the save alone as the daemon logs them."""
     began = time.perf_counter()
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(timeout=DEADLINE)
     took = time.perf_counter() - began
     os.rmdir(mountpoint)
+    log = proc.stderr.read().decode(errors="replace")
     if rc != 0:
-        raise SystemExit(f"taskfs exited with {rc}: "
-                         f"{proc.stderr.read().decode(errors='replace')}")
-    return took
+        raise SystemExit(f"taskfs exited with {rc}: {log}")
+    saved = re.search(r"saved \d+ tasks to .* bytes in (\d+) ms", log)
+    return took, int(saved.group(1)) / 1e3
 
 
 def uncache(path):
@@ -135,7 +139,7 @@ def main():
             stop(proc, mountpoint)
         save_bytes = os.stat(os.path.join(state, "tasks.state")).st_size
 
-        times = {"save": [], "restore": [], "dd write": [], "dd read": [],
+        times = {"save": [], "SIGTERM to exit": [], "restore": [], "dd write": [], "dd read": [],
                  "dd read into fresh memory": [],
                  "write into a new task": []}
         shm_file = tempfile.mktemp(prefix="taskfs-state-bench-", dir="/dev/shm")
@@ -150,7 +154,9 @@ def main():
             fill(mountpoint, "fresh", args.size_mib)
             times["write into a new task"].append(time.perf_counter() - began)
             os.rmdir(os.path.join(mountpoint, "fresh"))
-            times["save"].append(stop(proc, mountpoint))
+            took, save = stop(proc, mountpoint)
+            times["SIGTERM to exit"].append(took)
+            times["save"].append(save)
 
         def dd_round():
             times["dd write"].append(timed(
@@ -180,7 +186,7 @@ def main():
     print()
     print("| measure | median | MiB/s |")
     print("|---|---:|---:|")
-    rows = (("save", ""), ("dd write", ""), ("restore", ""), ("dd read", ""),
+    rows = (("save", ""), ("SIGTERM to exit", ""), ("dd write", ""), ("restore", ""), ("dd read", ""),
             ("dd read into fresh memory", ""), ("write into a new task", ""))
     for k, _ in rows:
         print(f"| {k} | {med[k] * 1e3:.0f} ms | "
