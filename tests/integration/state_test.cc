@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/mount_fixture.h"
@@ -278,6 +280,20 @@ TEST_F(StateTest, SaveIntervalSavesWhileMounted) {
   ASSERT_EQ(Err(::mkdir((mount / "t").c_str(), 0700)), 0);
   ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10000 16K\n"), 0);
   ASSERT_EQ(WriteMem(mount / "t/mem", kData, Pattern(4 * kPage, 3)), 0);
+  // Another task changes all the while: saves hold it consistent, and it
+  // goes on once each save ends.
+  ASSERT_EQ(Err(::mkdir((mount / "w").c_str(), 0700)), 0);
+  ASSERT_EQ(WriteFile(mount / "w/ctl", "allocate 0x10000 64K\n"), 0);
+  std::atomic<bool> stop{false};
+  std::atomic<int> writes{0};
+  std::thread writer([&] {
+    for (unsigned i = 0; !stop; ++i) {
+      if (WriteMem(mount / "w/mem", kData + (i % 16) * kPage,
+                   Pattern(kPage, i)) == 0) {
+        ++writes;
+      }
+    }
+  });
   // A save holding t appears while the mount is up.
   TempDir other;
   const std::string copy_dir = other.MakeDir("state");
@@ -298,7 +314,19 @@ TEST_F(StateTest, SaveIntervalSavesWhileMounted) {
         return loaded;
       },
       std::chrono::seconds(20)));
+  // Long enough for saves to meet the writer.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  stop = true;
+  writer.join();
+  EXPECT_GT(writes.load(), 0);
   EXPECT_TRUE(IsMountpoint(mount.path()));
+  const std::string log = mount.DaemonLog();
+  std::size_t saves = 0;
+  for (std::size_t at = log.find("saved 2 tasks"); at != std::string::npos;
+       at = log.find("saved 2 tasks", at + 1)) {
+    ++saves;
+  }
+  EXPECT_GE(saves, 2u) << log;
   EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
 }
 
