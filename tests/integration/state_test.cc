@@ -274,6 +274,31 @@ TEST_F(StateTest, KillDuringSaveLeavesThePreviousSave) {
   EXPECT_TRUE(got == Pattern(kPages * kPage, 3));
 }
 
+TEST_F(StateTest, SavesAtTheMemoryLimit) {
+  std::string bytes;
+  {
+    Mount mount(Options(",tasks=none,memory_limit=16M"));
+    ASSERT_TRUE(mount.ok()) << mount.error();
+    ASSERT_EQ(Err(::mkdir((mount / "t").c_str(), 0700)), 0);
+    ASSERT_EQ(WriteFile(mount / "t/ctl", "allocate 0x10000 32M\n"), 0);
+    // Page after page until the limit refuses one.
+    int error = 0;
+    for (std::size_t i = 0; error == 0; ++i) {
+      const std::string page = Pattern(kPage, static_cast<unsigned>(i));
+      error = WriteMem(mount / "t/mem", kData + i * kPage, page);
+      if (error == 0) bytes += page;
+    }
+    ASSERT_EQ(error, ENOSPC);
+    ASSERT_GT(bytes.size(), 8u << 20);
+    EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+  }
+  Mount mount(Options(",memory_limit=16M"));
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  std::string got;
+  ASSERT_EQ(ReadMem(mount / "t/mem", kData, bytes.size(), &got), 0);
+  EXPECT_TRUE(got == bytes);
+}
+
 TEST_F(StateTest, SaveIntervalSavesWhileMounted) {
   Mount mount(Options(",tasks=none,save_interval=1"));
   ASSERT_TRUE(mount.ok()) << mount.error();
