@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -281,6 +282,31 @@ TEST(SavedStateTest, RefusesDamagedTruncatedAndForeignSaves) {
   EXPECT_EQ(Restore(longer).error, "damaged record at byte " +
                                        std::to_string(good.size()) +
                                        ": type 0, size 0");
+}
+
+// Seeded: any flipped byte or cut is refused, and nothing crashes or leaks.
+TEST(SavedStateTest, RandomDamageIsAlwaysRefused) {
+  auto system = MakeSystem();
+  auto a = Made(task_create(*system, "a"));
+  Alloc(*a, 0x10000, 4 * kPage);
+  Write(*a, 0x10000, 'r', 4 * kPage);
+  EXPECT_EQ(vm_inherit(*a, 0x10000, kPage, VM_INHERIT_SHARE), KERN_SUCCESS);
+  Made(task_fork(*system, *a, "b"));
+  const std::string good = Save(*system, {{"a", "attributes"}});
+  ASSERT_EQ(Restore(good).error, "");
+  const unsigned seed = 20261207;
+  std::srand(seed);
+  for (int round = 0; round < 300; ++round) {
+    std::string bad = good;
+    if (round % 3 == 0) {
+      bad.resize(static_cast<std::size_t>(std::rand()) % good.size());
+    } else {
+      const std::size_t at =
+          static_cast<std::size_t>(std::rand()) % good.size();
+      bad[at] = static_cast<char>(bad[at] ^ (1 + std::rand() % 255));
+    }
+    EXPECT_NE(Restore(bad).error, "") << "seed " << seed << " round " << round;
+  }
 }
 
 TEST(SavedStateTest, RefusesAnotherGeometry) {
