@@ -94,6 +94,10 @@ ExecContext OpenerContext(TaskFs& fs, const OpenFile& file) {
       [&fs, &file](vm::Task& source, const MapCopyArgs& args, KernReturn kr) {
         Report(fs).Source(file, source, args, kr);
       };
+  context.on_remap_source_failure =
+      [&fs, &file](vm::Task& source, const RemapArgs& args, KernReturn kr) {
+        Report(fs).Source(file, source, args, kr);
+      };
   return context;
 }
 
