@@ -35,6 +35,7 @@ import operator
 import os
 import re
 import struct
+import sys
 import threading
 
 from . import _table
@@ -234,6 +235,7 @@ def _parse_errors(text):
 _RESIDENT_BYTES = bytes(1 if v & _table.TASKFS_PAGE_RESIDENT else 0
                         for v in range(256))
 _RESIDENT_RUN = re.compile(b"\x01+")
+_FLAGS_BYTE = 0 if sys.byteorder == "little" else 3
 
 
 def _libc_memmem():
@@ -1029,9 +1031,9 @@ class Task:
         page = self.page_size
         runs = []
         for address, raw in self._page_chunks(start, end):
-            # One byte per page: 1 if resident (flags are below 256).
-            flags = array.array("I", raw)[0::self._PAGE_STATE.size // 4]
-            resident = array.array("B", flags).tobytes().translate(
+            # One byte per page: 1 if resident. The flags are below 256: a
+            # state's flags byte is its first uint32's low-order byte.
+            resident = raw[_FLAGS_BYTE::self._PAGE_STATE.size].translate(
                 _RESIDENT_BYTES)
             for m in _RESIDENT_RUN.finditer(resident):
                 s, e = address + m.start() * page, address + m.end() * page
@@ -1053,46 +1055,90 @@ class Task:
                 spans.append([region.start, region.end])
         return spans
 
-    _FIND_CHUNK = 8 << 20
+    # find reads and searches this much at a time, on this many threads at
+    # once; a thread keeps this many matches of its chunk, the rest of a
+    # dense chunk is searched as find's caller takes them.
+    _FIND_CHUNK = 1 << 20
+    _FIND_THREADS = 4
+    _FIND_KEPT = 4096
 
-    def _find_in(self, pattern, start, end, lead, trail):
+    def _find_in(self, pool, pattern, start, end, lead, trail):
         """Addresses of pattern in [start, end), with lead zero bytes before
-        start and trail after end (never-written memory) searched too. The
-        next chunk is read while this one is searched."""
+        start and trail after end (never-written memory) searched too.
+
+        The chunks are read and searched on pool's threads, several at once,
+        each into a buffer of its own (reads in flight together keep the
+        daemon's threads busy, and a chunk is searched while its bytes are
+        still in the cache); their matches are yielded here in order. A
+        thread finds the matches that lie within its chunk; the ones that
+        start in the n-1 bytes before a chunk (the lead's zeros, or the end
+        of earlier chunks) and end in it are found here, in those bytes
+        joined to the chunk's first ones."""
         n = len(pattern)
         chunk = self._FIND_CHUNK
-        pre = max(lead, n - 1)
-        bufs = [bytearray(pre + chunk + n - 1) for _ in range(2)]
-        views = [memoryview(b) for b in bufs]
         search = _Searcher(pattern)
+        kept = self._FIND_KEPT
 
-        def read(k, address):
+        def read_and_search(buf, address):
             size = min(chunk, end - address)
-            self.vm_read_overwrite(address, views[k][pre:pre + size])
-            return size
+            with memoryview(buf) as view:
+                self.vm_read_overwrite(address, view[:size])
+            found, resume = [], None
+            matches = search(buf, 0, size)
+            try:
+                for i in matches:
+                    if len(found) == kept:
+                        resume = i
+                        break
+                    found.append(i)
+            finally:
+                matches.close()
+            return size, found, resume
+
+        def joined(carry, head):
+            """Offsets, from the end of carry, of the matches that start in
+            carry (the bytes before head) and end in head."""
+            window = carry + head
+            i = window.find(pattern)
+            while 0 <= i < len(carry):
+                yield i - len(carry)
+                i = window.find(pattern, i + 1)
 
         addresses = range(start, end, chunk)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pending = pool.submit(read, 0, start)
-            # The bytes before the chunk: the lead's zeros, then the last
-            # n-1 bytes of the chunk before.
-            carry = bytes(lead)
-            for index, address in enumerate(addresses):
-                k = index % 2
-                size = pending.result()
-                last = index + 1 == len(addresses)
-                if not last:
-                    pending = pool.submit(read, 1 - k, addresses[index + 1])
-                lo, hi = pre - len(carry), pre + size
-                views[k][lo:pre] = carry
-                carry = bytes(views[k][max(lo, hi - (n - 1)):hi])
-                if last and trail:
-                    views[k][hi:hi + trail] = bytes(trail)
-                    hi += trail
-                # A match found here starts before hi-n+1; the next chunk's
-                # at or after it: none twice.
-                for i in search(bufs[k], lo, hi):
-                    yield address - pre + i
+        threads = min(self._FIND_THREADS, len(addresses))
+        free = [bytearray(min(chunk, end - start)) for _ in range(threads + 1)]
+        pending = collections.deque()
+        submitted = 0
+        carry = bytes(lead)  # the (at most n-1) bytes before the chunk
+        try:
+            for address in addresses:
+                while free and submitted < len(addresses):
+                    buf = free.pop()
+                    pending.append((buf, pool.submit(
+                        read_and_search, buf, addresses[submitted])))
+                    submitted += 1
+                buf, future = pending.popleft()
+                size, found, resume = future.result()
+                if n > 1:
+                    head = bytes(buf[:min(n - 1, size)])
+                    tail = bytes(buf[max(0, size - (n - 1)):size])
+                    for i in joined(carry, head):
+                        yield address + i
+                    carry = (carry + tail)[-(n - 1):]
+                for i in found:
+                    yield address + i
+                if resume is not None:
+                    for i in search(buf, resume, size):
+                        yield address + i
+                free.append(buf)
+            if n > 1 and trail:
+                for i in joined(carry, bytes(trail)):
+                    yield end + i
+        finally:
+            # Reads still in flight finish before their buffers go.
+            for _, future in pending:
+                future.cancel()
+            concurrent.futures.wait([future for _, future in pending])
 
     def find(self, pattern):
         """Yields, ascending, every address where pattern (bytes) occurs in
@@ -1106,23 +1152,24 @@ class Task:
             raise MachError(_table_kern("KERN_INVALID_ARGUMENT"),
                             "empty pattern", "find")
         zeros = pattern.count(0) == n
-        for start, end in self._readable_spans():
-            if zeros:
-                yield from self._find_in(pattern, start, end, 0, 0)
-                continue
-            # Runs of written pages, joined across gaps shorter than the
-            # pattern (a match could span them); a match reaching into the
-            # zeros around a run needs at most n-1 of them.
-            runs = []
-            for s, e in self._resident_runs(start, end):
-                if runs and s - runs[-1][1] < n:
-                    runs[-1][1] = e
-                else:
-                    runs.append([s, e])
-            for s, e in runs:
-                lead = min(n - 1, s - start)
-                trail = min(n - 1, end - e)
-                yield from self._find_in(pattern, s, e, lead, trail)
+        with concurrent.futures.ThreadPoolExecutor(self._FIND_THREADS) as pool:
+            for start, end in self._readable_spans():
+                if zeros:
+                    yield from self._find_in(pool, pattern, start, end, 0, 0)
+                    continue
+                # Runs of written pages, joined across gaps shorter than the
+                # pattern (a match could span them); a match reaching into
+                # the zeros around a run needs at most n-1 of them.
+                runs = []
+                for s, e in self._resident_runs(start, end):
+                    if runs and s - runs[-1][1] < n:
+                        runs[-1][1] = e
+                    else:
+                        runs.append([s, e])
+                for s, e in runs:
+                    lead = min(n - 1, s - start)
+                    trail = min(n - 1, end - e)
+                    yield from self._find_in(pool, pattern, s, e, lead, trail)
 
     def diff(self, other):
         """The differences between this task and other (a Task of the same

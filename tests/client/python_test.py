@@ -1332,6 +1332,59 @@ class ToolsTest(MountedTest):
                 self.assertEqual(list(t.find(pattern)),
                                  reference_find(t, pattern), (seed, pattern))
 
+    def small_find_chunks(self, task, threads, kept):
+        """find in one-page chunks on threads threads, each keeping kept
+        matches of its chunk: the boundaries a large task has, in a small
+        one."""
+        task._FIND_CHUNK = PAGE
+        task._FIND_THREADS = threads
+        task._FIND_KEPT = kept
+
+    def test_find_in_small_chunks_matches_plain_reads(self):
+        import random
+        for seed in range(4):
+            rng = random.Random(50 + seed)
+            t = taskfs.Task.create(self.mount.path, f"chunks-{seed}")
+            self.addCleanup(self._remove, t)
+            self.random_task(rng, t)
+            for threads, kept in ((1, 4096), (2, 1), (3, 7)):
+                self.small_find_chunks(t, threads, kept)
+                for pattern in (b"ab", b"ba\0a", b"a" * 9, b"\0", b"b\0\0",
+                                bytes(PAGE + 3), b"a" * (2 * PAGE + 1)):
+                    self.assertEqual(list(t.find(pattern)),
+                                     reference_find(t, pattern),
+                                     (seed, threads, kept, pattern))
+
+    def test_find_at_chunk_boundaries_and_region_ends(self):
+        t = self.task
+        t.vm_allocate(8 * PAGE, A)
+        t.vm_allocate(PAGE, A + 8 * PAGE)
+        t.vm_protect(A + 8 * PAGE, PAGE, taskfs.VM_PROT_NONE)
+        # Across chunks 0|1 (two threads' buffers), across chunks 2|3|4 (a
+        # pattern longer than a chunk), ending at the last byte of the
+        # readable memory, and one byte at that last byte.
+        data = bytearray(b"\1" * 8 * PAGE)
+        data[PAGE - 2:PAGE + 2] = b"XY12"
+        data[3 * PAGE - 1:4 * PAGE + 1] = b"L" * (PAGE + 2)
+        data[8 * PAGE - 3:] = b"END"
+        t.vm_write(A, data)
+        for threads in (1, 2, 4):
+            self.small_find_chunks(t, threads, 4096)
+            self.assertEqual(list(t.find(b"XY12")), [A + PAGE - 2], threads)
+            self.assertEqual(list(t.find(b"\1L" + b"L" * (PAGE + 1) + b"\1")),
+                             [A + 3 * PAGE - 2], threads)
+            self.assertEqual(list(t.find(b"END")), [A + 8 * PAGE - 3])
+            self.assertEqual(list(t.find(b"D")), [A + 8 * PAGE - 1])
+            # Dense matches: more in each chunk than a thread keeps.
+            self.small_find_chunks(t, threads, 5)
+            self.assertEqual(list(t.find(b"\1\1")),
+                             reference_find(t, b"\1\1"), threads)
+        # Stopping early leaves no read behind: the task closes cleanly.
+        self.small_find_chunks(t, 3, 4096)
+        found = t.find(b"\1")
+        self.assertEqual(next(found), A)
+        found.close()
+
     def test_find_across_pages_regions_and_never_written_memory(self):
         t = self.task
         t.vm_allocate(2 * PAGE, A)

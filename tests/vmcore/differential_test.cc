@@ -521,7 +521,9 @@ class DifferentialRun {
                            ", " + Hex(size) + ")" +
                            (buffered ? "" : " (pinned variant)");
     Begin(op);
-    Bytes core_bytes;
+    // Kept between calls: the checks read thousands of ranges, and a fresh
+    // buffer for each costs more than the read.
+    Bytes& core_bytes = core_bytes_;
     KernReturn core;
     if (buffered) {
       // Poisoned, so bytes the core fails to fill cannot pass for zeros.
@@ -535,7 +537,7 @@ class DifferentialRun {
       core_bytes.resize(pinned.size());
       pinned.CopyTo(core_bytes.data());
     }
-    Bytes model_bytes;
+    Bytes& model_bytes = model_bytes_;
     const KernReturn model = model_->Read(t, address, size, &model_bytes);
     if (SameCode(op, core, model) && core == KERN_SUCCESS) {
       CompareBytes(op, core_bytes, model_bytes);
@@ -943,6 +945,8 @@ class DifferentialRun {
   std::vector<std::shared_ptr<Task>> tasks_;  // numbered as the model's
   std::array<PinnedPages, kPinSlots> pins_;
   Bytes big_zeros_;
+  Bytes core_bytes_;
+  Bytes model_bytes_;
 
   std::uint64_t next_name_ = 0;
   std::uint64_t episode_ = 0;

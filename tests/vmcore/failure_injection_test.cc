@@ -502,7 +502,10 @@ void ExpectMatchesModel(World& w, const std::string& where) {
         << "task " << t << ": core " << reference::StatsText(core_stats)
         << ", model " << reference::StatsText(model_stats);
     for (const auto& [first, end] : w.model.Runs(t, VM_PROT_READ)) {
-      Bytes core_bytes(P(end - first)), model_bytes;
+      // Kept between calls: this check runs after every injected failure,
+      // and fresh buffers of a region's size cost more than the reads.
+      static Bytes core_bytes, model_bytes;
+      core_bytes.assign(P(end - first), 0);
       EXPECT_EQ(vm_read(w.T(t), P(first),
                         std::as_writable_bytes(std::span(core_bytes))),
                 KERN_SUCCESS);

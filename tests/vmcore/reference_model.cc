@@ -193,8 +193,23 @@ KernReturn Model::Read(std::size_t t, vm_address_t address, vm_size_t size,
                        Bytes* out) const {
   std::vector<PageData> pages;
   KernReturn kr = ReadPages(t, address, size, &pages);
-  if (kr == KERN_SUCCESS) {
-    *out = Slice(Concatenate(pages), {address % page_size_, size});
+  if (kr != KERN_SUCCESS) return kr;
+  // The bytes of [address, address + size) straight from the pages: no
+  // whole-page copy to slice afterwards, and out's capacity is reused.
+  out->clear();
+  out->reserve(size);
+  std::uint64_t skip = address % page_size_;
+  for (const PageData& data : pages) {
+    const std::uint64_t take =
+        std::min<std::uint64_t>(page_size_ - skip, size - out->size());
+    if (take == 0) break;
+    if (data == nullptr) {
+      out->insert(out->end(), take, 0);
+    } else {
+      const auto from = data->begin() + static_cast<std::ptrdiff_t>(skip);
+      out->insert(out->end(), from, from + static_cast<std::ptrdiff_t>(take));
+    }
+    skip = 0;
   }
   return kr;
 }
