@@ -338,7 +338,12 @@ KernReturn RemapFrom(ExecContext& context, vm::Task& task,
   KernReturn kr = context.may_access
                       ? context.may_access(*source, /*want_write=*/!args->copy)
                       : vm::KERN_SUCCESS;
-  if (kr != vm::KERN_SUCCESS) return kr;
+  if (kr != vm::KERN_SUCCESS) {
+    if (context.on_remap_source_failure) {
+      context.on_remap_source_failure(*source, *args, kr);
+    }
+    return kr;
+  }
   // A caller that may read the source but not change it gets no more from
   // a copy than vm_read would give: pages without read stay out of reach
   // (it could otherwise raise their protection in its own copy).
@@ -350,7 +355,11 @@ KernReturn RemapFrom(ExecContext& context, vm::Task& task,
   kr = vm::vm_remap(task, &target, args->size, args->anywhere, *source,
                     args->src, args->copy, &args->cur, &args->max,
                     args->inheritance, source_readable);
-  if (kr == vm::KERN_SUCCESS) args->target = target;
+  if (kr == vm::KERN_SUCCESS) {
+    args->target = target;
+  } else if (context.on_remap_source_failure) {
+    context.on_remap_source_failure(*source, *args, kr);
+  }
   return kr;
 }
 

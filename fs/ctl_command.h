@@ -79,6 +79,19 @@ struct MapCopyArgs {
   bool src_destroy = false;
 };
 
+// The arguments of a vm_remap from another task (or this one) into this one
+// (remap, TASKFS_IOC_VM_REMAP); target, cur and max are also its results.
+struct RemapArgs {
+  vm::vm_address_t src = 0;
+  vm::vm_size_t size = 0;
+  vm::vm_address_t target = 0;
+  bool anywhere = false;
+  bool copy = false;  // else share
+  vm::vm_inherit_t inheritance = vm::VM_INHERIT_DEFAULT;
+  vm::vm_prot_t cur = 0;
+  vm::vm_prot_t max = 0;
+};
+
 // What a command needs from the file system around it.
 struct ExecContext {
   vm::VmSystem* system = nullptr;
@@ -94,6 +107,10 @@ struct ExecContext {
   std::function<void(vm::Task& source, const MapCopyArgs& args,
                      vm::KernReturn kr)>
       on_source_failure;
+  // The same for a remap from source (RemapFrom). May be null.
+  std::function<void(vm::Task& source, const RemapArgs& args,
+                     vm::KernReturn kr)>
+      on_remap_source_failure;
 };
 
 // The one front end of a copy from another task, for copy-from and
@@ -106,23 +123,11 @@ vm::KernReturn MapCopyFrom(ExecContext& context, vm::Task& task,
                            const std::shared_ptr<vm::Task>& source,
                            std::string_view missing, const MapCopyArgs& args);
 
-// The arguments of a vm_remap from another task (or this one) into this one
-// (remap, TASKFS_IOC_VM_REMAP); target, cur and max are also its results.
-struct RemapArgs {
-  vm::vm_address_t src = 0;
-  vm::vm_size_t size = 0;
-  vm::vm_address_t target = 0;
-  bool anywhere = false;
-  bool copy = false;  // else share
-  vm::vm_inherit_t inheritance = vm::VM_INHERIT_DEFAULT;
-  vm::vm_prot_t cur = 0;
-  vm::vm_prot_t max = 0;
-};
-
 // The one front end of a remap (remap, TASKFS_IOC_VM_REMAP): source (null:
 // KERN_INVALID_TASK with the reason missing) must be reachable with read
 // access, and for a share with write access too (context.may_access): the
-// target can then write the source's memory. Then vm::vm_remap.
+// target can then write the source's memory. Then vm::vm_remap. Reports a
+// failure after source was found to context.on_remap_source_failure.
 vm::KernReturn RemapFrom(ExecContext& context, vm::Task& task,
                          const std::shared_ptr<vm::Task>& source,
                          std::string_view missing, RemapArgs* args);

@@ -48,6 +48,22 @@ void FailureReport::Source(const OpenFile& file, vm::Task& source,
   }
 }
 
+void FailureReport::Source(const OpenFile& file, vm::Task& source,
+                           const RemapArgs& args,
+                           vm::KernReturn kr) const noexcept {
+  TaskNode node;
+  if (&source == file.task.get() || !nodes_.Find(source.id(), &node)) return;
+  try {
+    Record(file, *node.errors, kr,
+           fmt::format("vm_remap {:#x} {:#x} into task id {} {} {}", args.src,
+                       args.size, file.task->id(),
+                       args.anywhere ? std::string("anywhere")
+                                     : fmt::format("at {:#x}", args.target),
+                       args.copy ? "copy" : "share"));
+  } catch (const std::bad_alloc&) {
+  }
+}
+
 void FailureReport::Untracked(std::string_view verb, std::string_view name,
                               vm::KernReturn kr) const {
   const spdlog::level::level_enum level = LevelOf(kr);

@@ -1,6 +1,7 @@
 // The one account of a failed request (docs/reference.md §7): a line in the
 // daemon's log, a line in the errors file of the task it failed on, and, for a
-// vm_map_copy from another task, a line in that source task's errors file.
+// vm_map_copy or vm_remap from another task, a line in that source task's
+// errors file.
 // Every failure site of the adapter (mem reads and writes, ctl commands,
 // ioctls, mkdir) reports through here, so the three stay one story.
 #ifndef TASKFS_FS_FAILURE_REPORT_H_
@@ -82,6 +83,11 @@ class FailureReport {
   // call, with nothing the caller chose but numbers: the ranges and the id
   // of the task copied into. (ExecContext::on_source_failure.)
   void Source(const OpenFile& file, vm::Task& source, const MapCopyArgs& args,
+              vm::KernReturn kr) const noexcept;
+  // The same for a vm_remap from source into file's task (remap or the
+  // ioctl): "vm_remap SRC SIZE into task id ID at TARGET|anywhere
+  // copy|share". (ExecContext::on_remap_source_failure.)
+  void Source(const OpenFile& file, vm::Task& source, const RemapArgs& args,
               vm::KernReturn kr) const noexcept;
 
   // A request failed with no task to record it in (mkdir of name): logs

@@ -24,8 +24,12 @@ static_assert(sizeof(taskfs_vm_map_copy) == 40);
 static_assert(sizeof(taskfs_page_state) == 16);
 static_assert(sizeof(taskfs_vm_remap) == 48);
 static_assert(sizeof(taskfs_vm_page_query) == 16 + 16 * TASKFS_PAGE_QUERY_MAX);
+static_assert(sizeof(taskfs_vm_read_entry) == 24);
+static_assert(sizeof(taskfs_vm_read_list) ==
+              8 + 24 * TASKFS_READ_LIST_MAX + TASKFS_READ_LIST_DATA);
 // The kernel carries at most 2^14 - 1 bytes of an ioctl's argument.
 static_assert(sizeof(taskfs_vm_page_query) < (1u << _IOC_SIZEBITS));
+static_assert(sizeof(taskfs_vm_read_list) < (1u << _IOC_SIZEBITS));
 
 // A failure decided here, not in the core: its reason for the errors file.
 KernReturn Refuse(KernReturn kr, std::string_view reason) {
@@ -255,6 +259,65 @@ std::string DescribePageQuery(const IoctlArg& arg) {
   return fmt::format("{:#x} count {}", a.address, a.count);
 }
 
+// --- vm_read_list ----------------------------------------------------------
+
+KernReturn CheckReadList(const IoctlArg& arg) {
+  const taskfs_vm_read_list& a = arg.read_list;
+  if (a.count > TASKFS_READ_LIST_MAX) {
+    return Refuse(
+        vm::KERN_INVALID_ARGUMENT,
+        fmt::format("count {} is more than the {} entries a list holds",
+                    a.count, TASKFS_READ_LIST_MAX));
+  }
+  std::uint64_t total = 0;
+  for (std::uint32_t i = 0; i < a.count; ++i) {
+    if (a.entries[i].size > TASKFS_READ_LIST_DATA - total) {
+      return Refuse(vm::KERN_INVALID_ARGUMENT,
+                    fmt::format("the sizes of entries 0 to {} add up to more "
+                                "than the {} bytes a list holds",
+                                i, TASKFS_READ_LIST_DATA));
+    }
+    total += a.entries[i].size;
+  }
+  return vm::KERN_SUCCESS;
+}
+
+// Each entry is one vm_read into its place in data; a failed entry is
+// recorded on its own and leaves zeros there.
+KernReturn RunReadList(IoctlArg& arg, const IoctlTarget& t) {
+  taskfs_vm_read_list& a = arg.read_list;
+  std::size_t offset = 0;
+  for (std::uint32_t i = 0; i < TASKFS_READ_LIST_MAX; ++i) {
+    taskfs_vm_read_entry& e = a.entries[i];
+    if (i >= a.count) {
+      e = {};
+      continue;
+    }
+    const std::span<std::byte> out(
+        reinterpret_cast<std::byte*>(a.data) + offset, e.size);
+    const KernReturn kr = vm::vm_read(t.task, e.address, out);
+    e.kern_return = kr;
+    e.pad = 0;
+    if (kr != vm::KERN_SUCCESS) {
+      std::memset(out.data(), 0, out.size());
+      if (t.on_part_failure) {
+        t.on_part_failure(kr, e.address, e.size,
+                          fmt::format("ioctl vm_read_list entry {} of {} "
+                                      "{:#x} {:#x}",
+                                      i, a.count, e.address, e.size));
+      }
+    }
+    offset += e.size;
+  }
+  std::memset(a.data + offset, 0, sizeof a.data - offset);
+  a.pad = 0;
+  return vm::KERN_SUCCESS;
+}
+
+std::string DescribeReadList(const IoctlArg& arg) {
+  return fmt::format("count {}", arg.read_list.count);
+}
+
 // --- the table -------------------------------------------------------------
 
 constexpr IoctlCommand kCommands[] = {
@@ -279,6 +342,9 @@ constexpr IoctlCommand kCommands[] = {
      DescribePageQuery, /*reads_memory=*/true},
     {TASKFS_IOC_VM_REMAP, "vm_remap", true, true, DecodeAs<&IoctlArg::remap>,
      CheckRemap, RunRemap, DescribeRemap},
+    {TASKFS_IOC_VM_READ_LIST, "vm_read_list", false, true,
+     DecodeAs<&IoctlArg::read_list>, CheckReadList, RunReadList,
+     DescribeReadList, /*reads_memory=*/true},
 };
 
 // A number's size is its struct's, which the table's decode copies.
@@ -293,6 +359,8 @@ static_assert(_IOC_SIZE(TASKFS_IOC_VM_MAP_COPY) == sizeof(taskfs_vm_map_copy));
 static_assert(_IOC_SIZE(TASKFS_IOC_VM_PAGE_QUERY) ==
               sizeof(taskfs_vm_page_query));
 static_assert(_IOC_SIZE(TASKFS_IOC_VM_REMAP) == sizeof(taskfs_vm_remap));
+static_assert(_IOC_SIZE(TASKFS_IOC_VM_READ_LIST) ==
+              sizeof(taskfs_vm_read_list));
 
 }  // namespace
 

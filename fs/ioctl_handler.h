@@ -9,6 +9,8 @@
 #define TASKFS_FS_IOCTL_HANDLER_H_
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,12 +33,20 @@ union IoctlArg {
   taskfs_vm_map_copy map_copy;
   taskfs_vm_page_query page_query;
   taskfs_vm_remap remap;
+  taskfs_vm_read_list read_list;
 };
 
 // What a command runs on.
 struct IoctlTarget {
   vm::Task& task;        // the mem file's
   ExecContext& context;  // what reaches other tasks (vm_map_copy)
+  // A part of a command failed while the command goes on (an entry of
+  // vm_read_list): records it as a failure of its own, on the range
+  // [address, +size), named operation, with the current failure reason
+  // (vm::SetFailureReason). May be null.
+  std::function<void(vm::KernReturn kr, std::uint64_t address,
+                     std::uint64_t size, std::string_view operation)>
+      on_part_failure;
 };
 
 // One row of the table.

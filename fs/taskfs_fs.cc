@@ -94,6 +94,10 @@ ExecContext OpenerContext(TaskFs& fs, const OpenFile& file) {
       [&fs, &file](vm::Task& source, const MapCopyArgs& args, KernReturn kr) {
         Report(fs).Source(file, source, args, kr);
       };
+  context.on_remap_source_failure =
+      [&fs, &file](vm::Task& source, const RemapArgs& args, KernReturn kr) {
+        Report(fs).Source(file, source, args, kr);
+      };
   return context;
 }
 
@@ -478,8 +482,15 @@ Replied Ioctl(Reply& r, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi,
   ExecContext context = OpenerContext(fs, *file);
   alignas(8) unsigned char out[sizeof(IoctlArg)];
   std::size_t out_size = 0;
-  const KernReturn kr = request.Run({*file->task, context}, out,
-                                    std::min(out_bufsz, sizeof out), &out_size);
+  IoctlTarget target{*file->task, context, nullptr};
+  target.on_part_failure = [&r, file](KernReturn part, std::uint64_t address,
+                                      std::uint64_t size,
+                                      std::string_view operation) {
+    Report(r).Task(*file, {"ioctl", part, address, size},
+                   [operation] { return std::string(operation); });
+  };
+  const KernReturn kr =
+      request.Run(target, out, std::min(out_bufsz, sizeof out), &out_size);
   if (kr != vm::KERN_SUCCESS) {
     Report(r).Task(*file, {"ioctl", kr, cmd, in_bufsz},
                    [&] { return request.Describe(); });

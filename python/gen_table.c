@@ -22,7 +22,8 @@
  * TASKFS_FIELDS_<struct>(F, s) calls F(s, field) for each field of the
  * struct, in any order: the format lists them by offset. The checks make
  * the format the C layout: each field's letter comes from its type
- * (_Generic: a type other than uint8/16/32/64_t does not compile), and the
+ * (_Generic: a type other than uint8/16/32/64_t and int32_t does not
+ * compile), and the
  * fields' sizes add up to the struct's size (_Static_assert), so no field is
  * left out and there is no padding, since the fields of a struct never
  * overlap. "=" (native byte order, standard sizes, no alignment) then reads
@@ -37,7 +38,8 @@
   S(taskfs_vm_map_copy)         \
   S(taskfs_page_state)          \
   S(taskfs_last_reason)         \
-  S(taskfs_vm_remap)
+  S(taskfs_vm_remap)            \
+  S(taskfs_vm_read_entry)
 
 #define TASKFS_FIELDS_taskfs_vm_copy(F, s) F(s, src) F(s, size) F(s, dst)
 #define TASKFS_FIELDS_taskfs_vm_allocate(F, s) \
@@ -65,6 +67,24 @@ _Static_assert(sizeof(struct taskfs_vm_page_query) ==
                        TASKFS_PAGE_QUERY_MAX * sizeof(struct taskfs_page_state),
                "taskfs_vm_page_query: no padding");
 
+/* vm_read_list is a header (count, pad), TASKFS_READ_LIST_MAX
+ * taskfs_vm_read_entry and the data area: _table.py gives the header's
+ * format, where the entries and the data start, and the size. */
+_Static_assert(offsetof(struct taskfs_vm_read_list, entries) ==
+                   2 * sizeof(uint32_t),
+               "taskfs_vm_read_list: entries follow count and pad");
+_Static_assert(offsetof(struct taskfs_vm_read_list, data) ==
+                   offsetof(struct taskfs_vm_read_list, entries) +
+                       TASKFS_READ_LIST_MAX *
+                           sizeof(struct taskfs_vm_read_entry),
+               "taskfs_vm_read_list: data follows the entries");
+_Static_assert(sizeof(struct taskfs_vm_read_list) ==
+                   offsetof(struct taskfs_vm_read_list, data) +
+                       TASKFS_READ_LIST_DATA,
+               "taskfs_vm_read_list: no padding");
+#define TASKFS_FIELDS_taskfs_vm_read_entry(F, s) \
+  F(s, address) F(s, size) F(s, kern_return) F(s, pad)
+
 #define TASKFS_FIELDS_taskfs_last_reason(F, s) F(s, seq) F(s, line)
 /* clang-format off */
 #define TASKFS_FIELDS_taskfs_vm_remap(F, s) \
@@ -77,7 +97,7 @@ _Static_assert(sizeof(struct taskfs_vm_page_query) ==
 #define TASKFS_FORMAT_LETTER(s, f) \
   _Generic(TASKFS_MEMBER(s, f), \
            uint8_t: 'B', uint16_t: 'H', uint32_t: 'I', uint64_t: 'Q', \
-           char *: 's')
+           int32_t: 'i', char *: 's')
 /* clang-format on */
 
 #define TASKFS_SIZE_TERM(s, f) +sizeof TASKFS_MEMBER(s, f)
@@ -171,6 +191,8 @@ int main(void) {
   TASKFS_PRINT_INT(TASKFS_PAGE_QUERY_MAX)
   TASKFS_PRINT_INT(TASKFS_VM_REMAP_ANYWHERE)
   TASKFS_PRINT_INT(TASKFS_VM_REMAP_COPY)
+  TASKFS_PRINT_INT(TASKFS_READ_LIST_MAX)
+  TASKFS_PRINT_INT(TASKFS_READ_LIST_DATA)
 #undef TASKFS_PRINT_INT
 #define TASKFS_PRINT_IOC(name) \
   printf("%s = 0x%08lx\n", #name, (unsigned long)(name));
@@ -184,6 +206,7 @@ int main(void) {
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_PAGE_QUERY)
   TASKFS_PRINT_IOC(TASKFS_IOC_LAST_REASON)
   TASKFS_PRINT_IOC(TASKFS_IOC_VM_REMAP)
+  TASKFS_PRINT_IOC(TASKFS_IOC_VM_READ_LIST)
 #undef TASKFS_PRINT_IOC
 
   printf(
@@ -210,6 +233,15 @@ int main(void) {
       "# the TASKFS_PAGE_QUERY_MAX taskfs_page_state follow the header.\n");
   printf("PAGE_QUERY_HEADER = \"=QQ\"\n");
   printf("PAGE_QUERY_SIZE = %zu\n", sizeof(struct taskfs_vm_page_query));
+  printf(
+      "\n# taskfs_vm_read_list: its header (count, pad), where its\n"
+      "# TASKFS_READ_LIST_MAX taskfs_vm_read_entry and its data area of\n"
+      "# TASKFS_READ_LIST_DATA bytes start, and its size.\n");
+  printf("READ_LIST_HEADER = \"=II\"\n");
+  printf("READ_LIST_ENTRIES = %zu\n",
+         offsetof(struct taskfs_vm_read_list, entries));
+  printf("READ_LIST_DATA = %zu\n", offsetof(struct taskfs_vm_read_list, data));
+  printf("READ_LIST_SIZE = %zu\n", sizeof(struct taskfs_vm_read_list));
 
   printf(
       "\n# A task's name (docs/reference.md \xc2\xa7"

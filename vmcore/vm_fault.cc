@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -117,33 +118,52 @@ void StoreFence() {
 
 // How many fresh pages writing range needs: one per unwritten page, and one
 // per mapping of a shared page, except that the last mapping of a page whose
-// every mapping lies in the range is written in place. *for_pins: how many
-// of them are needed only because a reader has the page pinned: copies of
-// pages the write dooms (page_allocator.h), which may use the pin reserve.
-// First makes the page-table paths of the range this write's own (Prepare:
-// shared subtrees are cloned, so each page's mappings count every slot that
-// holds it); may throw, with every change in undo. Requires the object
-// locks, exclusive.
+// every mapping lies in the range is written in place. An object mapped more
+// than once in the range (a share remap within the task) has its slots
+// visited once per mapping: an unwritten slot still needs one fresh page.
+// *for_pins: how many of them are needed only because a reader has the page
+// pinned: copies of pages the write dooms (page_allocator.h), which may use the
+// pin reserve. First makes the page-table paths of the range this write's own
+// (Prepare: shared subtrees are cloned, so each page's mappings count every
+// slot that holds it); may throw, with every change in undo. Requires the
+// object locks, exclusive.
 std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
                          PageTable::Undo& undo, std::size_t* for_pins) {
   *for_pins = 0;
   std::size_t needed = 0;
   thread_local std::vector<Page*> shared;
+  thread_local std::vector<const VmObject*> objects;
+  thread_local std::vector<std::pair<const VmObject*, std::uint64_t>> unwritten;
   shared.clear();
+  objects.clear();
+  unwritten.clear();
   map.ForEachPiece(
       range, [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
         entry.object->pages().Prepare(lo, hi, undo);
+        objects.push_back(entry.object.get());
       });
+  std::sort(objects.begin(), objects.end());
+  const bool repeated =
+      std::adjacent_find(objects.begin(), objects.end()) != objects.end();
   map.ForEachPiece(
       range, [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
+        std::uint64_t index = lo;
         entry.object->pages().Visit(lo, hi, [&](Page* page) {
           if (page == nullptr) {
-            ++needed;
+            if (repeated) {
+              unwritten.emplace_back(entry.object.get(), index);
+            } else {
+              ++needed;
+            }
           } else if (!page->Exclusive()) {
             shared.push_back(page);
           }
+          ++index;
         });
       });
+  std::sort(unwritten.begin(), unwritten.end());
+  needed += static_cast<std::size_t>(
+      std::unique(unwritten.begin(), unwritten.end()) - unwritten.begin());
   std::sort(shared.begin(), shared.end());
   for (auto it = shared.begin(); it != shared.end();) {
     auto run_end = std::upper_bound(it, shared.end(), *it);

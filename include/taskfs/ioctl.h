@@ -12,7 +12,7 @@
  * returns -1 with errno set from the Mach result (EINVAL, EFAULT, EACCES,
  * ENOMEM, ENOSPC, ESRCH, EIO; see taskfs(1)); an unknown command gives ENOTTY.
  * Calls that change memory need the file open for writing, the page query
- * needs it open for reading (else EBADF).
+ * and vm_read_list need it open for reading (else EBADF).
  */
 #ifndef TASKFS_IOCTL_H_
 #define TASKFS_IOCTL_H_
@@ -151,6 +151,33 @@ struct taskfs_vm_remap {
   uint32_t max_protection;
 };
 
+/* vm_read_list: up to TASKFS_READ_LIST_MAX ranges of this task read in one
+ * call. In: count, and entries[0, count) with address and size, whose sizes
+ * add up to at most TASKFS_READ_LIST_DATA (else EINVAL before anything is
+ * read). Each entry is one vm_read, by the flavor's rules (classic:
+ * page-aligned; xnu: any byte range), atomic on its own; one that fails
+ * does not stop the others. Out: every entry's kern_return (KERN_SUCCESS
+ * or why it failed; each failure is a line of its own in errors), and the
+ * bytes of entry i at data[sum of the sizes of the entries before i],
+ * zeros where an entry failed. The ioctl itself fails only for a bad count
+ * or total, or a file not open for reading (EBADF). */
+#define TASKFS_READ_LIST_MAX 64u
+#define TASKFS_READ_LIST_DATA 14336u
+
+struct taskfs_vm_read_entry {
+  uint64_t address;
+  uint64_t size;
+  int32_t kern_return;
+  uint32_t pad;
+};
+
+struct taskfs_vm_read_list {
+  uint32_t count;
+  uint32_t pad;
+  struct taskfs_vm_read_entry entries[TASKFS_READ_LIST_MAX];
+  uint8_t data[TASKFS_READ_LIST_DATA];
+};
+
 #define TASKFS_IOC_VM_COPY _IOW('M', 1, struct taskfs_vm_copy)
 #define TASKFS_IOC_VM_ALLOCATE _IOWR('M', 2, struct taskfs_vm_allocate)
 #define TASKFS_IOC_VM_DEALLOCATE _IOW('M', 3, struct taskfs_vm_deallocate)
@@ -161,6 +188,7 @@ struct taskfs_vm_remap {
 #define TASKFS_IOC_VM_PAGE_QUERY _IOWR('M', 8, struct taskfs_vm_page_query)
 #define TASKFS_IOC_LAST_REASON _IOR('M', 9, struct taskfs_last_reason)
 #define TASKFS_IOC_VM_REMAP _IOWR('M', 10, struct taskfs_vm_remap)
+#define TASKFS_IOC_VM_READ_LIST _IOWR('M', 11, struct taskfs_vm_read_list)
 
 #ifdef __cplusplus
 }

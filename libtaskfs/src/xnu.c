@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <mach/mach.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,152 @@ kern_return_t mach_vm_write(vm_map_t target_task, mach_vm_address_t address,
   }
   struct transfer t = {address, (char *)data, dataCnt};
   return taskfs_with_task(target_task, dataCnt != 0, write_all, &t);
+}
+
+/* ---- vm_read_list ----------------------------------------------------------
+ * As XNU's mach_vm_read_list: each entry with a size is read into new memory
+ * of this process (the data keeps its offset within a page, as
+ * mach_vm_read's does), whose address replaces the entry's; an entry that
+ * fails, and an empty one, become address 0 and size 0, and the list goes
+ * on. The call returns the result of the last entry with a size, KERN_SUCCESS
+ * if none has one. The entries go to the daemon TASKFS_IOC_VM_READ_LIST at a
+ * time, as many in one ioctl as fit TASKFS_READ_LIST_MAX entries and
+ * TASKFS_READ_LIST_DATA bytes; an entry larger than that on its own is read
+ * by pread, as mach_vm_read reads. */
+
+_Static_assert(sizeof(struct vm_read_entry) ==
+                       sizeof(struct mach_vm_read_entry) &&
+                   offsetof(struct vm_read_entry, size) ==
+                       offsetof(struct mach_vm_read_entry, size),
+               "vm_read_entry and mach_vm_read_entry share a layout");
+
+struct read_list {
+  struct mach_vm_read_entry *list;
+  natural_t count;
+  struct taskfs_vm_read_list *batch; /* the ioctl's argument */
+  kern_return_t result;
+};
+
+/* New memory holding size bytes at address's offset within a page (freed
+ * by mach_vm_deallocate(mach_task_self(), data, size)); NULL if none. */
+static char *read_list_buffer(uint64_t address, uint64_t size) {
+  const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+  const uint64_t offset = address % page;
+  if (size > SIZE_MAX - offset - page) return NULL;
+  const size_t map_len = (size_t)((offset + size + page - 1) / page * page);
+  char *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return map == MAP_FAILED ? NULL : map + offset;
+}
+
+static void read_list_free(char *data, uint64_t size) {
+  const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  const uintptr_t start = (uintptr_t)data / page * page;
+  const uintptr_t end = ((uintptr_t)data + size + page - 1) / page * page;
+  munmap((void *)start, end - start);
+}
+
+/* Entry e's result: on success its data (copied from, or NULL: read by
+ * pread on fd) in new memory at e->address; else address and size 0. */
+static kern_return_t read_list_entry(int fd, struct mach_vm_read_entry *e,
+                                     kern_return_t kr, const uint8_t *from) {
+  char *data = NULL;
+  if (kr == KERN_SUCCESS) {
+    data = read_list_buffer(e->address, e->size);
+    if (data == NULL) kr = KERN_NO_SPACE;
+  }
+  if (kr == KERN_SUCCESS) {
+    if (from != NULL) {
+      memcpy(data, from, e->size);
+    } else {
+      const struct taskfs_task_view view = {fd, NULL, 0, 0, 0};
+      struct transfer t = {e->address, data, e->size};
+      kr = read_all(&view, &t);
+    }
+  }
+  if (kr == KERN_SUCCESS) {
+    e->address = (mach_vm_address_t)(uintptr_t)data;
+    return kr;
+  }
+  if (data != NULL) read_list_free(data, e->size);
+  e->address = 0;
+  e->size = 0;
+  return kr;
+}
+
+static kern_return_t read_list_run(const struct taskfs_task_view *view,
+                                   void *arg) {
+  struct read_list *call = arg;
+  struct taskfs_vm_read_list *l = call->batch;
+  natural_t i = 0;
+  while (i < call->count) {
+    struct mach_vm_read_entry *e = &call->list[i];
+    if (e->size == 0) {
+      e->address = 0;
+      ++i;
+      continue;
+    }
+    if (e->size > TASKFS_READ_LIST_DATA) { /* on its own */
+      call->result =
+          beyond_off_t(e->address, e->size)
+              ? read_list_entry(view->fd, e, KERN_INVALID_ADDRESS, NULL)
+              : read_list_entry(view->fd, e, KERN_SUCCESS, NULL);
+      ++i;
+      continue;
+    }
+    /* One ioctl: the entries from i that fit, empty ones passed over. */
+    natural_t index[TASKFS_READ_LIST_MAX];
+    uint32_t n = 0;
+    uint64_t total = 0;
+    natural_t j = i;
+    memset(l, 0, offsetof(struct taskfs_vm_read_list, data));
+    for (; j < call->count && n < TASKFS_READ_LIST_MAX; ++j) {
+      struct mach_vm_read_entry *next = &call->list[j];
+      if (next->size == 0) {
+        next->address = 0;
+        continue;
+      }
+      if (next->size > TASKFS_READ_LIST_DATA - total) break;
+      l->entries[n].address = next->address;
+      l->entries[n].size = next->size;
+      index[n++] = j;
+      total += next->size;
+    }
+    l->count = n;
+    kern_return_t all = KERN_SUCCESS;
+    if (ioctl(view->fd, TASKFS_IOC_VM_READ_LIST, l) != 0) all = kern_errno();
+    uint64_t offset = 0;
+    for (uint32_t k = 0; k < n; ++k) {
+      const kern_return_t kr =
+          all != KERN_SUCCESS ? all : (kern_return_t)l->entries[k].kern_return;
+      call->result = read_list_entry(view->fd, &call->list[index[k]], kr,
+                                     l->data + offset);
+      offset += l->entries[k].size;
+    }
+    i = j;
+  }
+  return call->result;
+}
+
+kern_return_t mach_vm_read_list(vm_map_read_t target_task,
+                                mach_vm_read_entry_t data_list,
+                                natural_t count) {
+  if (count > VM_MAP_ENTRY_MAX || (data_list == NULL && count != 0)) {
+    return KERN_INVALID_ARGUMENT;
+  }
+  struct read_list call = {data_list, count, NULL, KERN_SUCCESS};
+  call.batch = malloc(sizeof *call.batch);
+  if (call.batch == NULL) return KERN_RESOURCE_SHORTAGE;
+  const kern_return_t kr =
+      taskfs_with_task(target_task, 0, read_list_run, &call);
+  free(call.batch);
+  return kr;
+}
+
+kern_return_t vm_read_list(vm_map_read_t target_task, vm_read_entry_t data_list,
+                           natural_t count) {
+  return mach_vm_read_list(target_task, (struct mach_vm_read_entry *)data_list,
+                           count);
 }
 
 /* ---- the calls with classic signatures -------------------------------------

@@ -909,6 +909,85 @@ class Task:
                 os.close(own)
             self._release()
 
+    # --- vm_read_list --------------------------------------------------------
+
+    _READ_ENTRY = struct.Struct(_table.IOCTL_STRUCTS["taskfs_vm_read_entry"][0])
+    _READ_LIST_HEADER = struct.Struct(_table.READ_LIST_HEADER)
+
+    def read_list(self, ranges):
+        """vm_read of each (address, size) of ranges, in one list of results
+        in order: bytes for an entry read, a MachError (returned, not
+        raised) for one that failed; a failure does not stop the others.
+        Each entry is one vm_read by the mount's rules (page multiples, or
+        any range on an XNU mount), atomic on its own. The entries go to the
+        daemon as many per TASKFS_IOC_VM_READ_LIST as fit 64 entries and
+        14 KiB: one round trip when the sizes add up to at most 14 KiB; an
+        entry larger than that is read alone, by vm_read. A failed entry's
+        reason is the daemon's when it was the last failure of its request
+        (every failed entry has its line in errors), else "". Raises only
+        for an argument of the wrong type, or if the task is closed."""
+        entries = []
+        for pair in ranges:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError("read_list: each range must be an "
+                                "(address, size) pair, not "
+                                f"{type(pair).__name__}")
+            entries.append(tuple(self._ints("read_list", address=pair[0],
+                                            size=pair[1])))
+        results = [None] * len(entries)
+        limit = _table.TASKFS_READ_LIST_DATA
+        i = 0
+        while i < len(entries):
+            address, size = entries[i]
+            if size > limit or not (0 <= address < 1 << 64) or size < 0:
+                try:
+                    results[i] = self.vm_read(address, size)
+                except MachError as e:
+                    results[i] = e
+                i += 1
+                continue
+            batch, total = [], 0
+            while (i < len(entries) and len(batch) < _table.TASKFS_READ_LIST_MAX
+                   and 0 <= entries[i][0] < 1 << 64
+                   and 0 <= entries[i][1] <= limit - total):
+                batch.append(i)
+                total += entries[i][1]
+                i += 1
+            self._read_batch(entries, batch, results)
+        return results
+
+    def _read_batch(self, entries, batch, results):
+        """One TASKFS_IOC_VM_READ_LIST of entries[batch], into results."""
+        buf = bytearray(_table.READ_LIST_SIZE)
+        self._READ_LIST_HEADER.pack_into(buf, 0, len(batch), 0)
+        for k, i in enumerate(batch):
+            self._READ_ENTRY.pack_into(
+                buf, _table.READ_LIST_ENTRIES + k * self._READ_ENTRY.size,
+                entries[i][0], entries[i][1], 0, 0)
+        operation = f"ioctl vm_read_list count {len(batch)}"
+        fd = self._acquire(operation)
+        try:
+            try:
+                fcntl.ioctl(fd, _table.TASKFS_IOC_VM_READ_LIST, buf, True)
+            except OSError as e:
+                raise self._failure(e, fd, operation) from None
+            out = [self._READ_ENTRY.unpack_from(
+                buf, _table.READ_LIST_ENTRIES + k * self._READ_ENTRY.size)
+                for k in range(len(batch))]
+            failed = [k for k, entry in enumerate(out) if entry[2] != 0]
+            last_reason = self._last_reason(fd) if failed else ""
+        finally:
+            self._release()
+        offset = _table.READ_LIST_DATA
+        for k, (address, size, kr, _) in enumerate(out):
+            if kr == 0:
+                results[batch[k]] = bytes(buf[offset:offset + size])
+            else:
+                results[batch[k]] = MachError(
+                    kr, last_reason if k == failed[-1] else "",
+                    f"vm_read_list entry 0x{address:x} 0x{size:x}")
+            offset += size
+
     # --- page states, find and diff -----------------------------------------
 
     _PAGE_STATE = struct.Struct(_table.IOCTL_STRUCTS["taskfs_page_state"][0])

@@ -812,6 +812,161 @@ TEST_F(ClientMacosXnu, ScannersReadAndWriteAnyByteRange) {
             KERN_PROTECTION_FAILURE);
 }
 
+// vm_read_list as XNU's: each entry read into new memory of this process,
+// a failed or empty one set to address 0 and size 0 while the others go on,
+// the result that of the last entry with a size.
+TEST_F(ClientMacos, ReadListReadsEachEntryAndGoesOnAfterFailures) {
+  const int pid = MakeTask("t");
+  Ctl("t", "allocate 0x10000 32K\n");
+  const std::string data = Pattern(8 * kPage, 9);
+  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  Ctl("t", "protect 0x13000 4K -w-\n");
+  const mach_port_name_t task = Open(pid);
+
+  mach_vm_read_entry_t list = {};
+  const mach_vm_read_entry in[] = {
+      {0x10000, kPage},      // read
+      {0x20000, kPage},      // not allocated
+      {0x13000, kPage},      // no read permission
+      {0x11000, 0},          // empty
+      {0x11004, kPage},      // not a page multiple on a classic mount
+      {0x14000, 2 * kPage},  // read: the last with a size succeeds
+  };
+  std::copy(std::begin(in), std::end(in), list);
+  ASSERT_EQ(mach_vm_read_list(task, list, 6), KERN_SUCCESS);
+  for (const int failed : {1, 2, 3, 4}) {
+    SCOPED_TRACE(failed);
+    EXPECT_EQ(list[failed].address, 0u);
+    EXPECT_EQ(list[failed].size, 0u);
+  }
+  ASSERT_EQ(list[0].size, kPage);
+  EXPECT_EQ(list[0].address % kPage, 0u);
+  EXPECT_EQ(std::string((const char*)list[0].address, kPage),
+            data.substr(0, kPage));
+  ASSERT_EQ(list[5].size, 2 * kPage);
+  EXPECT_EQ(std::string((const char*)list[5].address, 2 * kPage),
+            data.substr(4 * kPage, 2 * kPage));
+  // The data is this process's, freed as mach_vm_read's is.
+  EXPECT_EQ(mach_vm_deallocate(mach_task_self(), list[0].address, kPage),
+            KERN_SUCCESS);
+  EXPECT_EQ(mach_vm_deallocate(mach_task_self(), list[5].address, 2 * kPage),
+            KERN_SUCCESS);
+  // The daemon recorded each failed entry (numbered within its request).
+  const std::string errors = ReadFile(mount_ / "t/errors");
+  EXPECT_NE(errors.find(" 0x20000 0x1000: KERN_INVALID_ADDRESS: page 0x20000 "
+                        "is not allocated"),
+            std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find(" 0x13000 0x1000: KERN_PROTECTION_FAILURE: page "
+                        "0x13000 is -w-/rwx, read needs r"),
+            std::string::npos)
+      << errors;
+
+  // The last entry with a size fails: that is the result; the rest is read.
+  std::copy(std::begin(in), std::begin(in) + 3, list);
+  list[3] = {0x10000, 0};
+  ASSERT_EQ(mach_vm_read_list(task, list, 4), KERN_PROTECTION_FAILURE);
+  ASSERT_EQ(list[0].size, kPage);
+  EXPECT_EQ(std::string((const char*)list[0].address, kPage),
+            data.substr(0, kPage));
+  EXPECT_EQ(mach_vm_deallocate(mach_task_self(), list[0].address, kPage),
+            KERN_SUCCESS);
+  EXPECT_EQ(list[1].address, 0u);
+  EXPECT_EQ(list[2].address, 0u);
+
+  // vm_read_list is the same call; a count of 0 reads nothing; more than
+  // VM_MAP_ENTRY_MAX entries is KERN_INVALID_ARGUMENT, as in XNU.
+  vm_read_entry_t small = {};
+  small[0] = {0x12000, kPage};
+  ASSERT_EQ(vm_read_list(task, small, 1), KERN_SUCCESS);
+  ASSERT_EQ(small[0].size, kPage);
+  EXPECT_EQ(std::string((const char*)small[0].address, kPage),
+            data.substr(2 * kPage, kPage));
+  EXPECT_EQ(vm_deallocate(mach_task_self(), small[0].address, kPage),
+            KERN_SUCCESS);
+  list[0] = {0x10000, kPage};
+  EXPECT_EQ(mach_vm_read_list(task, list, 0), KERN_SUCCESS);
+  EXPECT_EQ(list[0].address, 0x10000u);  // untouched
+  EXPECT_EQ(mach_vm_read_list(task, list, VM_MAP_ENTRY_MAX + 1),
+            KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(list[0].address, 0x10000u);
+  EXPECT_EQ(mach_vm_read_list(task, nullptr, 1), KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(mach_vm_read_list(MACH_PORT_NULL, list, 1), KERN_INVALID_TASK);
+}
+
+// A list whose bytes do not fit one request: every entry still comes back,
+// in order, with the failures where they were; an entry larger than a
+// request is read on its own.
+TEST_F(ClientMacos, ReadListLargerThanOneRequest) {
+  const int pid = MakeTask("t");
+  Ctl("t", "allocate 0x10000 64K\n");
+  const std::string data = Pattern(16 * kPage, 4);
+  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  Ctl("t", "protect 0x1f000 4K ---\n");
+  const mach_port_name_t task = Open(pid);
+  mach_vm_read_entry_t list = {};
+  for (natural_t i = 0; i < VM_MAP_ENTRY_MAX; ++i) {
+    list[i] = {0x10000 + (i % 16) * kPage, kPage};
+  }
+  list[100] = {0x10000, 16 * kPage};  // more than one request holds
+  list[101] = {0x10000, 15 * kPage};  // the same, succeeds
+  list[200] = {0x40000, kPage};       // not allocated
+  // The last entry reads the --- page: that is the result.
+  ASSERT_EQ(mach_vm_read_list(task, list, VM_MAP_ENTRY_MAX),
+            KERN_PROTECTION_FAILURE);
+  for (natural_t i = 0; i < VM_MAP_ENTRY_MAX; ++i) {
+    SCOPED_TRACE(i);
+    const bool fails = i % 16 == 15 || i == 100 || i == 200;
+    if (fails) {
+      EXPECT_EQ(list[i].address, 0u);
+      EXPECT_EQ(list[i].size, 0u);
+      continue;
+    }
+    const std::size_t offset = i == 101 ? 0 : (i % 16) * kPage;
+    ASSERT_EQ(list[i].size, i == 101 ? 15 * kPage : kPage);
+    EXPECT_EQ(std::string((const char*)list[i].address, list[i].size),
+              data.substr(offset, list[i].size));
+    EXPECT_EQ(
+        mach_vm_deallocate(mach_task_self(), list[i].address, list[i].size),
+        KERN_SUCCESS);
+  }
+}
+
+// On an XNU mount each entry is any byte range; its data keeps its offset
+// within a page, as mach_vm_read's.
+TEST_F(ClientMacosXnu, ReadListOfByteRanges) {
+  const int pid = MakeTask("t");
+  Ctl("t", "allocate 0x10000 8K\n");
+  const std::string data = Pattern(2 * kPage, 5);
+  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  const mach_port_name_t task = Open(pid);
+  mach_vm_read_entry_t list = {};
+  list[0] = {0x10000 + 5, 100};
+  list[1] = {0x10000 + kPage - 2, 4};      // across two pages
+  list[2] = {0x10000 + 2 * kPage - 2, 4};  // off the region's end
+  list[3] = {0x10000 + 3, 3 * kPage};      // larger than one request: alone
+  list[4] = {0x10000 + 1, 2 * kPage - 1};  // the last, read
+  ASSERT_EQ(mach_vm_read_list(task, list, 5), KERN_SUCCESS);
+  ASSERT_EQ(list[0].size, 100u);
+  EXPECT_EQ(list[0].address % kPage, 5u);
+  EXPECT_EQ(std::string((const char*)list[0].address, 100),
+            data.substr(5, 100));
+  ASSERT_EQ(list[1].size, 4u);
+  EXPECT_EQ(std::string((const char*)list[1].address, 4),
+            data.substr(kPage - 2, 4));
+  EXPECT_EQ(list[2].address, 0u);
+  EXPECT_EQ(list[2].size, 0u);
+  EXPECT_EQ(list[3].address, 0u);  // runs off the region too
+  ASSERT_EQ(list[4].size, 2 * kPage - 1);
+  EXPECT_EQ(std::string((const char*)list[4].address, 2 * kPage - 1),
+            data.substr(1));
+  for (const int i : {0, 1, 4}) {
+    EXPECT_EQ(
+        mach_vm_deallocate(mach_task_self(), list[i].address, list[i].size),
+        KERN_SUCCESS);
+  }
+}
+
 TEST_F(ClientMacos, MachErrorStringHasXnusText) {
   EXPECT_STREQ(mach_error_string(KERN_SUCCESS), "(os/kern) successful");
   EXPECT_STREQ(mach_error_string(KERN_FAILURE), "(os/kern) failure");

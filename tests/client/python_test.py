@@ -206,7 +206,22 @@ class TaskTest(MountedTest):
         self.assertEqual(taskfs._table.PAGE_QUERY_SIZE, query)
         self.assertEqual((taskfs._table.TASKFS_IOC_VM_PAGE_QUERY >> 16) & 0x3FFF,
                          query)
-        structs = {n: v for n, v in structs.items() if n != "taskfs_page_state"}
+        # vm_read_list: its header, TASKFS_READ_LIST_MAX entries and the
+        # data area, the size its number encodes.
+        entry = structs["taskfs_vm_read_entry"]
+        self.assertEqual(entry, ("=QQiI", 24,
+                                 ("address", "size", "kern_return", "pad")))
+        header = struct.calcsize(taskfs._table.READ_LIST_HEADER)
+        self.assertEqual(taskfs._table.READ_LIST_ENTRIES, header)
+        self.assertEqual(taskfs._table.READ_LIST_DATA,
+                         header + taskfs._table.TASKFS_READ_LIST_MAX * entry[1])
+        read_list = (taskfs._table.READ_LIST_DATA
+                     + taskfs._table.TASKFS_READ_LIST_DATA)
+        self.assertEqual(taskfs._table.READ_LIST_SIZE, read_list)
+        self.assertEqual((taskfs._table.TASKFS_IOC_VM_READ_LIST >> 16) & 0x3FFF,
+                         read_list)
+        structs = {n: v for n, v in structs.items()
+                   if n not in ("taskfs_page_state", "taskfs_vm_read_entry")}
         self.assertEqual(set(structs), set(numbers))
         for name, (fmt, size, fields) in structs.items():
             self.assertTrue(fmt.startswith("="), name)
@@ -608,6 +623,64 @@ class TaskTest(MountedTest):
                          (e.kern_return, e.errno, e.reason))
 
 
+    def test_read_list_reads_each_entry_and_goes_on_after_failures(self):
+        data = self.fill(4)
+        self.task.vm_protect(A + 2 * PAGE, PAGE, taskfs.VM_PROT_WRITE)
+        got = self.task.read_list([
+            (A, PAGE),                # read
+            (A + 0x100000, PAGE),     # not allocated
+            (A + 2 * PAGE, PAGE),     # no read permission
+            (A + 4, PAGE),            # not a page multiple
+            (A + PAGE, 0),            # empty
+            (A + 3 * PAGE, PAGE),     # read
+        ])
+        self.assertEqual(len(got), 6)
+        self.assertEqual(got[0], data[:PAGE])
+        self.assertEqual(got[5], data[3 * PAGE:])
+        self.assertEqual(got[4], b"")
+        names = [e.name for e in got[1:4]]
+        self.assertEqual(names, ["KERN_INVALID_ADDRESS",
+                                 "KERN_PROTECTION_FAILURE",
+                                 "KERN_INVALID_ARGUMENT"])
+        for e in got[1:4]:
+            self.assertIsInstance(e, taskfs.MachError)
+            self.assertEqual(e.errno, REFERENCE_ERRNO[e.name])
+        # The last failed entry of a request has the daemon's reason.
+        self.assertIn("is not a multiple of the page size", got[3].reason)
+        # Each failed entry has its line in errors.
+        lines = [r.operation for r in self.task.errors()]
+        self.assertTrue(any("0x%x 0x1000" % (A + 0x100000) in op
+                            for op in lines), lines)
+        self.assertTrue(any("0x%x 0x1000" % (A + 2 * PAGE) in op
+                            for op in lines), lines)
+        self.assertEqual(self.task.read_list([]), [])
+
+    def test_read_list_larger_than_one_request(self):
+        data = self.fill(16)
+        self.task.vm_protect(A + 15 * PAGE, PAGE, taskfs.VM_PROT_NONE)
+        ranges = [(A + (i % 16) * PAGE, PAGE) for i in range(300)]
+        ranges[10] = (A, 15 * PAGE)  # more than a request holds: alone
+        ranges[11] = (A, 16 * PAGE)  # the same, fails
+        got = self.task.read_list(ranges)
+        self.assertEqual(len(got), 300)
+        for i, (address, size) in enumerate(ranges):
+            fails = i == 11 or (i not in (10, 11) and i % 16 == 15)
+            if fails:
+                self.assertIsInstance(got[i], taskfs.MachError, i)
+                self.assertEqual(got[i].name, "KERN_PROTECTION_FAILURE", i)
+            else:
+                self.assertEqual(got[i], data[address - A:address - A + size],
+                                 i)
+
+    def test_read_list_checks_its_argument(self):
+        with self.assertRaises(TypeError):
+            self.task.read_list([(A, "x")])
+        with self.assertRaises(TypeError):
+            self.task.read_list([A])
+        with self.assertRaises(TypeError):
+            self.task.read_list(None)
+
+
 class ErrorsTest(MountedTest):
     """Each code of each call, and each argument rule."""
 
@@ -711,6 +784,17 @@ class XnuFlavorTest(MountedTest):
         self.assertEqual(bytes(buf), data[2:3] + b"xnu" + data[6:7])
         self.assertMachError("KERN_INVALID_ADDRESS", self.task.vm_read,
                              A + 2 * PAGE - 1, 2)
+
+
+    def test_read_list_of_byte_ranges(self):
+        data = self.fill(2)
+        got = self.task.read_list([(A + 5, 100), (A + PAGE - 2, 4),
+                                   (A + 2 * PAGE - 2, 4), (A + 3, 0)])
+        self.assertEqual(got[0], data[5:105])
+        self.assertEqual(got[1], data[PAGE - 2:PAGE + 2])
+        self.assertIsInstance(got[2], taskfs.MachError)
+        self.assertEqual(got[2].name, "KERN_INVALID_ADDRESS")
+        self.assertEqual(got[3], b"")
 
 
 class LimitsTest(MountedTest):

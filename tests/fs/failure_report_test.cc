@@ -91,6 +91,31 @@ TEST_F(FailureReportTest, ACopySourceGetsTheDaemonsOwnAccount) {
   EXPECT_EQ(world_.Logged(), "");  // the request's own report logs it
 }
 
+TEST_F(FailureReportTest, ARemapSourceGetsTheDaemonsOwnAccount) {
+  const auto source = world_.AddTask("src", 2000, 2000);
+  const auto file = world_.Open(task_, NodeKind::kMem, O_RDWR, Opener(42, 7));
+  RemapArgs args;
+  args.src = 0x600000;
+  args.size = 0x2000;
+  args.target = 0x10000;
+  vm::SetFailureReason("page 0x600000 is not allocated");
+  report_.Source(*file, *source, args, vm::KERN_INVALID_ADDRESS);
+  args.anywhere = true;
+  args.copy = true;
+  vm::SetFailureReason("no room");
+  report_.Source(*file, *source, args, vm::KERN_NO_SPACE);
+  const std::string id = std::to_string(task_->id());
+  EXPECT_EQ(world_.Errors(*source),
+            "1 uid 42 vm_remap 0x600000 0x2000 into task id " + id +
+                " at 0x10000 share: KERN_INVALID_ADDRESS: page 0x600000 is "
+                "not allocated\n2 uid 42 vm_remap 0x600000 0x2000 into task "
+                "id " +
+                id + " anywhere copy: KERN_NO_SPACE: no room\n");
+  EXPECT_EQ(world_.Errors(*task_), "");
+  report_.Source(*file, *task_, args, vm::KERN_NO_SPACE);
+  EXPECT_EQ(world_.Errors(*task_), "");
+}
+
 TEST_F(FailureReportTest, NoSourceLineForTheFilesOwnTaskOrAGoneOne) {
   const auto source = world_.AddTask("src");
   const auto file = world_.Open(task_, NodeKind::kMem, O_RDWR);

@@ -2,6 +2,7 @@
 // results and exact errno values.
 #include "fs/ioctl_handler.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -34,9 +35,10 @@ using fs_test::IoctlChangesMemory;
 using fs_test::IoctlResult;
 
 constexpr unsigned int kAllCommands[] = {
-    TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE,   TASKFS_IOC_VM_DEALLOCATE,
-    TASKFS_IOC_VM_PROTECT,  TASKFS_IOC_VM_INHERIT,    TASKFS_IOC_VM_REGION,
-    TASKFS_IOC_VM_MAP_COPY, TASKFS_IOC_VM_PAGE_QUERY, TASKFS_IOC_VM_REMAP,
+    TASKFS_IOC_VM_COPY,      TASKFS_IOC_VM_ALLOCATE,   TASKFS_IOC_VM_DEALLOCATE,
+    TASKFS_IOC_VM_PROTECT,   TASKFS_IOC_VM_INHERIT,    TASKFS_IOC_VM_REGION,
+    TASKFS_IOC_VM_MAP_COPY,  TASKFS_IOC_VM_PAGE_QUERY, TASKFS_IOC_VM_REMAP,
+    TASKFS_IOC_VM_READ_LIST,
 };
 
 vm::RegionInfo Region(vm::vm_address_t start, vm::vm_size_t size,
@@ -103,7 +105,7 @@ TEST(IoctlHeaderTest, MachValues) {
   EXPECT_EQ(TASKFS_VM_MAP_COPY_SRC_DESTROY, 2u);
 }
 
-TEST(IoctlChangesMemoryTest, AllButRegionAndPageQuery) {
+TEST(IoctlChangesMemoryTest, AllButRegionPageQueryAndReadList) {
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_COPY));
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_ALLOCATE));
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_DEALLOCATE));
@@ -112,13 +114,15 @@ TEST(IoctlChangesMemoryTest, AllButRegionAndPageQuery) {
   EXPECT_TRUE(IoctlChangesMemory(TASKFS_IOC_VM_MAP_COPY));
   EXPECT_FALSE(IoctlChangesMemory(TASKFS_IOC_VM_REGION));
   EXPECT_FALSE(IoctlChangesMemory(TASKFS_IOC_VM_PAGE_QUERY));
+  EXPECT_FALSE(IoctlChangesMemory(TASKFS_IOC_VM_READ_LIST));
   EXPECT_FALSE(IoctlChangesMemory(0));
 }
 
-TEST(IoctlReadsMemoryTest, OnlyThePageQuery) {
+TEST(IoctlReadsMemoryTest, OnlyThePageQueryAndReadList) {
   for (const IoctlCommand& row : IoctlCommands()) {
     SCOPED_TRACE(row.name);
-    EXPECT_EQ(row.reads_memory, row.number == TASKFS_IOC_VM_PAGE_QUERY);
+    EXPECT_EQ(row.reads_memory, row.number == TASKFS_IOC_VM_PAGE_QUERY ||
+                                    row.number == TASKFS_IOC_VM_READ_LIST);
   }
 }
 
@@ -129,7 +133,8 @@ TEST(IoctlTableTest, OneRowPerCommandByNumber) {
   ASSERT_EQ(rows.size(), std::size(kAllCommands));
   const char* const kNames[] = {"vm_copy",     "vm_allocate",   "vm_deallocate",
                                 "vm_protect",  "vm_inherit",    "vm_region",
-                                "vm_map_copy", "vm_page_query", "vm_remap"};
+                                "vm_map_copy", "vm_page_query", "vm_remap",
+                                "vm_read_list"};
   for (std::size_t i = 0; i < rows.size(); ++i) {
     SCOPED_TRACE(kNames[i]);
     EXPECT_EQ(rows[i].number, kAllCommands[i]);
@@ -306,6 +311,50 @@ TEST_F(IoctlTest, VmPageQueryErrors) {
   EXPECT_EQ(Call(TASKFS_IOC_VM_PAGE_QUERY, *q, out.get()).error, 0);
   q->count = 0;
   EXPECT_EQ(Call(TASKFS_IOC_VM_PAGE_QUERY, *q, out.get()).error, 0);
+}
+
+// Each entry is its own vm_read; a failed one is reported as a part of
+// the call, with its reason, and the call goes on.
+TEST_F(IoctlTest, VmReadListReportsEachFailedEntry) {
+  Allocate(0x10000, 2 * kPage);
+  WritePage(0x11000, 0x42);
+  auto in = std::make_unique<taskfs_vm_read_list>();
+  auto out = std::make_unique<taskfs_vm_read_list>();
+  in->count = 3;
+  in->entries[0] = {0x20000, kPage, 0, 0};
+  in->entries[1] = {0x11000, kPage, 0, 0};
+  in->entries[2] = {0x10001, 1, 0, 0};
+  std::memset(in->data, 0xee, sizeof in->data);
+  std::vector<std::string> parts;
+  IoctlRequest request(TASKFS_IOC_VM_READ_LIST, in.get(), sizeof *in);
+  fs::IoctlTarget target{*task_, context_, {}};
+  target.on_part_failure = [&](vm::KernReturn kr, std::uint64_t address,
+                               std::uint64_t size, std::string_view op) {
+    parts.push_back(fmt::format("{} {:#x}+{:#x} {}: {}", op, address, size,
+                                vm::KernReturnName(kr),
+                                vm::LastFailureReason()));
+  };
+  std::size_t out_size = 0;
+  ASSERT_EQ(request.Run(target, out.get(), sizeof *out, &out_size),
+            vm::KERN_SUCCESS);
+  EXPECT_EQ(out_size, sizeof *out);
+  EXPECT_EQ(out->entries[0].kern_return, vm::KERN_INVALID_ADDRESS);
+  EXPECT_EQ(out->entries[1].kern_return, vm::KERN_SUCCESS);
+  EXPECT_EQ(out->entries[2].kern_return, vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(out->data[0], 0);  // the failed entry's room: zeros
+  EXPECT_EQ(out->data[kPage], 0x42);
+  EXPECT_EQ(out->data[2 * kPage - 1], 0x42);
+  EXPECT_EQ(out->data[2 * kPage], 0);
+  EXPECT_EQ(out->data[sizeof out->data - 1], 0);
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0],
+            "ioctl vm_read_list entry 0 of 3 0x20000 0x1000 0x20000+0x1000 "
+            "KERN_INVALID_ADDRESS: page 0x20000 is not allocated");
+  EXPECT_EQ(parts[1].rfind("ioctl vm_read_list entry 2 of 3 0x10001 0x1 "
+                           "0x10001+0x1 KERN_INVALID_ARGUMENT: ",
+                           0),
+            0u)
+      << parts[1];
 }
 
 TEST_F(IoctlTest, VmCopyErrors) {
@@ -671,27 +720,28 @@ TEST_F(IoctlTest, RunReturnsTheMachCodeAndItsReason) {
   unsigned char out[64];
   std::memset(out, 0xee, sizeof out);
   std::size_t out_size = 99;
-  EXPECT_EQ(request.Run({*task_, context_}, out, sizeof out, &out_size),
+  EXPECT_EQ(request.Run({*task_, context_, {}}, out, sizeof out, &out_size),
             vm::KERN_INVALID_ARGUMENT);
   EXPECT_EQ(out_size, 0u);
   EXPECT_EQ(out[0], 0xee);
   EXPECT_EQ(vm::LastFailureReason(), "flags 0x2 has bits beyond anywhere (1)");
 
-  EXPECT_EQ(flags.Run({*task_, context_}, out, sizeof out, &out_size),
+  EXPECT_EQ(flags.Run({*task_, context_, {}}, out, sizeof out, &out_size),
             vm::KERN_INVALID_ARGUMENT);
   EXPECT_EQ(vm::LastFailureReason(),
             "the argument is 0 bytes, the command takes 24");
 
   const taskfs_vm_allocate good{0x10000, kPage, 0, 0};
   IoctlRequest no_room(TASKFS_IOC_VM_ALLOCATE, &good, sizeof good);
-  EXPECT_EQ(no_room.Run({*task_, context_}, out, sizeof good - 1, &out_size),
-            vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(
+      no_room.Run({*task_, context_, {}}, out, sizeof good - 1, &out_size),
+      vm::KERN_INVALID_ARGUMENT);
   EXPECT_EQ(vm::LastFailureReason(), "no room for the result in the argument");
   EXPECT_TRUE(Regions().empty());  // checked before anything ran
 
   const taskfs_vm_copy copy{0x10000, kPage, 0x20000};
   IoctlRequest unmapped(TASKFS_IOC_VM_COPY, &copy, sizeof copy);
-  EXPECT_EQ(unmapped.Run({*task_, context_}, out, sizeof out, &out_size),
+  EXPECT_EQ(unmapped.Run({*task_, context_, {}}, out, sizeof out, &out_size),
             vm::KERN_INVALID_ADDRESS);
   EXPECT_EQ(out_size, 0u);
 }
@@ -702,7 +752,7 @@ TEST_F(IoctlTest, ARequestIsDecodedOnceFromItsArgument) {
   arg.address = 0x20000;  // a later change of the caller's buffer
   taskfs_vm_allocate out{};
   std::size_t out_size = 0;
-  EXPECT_EQ(request.Run({*task_, context_}, &out, sizeof out, &out_size),
+  EXPECT_EQ(request.Run({*task_, context_, {}}, &out, sizeof out, &out_size),
             vm::KERN_SUCCESS);
   EXPECT_EQ(out_size, sizeof out);
   EXPECT_EQ(out.address, 0x10000u);

@@ -34,7 +34,7 @@ inline IoctlResult HandleIoctl(unsigned int cmd, const void* in,
   if (request.command() == nullptr) return {ENOTTY, 0};
   IoctlResult result;
   result.error = ErrnoFromKern(
-      request.Run({task, context}, out, out_capacity, &result.out_size));
+      request.Run({task, context, {}}, out, out_capacity, &result.out_size));
   return result;
 }
 

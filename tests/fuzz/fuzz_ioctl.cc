@@ -11,7 +11,7 @@
 // have something to copy.
 //
 // Input: records of
-//   command byte  below 0xe0: one of the seven commands; 0xe0 to 0xef:
+//   command byte  below 0xe0: one of the eight commands; 0xe0 to 0xef:
 //                 terminate task b in both systems (then ESRCH paths);
 //                 0xf0 and up: a raw 32-bit command number follows;
 //   flags byte    bit 0: the file is task b's, else task a's; bit 1: the
@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -48,9 +49,9 @@ namespace taskfs::fuzz {
 namespace {
 
 constexpr unsigned int kCommands[] = {
-    TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE, TASKFS_IOC_VM_DEALLOCATE,
-    TASKFS_IOC_VM_PROTECT,  TASKFS_IOC_VM_INHERIT,  TASKFS_IOC_VM_REGION,
-    TASKFS_IOC_VM_MAP_COPY,
+    TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE,  TASKFS_IOC_VM_DEALLOCATE,
+    TASKFS_IOC_VM_PROTECT,  TASKFS_IOC_VM_INHERIT,   TASKFS_IOC_VM_REGION,
+    TASKFS_IOC_VM_MAP_COPY, TASKFS_IOC_VM_READ_LIST,
 };
 constexpr std::size_t kMaxRecords = 200;
 
@@ -73,6 +74,8 @@ std::size_t ArgSize(unsigned int cmd) {
       return 32;
     case TASKFS_IOC_VM_MAP_COPY:
       return 40;
+    case TASKFS_IOC_VM_READ_LIST:
+      return 8 + 64 * 24 + 14336;
     default:
       return 0;
   }
@@ -194,6 +197,39 @@ Outcome Expected(World& world, unsigned int cmd,
       return kern(vm::vm_map_copy(task, Field(a, 24, 8), *source,
                                   Field(a, 8, 8), Field(a, 16, 8),
                                   (flags & 1) != 0, destroy));
+    }
+    case TASKFS_IOC_VM_READ_LIST: {
+      // u32 count, u32 pad, 64 entries of {address, size, i32 kern_return,
+      // u32 pad}, then the data area; entry i's bytes follow those before.
+      constexpr std::size_t kEntries = 8, kData = 8 + 64 * 24;
+      const std::uint64_t count = Field(a, 0, 4);
+      if (count > 64) return kern(vm::KERN_INVALID_ARGUMENT);
+      std::uint64_t total = 0;
+      for (std::uint64_t i = 0; i < count; ++i) {
+        const std::uint64_t entry_size = Field(a, kEntries + 24 * i + 8, 8);
+        if (entry_size > 14336 - total) return kern(vm::KERN_INVALID_ARGUMENT);
+        total += entry_size;
+      }
+      if (out_room < size) return {EINVAL, {}};
+      Outcome outcome{0, std::vector<std::uint8_t>(size, 0)};
+      PutField(&outcome.out, 0, count, 4);
+      std::size_t offset = kData;
+      for (std::uint64_t i = 0; i < count; ++i) {
+        const std::size_t at = kEntries + 24 * i;
+        const std::uint64_t address = Field(a, at, 8);
+        const std::uint64_t entry_size = Field(a, at + 8, 8);
+        std::vector<std::uint8_t> bytes(entry_size);
+        const vm::KernReturn kr = vm::vm_read(
+            task, address, std::as_writable_bytes(std::span(bytes)));
+        PutField(&outcome.out, at, address, 8);
+        PutField(&outcome.out, at + 8, entry_size, 8);
+        PutField(&outcome.out, at + 16, static_cast<std::uint32_t>(kr), 4);
+        if (kr == vm::KERN_SUCCESS) {
+          std::copy(bytes.begin(), bytes.end(), outcome.out.begin() + offset);
+        }
+        offset += entry_size;
+      }
+      return outcome;
     }
     default:
       return {ENOTTY, {}};
@@ -331,7 +367,8 @@ void Run(FuzzInput& in) {
            "returned " + Hex(returned) + ", expected " + Hex(want.out));
     }
     if (IoctlChangesMemory(cmd) !=
-        (ArgSize(cmd) != 0 && cmd != TASKFS_IOC_VM_REGION)) {
+        (ArgSize(cmd) != 0 && cmd != TASKFS_IOC_VM_REGION &&
+         cmd != TASKFS_IOC_VM_READ_LIST)) {
       Fail(record, cmd, shown, out_room, "IoctlChangesMemory is wrong");
     }
     if (!SameState(*handled.a, *expected.a) ||

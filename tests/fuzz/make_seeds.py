@@ -340,7 +340,7 @@ VM_OPS = {
 # --- ioctl -------------------------------------------------------------------
 
 COPY_CMD, ALLOC_CMD, DEALLOC_CMD, PROTECT_CMD, INHERIT_CMD, REGION_CMD, \
-    MAP_COPY_CMD = range(7)
+    MAP_COPY_CMD, READ_LIST_CMD = range(8)
 TERMINATE_B = 0xe0
 
 
@@ -374,6 +374,17 @@ def map_copy(src_task_id, src, size, dst, flags):
     return q(src_task_id, src, size, dst) + struct.pack('<II', flags, 0)
 
 
+READ_LIST_SIZE = 8 + 64 * 24 + 14336
+
+
+def read_list(entries, count=None):
+    """A whole taskfs_vm_read_list: count, then (address, size) entries."""
+    arg = struct.pack('<II', len(entries) if count is None else count, 0)
+    for address, size in entries:
+        arg += struct.pack('<QQiI', address, size, 0, 0)
+    return arg + bytes(READ_LIST_SIZE - len(arg))
+
+
 IOCTL = {
     'copy': ioctl(COPY_CMD, q(0x1000, 0x2000, 0x3000)),
     'allocate_fixed': ioctl(ALLOC_CMD, q2i2(0x20000, 0x3000, 0, 0)),
@@ -401,6 +412,14 @@ IOCTL = {
         ioctl(MAP_COPY_CMD, map_copy(1, 0x1000, 0x1000, 0x9000, 0),
               on_b=True),
         ioctl(MAP_COPY_CMD, map_copy(7, 0, 0x1000, 0, 0))),
+    'read_list': seed(
+        ioctl(READ_LIST_CMD, read_list([(0x1000, 0x1000), (0x9000, 0x1000),
+                                        (0x1001, 0x10), (0, 0),
+                                        (0x2000, 0x2000)])),
+        ioctl(READ_LIST_CMD, read_list([(0x8000, 0x1000)]), on_b=True),
+        ioctl(READ_LIST_CMD, read_list([], count=65)),
+        ioctl(READ_LIST_CMD, read_list([(0x1000, 0x3000), (0x4000, 0x1000)])),
+        ioctl(READ_LIST_CMD, read_list([(0x1000, 0x1000)]), out_size=8)),
     'short_arguments': seed(
         ioctl(COPY_CMD, q(0x1000, 0x1000, 0x2000), in_size=16),
         ioctl(REGION_CMD, q(0, 0, 0, 0), out_size=16),

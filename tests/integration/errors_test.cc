@@ -476,6 +476,42 @@ TEST_F(ErrorsTest, CopyFromRecordsInDestinationAndSource) {
   EXPECT_EQ(SplitLines(Errors("u")).size(), 2u);
 }
 
+// remap and vm_remap that fail are in the errors of both tasks too, the
+// source's line again the daemon's own account of the call.
+TEST_F(ErrorsTest, RemapRecordsInDestinationAndSource) {
+  ASSERT_EQ(Ctl("allocate 0x20000 4K\n", "u"), 0);
+  EXPECT_EQ(Ctl("remap u 0x21000 4K 0x50000 share # NOTICE from admin\n"),
+            EFAULT);
+  const std::string why =
+      ": KERN_INVALID_ADDRESS: page 0x21000 is not allocated";
+  ExpectRecorded("ctl remap u 0x21000 4K 0x50000 share # NOTICE from admin" +
+                 why);
+  const std::string t = std::to_string(TaskId(mount_, "t"));
+  const std::string share =
+      " vm_remap 0x21000 0x1000 into task id " + t + " at 0x50000 share" + why;
+  EXPECT_EQ(Errors("u"), "1 uid " + kUid + share + "\n");
+
+  const std::uint64_t u = TaskId(mount_, "u");
+  taskfs_vm_remap m{};
+  m.src_task_id = u;
+  m.src_address = 0x1f000;
+  m.size = 2 * kPage;
+  m.flags = TASKFS_VM_REMAP_ANYWHERE | TASKFS_VM_REMAP_COPY;
+  m.inheritance = TASKFS_VM_INHERIT_COPY;
+  EXPECT_EQ(Ioctl(fd_, TASKFS_IOC_VM_REMAP, &m), EFAULT);
+  const std::string copy_why =
+      ": KERN_INVALID_ADDRESS: page 0x1f000 is not allocated";
+  ExpectRecorded("ioctl vm_remap task " + std::to_string(u) +
+                 " 0x1f000 0x2000 0x0 flags 0x3 inheritance 1" + copy_why);
+  EXPECT_EQ(Errors("u"), "1 uid " + kUid + share + "\n2 uid " + kUid +
+                             " vm_remap 0x1f000 0x2000 into task id " + t +
+                             " anywhere copy" + copy_why + "\n");
+
+  // Remapping from itself: one line, in t only.
+  EXPECT_EQ(Ctl("remap t 0x30000 4K anywhere copy\n"), EFAULT);
+  EXPECT_EQ(SplitLines(Errors("u")).size(), 2u);
+}
+
 TEST(ErrorsLimitTest, MemoryLimitNamesLimitUseAndNeed) {
   Mount m({"-o", "tasks=none,memory_limit=1M"});
   ASSERT_TRUE(m.ok()) << m.error();

@@ -316,6 +316,117 @@ TEST_F(MemTest, PageQueryIoctl) {
   ::close(wo);
 }
 
+// vm_read_list through the mount: each entry is its own vm_read by the
+// classic rules, a failed entry leaves zeros and its own errors line and
+// does not stop the others; the call fails only for a bad count or total,
+// or a file not open for reading.
+TEST_F(MemTest, ReadListIoctl) {
+  ASSERT_EQ(Ctl("allocate 0x10000 12K\nprotect 0x12000 4K -w-\n"), 0);
+  AlignedBuffer b(2 * kPage);
+  std::memset(b.data, 0x11, kPage);
+  std::memset(b.data + kPage, 0x22, kPage);
+  ASSERT_EQ(Write(b, 0x10000, 2 * kPage), static_cast<ssize_t>(2 * kPage));
+  auto l = std::make_unique<taskfs_vm_read_list>();
+  const taskfs_vm_read_entry entries[] = {
+      {0x11000, kPage, -1, 0},  // read
+      {0x20000, kPage, -1, 0},  // not allocated
+      {0x12000, kPage, -1, 0},  // no read permission
+      {0x10000, 0x800, -1, 0},  // not a page multiple
+      {0x10000, 0, -1, 0},      // nothing to read
+      {0x10000, kPage, -1, 0},  // read: the list goes on after failures
+  };
+  static_assert(3 * kPage + 0x800 + kPage > TASKFS_READ_LIST_DATA);
+  // Exactly the data area: 3 pages and a half, the last entry left out.
+  l->count = 5;
+  std::memcpy(l->entries, entries, sizeof entries);
+  std::memset(l->data, 0x99, sizeof l->data);
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(l->entries[0].kern_return, 0);
+  EXPECT_EQ(l->entries[1].kern_return, 1);  // KERN_INVALID_ADDRESS
+  EXPECT_EQ(l->entries[2].kern_return, 2);  // KERN_PROTECTION_FAILURE
+  EXPECT_EQ(l->entries[3].kern_return, 4);  // KERN_INVALID_ARGUMENT
+  EXPECT_EQ(l->entries[4].kern_return, 0);
+  EXPECT_EQ(l->entries[5].kern_return, 0);  // past count: cleared
+  EXPECT_EQ(l->entries[5].address, 0u);
+  for (std::size_t i = 0; i < sizeof l->data; ++i) {
+    ASSERT_EQ(l->data[i], i < kPage ? 0x22 : 0) << i;
+  }
+  const std::string errors = ReadFile(mount_ / "t/errors");
+  EXPECT_NE(errors.find("ioctl vm_read_list entry 1 of 5 0x20000 0x1000: "
+                        "KERN_INVALID_ADDRESS: page 0x20000 is not allocated"),
+            std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("ioctl vm_read_list entry 2 of 5 0x12000 0x1000: "
+                        "KERN_PROTECTION_FAILURE: page 0x12000 is -w-/rwx"),
+            std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("ioctl vm_read_list entry 3 of 5 0x10000 0x800: "
+                        "KERN_INVALID_ARGUMENT"),
+            std::string::npos)
+      << errors;
+  EXPECT_EQ(errors.find("entry 0 of"), std::string::npos) << errors;
+
+  // Entries that succeed: the bytes of each at its place.
+  l->count = 2;
+  l->entries[0] = {0x10000, kPage, -1, 0};
+  l->entries[1] = {0x11000, 2, -1, 0};
+  ASSERT_EQ(Ctl("protect 0x11000 4K r--\n"), 0);
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), 0);
+  EXPECT_EQ(l->entries[0].kern_return, 0);
+  EXPECT_EQ(l->entries[1].kern_return, 4);  // 2 bytes: not a page multiple
+  l->entries[1].size = kPage;
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), 0);
+  EXPECT_EQ(l->entries[0].kern_return, 0);
+  EXPECT_EQ(l->entries[1].kern_return, 0);
+  EXPECT_EQ(l->data[0], 0x11);
+  EXPECT_EQ(l->data[kPage - 1], 0x11);
+  EXPECT_EQ(l->data[kPage], 0x22);
+  EXPECT_EQ(l->data[2 * kPage - 1], 0x22);
+  EXPECT_EQ(l->data[2 * kPage], 0);
+
+  // A count of 0 reads nothing and succeeds.
+  l->count = 0;
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), 0);
+  EXPECT_EQ(l->entries[0].address, 0u);
+  // Too many entries, or more bytes than the data area holds: EINVAL
+  // before anything is read, with the reason.
+  l->count = TASKFS_READ_LIST_MAX + 1;
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), -1);
+  EXPECT_EQ(errno, EINVAL);
+  std::memcpy(l->entries, entries, sizeof entries);
+  l->count = 6;
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), -1);
+  EXPECT_EQ(errno, EINVAL);
+  l->count = 2;
+  l->entries[1].size = ~std::uint64_t{0};  // no wrapping of the total
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), -1);
+  EXPECT_EQ(errno, EINVAL);
+  const std::string after = ReadFile(mount_ / "t/errors");
+  EXPECT_NE(after.find("ioctl vm_read_list count 65: KERN_INVALID_ARGUMENT: "
+                       "count 65 is more than the 64 entries a list holds"),
+            std::string::npos)
+      << after;
+  EXPECT_NE(after.find("ioctl vm_read_list count 6: KERN_INVALID_ARGUMENT: "
+                       "the sizes of entries 0 to 5 add up to more than the "
+                       "14336 bytes a list holds"),
+            std::string::npos)
+      << after;
+  // Only for reading: a file open only for writing is EBADF.
+  const int wo = ::open((mount_ / "t/mem").c_str(), O_WRONLY);
+  ASSERT_GE(wo, 0);
+  l->count = 1;
+  l->entries[0] = {0x10000, kPage, -1, 0};
+  EXPECT_EQ(::ioctl(wo, TASKFS_IOC_VM_READ_LIST, l.get()), -1);
+  EXPECT_EQ(errno, EBADF);
+  ::close(wo);
+  const int ro = ::open((mount_ / "t/mem").c_str(), O_RDONLY);
+  ASSERT_GE(ro, 0);
+  EXPECT_EQ(::ioctl(ro, TASKFS_IOC_VM_READ_LIST, l.get()), 0);
+  EXPECT_EQ(l->data[0], 0x11);
+  ::close(ro);
+}
+
 TEST_F(MemTest, MapCopyIoctlFromAnotherTask) {
   ASSERT_EQ(::mkdir((mount_ / "src").c_str(), 0700), 0);
   ASSERT_EQ(WriteFile(mount_ / "src/ctl", "allocate 0x10000 8K\n"), 0);

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -112,6 +113,33 @@ TEST_F(XnuFlavorTest, PwriteOfAnyOffsetAndSizeChangesOnlyThoseBytes) {
     if (i == 3 * kPage + 7) want = 0xcd;
     ASSERT_EQ(all[i], want) << i;
   }
+}
+
+// vm_read_list of the XNU flavor: each entry any byte range.
+TEST_F(XnuFlavorTest, ReadListOfByteRanges) {
+  auto l = std::make_unique<taskfs_vm_read_list>();
+  const taskfs_vm_read_entry entries[] = {
+      {kBase + 1, 10, -1, 0},
+      {kBase + kPage - 3, 7, -1, 0},           // across two pages
+      {kBase + kPages * kPage - 2, 4, -1, 0},  // into no region
+      {kBase + kPage + 5, 2 * kPage, -1, 0},   // 2 pages, 3 touched
+      {kBase + kPages * kPage - 2, 0, -1, 0},  // empty
+  };
+  l->count = 5;
+  std::memcpy(l->entries, entries, sizeof entries);
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(l->entries[0].kern_return, 0);
+  EXPECT_EQ(l->entries[1].kern_return, 0);
+  EXPECT_EQ(l->entries[2].kern_return, 1);  // KERN_INVALID_ADDRESS
+  EXPECT_EQ(l->entries[3].kern_return, 0);
+  EXPECT_EQ(l->entries[4].kern_return, 0);
+  const char* data = reinterpret_cast<const char*>(l->data);
+  EXPECT_EQ(std::string(data, 10), Expected(kBase + 1, 10));
+  EXPECT_EQ(std::string(data + 10, 7), Expected(kBase + kPage - 3, 7));
+  EXPECT_EQ(std::string(data + 17, 4), std::string(4, '\0'));
+  EXPECT_EQ(std::string(data + 21, 2 * kPage),
+            Expected(kBase + kPage + 5, 2 * kPage));
 }
 
 TEST_F(XnuFlavorTest, LowestOffendingPageDecidesAndNothingChanges) {

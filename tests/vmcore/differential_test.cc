@@ -154,6 +154,10 @@ struct OpKind {
   const char* name;
 };
 
+// vm_remap: a call of the random mix here only, past VmOp's calls, so that
+// the fuzz input's opcodes keep their meaning.
+constexpr Op kRemap = static_cast<Op>(random_ops::kVmOpCount);
+
 constexpr OpKind kOpKinds[] = {
     {Op::kAllocateFixed, 10, "vm_allocate(fixed)"},
     {Op::kAllocateAnywhere, 5, "vm_allocate(anywhere)"},
@@ -165,6 +169,7 @@ constexpr OpKind kOpKinds[] = {
     {Op::kFill, 4, "vm_fill"},
     {Op::kCopy, 8, "vm_copy"},
     {Op::kMapCopy, 8, "vm_map_copy"},
+    {kRemap, 6, "vm_remap"},
     {Op::kRegion, 3, "vm_region"},
     {Op::kFindData, 2, "vm_find_data"},
     {Op::kFindHole, 2, "vm_find_hole"},
@@ -275,6 +280,7 @@ class DifferentialRun {
 
   // Returns the core's result.
   KernReturn RunOp(Op op) {
+    if (op == kRemap) return OpRemap();
     switch (op) {
       case Op::kAllocateFixed:
         return OpAllocate(false);
@@ -625,6 +631,46 @@ class DifferentialRun {
     SameCode(
         op, core,
         model_->MapCopy(dst, dest, src, source, size, dst_alloc, src_destroy));
+    CompareRegions(op, dst);
+    CompareRegions(op, src);
+    return core;
+  }
+
+  // Share and copy, within one task or across two, fixed or anywhere: the
+  // model maps the source's pages (share) or copies of them (copy), and the
+  // checks that follow compare what writes through either side show.
+  KernReturn OpRemap() {
+    const std::size_t dst = PickTask();
+    const std::size_t src = rng_.Percent(30) ? dst : PickTask();
+    vm_address_t source;
+    vm_size_t size;
+    PickRange(src, VM_PROT_NONE, &source, &size);
+    const bool anywhere = rng_.Percent(40);
+    const bool copy = rng_.Percent(50);
+    const vm_address_t target = anywhere ? RandomAddress() : PickHole(dst);
+    const vm_inherit_t inheritance = RandomInheritance();
+    const std::string op = "vm_remap(dst " + TaskName(dst) + " at " +
+                           (anywhere ? std::string("anywhere") : Hex(target)) +
+                           ", src " + TaskName(src) + " at " + Hex(source) +
+                           ", " + Hex(size) + (copy ? ", copy" : ", share") +
+                           ", " + InheritName(inheritance) + ")";
+    Begin(op);
+    vm_address_t core_target = target, model_target = target;
+    vm_prot_t core_cur = 0, core_max = 0, model_cur = 0, model_max = 0;
+    const KernReturn core =
+        vm_remap(*tasks_[dst], &core_target, size, anywhere, *tasks_[src],
+                 source, copy, &core_cur, &core_max, inheritance);
+    const KernReturn model =
+        model_->Remap(dst, &model_target, size, anywhere, src, source, copy,
+                      &model_cur, &model_max, inheritance);
+    if (SameCode(op, core, model) && core == KERN_SUCCESS &&
+        (core_target != model_target || core_cur != model_cur ||
+         core_max != model_max)) {
+      Diverge(op, "core at " + Hex(core_target) + " " + ProtName(core_cur) +
+                      "/" + ProtName(core_max) + ", model at " +
+                      Hex(model_target) + " " + ProtName(model_cur) + "/" +
+                      ProtName(model_max));
+    }
     CompareRegions(op, dst);
     CompareRegions(op, src);
     return core;

@@ -114,25 +114,15 @@ KernReturn Model::Allocate(std::size_t t, vm_address_t* address, vm_size_t size,
     }
     if (size > limit_) return KERN_NO_SPACE;
     const std::uint64_t count = (size + page_size_ - 1) / page_size_;
-    // The lowest hole of count pages: walk the allocated pages upward.
     std::uint64_t candidate = 0;
-    for (const auto& [page, state] : task.pages) {
-      if (page - candidate >= count) break;
-      candidate = page + 1;
-    }
-    if (total_pages_ - candidate < count) return KERN_NO_SPACE;
+    if (!LowestHole(task, count, &candidate)) return KERN_NO_SPACE;
     MapFresh(task, candidate, candidate + count);
     *address = candidate * page_size_;
     return KERN_SUCCESS;
   }
   if (size == 0) return KERN_SUCCESS;
-  // Mach: trunc_page(address) and round_page(size), each on its own.
-  const std::uint64_t first = *address / page_size_;
-  const std::uint64_t count = size / page_size_ + (size % page_size_ != 0);
-  if (count > total_pages_ || first > total_pages_ - count) {
-    return KERN_INVALID_ADDRESS;
-  }
-  const std::uint64_t end = first + count;
+  std::uint64_t first = 0, end = 0;
+  if (!ApartPages(*address, size, &first, &end)) return KERN_INVALID_ADDRESS;
   if (AnyAllocated(task, first, end)) return KERN_NO_SPACE;
   MapFresh(task, first, end);
   *address = first * page_size_;
@@ -254,7 +244,9 @@ KernReturn Model::Store(ModelTask& task, vm_address_t address, vm_size_t size,
     slot.data = std::make_shared<const Bytes>(std::move(bytes));
   }
   if (limit_pages_ != 0 && LivePages() > limit_pages_) {
-    for (std::uint64_t page = first; page < end; ++page) {
+    // Last page first: two pages of the range may hold one Slot (a share
+    // remap within the task), and the first one's old bytes are the Slot's.
+    for (std::uint64_t page = end; page-- > first;) {
       task.pages.at(page).slot->data = before[page - first];
     }
     return KERN_RESOURCE_SHORTAGE;
@@ -380,6 +372,51 @@ KernReturn Model::MapCopy(std::size_t dst_t, vm_address_t dest,
       erase(src_first, src_end);
     }
   }
+  return KERN_SUCCESS;
+}
+
+KernReturn Model::Remap(std::size_t dst_t, vm_address_t* target, vm_size_t size,
+                        bool anywhere, std::size_t src_t, vm_address_t source,
+                        bool copy, vm_prot_t* cur, vm_prot_t* max,
+                        vm_inherit_t inheritance) {
+  ModelTask& dst = tasks_[dst_t];
+  const ModelTask& src = tasks_[src_t];
+  if (!dst.alive || !src.alive) return KERN_INVALID_TASK;
+  if (inheritance > VM_INHERIT_NONE || size == 0) return KERN_INVALID_ARGUMENT;
+  std::uint64_t src_first = 0, src_end = 0, dst_first = 0, dst_end = 0;
+  if (!ApartPages(source, size, &src_first, &src_end) ||
+      (!anywhere && !ApartPages(*target, size, &dst_first, &dst_end))) {
+    return KERN_INVALID_ADDRESS;
+  }
+  // Any protection: the source's pages need only be allocated.
+  if (KernReturn kr = CheckPages(src, src_first, src_end, VM_PROT_NONE);
+      kr != KERN_SUCCESS) {
+    return kr;
+  }
+  const std::uint64_t count = src_end - src_first;
+  if (anywhere) {
+    if (!LowestHole(dst, count, &dst_first)) return KERN_NO_SPACE;
+    dst_end = dst_first + count;
+  } else if (AnyAllocated(dst, dst_first, dst_end)) {
+    return KERN_NO_SPACE;
+  }
+  // The source's states first: src and dst may be one task.
+  std::vector<PageState> states;
+  vm_prot_t common = VM_PROT_ALL, common_max = VM_PROT_ALL;
+  for (auto it = src.pages.find(src_first); states.size() < count; ++it) {
+    PageState state = it->second;
+    common &= state.protection;
+    common_max &= state.max_protection;
+    state.inheritance = inheritance;
+    if (copy) state.slot = std::make_shared<Slot>(Slot{state.slot->data});
+    states.push_back(std::move(state));
+  }
+  for (std::uint64_t i = 0; i < count; ++i) {
+    dst.pages[dst_first + i] = std::move(states[i]);
+  }
+  *target = dst_first * page_size_;
+  *cur = common;
+  *max = common_max;
   return KERN_SUCCESS;
 }
 
@@ -558,6 +595,30 @@ KernReturn Model::CheckNewName(const std::string& name) const {
   }
   if (LiveCount() >= max_tasks_) return KERN_RESOURCE_SHORTAGE;
   return KERN_SUCCESS;
+}
+
+bool Model::ApartPages(vm_address_t address, vm_size_t size,
+                       std::uint64_t* first, std::uint64_t* end) const {
+  // Mach: trunc_page(address) and round_page(size), each on its own.
+  const std::uint64_t page = address / page_size_;
+  const std::uint64_t count = size / page_size_ + (size % page_size_ != 0);
+  if (count > total_pages_ || page > total_pages_ - count) return false;
+  *first = page;
+  *end = page + count;
+  return true;
+}
+
+bool Model::LowestHole(const ModelTask& task, std::uint64_t count,
+                       std::uint64_t* first) const {
+  // Walk the allocated pages upward.
+  std::uint64_t candidate = 0;
+  for (const auto& [page, state] : task.pages) {
+    if (page - candidate >= count) break;
+    candidate = page + 1;
+  }
+  if (total_pages_ - candidate < count) return false;
+  *first = candidate;
+  return true;
 }
 
 bool Model::RoundedPages(vm_address_t address, vm_size_t size,

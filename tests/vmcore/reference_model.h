@@ -143,6 +143,19 @@ class Model {
                      vm_address_t source, vm_size_t size, bool dst_alloc,
                      bool src_destroy);
 
+  // vm_remap (vmcore/vm_user.h): the pages of [trunc(source),
+  // trunc(source) + round(size)) of src_t mapped into dst_t at
+  // trunc(*target), or with anywhere at the lowest hole; *target is set to
+  // where. Without copy the new pages hold the source's Slots (the same
+  // memory, as a share region after a fork); with copy Slots of their own
+  // with the same bytes (copy-on-write). They keep the source's protections
+  // and take inheritance; *cur and *max are the protections common to every
+  // source page.
+  KernReturn Remap(std::size_t dst_t, vm_address_t* target, vm_size_t size,
+                   bool anywhere, std::size_t src_t, vm_address_t source,
+                   bool copy, vm_prot_t* cur, vm_prot_t* max,
+                   vm_inherit_t inheritance);
+
   KernReturn RegionList(std::size_t t, std::vector<RegionInfo>* out) const;
 
   KernReturn Region(std::size_t t, vm_address_t* address,
@@ -198,6 +211,17 @@ class Model {
     return Bytes(bytes.begin() + span.first,
                  bytes.begin() + span.first + span.second);
   }
+
+  // Page numbers [*first, *end) of vm_allocate's rounding, the address and
+  // the size each on its own: [trunc(address), trunc(address) +
+  // round(size)); false if it does not lie inside the address space.
+  bool ApartPages(vm_address_t address, vm_size_t size, std::uint64_t* first,
+                  std::uint64_t* end) const;
+
+  // The lowest page number of a hole of count free pages in task; false if
+  // there is none.
+  bool LowestHole(const ModelTask& task, std::uint64_t count,
+                  std::uint64_t* first) const;
 
   // Page numbers [*first, *end) of Mach's rounded range [trunc(address),
   // round(address + size)); false if it wraps or leaves the address space.

@@ -224,6 +224,38 @@ TEST_F(VmRemapTest, AtTheMemoryLimitNothingChanges) {
   }
 }
 
+// A write through both mappings of a share remap within one task needs one
+// fresh page per unwritten page of memory, not one per mapping: at the page
+// limit it takes exactly what remains.
+TEST_F(VmRemapTest, AWriteThroughBothMappingsNeedsEachPageOnce) {
+  a_.reset();
+  b_.reset();
+  system_.reset();
+  VmConfig config;
+  config.page_size = kPage;
+  config.address_bits = 32;
+  config.max_tasks = 8;
+  config.page_limit = 3 * kPage;
+  system_ = std::make_unique<VmSystem>(config);
+  a_ = Made(task_create(*system_, "a"));
+  Alloc(*a_, kSrc, kPage);
+  vm_address_t target = kSrc + kPage;
+  vm_prot_t cur = 0, max = 0;
+  ASSERT_EQ(vm_remap(*a_, &target, kPage, false, *a_, kSrc, false, &cur, &max,
+                     VM_INHERIT_DEFAULT),
+            KERN_SUCCESS);
+  Alloc(*a_, kSrc + 2 * kPage, 2 * kPage);
+  // Four pages of the task, three pages of memory: the limit.
+  Write(*a_, kSrc, 'w', 4 * kPage);
+  EXPECT_EQ(Bytes(*a_, kSrc, 4), "wwww");
+  EXPECT_EQ(system_->pages().live_pages(), 3u);
+  // One more is refused.
+  Alloc(*a_, kSrc + 4 * kPage, kPage);
+  std::vector<char> data(kPage, 'x');
+  EXPECT_EQ(vm_write(*a_, kSrc + 4 * kPage, data.data(), kPage),
+            KERN_RESOURCE_SHORTAGE);
+}
+
 TEST_F(VmRemapTest, ATerminatedTaskIsInvalidTask) {
   Alloc(*a_, kSrc, kPage);
   ASSERT_EQ(task_terminate(*system_, *b_), KERN_SUCCESS);

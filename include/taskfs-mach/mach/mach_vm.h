@@ -34,6 +34,16 @@ kern_return_t mach_vm_read_overwrite(vm_map_read_t target_task,
                                      mach_vm_size_t size,
                                      mach_vm_address_t data,
                                      mach_vm_size_t *outsize);
+/* Each entry with a size is read into new memory of this process, whose
+ * address replaces the entry's address (free it with
+ * mach_vm_deallocate(mach_task_self(), address, size)); an entry that
+ * fails, or is empty, becomes address 0 and size 0 and the others go on.
+ * Returns, as XNU, the result of the last entry with a size. count at most
+ * VM_MAP_ENTRY_MAX. One round trip to the daemon when the entries' bytes
+ * add up to at most 14 KiB (docs/reference.md §9). */
+kern_return_t mach_vm_read_list(vm_map_read_t target_task,
+                                mach_vm_read_entry_t data_list,
+                                natural_t count);
 kern_return_t mach_vm_write(vm_map_t target_task, mach_vm_address_t address,
                             vm_offset_t data, mach_msg_type_number_t dataCnt);
 kern_return_t mach_vm_copy(vm_map_t target_task,

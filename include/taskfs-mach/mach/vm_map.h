@@ -37,6 +37,9 @@ kern_return_t vm_region_recurse_64(vm_map_read_t target_task,
 kern_return_t vm_read_overwrite(vm_map_read_t target_task, vm_address_t address,
                                 vm_size_t size, vm_address_t data,
                                 vm_size_t *outsize);
+/* mach_vm_read_list (<mach/mach_vm.h>) with vm_read_entry_t. */
+kern_return_t vm_read_list(vm_map_read_t target_task, vm_read_entry_t data_list,
+                           natural_t count);
 
 #ifdef __cplusplus
 }
