@@ -51,7 +51,8 @@ void AddressMap::AllocateRange(const PageRange& range) {
       std::unique_lock lock(object.mu());
       const std::uint64_t end_index =
           below.offset + Pages(below.end - below.start);
-      if (object.OnlyCovers(below.offset, end_index)) {
+      if (Pages(range.size()) <= kObjectIndexLimit - end_index &&
+          object.OnlyCovers(below.offset, end_index)) {
         object.Extend(end_index, end_index + Pages(range.size()));
         below.end = range.end();
         return;

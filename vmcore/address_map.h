@@ -21,6 +21,14 @@
 
 namespace taskfs::vm {
 
+// Every entry's object range [offset, offset + pages) ends at or below this.
+// Only an allocation that extends an entry (AllocateRange) moves an end past
+// what an address space spans: a `copy` remap keeps its source's offset, so
+// a region may sit high in its object and then grow. Clips, copies, remaps
+// and forks take ranges within existing ones. So offsets stay far from
+// wrapping, and a saved map (saved_state.h) is checked against this bound.
+inline constexpr std::uint64_t kObjectIndexLimit = std::uint64_t{1} << 62;
+
 struct MapEntry {
   vm_address_t start = 0;
   vm_address_t end = 0;
@@ -97,7 +105,8 @@ class AddressMap {
 
   // Maps fresh zero-fill memory at range, which must be free, with Mach's
   // default attributes. Extends the entry just below when that entry is the
-  // sole user of its object, so allocating page after page makes one entry.
+  // sole user of its object and the object's range stays within
+  // kObjectIndexLimit, so allocating page after page makes one entry.
   void AllocateRange(const PageRange& range);
   // Inserts entry, whose range must be free and whose object range
   // [offset, offset + pages) the caller has not covered yet.

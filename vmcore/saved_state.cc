@@ -176,15 +176,20 @@ class Saver {
     out_.Record(kEntry, {{p, sizeof p}});
   }
 
-  // Every page of the object: an index no entry covers holds none.
+  // Every page of the object that an entry covers: pages an Uncover could
+  // not free (vm_object.cc) are out of every entry's reach, and left out.
   void Object(const VmObject& object) {
     object.set_walk_mark(marks_.first() + objects_);
     unsigned char id[8];
     Put64(id, objects_++);
     out_.Record(kObject, {{id, 8}});
+    object.ForEachCovered(
+        [&](std::uint64_t lo, std::uint64_t hi) { Pages(object, lo, hi); });
+  }
+
+  void Pages(const VmObject& object, std::uint64_t lo, std::uint64_t hi) {
     object.pages().ForEachWithPaths(
-        0, UINT64_MAX,
-        [&](std::uint64_t index, Page* page, std::uint64_t paths) {
+        lo, hi, [&](std::uint64_t index, Page* page, std::uint64_t paths) {
           if (!out_.ok()) return;
           unsigned char p[kPageHead];
           Put64(p, index);
@@ -206,6 +211,10 @@ class Saver {
   const ReservedMarks& marks_;
   const std::size_t page_size_;
   std::uint64_t tasks_ = 0, objects_ = 0, pages_ = 0;
+
+ public:
+  // How many marks of the block the save used.
+  std::uint64_t marks_used() const { return std::max(objects_, pages_); }
 };
 
 // --- reading ---------------------------------------------------------------
@@ -291,6 +300,13 @@ class RecordReader {
 };
 
 class Restorer {
+  struct SavedObject {
+    std::shared_ptr<VmObject> object;
+    std::uint64_t offset;  // of its record
+    // The object ranges of its regions: [offset, offset + pages) each.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> covered;
+  };
+
  public:
   using Made =
       std::function<void(const std::shared_ptr<Task>&, std::string_view)>;
@@ -300,7 +316,7 @@ class Restorer {
         in_(in),
         made_(made),
         scratch_(system.budget()),
-        max_index_(system.address_limit() / system.page_size()) {}
+        max_index_(kObjectIndexLimit) {}
   ~Restorer() {
     for (std::size_t i = pool_at_; i < pool_end_; ++i) pool_[i]->DropMapping();
   }
@@ -390,7 +406,9 @@ class Restorer {
     if (Get64(in_.payload()) != objects_.size())
       in_.Bad("an object out of order");
     objects_.push_back(
-        std::make_shared<VmObject>(system_.budget(), system_.freer()));
+        {std::make_shared<VmObject>(system_.budget(), system_.freer()),
+         in_.record_offset(),
+         {}});
   }
 
   void Page(bool fresh) {
@@ -399,7 +417,7 @@ class Restorer {
     const std::uint64_t index = Get64(in_.payload());
     const std::uint64_t id = Get64(in_.payload() + 8);
     if (index >= max_index_) in_.Bad("a page index out of range");
-    PageTable& table = objects_.back()->pages();
+    PageTable& table = objects_.back().object->pages();
     if (table.Get(index) != nullptr) in_.Bad("a page saved twice");
     vm::Page* page = nullptr;
     if (fresh) {
@@ -460,11 +478,17 @@ class Restorer {
     KernResult<PageRange> range =
         end > start ? PageRange::Exact(geometry, start, end - start)
                     : KernResult<PageRange>(KERN_INVALID_ARGUMENT);
-    if (!range.ok()) in_.Bad("a region out of range");
+    const std::uint64_t mask = geometry.page_size() - 1;
+    if (!range.ok() || ((start | end) & mask) != 0) {
+      in_.Bad("a region out of range");
+    }
     if ((entry.protection & ~VM_PROT_ALL) != 0 ||
         (entry.max_protection & ~VM_PROT_ALL) != 0 ||
         entry.inheritance > VM_INHERIT_NONE) {
       in_.Bad("a region with unknown attributes");
+    }
+    if ((entry.protection & ~entry.max_protection) != 0) {
+      in_.Bad("a region whose protection exceeds its maximum");
     }
     const std::uint64_t pages = (end - start) >> geometry.page_shift;
     if (entry.offset > max_index_ || pages > max_index_ - entry.offset) {
@@ -474,7 +498,8 @@ class Restorer {
     if (!task_->map().IsFree(range.value())) in_.Bad("overlapping regions");
     entry.start = start;
     entry.end = end;
-    entry.object = objects_[object];
+    entry.object = objects_[object].object;
+    objects_[object].covered.emplace_back(entry.offset, entry.offset + pages);
     task_->map().Insert(std::move(entry));
   }
 
@@ -486,6 +511,42 @@ class Restorer {
         Get64(p + 16) != pages_) {
       in_.Bad("counts that do not match the records");
     }
+    for (SavedObject& saved : objects_) Covered(saved);
+  }
+
+  // Every object is some region's, and holds pages only where its regions
+  // reach: the union of their [offset, offset + pages). Costs a look at
+  // each gap of that union, none per page.
+  void Covered(SavedObject& saved) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>>& covered =
+        saved.covered;
+    if (covered.empty()) {
+      throw Damaged{fmt::format("an object no region references at byte {}",
+                                saved.offset)};
+    }
+    std::sort(covered.begin(), covered.end());
+    std::uint64_t from = 0;  // the start of the next gap
+    auto gap = [&](std::uint64_t lo, std::uint64_t hi) {
+      if (lo >= hi) return;
+      bool found = false;
+      std::uint64_t first = 0;
+      saved.object->pages().ForEach(lo, hi,
+                                    [&](std::uint64_t index, vm::Page*) {
+                                      if (!found) first = index;
+                                      found = true;
+                                    });
+      if (found) {
+        throw Damaged{fmt::format(
+            "a page at index {} that no region covers, in the object at byte "
+            "{}",
+            first, saved.offset)};
+      }
+    };
+    for (const auto& [lo, hi] : covered) {
+      gap(from, lo);
+      from = std::max(from, hi);
+    }
+    gap(from, max_index_);
   }
 
   VmSystem& system_;
@@ -497,7 +558,7 @@ class Restorer {
   std::unique_lock<PhaseFairMutex> task_lock_;
   std::string extra_;
   std::uint64_t tasks_ = 0, pages_ = 0;
-  std::vector<std::shared_ptr<VmObject>> objects_;
+  std::vector<SavedObject> objects_;
   std::unordered_map<std::uint64_t, vm::Page*> kept_;
   static constexpr std::size_t kBatch = 64;
   std::array<vm::Page*, kBatch> pool_{};  // [pool_at_, pool_end_) unused
@@ -539,7 +600,7 @@ std::string SaveState(VmSystem& system, const std::vector<SavedTask>& tasks,
     object_locks.Add(map, PageRange::All(map.geometry()), /*exclusive=*/false);
   }
   object_locks.LockAll();
-  const ReservedMarks marks;
+  ReservedMarks marks;
 
   RecordWriter out(sink);
   out.Raw(kStateMagic, sizeof kStateMagic);
@@ -552,13 +613,19 @@ std::string SaveState(VmSystem& system, const std::vector<SavedTask>& tasks,
   Put32(header + 4, system.address_bits());
   out.Record(kHeader, {{header, 8}});
   Saver saver(out, marks, page_size);
+  std::string error;
   for (const SavedTask& saved : tasks) {
     if (saved.task->terminated()) continue;
-    if (saved.extra.size() > kMaxExtra) return "a task's attributes too large";
+    if (saved.extra.size() > kMaxExtra) {
+      error = "a task's attributes too large";
+      break;
+    }
     saver.Task(saved);
     if (!out.ok()) break;
   }
-  saver.End();
+  if (error.empty()) saver.End();
+  marks.Keep(saver.marks_used());
+  if (!error.empty()) return error;
   return out.ok() ? "" : "write failed";
 }
 

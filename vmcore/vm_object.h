@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 
 #include "vmcore/charged_allocator.h"
@@ -70,6 +71,15 @@ class VmObject {
   // Requires mu_. True if exactly [lo, hi) is covered, once, by one entry,
   // and nothing else is: an entry over that range is the object's only user.
   bool OnlyCovers(std::uint64_t lo, std::uint64_t hi) const;
+
+  // Requires mu_. Calls fn(lo, hi) for each run of indexes [lo, hi) that
+  // some entry covers, ascending; needs no memory.
+  template <typename Fn>
+  void ForEachCovered(Fn&& fn) const {
+    for (auto it = coverage_.begin(); it != coverage_.end(); ++it) {
+      if (it->second.count > 0) fn(it->first, std::next(it)->first);
+    }
+  }
 
   // Bytes of memory this object holds beyond its pages and page-table
   // nodes: its record and its coverage.

@@ -1,5 +1,7 @@
 #include "vmcore/vm_statistics.h"
 
+#include <cstdint>
+#include <exception>
 #include <mutex>
 
 #include "vmcore/locks.h"
@@ -18,11 +20,26 @@ namespace {
 std::mutex walk_mu;
 std::uint64_t last_walk = 0;  // guarded by walk_mu
 
+// Under walk_mu: n marks past last_walk, of which the first is returned. A
+// counter that would wrap is a bug nothing can recover from.
+std::uint64_t TakeMarks(std::uint64_t n) {
+  if (n > UINT64_MAX - last_walk) std::terminate();
+  const std::uint64_t first = last_walk + 1;
+  last_walk += n;
+  return first;
+}
+
 }  // namespace
 
-ReservedMarks::ReservedMarks() : lock_(walk_mu) {
-  first_ = last_walk + 1;
-  last_walk += kSpan;
+ReservedMarks::ReservedMarks() : lock_(walk_mu) { first_ = TakeMarks(kSpan); }
+
+void ReservedMarks::Keep(std::uint64_t n) {
+  if (n < kSpan) last_walk = first_ - 1 + n;
+}
+
+std::uint64_t LastWalkMark() {
+  std::lock_guard lock(walk_mu);
+  return last_walk;
 }
 
 TaskStatistics MapStatistics(const AddressMap& map) {
@@ -33,7 +50,7 @@ TaskStatistics MapStatistics(const AddressMap& map) {
   locks.Add(map, PageRange::All(map.geometry()), /*exclusive=*/false);
   locks.LockAll();
   std::lock_guard walk_lock(walk_mu);
-  const std::uint64_t walk = ++last_walk;
+  const std::uint64_t walk = TakeMarks(1);
 
   TaskStatistics s;
   map.ForEachRegion([&s](const RegionInfo&) { ++s.regions; });

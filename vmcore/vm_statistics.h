@@ -26,6 +26,13 @@ TaskStatistics MapStatistics(const AddressMap& map);
 // the words they keep for the walk, so that telling a page met before from
 // a new one needs no memory. Take it after every object lock whose objects'
 // and pages' marks are written (lock_order.h: a leaf, like the walk's).
+//
+// Marks come from one 64-bit counter that never goes back: a mark used
+// twice would make a walk or save skip what it had not met. Keep(n) gives
+// back the block's marks past its first n, so a save uses only as many as
+// it numbered things (a counter of 2^64 then lasts centuries at a mark a
+// nanosecond); taking a mark past the last one stops the daemon
+// (std::terminate) rather than reuse it.
 class ReservedMarks {
  public:
   static constexpr std::uint64_t kSpan = std::uint64_t{1} << 40;
@@ -35,6 +42,9 @@ class ReservedMarks {
   ReservedMarks& operator=(const ReservedMarks&) = delete;
 
   std::uint64_t first() const { return first_; }
+  // Only [first(), first() + n) of the block were used; the rest goes back
+  // when the block ends. n is at most kSpan.
+  void Keep(std::uint64_t n);
   // Whether mark is one of this block's.
   bool Holds(std::uint64_t mark) const {
     return mark >= first_ && mark - first_ < kSpan;
@@ -44,6 +54,9 @@ class ReservedMarks {
   std::unique_lock<std::mutex> lock_;
   std::uint64_t first_ = 0;
 };
+
+// The last mark taken so far (for tests: marks are never reused).
+std::uint64_t LastWalkMark();
 
 }  // namespace taskfs::vm
 

@@ -3,6 +3,7 @@
 // the reason; a save at the memory limit still works.
 #include "vmcore/saved_state.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -10,10 +11,13 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "vmcore/address_map.h"
+#include "vmcore/vm_statistics.h"
 #include "vmcore/vm_system.h"
 #include "vmcore/vm_user.h"
 
@@ -50,10 +54,11 @@ class StringSource : public StateSource {
   std::size_t at_ = 0;
 };
 
-std::unique_ptr<VmSystem> MakeSystem(std::uint64_t limit = 0) {
+std::unique_ptr<VmSystem> MakeSystem(std::uint64_t limit = 0,
+                                     unsigned bits = 32) {
   VmConfig config;
   config.page_size = kPage;
-  config.address_bits = 32;
+  config.address_bits = bits;
   config.max_tasks = 16;
   config.memory_limit = limit;
   return std::make_unique<VmSystem>(config);
@@ -92,9 +97,9 @@ struct Restored {
   std::string error;
 };
 
-Restored Restore(const std::string& bytes) {
+Restored Restore(const std::string& bytes, unsigned bits = 32) {
   Restored r;
-  r.system = MakeSystem();
+  r.system = MakeSystem(0, bits);
   StringSource source(bytes);
   r.error = RestoreState(
       *r.system, source,
@@ -116,7 +121,7 @@ struct Picture {
 
 Picture Look(Task& task) {
   Picture p;
-  auto regions = vm_region_list(task, 0, std::uint64_t{1} << 32);
+  auto regions = vm_region_list(task, 0, task.geometry().limit);
   EXPECT_TRUE(regions.ok());
   p.regions = regions.value();
   for (const RegionInfo& r : p.regions) {
@@ -368,6 +373,275 @@ TEST(SavedStateTest, Crc32cKnownValue) {
   // The check value of CRC-32C.
   EXPECT_EQ(Crc32c(0, "123456789", 9), 0xe3069283u);
   EXPECT_EQ(Crc32c(Crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+}
+
+// Every live task of before has its twin in after, by name: the same
+// regions, bytes, page states, sharing and statistics.
+void ExpectSame(VmSystem& before, VmSystem& after, const std::string& what) {
+  std::vector<Picture> b, a;
+  std::vector<std::shared_ptr<Task>> tb, ta;
+  for (const auto& task : before.Tasks()) {
+    if (task->terminated()) continue;
+    auto twin = after.FindTask(task->name());
+    ASSERT_NE(twin, nullptr) << what << " " << task->name();
+    tb.push_back(task);
+    ta.push_back(twin);
+    b.push_back(Look(*task));
+    a.push_back(Look(*twin));
+  }
+  ASSERT_EQ(after.Tasks().size(), tb.size()) << what;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(b[i].regions, a[i].regions) << what << " " << tb[i]->name();
+    EXPECT_EQ(b[i].bytes, a[i].bytes) << what << " " << tb[i]->name();
+    ASSERT_EQ(b[i].states.size(), a[i].states.size()) << what;
+    for (std::size_t k = 0; k < b[i].states.size(); ++k) {
+      EXPECT_EQ(b[i].states[k].flags, a[i].states[k].flags)
+          << what << " " << tb[i]->name() << " page " << k;
+    }
+    auto s0 = task_statistics(*tb[i]).value();
+    auto s1 = task_statistics(*ta[i]).value();
+    EXPECT_EQ(s0.regions, s1.regions) << what;
+    EXPECT_EQ(s0.virtual_bytes, s1.virtual_bytes) << what;
+    EXPECT_EQ(s0.resident_bytes, s1.resident_bytes) << what;
+    EXPECT_EQ(s0.shared_bytes, s1.shared_bytes) << what;
+  }
+  EXPECT_EQ(Sharing(b), Sharing(a)) << what;
+}
+
+// A `copy` remap keeps its source's object offset and an allocate then
+// extends that region: its object range ends past what the address space
+// spans, and the save of it restores.
+TEST(SavedStateTest, RegionGrownPastTheSpaceInItsObjectRestores) {
+  auto system = MakeSystem(0, 24);
+  auto x = Made(task_create(*system, "x"));
+  Alloc(*x, 0, 2 * kPage);
+  ASSERT_EQ(vm_deallocate(*x, 0, kPage), KERN_SUCCESS);
+  Alloc(*x, 0x2000, 0xffe000);
+  ASSERT_EQ(vm_deallocate(*x, 0x1000, 0xffe000), KERN_SUCCESS);
+  Write(*x, 0xfff000, 'h', kPage);
+  vm_address_t at = 0;
+  ASSERT_EQ(vm_remap(*x, &at, kPage, false, *x, 0xfff000, true, nullptr,
+                     nullptr, VM_INHERIT_COPY),
+            KERN_SUCCESS);
+  Alloc(*x, 0x1000, 0xffe000);
+  Write(*x, 0x800000, 'e', 3 * kPage);
+  Restored r = Restore(Save(*system), 24);
+  ASSERT_EQ(r.error, "");
+  ExpectSame(*system, *r.system, "review sequence");
+}
+
+// The guard that every state the core can reach restores: seeded random
+// sequences of calls in a small space, each followed by a round trip.
+TEST(SavedStateTest, RandomCallSequencesRoundTrip) {
+  constexpr unsigned kBits = 24;
+  constexpr std::uint64_t kPages = (std::uint64_t{1} << kBits) / kPage;
+  for (unsigned seed = 1; seed <= 100; ++seed) {
+    std::mt19937_64 rng(seed);
+    auto pick = [&](std::uint64_t n) { return rng() % n; };
+    auto system = MakeSystem(0, kBits);
+    std::vector<std::shared_ptr<Task>> tasks{Made(task_create(*system, "t0"))};
+    int made = 1;
+    // Low, high or anywhere; a size of a few pages, more, or up to the end
+    // of the space: so that regions are split high in their objects, copied
+    // low, and extended (address_map.h: kObjectIndexLimit).
+    auto address = [&] {
+      const std::uint64_t k = pick(3);
+      return (k == 0   ? pick(32)
+              : k == 1 ? kPages - 1 - pick(32)
+                       : pick(kPages)) *
+             kPage;
+    };
+    auto size = [&](vm_address_t from) {
+      const std::uint64_t k = pick(4);
+      return k < 2    ? (1 + pick(8)) * kPage
+             : k == 2 ? (1 + pick(64)) * kPage
+                      : kPages * kPage - from;
+    };
+    for (int step = 0; step < 200; ++step) {
+      Task& t = *tasks[pick(tasks.size())];
+      vm_address_t a = address();
+      const vm_size_t n = size(a);
+      switch (pick(11)) {
+        case 0:
+        case 1: {
+          // Half the time right after a region: it may grow in place.
+          auto regions = vm_region_list(t, 0, kPages * kPage).value();
+          if (!regions.empty() && pick(2) == 0) {
+            const RegionInfo& r = regions[pick(regions.size())];
+            a = r.start + r.size;
+          }
+          (void)vm_allocate(t, &a, pick(2) == 0 ? n : kPages * kPage - a,
+                            false);
+          break;
+        }
+        case 2: {
+          // Half the time the low part of a region: the rest is then high
+          // in its object.
+          auto regions = vm_region_list(t, 0, kPages * kPage).value();
+          if (!regions.empty() && pick(2) == 0) {
+            const RegionInfo& r = regions[pick(regions.size())];
+            (void)vm_deallocate(t, r.start,
+                                (1 + pick(r.size / kPage)) * kPage - kPage);
+            break;
+          }
+          (void)vm_deallocate(t, a, n);
+          break;
+        }
+        case 3:
+          (void)vm_protect(t, a, n, pick(2) == 0,
+                           static_cast<vm_prot_t>(pick(8)));
+          break;
+        case 4:
+          (void)vm_inherit(t, a, n, static_cast<vm_inherit_t>(pick(3)));
+          break;
+        case 5: {
+          const std::string data((1 + pick(4)) * kPage,
+                                 static_cast<char>('a' + pick(26)));
+          (void)vm_write(t, a, data.data(), data.size());
+          break;
+        }
+        case 6:
+          (void)vm_copy(t, a, n, address());
+          break;
+        case 7:
+        case 8: {
+          Task& src = *tasks[pick(tasks.size())];
+          vm_address_t to = address();
+          (void)vm_remap(t, &to, n, pick(4) == 0, src, a, pick(2) == 0, nullptr,
+                         nullptr, static_cast<vm_inherit_t>(pick(3)));
+          break;
+        }
+        case 9:
+          if (tasks.size() < 6) {
+            const std::string name = fmt::format("t{}", made++);
+            auto child = task_fork(*system, t, name);
+            if (child.ok()) tasks.push_back(std::move(child).value());
+          }
+          break;
+        case 10:
+          if (tasks.size() > 1) {
+            const std::size_t i = pick(tasks.size());
+            ASSERT_EQ(task_terminate(*system, *tasks[i]), KERN_SUCCESS);
+            tasks.erase(tasks.begin() + static_cast<std::ptrdiff_t>(i));
+          }
+          break;
+      }
+    }
+    Restored r = Restore(Save(*system), kBits);
+    ASSERT_EQ(r.error, "") << "seed " << seed;
+    ExpectSame(*system, *r.system, "seed " + std::to_string(seed));
+    if (HasFailure()) return;
+  }
+}
+
+// Crafted saves, each CRC-valid.
+std::string Record(std::uint32_t type, const std::string& payload) {
+  std::string head(8, '\0');
+  for (int i = 0; i < 4; ++i) {
+    head[i] = static_cast<char>(type >> (8 * i));
+    head[4 + i] = static_cast<char>(payload.size() >> (8 * i));
+  }
+  std::string out = head + payload;
+  const std::uint32_t crc = Crc32c(0, out.data(), out.size());
+  for (int i = 0; i < 4; ++i) out += static_cast<char>(crc >> (8 * i));
+  return out;
+}
+std::string U32(std::uint32_t v) {
+  std::string s(4, '\0');
+  for (int i = 0; i < 4; ++i) s[i] = static_cast<char>(v >> (8 * i));
+  return s;
+}
+std::string U64(std::uint64_t v) {
+  std::string s(8, '\0');
+  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(v >> (8 * i));
+  return s;
+}
+std::string Start() {
+  return std::string("TASKFSST") + U32(1) + Record(1, U32(kPage) + U32(32)) +
+         Record(2, U32(1) + "t" + U32(0));
+}
+std::string Object(std::uint64_t id) { return Record(3, U64(id)); }
+std::string PageRecord(std::uint64_t index, std::uint64_t id) {
+  return Record(
+      4, U64(index) + U64(id) + std::string(1, '\0') + std::string(kPage, 'p'));
+}
+std::string EntryRecord(std::uint64_t start, std::uint64_t end,
+                        std::uint32_t prot, std::uint32_t max,
+                        std::uint64_t object, std::uint64_t offset) {
+  return Record(6, U64(start) + U64(end) + U32(prot) + U32(max) + U32(1) +
+                       U64(object) + U64(offset));
+}
+std::string End(std::uint64_t objects, std::uint64_t pages) {
+  return Record(7, U64(1) + U64(objects) + U64(pages));
+}
+
+TEST(SavedStateTest, RefusesSavesThatBreakInvariants) {
+  const std::size_t first = Start().size();  // the first object's record
+  const std::size_t entry = first + Object(0).size();
+  // The well-formed one: two regions of one object, a page in each.
+  const std::string good =
+      Start() + Object(0) + PageRecord(0, 0) + PageRecord(9, 1) +
+      EntryRecord(0x10000, 0x12000, 3, 7, 0, 0) +
+      EntryRecord(0x20000, 0x22000, 1, 5, 0, 8) + End(1, 2);
+  ASSERT_EQ(Restore(good).error, "");
+
+  EXPECT_EQ(Restore(Start() + Object(0) +
+                    EntryRecord(0x10000, 0x11000, 7, 1, 0, 0) + End(1, 0))
+                .error,
+            "a region whose protection exceeds its maximum at byte " +
+                std::to_string(entry));
+  EXPECT_EQ(Restore(Start() + Object(0) +
+                    EntryRecord(0x10010, 0x11ff0, 3, 7, 0, 0) + End(1, 0))
+                .error,
+            "a region out of range at byte " + std::to_string(entry));
+  EXPECT_EQ(Restore(Start() + Object(0) +
+                    EntryRecord(0x10000, 0x11ff0, 3, 7, 0, 0) + End(1, 0))
+                .error,
+            "a region out of range at byte " + std::to_string(entry));
+  // Past the bound of an object's ranges (address_map.h).
+  EXPECT_EQ(
+      Restore(Start() + Object(0) +
+              EntryRecord(0x10000, 0x12000, 3, 7, 0, kObjectIndexLimit - 1) +
+              End(1, 0))
+          .error,
+      "a region offset out of range at byte " + std::to_string(entry));
+  // High in its object, within the bound: what the core can reach.
+  EXPECT_EQ(
+      Restore(Start() + Object(0) + PageRecord(1 << 30, 0) +
+              EntryRecord(0x10000, 0x12000, 3, 7, 0, (1 << 30) - 1) + End(1, 1))
+          .error,
+      "");
+  // A page at an index between, before and after the regions' ranges.
+  for (std::uint64_t index : {2, 7, 10, 1000000}) {
+    EXPECT_EQ(
+        Restore(Start() + Object(0) + PageRecord(0, 0) + PageRecord(index, 1) +
+                EntryRecord(0x10000, 0x12000, 3, 7, 0, 0) +
+                EntryRecord(0x20000, 0x22000, 3, 7, 0, 8) + End(1, 2))
+            .error,
+        "a page at index " + std::to_string(index) +
+            " that no region covers, in the object at byte " +
+            std::to_string(first));
+  }
+  EXPECT_EQ(Restore(Start() + Object(0) + PageRecord(3, 0) +
+                    EntryRecord(0x10000, 0x12000, 3, 7, 0, 4) + End(1, 1))
+                .error,
+            "a page at index 3 that no region covers, in the object at byte " +
+                std::to_string(first));
+  // An object no region references, after one that is referenced.
+  const std::string second =
+      Start() + Object(0) + EntryRecord(0x10000, 0x12000, 3, 7, 0, 0);
+  EXPECT_EQ(Restore(second + Object(1) + PageRecord(0, 0) + End(2, 1)).error,
+            "an object no region references at byte " +
+                std::to_string(second.size()));
+}
+
+TEST(SavedStateTest, ASaveUsesOnlyTheWalkMarksItNumbered) {
+  auto system = Sample();
+  const std::uint64_t before = LastWalkMark();
+  for (int i = 0; i < 1000; ++i) Save(*system);
+  // Each save of Sample() numbers fewer than 2000 pages and objects.
+  EXPECT_LT(LastWalkMark() - before, 1000u * 2000u);
+  EXPECT_GT(LastWalkMark(), before);
 }
 
 }  // namespace
