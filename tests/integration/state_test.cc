@@ -174,6 +174,49 @@ TEST_F(StateTest, TasksOwnersModesAndSharingSurviveUnmount) {
   EXPECT_EQ(got, mine_bytes.substr(20 * kPage, kPage));
 }
 
+// A `copy` remap keeps its source's object offset and an allocate then
+// extends that region past what the space spans in its object: the save
+// of it restores, with the same maps and bytes.
+TEST_F(StateTest, RegionGrownHighInItsObjectSurvivesUnmount) {
+  const std::string opts = ",tasks=none,address_bits=24";
+  const std::string high = Pattern(kPage, 3), mid = Pattern(3 * kPage, 4);
+  std::string maps;
+  {
+    Mount mount(Options(opts));
+    ASSERT_TRUE(mount.ok()) << mount.error();
+    ASSERT_EQ(Err(::mkdir((mount / "x").c_str(), 0700)), 0);
+    for (const char* command :
+         {"allocate 0 8K", "deallocate 0 4K", "allocate 0x2000 0xffe000",
+          "deallocate 0x1000 0xffe000"}) {
+      ASSERT_EQ(WriteFile(mount / "x/ctl", std::string(command) + "\n"), 0)
+          << command;
+    }
+    ASSERT_EQ(WriteMem(mount / "x/mem", 0xfff000, high), 0);
+    for (const char* command :
+         {"remap x 0xfff000 4K 0 copy", "allocate 0x1000 0xffe000"}) {
+      ASSERT_EQ(WriteFile(mount / "x/ctl", std::string(command) + "\n"), 0)
+          << command;
+    }
+    ASSERT_EQ(WriteMem(mount / "x/mem", 0x800000, mid), 0);
+    maps = ReadFile(mount / "x/maps");
+    EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+  }
+  Mount mount(Options(opts));
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_NE(mount.DaemonLog().find("restored 1 task"), std::string::npos)
+      << mount.DaemonLog();
+  EXPECT_EQ(ReadFile(mount / "x/maps"), maps);
+  std::string got;
+  for (std::uint64_t at : {std::uint64_t{0}, std::uint64_t{0xfff000}}) {
+    ASSERT_EQ(ReadMem(mount / "x/mem", at, kPage, &got), 0);
+    EXPECT_EQ(got, high) << at;
+  }
+  ASSERT_EQ(ReadMem(mount / "x/mem", 0x800000, 3 * kPage, &got), 0);
+  EXPECT_EQ(got, mid);
+  ASSERT_EQ(ReadMem(mount / "x/mem", 0x1000, kPage, &got), 0);
+  EXPECT_EQ(got, std::string(kPage, '\0'));
+}
+
 TEST_F(StateTest, ManifestLoadsWhenThereIsNoSave) {
   Mount mount(Options());
   ASSERT_TRUE(mount.ok()) << mount.error();
