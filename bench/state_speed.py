@@ -17,8 +17,11 @@ and dd's file, so both go to the same disk. Mounts BUILD_DIR's daemon with
 - dd write: `dd if=/dev/zero of=FILE bs=1M count=SIZE conv=fsync`;
 - dd read: `dd if=FILE of=/dev/null bs=1M`;
 - dd read into fresh memory: `dd if=FILE of=/dev/shm/... bs=1M`, which
-  makes SIZE MiB of new memory resident as a restore must (on a virtual
-  machine the first write to a page can cost more than reading it);
+  makes SIZE MiB of new memory resident, written by the kernel;
+- dd read into one new buffer: `dd if=FILE of=/dev/null bs=SIZE count=1
+  iflag=fullblock`, a process reading the bytes into SIZE MiB of its own
+  new memory, as a restore must (on a virtual machine the first write to
+  a process's page can cost more than reading it from the disk);
 - write into a new task: the same bytes written through a new task's mem
   in 1 MiB pwrites, what filling that memory costs the daemon anyway.
 
@@ -141,6 +144,7 @@ def main():
 
         times = {"save": [], "SIGTERM to exit": [], "restore": [], "dd write": [], "dd read": [],
                  "dd read into fresh memory": [],
+                 "dd read into one new buffer": [],
                  "write into a new task": []}
         shm_file = tempfile.mktemp(prefix="taskfs-state-bench-", dir="/dev/shm")
 
@@ -169,6 +173,10 @@ def main():
             times["dd read into fresh memory"].append(timed(
                 ["dd", f"if={dd_file}", f"of={shm_file}", "bs=1M"]))
             os.unlink(shm_file)
+            uncache(dd_file)
+            times["dd read into one new buffer"].append(timed(
+                ["dd", f"if={dd_file}", "of=/dev/null",
+                 f"bs={args.size_mib}M", "count=1", "iflag=fullblock"]))
 
         for rep in range(args.reps):
             rounds = [taskfs_round, dd_round]
@@ -187,7 +195,8 @@ def main():
     print("| measure | median | MiB/s |")
     print("|---|---:|---:|")
     rows = (("save", ""), ("SIGTERM to exit", ""), ("dd write", ""), ("restore", ""), ("dd read", ""),
-            ("dd read into fresh memory", ""), ("write into a new task", ""))
+            ("dd read into fresh memory", ""), ("dd read into one new buffer", ""),
+            ("write into a new task", ""))
     for k, _ in rows:
         print(f"| {k} | {med[k] * 1e3:.0f} ms | "
               f"{args.size_mib / med[k]:,.0f} |")
@@ -197,6 +206,8 @@ def main():
           f"{med['dd read'] / med['restore']:.2f}")
     print(f"- restore speed / dd read into fresh memory: "
           f"{med['dd read into fresh memory'] / med['restore']:.2f}")
+    print(f"- restore speed / dd read into one new buffer: "
+          f"{med['dd read into one new buffer'] / med['restore']:.2f}")
     print(f"- restore speed / write into a new task: "
           f"{med['write into a new task'] / med['restore']:.2f}")
 
