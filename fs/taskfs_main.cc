@@ -112,11 +112,13 @@ std::string CreateTasks(const Options& options, taskfs::vm::VmSystem& system,
 bool SaveAndLog(taskfs::fs::StateDir& state, taskfs::fs::TaskFs& fs) {
   const auto began = std::chrono::steady_clock::now();
   std::uint64_t bytes = 0;
-  const std::string error = state.Save(fs, &bytes);
+  std::string warning;
+  const std::string error = state.Save(fs, &bytes, &warning);
   if (!error.empty()) {
     fs.log().error("{}", error);
     return false;
   }
+  if (!warning.empty()) fs.log().warn("{}", warning);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now() - began)
                       .count();
@@ -166,6 +168,20 @@ class SaveTimer {
   std::thread thread_;  // last: it runs on the members above
 };
 
+// Once the loop has ended: SIGINT, SIGTERM and SIGHUP only noted, so that
+// no signal stops the last save half-way (the daemon exits once it ends).
+void NoteSignal(int) {}
+
+void KeepSignalsFromTheSave() {
+  struct sigaction action {};
+  action.sa_handler = NoteSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (const int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    ::sigaction(sig, &action, nullptr);
+  }
+}
+
 struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
@@ -190,9 +206,12 @@ int main(int argc, char** argv) {
       break;
   }
 
+  // DIR opened, checked and locked once, before any other work: the
+  // daemon keeps it for its life.
+  std::unique_ptr<taskfs::fs::StateDir> state;
   if (!options.state_dir.empty()) {
-    error = taskfs::fs::CheckStateDir(options.state_dir);
-    if (!error.empty()) return Fail(error);
+    state = taskfs::fs::StateDir::Open(options.state_dir, &error);
+    if (state == nullptr) return Fail(error);
   }
 
   std::shared_ptr<spdlog::logger> log = MakeLogger(options);
@@ -228,22 +247,22 @@ int main(int argc, char** argv) {
 
   // A save present wins over tasks= (and the demo): it is what the tasks
   // became.
-  std::unique_ptr<taskfs::fs::StateDir> state;
-  if (!options.state_dir.empty()) {
-    state = std::make_unique<taskfs::fs::StateDir>(options.state_dir);
-  }
-  if (state != nullptr && state->HasSave()) {
+  bool found = false;
+  if (state != nullptr) {
     const auto began = std::chrono::steady_clock::now();
     std::size_t restored = 0;
-    error = state->Load(fs, &restored);
+    error = state->Load(fs, &restored, &found);
     if (!error.empty()) return Fail(error);
-    log->info(
-        "restored {} tasks from {} in {} ms; the tasks option is not loaded",
-        restored, state->path(),
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::steady_clock::now() - began)
-            .count());
-  } else {
+    if (found) {
+      log->info(
+          "restored {} tasks from {} in {} ms; the tasks option is not loaded",
+          restored, state->path(),
+          std::chrono::duration_cast<std::chrono::milliseconds>(
+              std::chrono::steady_clock::now() - began)
+              .count());
+    }
+  }
+  if (!found) {
     error = CreateTasks(options, system, fs);
     if (!error.empty()) return Fail(error);
   }
@@ -291,8 +310,14 @@ int main(int argc, char** argv) {
     result = fuse_session_loop_mt(session.get(), config);
     fuse_loop_cfg_destroy(config);
   }
+  // Before the wait for a timer's save: that one is kept whole too.
+  if (state != nullptr) {
+    KeepSignalsFromTheSave();
+    log->info("saving; a signal now does not stop it");
+  }
   if (timer != nullptr) timer->Stop();
   fuse_session_unmount(session.get());
+  // Leaves the handlers above in place (it resets only its own).
   fuse_remove_signal_handlers(session.get());
   // The last save, after the last request: the daemon exits 0 only once it
   // is on disk.

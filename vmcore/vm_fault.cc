@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -120,7 +121,8 @@ void StoreFence() {
 // per mapping of a shared page, except that the last mapping of a page whose
 // every mapping lies in the range is written in place. An object mapped more
 // than once in the range (a share remap within the task) has its slots
-// visited once per mapping: an unwritten slot still needs one fresh page.
+// visited once per mapping: each slot counts once, so an unwritten slot needs
+// one fresh page and a shared page's slot is one of its mappings.
 // *for_pins: how many of them are needed only because a reader has the page
 // pinned: copies of pages the write dooms (page_allocator.h), which may use the
 // pin reserve. First makes the page-table paths of the range this write's own
@@ -133,10 +135,11 @@ std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
   std::size_t needed = 0;
   thread_local std::vector<Page*> shared;
   thread_local std::vector<const VmObject*> objects;
-  thread_local std::vector<std::pair<const VmObject*, std::uint64_t>> unwritten;
+  thread_local std::vector<std::tuple<const VmObject*, std::uint64_t, Page*>>
+      slots;
   shared.clear();
   objects.clear();
-  unwritten.clear();
+  slots.clear();
   map.ForEachPiece(
       range, [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
         entry.object->pages().Prepare(lo, hi, undo);
@@ -149,21 +152,27 @@ std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
       range, [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi) {
         std::uint64_t index = lo;
         entry.object->pages().Visit(lo, hi, [&](Page* page) {
-          if (page == nullptr) {
-            if (repeated) {
-              unwritten.emplace_back(entry.object.get(), index);
-            } else {
-              ++needed;
-            }
-          } else if (!page->Exclusive()) {
+          const std::uint64_t slot_index = index++;
+          if (page != nullptr && page->Exclusive()) return;  // in place
+          if (repeated) {
+            slots.emplace_back(entry.object.get(), slot_index, page);
+          } else if (page == nullptr) {
+            ++needed;
+          } else {
             shared.push_back(page);
           }
-          ++index;
         });
       });
-  std::sort(unwritten.begin(), unwritten.end());
-  needed += static_cast<std::size_t>(
-      std::unique(unwritten.begin(), unwritten.end()) - unwritten.begin());
+  // A slot holds one page, so (object, index) alone tells visits apart.
+  std::sort(slots.begin(), slots.end());
+  slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+  for (const auto& [object, index, page] : slots) {
+    if (page == nullptr) {
+      ++needed;
+    } else {
+      shared.push_back(page);
+    }
+  }
   std::sort(shared.begin(), shared.end());
   for (auto it = shared.begin(); it != shared.end();) {
     auto run_end = std::upper_bound(it, shared.end(), *it);

@@ -54,28 +54,72 @@ struct Daemon {
   TaskFs fs;
 };
 
+// OpenStateDir's verdict on dir: "" if it opens.
+std::string Check(const std::string& dir) {
+  int fd = -1;
+  const std::string error = OpenStateDir(dir, &fd);
+  if (fd >= 0) ::close(fd);
+  return error;
+}
+
 TEST(StateDirTest, ChecksOwnerModeAndKind) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
   ASSERT_EQ(::chmod(dir.path().c_str(), 0700), 0);
-  EXPECT_EQ(CheckStateDir(dir.path()), "");
+  EXPECT_EQ(Check(dir.path()), "");
   ASSERT_EQ(::chmod(dir.path().c_str(), 0750), 0);
-  EXPECT_EQ(CheckStateDir(dir.path()),
+  EXPECT_EQ(Check(dir.path()),
             "state=" + dir.path() +
                 ": mode 0750, want 0700; it holds every user's memory");
   ASSERT_EQ(::chmod(dir.path().c_str(), 01700), 0);
-  EXPECT_NE(CheckStateDir(dir.path()).find("mode 1700"), std::string::npos);
-  EXPECT_EQ(CheckStateDir(dir.path() + "/none"),
+  EXPECT_NE(Check(dir.path()).find("mode 1700"), std::string::npos);
+  EXPECT_EQ(Check(dir.path() + "/none"),
             "state=" + dir.path() + "/none: No such file or directory");
   const std::string file = dir.path() + "/file";
   std::ofstream(file) << "x";
-  EXPECT_EQ(CheckStateDir(file), "state=" + file + ": not a directory");
+  EXPECT_EQ(Check(file), "state=" + file + ": not a directory");
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0700), 0);
+  const std::string link = dir.path() + "/link";
+  ASSERT_EQ(::symlink(dir.path().c_str(), link.c_str()), 0);
+  EXPECT_EQ(Check(link),
+            "state=" + link + ": a symbolic link, not a directory");
   if (::geteuid() == 0) {
-    ASSERT_EQ(::chmod(dir.path().c_str(), 0700), 0);
     ASSERT_EQ(::chown(dir.path().c_str(), 1, 1), 0);
-    EXPECT_NE(CheckStateDir(dir.path()).find("belongs to uid 1, not the"),
+    EXPECT_NE(Check(dir.path()).find("belongs to uid 1, not the"),
               std::string::npos);
   }
+}
+
+TEST(StateDirTest, DirectoriesAboveWritableByOthersAreRefused) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string state = dir.path() + "/state";
+  ASSERT_EQ(::mkdir(state.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0777), 0);
+  EXPECT_EQ(Check(state), "state=" + state + ": " + dir.path() +
+                              " above it has mode 0777, writable by other "
+                              "users and not sticky; it holds every user's "
+                              "memory");
+  ASSERT_EQ(::chmod(dir.path().c_str(), 01777), 0);  // as /tmp
+  EXPECT_EQ(Check(state), "");
+  ASSERT_EQ(::chmod(dir.path().c_str(), 0755), 0);
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown(dir.path().c_str(), 1, 1), 0);
+    EXPECT_NE(Check(state).find(dir.path() + " above it belongs to uid 1"),
+              std::string::npos);
+  }
+}
+
+TEST(StateDirTest, ASecondOpenOfOneDirIsRefused) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  std::string error;
+  std::unique_ptr<StateDir> first = StateDir::Open(dir.path(), &error);
+  ASSERT_NE(first, nullptr) << error;
+  EXPECT_EQ(StateDir::Open(dir.path(), &error), nullptr);
+  EXPECT_EQ(error, "state=" + dir.path() + ": in use by another taskfs");
+  first.reset();
+  EXPECT_NE(StateDir::Open(dir.path(), &error), nullptr) << error;
 }
 
 TEST(StateDirTest, NodeAttributesRoundTrip) {
@@ -100,8 +144,10 @@ TEST(StateDirTest, NodeAttributesRoundTrip) {
 
 TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
   TempDir dir;
-  StateDir state(dir.path());
-  EXPECT_FALSE(state.HasSave());
+  std::string error;
+  std::unique_ptr<StateDir> opened = StateDir::Open(dir.path(), &error);
+  ASSERT_NE(opened, nullptr) << error;
+  StateDir& state = *opened;
   {
     Daemon d;
     std::shared_ptr<vm::Task> a, b;
@@ -124,12 +170,13 @@ TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
     EXPECT_GT(size, 4 * testing::kPage);
     EXPECT_EQ(std::filesystem::file_size(state.path()), size);
   }
-  EXPECT_TRUE(state.HasSave());
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/" + kStateTempFile));
 
   Daemon d;
   std::size_t tasks = 0;
-  ASSERT_EQ(state.Load(d.fs, &tasks), "");
+  bool found = false;
+  ASSERT_EQ(state.Load(d.fs, &tasks, &found), "");
+  EXPECT_TRUE(found);
   EXPECT_EQ(tasks, 2u);
   const std::vector<TaskNode> nodes = d.fs.Nodes();
   ASSERT_EQ(nodes.size(), 2u);
@@ -151,9 +198,16 @@ TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
 
 TEST(StateDirTest, DamagedSaveNamesTheFile) {
   TempDir dir;
-  StateDir state(dir.path());
+  std::string error;
+  std::unique_ptr<StateDir> opened = StateDir::Open(dir.path(), &error);
+  ASSERT_NE(opened, nullptr) << error;
+  StateDir& state = *opened;
   {
     Daemon d;
+    std::size_t none = 0;
+    bool found = true;
+    ASSERT_EQ(state.Load(d.fs, &none, &found), "");
+    EXPECT_FALSE(found);
     std::shared_ptr<vm::Task> a;
     ASSERT_EQ(vm::Take(vm::task_create(d.system, "alpha"), &a),
               vm::KERN_SUCCESS);
@@ -163,7 +217,8 @@ TEST(StateDirTest, DamagedSaveNamesTheFile) {
   ASSERT_EQ(::truncate(state.path().c_str(), 30), 0);
   Daemon d;
   std::size_t tasks = 0;
-  EXPECT_EQ(state.Load(d.fs, &tasks),
+  bool found = false;
+  EXPECT_EQ(state.Load(d.fs, &tasks, &found),
             "state " + state.path() + ": truncated at byte 30");
 }
 

@@ -1,11 +1,14 @@
 // -o state=DIR (docs/reference.md §10) through real mounts: tasks of two
 // users, their owners, modes, forks and copies kept across unmount; a save
 // killed at many points leaves the previous one; damaged and foreign saves
-// and a DIR of the wrong mode or owner refused; save_interval saves while
-// mounted.
+// and a DIR of the wrong mode or owner refused; DIR pinned and locked, the
+// save file only a regular file of the daemon's user; signals during the
+// last save; save_interval saves while mounted.
 #include <gtest/gtest.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -251,6 +254,132 @@ void MakeSave(const std::vector<std::string>& options, unsigned seed,
   ASSERT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
 }
 
+TEST_F(StateTest, SymlinkedDirAndOpenParentsAreRefused) {
+  const std::string link = tmp_ / "link";
+  ASSERT_EQ(::symlink(dir_.c_str(), link.c_str()), 0);
+  ExpectRefused({"-o", "state=" + link},
+                "state=" + link + ": a symbolic link, not a directory");
+  // A directory above DIR that others may write and is not sticky: they
+  // could move DIR away and put theirs in its place.
+  const std::string open = tmp_.MakeDir("open");
+  const std::string inside = open + "/state";
+  ASSERT_EQ(::mkdir(inside.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(open.c_str(), 0777), 0);
+  ExpectRefused({"-o", "state=" + inside},
+                open + " above it has mode 0777, writable by other users");
+  ASSERT_EQ(::chmod(open.c_str(), 01777), 0);
+  Mount mount({"-o", "tasks=none,state=" + inside});
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+  EXPECT_TRUE(std::filesystem::exists(inside + "/tasks.state"));
+}
+
+TEST_F(StateTest, AStaleTempFileOfAnotherUserDoesNotBecomeTheSave) {
+  const std::string temp = dir_ + "/tasks.state.tmp";
+  std::ofstream(temp) << "stale";
+  ASSERT_EQ(::chown(temp.c_str(), uid_, gid_), 0);
+  ASSERT_EQ(::chmod(temp.c_str(), 0666), 0);
+  Mount mount(Options(",tasks=none"));
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+  struct stat st;
+  ASSERT_EQ(::lstat(SaveFile().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_uid, ::geteuid());
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_FALSE(std::filesystem::exists(temp));
+}
+
+TEST_F(StateTest, ATempSymlinkIsNotFollowed) {
+  const std::string victim = tmp_.Write("victim", "victim's bytes");
+  const std::string temp = dir_ + "/tasks.state.tmp";
+  ASSERT_EQ(::symlink(victim.c_str(), temp.c_str()), 0);
+  Mount mount(Options(",tasks=none"));
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+  EXPECT_EQ(ReadFile(victim), "victim's bytes");
+  struct stat st;
+  ASSERT_EQ(::lstat(SaveFile().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  EXPECT_FALSE(std::filesystem::exists(temp));
+  EXPECT_FALSE(std::filesystem::is_symlink(temp));
+}
+
+TEST_F(StateTest, ASecondDaemonOnOneDirIsRefused) {
+  MakeSave(Options(",tasks=none"), 1, 4);
+  Mount first(Options());
+  ASSERT_TRUE(first.ok()) << first.error();
+  ExpectRefused(Options(), "state=" + dir_ + ": in use by another taskfs");
+  ExpectRefused(Options(",tasks=none"),
+                "state=" + dir_ + ": in use by another taskfs");
+  // The first goes on, and saves.
+  ASSERT_EQ(WriteMem(first / "t/mem", kData, Pattern(4 * kPage, 2)), 0);
+  EXPECT_EQ(first.StopWith(SIGTERM), 0) << first.DaemonLog();
+  Mount again(Options());
+  ASSERT_TRUE(again.ok()) << again.error();
+  std::string got;
+  ASSERT_EQ(ReadMem(again / "t/mem", kData, 4 * kPage, &got), 0);
+  EXPECT_EQ(got, Pattern(4 * kPage, 2));
+}
+
+TEST_F(StateTest, ASaveThatIsNotARegularFileOfTheDaemonIsRefused) {
+  // A dangling link is not "no save": the demo does not load over it.
+  ASSERT_EQ(::symlink((dir_ + "/gone").c_str(), SaveFile().c_str()), 0);
+  ExpectRefused(Options(),
+                "state " + SaveFile() + ": a symbolic link, not a save");
+  EXPECT_TRUE(std::filesystem::is_symlink(SaveFile()));
+  ASSERT_EQ(::unlink(SaveFile().c_str()), 0);
+  // A FIFO: refused at once, not waited on (ExpectRefused's mount has a
+  // deadline).
+  ASSERT_EQ(::mkfifo(SaveFile().c_str(), 0600), 0);
+  const auto began = std::chrono::steady_clock::now();
+  ExpectRefused(Options(), "state " + SaveFile() + ": not a regular file");
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(10));
+  ASSERT_EQ(::unlink(SaveFile().c_str()), 0);
+  ASSERT_EQ(::mkdir(SaveFile().c_str(), 0700), 0);
+  ExpectRefused(Options(), "state " + SaveFile() + ": not a regular file");
+  ASSERT_EQ(::rmdir(SaveFile().c_str()), 0);
+  // Another user's file.
+  MakeSave(Options(",tasks=none"), 1, 4);
+  ASSERT_EQ(::chown(SaveFile().c_str(), uid_, gid_), 0);
+  ExpectRefused(Options(), "state " + SaveFile() + ": belongs to uid " +
+                               std::to_string(uid_));
+}
+
+TEST_F(StateTest, SignalsDuringTheLastSaveDoNotStopIt) {
+  constexpr std::size_t kPages = 1024;  // 4 MiB
+  MakeSave(Options(",tasks=none"), 1, kPages);
+  // The last save pauses two seconds once its first byte is written.
+  ::setenv("TASKFS_TEST_SAVE_PAUSE_AFTER", "1", 1);
+  Mount mount(Options());
+  ::unsetenv("TASKFS_TEST_SAVE_PAUSE_AFTER");
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  ASSERT_EQ(WriteMem(mount / "t/mem", kData, Pattern(kPages * kPage, 2)), 0);
+  ASSERT_EQ(::kill(mount.daemon_pid(), SIGTERM), 0);
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        return mount.DaemonLog().find(
+                   "saving; a signal now does not stop it") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << mount.DaemonLog();
+  ASSERT_TRUE(PollUntil(
+      [&] { return std::filesystem::exists(dir_ + "/tasks.state.tmp"); },
+      std::chrono::seconds(10)));
+  ASSERT_EQ(::kill(mount.daemon_pid(), SIGTERM), 0);
+  ASSERT_EQ(::kill(mount.daemon_pid(), SIGINT), 0);
+  EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
+  EXPECT_NE(mount.DaemonLog().find("saved 1 tasks"), std::string::npos)
+      << mount.DaemonLog();
+  Mount again(Options());
+  ASSERT_TRUE(again.ok()) << again.error();
+  std::string got;
+  ASSERT_EQ(ReadMem(again / "t/mem", kData, kPages * kPage, &got), 0);
+  EXPECT_TRUE(got == Pattern(kPages * kPage, 2));
+}
+
 TEST_F(StateTest, DamagedAndForeignSavesAreRefused) {
   MakeSave(Options(",tasks=none"), 1, 64);
   std::string good;
@@ -382,19 +511,24 @@ TEST_F(StateTest, SaveIntervalSavesWhileMounted) {
         return loaded;
       },
       std::chrono::seconds(20)));
-  // Long enough for saves to meet the writer.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Saves of both tasks go on, every second, while the writer runs: wait
+  // for two of them (a loaded machine may space them out).
+  const auto saves_of_both = [&] {
+    const std::string log = mount.DaemonLog();
+    std::size_t saves = 0;
+    for (std::size_t at = log.find("saved 2 tasks"); at != std::string::npos;
+         at = log.find("saved 2 tasks", at + 1)) {
+      ++saves;
+    }
+    return saves;
+  };
+  const bool two_saves =
+      PollUntil([&] { return saves_of_both() >= 2; }, std::chrono::seconds(20));
   stop = true;
   writer.join();
+  EXPECT_TRUE(two_saves) << mount.DaemonLog();
   EXPECT_GT(writes.load(), 0);
   EXPECT_TRUE(IsMountpoint(mount.path()));
-  const std::string log = mount.DaemonLog();
-  std::size_t saves = 0;
-  for (std::size_t at = log.find("saved 2 tasks"); at != std::string::npos;
-       at = log.find("saved 2 tasks", at + 1)) {
-    ++saves;
-  }
-  EXPECT_GE(saves, 2u) << log;
   EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
 }
 

@@ -35,6 +35,19 @@ class VmRemapTest : public ::testing::Test {
     a_ = Made(task_create(*system_, "a"));
     b_ = Made(task_create(*system_, "b"));
   }
+  // Task a alone, under a limit of `pages` pages.
+  void MakeWithPageLimit(std::uint64_t pages) {
+    a_.reset();
+    b_.reset();
+    system_.reset();
+    VmConfig config;
+    config.page_size = kPage;
+    config.address_bits = 32;
+    config.max_tasks = 8;
+    config.page_limit = pages * kPage;
+    system_ = std::make_unique<VmSystem>(config);
+    a_ = Made(task_create(*system_, "a"));
+  }
   static std::shared_ptr<Task> Made(KernResult<std::shared_ptr<Task>> r) {
     EXPECT_EQ(r.code(), KERN_SUCCESS);
     return r.ok() ? std::move(r).value() : nullptr;
@@ -254,6 +267,45 @@ TEST_F(VmRemapTest, AWriteThroughBothMappingsNeedsEachPageOnce) {
   std::vector<char> data(kPage, 'x');
   EXPECT_EQ(vm_write(*a_, kSrc + 4 * kPage, data.data(), kPage),
             KERN_RESOURCE_SHORTAGE);
+}
+
+// The same for a written page: both mappings of a share remap hold it in one
+// slot, which a write copies once however many times the range meets it.
+// Two forks keep the old page (three slots hold it), so the write needs
+// exactly one fresh page: at the page limit it takes what remains.
+TEST_F(VmRemapTest, AWriteThroughBothMappingsCopiesASharedPageOnce) {
+  MakeWithPageLimit(2);
+  Alloc(*a_, kSrc, kPage);
+  Write(*a_, kSrc, 'a');
+  vm_address_t target = kSrc + kPage;
+  ASSERT_EQ(Remap(*a_, &target, kPage, false, *a_, kSrc, false), KERN_SUCCESS);
+  std::shared_ptr<Task> c = Made(task_fork(*system_, *a_, "c"));
+  std::shared_ptr<Task> d = Made(task_fork(*system_, *a_, "d"));
+  ASSERT_NE(c, nullptr);
+  ASSERT_NE(d, nullptr);
+  ASSERT_EQ(system_->pages().live_pages(), 1u);
+  Write(*a_, kSrc, 'w', 2 * kPage);
+  EXPECT_EQ(Bytes(*a_, kSrc, 2), "ww");
+  EXPECT_EQ(Bytes(*c, kSrc, 2), "aa");
+  EXPECT_EQ(Bytes(*d, kSrc, 2), "aa");
+  EXPECT_EQ(system_->pages().live_pages(), 2u);
+}
+
+// A page whose every slot lies in the range is written in place, also when
+// the range meets one of its slots twice: a share remap of the page and a
+// copy-on-write copy of it, three pages of the task, need one fresh page.
+TEST_F(VmRemapTest, AWriteOverEverySlotOfAPageMetTwiceWritesItInPlace) {
+  MakeWithPageLimit(2);
+  Alloc(*a_, kSrc, 3 * kPage);
+  Write(*a_, kSrc, 'a');
+  ASSERT_EQ(vm_copy(*a_, kSrc, kPage, kSrc + 2 * kPage), KERN_SUCCESS);
+  ASSERT_EQ(vm_deallocate(*a_, kSrc + kPage, kPage), KERN_SUCCESS);
+  vm_address_t target = kSrc + kPage;
+  ASSERT_EQ(Remap(*a_, &target, kPage, false, *a_, kSrc, false), KERN_SUCCESS);
+  ASSERT_EQ(system_->pages().live_pages(), 1u);
+  Write(*a_, kSrc, 'w', 3 * kPage);
+  EXPECT_EQ(Bytes(*a_, kSrc, 3), "www");
+  EXPECT_EQ(system_->pages().live_pages(), 2u);
 }
 
 TEST_F(VmRemapTest, ATerminatedTaskIsInvalidTask) {
