@@ -179,8 +179,11 @@ std::size_t PagesToWrite(const AddressMap& map, const PageRange& range,
     const std::size_t k = static_cast<std::size_t>(run_end - it);
     Page* page = *it;
     const bool all_here = page->mappings() == k;
-    needed += (all_here && !page->pinned()) ? k - 1 : k;
-    if (all_here && page->pinned()) ++*for_pins;
+    // Pins come and go without the object locks: read once, so that a pin
+    // released between two reads cannot count a copy without its reserve.
+    const bool pinned = page->pinned();
+    needed += (all_here && !pinned) ? k - 1 : k;
+    if (all_here && pinned) ++*for_pins;
     it = run_end;
   }
   return needed;

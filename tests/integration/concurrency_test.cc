@@ -504,6 +504,7 @@ TEST(ConcurrencyMemoryLimitTest, RewriteAfterReadAtTheLimitSucceeds) {
   // The limit is reached: a new page is refused.
   ASSERT_EQ(WriteAll(fd, one.data, kPage, kBase + kPages * kPage), ENOSPC);
   int refused = 0;
+  std::string reasons;  // the errors lines of refused rewrites
   for (int i = 0; i < kRounds; ++i) {
     const std::size_t p = static_cast<std::size_t>(i) % kPages;
     const std::uint64_t addr = kBase + p * kPage;
@@ -516,11 +517,15 @@ TEST(ConcurrencyMemoryLimitTest, RewriteAfterReadAtTheLimitSucceeds) {
     ASSERT_TRUE(e == 0 || e == ENOSPC) << std::strerror(e);
     if (e == ENOSPC) {
       ++refused;  // and the page still holds what it held
+      const std::string errors = ReadFile(mount / "t/errors");
+      const std::size_t last = errors.rfind('\n', errors.size() - 2);
+      reasons += errors.substr(last == std::string::npos ? 0 : last + 1);
     } else {
       FillPage(all.page(p), tag);
     }
   }
-  EXPECT_EQ(refused, 0) << "of " << kRounds << " rewrites after a read";
+  EXPECT_EQ(refused, 0) << "of " << kRounds << " rewrites after a read:\n"
+                        << reasons;
   AlignedBuffer check(kPages * kPage);
   ASSERT_EQ(ReadAll(fd, check.data, check.size, kBase), 0);
   EXPECT_EQ(std::memcmp(check.data, all.data, check.size), 0);
