@@ -79,11 +79,20 @@ class PageTable {
   template <typename Fn>
   void Visit(std::uint64_t lo, std::uint64_t hi, Fn&& fn) const;
 
-  // Walks [lo, hi) for statistics. node(mark, whole) for each node reached,
-  // with the node's walk mark (a word the caller may read and change, under
-  // a lock of its own, to remember what it has seen; free otherwise) and
-  // whole: all of its span is in the range; returning false skips what is
-  // below it. page(index, page, shared_path) for each page reached, with
+  // What Walk shows its node callback of each node it reaches.
+  struct NodeSeen {
+    // The node's walk mark: a word the caller may read and change, under a
+    // lock of its own, to remember what it has seen (free otherwise).
+    std::uint64_t& mark;
+    bool whole;           // all of its span is in the walked range
+    bool held_twice;      // more than one slot (of any table) holds it
+    unsigned level;       // 0: a leaf; its span is kFanout << kBits * level
+    std::uint64_t first;  // the first index of its span
+  };
+
+  // Walks [lo, hi), a node before what is below it, in ascending order.
+  // node(const NodeSeen&) for each node reached; returning false skips what
+  // is below it. page(index, page, shared_path) for each page reached, with
   // shared_path true when a node above it is held more than once. Needs no
   // memory: it recurses once a level.
   template <typename NodeFn, typename PageFn>
@@ -319,9 +328,11 @@ void PageTable::WalkIn(const Node* node, std::uint64_t base, std::uint64_t lo,
                        PageFn& page_fn) {
   const unsigned shift = kBits * node->level;
   const std::uint64_t span = kFanout << shift;
-  const bool whole = lo <= base && (hi - base >= span);
-  if (!node_fn(node->walk_mark, whole)) return;
-  shared = shared || node->refs.load(std::memory_order_acquire) > 1;
+  const bool held_twice = node->refs.load(std::memory_order_acquire) > 1;
+  const NodeSeen seen{node->walk_mark, lo <= base && (hi - base >= span),
+                      held_twice, node->level, base};
+  if (!node_fn(seen)) return;
+  shared = shared || held_twice;
   const SlotSpan slots = SlotsIn(node->level, base, lo, hi);
   for (std::uint64_t i = slots.first; i <= slots.last; ++i) {
     const std::uint64_t at = base + (i << shift);

@@ -47,40 +47,40 @@ vm_address_t FindResidency(const AddressMap& map, vm_address_t from,
   const unsigned shift = map.geometry().page_shift;
   vm_address_t found = limit;
   vm_address_t next = from;  // the lowest address not yet looked at
-  ForEachPieceIn(map, from, limit,
-                 [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi,
-                     vm_address_t start) {
-                   if (!resident && next < start) {  // an unallocated gap
-                     found = next;
-                     return false;
-                   }
-                   std::shared_lock lock(entry.object->mu());
-                   std::uint64_t expect =
-                       lo;  // the next index, while all are resident
-                   bool done = false;
-                   std::uint64_t index_found = hi;
-                   entry.object->pages().Walk(
-                       lo, hi, [&](std::uint64_t&, bool) { return !done; },
-                       [&](std::uint64_t index, const Page*, bool) {
-                         if (done) return;
-                         if (resident) {
-                           index_found = index;
-                           done = true;
-                         } else if (index != expect) {
-                           index_found = expect;
-                           done = true;
-                         } else {
-                           ++expect;
-                         }
-                       });
-                   if (!resident && !done) index_found = expect;
-                   if (index_found < hi) {
-                     found = start + ((index_found - lo) << shift);
-                     return false;
-                   }
-                   next = start + ((hi - lo) << shift);
-                   return true;
-                 });
+  ForEachPieceIn(
+      map, from, limit,
+      [&](const MapEntry& entry, std::uint64_t lo, std::uint64_t hi,
+          vm_address_t start) {
+        if (!resident && next < start) {  // an unallocated gap
+          found = next;
+          return false;
+        }
+        std::shared_lock lock(entry.object->mu());
+        std::uint64_t expect = lo;  // the next index, while all are resident
+        bool done = false;
+        std::uint64_t index_found = hi;
+        entry.object->pages().Walk(
+            lo, hi, [&](const PageTable::NodeSeen&) { return !done; },
+            [&](std::uint64_t index, const Page*, bool) {
+              if (done) return;
+              if (resident) {
+                index_found = index;
+                done = true;
+              } else if (index != expect) {
+                index_found = expect;
+                done = true;
+              } else {
+                ++expect;
+              }
+            });
+        if (!resident && !done) index_found = expect;
+        if (index_found < hi) {
+          found = start + ((index_found - lo) << shift);
+          return false;
+        }
+        next = start + ((hi - lo) << shift);
+        return true;
+      });
   if (found == limit && !resident && next < limit) found = next;
   return found;
 }

@@ -73,16 +73,16 @@ TaskStatistics MapStatistics(const AddressMap& map) {
         lo + ((entry.end - entry.start) >> map.geometry().page_shift);
     object.pages().Walk(
         lo, hi,
-        [&](std::uint64_t& mark, bool whole) {
-          if (mark >> 1 != walk) {
+        [&](const PageTable::NodeSeen& node) {
+          if (node.mark >> 1 != walk) {
             s.metadata_bytes += PageTable::kNodeCharge;
-            mark = walk << 1 | (whole ? 1 : 0);
+            node.mark = walk << 1 | (node.whole ? 1 : 0);
             return true;
           }
           // Below a node walked whole before, every page is counted.
-          if (!whole) return true;
-          if ((mark & 1) != 0) return false;
-          mark |= 1;
+          if (!node.whole) return true;
+          if ((node.mark & 1) != 0) return false;
+          node.mark |= 1;
           return true;
         },
         [&](std::uint64_t index, Page* page, bool shared_path) {
