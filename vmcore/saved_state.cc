@@ -8,9 +8,9 @@
 #include <mutex>
 #include <new>
 #include <shared_mutex>
-#include <unordered_map>
 #include <utility>
 
+#include "vmcore/charged_allocator.h"
 #include "vmcore/limit_reached.h"
 #include "vmcore/locks.h"
 #include "vmcore/page.h"
@@ -32,11 +32,22 @@ enum RecordType : std::uint32_t {
   kEntry = 6,    // u64 start, u64 end, u32 protection, u32 maximum,
                  // u32 inheritance, u64 object id, u64 offset
   kEnd = 7,      // u64 tasks, u64 objects, u64 pages
+  // Version 2: a page-table node held by more than one slot, at an object
+  // index, its level and an id (0, 1, 2, ... in order). kNode: the first
+  // time, before its pages; kNodeRef: every other time, instead of them.
+  kNode = 8,     // u64 first index, u32 level, u64 node id
+  kNodeRef = 9,  // u64 first index, u32 level, u64 node id
 };
 
 constexpr std::size_t kMaxExtra = 64 << 10;
 constexpr std::size_t kEntrySize = 8 + 8 + 4 + 4 + 4 + 8 + 8;
 constexpr std::size_t kPageHead = 8 + 8 + 1;
+constexpr std::size_t kNodeSize = 8 + 4 + 8;
+// The highest node level a save may name: its span, 2^54 indexes, is below
+// kObjectIndexLimit.
+constexpr unsigned kMaxNodeLevel = 5;
+static_assert(PageTable::kFanout << (PageTable::kBits * kMaxNodeLevel) <=
+              kObjectIndexLimit);
 
 // --- CRC-32C ---------------------------------------------------------------
 
@@ -132,7 +143,8 @@ class RecordWriter {
 };
 
 // Under ReservedMarks: a page or an object met before holds a mark of the
-// block, first + its id.
+// block, first + its id; a node (held twice) met before, (first + its id) <<
+// 1, as the statistics walk keeps a bit of its own below its marks.
 class Saver {
  public:
   Saver(RecordWriter& out, const ReservedMarks& marks, std::size_t page_size)
@@ -178,18 +190,49 @@ class Saver {
 
   // Every page of the object that an entry covers: pages an Uncover could
   // not free (vm_object.cc) are out of every entry's reach, and left out.
+  // Covered ranges that touch are walked as one, so that a node held
+  // twice is met whole wherever it can be.
   void Object(const VmObject& object) {
     object.set_walk_mark(marks_.first() + objects_);
     unsigned char id[8];
     Put64(id, objects_++);
     out_.Record(kObject, {{id, 8}});
-    object.ForEachCovered(
-        [&](std::uint64_t lo, std::uint64_t hi) { Pages(object, lo, hi); });
+    std::uint64_t lo = 0, hi = 0;
+    object.ForEachCovered([&](std::uint64_t from, std::uint64_t to) {
+      if (from != hi) {
+        Pages(object, lo, hi);
+        lo = from;
+      }
+      hi = to;
+    });
+    Pages(object, lo, hi);
   }
 
+  // A node held twice that the range covers whole is saved once, where it
+  // is met first, and named by its id everywhere else: its pages are not
+  // walked again, and the restore shares it as it was. Other nodes are
+  // walked through.
   void Pages(const VmObject& object, std::uint64_t lo, std::uint64_t hi) {
-    object.pages().ForEachWithPaths(
-        lo, hi, [&](std::uint64_t index, Page* page, std::uint64_t paths) {
+    if (lo == hi) return;
+    object.pages().Walk(
+        lo, hi,
+        [&](const PageTable::NodeSeen& node) {
+          if (!out_.ok()) return false;
+          if (!node.whole || !node.held_twice) return true;
+          unsigned char p[kNodeSize];
+          Put64(p, node.first);
+          Put32(p + 8, node.level);
+          if (marks_.Holds(node.mark >> 1)) {
+            Put64(p + 12, (node.mark >> 1) - marks_.first());
+            out_.Record(kNodeRef, {{p, kNodeSize}});
+            return false;
+          }
+          node.mark = (marks_.first() + nodes_) << 1;
+          Put64(p + 12, nodes_++);
+          out_.Record(kNode, {{p, kNodeSize}});
+          return true;
+        },
+        [&](std::uint64_t index, Page* page, bool shared_path) {
           if (!out_.ok()) return;
           unsigned char p[kPageHead];
           Put64(p, index);
@@ -202,7 +245,7 @@ class Saver {
           Put64(p + 8, pages_++);
           // Kept for the slots after this one that hold it too: only a page
           // with another mapping, or under a node held twice, has them.
-          p[16] = paths > 1 || page->mappings() > 1 ? 1 : 0;
+          p[16] = shared_path || page->mappings() > 1 ? 1 : 0;
           out_.Record(kPage, {{p, kPageHead}, {page->data(), page_size_}});
         });
   }
@@ -210,11 +253,13 @@ class Saver {
   RecordWriter& out_;
   const ReservedMarks& marks_;
   const std::size_t page_size_;
-  std::uint64_t tasks_ = 0, objects_ = 0, pages_ = 0;
+  std::uint64_t tasks_ = 0, objects_ = 0, pages_ = 0, nodes_ = 0;
 
  public:
   // How many marks of the block the save used.
-  std::uint64_t marks_used() const { return std::max(objects_, pages_); }
+  std::uint64_t marks_used() const {
+    return std::max({objects_, pages_, nodes_});
+  }
 };
 
 // --- reading ---------------------------------------------------------------
@@ -267,7 +312,7 @@ class RecordReader {
     if (got < sizeof head) Truncated();
     *type = Get32(head);
     size_ = Get32(head + 4);
-    if (*type < kHeader || *type > kEnd || size_ > payload_.size()) {
+    if (*type < kHeader || *type > last_type_ || size_ > payload_.size()) {
       throw Damaged{fmt::format("damaged record at byte {}: type {}, size {}",
                                 record_offset_, *type, size_)};
     }
@@ -280,6 +325,11 @@ class RecordReader {
                                 record_offset_)};
     }
     return true;
+  }
+
+  // The save's version says which record types it may hold.
+  void set_version(std::uint32_t version) {
+    last_type_ = version == 1 ? kEnd : kNodeRef;
   }
 
   const unsigned char* payload() const { return payload_.data(); }
@@ -295,6 +345,7 @@ class RecordReader {
   StateSource& source_;
   std::vector<unsigned char> payload_;
   std::size_t size_ = 0;
+  std::uint32_t last_type_ = kNodeRef;
   std::uint64_t offset_ = 0;
   std::uint64_t record_offset_ = 0;
 };
@@ -343,6 +394,10 @@ class Restorer {
           break;
         case kEntry:
           Entry();
+          break;
+        case kNode:
+        case kNodeRef:
+          Node(type == kNode);
           break;
         case kEnd:
           End();
@@ -426,8 +481,14 @@ class Restorer {
       std::memcpy(page->data(), in_.payload() + kPageHead, system_.page_size());
       ++pages_;
     } else {
-      auto it = kept_.find(id);
-      if (it == kept_.end()) in_.Bad("a reference to an unknown page");
+      // Kept pages are added in ascending id.
+      auto it = std::lower_bound(kept_.begin(), kept_.end(), id,
+                                 [](const Kept& kept, std::uint64_t want) {
+                                   return kept.first < want;
+                                 });
+      if (it == kept_.end() || it->first != id) {
+        in_.Bad("a reference to an unknown page");
+      }
       page = it->second;
       page->AddMapping();
     }
@@ -440,7 +501,39 @@ class Restorer {
       page->DropMapping();
       throw;
     }
-    if (fresh && in_.payload()[16] != 0) kept_.emplace(id, page);
+    if (fresh && in_.payload()[16] != 0) kept_.emplace_back(id, page);
+  }
+
+  // A node held twice: where it was met first (kNode), or a slot of the
+  // current object to hold it too (kNodeRef), shared as it was saved.
+  void Node(bool first) {
+    in_.Expect(kNodeSize);
+    if (objects_.empty()) in_.Bad("a node before any object");
+    const std::uint64_t index = Get64(in_.payload());
+    const std::uint32_t level = Get32(in_.payload() + 8);
+    const std::uint64_t id = Get64(in_.payload() + 12);
+    if (level > kMaxNodeLevel) in_.Bad("a node level out of range");
+    const std::uint64_t span = PageTable::kFanout << (PageTable::kBits * level);
+    if (index % span != 0 || index > max_index_ - span) {
+      in_.Bad("a node index out of range");
+    }
+    if (first) {
+      if (id != nodes_.size()) in_.Bad("a node out of order");
+      nodes_.push_back({objects_.size() - 1, index, level});
+      return;
+    }
+    if (id >= nodes_.size()) in_.Bad("a reference to an unknown node");
+    const SavedNode& saved = nodes_[id];
+    if (saved.level != level) in_.Bad("a node reference of another level");
+    PageTable& table = objects_.back().object->pages();
+    const PageTable& source = objects_[saved.object].object->pages();
+    bool taken = false;
+    table.ForEach(index, index + span,
+                  [&](std::uint64_t, vm::Page*) { taken = true; });
+    if (taken) in_.Bad("a node over pages already saved");
+    PageTable::Undo undo(scratch_, system_.freer());
+    table.Assign(index, index + span, source, saved.index, undo);
+    undo.Commit();
   }
 
   // A page from the pool, which is filled a batch at a time and made
@@ -559,7 +652,17 @@ class Restorer {
   std::string extra_;
   std::uint64_t tasks_ = 0, pages_ = 0;
   std::vector<SavedObject> objects_;
-  std::unordered_map<std::uint64_t, vm::Page*> kept_;
+  // The pages saved as kept, by id, charged to the limit while the restore
+  // lasts.
+  using Kept = std::pair<std::uint64_t, vm::Page*>;
+  std::vector<Kept, ChargedAllocator<Kept>> kept_{
+      ChargedAllocator<Kept>(scratch_)};
+  struct SavedNode {
+    std::size_t object;   // in objects_
+    std::uint64_t index;  // the first of its span there
+    std::uint32_t level;
+  };
+  std::vector<SavedNode> nodes_;
   static constexpr std::size_t kBatch = 64;
   std::array<vm::Page*, kBatch> pool_{};  // [pool_at_, pool_end_) unused
   std::size_t pool_at_ = 0, pool_end_ = 0;
@@ -642,10 +745,13 @@ std::string RestoreState(VmSystem& system, StateSource& source,
       return "not a taskfs save (no TASKFSST magic)";
     }
     if (!in.Exactly(version, 4)) return "truncated at byte 8";
-    if (Get32(version) != kStateVersion) {
-      return fmt::format("format version {}; this taskfs reads version {}",
-                         Get32(version), kStateVersion);
+    if (Get32(version) < kOldestStateVersion ||
+        Get32(version) > kStateVersion) {
+      return fmt::format(
+          "format version {}; this taskfs reads versions {} to {}",
+          Get32(version), kOldestStateVersion, kStateVersion);
     }
+    in.set_version(Get32(version));
     Restorer restorer(system, in, made);
     restorer.Run();
   } catch (const Damaged& damaged) {

@@ -9,9 +9,10 @@
 // before; between them each task is a task record followed by its entries,
 // and an object's pages come right after the first entry that maps it. Each
 // distinct page is written once, with an id; every other slot holding it
-// names that id. So objects shared by `share` regions stay one object, and
-// pages shared copy-on-write stay one page (page-table subtrees do not: each
-// object gets its own table over the same pages).
+// names that id; likewise each page-table node held by more than one slot,
+// where a save's ranges reach it whole. So objects shared by `share` regions
+// stay one object, pages shared copy-on-write stay one page, and subtrees
+// of page tables shared by copies and forks stay one subtree.
 #ifndef TASKFS_VMCORE_SAVED_STATE_H_
 #define TASKFS_VMCORE_SAVED_STATE_H_
 
@@ -29,7 +30,10 @@
 namespace taskfs::vm {
 
 inline constexpr char kStateMagic[8] = {'T', 'A', 'S', 'K', 'F', 'S', 'S', 'T'};
-inline constexpr std::uint32_t kStateVersion = 1;
+// The version a save is written in, and the oldest one read (version 1
+// has no records of shared page-table nodes).
+inline constexpr std::uint32_t kStateVersion = 2;
+inline constexpr std::uint32_t kOldestStateVersion = 1;
 
 // Where a save goes. Write: false when the bytes could not be written; the
 // save then stops, and the sink knows why.
