@@ -25,7 +25,7 @@ root=$(cd "$here/../.." && pwd)
 build=${TASKFS_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${TASKFS_FUZZ_JOBS:-2}
 parallel=${TASKFS_FUZZ_PARALLEL:-$(nproc)}
-read -r -a targets <<< "${TASKFS_FUZZ_TARGETS:-ctl_parser vm_ops ioctl line_assembler}"
+read -r -a targets <<< "${TASKFS_FUZZ_TARGETS:-ctl_parser vm_ops ioctl line_assembler state_restore}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

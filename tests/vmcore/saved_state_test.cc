@@ -766,6 +766,21 @@ TEST(SavedStateTest, RefusesNodeRecordsOutOfPlace) {
           "a node reference of another level");
   refused(shared + PageRecord(1024, 1), NodeRecord(false, 1024, 0, 0),
           "a node over pages already saved");
+  // A save shares only nodes whose span the object's regions cover whole:
+  // a node record's span, and a node reference's.
+  const std::string first = object + NodeRecord(true, 0, 0, 0);
+  EXPECT_EQ(Restore(first + PageRecord(0, 0) +
+                    EntryRecord(0x10000, 0x10000 + 511 * kPage, 3, 7, 0, 0) +
+                    End(1, 1))
+                .error,
+            "a node its object's regions do not cover whole at byte " +
+                std::to_string(object.size()));
+  EXPECT_EQ(Restore(shared +
+                    EntryRecord(0x10000, 0x10000 + 1023 * kPage, 3, 7, 0, 0) +
+                    End(1, 1))
+                .error,
+            "a node its object's regions do not cover whole at byte " +
+                std::to_string((first + PageRecord(0, 0)).size()));
 }
 
 TEST(SavedStateTest, ASaveUsesOnlyTheWalkMarksItNumbered) {
