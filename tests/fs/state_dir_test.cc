@@ -17,6 +17,7 @@
 
 #include "fs/taskfs_fs.h"
 #include "tests/fs/adapter_world.h"
+#include "tests/fs/temp_dir.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -26,20 +27,9 @@ using testing::kGroup;
 using testing::kOwner;
 using testing::WorldConfig;
 
-class TempDir {
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    std::string templ = ::testing::TempDir() + "taskfs_state_XXXXXX";
-    if (::mkdtemp(templ.data()) != nullptr) path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : testing::TempDir("taskfs_state_") {}
 };
 
 // A system and the file system over it.
