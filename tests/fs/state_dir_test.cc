@@ -44,6 +44,14 @@ struct Daemon {
   TaskFs fs;
 };
 
+// A temporary directory and the StateDir opened on it (null, with error
+// set, if it could not be).
+struct OpenedStateDir {
+  TempDir dir;
+  std::string error;
+  std::unique_ptr<StateDir> state = StateDir::Open(dir.path(), &error);
+};
+
 // OpenStateDir's verdict on dir: "" if it opens.
 std::string Check(const std::string& dir) {
   int fd = -1;
@@ -133,11 +141,9 @@ TEST(StateDirTest, NodeAttributesRoundTrip) {
 }
 
 TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
-  TempDir dir;
-  std::string error;
-  std::unique_ptr<StateDir> opened = StateDir::Open(dir.path(), &error);
-  ASSERT_NE(opened, nullptr) << error;
-  StateDir& state = *opened;
+  OpenedStateDir opened;
+  ASSERT_NE(opened.state, nullptr) << opened.error;
+  StateDir& state = *opened.state;
   {
     Daemon d;
     std::shared_ptr<vm::Task> a, b;
@@ -160,7 +166,8 @@ TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
     EXPECT_GT(size, 4 * testing::kPage);
     EXPECT_EQ(std::filesystem::file_size(state.path()), size);
   }
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/" + kStateTempFile));
+  EXPECT_FALSE(
+      std::filesystem::exists(opened.dir.path() + "/" + kStateTempFile));
 
   Daemon d;
   std::size_t tasks = 0;
@@ -187,11 +194,9 @@ TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
 }
 
 TEST(StateDirTest, DamagedSaveNamesTheFile) {
-  TempDir dir;
-  std::string error;
-  std::unique_ptr<StateDir> opened = StateDir::Open(dir.path(), &error);
-  ASSERT_NE(opened, nullptr) << error;
-  StateDir& state = *opened;
+  OpenedStateDir opened;
+  ASSERT_NE(opened.state, nullptr) << opened.error;
+  StateDir& state = *opened.state;
   {
     Daemon d;
     std::size_t none = 0;
