@@ -80,6 +80,16 @@ void Write(Task& task, vm_address_t address, char byte, vm_size_t size) {
   ASSERT_EQ(vm_write(task, address, data.data(), size), KERN_SUCCESS);
 }
 
+// Task a of system, with pages pages at address allocated and written with
+// byte (as Write writes it).
+std::shared_ptr<Task> FilledTask(VmSystem& system, vm_address_t address,
+                                 std::size_t pages, char byte) {
+  auto a = Made(task_create(system, "a"));
+  Alloc(*a, address, pages * kPage);
+  Write(*a, address, byte, pages * kPage);
+  return a;
+}
+
 std::string Save(VmSystem& system,
                  std::map<std::string, std::string> extra = {}) {
   std::vector<SavedTask> tasks;
@@ -246,9 +256,7 @@ TEST(SavedStateTest, ShareRegionStaysOneMemoryAndCopiesStayApart) {
 
 TEST(SavedStateTest, EachDistinctPageIsWrittenOnce) {
   auto system = MakeSystem();
-  auto a = Made(task_create(*system, "a"));
-  Alloc(*a, 0x100000, 256 * kPage);
-  Write(*a, 0x100000, 'p', 256 * kPage);
+  auto a = FilledTask(*system, 0x100000, 256, 'p');
   const std::size_t one = Save(*system).size();
   for (int i = 0; i < 5; ++i) {
     const std::string name = {'f', static_cast<char>('0' + i)};
@@ -364,9 +372,7 @@ TEST(SavedStateTest, SharedPageTableNodesStayShared) {
 // save that says version 1 are refused.
 TEST(SavedStateTest, VersionOneSavesRestore) {
   auto system = MakeSystem();
-  auto a = Made(task_create(*system, "a"));
-  Alloc(*a, 0x10000, 600 * kPage);
-  Write(*a, 0x10000, 'v', 600 * kPage);
+  auto a = FilledTask(*system, 0x10000, 600, 'v');
   std::string one = Save(*system);
   ASSERT_EQ(one[8], 2);
   one[8] = 1;
@@ -386,9 +392,7 @@ TEST(SavedStateTest, VersionOneSavesRestore) {
 // Seeded: any flipped byte or cut is refused, and nothing crashes or leaks.
 TEST(SavedStateTest, RandomDamageIsAlwaysRefused) {
   auto system = MakeSystem();
-  auto a = Made(task_create(*system, "a"));
-  Alloc(*a, 0x10000, 4 * kPage);
-  Write(*a, 0x10000, 'r', 4 * kPage);
+  auto a = FilledTask(*system, 0x10000, 4, 'r');
   EXPECT_EQ(vm_inherit(*a, 0x10000, kPage, VM_INHERIT_SHARE), KERN_SUCCESS);
   Made(task_fork(*system, *a, "b"));
   const std::string good = Save(*system, {{"a", "attributes"}});
