@@ -780,7 +780,9 @@ class Task:
         A transfer the kernel cuts into several requests is continued after
         a short read, so the call returns everything or raises the failing
         request's error. The bytes are read straight into the object
-        returned: no copy beyond the kernel's."""
+        returned: no copy beyond the kernel's. A size this process has no
+        memory for is KERN_NO_SPACE (KERN_INVALID_ADDRESS if the range runs
+        past the address space), never MemoryError."""
         address, size = self._ints("vm_read", address=address, size=size)
         operation = f"pread 0x{address:x} 0x{size:x}"
         _check_empty_transfer(address, size, self._align, operation)
@@ -797,6 +799,19 @@ class Task:
                 view[:len(data)] = data
                 self._read_into(fd, view, len(data), address, operation)
             return bytes(buf)
+        except MemoryError:
+            # No room here for the result: a range past the address space
+            # (mem's size) is what the daemon would have said; else, as
+            # libtaskfs's vm_read when it cannot allocate the data.
+            end = os.fstat(fd).st_size
+            if size > end or address > end - size:
+                raise MachError(_table_kern("KERN_INVALID_ADDRESS"),
+                                f"0x{address:x}+0x{size:x} runs past the end "
+                                f"of the address space (0x{end:x})",
+                                operation) from None
+            raise MachError(_table_kern("KERN_NO_SPACE"),
+                            f"no memory in this process for 0x{size:x} bytes",
+                            operation) from None
         finally:
             self._release()
 
