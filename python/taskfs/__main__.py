@@ -119,7 +119,9 @@ def parse_number(text):
 
 def parse_pattern(args):
     """find's pattern: bytes with \\xNN escapes, or --u32/--u64 VALUE."""
-    if len(args) == 2 and args[0] in ("--u32", "--u64"):
+    if args and args[0] in ("--u32", "--u64"):
+        if len(args) != 2:
+            raise UsageError(f"find {args[0]} takes one VALUE")
         bits = 32 if args[0] == "--u32" else 64
         value = parse_number(args[1])
         if value >= 1 << bits:
