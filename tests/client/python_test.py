@@ -680,6 +680,31 @@ class TaskTest(MountedTest):
         with self.assertRaises(TypeError):
             self.task.read_list(None)
 
+    def test_read_list_of_more_than_this_process_holds(self):
+        # A range this process has no memory for is a MachError like any
+        # other failure, returned by read_list and raised by vm_read, never
+        # a MemoryError: past the end of the address space, as the daemon
+        # says; inside it, KERN_NO_SPACE, as libtaskfs's vm_read.
+        data = self.fill(1)
+        end = os.stat(self.task.path + "/mem").st_size
+        # Nearly all of a 2^47 address space: more than a process's own
+        # (47 bits, whatever the overcommit policy) holds.
+        self.assertGreaterEqual(end, 1 << 47)
+        huge = (1 << 47) - 2 * A
+        got = self.task.read_list([(A, 1 << 62), (A, huge), (A, PAGE)])
+        self.assertEqual([e.name for e in got[:2]],
+                         ["KERN_INVALID_ADDRESS", "KERN_NO_SPACE"])
+        self.assertIn("past the end of the address space", got[0].reason)
+        self.assertEqual(got[2], data)
+        e = self.assertMachError("KERN_NO_SPACE", self.task.vm_read, A, huge)
+        self.assertEqual(e.errno, errno.ENOMEM)
+        self.assertMachError("KERN_INVALID_ADDRESS", self.task.vm_read,
+                             end - PAGE, 1 << 62)
+        r = ctl(self.task.path, "read", hex(A), hex(huge))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(b": KERN_NO_SPACE: no memory in this process", r.stderr)
+        self.assertNotIn(b"Traceback", r.stderr)
+
 
 class ErrorsTest(MountedTest):
     """Each code of each call, and each argument rule."""
@@ -1388,6 +1413,28 @@ class ToolsTest(MountedTest):
         self.assertEqual(next(found), A)
         found.close()
 
+    def test_find_at_its_real_chunk_boundary(self):
+        # find's own 1 MiB chunks: overlapping matches across the boundary
+        # between two chunks (a page boundary too), a match ending on it and
+        # one starting on it, an unreadable page and a hole after them.
+        t = self.task
+        mib = 1 << 20
+        self.assertEqual(t._FIND_CHUNK, mib)
+        t.vm_allocate(mib + 8 * PAGE, A)
+        t.vm_protect(A + mib + 4 * PAGE, PAGE, taskfs.VM_PROT_NONE)
+        t.vm_deallocate(A + mib + 6 * PAGE, PAGE)
+        t.vm_write(A + mib - PAGE, bytes(PAGE - 3) + b"ABA")
+        t.vm_write(A + mib, b"BABAB" + bytes(PAGE - 5))
+        t.vm_write(A + mib + 3 * PAGE, bytes(PAGE - 2) + b"AB")
+        t.vm_write(A + mib + 5 * PAGE, b"AB" + bytes(PAGE - 2))
+        t.vm_write(A + mib + 7 * PAGE, b"ABAB" + bytes(PAGE - 4))
+        for pattern in (b"ABAB", b"AB", b"BA", b"\0A", b"B\0", b"A"):
+            self.assertEqual(list(t.find(pattern)), reference_find(t, pattern),
+                             pattern)
+        self.assertEqual(list(t.find(b"ABAB")),
+                         [A + mib - 3, A + mib - 1, A + mib + 1, A + mib + 7 * PAGE])
+        self.assertEqual(list(t.find(b"\0ABA")), [A + mib - 4])
+
     def test_find_across_pages_regions_and_never_written_memory(self):
         t = self.task
         t.vm_allocate(2 * PAGE, A)
@@ -1416,6 +1463,19 @@ class ToolsTest(MountedTest):
         r = ctl(t.path, "find", "--u64", str(1 << 40))
         self.assertEqual(r.stdout, b"%#x\n" % (A + 2 * PAGE + 68))
         self.assertEqual(ctl(t.path, "find", "--u32", "0x1FFFFFFFF").returncode, 2)
+        # --u32/--u64 without its VALUE, or with more, is a usage error, not
+        # a search for the option's own text.
+        t.vm_write(A + 2 * PAGE, b"--u32--u64".ljust(PAGE, b"\0"))
+        self.assertEqual(list(t.find(b"--u32")), [A + 2 * PAGE])
+        for args in (["--u32"], ["--u64"], ["--u32", "1", "2"]):
+            r = ctl(t.path, "find", *args)
+            self.assertEqual((r.returncode, r.stdout), (2, b""), args)
+            self.assertIn(b"takes one VALUE", r.stderr, args)
+        for value in ("-1", "0x", "1x", "4G"):
+            r = ctl(t.path, "find", "--u32", value)
+            self.assertEqual((r.returncode, r.stdout), (2, b""), value)
+        r = ctl(t.path, "find", "--u64", str((1 << 64) - 1))
+        self.assertEqual((r.returncode, r.stdout), (0, b""))
 
     def test_diff_matches_plain_reads(self):
         import random
