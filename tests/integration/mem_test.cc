@@ -7,11 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "taskfs/ioctl.h"
@@ -425,6 +427,178 @@ TEST_F(MemTest, ReadListIoctl) {
   EXPECT_EQ(::ioctl(ro, TASKFS_IOC_VM_READ_LIST, l.get()), 0);
   EXPECT_EQ(l->data[0], 0x11);
   ::close(ro);
+}
+
+// vm_read_list against a hostile caller: counts and sizes at and past the
+// limits, ranges that wrap or leave the address space, garbage in the pads
+// and the data area, a buffer shorter than the command's size, and a file
+// whose mode changed after it was opened. No failed entry leaves a byte of
+// another entry or of the daemon in the reply.
+TEST_F(MemTest, ReadListHostileLists) {
+  ASSERT_EQ(Ctl("allocate 0x10000 12K\n"), 0);
+  AlignedBuffer b(3 * kPage);
+  for (std::size_t i = 0; i < 3; ++i) {
+    std::memset(b.data + i * kPage, 0x31 + static_cast<int>(i), kPage);
+  }
+  ASSERT_EQ(Write(b, 0x10000, 3 * kPage), static_cast<ssize_t>(3 * kPage));
+  auto l = std::make_unique<taskfs_vm_read_list>();
+  const auto garbage = [&] { std::memset(l.get(), 0xAB, sizeof *l); };
+
+  // The largest count: EINVAL before anything is read.
+  garbage();
+  l->count = 0xffffffffu;
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), -1);
+  EXPECT_EQ(errno, EINVAL);
+  // A total that wraps 64 bits: sizes 14336 and 2^64 - 14336.
+  l->count = 2;
+  l->entries[0] = {0x10000, TASKFS_READ_LIST_DATA, 0, 0};
+  l->entries[1] = {0x10000, ~std::uint64_t{0} - TASKFS_READ_LIST_DATA + 1, 0,
+                   0};
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), -1);
+  EXPECT_EQ(errno, EINVAL);
+
+  // All 64 entries, garbage everywhere else: entries 0 and 63 are read,
+  // the empty ones succeed but for one that is not aligned, and every byte
+  // not read is zero.
+  garbage();
+  l->count = TASKFS_READ_LIST_MAX;
+  for (std::uint32_t i = 0; i < TASKFS_READ_LIST_MAX; ++i) {
+    l->entries[i].address = 0x10000;
+    l->entries[i].size = 0;
+  }
+  l->entries[0] = {0x10000, kPage, 0, 0};
+  l->entries[4] = {0x10001, 0, 0, 0};  // empty, not aligned
+  l->entries[63] = {0x12000, kPage, 0, 0};
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), 0)
+      << std::strerror(errno);
+  EXPECT_EQ(l->count, TASKFS_READ_LIST_MAX);
+  EXPECT_EQ(l->pad, 0u);
+  for (std::uint32_t i = 0; i < TASKFS_READ_LIST_MAX; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(l->entries[i].pad, 0u);
+    EXPECT_EQ(l->entries[i].kern_return, i == 4 ? 4 : 0);  // INVALID_ARGUMENT
+  }
+  for (std::size_t i = 0; i < sizeof l->data; ++i) {
+    ASSERT_EQ(l->data[i], i < kPage ? 0x31 : i < 2 * kPage ? 0x33 : 0) << i;
+  }
+  // Ranges that wrap, or lie past the address space (2^32 here), around
+  // one that is read: KERN_INVALID_ADDRESS, zeros in their place.
+  const struct {
+    taskfs_vm_read_entry first, second;
+    bool second_read;
+  } ranges[] = {
+      {{0xfffffffffffff000u, 2 * kPage, 0, 0}, {0x11000, kPage, 0, 0}, true},
+      {{0xfffff000u, kPage, 0, 0}, {0x100000000u, kPage, 0, 0}, false},
+      {{0xfffff000u, 2 * kPage, 0, 0}, {0x11000, kPage, 0, 0}, true},
+  };
+  for (const auto& r : ranges) {
+    SCOPED_TRACE(r.first.address);
+    garbage();
+    l->count = 2;
+    l->entries[0] = r.first;
+    l->entries[1] = r.second;
+    ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), 0)
+        << std::strerror(errno);
+    EXPECT_EQ(l->entries[0].kern_return, 1);
+    EXPECT_EQ(l->entries[1].kern_return, r.second_read ? 0 : 1);
+    const std::size_t at = r.first.size;
+    for (std::size_t i = 0; i < sizeof l->data; ++i) {
+      const bool read = r.second_read && i >= at && i < at + kPage;
+      ASSERT_EQ(l->data[i], read ? 0x32 : 0) << i;
+    }
+  }
+  const std::string errors = ReadFile(mount_ / "t/errors");
+  EXPECT_NE(errors.find("ioctl vm_read_list count 4294967295: "
+                        "KERN_INVALID_ARGUMENT: count 4294967295 is more than "
+                        "the 64 entries a list holds"),
+            std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("ioctl vm_read_list entry 0 of 2 0xfffffffffffff000 "
+                        "0x2000: KERN_INVALID_ADDRESS"),
+            std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("ioctl vm_read_list entry 4 of 64 0x10001 0x0: "
+                        "KERN_INVALID_ARGUMENT"),
+            std::string::npos)
+      << errors;
+  // The reason channel holds the last failed entry's line, though the
+  // call succeeded.
+  taskfs_last_reason last;
+  std::memset(&last, 0, sizeof last);
+  ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_LAST_REASON, &last), 0);
+  EXPECT_NE(std::string(last.line).find("ioctl vm_read_list entry 0 of 2 "
+                                        "0xfffff000 0x2000"),
+            std::string::npos)
+      << last.line;
+
+  // A buffer shorter than the command's size: the kernel's EFAULT.
+  const long page = ::sysconf(_SC_PAGESIZE);
+  void* const map = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(map, MAP_FAILED);
+  ASSERT_EQ(::munmap(static_cast<char*>(map) + page, page), 0);
+  auto* const tail = reinterpret_cast<taskfs_vm_read_list*>(
+      static_cast<char*>(map) + page - 64);
+  std::memset(tail, 0, 64);
+  EXPECT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, tail), -1);
+  EXPECT_EQ(errno, EFAULT);
+  ::munmap(map, page);
+
+  // Rights are fixed at open: a file opened for reading keeps reading
+  // after mem's mode loses read, as pread does; a new open is refused.
+  const int ro = ::open((mount_ / "t/mem").c_str(), O_RDONLY);
+  ASSERT_GE(ro, 0);
+  ASSERT_EQ(::chmod((mount_ / "t/mem").c_str(), 0200), 0);
+  l->count = 1;
+  l->entries[0] = {0x11000, kPage, -1, 0};
+  ASSERT_EQ(::ioctl(ro, TASKFS_IOC_VM_READ_LIST, l.get()), 0);
+  EXPECT_EQ(l->entries[0].kern_return, 0);
+  EXPECT_EQ(l->data[0], 0x32);
+  AlignedBuffer one(kPage);
+  EXPECT_EQ(::pread(ro, one.data, kPage, 0x11000), static_cast<ssize_t>(kPage));
+  ::close(ro);
+  ASSERT_EQ(::chmod((mount_ / "t/mem").c_str(), 0600), 0);
+}
+
+// Each entry is one vm_read, atomic on its own: while another thread
+// rewrites two pages in one pwrite, an entry covering both sees one write's
+// bytes in both, never a mix, and no entry fails.
+TEST_F(MemTest, ReadListEntriesAreEachAtomic) {
+  ASSERT_EQ(Ctl("allocate 0x10000 8K\n"), 0);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    AlignedBuffer w(2 * kPage);
+    for (unsigned char k = 1; !stop.load(); k = k == 255 ? 1 : k + 1) {
+      std::memset(w.data, k, w.size);
+      if (::pwrite(fd_, w.data, w.size, 0x10000) !=
+          static_cast<ssize_t>(w.size)) {
+        ADD_FAILURE() << std::strerror(errno);
+        return;
+      }
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& thread;
+    ~Join() {
+      stop = true;
+      thread.join();
+    }
+  } join{stop, writer};
+  auto l = std::make_unique<taskfs_vm_read_list>();
+  for (int round = 0; round < 500; ++round) {
+    l->count = 2;
+    l->entries[0] = {0x10000, 2 * kPage, -1, 0};
+    l->entries[1] = {0x11000, kPage, -1, 0};
+    ASSERT_EQ(::ioctl(fd_, TASKFS_IOC_VM_READ_LIST, l.get()), 0)
+        << std::strerror(errno);
+    ASSERT_EQ(l->entries[0].kern_return, 0);
+    ASSERT_EQ(l->entries[1].kern_return, 0);
+    for (std::size_t j = 0; j < 3 * kPage; ++j) {
+      const std::size_t first = j < 2 * kPage ? 0 : 2 * kPage;
+      ASSERT_EQ(l->data[j], l->data[first]) << "round " << round << " " << j;
+    }
+  }
 }
 
 TEST_F(MemTest, MapCopyIoctlFromAnotherTask) {
