@@ -203,6 +203,21 @@ static void read_list_free(char *data, uint64_t size) {
   munmap((void *)start, end - start);
 }
 
+/* Why there is no memory for entry e: a range past the end of the task's
+ * address space (mem's size) is KERN_INVALID_ADDRESS, as XNU's copyin
+ * finds before any memory is asked for; any other, KERN_NO_SPACE. */
+static kern_return_t read_list_no_memory(int fd,
+                                         const struct mach_vm_read_entry *e) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && st.st_size >= 0) {
+    const uint64_t end = (uint64_t)st.st_size;
+    if (e->size > end || e->address > end - e->size) {
+      return KERN_INVALID_ADDRESS;
+    }
+  }
+  return KERN_NO_SPACE;
+}
+
 /* Entry e's result: on success its data (copied from, or NULL: read by
  * pread on fd) in new memory at e->address; else address and size 0. */
 static kern_return_t read_list_entry(int fd, struct mach_vm_read_entry *e,
@@ -210,7 +225,7 @@ static kern_return_t read_list_entry(int fd, struct mach_vm_read_entry *e,
   char *data = NULL;
   if (kr == KERN_SUCCESS) {
     data = read_list_buffer(e->address, e->size);
-    if (data == NULL) kr = KERN_NO_SPACE;
+    if (data == NULL) kr = read_list_no_memory(fd, e);
   }
   if (kr == KERN_SUCCESS) {
     if (from != NULL) {

@@ -934,6 +934,49 @@ TEST_F(ClientMacos, ReadListLargerThanOneRequest) {
   }
 }
 
+// An entry this process has no memory for fails on its own, as XNU's
+// list goes on: past the end of the task's address space (2^47 here) it is
+// KERN_INVALID_ADDRESS, as XNU's copyin says, before any memory is asked
+// for; inside it, KERN_NO_SPACE, as mach_vm_read's. The entries after it
+// are read, and the result is the last sized entry's.
+TEST_F(ClientMacos, ReadListOfMoreThanThisProcessHolds) {
+  const int pid = MakeTask("t");
+  const std::string data = AllocatePattern("t", 2, 7);
+  const mach_port_name_t task = Open(pid);
+  mach_vm_read_entry_t list = {};
+  list[0] = {0x10000, std::uint64_t{1} << 62};              // past 2^47
+  list[1] = {0x10000, (std::uint64_t{1} << 47) - 0x20000};  // inside
+  list[2] = {0x10000, kPage};
+  list[3] = {(std::uint64_t{1} << 47) - kPage, 2 * kPage};  // runs past
+  list[4] = {0x11000, kPage};
+  ASSERT_EQ(mach_vm_read_list(task, list, 5), KERN_SUCCESS);
+  for (const int failed : {0, 1, 3}) {
+    SCOPED_TRACE(failed);
+    EXPECT_EQ(list[failed].address, 0u);
+    EXPECT_EQ(list[failed].size, 0u);
+  }
+  ASSERT_EQ(list[2].size, kPage);
+  EXPECT_EQ(std::string((const char*)list[2].address, kPage),
+            data.substr(0, kPage));
+  ASSERT_EQ(list[4].size, kPage);
+  EXPECT_EQ(std::string((const char*)list[4].address, kPage),
+            data.substr(kPage, kPage));
+  EXPECT_EQ(mach_vm_deallocate(mach_task_self(), list[2].address, kPage),
+            KERN_SUCCESS);
+  EXPECT_EQ(mach_vm_deallocate(mach_task_self(), list[4].address, kPage),
+            KERN_SUCCESS);
+  // Each alone, as the result of the list's last entry.
+  list[0] = {0x10000, std::uint64_t{1} << 62};
+  EXPECT_EQ(mach_vm_read_list(task, list, 1), KERN_INVALID_ADDRESS);
+  list[0] = {0x10000, (std::uint64_t{1} << 47) - 0x20000};
+  EXPECT_EQ(mach_vm_read_list(task, list, 1), KERN_NO_SPACE);
+  list[0] = {(std::uint64_t{1} << 47) - kPage, 2 * kPage};
+  EXPECT_EQ(mach_vm_read_list(task, list, 1), KERN_INVALID_ADDRESS);
+  list[0] = {std::uint64_t{1} << 47, 16 * kPage};  // alone, by pread
+  EXPECT_EQ(mach_vm_read_list(task, list, 1), KERN_INVALID_ADDRESS);
+  EXPECT_EQ(list[0].address, 0u);
+}
+
 // On an XNU mount each entry is any byte range; its data keeps its offset
 // within a page, as mach_vm_read's.
 TEST_F(ClientMacosXnu, ReadListOfByteRanges) {
