@@ -357,6 +357,53 @@ TEST_F(IoctlTest, VmReadListReportsEachFailedEntry) {
       << parts[1];
 }
 
+// A list refused as a whole reads nothing and reports no entry: an
+// argument shorter than the struct, no room for the result, too many
+// entries, or sizes past the data area (exactly full is accepted).
+TEST_F(IoctlTest, VmReadListRefusedWholeReadsNothing) {
+  Allocate(0x10000, 4 * kPage);
+  auto in = std::make_unique<taskfs_vm_read_list>();
+  auto out = std::make_unique<taskfs_vm_read_list>();
+  in->count = 1;
+  in->entries[0] = {0x20000, kPage, 0, 0};  // would fail if read
+  int parts = 0;
+  fs::IoctlTarget target{*task_, context_, {}};
+  target.on_part_failure = [&](vm::KernReturn, std::uint64_t, std::uint64_t,
+                               std::string_view) { ++parts; };
+  const auto run = [&](std::size_t in_size, std::size_t out_capacity) {
+    IoctlRequest request(TASKFS_IOC_VM_READ_LIST, in.get(), in_size);
+    std::size_t out_size = 1;
+    const vm::KernReturn kr =
+        request.Run(target, out.get(), out_capacity, &out_size);
+    if (kr != vm::KERN_SUCCESS) {
+      EXPECT_EQ(out_size, 0u);
+    }
+    return kr;
+  };
+  EXPECT_EQ(run(sizeof *in - 1, sizeof *out), vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(run(0, sizeof *out), vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(run(sizeof *in, sizeof *out - 1), vm::KERN_INVALID_ARGUMENT);
+  EXPECT_NE(vm::LastFailureReason().find("no room for the result"),
+            std::string::npos);
+  in->count = TASKFS_READ_LIST_MAX + 1;
+  EXPECT_EQ(run(sizeof *in, sizeof *out), vm::KERN_INVALID_ARGUMENT);
+  in->count = 0xffffffffu;
+  EXPECT_EQ(run(sizeof *in, sizeof *out), vm::KERN_INVALID_ARGUMENT);
+  in->count = 3;
+  in->entries[0] = {0x20000, TASKFS_READ_LIST_DATA - 1, 0, 0};
+  in->entries[1] = {0x20000, 0, 0, 0};
+  in->entries[2] = {0x20000, 2, 0, 0};
+  EXPECT_EQ(run(sizeof *in, sizeof *out), vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(parts, 0);
+  // Exactly the data area: accepted, each entry read (and failed) alone.
+  in->entries[2].size = 1;
+  EXPECT_EQ(run(sizeof *in, sizeof *out), vm::KERN_SUCCESS);
+  EXPECT_EQ(parts, 2);
+  EXPECT_EQ(out->entries[0].kern_return, vm::KERN_INVALID_ARGUMENT);
+  EXPECT_EQ(out->entries[1].kern_return, vm::KERN_SUCCESS);
+  EXPECT_EQ(out->entries[2].kern_return, vm::KERN_INVALID_ARGUMENT);
+}
+
 TEST_F(IoctlTest, VmCopyErrors) {
   Allocate(0x10000, 2 * kPage);
   EXPECT_EQ(
