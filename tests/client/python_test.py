@@ -18,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -830,6 +831,69 @@ class LimitsTest(MountedTest):
         self.assertMachError("KERN_RESOURCE_SHORTAGE", self.task.vm_write, A,
                              b"r" * (8 << 20))
 
+    def test_read_lists_at_the_limit_hold_nothing(self):
+        # A task filled to the limit, read by 8 threads at once with lists
+        # of 64 entries (several requests each): every read succeeds, and
+        # none stays charged or pinned. Then lists of failing and succeeding entries (each failure
+        # a line in errors): every entry's result is right.
+        t = self.task
+        t.vm_allocate(4 << 20, A)
+        pages = 0
+        with self.assertRaises(taskfs.MachError) as cm:
+            while True:
+                t.vm_write(A + pages * PAGE, bytes([pages % 251 + 1]) * PAGE)
+                pages += 1
+        self.assertEqual(cm.exception.name, "KERN_RESOURCE_SHORTAGE")
+        unallocated = A + (4 << 20)
+
+        def expect(address):
+            if address >= unallocated:
+                return "KERN_INVALID_ADDRESS"
+            return bytes([(address - A) // PAGE % 251 + 1]) * PAGE
+
+        def reader(seed, failing):
+            for k in range(40):
+                ranges = [(A + (seed * 7 + k + j) % pages * PAGE, PAGE)
+                          for j in range(64)]
+                if failing:
+                    ranges[::2] = [(unallocated + j * PAGE, PAGE)
+                                   for j in range(32)]
+                for cut in (3, 64):
+                    got = t.read_list(ranges[:cut])
+                    self.assertEqual(len(got), cut)
+                    for (address, _), result in zip(ranges, got):
+                        if isinstance(result, taskfs.MachError):
+                            result = result.name
+                        self.assertEqual(result, expect(address))
+
+        def run_readers(failing):
+            errors = []
+
+            def run(seed):
+                try:
+                    reader(seed, failing)
+                except BaseException as e:  # reported by the main thread
+                    errors.append(e)
+
+            threads = [threading.Thread(target=run, args=(i,))
+                       for i in range(8)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            self.assertEqual(errors, [])
+
+        run_readers(failing=False)
+        # Freed and written again, the task holds every page it held: the
+        # reads left nothing charged or pinned (the log could make room for
+        # a few hundred bytes, not for a page).
+        t.vm_deallocate(A, 4 << 20)
+        t.vm_allocate(4 << 20, A)
+        for page in range(pages):
+            t.vm_write(A + page * PAGE, bytes([page % 251 + 1]) * PAGE)
+        self.assertMachError("KERN_RESOURCE_SHORTAGE", t.vm_write,
+                             A + pages * PAGE, b"z" * PAGE)
+        run_readers(failing=True)
 
 
 def ctl(*args, stdin=b"", env_module=False):
