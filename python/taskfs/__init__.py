@@ -1160,8 +1160,14 @@ class Task:
         readable memory, matches across pages and adjacent regions
         included; unreadable regions and unallocated addresses are skipped.
         Pages never written are zeros and are read only when a match can
-        lie in them."""
-        pattern = bytes(pattern)
+        lie in them. pattern is a bytes-like object (an int or a str is a
+        TypeError, not a run of zeros or an encoding)."""
+        try:
+            with memoryview(pattern) as view:
+                pattern = view.tobytes()
+        except TypeError:
+            raise TypeError("find: pattern must be a bytes-like object, not "
+                            f"{type(pattern).__name__}") from None
         n = len(pattern)
         if n == 0:
             raise MachError(_table_kern("KERN_INVALID_ARGUMENT"),

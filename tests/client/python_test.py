@@ -1477,6 +1477,25 @@ class ToolsTest(MountedTest):
         self.assertEqual(next(found), A)
         found.close()
 
+    def test_find_takes_only_bytes(self):
+        # An int was searched as that many zero bytes, a list of ints as
+        # their bytes: a pattern is a bytes-like object, else TypeError
+        # naming the call, as every argument of the package.
+        t = self.task
+        t.vm_allocate(PAGE, A)
+        t.vm_write(A, b"\0\0\0AB".ljust(PAGE, b"\1"))
+        for bad in (3, "AB", None, [65, 66], 2.0):
+            with self.assertRaises(TypeError) as cm:
+                list(t.find(bad))
+            self.assertEqual(str(cm.exception),
+                             "find: pattern must be a bytes-like object, not "
+                             + type(bad).__name__)
+        for good in (b"AB", bytearray(b"AB"), memoryview(b"xABx")[1:3],
+                     array.array("B", b"AB")):
+            self.assertEqual(list(t.find(good)), [A + 3], good)
+        self.assertEqual(list(t.find(array.array("H", [0, 0x4241]))),
+                         [A + 1] if sys.byteorder == "little" else [])
+
     def test_find_at_its_real_chunk_boundary(self):
         # find's own 1 MiB chunks: overlapping matches across the boundary
         # between two chunks (a page boundary too), a match ending on it and
