@@ -942,7 +942,13 @@ class Task:
         (every failed entry has its line in errors), else "". Raises only
         for an argument of the wrong type, or if the task is closed."""
         entries = []
-        for pair in ranges:
+        try:
+            pairs = iter(ranges)
+        except TypeError:
+            raise TypeError("read_list: ranges must be an iterable of "
+                            "(address, size) pairs, not "
+                            f"{type(ranges).__name__}") from None
+        for pair in pairs:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TypeError("read_list: each range must be an "
                                 "(address, size) pair, not "

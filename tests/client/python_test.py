@@ -678,8 +678,20 @@ class TaskTest(MountedTest):
             self.task.read_list([(A, "x")])
         with self.assertRaises(TypeError):
             self.task.read_list([A])
-        with self.assertRaises(TypeError):
+        with self.assertRaises(TypeError) as cm:
             self.task.read_list(None)
+        self.assertEqual(str(cm.exception),
+                         "read_list: ranges must be an iterable of "
+                         "(address, size) pairs, not NoneType")
+        for bad in ((A, PAGE, 0), "ab", [(A,)]):
+            with self.assertRaises(TypeError) as cm:
+                self.task.read_list([bad])
+            self.assertIn("read_list: each range must be an (address, size) "
+                          "pair", str(cm.exception))
+        with self.assertRaises(TypeError) as cm:
+            self.task.read_list([(A, 1.0)])
+        self.assertEqual(str(cm.exception),
+                         "read_list: size must be an int, not float")
 
     def test_read_list_of_more_than_this_process_holds(self):
         # A range this process has no memory for is a MachError like any
