@@ -33,35 +33,39 @@ std::uint64_t FailureReport::Record(const OpenFile& file, ErrorLog& log,
                     line);
 }
 
-void FailureReport::Source(const OpenFile& file, vm::Task& source,
-                           const MapCopyArgs& args,
-                           vm::KernReturn kr) const noexcept {
+template <typename Operation>
+void FailureReport::InSource(const OpenFile& file, vm::Task& source,
+                             vm::KernReturn kr,
+                             const Operation& operation) const noexcept {
   TaskNode node;
   if (&source == file.task.get() || !nodes_.Find(source.id(), &node)) return;
   try {
-    Record(file, *node.errors, kr,
-           fmt::format("vm_map_copy {:#x} {:#x} into task id {} at {:#x}{}{}",
-                       args.src, args.size, file.task->id(), args.dst,
-                       args.dst_alloc ? " alloc" : "",
-                       args.src_destroy ? " destroy" : ""));
+    Record(file, *node.errors, kr, operation());
   } catch (const std::bad_alloc&) {
   }
 }
 
 void FailureReport::Source(const OpenFile& file, vm::Task& source,
+                           const MapCopyArgs& args,
+                           vm::KernReturn kr) const noexcept {
+  InSource(file, source, kr, [&] {
+    return fmt::format("vm_map_copy {:#x} {:#x} into task id {} at {:#x}{}{}",
+                       args.src, args.size, file.task->id(), args.dst,
+                       args.dst_alloc ? " alloc" : "",
+                       args.src_destroy ? " destroy" : "");
+  });
+}
+
+void FailureReport::Source(const OpenFile& file, vm::Task& source,
                            const RemapArgs& args,
                            vm::KernReturn kr) const noexcept {
-  TaskNode node;
-  if (&source == file.task.get() || !nodes_.Find(source.id(), &node)) return;
-  try {
-    Record(file, *node.errors, kr,
-           fmt::format("vm_remap {:#x} {:#x} into task id {} {} {}", args.src,
+  InSource(file, source, kr, [&] {
+    return fmt::format("vm_remap {:#x} {:#x} into task id {} {} {}", args.src,
                        args.size, file.task->id(),
                        args.anywhere ? std::string("anywhere")
                                      : fmt::format("at {:#x}", args.target),
-                       args.copy ? "copy" : "share"));
-  } catch (const std::bad_alloc&) {
-  }
+                       args.copy ? "copy" : "share");
+  });
 }
 
 void FailureReport::Untracked(std::string_view verb, std::string_view name,

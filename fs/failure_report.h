@@ -97,6 +97,12 @@ class FailureReport {
 
  private:
   void Log(const Failure& failure, std::string_view task) const;
+  // What both Source()s do: records operation() (a std::string) in source's
+  // errors file, unless source is file's own task or is gone; a record that
+  // cannot be made for want of memory is dropped.
+  template <typename Operation>
+  void InSource(const OpenFile& file, vm::Task& source, vm::KernReturn kr,
+                const Operation& operation) const noexcept;
   // Records in log with file's opener and the current failure reason;
   // returns its SEQ, and with line the line (ErrorLog::Record).
   static std::uint64_t Record(const OpenFile& file, ErrorLog& log,

@@ -356,6 +356,11 @@ class Restorer {
     std::uint64_t offset;  // of its record
     // The object ranges of its regions: [offset, offset + pages) each.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> covered;
+    // The spans its node records name, [lo, hi), with each record's offset.
+    struct Span {
+      std::uint64_t lo, hi, offset;
+    };
+    std::vector<Span> nodes;
   };
 
  public:
@@ -463,6 +468,7 @@ class Restorer {
     objects_.push_back(
         {std::make_shared<VmObject>(system_.budget(), system_.freer()),
          in_.record_offset(),
+         {},
          {}});
   }
 
@@ -517,6 +523,7 @@ class Restorer {
     if (index % span != 0 || index > max_index_ - span) {
       in_.Bad("a node index out of range");
     }
+    objects_.back().nodes.push_back({index, index + span, in_.record_offset()});
     if (first) {
       if (id != nodes_.size()) in_.Bad("a node out of order");
       nodes_.push_back({objects_.size() - 1, index, level});
@@ -608,8 +615,10 @@ class Restorer {
   }
 
   // Every object is some region's, and holds pages only where its regions
-  // reach: the union of their [offset, offset + pages). Costs a look at
-  // each gap of that union, none per page.
+  // reach: the union of their [offset, offset + pages); and its regions
+  // reach the whole span of every node its records name, as a save only
+  // shares such nodes. Costs a look at each gap of that union, none per
+  // page.
   void Covered(SavedObject& saved) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>>& covered =
         saved.covered;
@@ -635,11 +644,28 @@ class Restorer {
             first, saved.offset)};
       }
     };
+    // The union, as disjoint ranges in order.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> reach;
     for (const auto& [lo, hi] : covered) {
       gap(from, lo);
       from = std::max(from, hi);
+      if (!reach.empty() && lo <= reach.back().second) {
+        reach.back().second = std::max(reach.back().second, hi);
+      } else {
+        reach.emplace_back(lo, hi);
+      }
     }
     gap(from, max_index_);
+    for (const SavedObject::Span& node : saved.nodes) {
+      auto it = std::upper_bound(
+          reach.begin(), reach.end(), node.lo,
+          [](std::uint64_t lo, const auto& range) { return lo < range.first; });
+      if (it == reach.begin() || std::prev(it)->second < node.hi) {
+        throw Damaged{fmt::format(
+            "a node its object's regions do not cover whole at byte {}",
+            node.offset)};
+      }
+    }
   }
 
   VmSystem& system_;
@@ -683,6 +709,9 @@ std::uint32_t Crc32c(std::uint32_t crc, const void* data, std::size_t size) {
 
 std::string SaveState(VmSystem& system, const std::vector<SavedTask>& tasks,
                       StateSink& sink) {
+  // A subtree still being freed in the background holds references that
+  // would make nodes and pages look shared: let it go first.
+  system.freer().Drain();
   // Task locks in ascending id (lock_order.h), then every object, then the
   // marks.
   std::vector<const SavedTask*> order;

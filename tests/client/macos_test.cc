@@ -69,6 +69,16 @@ class ClientMacos : public ::testing::Test {
     const bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
     return std::fclose(f) == 0 && ok ? 0 : EIO;
   }
+  // Allocates `pages` pages at 0x10000 in task name and writes there
+  // Pattern(pages * kPage, seed), which it returns.
+  std::string AllocatePattern(const std::string& name, std::size_t pages,
+                              unsigned seed) {
+    Ctl(name,
+        "allocate 0x10000 " + std::to_string(pages * kPage / 1024) + "K\n");
+    std::string data = Pattern(pages * kPage, seed);
+    EXPECT_EQ(WriteMem(mount_ / name + "/mem", 0x10000, data), 0);
+    return data;
+  }
   // task_for_pid of a task made here, closed at the end.
   mach_port_name_t Open(int pid) {
     mach_port_name_t t = MACH_PORT_NULL;
@@ -716,9 +726,7 @@ TEST_F(ClientMacosXnu, XnuVmTestsRemapSharesOrCopies) {
 // counts and deallocations from several threads at once.
 TEST_F(ClientMacos, CallsAreSafeFromSeveralThreads) {
   const int pid = MakeTask("t");
-  Ctl("t", "allocate 0x10000 64K\n");
-  const std::string data = Pattern(16 * kPage, 4);
-  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  const std::string data = AllocatePattern("t", 16, 4);
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
   for (int n = 0; n < 4; ++n) {
@@ -763,9 +771,7 @@ TEST_F(ClientMacos, CallsAreSafeFromSeveralThreads) {
 
 TEST_F(ClientMacosXnu, ScannersReadAndWriteAnyByteRange) {
   const int pid = MakeTask("t");
-  Ctl("t", "allocate 0x10000 8K\n");
-  const std::string data = Pattern(2 * kPage, 6);
-  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  const std::string data = AllocatePattern("t", 2, 6);
   const mach_port_name_t task = Open(pid);
 
   // The scanner's 4-byte read, across a page boundary too.
@@ -817,9 +823,7 @@ TEST_F(ClientMacosXnu, ScannersReadAndWriteAnyByteRange) {
 // the result that of the last entry with a size.
 TEST_F(ClientMacos, ReadListReadsEachEntryAndGoesOnAfterFailures) {
   const int pid = MakeTask("t");
-  Ctl("t", "allocate 0x10000 32K\n");
-  const std::string data = Pattern(8 * kPage, 9);
-  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  const std::string data = AllocatePattern("t", 8, 9);
   Ctl("t", "protect 0x13000 4K -w-\n");
   const mach_port_name_t task = Open(pid);
 
@@ -899,9 +903,7 @@ TEST_F(ClientMacos, ReadListReadsEachEntryAndGoesOnAfterFailures) {
 // request is read on its own.
 TEST_F(ClientMacos, ReadListLargerThanOneRequest) {
   const int pid = MakeTask("t");
-  Ctl("t", "allocate 0x10000 64K\n");
-  const std::string data = Pattern(16 * kPage, 4);
-  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  const std::string data = AllocatePattern("t", 16, 4);
   Ctl("t", "protect 0x1f000 4K ---\n");
   const mach_port_name_t task = Open(pid);
   mach_vm_read_entry_t list = {};
@@ -936,9 +938,7 @@ TEST_F(ClientMacos, ReadListLargerThanOneRequest) {
 // within a page, as mach_vm_read's.
 TEST_F(ClientMacosXnu, ReadListOfByteRanges) {
   const int pid = MakeTask("t");
-  Ctl("t", "allocate 0x10000 8K\n");
-  const std::string data = Pattern(2 * kPage, 5);
-  ASSERT_EQ(WriteMem(mount_ / "t/mem", 0x10000, data), 0);
+  const std::string data = AllocatePattern("t", 2, 5);
   const mach_port_name_t task = Open(pid);
   mach_vm_read_entry_t list = {};
   list[0] = {0x10000 + 5, 100};

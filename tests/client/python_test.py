@@ -1278,6 +1278,13 @@ class ToolsTest(MountedTest):
             task.vm_protect(address, pages * PAGE, prot)
             address += pages * PAGE + rng.choice([0, 0, PAGE, 3 * PAGE])
 
+    def new_random_task(self, rng, name):
+        """A new task name, made by random_task and removed at the end."""
+        task = taskfs.Task.create(self.mount.path, name)
+        self.addCleanup(self._remove, task)
+        self.random_task(rng, task)
+        return task
+
     def test_page_query_flags_mappings_identity(self):
         t = self.task
         t.vm_allocate(1200 * PAGE, A)  # more than one ioctl's worth
@@ -1323,9 +1330,7 @@ class ToolsTest(MountedTest):
         import random
         for seed in range(6):
             rng = random.Random(seed)
-            t = taskfs.Task.create(self.mount.path, f"find-{seed}")
-            self.addCleanup(self._remove, t)
-            self.random_task(rng, t)
+            t = self.new_random_task(rng, f"find-{seed}")
             for pattern in (b"ab", b"ba\0a", b"a" * 9, b"\0", b"\0" * 5,
                             b"b\0\0", bytes(PAGE + 3),
                             b"\0" * 3 + b"ab", b"zz"):
@@ -1344,9 +1349,7 @@ class ToolsTest(MountedTest):
         import random
         for seed in range(4):
             rng = random.Random(50 + seed)
-            t = taskfs.Task.create(self.mount.path, f"chunks-{seed}")
-            self.addCleanup(self._remove, t)
-            self.random_task(rng, t)
+            t = self.new_random_task(rng, f"chunks-{seed}")
             for threads, kept in ((1, 4096), (2, 1), (3, 7)):
                 self.small_find_chunks(t, threads, kept)
                 for pattern in (b"ab", b"ba\0a", b"a" * 9, b"\0", b"b\0\0",
@@ -1418,9 +1421,7 @@ class ToolsTest(MountedTest):
         import random
         for seed in range(6):
             rng = random.Random(100 + seed)
-            a = taskfs.Task.create(self.mount.path, f"diff-a{seed}")
-            self.addCleanup(self._remove, a)
-            self.random_task(rng, a)
+            a = self.new_random_task(rng, f"diff-a{seed}")
             for r in a.regions():
                 a.vm_protect(r.start, r.end - r.start, taskfs.VM_PROT_DEFAULT)
             b = a.fork(f"diff-b{seed}")

@@ -22,6 +22,7 @@
 
 #include "fs/node_table.h"
 #include "taskfs/task_name.h"
+#include "tests/fs/temp_dir.h"
 #include "tests/vmcore/take_result.h"
 #include "vmcore/kern_return.h"
 #include "vmcore/limit_reached.h"
@@ -63,45 +64,9 @@ std::vector<vm::RegionInfo> DemoRegions() {
 }
 
 // A fresh temporary directory, removed with its contents on destruction.
-class TempDir {
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    std::string templ = ::testing::TempDir() + "taskfs_manifest_XXXXXX";
-    if (::mkdtemp(templ.data()) != nullptr) path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
-  // Writes contents to path()/name and returns the full path.
-  std::string Write(const std::string& name, std::string_view contents) const {
-    const std::string full = path_ + "/" + name;
-    std::ofstream out(full, std::ios::binary);
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    EXPECT_TRUE(out.good()) << full;
-    return full;
-  }
-
-  // Makes path()/name a sparse file of size bytes (no disk used) and
-  // returns its path.
-  std::string Sparse(const std::string& name, off_t size) const {
-    const std::string full = path_ + "/" + name;
-    const int fd = ::open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT_GE(fd, 0) << full;
-    if (fd >= 0) {
-      EXPECT_EQ(::ftruncate(fd, size), 0) << full;
-      ::close(fd);
-    }
-    return full;
-  }
-
- private:
-  std::string path_;
+  TempDir() : testing::TempDir("taskfs_manifest_") {}
 };
 
 class ManifestTest : public ::testing::Test {

@@ -17,6 +17,7 @@
 
 #include "fs/taskfs_fs.h"
 #include "tests/fs/adapter_world.h"
+#include "tests/fs/temp_dir.h"
 #include "vmcore/vm_user.h"
 
 namespace taskfs::fs {
@@ -26,20 +27,9 @@ using testing::kGroup;
 using testing::kOwner;
 using testing::WorldConfig;
 
-class TempDir {
+class TempDir : public testing::TempDir {
  public:
-  TempDir() {
-    std::string templ = ::testing::TempDir() + "taskfs_state_XXXXXX";
-    if (::mkdtemp(templ.data()) != nullptr) path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  TempDir() : testing::TempDir("taskfs_state_") {}
 };
 
 // A system and the file system over it.
@@ -52,6 +42,14 @@ struct Daemon {
            1 << 20) {}
   vm::VmSystem system;
   TaskFs fs;
+};
+
+// A temporary directory and the StateDir opened on it (null, with error
+// set, if it could not be).
+struct OpenedStateDir {
+  TempDir dir;
+  std::string error;
+  std::unique_ptr<StateDir> state = StateDir::Open(dir.path(), &error);
 };
 
 // OpenStateDir's verdict on dir: "" if it opens.
@@ -143,11 +141,9 @@ TEST(StateDirTest, NodeAttributesRoundTrip) {
 }
 
 TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
-  TempDir dir;
-  std::string error;
-  std::unique_ptr<StateDir> opened = StateDir::Open(dir.path(), &error);
-  ASSERT_NE(opened, nullptr) << error;
-  StateDir& state = *opened;
+  OpenedStateDir opened;
+  ASSERT_NE(opened.state, nullptr) << opened.error;
+  StateDir& state = *opened.state;
   {
     Daemon d;
     std::shared_ptr<vm::Task> a, b;
@@ -170,7 +166,8 @@ TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
     EXPECT_GT(size, 4 * testing::kPage);
     EXPECT_EQ(std::filesystem::file_size(state.path()), size);
   }
-  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/" + kStateTempFile));
+  EXPECT_FALSE(
+      std::filesystem::exists(opened.dir.path() + "/" + kStateTempFile));
 
   Daemon d;
   std::size_t tasks = 0;
@@ -197,11 +194,9 @@ TEST(StateDirTest, SaveAndLoadKeepTasksOwnersAndModes) {
 }
 
 TEST(StateDirTest, DamagedSaveNamesTheFile) {
-  TempDir dir;
-  std::string error;
-  std::unique_ptr<StateDir> opened = StateDir::Open(dir.path(), &error);
-  ASSERT_NE(opened, nullptr) << error;
-  StateDir& state = *opened;
+  OpenedStateDir opened;
+  ASSERT_NE(opened.state, nullptr) << opened.error;
+  StateDir& state = *opened.state;
   {
     Daemon d;
     std::size_t none = 0;

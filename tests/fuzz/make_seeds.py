@@ -1,12 +1,11 @@
 #!/usr/bin/env python3
-"""Writes the binary seed inputs of the vm_ops, ioctl and line_assembler
-fuzz targets.
+"""Writes the binary seed inputs of the vm_ops, ioctl, line_assembler and
+state_restore fuzz targets.
 
-The encodings are described at the top of fuzz_vm_ops.cc, fuzz_ioctl.cc and
-fuzz_line_assembler.cc; this script spells a few inputs in them, one file
-per seed, into corpus/vm_ops/, corpus/ioctl/ and corpus/line_assembler/
-next to it. Run it again after changing an
-encoding. (The ctl_parser seeds are plain text, written by hand.)
+The encodings are described at the top of fuzz_vm_ops.cc, fuzz_ioctl.cc,
+fuzz_line_assembler.cc and fuzz_state_restore.cc; this script spells a few
+inputs in them, one file per seed, into corpus/NAME/ next to it. Run it
+again after changing an encoding. (The ctl_parser seeds are plain text, written by hand.)
 """
 import os
 import struct
@@ -462,6 +461,68 @@ LINE_ASSEMBLER = {
                                      b'allocate anywhere 8K\nfork child\n'),
 }
 
+# --- state_restore -----------------------------------------------------------
+
+PAGES_PER_LEAF = 512
+
+
+def rec(kind, payload):  # a record without its CRC: type, length, payload
+    assert len(payload) < 256
+    return bytes([kind, len(payload)]) + payload
+
+
+def task(name, extra=b''):
+    return rec(2, struct.pack('<I', len(name)) + name +
+               struct.pack('<I', len(extra)) + extra)
+
+
+def obj(i):
+    return rec(3, struct.pack('<Q', i))
+
+
+def page_rec(index, page_id, kept=0):  # the target appends the page's bytes
+    return rec(4, struct.pack('<QQB', index, page_id, kept))
+
+
+def page_ref(index, page_id):
+    return rec(5, struct.pack('<QQ', index, page_id))
+
+
+def entry(start, end, obj_id, offset=0, prot=3, maximum=7, inherit=1):
+    return rec(6, struct.pack('<QQIIIQQ', start, end, prot, maximum, inherit,
+                              obj_id, offset))
+
+
+def node(index, level, node_id, first=True):
+    return rec(8 if first else 9, struct.pack('<QIQ', index, level, node_id))
+
+
+VERSION2_WITH_END = bytes([3])
+VERSION1_WITH_END = bytes([2])
+LEAF = PAGES_PER_LEAF * PAGE
+
+STATE_RESTORE = {
+    'one_task': VERSION2_WITH_END + task(b'a', b'attrs') + obj(0) +
+    page_rec(0, 0) + page_rec(9, 1) + entry(0x10000, 0x12000, 0) +
+    entry(0x20000, 0x22000, 0, offset=8, prot=1, maximum=5),
+    'shared_page': VERSION2_WITH_END + task(b'a') + obj(0) +
+    page_rec(0, 0, kept=1) + page_ref(1, 0) + entry(0x10000, 0x12000, 0),
+    'share_region': VERSION2_WITH_END + task(b'a') + obj(0) + page_rec(0, 0) +
+    entry(0x10000, 0x11000, 0, inherit=0) + task(b'b') +
+    entry(0x10000, 0x11000, 0, inherit=0),
+    'forked_leaf': VERSION2_WITH_END + task(b'a') + obj(0) + node(0, 0, 0) +
+    page_rec(0, 0, kept=1) + page_rec(5, 1, kept=1) +
+    entry(0x100000, 0x100000 + LEAF, 0) + task(b'b') + obj(1) +
+    node(0, 0, 0, first=False) + entry(0x100000, 0x100000 + LEAF, 1),
+    'leaf_twice_in_one_object': VERSION2_WITH_END + task(b'a') + obj(0) +
+    node(0, 0, 0) + page_rec(3, 0, kept=1) +
+    node(PAGES_PER_LEAF, 0, 0, first=False) +
+    entry(0x100000, 0x100000 + 2 * LEAF, 0),
+    'version1': VERSION1_WITH_END + task(b'a') + obj(0) + page_rec(0, 0) +
+    entry(0x10000, 0x11000, 0),
+    'empty_task': VERSION2_WITH_END + task(b'a') + task(b'b'),
+}
+
 
 def write(target, seeds):
     directory = os.path.join(HERE, 'corpus', target)
@@ -475,3 +536,4 @@ if __name__ == '__main__':
     write('vm_ops', VM_OPS)
     write('ioctl', IOCTL)
     write('line_assembler', LINE_ASSEMBLER)
+    write('state_restore', STATE_RESTORE)

@@ -10,6 +10,7 @@
 #
 # Environment: TASKFS_FUZZ_BUILD, the build directory (default build-fuzz at
 # the top of the tree); TASKFS_FUZZ_JOBS, build jobs (default 2);
+# TASKFS_FUZZ_PARALLEL, how many targets fuzz at once (default: the cores);
 # TASKFS_FUZZ_TARGETS, the targets to run (default all); CC and CXX (default
 # clang and clang++).
 set -euo pipefail
@@ -23,7 +24,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${TASKFS_FUZZ_BUILD:-$root/build-fuzz}
 jobs=${TASKFS_FUZZ_JOBS:-2}
-read -r -a targets <<< "${TASKFS_FUZZ_TARGETS:-ctl_parser vm_ops ioctl line_assembler}"
+parallel=${TASKFS_FUZZ_PARALLEL:-$(nproc)}
+read -r -a targets <<< "${TASKFS_FUZZ_TARGETS:-ctl_parser vm_ops ioctl line_assembler state_restore}"
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -36,30 +38,49 @@ CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S "$root" -B "$build" \
 }
 cmake --build "$build" -j "$jobs" --target "${targets[@]/#/fuzz_}"
 
-failed=()
-for target in "${targets[@]}"; do
-  work=$scratch/$target
+# Runs one target from a scratch copy of its corpus; its log and exit status
+# go to its scratch directory.
+fuzz() {
+  local target=$1 work=$scratch/$1 status=0 dir
   mkdir -p "$work/corpus" "$work/artifacts"
   for dir in "$here/corpus/$target" "$here/regressions/$target"; do
     if [ -d "$dir" ]; then
       find "$dir" -type f -exec cp -t "$work/corpus" {} +
     fi
   done
-  flags=(-max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048
-         -print_final_stats=1 -artifact_prefix="$work/artifacts/")
+  local flags=(-max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048
+               -print_final_stats=1 -artifact_prefix="$work/artifacts/")
   if [ -f "$here/$target.dict" ]; then
     flags+=(-dict="$here/$target.dict")
   fi
-  echo "== fuzz_$target: ${seconds}s"
-  status=0
   "$build/tests/fuzz/fuzz_$target" "${flags[@]}" "$work/corpus" \
     > "$work/log" 2>&1 || status=$?
+  echo "$status" > "$work/status"
+}
+
+# Each target gets its full time; up to $parallel run at once.
+running=0
+for target in "${targets[@]}"; do
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  echo "== fuzz_$target: ${seconds}s"
+  fuzz "$target" &
+  running=$((running + 1))
+done
+wait
+
+failed=()
+for target in "${targets[@]}"; do
+  work=$scratch/$target
+  status=$(cat "$work/status" 2>/dev/null || echo "?")
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log")
   coverage=$(grep -E '^#[0-9]+' "$work/log" | tail -n 1 |
              grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[^ ]+' || true)
-  echo "   executions: ${runs:-?} (${speed:-?}/s); ${coverage:-no coverage line}"
-  if [ "$status" -ne 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
+  echo "fuzz_$target: executions: ${runs:-?} (${speed:-?}/s); ${coverage:-no coverage line}"
+  if [ "$status" != 0 ] || [ -n "$(ls -A "$work/artifacts")" ]; then
     failed+=("$target")
     kept=$build/fuzz-artifacts/$target
     mkdir -p "$kept"

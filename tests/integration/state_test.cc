@@ -303,6 +303,17 @@ void MakeSave(const std::vector<std::string>& options, unsigned seed,
   ASSERT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
 }
 
+// A daemon of options mounts, and its task "t" holds pattern seed at kData:
+// what MakeSave saved.
+void ExpectSave(const std::vector<std::string>& options, unsigned seed,
+                std::size_t pages) {
+  Mount mount(options);
+  ASSERT_TRUE(mount.ok()) << mount.error();
+  std::string got;
+  ASSERT_EQ(ReadMem(mount / "t/mem", kData, pages * kPage, &got), 0);
+  EXPECT_TRUE(got == Pattern(pages * kPage, seed));  // (too long to print)
+}
+
 TEST_F(StateTest, SymlinkedDirAndOpenParentsAreRefused) {
   const std::string link = tmp_ / "link";
   ASSERT_EQ(::symlink(dir_.c_str(), link.c_str()), 0);
@@ -365,11 +376,7 @@ TEST_F(StateTest, ASecondDaemonOnOneDirIsRefused) {
   // The first goes on, and saves.
   ASSERT_EQ(WriteMem(first / "t/mem", kData, Pattern(4 * kPage, 2)), 0);
   EXPECT_EQ(first.StopWith(SIGTERM), 0) << first.DaemonLog();
-  Mount again(Options());
-  ASSERT_TRUE(again.ok()) << again.error();
-  std::string got;
-  ASSERT_EQ(ReadMem(again / "t/mem", kData, 4 * kPage, &got), 0);
-  EXPECT_EQ(got, Pattern(4 * kPage, 2));
+  ExpectSave(Options(), 2, 4);
 }
 
 TEST_F(StateTest, ASaveThatIsNotARegularFileOfTheDaemonIsRefused) {
@@ -422,11 +429,7 @@ TEST_F(StateTest, SignalsDuringTheLastSaveDoNotStopIt) {
   EXPECT_EQ(mount.StopWith(SIGTERM), 0) << mount.DaemonLog();
   EXPECT_NE(mount.DaemonLog().find("saved 1 tasks"), std::string::npos)
       << mount.DaemonLog();
-  Mount again(Options());
-  ASSERT_TRUE(again.ok()) << again.error();
-  std::string got;
-  ASSERT_EQ(ReadMem(again / "t/mem", kData, kPages * kPage, &got), 0);
-  EXPECT_TRUE(got == Pattern(kPages * kPage, 2));
+  ExpectSave(Options(), 2, kPages);
 }
 
 TEST_F(StateTest, DamagedAndForeignSavesAreRefused) {
@@ -455,11 +458,7 @@ TEST_F(StateTest, DamagedAndForeignSavesAreRefused) {
   put(good);
   ExpectRefused({"-o", "state=" + dir_ + ",page_size=8192"},
                 "saved with page size 4096");
-  Mount mount(Options());
-  ASSERT_TRUE(mount.ok()) << mount.error();
-  std::string got;
-  ASSERT_EQ(ReadMem(mount / "t/mem", kData, 64 * kPage, &got), 0);
-  EXPECT_EQ(got, Pattern(64 * kPage, 1));
+  ExpectSave(Options(), 1, 64);
 }
 
 TEST_F(StateTest, KillDuringSaveLeavesThePreviousSave) {
@@ -488,11 +487,7 @@ TEST_F(StateTest, KillDuringSaveLeavesThePreviousSave) {
   }
   // A save that completes replaces it.
   MakeSave(Options(), 3, kPages);
-  Mount mount(Options());
-  ASSERT_TRUE(mount.ok()) << mount.error();
-  std::string got;
-  ASSERT_EQ(ReadMem(mount / "t/mem", kData, kPages * kPage, &got), 0);
-  EXPECT_TRUE(got == Pattern(kPages * kPage, 3));
+  ExpectSave(Options(), 3, kPages);
 }
 
 TEST_F(StateTest, SavesAtTheMemoryLimit) {

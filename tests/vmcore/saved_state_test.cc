@@ -84,6 +84,16 @@ void Write(Task& task, vm_address_t address, char byte, vm_size_t size) {
   ASSERT_EQ(vm_write(task, address, data.data(), size), KERN_SUCCESS);
 }
 
+// Task a of system, with pages pages at address allocated and written with
+// byte (as Write writes it).
+std::shared_ptr<Task> FilledTask(VmSystem& system, vm_address_t address,
+                                 std::size_t pages, char byte) {
+  auto a = Made(task_create(system, "a"));
+  Alloc(*a, address, pages * kPage);
+  Write(*a, address, byte, pages * kPage);
+  return a;
+}
+
 std::string Save(VmSystem& system,
                  std::map<std::string, std::string> extra = {}) {
   std::vector<SavedTask> tasks;
@@ -250,9 +260,7 @@ TEST(SavedStateTest, ShareRegionStaysOneMemoryAndCopiesStayApart) {
 
 TEST(SavedStateTest, EachDistinctPageIsWrittenOnce) {
   auto system = MakeSystem();
-  auto a = Made(task_create(*system, "a"));
-  Alloc(*a, 0x100000, 256 * kPage);
-  Write(*a, 0x100000, 'p', 256 * kPage);
+  auto a = FilledTask(*system, 0x100000, 256, 'p');
   const std::size_t one = Save(*system).size();
   for (int i = 0; i < 5; ++i) {
     const std::string name = {'f', static_cast<char>('0' + i)};
@@ -368,9 +376,7 @@ TEST(SavedStateTest, SharedPageTableNodesStayShared) {
 // save that says version 1 are refused.
 TEST(SavedStateTest, VersionOneSavesRestore) {
   auto system = MakeSystem();
-  auto a = Made(task_create(*system, "a"));
-  Alloc(*a, 0x10000, 600 * kPage);
-  Write(*a, 0x10000, 'v', 600 * kPage);
+  auto a = FilledTask(*system, 0x10000, 600, 'v');
   std::string one = Save(*system);
   ASSERT_EQ(one[8], 2);
   one[8] = 1;
@@ -390,9 +396,7 @@ TEST(SavedStateTest, VersionOneSavesRestore) {
 // Seeded: any flipped byte or cut is refused, and nothing crashes or leaks.
 TEST(SavedStateTest, RandomDamageIsAlwaysRefused) {
   auto system = MakeSystem();
-  auto a = Made(task_create(*system, "a"));
-  Alloc(*a, 0x10000, 4 * kPage);
-  Write(*a, 0x10000, 'r', 4 * kPage);
+  auto a = FilledTask(*system, 0x10000, 4, 'r');
   EXPECT_EQ(vm_inherit(*a, 0x10000, kPage, VM_INHERIT_SHARE), KERN_SUCCESS);
   Made(task_fork(*system, *a, "b"));
   const std::string good = Save(*system, {{"a", "attributes"}});
@@ -781,6 +785,21 @@ TEST(SavedStateTest, RefusesNodeRecordsOutOfPlace) {
           "a node reference of another level");
   refused(shared + PageRecord(1024, 1), NodeRecord(false, 1024, 0, 0),
           "a node over pages already saved");
+  // A save shares only nodes whose span the object's regions cover whole:
+  // a node record's span, and a node reference's.
+  const std::string first = object + NodeRecord(true, 0, 0, 0);
+  EXPECT_EQ(Restore(first + PageRecord(0, 0) +
+                    EntryRecord(0x10000, 0x10000 + 511 * kPage, 3, 7, 0, 0) +
+                    End(1, 1))
+                .error,
+            "a node its object's regions do not cover whole at byte " +
+                std::to_string(object.size()));
+  EXPECT_EQ(Restore(shared +
+                    EntryRecord(0x10000, 0x10000 + 1023 * kPage, 3, 7, 0, 0) +
+                    End(1, 1))
+                .error,
+            "a node its object's regions do not cover whole at byte " +
+                std::to_string((first + PageRecord(0, 0)).size()));
 }
 
 TEST(SavedStateTest, ASaveUsesOnlyTheWalkMarksItNumbered) {

@@ -23,30 +23,33 @@ class VmRemapTest : public ::testing::Test {
  protected:
   void SetUp() override { Make(0); }
   void Make(std::uint64_t limit) {
-    a_.reset();
-    b_.reset();
-    system_.reset();
-    VmConfig config;
-    config.page_size = kPage;
-    config.address_bits = 32;
-    config.max_tasks = 8;
+    VmConfig config = Config();
     config.memory_limit = limit;
-    system_ = std::make_unique<VmSystem>(config);
-    a_ = Made(task_create(*system_, "a"));
-    b_ = Made(task_create(*system_, "b"));
+    Start(config, /*with_b=*/true);
   }
   // Task a alone, under a limit of `pages` pages.
   void MakeWithPageLimit(std::uint64_t pages) {
-    a_.reset();
-    b_.reset();
-    system_.reset();
+    VmConfig config = Config();
+    config.page_limit = pages * kPage;
+    Start(config, /*with_b=*/false);
+  }
+  static VmConfig Config() {
     VmConfig config;
     config.page_size = kPage;
     config.address_bits = 32;
     config.max_tasks = 8;
-    config.page_limit = pages * kPage;
+    return config;
+  }
+  // A fresh system of `config` with task a, and task b when with_b.
+  void Start(const VmConfig& config, bool with_b) {
+    a_.reset();
+    b_.reset();
+    system_.reset();
     system_ = std::make_unique<VmSystem>(config);
     a_ = Made(task_create(*system_, "a"));
+    if (with_b) {
+      b_ = Made(task_create(*system_, "b"));
+    }
   }
   static std::shared_ptr<Task> Made(KernResult<std::shared_ptr<Task>> r) {
     EXPECT_EQ(r.code(), KERN_SUCCESS);
@@ -241,22 +244,10 @@ TEST_F(VmRemapTest, AtTheMemoryLimitNothingChanges) {
 // fresh page per unwritten page of memory, not one per mapping: at the page
 // limit it takes exactly what remains.
 TEST_F(VmRemapTest, AWriteThroughBothMappingsNeedsEachPageOnce) {
-  a_.reset();
-  b_.reset();
-  system_.reset();
-  VmConfig config;
-  config.page_size = kPage;
-  config.address_bits = 32;
-  config.max_tasks = 8;
-  config.page_limit = 3 * kPage;
-  system_ = std::make_unique<VmSystem>(config);
-  a_ = Made(task_create(*system_, "a"));
+  MakeWithPageLimit(3);
   Alloc(*a_, kSrc, kPage);
   vm_address_t target = kSrc + kPage;
-  vm_prot_t cur = 0, max = 0;
-  ASSERT_EQ(vm_remap(*a_, &target, kPage, false, *a_, kSrc, false, &cur, &max,
-                     VM_INHERIT_DEFAULT),
-            KERN_SUCCESS);
+  ASSERT_EQ(Remap(*a_, &target, kPage, false, *a_, kSrc, false), KERN_SUCCESS);
   Alloc(*a_, kSrc + 2 * kPage, 2 * kPage);
   // Four pages of the task, three pages of memory: the limit.
   Write(*a_, kSrc, 'w', 4 * kPage);
