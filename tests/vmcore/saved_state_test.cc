@@ -1073,19 +1073,26 @@ TEST(SavedStateTest, CraftedNodeRecordsKeepTheCoreWhole) {
       "a node over pages already saved at byte " +
           std::to_string(object.size() + NodeRecord(true, 0, 0, 0).size() +
                          PageRecord(3, 0).size()));
-  // A node of the highest level over one page, named in a second object:
-  // the second table reaches it through nodes of its own.
-  const std::string high = object + NodeRecord(true, 0, 5, 0) +
-                           PageRecord(1, 0) + entry(0, 0x100000, 4, 0) +
-                           Object(1) + NodeRecord(false, 0, 5, 0) +
-                           entry(1, 0x200000, 4, 0);
+  // A node of the highest level: no region can cover its span.
+  EXPECT_EQ(
+      RestoreThenDrop(object + NodeRecord(true, 0, 5, 0) + PageRecord(1, 0) +
+                      entry(0, 0x100000, 4, 0) + End(1, 1)),
+      "a node its object's regions do not cover whole at byte " +
+          std::to_string(object.size()));
+  // A level-1 node over one page, named in a second object at another
+  // place: the second table reaches it through a node of its own.
+  const std::string high = object + NodeRecord(true, 0, 1, 0) +
+                           PageRecord(1, 0) + entry(0, 0, kL1, 0) + Object(1) +
+                           NodeRecord(false, kL1, 1, 0) +
+                           entry(1, 0x40000000, 2 * kL1, 0);
   EXPECT_EQ(RestoreThenDrop(high + End(2, 1),
                             [&](VmSystem& system) {
-                              EXPECT_EQ(byte_at(system, 0x201000), 'p');
+                              const vm_address_t at =
+                                  0x40000000 + (kL1 + 1) * kPage;
+                              EXPECT_EQ(byte_at(system, at), 'p');
                               // Copy-on-write: the write is the second's.
-                              Write(*system.FindTask("t"), 0x201000, 'z',
-                                    kPage);
-                              EXPECT_EQ(byte_at(system, 0x101000), 'p');
+                              Write(*system.FindTask("t"), at, 'z', kPage);
+                              EXPECT_EQ(byte_at(system, kPage), 'p');
                             }),
             "");
   // A reference, then a page of its own in the span it shares: the page
@@ -1266,7 +1273,7 @@ TEST(SavedStateTest, RandomNodeRecordMixesGiveBackTheirCharges) {
       return;
     }
   }
-  EXPECT_GT(restored, 100);  // 128 of these seeds
+  EXPECT_GE(restored, 90);  // 100 of these seeds
 }
 
 }  // namespace
