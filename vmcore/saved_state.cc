@@ -709,6 +709,9 @@ std::uint32_t Crc32c(std::uint32_t crc, const void* data, std::size_t size) {
 
 std::string SaveState(VmSystem& system, const std::vector<SavedTask>& tasks,
                       StateSink& sink) {
+  // A subtree still being freed in the background holds references that
+  // would make nodes and pages look shared: let it go first.
+  system.freer().Drain();
   // Task locks in ascending id (lock_order.h), then every object, then the
   // marks.
   std::vector<const SavedTask*> order;
