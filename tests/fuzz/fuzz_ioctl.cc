@@ -11,7 +11,7 @@
 // have something to copy.
 //
 // Input: records of
-//   command byte  below 0xe0: one of the eight commands; 0xe0 to 0xef:
+//   command byte  below 0xe0: one of the ten commands; 0xe0 to 0xef:
 //                 terminate task b in both systems (then ESRCH paths);
 //                 0xf0 and up: a raw 32-bit command number follows;
 //   flags byte    bit 0: the file is task b's, else task a's; bit 1: the
@@ -51,7 +51,8 @@ namespace {
 constexpr unsigned int kCommands[] = {
     TASKFS_IOC_VM_COPY,     TASKFS_IOC_VM_ALLOCATE,  TASKFS_IOC_VM_DEALLOCATE,
     TASKFS_IOC_VM_PROTECT,  TASKFS_IOC_VM_INHERIT,   TASKFS_IOC_VM_REGION,
-    TASKFS_IOC_VM_MAP_COPY, TASKFS_IOC_VM_READ_LIST,
+    TASKFS_IOC_VM_MAP_COPY, TASKFS_IOC_VM_READ_LIST, TASKFS_IOC_VM_PAGE_QUERY,
+    TASKFS_IOC_VM_REMAP,
 };
 constexpr std::size_t kMaxRecords = 200;
 
@@ -74,6 +75,10 @@ std::size_t ArgSize(unsigned int cmd) {
       return 32;
     case TASKFS_IOC_VM_MAP_COPY:
       return 40;
+    case TASKFS_IOC_VM_REMAP:
+      return 48;
+    case TASKFS_IOC_VM_PAGE_QUERY:
+      return 16 + 16 * 1000;
     case TASKFS_IOC_VM_READ_LIST:
       return 8 + 64 * 24 + 14336;
     default:
@@ -231,8 +236,69 @@ Outcome Expected(World& world, unsigned int cmd,
       }
       return outcome;
     }
+    case TASKFS_IOC_VM_REMAP: {
+      // u64 source id, source address, size, target address; u32 flags
+      // (1 anywhere, 2 copy), inheritance, then the two protections out.
+      const std::uint64_t flags = Field(a, 32, 4);
+      if ((flags & ~3u) != 0) return kern(vm::KERN_INVALID_ARGUMENT);
+      if (out_room < size) return {EINVAL, {}};
+      const bool copy = (flags & 2) != 0;
+      std::shared_ptr<vm::Task> source = world.system.FindTask(Field(a, 0, 8));
+      if (source == nullptr) return kern(vm::KERN_INVALID_TASK);
+      const bool denied = deny_write_b && source == world.b;
+      if (denied && !copy) return kern(vm::KERN_PROTECTION_FAILURE);
+      vm::vm_address_t target = Field(a, 24, 8);
+      vm::vm_prot_t cur = 0, max = 0;
+      const vm::KernReturn kr =
+          vm::vm_remap(task, &target, Field(a, 16, 8), (flags & 1) != 0,
+                       *source, Field(a, 8, 8), copy, &cur, &max,
+                       static_cast<vm::vm_inherit_t>(Field(a, 36, 4)), denied);
+      if (kr != vm::KERN_SUCCESS) return kern(kr);
+      Outcome outcome{0, a};
+      PutField(&outcome.out, 24, target, 8);
+      PutField(&outcome.out, 40, static_cast<std::uint32_t>(cur), 4);
+      PutField(&outcome.out, 44, static_cast<std::uint32_t>(max), 4);
+      return outcome;
+    }
+    case TASKFS_IOC_VM_PAGE_QUERY: {
+      // u64 address (rounded down to a page), u64 count; out, 1000 page
+      // states of u32 flags, u32 mappings, u64 identity.
+      const std::uint64_t count = Field(a, 8, 8);
+      if (count > 1000) return kern(vm::KERN_INVALID_ARGUMENT);
+      if (out_room < size) return {EINVAL, {}};
+      const std::uint64_t page = world.system.page_size();
+      const vm::vm_address_t address = Field(a, 0, 8) & ~(page - 1);
+      std::vector<vm::PageState> states(count);
+      const vm::KernReturn kr =
+          vm::vm_page_query(task, address, count * page, states);
+      if (kr != vm::KERN_SUCCESS) return kern(kr);
+      Outcome outcome{0, std::vector<std::uint8_t>(size, 0)};
+      PutField(&outcome.out, 0, address, 8);
+      PutField(&outcome.out, 8, count, 8);
+      for (std::size_t i = 0; i < count; ++i) {
+        PutField(&outcome.out, 16 + 16 * i, states[i].flags, 4);
+        PutField(&outcome.out, 20 + 16 * i, states[i].mappings, 4);
+        PutField(&outcome.out, 24 + 16 * i, states[i].identity, 8);
+      }
+      return outcome;
+    }
     default:
       return {ENOTTY, {}};
+  }
+}
+
+// A page's identity is opaque, and differs between the two systems for the
+// same memory: what must agree is which pages share one. Each identity of a
+// page-state query's reply becomes the number of its first appearance.
+void NumberIdentities(unsigned int cmd, std::vector<std::uint8_t>* out) {
+  if (cmd != TASKFS_IOC_VM_PAGE_QUERY || out->size() < 16) return;
+  std::vector<std::uint64_t> seen;
+  for (std::size_t at = 24; at + 8 <= out->size(); at += 16) {
+    const std::uint64_t identity = Field(*out, at, 8);
+    if (identity == 0) continue;
+    auto it = std::find(seen.begin(), seen.end(), identity);
+    if (it == seen.end()) it = seen.insert(seen.end(), identity);
+    PutField(out, at, static_cast<std::uint64_t>(it - seen.begin()) + 1, 8);
   }
 }
 
@@ -360,15 +426,17 @@ void Run(FuzzInput& in) {
       Fail(record, cmd, shown, out_room,
            "returns " + std::to_string(got.out_size) + " bytes");
     }
-    const std::vector<std::uint8_t> returned(out.begin(),
-                                             out.begin() + got.out_size);
-    if (returned != want.out) {
+    std::vector<std::uint8_t> returned(out.begin(), out.begin() + got.out_size);
+    std::vector<std::uint8_t> wanted = want.out;
+    NumberIdentities(cmd, &returned);
+    NumberIdentities(cmd, &wanted);
+    if (returned != wanted) {
       Fail(record, cmd, shown, out_room,
            "returned " + Hex(returned) + ", expected " + Hex(want.out));
     }
     if (IoctlChangesMemory(cmd) !=
         (ArgSize(cmd) != 0 && cmd != TASKFS_IOC_VM_REGION &&
-         cmd != TASKFS_IOC_VM_READ_LIST)) {
+         cmd != TASKFS_IOC_VM_READ_LIST && cmd != TASKFS_IOC_VM_PAGE_QUERY)) {
       Fail(record, cmd, shown, out_room, "IoctlChangesMemory is wrong");
     }
     if (!SameState(*handled.a, *expected.a) ||

@@ -339,7 +339,7 @@ VM_OPS = {
 # --- ioctl -------------------------------------------------------------------
 
 COPY_CMD, ALLOC_CMD, DEALLOC_CMD, PROTECT_CMD, INHERIT_CMD, REGION_CMD, \
-    MAP_COPY_CMD, READ_LIST_CMD = range(8)
+    MAP_COPY_CMD, READ_LIST_CMD, PAGE_QUERY_CMD, REMAP_CMD = range(10)
 TERMINATE_B = 0xe0
 
 
@@ -384,6 +384,20 @@ def read_list(entries, count=None):
     return arg + bytes(READ_LIST_SIZE - len(arg))
 
 
+PAGE_QUERY_SIZE = 16 + 16 * 1000
+REMAP_ANYWHERE, REMAP_COPY = 1, 2
+
+
+def page_query(address, count):
+    """A whole taskfs_vm_page_query: address, count, room for the pages."""
+    return q(address, count) + bytes(PAGE_QUERY_SIZE - 16)
+
+
+def remap(src_task_id, src, size, target, flags, inheritance):
+    return q(src_task_id, src, size, target) + struct.pack(
+        '<IIII', flags, inheritance, 0, 0)
+
+
 IOCTL = {
     'copy': ioctl(COPY_CMD, q(0x1000, 0x2000, 0x3000)),
     'allocate_fixed': ioctl(ALLOC_CMD, q2i2(0x20000, 0x3000, 0, 0)),
@@ -419,11 +433,27 @@ IOCTL = {
         ioctl(READ_LIST_CMD, read_list([], count=65)),
         ioctl(READ_LIST_CMD, read_list([(0x1000, 0x3000), (0x4000, 0x1000)])),
         ioctl(READ_LIST_CMD, read_list([(0x1000, 0x1000)]), out_size=8)),
+    'page_query': seed(
+        ioctl(PAGE_QUERY_CMD, page_query(0x1000, 8)),
+        ioctl(PAGE_QUERY_CMD, page_query(0x8123, 4), on_b=True),
+        ioctl(PAGE_QUERY_CMD, page_query(0, 1001)),
+        ioctl(PAGE_QUERY_CMD, page_query(0xfff000, 2))),
+    'remap': seed(
+        ioctl(REMAP_CMD, remap(1, 0x1000, 0x2000, 0, REMAP_ANYWHERE, 1)),
+        ioctl(REMAP_CMD, remap(2, 0x8000, 0x1000, 0x30000, REMAP_COPY, 0)),
+        ioctl(REMAP_CMD, remap(2, 0x8000, 0x1000, 0x30000, 0, 2),
+              deny_write_b=True),
+        ioctl(REMAP_CMD, remap(2, 0x8000, 0x1000, 0, REMAP_ANYWHERE
+                               | REMAP_COPY, 1), deny_write_b=True),
+        ioctl(PAGE_QUERY_CMD, page_query(0, 64)),
+        ioctl(REMAP_CMD, remap(1, 0x1000, 0x1000, 0, 4, 0))),
     'short_arguments': seed(
         ioctl(COPY_CMD, q(0x1000, 0x1000, 0x2000), in_size=16),
         ioctl(REGION_CMD, q(0, 0, 0, 0), out_size=16),
         ioctl(ALLOC_CMD, q2i2(0, 0x1000, 1, 0), out_size=0),
-        ioctl(DEALLOC_CMD, b'', in_size=0)),
+        ioctl(DEALLOC_CMD, b'', in_size=0),
+        ioctl(PAGE_QUERY_CMD, page_query(0x1000, 1), in_size=16),
+        ioctl(REMAP_CMD, remap(1, 0x1000, 0x1000, 0, 1, 0), out_size=40)),
     'terminated_task': seed(
         bytes([TERMINATE_B]),
         ioctl(MAP_COPY_CMD, map_copy(2, 0x8000, 0x1000, 0x1000, 0)),
