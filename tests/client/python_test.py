@@ -10,10 +10,12 @@ ErrorsFileTest needs the daemon's errors file (docs/reference.md §7).
 """
 
 import array
+import ctypes
 import errno
 import os
 import pathlib
 import pwd
+import signal
 import struct
 import subprocess
 import sys
@@ -30,6 +32,8 @@ CTL = os.environ.get("TASKFS_CTL", "taskfs-ctl")
 PAGE = 4096
 A = 0x100000  # where the tests allocate
 NOBODY = pwd.getpwnam("nobody").pw_uid
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
 
 
 class Mount:
@@ -39,9 +43,20 @@ class Mount:
         self.path = tempfile.mkdtemp(prefix="taskfs-py-")
         os.chmod(self.path, 0o755)
         self.log = tempfile.TemporaryFile()
+        test = os.getpid()
+
+        def end_with_the_test():
+            # The daemon ends with this process, even one killed before
+            # close() ran (SIGKILL, ctest's timeout): SIGTERM, a clean
+            # unmount. A test already gone ends the daemon here.
+            if (LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0
+                    or os.getppid() != test):
+                os._exit(126)
+
         self.daemon = subprocess.Popen([DAEMON, "-f", "-o", options, self.path],
                                        stdin=subprocess.DEVNULL,
-                                       stdout=self.log, stderr=self.log)
+                                       stdout=self.log, stderr=self.log,
+                                       preexec_fn=end_with_the_test)
         deadline = time.monotonic() + 20
         while not self.mounted():
             if self.daemon.poll() is not None or time.monotonic() > deadline:
@@ -130,6 +145,53 @@ MACH_NUMBERS = {
     "KERN_NO_SPACE": 3, "KERN_INVALID_ARGUMENT": 4, "KERN_FAILURE": 5,
     "KERN_RESOURCE_SHORTAGE": 6, "KERN_NAME_EXISTS": 13, "KERN_INVALID_TASK": 16,
 }
+
+
+class FixtureTest(unittest.TestCase):
+    def test_a_killed_test_leaves_no_mount_and_no_daemon(self):
+        """A test killed before close() (ctest's timeout, a SIGKILL by hand)
+        leaves neither its mount nor its daemon behind."""
+        script = ("import python_test, time\n"
+                  "m = python_test.Mount()\n"
+                  "print(m.path, m.daemon.pid, flush=True)\n"
+                  "time.sleep(600)\n")
+        test = subprocess.Popen([sys.executable, "-c", script],
+                                cwd=os.path.dirname(os.path.abspath(__file__)),
+                                stdout=subprocess.PIPE)
+        try:
+            fields = test.stdout.readline().split()
+        finally:
+            test.kill()
+            test.wait()
+            test.stdout.close()
+        self.assertEqual(len(fields), 2, "the killed test did not mount")
+        path, daemon = fields[0].decode(), int(fields[1])
+
+        def mounted():
+            with open("/proc/self/mountinfo") as f:
+                return any(line.split()[4] == path for line in f)
+
+        def daemon_gone():
+            # No process, or a zombie no one reaps (its parent was the test).
+            try:
+                with open(f"/proc/{daemon}/stat") as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except FileNotFoundError:
+                return True
+
+        deadline = time.monotonic() + 20
+        while ((mounted() or not daemon_gone())
+               and time.monotonic() < deadline):
+            time.sleep(0.01)
+        was_mounted, gone = mounted(), daemon_gone()
+        # Whatever happened, nothing is left behind by this test.
+        if not gone:
+            os.kill(daemon, signal.SIGKILL)
+        if was_mounted:
+            subprocess.run(["umount", "-l", path], timeout=20)
+        os.rmdir(path)
+        self.assertFalse(was_mounted, f"{path} still mounted 20 s after its test died")
+        self.assertTrue(gone, f"daemon {daemon} still runs 20 s after its test died")
 
 
 def run_as_nobody(fn):

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -159,6 +160,7 @@ Mount::Mount(const std::vector<std::string>& options, const MountAs& as) {
   std::vector<std::string> argv = {DaemonPath(), "-f"};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back(mountpoint_);
+  const pid_t test = ::getpid();
   pid_ = ::fork();
   if (pid_ == 0) {
     const int in = ::open("/dev/null", O_RDONLY);
@@ -169,6 +171,13 @@ Mount::Mount(const std::vector<std::string>& options, const MountAs& as) {
     if (as.gid != static_cast<gid_t>(-1) && ::setgid(as.gid) != 0) ::_exit(126);
     if (as.uid != static_cast<uid_t>(-1)) {
       if (::setgroups(0, nullptr) != 0 || ::setuid(as.uid) != 0) ::_exit(126);
+    }
+    // The daemon ends with the test: a test killed before its destructors
+    // ran (SIGKILL, a ctest timeout) sends it SIGTERM, a clean unmount, so
+    // no mount outlives its test. Set after the user changes, which clear
+    // it; a test already gone by then ends the daemon here.
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != test) {
+      ::_exit(126);
     }
     std::vector<char*> args = CArgv(argv);
     ::execv(args[0], args.data());

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -101,6 +102,67 @@ int WriteMem(const std::string& mem, std::uint64_t addr, std::size_t n,
 }
 
 // --- every -o option has its effect -----------------------------------------
+
+// A test killed before its destructors run (ctest's timeout, a SIGKILL by
+// hand) leaves neither its mount nor its daemon behind: the daemon gets
+// SIGTERM when the test's process dies, and unmounts.
+TEST(MountTest, DaemonEndsWithTheTestThatStartedIt) {
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  const pid_t test = ::fork();
+  ASSERT_GE(test, 0);
+  if (test == 0) {
+    ::close(report[0]);
+    Mount mount;
+    const std::string line =
+        mount.ok() ? mount.path() + " " + std::to_string(mount.daemon_pid())
+                   : std::string("failed");
+    if (::write(report[1], line.data(), line.size()) < 0) ::_exit(1);
+    ::close(report[1]);
+    ::pause();  // until killed, its destructors never run
+    ::_exit(0);
+  }
+  ::close(report[1]);
+  std::string line;
+  char buffer[256];
+  ssize_t n;
+  while ((n = ::read(report[0], buffer, sizeof buffer)) > 0) {
+    line.append(buffer, static_cast<std::size_t>(n));
+    if (line.find(' ') != std::string::npos) break;
+  }
+  ::close(report[0]);
+  ::kill(test, SIGKILL);
+  ::waitpid(test, nullptr, 0);
+  std::istringstream fields(line);
+  std::string path;
+  pid_t daemon = -1;
+  fields >> path >> daemon;
+  ASSERT_GT(daemon, 0) << "the mount in the killed test: " << line;
+
+  // Gone: no process, or a zombie no one reaps (its parent was the test).
+  auto daemon_gone = [daemon] {
+    const std::string stat =
+        ReadFile("/proc/" + std::to_string(daemon) + "/stat");
+    const std::size_t close = stat.rfind(')');
+    return stat.empty() ||
+           (close != std::string::npos && stat.compare(close, 4, ") Z ") == 0);
+  };
+  const auto until =
+      std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((IsMountpoint(path) || !daemon_gone()) &&
+         std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const bool mounted = IsMountpoint(path);
+  const bool gone = daemon_gone();
+  // Whatever happened, nothing is left behind by this test.
+  if (!gone) ::kill(daemon, SIGKILL);
+  if (mounted) RunCommand({"umount", "-l", path}, std::chrono::seconds(20));
+  ::rmdir(path.c_str());
+  EXPECT_FALSE(mounted) << path << " is still mounted 20 s after its test died";
+  EXPECT_TRUE(gone) << "daemon " << daemon
+                    << " still runs 20 s after its test died";
+}
 
 TEST(MountTest, PageSizeOption) {
   Mount mount({"-o", "tasks=none,page_size=16384"});
