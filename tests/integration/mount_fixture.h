@@ -50,6 +50,8 @@ class Mount {
  public:
   // Starts `taskfs -f OPTIONS... MOUNTPOINT` and waits for the mount.
   // ok() says whether it came up; error() why not (with daemon stderr).
+  // The daemon gets SIGTERM when the thread that made this ends (so that a
+  // killed test leaves no mount): make it on a thread that outlives it.
   explicit Mount(const std::vector<std::string>& options = {"-o", "tasks=none"},
                  const MountAs& as = {});
   ~Mount();
