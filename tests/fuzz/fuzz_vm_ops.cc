@@ -4,7 +4,7 @@
 // list, a statistic or the system's live pages is a crash: the target prints
 // the calls so far and the difference, then aborts.
 //
-// Input: one byte choosing the configuration, then calls. A small address
+// Input: two bytes choosing the configuration, then calls. A small address
 // space (2^24) and a small memory limit keep the limits, the top edge and
 // wrap-around within a mutation's reach.
 //
@@ -15,6 +15,9 @@
 //                bits 2-7 n: no memory limit for n = 63, else a limit of
 //                n + 1 half pages, so limits that are not a whole number of
 //                pages occur too.
+//   flavor byte: bit 0 the XNU flavor (byte ranges for vm_read, vm_write
+//                and vm_copy, XNU's codes; vmcore/vm_user.h), else the
+//                classic one; the other bits are ignored.
 //   each call:   an opcode byte (modulo the number of calls), then its
 //                operands, each decoded by one of the Next* functions below
 //                (most of them decoders of tests/vmcore/random_ops.h).
@@ -983,12 +986,13 @@ class Harness {
     std::fprintf(stderr,
                  "\ncore and model diverge at call #%zu\n  call: %s\n  %s\n"
                  "  config: page_size=%llu address_bits=%u page_limit=%llu "
-                 "max_tasks=%llu\n  calls up to it, oldest first:\n",
+                 "max_tasks=%llu flavor=%s\n  calls up to it, oldest first:\n",
                  call_number_, calls_.back().c_str(), detail.c_str(),
                  static_cast<unsigned long long>(config_.page_size),
                  config_.address_bits,
                  static_cast<unsigned long long>(config_.page_limit),
-                 static_cast<unsigned long long>(config_.max_tasks));
+                 static_cast<unsigned long long>(config_.max_tasks),
+                 vm::FlavorName(config_.flavor));
     for (const std::string& call : calls_) {
       std::fprintf(stderr, "    %s\n", call.c_str());
     }
@@ -1014,6 +1018,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
                                       std::size_t size) {
   taskfs::fuzz::FuzzInput in(data, size);
   const std::uint8_t config_byte = in.Byte();
+  const std::uint8_t flavor_byte = in.Byte();
   taskfs::vm::VmConfig config;
   constexpr std::uint64_t kPageSizes[] = {4096, 16384, 65536, 4096};
   config.page_size = kPageSizes[config_byte & 3];
@@ -1022,6 +1027,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
   const std::uint64_t n = config_byte >> 2;
   config.page_limit = n == 63 ? 0 : (n + 1) * (config.page_size / 2);
   config.max_tasks = taskfs::fuzz::kMaxTasks;
+  config.flavor = (flavor_byte & 1) != 0 ? taskfs::vm::Flavor::kXnu
+                                         : taskfs::vm::Flavor::kClassic;
   taskfs::fuzz::Harness harness(config);
   harness.Run(in);
   return 0;

@@ -25,9 +25,9 @@ CHUNK = 512  # pages
 LEVEL = 512 * CHUNK
 
 
-def config(page_kind=0, limit_half_pages=40):  # 0 for no limit
+def config(page_kind=0, limit_half_pages=40, xnu=False):  # 0: no limit
     n = 63 if limit_half_pages == 0 else limit_half_pages - 1
-    return bytes([page_kind | (n << 2)])
+    return bytes([page_kind | (n << 2), 1 if xnu else 0])
 
 
 def page(n):  # address: page n of the window, 0..63
@@ -226,6 +226,30 @@ VM_OPS = {
         call(TERMINATE, 1),
         call(TERMINATE, 1),
         call(ALLOCATE, 1, page(0), pages(1))),
+    'xnu_byte_ranges': seed(
+        config(xnu=True),
+        call(ALLOCATE, 0, page(0), pages(8)),
+        call(WRITE, 0, unaligned(0, 7), unaligned_size(1, 9), 3),
+        call(READ, 0, unaligned(0, 5), unaligned_size(2, 3)),
+        call(COPY, 0, unaligned(1, 11), unaligned_size(2, 1), unaligned(4, 3)),
+        call(READ, 0, unaligned(3, 1), unaligned_size(3, 5)),
+        call(PIN, 0, 0, unaligned(4, 1), unaligned_size(1, 1)),
+        call(WRITE, 0, unaligned(4, 9), unaligned_size(0, 3), 5),
+        call(CHECK_PIN, 0),
+        call(PROTECT, 0, page(6), pages(1), 0, 0),
+        call(READ, 0, unaligned(5, 3), unaligned_size(1, 1)),
+        call(WRITE, 0, unaligned(7, 1), unaligned_size(1, 1), 6),
+        call(READ, 0, page(0), pages(0)),
+        call(CHECK_TASK, 0)),
+    'xnu_forks_and_copies': seed(
+        config(0, 30, xnu=True),
+        call(ALLOCATE, 0, page(0), pages(4)),
+        call(WRITE, 0, unaligned(0, 1), unaligned_size(3, 1), 2),
+        call(FORK, 0, 1),
+        call(COPY, 1, unaligned(0, 3), unaligned_size(1, 5), unaligned(2, 7)),
+        call(MAP_COPY, 0, page(8), 1, page(0), pages(2), 1),
+        call(READ, 0, unaligned(8, 1), unaligned_size(1, 3)),
+        call(CHECK_TASK, 1)),
     'memory_limit': seed(
         config(0, 9),
         call(ALLOCATE, 0, page(0), pages(8)),
