@@ -254,7 +254,8 @@ Outcome Expected(World& world, unsigned int cmd,
                        *source, Field(a, 8, 8), copy, &cur, &max,
                        static_cast<vm::vm_inherit_t>(Field(a, 36, 4)), denied);
       if (kr != vm::KERN_SUCCESS) return kern(kr);
-      Outcome outcome{0, a};
+      Outcome outcome{0,
+                      std::vector<std::uint8_t>(a.begin(), a.begin() + size)};
       PutField(&outcome.out, 24, target, 8);
       PutField(&outcome.out, 40, static_cast<std::uint32_t>(cur), 4);
       PutField(&outcome.out, 44, static_cast<std::uint32_t>(max), 4);
@@ -432,7 +433,7 @@ void Run(FuzzInput& in) {
     NumberIdentities(cmd, &wanted);
     if (returned != wanted) {
       Fail(record, cmd, shown, out_room,
-           "returned " + Hex(returned) + ", expected " + Hex(want.out));
+           "returned " + Hex(returned) + ", expected " + Hex(wanted));
     }
     if (IoctlChangesMemory(cmd) !=
         (ArgSize(cmd) != 0 && cmd != TASKFS_IOC_VM_REGION &&
