@@ -72,8 +72,10 @@ class Mount {
   // Sends sig to the daemon and waits (with a deadline) for it to exit.
   // Returns its exit status (-1 if it died by a signal or did not exit).
   int StopWith(int sig);
-  // The daemon's stderr so far.
+  // The daemon's stderr so far, and the file that holds it (removed by the
+  // destructor).
   std::string DaemonLog() const;
+  const std::string& log_path() const { return log_path_; }
 
  private:
   bool IsMounted() const;

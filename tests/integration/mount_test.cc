@@ -107,15 +107,18 @@ int WriteMem(const std::string& mem, std::uint64_t addr, std::size_t n,
 // hand) leaves neither its mount nor its daemon behind: the daemon gets
 // SIGTERM when the test's process dies, and unmounts.
 TEST(MountTest, DaemonEndsWithTheTestThatStartedIt) {
+  // Close-on-exec: the daemon must not hold the pipe open, or its end of
+  // file would wait for the daemon.
   int report[2];
-  ASSERT_EQ(::pipe(report), 0);
+  ASSERT_EQ(::pipe2(report, O_CLOEXEC), 0);
   const pid_t test = ::fork();
   ASSERT_GE(test, 0);
   if (test == 0) {
     ::close(report[0]);
     Mount mount;
     const std::string line =
-        mount.ok() ? mount.path() + " " + std::to_string(mount.daemon_pid())
+        mount.ok() ? mount.path() + " " + std::to_string(mount.daemon_pid()) +
+                         " " + mount.log_path()
                    : std::string("failed");
     if (::write(report[1], line.data(), line.size()) < 0) ::_exit(1);
     ::close(report[1]);
@@ -128,15 +131,14 @@ TEST(MountTest, DaemonEndsWithTheTestThatStartedIt) {
   ssize_t n;
   while ((n = ::read(report[0], buffer, sizeof buffer)) > 0) {
     line.append(buffer, static_cast<std::size_t>(n));
-    if (line.find(' ') != std::string::npos) break;
   }
   ::close(report[0]);
   ::kill(test, SIGKILL);
   ::waitpid(test, nullptr, 0);
   std::istringstream fields(line);
-  std::string path;
+  std::string path, log;
   pid_t daemon = -1;
-  fields >> path >> daemon;
+  fields >> path >> daemon >> log;
   ASSERT_GT(daemon, 0) << "the mount in the killed test: " << line;
 
   // Gone: no process, or a zombie no one reaps (its parent was the test).
@@ -159,6 +161,7 @@ TEST(MountTest, DaemonEndsWithTheTestThatStartedIt) {
   if (!gone) ::kill(daemon, SIGKILL);
   if (mounted) RunCommand({"umount", "-l", path}, std::chrono::seconds(20));
   ::rmdir(path.c_str());
+  ::unlink(log.c_str());
   EXPECT_FALSE(mounted) << path << " is still mounted 20 s after its test died";
   EXPECT_TRUE(gone) << "daemon " << daemon
                     << " still runs 20 s after its test died";
