@@ -36,6 +36,11 @@ LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
 
 
+def is_mountpoint(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
 class Mount:
     """taskfs -f OPTIONS on a fresh directory; always unmounted at close()."""
 
@@ -65,8 +70,7 @@ class Mount:
             time.sleep(0.01)
 
     def mounted(self):
-        with open("/proc/self/mountinfo") as f:
-            return any(line.split()[4] == self.path for line in f)
+        return is_mountpoint(self.path)
 
     def daemon_log(self):
         self.log.seek(0)
@@ -167,10 +171,6 @@ class FixtureTest(unittest.TestCase):
         self.assertEqual(len(fields), 2, "the killed test did not mount")
         path, daemon = fields[0].decode(), int(fields[1])
 
-        def mounted():
-            with open("/proc/self/mountinfo") as f:
-                return any(line.split()[4] == path for line in f)
-
         def daemon_gone():
             # No process, or a zombie no one reaps (its parent was the test).
             try:
@@ -180,10 +180,10 @@ class FixtureTest(unittest.TestCase):
                 return True
 
         deadline = time.monotonic() + 20
-        while ((mounted() or not daemon_gone())
+        while ((is_mountpoint(path) or not daemon_gone())
                and time.monotonic() < deadline):
             time.sleep(0.01)
-        was_mounted, gone = mounted(), daemon_gone()
+        was_mounted, gone = is_mountpoint(path), daemon_gone()
         # Whatever happened, nothing is left behind by this test.
         if not gone:
             os.kill(daemon, signal.SIGKILL)
